@@ -1,0 +1,45 @@
+# Thin wrapper over CMake. `make` builds build/sluice; `make test` runs the whole suite (installing what it needs);
+# `make demo` runs the seed pipeline on the embedded default.
+JOBS ?= $(shell nproc)
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+
+.PHONY: all deps asan test unit demo clean fuzz fuzz-long services-up services-down bench soak
+
+all: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+deps:
+	@bash scripts/deps.sh
+
+asan: deps
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSL_SANITIZE=ON >/dev/null
+	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+
+# The whole suite: unit tests, integration tests against the real Kafka and Cassandra, end-to-end and fuzz smoke runs.
+test:
+	@bash tests/run-all
+
+unit: asan
+	@cd $(ASAN_BUILD) && ctest -L unit --output-on-failure
+
+demo: all
+	@bash examples/seed/demo.sh
+
+fuzz: deps
+	@CC=clang CXX=clang++ cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSL_FUZZ=ON >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	@bash tests/fuzz/run $(FUZZ_BUILD) $${FUZZ_SECONDS:-20}
+
+fuzz-long:
+	@FUZZ_SECONDS=600 $(MAKE) fuzz
+
+services-up:
+	@bash tests/services/run up
+services-down:
+	@bash tests/services/run down
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

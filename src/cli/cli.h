@@ -1,0 +1,17 @@
+/* The CLI: main.c dispatches to one function per sub-command, each in its own cmd_<name>.c, each a thin layer over
+ * libsluice. A command returns the process exit status (0 ok, 1 failure, 2 usage error). */
+#ifndef SL_CLI_H
+#define SL_CLI_H
+
+struct sl_cli_cmd {
+	const char *name;
+	int (*run)(int argc, char **argv); /* argv[0] is the command name */
+	const char *summary;               /* one line for `sluice --help` */
+};
+
+int sl_cli_check(int argc, char **argv);
+
+/* Prints "sluice <cmd>: <msg>" to stderr; returns 1. */
+int sl_cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,69 @@
+/* sluice's entry point: global flags, then dispatch to a sub-command (see cli.h). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "core/log.h"
+
+static const struct sl_cli_cmd commands[] = {
+	{"check", sl_cli_check, "lint a config file: unknown keys, wrong types, bad mappings"},
+};
+#define NCOMMANDS (sizeof commands / sizeof *commands)
+
+int sl_cli_fail(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "sluice %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return 1;
+}
+
+static void usage(FILE *fp)
+{
+	fprintf(fp,
+		"sluice %s: stream web APIs through Kafka into Cassandra, in one process.\n\n"
+		"Usage: sluice [--log-level debug|info|warn|error] <command> [options]\n\n"
+		"Commands:\n",
+		SL_VERSION);
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		fprintf(fp, "  %-10s %s\n", commands[i].name, commands[i].summary);
+	fprintf(fp, "\n`sluice <command> --help` explains a command. Configuration reference: docs/configuration.md.\n");
+}
+
+int main(int argc, char **argv)
+{
+	int i = 1;
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			usage(stdout);
+			return 0;
+		} else if (!strcmp(argv[i], "--version")) {
+			printf("sluice %s\n", SL_VERSION);
+			return 0;
+		} else if (!strcmp(argv[i], "--log-level") && i + 1 < argc) {
+			int lvl = sl_log_parse_level(argv[++i]);
+			if (lvl < 0) {
+				fprintf(stderr, "sluice: --log-level: '%s' is not one of debug, info, warn, error, off\n", argv[i]);
+				return 2;
+			}
+			sl_log_set_level((enum sl_log_level)lvl);
+		} else {
+			fprintf(stderr, "sluice: unknown option '%s'\n\n", argv[i]);
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (i >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	for (size_t c = 0; c < NCOMMANDS; c++)
+		if (!strcmp(argv[i], commands[c].name))
+			return commands[c].run(argc - i, argv + i);
+	fprintf(stderr, "sluice: unknown command '%s'; `sluice --help` lists the commands\n", argv[i]);
+	return 2;
+}
