@@ -33,17 +33,24 @@ int sl_type_parse(const char *name, enum sl_type *out)
 
 const char *sl_type_suggest(const char *name)
 {
-	/* Names other systems use for the same thing; edit distance would not find these. */
-	static const struct { const char *alias, *type; } aliases[] = {
+	/* Names other systems use for the same thing; edit distance to "text" would never find "strng". */
+	static const char *const aliases[][2] = {
 		{"string", "text"}, {"varchar", "text"}, {"str", "text"}, {"ascii", "text"},
 		{"integer", "int"}, {"int32", "int"}, {"smallint", "int"}, {"long", "bigint"},
 		{"int64", "bigint"}, {"float", "double"}, {"number", "double"}, {"float64", "double"},
 		{"bool", "boolean"}, {"datetime", "timestamp"}, {"time", "timestamp"}, {"guid", "uuid"},
 	};
-	for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++)
-		if (!strcasecmp(name, aliases[i].alias))
-			return aliases[i].type;
-	return sl_suggest(name, type_names, SL_T__COUNT);
+	enum { NA = sizeof aliases / sizeof aliases[0] };
+	const char *cands[SL_T__COUNT + NA];
+	for (int i = 0; i < SL_T__COUNT; i++)
+		cands[i] = type_names[i];
+	for (int i = 0; i < NA; i++)
+		cands[SL_T__COUNT + i] = aliases[i][0];
+	const char *best = sl_suggest(name, cands, SL_T__COUNT + NA);
+	for (int i = 0; best && i < NA; i++)
+		if (best == aliases[i][0])
+			return aliases[i][1];
+	return best;
 }
 
 void sl_schema_init(struct sl_schema *s)
