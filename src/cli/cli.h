@@ -10,6 +10,7 @@ struct sl_cli_cmd {
 };
 
 int sl_cli_check(int argc, char **argv);
+int sl_cli_cql(int argc, char **argv);
 
 /* Prints "sluice <cmd>: <msg>" to stderr; returns 1. */
 int sl_cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -8,6 +8,7 @@
 
 static const struct sl_cli_cmd commands[] = {
 	{"check", sl_cli_check, "lint a config file: unknown keys, wrong types, bad mappings"},
+	{"cql", sl_cli_cql, "run CQL statements against Cassandra (a tiny cqlsh)"},
 };
 #define NCOMMANDS (sizeof commands / sizeof *commands)
 
