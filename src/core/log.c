@@ -92,13 +92,15 @@ void sl_log_redact(const char *url, char *out, size_t outsz)
 	while (*p) {
 		if (*p == '?' || (in_query && *p == '&')) {
 			in_query = 1;
-			PUT(*p++);
+			PUT(*p);
+			p++;
 			const char *name = p;
 			size_t nl = strcspn(name, "=&#");
-			for (size_t i = 0; i < nl; i++)
-				PUT(*p++);
+			for (size_t i = 0; i < nl; i++, p++)
+				PUT(*p);
 			if (*p == '=') {
-				PUT(*p++);
+				PUT(*p);
+				p++;
 				size_t vl = strcspn(p, "&#");
 				if (secret_name(name, nl)) {
 					PUTS("***");
@@ -109,7 +111,8 @@ void sl_log_redact(const char *url, char *out, size_t outsz)
 		}
 		if (*p == '#')
 			in_query = 0;
-		PUT(*p++);
+		PUT(*p);
+		p++;
 	}
 	out[o] = '\0';
 #undef PUT
