@@ -1,0 +1,107 @@
+/* Topics: the durable log between ingest and processing. Two backends share this interface: Kafka (librdkafka,
+ * kafka.c) and the embedded log (SQLite in data_dir, embedded.c) that runs the pipeline on one machine with nothing
+ * else installed. A backend is a struct of callbacks, as in Fluent Bit's output plugins.
+ *
+ * Delivery contract: a producer's delivery callback fires only once the log has the message durably (Kafka: acks=all
+ * delivery report; embedded: the SQLite transaction committed). Callers count a record as sent, and advance a source
+ * cursor, only from there. */
+#ifndef SL_TOPIC_H
+#define SL_TOPIC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+
+struct sl_header {
+	const char *key;
+	const void *value;
+	size_t value_len;
+};
+
+struct sl_msg {
+	const char *topic;
+	int32_t partition;       /* produce: -1 = by key */
+	int64_t offset;
+	int64_t timestamp_ms;
+	const void *key;
+	size_t key_len;
+	const void *value;
+	size_t value_len;
+	const struct sl_header *headers;
+	size_t n_headers;
+};
+
+/* Called on the thread that calls poll()/flush(). err is 0 or negative SL_E*; errmsg says why. */
+typedef void (*sl_delivery_fn)(void *ctx, void *msg_opaque, int err, const char *errmsg, int32_t partition,
+			       int64_t offset);
+
+struct sl_producer;
+struct sl_producer_ops {
+	/* Enqueues m (copied). Blocks up to timeout_ms while the backend's buffer is full (backpressure);
+	 * SL_EFULL if still full then. */
+	int (*produce)(struct sl_producer *p, const struct sl_msg *m, void *msg_opaque, int timeout_ms,
+		       struct sl_err *err);
+	/* Serves delivery callbacks; returns how many were served. */
+	int (*poll)(struct sl_producer *p, int timeout_ms);
+	/* Waits until every enqueued message is delivered or failed, up to timeout_ms; SL_ETIMEDOUT otherwise. */
+	int (*flush)(struct sl_producer *p, int timeout_ms, struct sl_err *err);
+	/* Messages enqueued and not yet reported. */
+	int64_t (*in_flight)(struct sl_producer *p);
+	void (*destroy)(struct sl_producer *p);
+};
+struct sl_producer {
+	const struct sl_producer_ops *ops;
+	sl_delivery_fn on_delivery;
+	void *ctx;
+};
+
+struct sl_consumer;
+struct sl_consumer_ops {
+	/* Fills up to max messages; returns their count (0 on timeout) or a negative SL_E*. The messages stay valid
+	 * until the next poll() or destroy(). */
+	int (*poll)(struct sl_consumer *c, struct sl_msg *out, size_t max, int timeout_ms, struct sl_err *err);
+	/* Records that everything before next_offset in the partition is done. */
+	int (*commit)(struct sl_consumer *c, const char *topic, int32_t partition, int64_t next_offset,
+		      struct sl_err *err);
+	/* Starts reading the partition at offset (used when a sink keeps its own offsets). */
+	int (*seek)(struct sl_consumer *c, const char *topic, int32_t partition, int64_t offset, struct sl_err *err);
+	/* Total lag of the group over its partitions (high watermark - committed), or negative SL_E*. */
+	int64_t (*lag)(struct sl_consumer *c, struct sl_err *err);
+	void (*destroy)(struct sl_consumer *c);
+};
+struct sl_consumer {
+	const struct sl_consumer_ops *ops;
+	/* Rebalance hooks (Kafka); the embedded log owns every partition, so never calls them. */
+	void (*on_assign)(void *ctx, const char *topic, int32_t partition);
+	void (*on_revoke)(void *ctx, const char *topic, int32_t partition);
+	void *ctx;
+};
+
+/* ---- the embedded log ---- */
+
+/* Opens (creating) data_dir/log.db. topic partitions are fixed at creation. */
+struct sl_embedded_log;
+int sl_embedded_open(const char *data_dir, struct sl_embedded_log **out, struct sl_err *err);
+void sl_embedded_close(struct sl_embedded_log *log);
+int sl_embedded_ensure_topic(struct sl_embedded_log *log, const char *topic, int partitions, struct sl_err *err);
+/* High watermark (next offset to be written) of a partition. */
+int sl_embedded_high_watermark(struct sl_embedded_log *log, const char *topic, int32_t partition, int64_t *out,
+			       struct sl_err *err);
+int sl_embedded_partitions(struct sl_embedded_log *log, const char *topic, int *out, struct sl_err *err);
+/* Producer: batches up to max_batch messages per transaction. */
+int sl_embedded_producer(struct sl_embedded_log *log, sl_delivery_fn fn, void *ctx, struct sl_producer **out,
+			 struct sl_err *err);
+/* Consumer over every partition of topic for group, starting at the group's committed offsets. */
+int sl_embedded_consumer(struct sl_embedded_log *log, const char *group, const char *topic, struct sl_consumer **out,
+			 struct sl_err *err);
+/* Small key/value store beside the log for source cursors: saved in one transaction. */
+int sl_embedded_cursor_get(struct sl_embedded_log *log, const char *name, char *out, size_t outsz, struct sl_err *err);
+int sl_embedded_cursor_put(struct sl_embedded_log *log, const char *name, const char *value, struct sl_err *err);
+
+/* Kafka's default partitioner (murmur2 of the key, positive, modulo partitions), so keys land on the same partition
+ * number in both backends. */
+int32_t sl_partition_for_key(const void *key, size_t len, int partitions);
+
+#endif
