@@ -160,6 +160,10 @@ void sl_cql_statement_set_timestamp(struct sl_cql_statement *st, int64_t usec);
 /* For simple statements: the keyspace and partition key bytes used for token-aware routing. */
 int sl_cql_statement_set_routing_key(struct sl_cql_statement *st, const char *keyspace, const void *key, size_t len);
 
+/* The partition token the statement routes to (Murmur3 of its routing key), for grouping rows by partition before
+ * batching. SL_ENOTFOUND when a partition-key value is not bound or the statement has no routing key. */
+int sl_cql_statement_token(const struct sl_cql_statement *st, int64_t *token);
+
 /* Binders. Index is the 0-based ? position. On a prepared statement a binder checks that the column's type accepts
  * the value (bind_int32 on a bigint column is SL_ETYPE, with the column named in statement errors). */
 int sl_cql_bind_null(struct sl_cql_statement *st, int i);

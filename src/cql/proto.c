@@ -575,6 +575,9 @@ struct sl_cql_type *sl_cql_decode_type(struct sl_cql_rd *r, struct sl_arena *a, 
 	switch (t->id) {
 	case SL_CQL_TYPE_CUSTOM:
 		t->custom = sl_cql_rd_string_dup(r, a);
+		/* v4 has no duration id: servers send it as this custom class. */
+		if (t->custom && !strcmp(t->custom, "org.apache.cassandra.db.marshal.DurationType"))
+			t->id = SL_CQL_TYPE_DURATION;
 		return r->bad ? NULL : t;
 	case SL_CQL_TYPE_LIST:
 	case SL_CQL_TYPE_SET:

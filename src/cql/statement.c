@@ -564,6 +564,11 @@ static bool routing_token(const struct sl_cql_statement *st, int64_t *token)
 	return true;
 }
 
+int sl_cql_statement_token(const struct sl_cql_statement *st, int64_t *token)
+{
+	return routing_token(st, token) ? 0 : SL_ENOTFOUND;
+}
+
 int sl_cql_statement_encode(const struct sl_cql_statement *st, int default_cl, struct sl_cql_req *r, struct sl_err *e)
 {
 	struct sl_buf vals;
