@@ -1,0 +1,78 @@
+/* Sinks: where typed records end up. Cassandra (cassandra.c, sluice's own CQL client) at scale, SQLite (sqlite.c) on
+ * the embedded default. Both are upserts by primary key, so a record written twice after a crash leaves the table as
+ * if written once: at-least-once delivery becomes effectively-once in the table.
+ *
+ * A batch carries its records and the log positions it covers (per partition, the offset after its last record). The
+ * sink calls done() once the whole batch is durable or definitively failed; the processor commits a partition's
+ * offset only up to the lowest batch not yet done. Records the sink rejects for a non-retryable reason are reported
+ * one by one through reject(), so they go to the dead-letter topic while the rest of the batch is written. */
+#ifndef SL_SINK_H
+#define SL_SINK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/config.h"
+#include "core/err.h"
+#include "core/record.h"
+
+struct sl_offset_mark {
+	const char *topic;
+	int32_t partition;
+	int64_t next_offset;
+};
+
+struct sl_sink_batch {
+	struct sl_record *recs;
+	size_t n;
+	struct sl_offset_mark *marks;
+	size_t nmarks;
+	const char *group;  /* consumer group whose offsets the marks are */
+	void *opaque;       /* the processor's */
+};
+
+struct sl_sink;
+typedef void (*sl_sink_done_fn)(void *ctx, struct sl_sink_batch *b, int err, const char *errmsg);
+typedef void (*sl_sink_reject_fn)(void *ctx, struct sl_sink_batch *b, size_t index, const char *reason);
+
+struct sl_sink_ops {
+	/* Creates the table (and keyspace) from the schema when absent; checks that an existing table has the columns. */
+	int (*prepare)(struct sl_sink *s, const struct sl_schema *schema, struct sl_err *err);
+	/* Submits a batch; done() is called from write() itself or from a later poll(). */
+	int (*write)(struct sl_sink *s, struct sl_sink_batch *b, struct sl_err *err);
+	/* Serves completions; returns how many batches completed. */
+	int (*poll)(struct sl_sink *s, int timeout_ms);
+	/* For sinks that store consumer offsets with the rows (exactly once): the next offset to read. SL_ENOTFOUND
+	 * when none is stored or the sink does not store offsets. */
+	int (*stored_offset)(struct sl_sink *s, const char *group, const char *topic, int32_t partition, int64_t *out);
+	/* Rows in the table (for summaries and tests); negative SL_E* when unknown. */
+	int64_t (*count)(struct sl_sink *s, struct sl_err *err);
+	void (*destroy)(struct sl_sink *s);
+};
+
+struct sl_sink {
+	const struct sl_sink_ops *ops;
+	sl_sink_done_fn done;
+	sl_sink_reject_fn reject;
+	void *ctx;
+	char where[512]; /* where the data is and how to look at it, for the summary */
+};
+
+struct sl_sink_conf {
+	char *keyspace;
+	char *table;
+	struct sl_strlist primary_key; /* default: the mapping's key column */
+	char *consistency;
+	bool null_as_unset;
+	int64_t ttl_s;
+	char *replication;             /* keyspace replication as CQL map text */
+};
+
+extern const struct sl_opt sl_sink_opts[];
+
+/* SQLite: data_dir/<keyspace>.db, table <table>. */
+int sl_sink_sqlite_new(const char *data_dir, const struct sl_sink_conf *conf, struct sl_sink **out,
+		       struct sl_err *err);
+
+#endif

@@ -1,0 +1,337 @@
+/* The SQLite sink for the embedded default: one database file per keyspace (data_dir/<keyspace>.db), the table
+ * created from the pipeline's schema, rows upserted by primary key, and the consumer's offsets written in the same
+ * transaction as the rows — so after any crash the table and the offsets agree: exactly once here. */
+#include <inttypes.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/buf.h"
+#include "core/log.h"
+#include "sink/sink.h"
+
+const struct sl_opt sl_sink_opts[] = {
+	{"keyspace", SL_OPT_STRING, NULL, offsetof(struct sl_sink_conf, keyspace),
+	 "Cassandra keyspace (SQLite: the database file data_dir/<keyspace>.db)", .required = true},
+	{"table", SL_OPT_STRING, NULL, offsetof(struct sl_sink_conf, table), "table name", .required = true},
+	{"primary_key", SL_OPT_STRLIST, NULL, offsetof(struct sl_sink_conf, primary_key),
+	 "primary key columns, partition key first (default: the pipeline's key)"},
+	{"consistency", SL_OPT_ENUM, "LOCAL_QUORUM", offsetof(struct sl_sink_conf, consistency),
+	 "write consistency (Cassandra)", .choices = "ANY|ONE|TWO|THREE|QUORUM|ALL|LOCAL_QUORUM|EACH_QUORUM|LOCAL_ONE"},
+	{"null_as_unset", SL_OPT_BOOL, "true", offsetof(struct sl_sink_conf, null_as_unset),
+	 "a null value leaves the column as it is instead of writing a null (no tombstone)"},
+	{"ttl", SL_OPT_DURATION, "0", offsetof(struct sl_sink_conf, ttl_s), "time to live of written rows (0 = none)"},
+	{"replication", SL_OPT_STRING, "{'class': 'SimpleStrategy', 'replication_factor': 1}",
+	 offsetof(struct sl_sink_conf, replication), "replication of the keyspace when sluice creates it (Cassandra)"},
+	{NULL},
+};
+
+struct sqlite_sink {
+	struct sl_sink base;
+	char *path;
+	char *table;
+	const struct sl_sink_conf *conf;
+	const struct sl_schema *schema;
+	sqlite3 *db;
+	sqlite3_stmt *upsert, *offset_put, *offset_get;
+	struct sl_buf scratch;
+};
+
+static int db_err(struct sl_err *err, struct sqlite_sink *s, const char *what)
+{
+	return sl_err_set(err, SL_EIO, "sqlite sink %s table %s: %s: %s", s->path, s->table, what,
+			  sqlite3_errmsg(s->db));
+}
+
+static const char *sql_type(enum sl_type t)
+{
+	switch (t) {
+	case SL_T_INT:
+	case SL_T_BIGINT:
+	case SL_T_BOOLEAN:
+		return "INTEGER";
+	case SL_T_DOUBLE:
+		return "REAL";
+	default:
+		return "TEXT"; /* text, uuid, timestamp, date: their canonical text forms stay readable in sqlite3 */
+	}
+}
+
+static void ident(struct sl_buf *b, const char *name)
+{
+	sl_buf_putc(b, '"');
+	for (const char *p = name; *p; p++) {
+		if (*p == '"')
+			sl_buf_putc(b, '"');
+		sl_buf_putc(b, *p);
+	}
+	sl_buf_putc(b, '"');
+}
+
+static int sq_prepare(struct sl_sink *bs, const struct sl_schema *schema, struct sl_err *err)
+{
+	struct sqlite_sink *s = (struct sqlite_sink *)bs;
+	s->schema = schema;
+	struct sl_buf q;
+	sl_buf_init(&q);
+	/* Primary key: configured, else the record key. */
+	const struct sl_strlist *pk = &s->conf->primary_key;
+	const char *key = schema->key >= 0 ? schema->fields[schema->key].name : NULL;
+	if (!pk->n && !key) {
+		sl_buf_free(&q);
+		return sl_err_set(err, SL_ECONFIG, "sink %s: no primary_key configured and the pipeline has no key",
+				  s->table);
+	}
+	for (size_t i = 0; i < pk->n; i++)
+		if (sl_schema_find(schema, pk->v[i], strlen(pk->v[i])) < 0) {
+			sl_buf_free(&q);
+			return sl_err_set(err, SL_ECONFIG, "sink %s: primary key column '%s' is not in the mapping",
+					  s->table, pk->v[i]);
+		}
+	sl_buf_puts(&q, "CREATE TABLE IF NOT EXISTS ");
+	ident(&q, s->table);
+	sl_buf_puts(&q, " (");
+	for (size_t i = 0; i < schema->n; i++) {
+		ident(&q, schema->fields[i].name);
+		sl_buf_printf(&q, " %s, ", sql_type(schema->fields[i].type));
+	}
+	sl_buf_puts(&q, "PRIMARY KEY (");
+	struct sl_buf pkcols;
+	sl_buf_init(&pkcols);
+	for (size_t i = 0; i < (pk->n ? pk->n : 1); i++) {
+		if (i)
+			sl_buf_puts(&pkcols, ", ");
+		ident(&pkcols, pk->n ? pk->v[i] : key);
+	}
+	sl_buf_append(&q, pkcols.data, pkcols.len);
+	sl_buf_puts(&q, "));"
+			"CREATE TABLE IF NOT EXISTS _sluice_offsets(grp TEXT NOT NULL, topic TEXT NOT NULL,"
+			" partition INTEGER NOT NULL, next_offset INTEGER NOT NULL,"
+			" PRIMARY KEY(grp, topic, partition));");
+	int rc = 0;
+	if (!sl_buf_ok(&q) || sqlite3_exec(s->db, sl_buf_cstr(&q), NULL, NULL, NULL) != SQLITE_OK)
+		rc = db_err(err, s, "creating table");
+	/* An existing table must have every column of the mapping. */
+	for (size_t i = 0; rc == 0 && i < schema->n; i++) {
+		sl_buf_reset(&q);
+		sl_buf_puts(&q, "SELECT ");
+		ident(&q, schema->fields[i].name);
+		sl_buf_puts(&q, " FROM ");
+		ident(&q, s->table);
+		sl_buf_puts(&q, " LIMIT 0");
+		sqlite3_stmt *st = NULL;
+		if (sqlite3_prepare_v2(s->db, sl_buf_cstr(&q), -1, &st, NULL) != SQLITE_OK)
+			rc = sl_err_set(err, SL_ECONFIG, "sqlite sink %s: table %s exists without column '%s'", s->path,
+					s->table, schema->fields[i].name);
+		sqlite3_finalize(st);
+	}
+	/* INSERT ... ON CONFLICT(pk) DO UPDATE: an upsert, like a CQL INSERT. */
+	sl_buf_reset(&q);
+	sl_buf_puts(&q, "INSERT INTO ");
+	ident(&q, s->table);
+	sl_buf_puts(&q, " (");
+	for (size_t i = 0; i < schema->n; i++) {
+		if (i)
+			sl_buf_puts(&q, ", ");
+		ident(&q, schema->fields[i].name);
+	}
+	sl_buf_puts(&q, ") VALUES (");
+	for (size_t i = 0; i < schema->n; i++)
+		sl_buf_puts(&q, i ? ", ?" : "?");
+	sl_buf_puts(&q, ") ON CONFLICT (");
+	sl_buf_append(&q, pkcols.data, pkcols.len);
+	sl_buf_puts(&q, ") DO UPDATE SET ");
+	for (size_t i = 0; i < schema->n; i++) {
+		if (i)
+			sl_buf_puts(&q, ", ");
+		ident(&q, schema->fields[i].name);
+		if (s->conf->null_as_unset) {
+			sl_buf_puts(&q, " = COALESCE(excluded.");
+			ident(&q, schema->fields[i].name);
+			sl_buf_puts(&q, ", ");
+			ident(&q, schema->fields[i].name);
+			sl_buf_puts(&q, ")");
+		} else {
+			sl_buf_puts(&q, " = excluded.");
+			ident(&q, schema->fields[i].name);
+		}
+	}
+	if (rc == 0 && (!sl_buf_ok(&q) || sqlite3_prepare_v2(s->db, sl_buf_cstr(&q), -1, &s->upsert, NULL) != SQLITE_OK))
+		rc = db_err(err, s, "preparing upsert");
+	if (rc == 0 &&
+	    (sqlite3_prepare_v2(s->db,
+				"INSERT INTO _sluice_offsets(grp, topic, partition, next_offset) VALUES(?,?,?,?) "
+				"ON CONFLICT(grp, topic, partition) DO UPDATE SET next_offset=excluded.next_offset",
+				-1, &s->offset_put, NULL) != SQLITE_OK ||
+	     sqlite3_prepare_v2(s->db, "SELECT next_offset FROM _sluice_offsets WHERE grp=? AND topic=? AND partition=?",
+				-1, &s->offset_get, NULL) != SQLITE_OK))
+		rc = db_err(err, s, "preparing offsets");
+	sl_buf_free(&q);
+	sl_buf_free(&pkcols);
+	return rc;
+}
+
+static int bind_value(struct sqlite_sink *s, int col, enum sl_type t, const struct sl_value *v)
+{
+	if (v->null)
+		return sqlite3_bind_null(s->upsert, col);
+	switch (t) {
+	case SL_T_TEXT:
+		return sqlite3_bind_text(s->upsert, col, v->u.s.p, (int)v->u.s.n, SQLITE_STATIC);
+	case SL_T_INT:
+		return sqlite3_bind_int(s->upsert, col, v->u.i32);
+	case SL_T_BIGINT:
+		return sqlite3_bind_int64(s->upsert, col, v->u.i64);
+	case SL_T_BOOLEAN:
+		return sqlite3_bind_int(s->upsert, col, v->u.b);
+	case SL_T_DOUBLE:
+		return sqlite3_bind_double(s->upsert, col, v->u.d);
+	default:
+		sl_buf_reset(&s->scratch);
+		sl_value_to_text(t, v, &s->scratch);
+		return sqlite3_bind_text(s->upsert, col, s->scratch.data ? s->scratch.data : "", (int)s->scratch.len,
+					 SQLITE_TRANSIENT);
+	}
+}
+
+static int sq_write(struct sl_sink *bs, struct sl_sink_batch *b, struct sl_err *err)
+{
+	struct sqlite_sink *s = (struct sqlite_sink *)bs;
+	int rc = 0;
+	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return db_err(err, s, "begin");
+	for (size_t i = 0; i < b->n && rc == 0; i++) {
+		const struct sl_record *r = &b->recs[i];
+		sqlite3_reset(s->upsert);
+		for (size_t c = 0; c < s->schema->n; c++)
+			bind_value(s, (int)c + 1, s->schema->fields[c].type, &r->v[c]);
+		int st = sqlite3_step(s->upsert);
+		if (st == SQLITE_DONE)
+			continue;
+		int ext = sqlite3_extended_errcode(s->db);
+		if ((ext & 0xff) == SQLITE_CONSTRAINT || (ext & 0xff) == SQLITE_MISMATCH || (ext & 0xff) == SQLITE_TOOBIG) {
+			/* This row can never be written: dead-letter it, keep the rest. */
+			char reason[512];
+			snprintf(reason, sizeof reason, "sqlite rejected the row: %s", sqlite3_errmsg(s->db));
+			if (s->base.reject)
+				s->base.reject(s->base.ctx, b, i, reason);
+			continue;
+		}
+		rc = db_err(err, s, "writing a row");
+	}
+	for (size_t i = 0; rc == 0 && i < b->nmarks; i++) {
+		sqlite3_reset(s->offset_put);
+		sqlite3_bind_text(s->offset_put, 1, b->group ? b->group : "", -1, SQLITE_STATIC);
+		sqlite3_bind_text(s->offset_put, 2, b->marks[i].topic, -1, SQLITE_STATIC);
+		sqlite3_bind_int(s->offset_put, 3, b->marks[i].partition);
+		sqlite3_bind_int64(s->offset_put, 4, b->marks[i].next_offset);
+		if (sqlite3_step(s->offset_put) != SQLITE_DONE)
+			rc = db_err(err, s, "storing offsets");
+	}
+	if (rc == 0 && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		rc = db_err(err, s, "commit");
+	if (rc) {
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		return rc; /* retryable by the caller: nothing of the batch is in the table */
+	}
+	if (s->base.done)
+		s->base.done(s->base.ctx, b, 0, NULL);
+	return 0;
+}
+
+static int sq_poll(struct sl_sink *bs, int timeout_ms)
+{
+	(void)bs;
+	(void)timeout_ms;
+	return 0;
+}
+
+static int sq_stored_offset(struct sl_sink *bs, const char *group, const char *topic, int32_t partition, int64_t *out)
+{
+	struct sqlite_sink *s = (struct sqlite_sink *)bs;
+	if (!s->offset_get)
+		return SL_ENOTFOUND;
+	sqlite3_reset(s->offset_get);
+	sqlite3_bind_text(s->offset_get, 1, group ? group : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(s->offset_get, 2, topic, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s->offset_get, 3, partition);
+	if (sqlite3_step(s->offset_get) != SQLITE_ROW)
+		return SL_ENOTFOUND;
+	*out = sqlite3_column_int64(s->offset_get, 0);
+	return 0;
+}
+
+static int64_t sq_count(struct sl_sink *bs, struct sl_err *err)
+{
+	struct sqlite_sink *s = (struct sqlite_sink *)bs;
+	struct sl_buf q;
+	sl_buf_init(&q);
+	sl_buf_puts(&q, "SELECT COUNT(*) FROM ");
+	ident(&q, s->table);
+	sqlite3_stmt *st = NULL;
+	int64_t n = SL_EIO;
+	if (sqlite3_prepare_v2(s->db, sl_buf_cstr(&q), -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	else
+		db_err(err, s, "counting rows");
+	sqlite3_finalize(st);
+	sl_buf_free(&q);
+	return n;
+}
+
+static void sq_destroy(struct sl_sink *bs)
+{
+	struct sqlite_sink *s = (struct sqlite_sink *)bs;
+	sqlite3_finalize(s->upsert);
+	sqlite3_finalize(s->offset_put);
+	sqlite3_finalize(s->offset_get);
+	sqlite3_close(s->db);
+	sl_buf_free(&s->scratch);
+	free(s->path);
+	free(s->table);
+	free(s);
+}
+
+static const struct sl_sink_ops sqlite_ops = {
+	.prepare = sq_prepare,
+	.write = sq_write,
+	.poll = sq_poll,
+	.stored_offset = sq_stored_offset,
+	.count = sq_count,
+	.destroy = sq_destroy,
+};
+
+int sl_sink_sqlite_new(const char *data_dir, const struct sl_sink_conf *conf, struct sl_sink **out,
+		       struct sl_err *err)
+{
+	for (const char *p = conf->keyspace; *p; p++)
+		if (*p == '/' || *p == '\\')
+			return sl_err_set(err, SL_ECONFIG, "sink keyspace '%s' must not contain a path separator",
+					  conf->keyspace);
+	struct sqlite_sink *s = calloc(1, sizeof *s);
+	if (!s)
+		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	s->base.ops = &sqlite_ops;
+	s->conf = conf;
+	sl_buf_init(&s->scratch);
+	size_t n = strlen(data_dir) + strlen(conf->keyspace) + 8;
+	s->path = malloc(n);
+	s->table = strdup(conf->table);
+	if (!s->path || !s->table) {
+		sq_destroy(&s->base);
+		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	}
+	snprintf(s->path, n, "%s/%s.db", data_dir, conf->keyspace);
+	if (sqlite3_open_v2(s->path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
+	    SQLITE_OK) {
+		int rc = db_err(err, s, "opening");
+		sq_destroy(&s->base);
+		return rc;
+	}
+	sqlite3_busy_timeout(s->db, 30000);
+	sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL, NULL, NULL);
+	snprintf(s->base.where, sizeof s->base.where, "sqlite3 %s 'SELECT * FROM %s LIMIT 5'", s->path, conf->table);
+	*out = &s->base;
+	return 0;
+}

@@ -1,0 +1,53 @@
+/* Sources: where raw records come from. A source yields pages (one API response body, or one synthetic page) and,
+ * with each page, the cursor to save once every record of that page is confirmed by the log. The ingest loop owns the
+ * rest: extracting records (records_path), mapping, producing, and saving cursors in order. A source is a struct of
+ * callbacks; `generate` (generate.c) and `http` (http.c) implement it. */
+#ifndef SL_SOURCE_H
+#define SL_SOURCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/config.h"
+#include "core/err.h"
+
+#define SL_CURSOR_MAX 1024
+
+struct sl_page {
+	const char *body;            /* valid until the next next_page() call */
+	size_t len;
+	uint64_t seq;                /* 0, 1, 2, ... in the order pages were fetched this run */
+	char cursor[SL_CURSOR_MAX];  /* opaque text to save after the page is delivered; resumes after this page */
+	const char *url;             /* for messages (redacted); may be NULL */
+};
+
+/* Statistics a source keeps for the ingest summary and metrics. */
+struct sl_source_stats {
+	uint64_t requests, retries, failures, bytes;
+};
+
+struct sl_source;
+struct sl_source_ops {
+	/* 0: a page is in out. SL_ENOTFOUND: the source has no more pages (end of a finite source, or the API said
+	 * so). SL_EAGAIN: nothing now (poll interval not reached); call again. Other errors are fatal for the run and
+	 * err names the request. */
+	int (*next_page)(struct sl_source *s, struct sl_page *out, struct sl_err *err);
+	void (*destroy)(struct sl_source *s);
+};
+
+struct sl_source {
+	const struct sl_source_ops *ops;
+	const char *records_path;    /* where the array of records is in a page, e.g. "$.results"; NULL: the page is one record */
+	struct sl_source_stats stats;
+};
+
+/* Builds a source from its config node (pipelines.<name>.source). resume is the saved cursor of an earlier run, or
+ * NULL. name is the pipeline's name for messages. */
+int sl_source_new(const char *name, const struct sl_cfg_node *conf, const char *resume, struct sl_source **out,
+		  struct sl_err *err);
+int sl_source_generate_new(const char *name, const struct sl_cfg_node *conf, const char *resume,
+			   struct sl_source **out, struct sl_err *err);
+int sl_source_http_new(const char *name, const struct sl_cfg_node *conf, const char *resume, struct sl_source **out,
+		       struct sl_err *err);
+
+#endif
