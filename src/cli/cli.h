@@ -10,6 +10,9 @@ struct sl_cli_cmd {
 };
 
 int sl_cli_check(int argc, char **argv);
+int sl_cli_ingest(int argc, char **argv);
+int sl_cli_process(int argc, char **argv);
+int sl_cli_up(int argc, char **argv);
 int sl_cli_cql(int argc, char **argv);
 
 /* Prints "sluice <cmd>: <msg>" to stderr; returns 1. */

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "core/config.h"
+#include "pipeline/pipeline.h"
 
 int sl_cli_check(int argc, char **argv)
 {
@@ -21,11 +21,15 @@ int sl_cli_check(int argc, char **argv)
 	}
 	if (!file)
 		return sl_cli_fail("check", "no config given: sluice check -c FILE");
-	struct sl_cfg_doc doc;
+	struct sl_conf c;
 	struct sl_err err = {0};
-	if (sl_cfg_load_file(&doc, file, &err))
+	if (sl_conf_load(file, &c, &err))
 		return sl_cli_fail("check", "%s", err.msg);
-	sl_cfg_free(&doc);
-	printf("%s: ok\n", file);
+	printf("%s: ok: %zu pipeline%s", file, c.np, c.np == 1 ? "" : "s");
+	for (size_t i = 0; i < c.np; i++)
+		printf("%s%s (%zu columns -> topic %s -> %s.%s)", i ? ", " : ": ", c.p[i].name,
+		       sl_mapping_schema(c.p[i].map)->n, c.p[i].topic, c.p[i].sink.keyspace, c.p[i].sink.table);
+	printf("; log: %s; sink: %s\n", c.kafka ? "kafka" : "embedded", c.cassandra ? "cassandra" : "sqlite");
+	sl_conf_free(&c);
 	return 0;
 }

@@ -7,6 +7,9 @@
 #include "core/log.h"
 
 static const struct sl_cli_cmd commands[] = {
+	{"up", sl_cli_up, "run every pipeline (ingest + process) in one process"},
+	{"ingest", sl_cli_ingest, "pull a pipeline's source into its topic"},
+	{"process", sl_cli_process, "stream a pipeline's topic into its table"},
 	{"check", sl_cli_check, "lint a config file: unknown keys, wrong types, bad mappings"},
 	{"cql", sl_cli_cql, "run CQL statements against Cassandra (a tiny cqlsh)"},
 };

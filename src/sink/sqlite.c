@@ -259,6 +259,7 @@ static int sq_stored_offset(struct sl_sink *bs, const char *group, const char *t
 	if (sqlite3_step(s->offset_get) != SQLITE_ROW)
 		return SL_ENOTFOUND;
 	*out = sqlite3_column_int64(s->offset_get, 0);
+	sqlite3_reset(s->offset_get);
 	return 0;
 }
 

@@ -76,8 +76,20 @@ static int open_conn(const char *path, sqlite3 **out, struct sl_err *err)
 
 int sl_embedded_open(const char *data_dir, struct sl_embedded_log **out, struct sl_err *err)
 {
-	if (mkdir(data_dir, 0755) != 0 && errno != EEXIST)
-		return sl_err_set(err, SL_EIO, "data_dir %s: cannot create: %s", data_dir, strerror(errno));
+	char dir[4096];
+	snprintf(dir, sizeof dir, "%s", data_dir);
+	for (char *s = dir + 1;; s++) { /* mkdir -p */
+		char c = *s;
+		if (c == '/' || c == '\0') {
+			*s = '\0';
+			if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+				return sl_err_set(err, SL_EIO, "data_dir %s: cannot create %s: %s", data_dir, dir,
+						  strerror(errno));
+			*s = c;
+		}
+		if (!c)
+			break;
+	}
 	struct sl_embedded_log *log = calloc(1, sizeof *log);
 	if (!log)
 		return sl_err_set(err, SL_ENOMEM, "out of memory");
@@ -325,6 +337,7 @@ static int producer_write(struct emb_producer *p)
 			offs[k].next = sqlite3_column_type(p->maxoff, 0) == SQLITE_NULL
 					       ? 0
 					       : sqlite3_column_int64(p->maxoff, 0) + 1;
+			sqlite3_reset(p->maxoff); /* an open read statement would pin a stale snapshot */
 			noffs++;
 		}
 		m->offset = offs[k].next++;
@@ -686,6 +699,7 @@ static int64_t emb_lag(struct sl_consumer *bc, struct sl_err *err)
 		if (sqlite3_step(c->hw) != SQLITE_ROW)
 			return db_err(err, c->db, "reading watermark", c->log->path);
 		int64_t hw = sqlite3_column_type(c->hw, 0) == SQLITE_NULL ? 0 : sqlite3_column_int64(c->hw, 0) + 1;
+		sqlite3_reset(c->hw);
 		if (hw > c->parts[i].committed)
 			lag += hw - c->parts[i].committed;
 	}
@@ -761,6 +775,7 @@ int sl_embedded_consumer(struct sl_embedded_log *log, const char *group, const c
 		sqlite3_bind_int(st, 3, i);
 		if (sqlite3_step(st) == SQLITE_ROW)
 			c->parts[i].position = c->parts[i].committed = sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
 	}
 	sqlite3_finalize(st);
 	if (rc) {

@@ -1,0 +1,305 @@
+/* `sluice ingest`, `sluice process` and `sluice up`: run a pipeline's loops from the command line. `up` runs ingest and
+ * process of every pipeline in one process (the embedded default's way to run the whole seed stack) and, when the
+ * sources are finite, ends once the processor has drained the topic, with a summary of where the data is. */
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "core/log.h"
+#include "pipeline/pipeline.h"
+
+static volatile sig_atomic_t g_stop;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	g_stop = 1;
+}
+
+static void install_signals(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+struct args {
+	const char *config;
+	const char *pipeline;
+	int64_t count, for_ms;
+	bool drain, quiet;
+};
+
+static int parse_args(const char *cmd, int argc, char **argv, struct args *a, const char *usage)
+{
+	memset(a, 0, sizeof *a);
+	a->config = getenv("SLUICE_CONFIG");
+	for (int i = 1; i < argc; i++) {
+		const char *s = argv[i];
+		if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
+			fputs(usage, stdout);
+			exit(0);
+		} else if ((!strcmp(s, "-c") || !strcmp(s, "--config")) && i + 1 < argc)
+			a->config = argv[++i];
+		else if (!strcmp(s, "--count") && i + 1 < argc) {
+			char *end;
+			a->count = strtoll(argv[++i], &end, 10);
+			if (*end || a->count <= 0)
+				return sl_cli_fail(cmd, "--count wants a positive number of records, got '%s'", argv[i]) + 1;
+		} else if (!strcmp(s, "--for") && i + 1 < argc) {
+			if (sl_parse_duration_ms(argv[++i], &a->for_ms) || a->for_ms <= 0)
+				return sl_cli_fail(cmd, "--for wants a duration like 60s or 5m, got '%s'", argv[i]) + 1;
+		} else if (!strcmp(s, "--drain"))
+			a->drain = true;
+		else if (!strcmp(s, "-q") || !strcmp(s, "--quiet"))
+			a->quiet = true;
+		else if (s[0] != '-' && !a->pipeline)
+			a->pipeline = s;
+		else
+			return sl_cli_fail(cmd, "unexpected argument '%s' (see sluice %s --help)", s, cmd) + 1;
+	}
+	if (!a->config)
+		a->config = "sluice.yaml";
+	return 0;
+}
+
+static int load(const char *cmd, const struct args *a, struct sl_conf *c)
+{
+	struct sl_err err = {0};
+	if (sl_conf_load(a->config, c, &err))
+		return sl_cli_fail(cmd, "%s", err.msg);
+	int lvl = sl_log_parse_level(c->log_level);
+	if (lvl >= 0 && sl_log_get_level() == SL_LOG_INFO)
+		sl_log_set_level((enum sl_log_level)lvl);
+	return 0;
+}
+
+static struct sl_pipeline *pick(const char *cmd, struct sl_conf *c, const char *name)
+{
+	struct sl_err err = {0};
+	if (!name) {
+		if (c->np == 1)
+			return &c->p[0];
+		sl_cli_fail(cmd, "%s has %zu pipelines: name one (sluice %s NAME)", c->doc.file, c->np, cmd);
+		return NULL;
+	}
+	struct sl_pipeline *p = sl_conf_pipeline(c, name, &err);
+	if (!p)
+		sl_cli_fail(cmd, "%s", err.msg);
+	return p;
+}
+
+static void print_ingest(const struct sl_pipeline *p, const struct sl_ingest_stats *st)
+{
+	printf("ingest %s: %" PRIu64 " pages, %" PRIu64 " records, %" PRIu64 " bytes, %" PRIu64 " delivered to '%s', "
+	       "%" PRIu64 " to the dead-letter topic '%s', %" PRIu64 " retries, %" PRIu64 " failures, %.1f s, %.0f "
+	       "records/s\n",
+	       p->name, st->pages, st->records, st->bytes, st->delivered - st->dlq, p->topic, st->dlq, p->dlq_topic,
+	       st->retries, st->delivery_failures, st->seconds, st->seconds > 0 ? (double)st->records / st->seconds : 0);
+}
+
+static void print_process(const struct sl_pipeline *p, const struct sl_process_stats *st)
+{
+	printf("process %s: %" PRIu64 " consumed, %" PRIu64 " written in %" PRIu64 " batches, %" PRIu64
+	       " to the dead-letter topic, %" PRIu64 " retries, lag %" PRId64 ", %.1f s, %.0f records/s\n",
+	       p->name, st->consumed, st->written, st->batches, st->dlq, st->retries, st->lag, st->seconds,
+	       st->seconds > 0 ? (double)st->written / st->seconds : 0);
+	if (st->table_rows >= 0)
+		printf("  table %s.%s has %" PRId64 " rows; look at them with:\n    %s\n", p->sink.keyspace, p->sink.table,
+		       st->table_rows, st->where);
+}
+
+static const char *INGEST_USAGE =
+	"Usage: sluice ingest [PIPELINE] [-c FILE] [--for DURATION] [--count N]\n\n"
+	"Pulls the pipeline's source (an HTTP API or the generator), maps each record and publishes it to the\n"
+	"pipeline's topic. A page's cursor is saved only once the log confirmed all of its records, so a restart\n"
+	"resumes after the last delivered page. Records that do not map go to the dead-letter topic.\n\n"
+	"  -c, --config FILE  config file (default $SLUICE_CONFIG or ./sluice.yaml)\n"
+	"  --for DURATION     stop after this long (e.g. 60s, like the seed's DAG)\n"
+	"  --count N          stop after the page that reaches N records\n"
+	"Without --for or --count it runs until the source has no more pages or SIGINT/SIGTERM.\n"
+	"Exit status: 0 when everything was delivered, 1 otherwise (nothing delivered is a failure).\n";
+
+int sl_cli_ingest(int argc, char **argv)
+{
+	struct args a;
+	struct sl_conf c;
+	int rc = parse_args("ingest", argc, argv, &a, INGEST_USAGE);
+	if (rc)
+		return rc;
+	if ((rc = load("ingest", &a, &c)))
+		return rc;
+	struct sl_pipeline *p = pick("ingest", &c, a.pipeline);
+	if (!p) {
+		sl_conf_free(&c);
+		return 2;
+	}
+	install_signals();
+	struct sl_run_opts o = {.count = a.count, .for_ms = a.for_ms, .progress = !a.quiet, .stop = &g_stop};
+	struct sl_ingest_stats st;
+	struct sl_err err = {0};
+	rc = sl_ingest_run(&c, p, &o, &st, &err);
+	print_ingest(p, &st);
+	if (rc)
+		sl_cli_fail("ingest", "%s", err.msg);
+	sl_conf_free(&c);
+	return rc ? 1 : 0;
+}
+
+static const char *PROCESS_USAGE =
+	"Usage: sluice process [PIPELINE] [-c FILE] [--drain] [--for DURATION]\n\n"
+	"Consumes the pipeline's topic in its consumer group, decodes and validates each record, and writes\n"
+	"micro-batches to the sink (Cassandra, or SQLite on the embedded default). Offsets are committed only after\n"
+	"the sink has the rows. Records that fail go to the dead-letter topic with the reason in headers.\n\n"
+	"  -c, --config FILE  config file (default $SLUICE_CONFIG or ./sluice.yaml)\n"
+	"  --drain            stop once the group has no lag left\n"
+	"  --for DURATION     stop after this long\n"
+	"Without --drain or --for it runs until SIGINT/SIGTERM, which finish the batch in hand first.\n";
+
+int sl_cli_process(int argc, char **argv)
+{
+	struct args a;
+	struct sl_conf c;
+	int rc = parse_args("process", argc, argv, &a, PROCESS_USAGE);
+	if (rc)
+		return rc;
+	if ((rc = load("process", &a, &c)))
+		return rc;
+	struct sl_pipeline *p = pick("process", &c, a.pipeline);
+	if (!p) {
+		sl_conf_free(&c);
+		return 2;
+	}
+	install_signals();
+	struct sl_run_opts o = {.for_ms = a.for_ms, .until_drained = a.drain, .progress = !a.quiet, .stop = &g_stop};
+	struct sl_process_stats st;
+	struct sl_err err = {0};
+	rc = sl_process_run(&c, p, &o, &st, &err);
+	print_process(p, &st);
+	if (rc)
+		sl_cli_fail("process", "%s", err.msg);
+	sl_conf_free(&c);
+	return rc ? 1 : 0;
+}
+
+/* ---- up ---- */
+
+struct worker {
+	struct sl_conf *c;
+	struct sl_pipeline *p;
+	struct sl_run_opts o;
+	struct sl_ingest_stats ist;
+	struct sl_process_stats pst;
+	struct sl_err err;
+	int rc;
+	volatile int ingest_done;
+};
+
+static void *ingest_thread(void *arg)
+{
+	struct worker *w = arg;
+	w->rc = sl_ingest_run(w->c, w->p, &w->o, &w->ist, &w->err);
+	w->ingest_done = 1;
+	return NULL;
+}
+
+static void *process_thread(void *arg)
+{
+	struct worker *w = arg;
+	struct sl_run_opts o = w->o;
+	o.count = 0;
+	o.upstream_done = &w->ingest_done;
+	o.until_drained = true;
+	struct sl_err err = {0};
+	int rc = sl_process_run(w->c, w->p, &o, &w->pst, &err);
+	if (rc && !w->rc) {
+		w->rc = rc;
+		w->err = err;
+	}
+	return NULL;
+}
+
+static const char *UP_USAGE =
+	"Usage: sluice up [-c FILE] [--for DURATION] [--count N]\n\n"
+	"Runs every pipeline of the config in one process: ingest (source -> topic) and process (topic -> sink),\n"
+	"side by side. With no kafka: and no cassandra: section this is the embedded default: the topic is a SQLite\n"
+	"log and the table a SQLite table, both in data_dir. When the sources are finite (generate with count, an\n"
+	"API that runs out of pages), up ends once every record is in its table, and prints a summary.\n\n"
+	"  -c, --config FILE  config file (default $SLUICE_CONFIG or ./sluice.yaml)\n"
+	"  --for DURATION     stop ingesting after this long, then drain\n"
+	"  --count N          ingest at most about N records per pipeline, then drain\n"
+	"  -q, --quiet        no progress line\n";
+
+int sl_cli_up(int argc, char **argv)
+{
+	struct args a;
+	struct sl_conf c;
+	int rc = parse_args("up", argc, argv, &a, UP_USAGE);
+	if (rc)
+		return rc;
+	if ((rc = load("up", &a, &c)))
+		return rc;
+	install_signals();
+	struct worker *w = calloc(c.np, sizeof *w);
+	pthread_t *ti = calloc(c.np, sizeof *ti), *tp = calloc(c.np, sizeof *tp);
+	if (!w || !ti || !tp) {
+		sl_conf_free(&c);
+		return sl_cli_fail("up", "out of memory");
+	}
+	printf("sluice up: %zu pipeline%s from %s, data in %s/\n", c.np, c.np == 1 ? "" : "s", a.config, c.data_dir);
+	fflush(stdout);
+	for (size_t i = 0; i < c.np; i++) {
+		w[i] = (struct worker){.c = &c, .p = &c.p[i]};
+		w[i].o = (struct sl_run_opts){.count = a.count, .for_ms = a.for_ms, .stop = &g_stop};
+		pthread_create(&tp[i], NULL, process_thread, &w[i]);
+		pthread_create(&ti[i], NULL, ingest_thread, &w[i]);
+	}
+	/* One progress line for the whole process, from the live counters. */
+	bool tty = isatty(STDERR_FILENO);
+	double t0 = (double)time(NULL);
+	bool *joined = calloc(c.np, sizeof *joined);
+	for (size_t left = c.np; left;) {
+		for (size_t i = 0; i < c.np; i++)
+			if (!joined[i] && pthread_tryjoin_np(tp[i], NULL) == 0) {
+				joined[i] = true;
+				left--;
+			}
+		if (!left)
+			break;
+		if (!a.quiet) {
+			uint64_t in = sl_live.ingested, del = sl_live.delivered, wr = sl_live.written, dl = sl_live.dlq;
+			double dt = (double)time(NULL) - t0;
+			fprintf(stderr, "%sgenerated/fetched %" PRIu64 ", logged %" PRIu64 ", written %" PRIu64
+				", dead-lettered %" PRIu64 "  (%.0f s)%s",
+				tty ? "\r" : "", in, del, wr, dl, dt, tty ? "   " : "\n");
+		}
+		usleep(tty ? 200000 : 1000000);
+	}
+	free(joined);
+	if (!a.quiet && tty)
+		fputc('\n', stderr);
+	int status = 0;
+	for (size_t i = 0; i < c.np; i++) {
+		pthread_join(ti[i], NULL);
+		print_ingest(w[i].p, &w[i].ist);
+		print_process(w[i].p, &w[i].pst);
+		if (w[i].rc) {
+			sl_cli_fail("up", "%s", w[i].err.msg);
+			status = 1;
+		}
+	}
+	free(w);
+	free(ti);
+	free(tp);
+	sl_conf_free(&c);
+	return status;
+}

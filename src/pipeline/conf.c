@@ -1,0 +1,180 @@
+/* sluice.yaml: the top-level option table, the per-pipeline table, and the checks that cross them (the key is a
+ * mapped column, the primary key columns exist). Every error carries file:line. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "pipeline/pipeline.h"
+
+struct top {
+	char *data_dir;
+	char *log_level;
+	const struct sl_cfg_node *pipelines, *kafka, *cassandra;
+};
+
+static const struct sl_opt top_opts[] = {
+	{"data_dir", SL_OPT_STRING, "var/sluice", offsetof(struct top, data_dir),
+	 "where the embedded log, the SQLite tables and state live (relative to the working directory)"},
+	{"log_level", SL_OPT_ENUM, "info", offsetof(struct top, log_level), "debug, info, warn or error",
+	 .choices = "debug|info|warn|error"},
+	{"pipelines", SL_OPT_NODE, NULL, offsetof(struct top, pipelines), "map of pipeline name to pipeline",
+	 .required = true},
+	{"kafka", SL_OPT_NODE, NULL, offsetof(struct top, kafka),
+	 "Kafka connection; when absent, topics live in the embedded log in data_dir"},
+	{"cassandra", SL_OPT_NODE, NULL, offsetof(struct top, cassandra),
+	 "Cassandra connection; when absent, sinks are SQLite tables in data_dir"},
+	{NULL},
+};
+
+static const struct sl_opt batch_opts[] = {
+	{"max_records", SL_OPT_INT, "500", offsetof(struct sl_batch_conf, max_records), "records per sink batch",
+	 .min = 1, .max = 1000000},
+	{"max_bytes", SL_OPT_SIZE, "4MiB", offsetof(struct sl_batch_conf, max_bytes), "payload bytes per sink batch",
+	 .min = 1024, .max = INT64_MAX},
+	{"max_wait", SL_OPT_DURATION, "200ms", offsetof(struct sl_batch_conf, max_wait_ms),
+	 "longest a record waits for its batch to fill"},
+	{NULL},
+};
+
+static const struct sl_opt pipeline_opts[] = {
+	{"source", SL_OPT_NODE, NULL, offsetof(struct sl_pipeline, source),
+	 "where records come from: type generate or http, and its options", .required = true},
+	{"topic", SL_OPT_STRING, NULL, offsetof(struct sl_pipeline, topic), "the topic between ingest and process",
+	 .required = true},
+	{"partitions", SL_OPT_INT, "3", offsetof(struct sl_pipeline, partitions),
+	 "partitions of the topic when sluice creates it", .min = 1, .max = 10000},
+	{"replication", SL_OPT_INT, "1", offsetof(struct sl_pipeline, replication),
+	 "replication factor of the topic when sluice creates it (Kafka)", .min = 1, .max = 16},
+	{"format", SL_OPT_ENUM, "json", offsetof(struct sl_pipeline, format), "encoding of records in the topic",
+	 .choices = "json"},
+	{"key", SL_OPT_STRING, NULL, offsetof(struct sl_pipeline, key),
+	 "the mapped column used as the message key and default primary key", .required = true},
+	{"dlq_topic", SL_OPT_STRING, NULL, offsetof(struct sl_pipeline, dlq_topic),
+	 "dead-letter topic (default <topic>.dlq)"},
+	{"group", SL_OPT_STRING, NULL, offsetof(struct sl_pipeline, group),
+	 "consumer group of the processor (default sluice-<pipeline>)"},
+	{"mapping", SL_OPT_NODE, NULL, offsetof(struct sl_pipeline, mapping),
+	 "column: spec pairs turning a raw record into a typed record (see docs/mapping.md)", .required = true},
+	{"max_record_bytes", SL_OPT_SIZE, "1MiB", offsetof(struct sl_pipeline, max_record_bytes),
+	 "records larger than this go to the dead-letter topic", .min = 64, .max = 64 << 20},
+	{"sink", SL_OPT_SECTION, NULL, offsetof(struct sl_pipeline, sink), "the table records are written to",
+	 .sub = sl_sink_opts, .required = true},
+	{"batch", SL_OPT_SECTION, NULL, offsetof(struct sl_pipeline, batch), "micro-batching of the processor",
+	 .sub = batch_opts},
+	{NULL},
+};
+
+static void pipeline_free(struct sl_pipeline *p)
+{
+	sl_mapping_free(p->map);
+	sl_opt_free(pipeline_opts, p);
+	free(p->name);
+}
+
+void sl_conf_free(struct sl_conf *c)
+{
+	for (size_t i = 0; i < c->np; i++)
+		pipeline_free(&c->p[i]);
+	free(c->p);
+	free(c->data_dir);
+	free(c->log_level);
+	sl_cfg_free(&c->doc);
+	memset(c, 0, sizeof *c);
+}
+
+static int load_pipeline(struct sl_conf *c, struct sl_pipeline *p, const char *name, const struct sl_cfg_node *n,
+			 struct sl_err *err)
+{
+	char section[300];
+	snprintf(section, sizeof section, "pipelines.%s", name);
+	if (!(p->name = strdup(name)))
+		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	if (sl_opt_bind(pipeline_opts, n, section, p, err))
+		return SL_ECONFIG;
+	char w[300];
+	if (p->mapping->kind != SL_CFG_MAP)
+		return sl_err_set(err, SL_ECONFIG, "%s: %s.mapping must be a map of column: spec",
+				  sl_cfg_where(p->mapping, w, sizeof w), section);
+	if (sl_mapping_compile(p->mapping, p->key, &p->map, err))
+		return sl_err_prefix(err, "%s.mapping: ", section);
+	if (!p->dlq_topic) {
+		size_t l = strlen(p->topic) + 5;
+		if (!(p->dlq_topic = malloc(l)))
+			return sl_err_set(err, SL_ENOMEM, "out of memory");
+		snprintf(p->dlq_topic, l, "%s.dlq", p->topic);
+	}
+	if (!p->group) {
+		size_t l = strlen(name) + 8;
+		if (!(p->group = malloc(l)))
+			return sl_err_set(err, SL_ENOMEM, "out of memory");
+		snprintf(p->group, l, "sluice-%s", name);
+	}
+	const struct sl_schema *s = sl_mapping_schema(p->map);
+	for (size_t i = 0; i < p->sink.primary_key.n; i++)
+		if (sl_schema_find(s, p->sink.primary_key.v[i], strlen(p->sink.primary_key.v[i])) < 0)
+			return sl_err_set(err, SL_ECONFIG, "%s: %s.sink.primary_key: '%s' is not a mapped column",
+					  sl_cfg_where(sl_cfg_get(sl_cfg_get(n, "sink"), "primary_key"), w, sizeof w),
+					  section, p->sink.primary_key.v[i]);
+	/* Source options are checked now too, so `sluice check` catches them: build and drop a source. */
+	(void)c;
+	return 0;
+}
+
+int sl_conf_load(const char *path, struct sl_conf *c, struct sl_err *err)
+{
+	memset(c, 0, sizeof *c);
+	if (sl_cfg_load_file(&c->doc, path, err))
+		return SL_ECONFIG;
+	struct top t = {0};
+	if (sl_opt_bind(top_opts, c->doc.root, "", &t, err)) {
+		sl_opt_free(top_opts, &t);
+		sl_cfg_free(&c->doc);
+		return SL_ECONFIG;
+	}
+	c->data_dir = t.data_dir;
+	c->log_level = t.log_level;
+	c->pipelines_node = t.pipelines;
+	c->kafka = t.kafka;
+	c->cassandra = t.cassandra;
+	char w[300];
+	const struct sl_cfg_node *ps = t.pipelines;
+	if (ps->kind != SL_CFG_MAP || ps->n == 0) {
+		sl_err_set(err, SL_ECONFIG, "%s: 'pipelines' must be a map of name: pipeline with at least one entry",
+			   sl_cfg_where(ps, w, sizeof w));
+		sl_conf_free(c);
+		return SL_ECONFIG;
+	}
+	c->p = calloc(ps->n, sizeof *c->p);
+	if (!c->p) {
+		sl_conf_free(c);
+		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < ps->n; i++) {
+		c->np++;
+		if (load_pipeline(c, &c->p[i], ps->keys[i], ps->items[i], err)) {
+			sl_conf_free(c);
+			return SL_ECONFIG;
+		}
+	}
+	return 0;
+}
+
+struct sl_pipeline *sl_conf_pipeline(struct sl_conf *c, const char *name, struct sl_err *err)
+{
+	for (size_t i = 0; i < c->np; i++)
+		if (!strcmp(c->p[i].name, name))
+			return &c->p[i];
+	char list[512] = "";
+	size_t used = 0;
+	for (size_t i = 0; i < c->np && used < sizeof list - 1; i++)
+		used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", c->p[i].name);
+	sl_err_set(err, SL_ENOTFOUND, "%s: no pipeline '%s' (pipelines: %s)", c->doc.file, name, list);
+	return NULL;
+}
+
+void sl_conf_doc_markdown(FILE *fp)
+{
+	sl_opt_doc_markdown(top_opts, "", fp);
+	sl_opt_doc_markdown(pipeline_opts, "pipelines.<name>", fp);
+}

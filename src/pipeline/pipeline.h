@@ -1,0 +1,94 @@
+/* Pipelines: the config file as a whole (sluice.yaml) and the two loops that move records — ingest (source -> mapping
+ * -> topic) and process (topic -> decode -> sink). The CLI, the scheduler and the tests all run pipelines through
+ * these functions, so a test can run a whole pipeline in one process.
+ *
+ * Where the log and the sink live follows from the file: with a `kafka:` section the topic is Kafka, else the embedded
+ * log in data_dir; with a `cassandra:` section the sink is Cassandra, else SQLite in data_dir. */
+#ifndef SL_PIPELINE_H
+#define SL_PIPELINE_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/config.h"
+#include "core/err.h"
+#include "mapping/mapping.h"
+#include "sink/sink.h"
+
+struct sl_batch_conf {
+	int64_t max_records;
+	int64_t max_bytes;
+	int64_t max_wait_ms;
+};
+
+struct sl_pipeline {
+	char *name;                        /* the key under pipelines: */
+	const struct sl_cfg_node *source;  /* interpreted by sl_source_new */
+	char *topic;
+	int64_t partitions, replication;
+	char *format;                      /* json (avro with the registry) */
+	char *key;                         /* key column */
+	char *dlq_topic;                   /* default <topic>.dlq */
+	char *group;                       /* consumer group, default sluice-<name> */
+	const struct sl_cfg_node *mapping; /* column -> spec */
+	struct sl_sink_conf sink;
+	struct sl_batch_conf batch;
+	int64_t max_record_bytes;
+	struct sl_mapping *map;            /* compiled mapping */
+};
+
+struct sl_conf {
+	struct sl_cfg_doc doc;
+	char *data_dir;
+	char *log_level;
+	const struct sl_cfg_node *pipelines_node, *kafka, *cassandra;
+	struct sl_pipeline *p;
+	size_t np;
+};
+
+/* Loads, binds and checks the whole file: every pipeline's options, source options and mapping. */
+int sl_conf_load(const char *path, struct sl_conf *c, struct sl_err *err);
+void sl_conf_free(struct sl_conf *c);
+/* The pipeline called name; NULL with a message listing the pipelines when absent. */
+struct sl_pipeline *sl_conf_pipeline(struct sl_conf *c, const char *name, struct sl_err *err);
+/* Writes docs/configuration.md's body. */
+void sl_conf_doc_markdown(FILE *fp);
+
+/* ---- running ---- */
+
+struct sl_run_opts {
+	int64_t count;                    /* ingest: stop after the page that reaches this many records (0 = no limit) */
+	int64_t for_ms;                   /* stop after this long (0 = no limit) */
+	bool until_drained;               /* process: stop when the topic has no more records for the group */
+	bool progress;                    /* a progress line on stderr while running */
+	volatile sig_atomic_t *stop;      /* set by a signal handler to stop gracefully */
+	volatile int *upstream_done;      /* process: set once ingest has finished, so draining can end */
+};
+
+struct sl_ingest_stats {
+	uint64_t pages, records, bytes, delivered, delivery_failures, dlq, retries, requests;
+	double seconds;
+	char cursor[256];
+};
+
+struct sl_process_stats {
+	uint64_t consumed, written, rejected, dlq, batches, retries;
+	int64_t table_rows;
+	int64_t lag;
+	double seconds;
+	char where[512];
+};
+
+int sl_ingest_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run_opts *o, struct sl_ingest_stats *st,
+		  struct sl_err *err);
+int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run_opts *o,
+		   struct sl_process_stats *st, struct sl_err *err);
+
+/* Live counters of a run in progress (read by progress lines and the console). */
+struct sl_live {
+	_Atomic uint64_t ingested, delivered, consumed, written, dlq;
+};
+extern struct sl_live sl_live;
+
+#endif

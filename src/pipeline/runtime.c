@@ -1,0 +1,76 @@
+/* The log backend chosen by the config, and helpers shared by ingest and process (see runtime.h). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "pipeline/runtime.h"
+
+struct sl_live sl_live;
+
+int64_t sl_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+double sl_mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int sl_backend_open(struct sl_conf *c, struct sl_backend *b, struct sl_err *err)
+{
+	memset(b, 0, sizeof *b);
+	b->kafka = c->kafka != NULL;
+	if (b->kafka) {
+		char w[300];
+		return sl_err_set(err, SL_ECONFIG, "%s: this build has no Kafka backend yet; remove the kafka: section "
+				  "to use the embedded log", sl_cfg_where(c->kafka, w, sizeof w));
+	}
+	return sl_embedded_open(c->data_dir, &b->emb, err);
+}
+
+void sl_backend_close(struct sl_backend *b)
+{
+	sl_embedded_close(b->emb);
+	b->emb = NULL;
+}
+
+int sl_backend_ensure_topic(struct sl_backend *b, struct sl_conf *c, const char *topic, int partitions,
+			    int replication, struct sl_err *err)
+{
+	(void)c;
+	(void)replication;
+	return sl_embedded_ensure_topic(b->emb, topic, partitions, err);
+}
+
+int sl_backend_producer(struct sl_backend *b, struct sl_conf *c, sl_delivery_fn fn, void *ctx,
+			struct sl_producer **out, struct sl_err *err)
+{
+	(void)c;
+	return sl_embedded_producer(b->emb, fn, ctx, out, err);
+}
+
+int sl_backend_consumer(struct sl_backend *b, struct sl_conf *c, const char *group, const char *topic,
+			struct sl_consumer **out, struct sl_err *err)
+{
+	(void)c;
+	return sl_embedded_consumer(b->emb, group, topic, out, err);
+}
+
+void sl_dlq_headers(struct sl_header h[6], const char *stage, const char *error, const char *pipeline,
+		    const char *src_topic, char partbuf[16], int32_t partition, char offbuf[24], int64_t offset)
+{
+	snprintf(partbuf, 16, "%" PRId32, partition);
+	snprintf(offbuf, 24, "%" PRId64, offset);
+	h[0] = (struct sl_header){"sluice.stage", stage, strlen(stage)};
+	h[1] = (struct sl_header){"sluice.error", error, strlen(error)};
+	h[2] = (struct sl_header){"sluice.pipeline", pipeline, strlen(pipeline)};
+	h[3] = (struct sl_header){"sluice.topic", src_topic ? src_topic : "", src_topic ? strlen(src_topic) : 0};
+	h[4] = (struct sl_header){"sluice.partition", partbuf, strlen(partbuf)};
+	h[5] = (struct sl_header){"sluice.offset", offbuf, strlen(offbuf)};
+}

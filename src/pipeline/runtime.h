@@ -1,0 +1,32 @@
+/* What the ingest and process loops share: opening the log backend chosen by the config (embedded or Kafka), the
+ * dead-letter producer, and time helpers. Internal to src/pipeline/. */
+#ifndef SL_PIPELINE_RUNTIME_H
+#define SL_PIPELINE_RUNTIME_H
+
+#include <stdint.h>
+
+#include "pipeline/pipeline.h"
+#include "topic/topic.h"
+
+struct sl_backend {
+	struct sl_embedded_log *emb; /* always open: cursors live here; and topics when there is no kafka section */
+	bool kafka;
+};
+
+int sl_backend_open(struct sl_conf *c, struct sl_backend *b, struct sl_err *err);
+void sl_backend_close(struct sl_backend *b);
+int sl_backend_ensure_topic(struct sl_backend *b, struct sl_conf *c, const char *topic, int partitions,
+			    int replication, struct sl_err *err);
+int sl_backend_producer(struct sl_backend *b, struct sl_conf *c, sl_delivery_fn fn, void *ctx,
+			struct sl_producer **out, struct sl_err *err);
+int sl_backend_consumer(struct sl_backend *b, struct sl_conf *c, const char *group, const char *topic,
+			struct sl_consumer **out, struct sl_err *err);
+
+/* Headers that say why a record went to the dead-letter topic. */
+void sl_dlq_headers(struct sl_header h[6], const char *stage, const char *error, const char *pipeline,
+		    const char *src_topic, char partbuf[16], int32_t partition, char offbuf[24], int64_t offset);
+
+int64_t sl_now_ms(void);
+double sl_mono_s(void);
+
+#endif
