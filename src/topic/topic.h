@@ -104,4 +104,43 @@ int sl_embedded_cursor_put(struct sl_embedded_log *log, const char *name, const 
  * number in both backends. */
 int32_t sl_partition_for_key(const void *key, size_t len, int partitions);
 
+
+/* ---- Kafka (librdkafka, kafka.c) ---- */
+
+#include "core/config.h"
+
+/* The top-level `kafka:` section of sluice.yaml, bound through sl_kafka_opts. */
+struct sl_kafka_conf {
+	char *brokers;               /* bootstrap.servers */
+	char *client_id;
+	char *compression;           /* none|gzip|snappy|lz4|zstd */
+	int64_t linger_ms;
+	int64_t buffer_max;          /* bytes; queue.buffering.max.kbytes = buffer_max / 1024 */
+	int64_t message_max;         /* bytes; message.max.bytes */
+	int64_t message_timeout_ms;  /* how long a message may wait for its ack (outages included) */
+	struct sl_strmap properties; /* raw librdkafka properties, applied last */
+};
+extern const struct sl_opt sl_kafka_opts[];
+
+/* Idempotent producer (acks=all, murmur2_random partitioner). fn gets err=0 only for a broker-acked message. Call
+ * flush() before destroy(): destroy drops unacknowledged messages without calling fn. */
+int sl_kafka_producer(const struct sl_kafka_conf *kc, sl_delivery_fn fn, void *ctx, struct sl_producer **out,
+		      struct sl_err *err);
+/* Group consumer subscribed to topic: manual, synchronous commits; cooperative-sticky assignment; reads from the
+ * earliest offset when the group has no commit. Set on_assign/on_revoke/ctx on *out before the first poll. */
+int sl_kafka_consumer(const struct sl_kafka_conf *kc, const char *group, const char *topic,
+		      struct sl_consumer **out, struct sl_err *err);
+/* Creates topic when absent and waits (up to 30 s) until every partition has a leader. An existing topic is kept
+ * as it is (a warning says so when its partition count differs). replication <= 0: the broker's default. */
+int sl_kafka_ensure_topic(const struct sl_kafka_conf *kc, const char *topic, int partitions, int replication,
+			  struct sl_err *err);
+/* Partition count of an existing topic (SL_ENOTFOUND when absent). */
+int sl_kafka_partitions(const struct sl_kafka_conf *kc, const char *topic, int *out, struct sl_err *err);
+int sl_kafka_watermarks(const struct sl_kafka_conf *kc, const char *topic, int32_t partition, int64_t *low,
+			int64_t *high, struct sl_err *err);
+/* Lag of group on every partition of topic (high watermark - committed; uncommitted counts from the low
+ * watermark), without joining the group. */
+int sl_kafka_group_lag(const struct sl_kafka_conf *kc, const char *group, const char *topic, int64_t *out,
+		       struct sl_err *err);
+
 #endif

@@ -1,0 +1,787 @@
+/* The Kafka backend of topic.h over librdkafka: an idempotent producer whose delivery callback fires only on the
+ * broker's acks=all, a high-level group consumer with explicit offset commits and rebalance hooks, the admin call that
+ * creates a topic and waits until the cluster's metadata shows it, and watermark/lag queries. It also owns the
+ * `kafka:` section of sluice.yaml (sl_kafka_opts) and how those options become librdkafka properties; raw
+ * `properties` are applied last so an operator can override anything we set.
+ *
+ * Choices:
+ * - Partitioner murmur2_random: the Java client's default, so a key lands on the same partition as from Java clients
+ *   and as sl_partition_for_key() computes for the embedded log.
+ * - The queue is capped in bytes (queue.buffering.max.kbytes, default 64 MiB, not librdkafka's 1 GiB); produce()
+ *   blocks on QUEUE_FULL while serving delivery reports, so a full queue is backpressure, never a drop.
+ * - message.timeout.ms defaults to 5 minutes: a broker outage shorter than that costs nothing but time, because
+ *   librdkafka keeps retrying queued messages; after it, each message is reported failed to the delivery callback.
+ * - The consumer uses the cooperative-sticky assignor (a rebalance revokes only the partitions that move) and handles
+ *   eager protocols too, in case `properties` override the assignor. Commits are synchronous: when commit() returns
+ *   0 the offset is stored in the group coordinator, which is what the processor's at-least-once accounting needs;
+ *   the processor batches commits so the round trip is paid per batch, not per record. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "core/config.h"
+#include "core/log.h"
+#include "topic/topic.h"
+
+#define COMP "kafka"
+
+const struct sl_opt sl_kafka_opts[] = {
+	{"brokers", SL_OPT_STRING, "127.0.0.1:9092", offsetof(struct sl_kafka_conf, brokers),
+	 "Bootstrap brokers, comma-separated host:port."},
+	{"client_id", SL_OPT_STRING, "sluice", offsetof(struct sl_kafka_conf, client_id),
+	 "client.id sent to the brokers (shows in broker logs and quotas)."},
+	{"compression", SL_OPT_ENUM, "lz4", offsetof(struct sl_kafka_conf, compression),
+	 "Producer compression codec.", .choices = "none|gzip|snappy|lz4|zstd"},
+	{"linger", SL_OPT_DURATION, "5ms", offsetof(struct sl_kafka_conf, linger_ms),
+	 "How long the producer waits to fill a batch (linger.ms).", .min = 0, .max = 900000},
+	{"buffer_max", SL_OPT_SIZE, "64MiB", offsetof(struct sl_kafka_conf, buffer_max),
+	 "Cap in bytes on messages queued in the producer and not yet acknowledged; a full buffer blocks the "
+	 "producer (backpressure).", .min = 1024, .max = (int64_t)2097151 * 1024},
+	{"message_max", SL_OPT_SIZE, "1MB", offsetof(struct sl_kafka_conf, message_max),
+	 "Largest message the producer sends (message.max.bytes); keep it at or below the broker's limit.",
+	 .min = 1000, .max = 1000000000},
+	{"message_timeout", SL_OPT_DURATION, "5m", offsetof(struct sl_kafka_conf, message_timeout_ms),
+	 "How long a message may wait for the broker's ack (retrying through outages) before it is reported failed.",
+	 .min = 1000, .max = 2147483647},
+	{"properties", SL_OPT_STRMAP, NULL, offsetof(struct sl_kafka_conf, properties),
+	 "Raw librdkafka properties, applied last (they override everything above)."},
+	{NULL},
+};
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int map_err(rd_kafka_resp_err_t e)
+{
+	switch (e) {
+	case RD_KAFKA_RESP_ERR_NO_ERROR: return 0;
+	case RD_KAFKA_RESP_ERR__TIMED_OUT:
+	case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT:
+	case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT: return SL_ETIMEDOUT;
+	case RD_KAFKA_RESP_ERR__QUEUE_FULL: return SL_EFULL;
+	case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE: return SL_ETOOBIG;
+	case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+	case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+	case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION: return SL_ENOTFOUND;
+	case RD_KAFKA_RESP_ERR__PURGE_QUEUE:
+	case RD_KAFKA_RESP_ERR__PURGE_INFLIGHT:
+	case RD_KAFKA_RESP_ERR__DESTROY: return SL_ECANCELED;
+	case RD_KAFKA_RESP_ERR__INVALID_ARG: return SL_EINVAL;
+	case RD_KAFKA_RESP_ERR__TRANSPORT:
+	case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN: return SL_EIO;
+	case RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED:
+	case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+	case RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED:
+	case RD_KAFKA_RESP_ERR__AUTHENTICATION: return SL_EAUTH;
+	default: return SL_ESERVER;
+	}
+}
+
+/* librdkafka's own log lines go through our logger, so one process has one log format. */
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+	enum sl_log_level l = level <= 3 ? SL_LOG_ERROR : level <= 4 ? SL_LOG_WARN : level <= 6 ? SL_LOG_INFO
+										       : SL_LOG_DEBUG;
+	if (l == SL_LOG_DEBUG && sl_log_get_level() > SL_LOG_DEBUG)
+		return;
+	sl_log(l, COMP, "%s client=%s", buf, rd_kafka_name(rk));
+	(void)fac;
+}
+
+/* Broker-down and similar errors are transient from librdkafka's point of view (it keeps retrying); say so once per
+ * event at warn so an operator sees why delivery stalls. */
+static void error_cb(rd_kafka_t *rk, int e, const char *reason, void *opaque)
+{
+	(void)opaque;
+	if (e == RD_KAFKA_RESP_ERR__FATAL) {
+		char buf[512];
+		rd_kafka_resp_err_t fe = rd_kafka_fatal_error(rk, buf, sizeof buf);
+		sl_error(COMP, "fatal producer error client=%s error=%s reason=\"%s\"", rd_kafka_name(rk),
+			 rd_kafka_err2name(fe), buf);
+		return;
+	}
+	sl_warn(COMP, "client=%s error=%s reason=\"%s\"", rd_kafka_name(rk), rd_kafka_err2name((rd_kafka_resp_err_t)e),
+		reason);
+}
+
+static int set(rd_kafka_conf_t *c, const char *k, const char *v, struct sl_err *err)
+{
+	char es[256];
+	if (rd_kafka_conf_set(c, k, v, es, sizeof es) != RD_KAFKA_CONF_OK)
+		return sl_err_set(err, SL_ECONFIG, "kafka: property %s=%s: %s", k, v, es);
+	return 0;
+}
+
+enum role { ROLE_PRODUCER, ROLE_CONSUMER, ROLE_ADMIN };
+
+/* The common part of every client's configuration: brokers, client id, logging, then (producer) delivery settings,
+ * then the raw properties. */
+static int build_conf(const struct sl_kafka_conf *kc, enum role role, rd_kafka_conf_t **out, struct sl_err *err)
+{
+	rd_kafka_conf_t *c = rd_kafka_conf_new();
+	char num[32];
+	int rc = set(c, "bootstrap.servers", kc && kc->brokers ? kc->brokers : "127.0.0.1:9092", err);
+	if (!rc)
+		rc = set(c, "client.id", kc && kc->client_id ? kc->client_id : "sluice", err);
+	if (!rc)
+		rc = set(c, "log.connection.close", "false", err);
+	if (!rc && role == ROLE_PRODUCER) {
+		rc = set(c, "enable.idempotence", "true", err);
+		if (!rc)
+			rc = set(c, "acks", "all", err);
+		if (!rc)
+			rc = set(c, "partitioner", "murmur2_random", err);
+		if (!rc)
+			rc = set(c, "compression.codec", kc && kc->compression ? kc->compression : "lz4", err);
+		int64_t kb = kc && kc->buffer_max > 0 ? kc->buffer_max / 1024 : 64 * 1024;
+		if (kb < 1)
+			kb = 1;
+		snprintf(num, sizeof num, "%" PRId64, kb);
+		if (!rc)
+			rc = set(c, "queue.buffering.max.kbytes", num, err);
+		/* The byte cap is the one that matters; the message-count cap must not bite first. */
+		if (!rc)
+			rc = set(c, "queue.buffering.max.messages", "2147483647", err);
+		snprintf(num, sizeof num, "%" PRId64, kc && kc->linger_ms >= 0 ? kc->linger_ms : 5);
+		if (!rc)
+			rc = set(c, "linger.ms", num, err);
+		snprintf(num, sizeof num, "%" PRId64, kc && kc->message_timeout_ms > 0 ? kc->message_timeout_ms : 300000);
+		if (!rc)
+			rc = set(c, "message.timeout.ms", num, err);
+		if (!rc && kc && kc->message_max > 0) {
+			snprintf(num, sizeof num, "%" PRId64, kc->message_max);
+			rc = set(c, "message.max.bytes", num, err);
+		}
+	} else if (!rc && role == ROLE_CONSUMER) {
+		rc = set(c, "enable.auto.commit", "false", err);
+		if (!rc)
+			rc = set(c, "enable.auto.offset.store", "false", err);
+		if (!rc)
+			rc = set(c, "auto.offset.reset", "earliest", err);
+		if (!rc)
+			rc = set(c, "partition.assignment.strategy", "cooperative-sticky", err);
+		/* Keep the prefetch queue modest: the processor bounds memory in bytes too. */
+		if (!rc)
+			rc = set(c, "queued.max.messages.kbytes", "16384", err);
+	}
+	for (size_t i = 0; !rc && kc && i < kc->properties.n; i++)
+		rc = set(c, kc->properties.k[i], kc->properties.v[i], err);
+	if (rc) {
+		rd_kafka_conf_destroy(c);
+		return rc;
+	}
+	rd_kafka_conf_set_log_cb(c, log_cb);
+	rd_kafka_conf_set_error_cb(c, error_cb);
+	*out = c;
+	return 0;
+}
+
+static int new_client(rd_kafka_type_t type, rd_kafka_conf_t *c, rd_kafka_t **out, struct sl_err *err)
+{
+	char es[512];
+	rd_kafka_t *rk = rd_kafka_new(type, c, es, sizeof es);
+	if (!rk) {
+		rd_kafka_conf_destroy(c);
+		return sl_err_set(err, SL_ECONFIG, "kafka: cannot create client: %s", es);
+	}
+	*out = rk;
+	return 0;
+}
+
+/* ---- producer ---- */
+
+struct kprod {
+	struct sl_producer base;
+	rd_kafka_t *rk;
+	int64_t in_flight; /* enqueued, not yet reported; touched only on the caller's thread */
+};
+
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	struct kprod *p = opaque;
+	(void)rk;
+	p->in_flight--;
+	if (!p->base.on_delivery)
+		return;
+	int rc = map_err(m->err);
+	/* Idempotence guarantees the message is persisted only with an offset; without one it is not acked. */
+	if (!rc && m->offset < 0)
+		rc = SL_EPROTO;
+	char msg[300];
+	const char *em = NULL;
+	if (rc) {
+		snprintf(msg, sizeof msg, "kafka: delivery to %s [%" PRId32 "] failed: %s", rd_kafka_topic_name(m->rkt),
+			 m->partition, m->err ? rd_kafka_err2str(m->err) : "no offset in the ack");
+		em = msg;
+	}
+	p->base.on_delivery(p->base.ctx, m->_private, rc, em, m->partition, m->offset);
+}
+
+static int kp_produce(struct sl_producer *bp, const struct sl_msg *m, void *opaque, int timeout_ms,
+		      struct sl_err *err)
+{
+	struct kprod *p = (struct kprod *)bp;
+	int64_t deadline = mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	bool warned = false;
+	for (;;) {
+		rd_kafka_headers_t *hdrs = NULL;
+		if (m->n_headers) {
+			hdrs = rd_kafka_headers_new(m->n_headers);
+			for (size_t i = 0; i < m->n_headers; i++)
+				rd_kafka_header_add(hdrs, m->headers[i].key, -1, m->headers[i].value,
+						    (ssize_t)m->headers[i].value_len);
+		}
+		rd_kafka_resp_err_t e = rd_kafka_producev(
+			p->rk, RD_KAFKA_V_TOPIC(m->topic),
+			RD_KAFKA_V_PARTITION(m->partition >= 0 ? m->partition : RD_KAFKA_PARTITION_UA),
+			RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(m->key, m->key_len),
+			RD_KAFKA_V_VALUE((void *)m->value, m->value_len), RD_KAFKA_V_TIMESTAMP(m->timestamp_ms),
+			RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+		if (!e) {
+			p->in_flight++;
+			return 0;
+		}
+		if (hdrs) /* ownership passes to librdkafka only on success */
+			rd_kafka_headers_destroy(hdrs);
+		if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+			return sl_err_set(err, map_err(e), "kafka: produce to %s: %s", m->topic, rd_kafka_err2str(e));
+		int64_t left = deadline - mono_ms();
+		if (left <= 0)
+			return sl_err_set(err, SL_EFULL,
+					  "kafka: produce to %s: producer buffer full (buffer_max) for %d ms; %" PRId64
+					  " messages await the broker's ack",
+					  m->topic, timeout_ms, p->in_flight);
+		if (!warned) {
+			sl_debug(COMP, "producer buffer full, waiting topic=%s in_flight=%" PRId64, m->topic, p->in_flight);
+			warned = true;
+		}
+		/* Serving delivery reports is what frees room in the queue. */
+		rd_kafka_poll(p->rk, left < 50 ? (int)left : 50);
+	}
+}
+
+static int kp_poll(struct sl_producer *bp, int timeout_ms)
+{
+	struct kprod *p = (struct kprod *)bp;
+	return rd_kafka_poll(p->rk, timeout_ms);
+}
+
+static int kp_flush(struct sl_producer *bp, int timeout_ms, struct sl_err *err)
+{
+	struct kprod *p = (struct kprod *)bp;
+	rd_kafka_resp_err_t e = rd_kafka_flush(p->rk, timeout_ms);
+	if (e == RD_KAFKA_RESP_ERR__TIMED_OUT || p->in_flight > 0)
+		return sl_err_set(err, SL_ETIMEDOUT, "kafka: flush: %" PRId64 " messages not acknowledged after %d ms",
+				  p->in_flight, timeout_ms);
+	if (e)
+		return sl_err_set(err, map_err(e), "kafka: flush: %s", rd_kafka_err2str(e));
+	return 0;
+}
+
+static int64_t kp_in_flight(struct sl_producer *bp)
+{
+	return ((struct kprod *)bp)->in_flight;
+}
+
+/* Unflushed messages are dropped without callbacks: the caller flushes first when it wants them. */
+static void kp_destroy(struct sl_producer *bp)
+{
+	struct kprod *p = (struct kprod *)bp;
+	if (!p)
+		return;
+	if (p->in_flight > 0)
+		sl_warn(COMP, "producer closed with %" PRId64 " messages not acknowledged", p->in_flight);
+	p->base.on_delivery = NULL;
+	rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+	rd_kafka_poll(p->rk, 0);
+	rd_kafka_destroy(p->rk);
+	free(p);
+}
+
+static const struct sl_producer_ops kafka_producer_ops = {
+	.produce = kp_produce,
+	.poll = kp_poll,
+	.flush = kp_flush,
+	.in_flight = kp_in_flight,
+	.destroy = kp_destroy,
+};
+
+int sl_kafka_producer(const struct sl_kafka_conf *kc, sl_delivery_fn fn, void *ctx, struct sl_producer **out,
+		      struct sl_err *err)
+{
+	struct kprod *p = calloc(1, sizeof *p);
+	if (!p)
+		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	rd_kafka_conf_t *c;
+	int rc = build_conf(kc, ROLE_PRODUCER, &c, err);
+	if (rc) {
+		free(p);
+		return rc;
+	}
+	rd_kafka_conf_set_dr_msg_cb(c, dr_cb);
+	rd_kafka_conf_set_opaque(c, p);
+	rc = new_client(RD_KAFKA_PRODUCER, c, &p->rk, err);
+	if (rc) {
+		free(p);
+		return rc;
+	}
+	p->base.ops = &kafka_producer_ops;
+	p->base.on_delivery = fn;
+	p->base.ctx = ctx;
+	*out = &p->base;
+	return 0;
+}
+
+/* ---- consumer ---- */
+
+struct kcons {
+	struct sl_consumer base;
+	rd_kafka_t *rk;
+	char *topic;
+	rd_kafka_message_t **held; /* messages returned by the last poll, destroyed at the next */
+	size_t nheld, capheld;
+	struct sl_header *hdrs;    /* headers of the held messages, one array for all */
+	size_t caphdrs;
+};
+
+static void hook_each(struct kcons *c, const rd_kafka_topic_partition_list_t *parts, bool assign)
+{
+	void (*fn)(void *, const char *, int32_t) = assign ? c->base.on_assign : c->base.on_revoke;
+	for (int i = 0; fn && i < parts->cnt; i++)
+		fn(c->base.ctx, parts->elems[i].topic, parts->elems[i].partition);
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_partition_list_t *parts,
+			 void *opaque)
+{
+	struct kcons *c = opaque;
+	bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+	if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+		rd_kafka_error_t *ke = NULL;
+		rd_kafka_resp_err_t re = 0;
+		if (coop)
+			ke = rd_kafka_incremental_assign(rk, parts);
+		else
+			re = rd_kafka_assign(rk, parts);
+		if (ke || re) {
+			sl_error(COMP, "assign failed group topic=%s error=%s", c->topic,
+				 ke ? rd_kafka_error_string(ke) : rd_kafka_err2str(re));
+			if (ke)
+				rd_kafka_error_destroy(ke);
+		}
+		sl_info(COMP, "assigned topic=%s partitions=%d protocol=%s", c->topic, parts->cnt,
+			coop ? "cooperative" : "eager");
+		hook_each(c, parts, true);
+	} else {
+		/* Revoke hooks first, so the processor can flush and commit while it still owns the partitions. */
+		hook_each(c, parts, false);
+		sl_info(COMP, "revoked topic=%s partitions=%d reason=%s", c->topic, parts->cnt, rd_kafka_err2name(e));
+		if (coop) {
+			rd_kafka_error_t *ke = rd_kafka_incremental_unassign(rk, parts);
+			if (ke)
+				rd_kafka_error_destroy(ke);
+		} else {
+			rd_kafka_assign(rk, NULL);
+		}
+	}
+}
+
+static void release_held(struct kcons *c)
+{
+	for (size_t i = 0; i < c->nheld; i++)
+		rd_kafka_message_destroy(c->held[i]);
+	c->nheld = 0;
+}
+
+static int kc_poll(struct sl_consumer *bc, struct sl_msg *out, size_t max, int timeout_ms, struct sl_err *err)
+{
+	struct kcons *c = (struct kcons *)bc;
+	release_held(c);
+	if (max > c->capheld) {
+		rd_kafka_message_t **h = realloc(c->held, max * sizeof *h);
+		if (!h)
+			return sl_err_set(err, SL_ENOMEM, "out of memory");
+		c->held = h;
+		c->capheld = max;
+	}
+	int64_t deadline = mono_ms() + timeout_ms;
+	size_t n = 0, nh = 0;
+	while (n < max) {
+		int64_t left = n ? 0 : deadline - mono_ms();
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, left > 0 ? (int)left : 0);
+		if (!m)
+			break;
+		if (m->err) {
+			if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+				rd_kafka_message_destroy(m);
+				continue;
+			}
+			int code = map_err(m->err);
+			char why[256];
+			snprintf(why, sizeof why, "%s", rd_kafka_message_errstr(m));
+			const char *tn = m->rkt ? rd_kafka_topic_name(m->rkt) : c->topic;
+			int32_t part = m->partition;
+			rd_kafka_message_destroy(m);
+			if (n)
+				break; /* hand back what we have; the error comes again or passes */
+			/* Transport errors are transient for a consumer (librdkafka reconnects); report them as EAGAIN. */
+			if (code == SL_EIO || code == SL_ETIMEDOUT) {
+				sl_warn(COMP, "consumer topic=%s error=\"%s\"", tn, why);
+				return 0;
+			}
+			return sl_err_set(err, code, "kafka: consume %s [%" PRId32 "]: %s", tn, part, why);
+		}
+		c->held[c->nheld++] = m;
+		size_t hn = 0;
+		rd_kafka_headers_t *hs = NULL;
+		if (!rd_kafka_message_headers(m, &hs) && hs)
+			hn = rd_kafka_header_cnt(hs);
+		nh += hn;
+		n++;
+		if (deadline - mono_ms() <= 0 && n)
+			break;
+	}
+	/* Headers: one array for the whole poll, filled after the count is known so pointers stay stable. */
+	if (nh > c->caphdrs) {
+		struct sl_header *h = realloc(c->hdrs, nh * sizeof *h);
+		if (!h)
+			return sl_err_set(err, SL_ENOMEM, "out of memory");
+		c->hdrs = h;
+		c->caphdrs = nh;
+	}
+	size_t hi = 0;
+	for (size_t i = 0; i < n; i++) {
+		rd_kafka_message_t *m = c->held[i];
+		struct sl_msg *o = &out[i];
+		memset(o, 0, sizeof *o);
+		o->topic = rd_kafka_topic_name(m->rkt);
+		o->partition = m->partition;
+		o->offset = m->offset;
+		o->timestamp_ms = rd_kafka_message_timestamp(m, NULL);
+		o->key = m->key;
+		o->key_len = m->key_len;
+		o->value = m->payload;
+		o->value_len = m->len;
+		rd_kafka_headers_t *hs = NULL;
+		if (!rd_kafka_message_headers(m, &hs) && hs) {
+			o->headers = &c->hdrs[hi];
+			const char *name;
+			const void *val;
+			size_t vl;
+			for (size_t j = 0; !rd_kafka_header_get_all(hs, j, &name, &val, &vl); j++) {
+				c->hdrs[hi].key = name;
+				c->hdrs[hi].value = val;
+				c->hdrs[hi].value_len = vl;
+				hi++;
+				o->n_headers++;
+			}
+		}
+	}
+	return (int)n;
+}
+
+static int kc_commit(struct sl_consumer *bc, const char *topic, int32_t partition, int64_t next_offset,
+		     struct sl_err *err)
+{
+	struct kcons *c = (struct kcons *)bc;
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(l, topic, partition)->offset = next_offset;
+	rd_kafka_resp_err_t e = rd_kafka_commit(c->rk, l, 0);
+	if (!e && l->elems[0].err)
+		e = l->elems[0].err;
+	rd_kafka_topic_partition_list_destroy(l);
+	if (e)
+		return sl_err_set(err, map_err(e), "kafka: commit %s [%" PRId32 "] offset %" PRId64 ": %s", topic,
+				  partition, next_offset, rd_kafka_err2str(e));
+	return 0;
+}
+
+static int kc_seek(struct sl_consumer *bc, const char *topic, int32_t partition, int64_t offset, struct sl_err *err)
+{
+	struct kcons *c = (struct kcons *)bc;
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(l, topic, partition)->offset = offset;
+	rd_kafka_error_t *ke = rd_kafka_seek_partitions(c->rk, l, 10000);
+	rd_kafka_resp_err_t e = ke ? rd_kafka_error_code(ke) : l->elems[0].err;
+	if (ke)
+		rd_kafka_error_destroy(ke);
+	rd_kafka_topic_partition_list_destroy(l);
+	if (e)
+		return sl_err_set(err, map_err(e), "kafka: seek %s [%" PRId32 "] to %" PRId64 ": %s", topic, partition,
+				  offset, rd_kafka_err2str(e));
+	return 0;
+}
+
+/* Sum over parts of (high watermark - committed); a partition with no commit counts from its low watermark. */
+static int64_t lag_of(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts, struct sl_err *err)
+{
+	rd_kafka_resp_err_t e = rd_kafka_committed(rk, parts, 10000);
+	if (e)
+		return sl_err_set(err, map_err(e), "kafka: committed offsets: %s", rd_kafka_err2str(e));
+	int64_t lag = 0;
+	for (int i = 0; i < parts->cnt; i++) {
+		rd_kafka_topic_partition_t *tp = &parts->elems[i];
+		int64_t lo, hi;
+		e = rd_kafka_query_watermark_offsets(rk, tp->topic, tp->partition, &lo, &hi, 10000);
+		if (e)
+			return sl_err_set(err, map_err(e), "kafka: watermarks of %s [%" PRId32 "]: %s", tp->topic,
+					  tp->partition, rd_kafka_err2str(e));
+		int64_t from = tp->offset >= 0 ? tp->offset : lo;
+		if (hi > from)
+			lag += hi - from;
+	}
+	return lag;
+}
+
+static int64_t kc_lag(struct sl_consumer *bc, struct sl_err *err)
+{
+	struct kcons *c = (struct kcons *)bc;
+	rd_kafka_topic_partition_list_t *parts = NULL;
+	rd_kafka_resp_err_t e = rd_kafka_assignment(c->rk, &parts);
+	if (e)
+		return sl_err_set(err, map_err(e), "kafka: assignment of %s: %s", c->topic, rd_kafka_err2str(e));
+	int64_t lag = lag_of(c->rk, parts, err);
+	rd_kafka_topic_partition_list_destroy(parts);
+	return lag;
+}
+
+static void kc_destroy(struct sl_consumer *bc)
+{
+	struct kcons *c = (struct kcons *)bc;
+	if (!c)
+		return;
+	release_held(c);
+	/* Leaves the group cleanly (revoke hooks run from here) so the others rebalance at once, not after the
+	 * session timeout. */
+	rd_kafka_consumer_close(c->rk);
+	rd_kafka_destroy(c->rk);
+	free(c->held);
+	free(c->hdrs);
+	free(c->topic);
+	free(c);
+}
+
+static const struct sl_consumer_ops kafka_consumer_ops = {
+	.poll = kc_poll,
+	.commit = kc_commit,
+	.seek = kc_seek,
+	.lag = kc_lag,
+	.destroy = kc_destroy,
+};
+
+int sl_kafka_consumer(const struct sl_kafka_conf *kc, const char *group, const char *topic,
+		      struct sl_consumer **out, struct sl_err *err)
+{
+	if (!group || !*group || !topic || !*topic)
+		return sl_err_set(err, SL_EINVAL, "kafka: a consumer needs a group and a topic");
+	struct kcons *c = calloc(1, sizeof *c);
+	if (!c || !(c->topic = strdup(topic))) {
+		free(c);
+		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	}
+	rd_kafka_conf_t *conf = NULL;
+	int rc = build_conf(kc, ROLE_CONSUMER, &conf, err);
+	if (!rc && (rc = set(conf, "group.id", group, err)) != 0)
+		rd_kafka_conf_destroy(conf);
+	if (rc) {
+		free(c->topic);
+		free(c);
+		return rc;
+	}
+	rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+	rd_kafka_conf_set_opaque(conf, c);
+	rc = new_client(RD_KAFKA_CONSUMER, conf, &c->rk, err);
+	if (rc) {
+		free(c->topic);
+		free(c);
+		return rc;
+	}
+	c->base.ops = &kafka_consumer_ops;
+	rd_kafka_poll_set_consumer(c->rk);
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(l, topic, RD_KAFKA_PARTITION_UA);
+	rd_kafka_resp_err_t e = rd_kafka_subscribe(c->rk, l);
+	rd_kafka_topic_partition_list_destroy(l);
+	if (e) {
+		rc = sl_err_set(err, map_err(e), "kafka: subscribe group %s to %s: %s", group, topic,
+				rd_kafka_err2str(e));
+		c->base.ops->destroy(&c->base);
+		return rc;
+	}
+	*out = &c->base;
+	return 0;
+}
+
+/* ---- admin and metadata ---- */
+
+/* Partition count of topic as the cluster's metadata says, 0 when absent (or still without leaders). */
+static int topic_partitions(rd_kafka_t *rk, const char *topic, int *out, bool need_leaders, struct sl_err *err)
+{
+	/* All topics, not just this one: a metadata request naming a topic makes a broker with
+	 * auto.create.topics.enable create it with the broker's default partition count. */
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 1, NULL, &md, 5000);
+	if (e)
+		return sl_err_set(err, map_err(e), "kafka: metadata for topic %s: %s", topic, rd_kafka_err2str(e));
+	*out = 0;
+	for (int i = 0; i < md->topic_cnt; i++) {
+		const rd_kafka_metadata_topic_t *t = &md->topics[i];
+		if (strcmp(t->topic, topic) || t->err)
+			continue;
+		int n = t->partition_cnt;
+		for (int j = 0; need_leaders && j < t->partition_cnt; j++)
+			if (t->partitions[j].leader < 0 || t->partitions[j].err)
+				n = 0;
+		*out = n;
+	}
+	rd_kafka_metadata_destroy(md);
+	return 0;
+}
+
+static int admin_client(const struct sl_kafka_conf *kc, rd_kafka_t **rk, struct sl_err *err)
+{
+	rd_kafka_conf_t *c = NULL;
+	int rc = build_conf(kc, ROLE_ADMIN, &c, err);
+	if (rc)
+		return rc;
+	return new_client(RD_KAFKA_PRODUCER, c, rk, err);
+}
+
+int sl_kafka_ensure_topic(const struct sl_kafka_conf *kc, const char *topic, int partitions, int replication,
+			  struct sl_err *err)
+{
+	if (!topic || !*topic || partitions < 1)
+		return sl_err_set(err, SL_EINVAL, "kafka: ensure topic %s: need a name and partitions >= 1",
+				  topic ? topic : "(null)");
+	rd_kafka_t *rk = NULL;
+	int rc = admin_client(kc, &rk, err);
+	if (rc)
+		return rc;
+	int have = 0;
+	rc = topic_partitions(rk, topic, &have, false, err);
+	if (!rc && have == 0) {
+		char es[256];
+		rd_kafka_NewTopic_t *nt =
+			rd_kafka_NewTopic_new(topic, partitions, replication > 0 ? replication : -1, es, sizeof es);
+		if (!nt) {
+			rd_kafka_destroy(rk);
+			return sl_err_set(err, SL_EINVAL, "kafka: topic %s: %s", topic, es);
+		}
+		rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+		rd_kafka_AdminOptions_t *ao = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+		rd_kafka_AdminOptions_set_operation_timeout(ao, 30000, es, sizeof es);
+		rd_kafka_AdminOptions_set_request_timeout(ao, 30000, es, sizeof es);
+		rd_kafka_CreateTopics(rk, &nt, 1, ao, q);
+		rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 35000);
+		if (!ev) {
+			rc = sl_err_set(err, SL_ETIMEDOUT, "kafka: create topic %s: no answer from %s in 35 s", topic,
+					kc && kc->brokers ? kc->brokers : "127.0.0.1:9092");
+		} else if (rd_kafka_event_error(ev)) {
+			rc = sl_err_set(err, map_err(rd_kafka_event_error(ev)), "kafka: create topic %s: %s", topic,
+					rd_kafka_event_error_string(ev));
+		} else {
+			size_t n;
+			const rd_kafka_topic_result_t **tr =
+				rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+			for (size_t i = 0; i < n; i++) {
+				rd_kafka_resp_err_t te = rd_kafka_topic_result_error(tr[i]);
+				if (te && te != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+					rc = sl_err_set(err, map_err(te), "kafka: create topic %s (%d partitions, "
+							"replication %d): %s", topic, partitions, replication,
+							rd_kafka_topic_result_error_string(tr[i]));
+				else if (!te)
+					sl_info(COMP, "created topic=%s partitions=%d replication=%d", topic, partitions,
+						replication);
+			}
+		}
+		if (ev)
+			rd_kafka_event_destroy(ev);
+		rd_kafka_AdminOptions_destroy(ao);
+		rd_kafka_NewTopic_destroy(nt);
+		rd_kafka_queue_destroy(q);
+	}
+	/* The create call returns when the controller accepted it; producers and consumers need every partition to
+	 * have a leader in the metadata they fetch, which comes a little later. */
+	int64_t deadline = mono_ms() + 30000;
+	while (!rc) {
+		rc = topic_partitions(rk, topic, &have, true, err);
+		if (rc || have > 0)
+			break;
+		if (mono_ms() > deadline) {
+			rc = sl_err_set(err, SL_ETIMEDOUT, "kafka: topic %s not visible with leaders after 30 s", topic);
+			break;
+		}
+		struct timespec ts = {0, 100 * 1000000};
+		nanosleep(&ts, NULL);
+	}
+	if (!rc && have != partitions)
+		sl_warn(COMP, "topic=%s exists with partitions=%d, config asks for %d; keeping the existing topic", topic,
+			have, partitions);
+	rd_kafka_destroy(rk);
+	return rc;
+}
+
+int sl_kafka_partitions(const struct sl_kafka_conf *kc, const char *topic, int *out, struct sl_err *err)
+{
+	rd_kafka_t *rk = NULL;
+	int rc = admin_client(kc, &rk, err);
+	if (rc)
+		return rc;
+	rc = topic_partitions(rk, topic, out, false, err);
+	if (!rc && *out == 0)
+		rc = sl_err_set(err, SL_ENOTFOUND, "kafka: topic %s does not exist", topic);
+	rd_kafka_destroy(rk);
+	return rc;
+}
+
+int sl_kafka_watermarks(const struct sl_kafka_conf *kc, const char *topic, int32_t partition, int64_t *low,
+			int64_t *high, struct sl_err *err)
+{
+	rd_kafka_t *rk = NULL;
+	int rc = admin_client(kc, &rk, err);
+	if (rc)
+		return rc;
+	rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(rk, topic, partition, low, high, 10000);
+	if (e)
+		rc = sl_err_set(err, map_err(e), "kafka: watermarks of %s [%" PRId32 "]: %s", topic, partition,
+				rd_kafka_err2str(e));
+	rd_kafka_destroy(rk);
+	return rc;
+}
+
+int sl_kafka_group_lag(const struct sl_kafka_conf *kc, const char *group, const char *topic, int64_t *out,
+		       struct sl_err *err)
+{
+	int n = 0;
+	int rc = sl_kafka_partitions(kc, topic, &n, err);
+	if (rc)
+		return rc;
+	rd_kafka_conf_t *c = NULL;
+	rc = build_conf(kc, ROLE_CONSUMER, &c, err);
+	if (!rc && (rc = set(c, "group.id", group, err)) != 0)
+		rd_kafka_conf_destroy(c);
+	rd_kafka_t *rk = NULL;
+	if (!rc)
+		rc = new_client(RD_KAFKA_CONSUMER, c, &rk, err);
+	if (rc)
+		return rc;
+	rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(n);
+	for (int i = 0; i < n; i++)
+		rd_kafka_topic_partition_list_add(parts, topic, i);
+	int64_t lag = lag_of(rk, parts, err);
+	rd_kafka_topic_partition_list_destroy(parts);
+	rd_kafka_destroy(rk); /* never subscribed: nothing to close */
+	if (lag < 0)
+		return (int)lag;
+	*out = lag;
+	return 0;
+}
