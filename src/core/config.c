@@ -781,9 +781,11 @@ void sl_opt_doc_markdown(const struct sl_opt *table, const char *section, FILE *
 	fprintf(fp, "\n### `%s`\n\n| key | type | default | description |\n|---|---|---|---|\n",
 		section && *section ? section : "top level");
 	for (const struct sl_opt *o = table; o->name; o++) {
-		fprintf(fp, "| `%s` | %s | %s%s%s | %s%s |\n", o->name, type_name(o), o->def ? "`" : "",
-			o->def ? o->def : (o->required ? "required" : "—"), o->def ? "`" : "", o->doc ? o->doc : "",
-			o->type == SL_OPT_ENUM ? "" : "");
+		fprintf(fp, "| `%s` | ", o->name);
+		for (const char *t = type_name(o); *t; t++) /* a '|' would end the Markdown cell */
+			fputs(*t == '|' ? " \\| " : (char[]){*t, 0}, fp);
+		fprintf(fp, " | %s%s%s | %s |\n", o->def ? "`" : "", o->def ? o->def : (o->required ? "required" : "—"),
+			o->def ? "`" : "", o->doc ? o->doc : "");
 	}
 	for (const struct sl_opt *o = table; o->name; o++)
 		if (o->type == SL_OPT_SECTION) {

@@ -55,7 +55,7 @@ static const struct sl_opt pipeline_opts[] = {
 	{"group", SL_OPT_STRING, NULL, offsetof(struct sl_pipeline, group),
 	 "consumer group of the processor (default sluice-<pipeline>)"},
 	{"mapping", SL_OPT_NODE, NULL, offsetof(struct sl_pipeline, mapping),
-	 "column: spec pairs turning a raw record into a typed record (see docs/mapping.md)", .required = true},
+	 "column: spec pairs turning a raw record into a typed record (see src/mapping/mapping.h)", .required = true},
 	{"max_record_bytes", SL_OPT_SIZE, "1MiB", offsetof(struct sl_pipeline, max_record_bytes),
 	 "records larger than this go to the dead-letter topic", .min = 64, .max = 64 << 20},
 	{"sink", SL_OPT_SECTION, NULL, offsetof(struct sl_pipeline, sink), "the table records are written to",

@@ -45,6 +45,9 @@ struct sl_source {
  * NULL. name is the pipeline's name for messages. */
 int sl_source_new(const char *name, const struct sl_cfg_node *conf, const char *resume, struct sl_source **out,
 		  struct sl_err *err);
+/* The generate source's option table (for docs/configuration.md). */
+extern const struct sl_opt *sl_source_generate_opts;
+
 int sl_source_generate_new(const char *name, const struct sl_cfg_node *conf, const char *resume,
 			   struct sl_source **out, struct sl_err *err);
 int sl_source_http_new(const char *name, const struct sl_cfg_node *conf, const char *resume, struct sl_source **out,

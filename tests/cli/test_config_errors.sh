@@ -40,4 +40,7 @@ for cmd in up ingest process check cql; do
 done
 expect_ok "--help lists commands" "ingest" "process" "check" -- "$SLUICE" --help
 expect_fail "unknown command" "unknown command 'frobnicate'" -- "$SLUICE" frobnicate
+# The configuration reference in docs/ is the one the code generates.
+"$SLUICE" config-doc > "$TMP/configuration.md"
+cmp -s "$TMP/configuration.md" "$SL_SOURCE_DIR/docs/configuration.md" && ok || bad "docs/configuration.md is stale: run ./build/sluice config-doc > docs/configuration.md"
 finish

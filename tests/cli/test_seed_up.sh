@@ -2,7 +2,7 @@
 # summary that says where the data is, and a second run (nothing new to generate) leaves the table as it is.
 . "$(dirname "$0")/lib.sh"
 SEED="$SL_SOURCE_DIR/examples/seed/sluice.yaml"
-sed -e "s|^data_dir: .*|data_dir: $TMP/data|" -e 's/count: 10000 .*/count: 2500/' "$SEED" > "$TMP/seed.yaml"
+sed -e "s|^data_dir: .*|data_dir: $TMP/data|" -e 's/count: [0-9]* .*/count: 2500/' "$SEED" > "$TMP/seed.yaml"
 
 expect_ok "up runs the seed pipeline" "ingest users: 25 pages, 2500 records" "process users: 2500 consumed, 2500 written" \
   "table spark_streams.created_users has 2500 rows" "sqlite3 $TMP/data/spark_streams.db" -- "$SLUICE" up -q -c "$TMP/seed.yaml"

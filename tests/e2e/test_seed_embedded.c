@@ -35,7 +35,7 @@ static void write_config(const char *path)
 	while (fgets(line, sizeof line, in)) {
 		if (!strncmp(line, "data_dir:", 9))
 			fprintf(out, "data_dir: %s/data\n", dir);
-		else if (strstr(line, "count: 10000"))
+		else if (strstr(line, "      count: "))
 			fprintf(out, "      count: %d\n", N);
 		else
 			fputs(line, out);

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# `make demo`: the seed pipeline on the embedded default, from scratch. Generates randomuser-shaped records, logs them
+# in the embedded topic users_created, streams them into the table spark_streams.created_users, and shows a few rows.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT"
+CONFIG=${SLUICE_CONFIG:-examples/seed/sluice.yaml}
+rm -rf var/seed   # a fresh run each time; drop this line to see resumption instead
+./build/sluice up -c "$CONFIG" "$@"
+echo
+echo "A few rows of spark_streams.created_users (sqlite3 var/seed/spark_streams.db):"
+sqlite3 -header -column var/seed/spark_streams.db \
+  "SELECT id, first_name, last_name, gender, email, dob FROM created_users ORDER BY first_name LIMIT 5"

@@ -1,0 +1,25 @@
+/* `sluice config-doc`: prints the configuration reference generated from the option tables, so
+ * docs/configuration.md never drifts from the code (a CLI test compares them). */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "pipeline/pipeline.h"
+#include "sink/sink.h"
+#include "source/source.h"
+
+int sl_cli_config_doc(int argc, char **argv)
+{
+	if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+		printf("Usage: sluice config-doc\n\nPrints the configuration reference (docs/configuration.md) in Markdown.\n");
+		return 0;
+	}
+	printf("# sluice configuration reference\n\n"
+	       "Generated from the option tables in the code by `sluice config-doc`; do not edit by hand.\n"
+	       "Durations take ms, s, m, h, d (a bare number is seconds); sizes take B, KiB, MiB, GiB, kB, MB, GB.\n"
+	       "Values may use `${ENV}` and `${ENV:-default}`.\n");
+	sl_conf_doc_markdown(stdout);
+	printf("\n## Sources\n");
+	sl_opt_doc_markdown(sl_source_generate_opts, "pipelines.<name>.source (type: generate)", stdout);
+	return 0;
+}
