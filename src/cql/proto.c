@@ -625,6 +625,10 @@ int sl_cql_decode_meta(struct sl_cql_rd *r, struct sl_arena *a, bool prepared, s
 	m->paging_state_len = -1;
 	m->flags = sl_cql_rd_i32(r);
 	m->ncols = sl_cql_rd_count(r, sl_cql_rd_i32(r), 0);
+	/* Bind markers are counted in a [short] and tables are far narrower; a bigger count is corrupt even when
+	 * NO_METADATA means no column specs follow to bound it. */
+	if (m->ncols > UINT16_MAX)
+		r->bad = true;
 	if (prepared) {
 		m->npk = sl_cql_rd_count(r, sl_cql_rd_i32(r), 2);
 		if (m->npk > 0) {
@@ -739,8 +743,8 @@ int sl_cql_result_decode(struct sl_cql_result **out, uint8_t *body, size_t len, 
 		/* Every cell is at least its 4-byte length; checked before the walk so a huge count fails fast. */
 		if (res->meta.ncols > 0 && (size_t)res->nrows > sl_cql_rd_left(&r) / 4 / (size_t)res->meta.ncols)
 			goto bad;
-		if (res->meta.ncols == 0 && res->nrows > 0 && sl_cql_rd_left(&r) > 0)
-			goto bad;
+		if (res->meta.ncols == 0 && res->nrows > 0)
+			goto bad; /* a row without columns cannot exist, and would let a count spin for nothing */
 		res->rows = r.p;
 		if (!skip_cells(&r, res->nrows, res->meta.ncols))
 			goto bad;
