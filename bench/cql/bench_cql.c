@@ -1,0 +1,130 @@
+/* Benchmark: prepared single-row inserts into a table shaped like the seed's spark_streams.created_users, through
+ * sluice's CQL client, asynchronous with callbacks under an in-flight bound. Prints one JSON line with rows/s and the
+ * process's CPU seconds (user + system), so bench/cql/run can compare it with the Python driver on the same node.
+ * Usage: bench_cql HOST PORT ROWS CONCURRENCY [lz4] */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "cql/cql.h"
+
+struct ctx {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	long done, failed;
+	char err[512];
+};
+
+static void on_done(struct sl_cql_future *f, void *data)
+{
+	struct ctx *c = data;
+	int rc = sl_cql_future_rc(f);
+	pthread_mutex_lock(&c->mu);
+	c->done++;
+	if (rc != 0 && !c->failed++)
+		snprintf(c->err, sizeof c->err, "%s", sl_cql_future_error(f)->msg);
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+	sl_cql_future_release(f);
+}
+
+static double now_s(clockid_t id)
+{
+	struct timespec ts;
+	clock_gettime(id, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double cpu_s(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+	       ru.ru_stime.tv_usec / 1e6;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 5) {
+		fprintf(stderr, "usage: %s HOST PORT ROWS CONCURRENCY [lz4]\n", argv[0]);
+		return 2;
+	}
+	sl_log_set_level(SL_LOG_WARN);
+	long rows = atol(argv[3]);
+	struct sl_cql_options o;
+	sl_cql_options_init(&o);
+	o.contact_points = argv[1];
+	o.port = atoi(argv[2]);
+	o.max_inflight = atoi(argv[4]);
+	o.compression = argc > 5 && !strcmp(argv[5], "lz4");
+	o.keyspace = "sl_bench_cql";
+	struct sl_cql_session *s;
+	struct sl_err e = {0};
+	if (sl_cql_session_connect(&s, &o, &e) != 0) {
+		fprintf(stderr, "bench_cql: %s\n", e.msg);
+		return 1;
+	}
+	struct sl_cql_prepared *p;
+	if (sl_cql_session_prepare_wait(s,
+					"INSERT INTO created_users (id, first_name, last_name, gender, address, post_code, "
+					"email, username, dob, registered_date, phone, picture) VALUES (?, ?, ?, ?, ?, ?, ?, "
+					"?, ?, ?, ?, ?)",
+					&p, &e) != 0) {
+		fprintf(stderr, "bench_cql: %s\n", e.msg);
+		return 1;
+	}
+	struct ctx c = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	struct sl_cql_statement *st = sl_cql_prepared_bind(p);
+	sl_cql_statement_set_idempotent(st, true);
+	unsigned seed = 42;
+	double w0 = now_s(CLOCK_MONOTONIC), c0 = cpu_s();
+	for (long i = 0; i < rows; i++) {
+		uint8_t id[16];
+		for (int k = 0; k < 16; k++)
+			id[k] = (uint8_t)rand_r(&seed);
+		id[6] = (id[6] & 0x0f) | 0x40;
+		id[8] = (id[8] & 0x3f) | 0x80;
+		char first[32], last[32], email[96], user[48], addr[128], post[16], phone[24], dob[32], reg[32];
+		snprintf(first, sizeof first, "First%ld", i % 997);
+		snprintf(last, sizeof last, "Last%ld", i % 991);
+		snprintf(email, sizeof email, "first%ld.last%ld@example.com", i % 997, i);
+		snprintf(user, sizeof user, "user%ld", i);
+		snprintf(addr, sizeof addr, "%ld Some Street, Springfield, Region %ld, Country", i % 9999, i % 50);
+		snprintf(post, sizeof post, "%05ld", i % 99999);
+		snprintf(phone, sizeof phone, "(0%ld) 555-%04ld", i % 9, i % 10000);
+		snprintf(dob, sizeof dob, "1980-%02ld-%02ldT10:00:00.000Z", 1 + i % 12, 1 + i % 28);
+		snprintf(reg, sizeof reg, "2015-%02ld-%02ldT10:00:00.000Z", 1 + i % 12, 1 + i % 28);
+		sl_cql_statement_reset(st);
+		sl_cql_bind_uuid(st, 0, id);
+		sl_cql_bind_str(st, 1, first);
+		sl_cql_bind_str(st, 2, last);
+		sl_cql_bind_str(st, 3, i % 2 ? "male" : "female");
+		sl_cql_bind_str(st, 4, addr);
+		sl_cql_bind_str(st, 5, post);
+		sl_cql_bind_str(st, 6, email);
+		sl_cql_bind_str(st, 7, user);
+		sl_cql_bind_str(st, 8, dob);
+		sl_cql_bind_str(st, 9, reg);
+		sl_cql_bind_str(st, 10, phone);
+		sl_cql_bind_str(st, 11, "https://randomuser.me/api/portraits/med/men/75.jpg");
+		struct sl_cql_future *f = sl_cql_session_execute(s, st);
+		sl_cql_future_set_callback(f, on_done, &c);
+	}
+	pthread_mutex_lock(&c.mu);
+	while (c.done < rows)
+		pthread_cond_wait(&c.cv, &c.mu);
+	pthread_mutex_unlock(&c.mu);
+	double wall = now_s(CLOCK_MONOTONIC) - w0, cpu = cpu_s() - c0;
+	printf("{\"client\": \"sluice\", \"rows\": %ld, \"failed\": %ld, \"seconds\": %.3f, \"rows_per_s\": %.0f, "
+	       "\"cpu_s\": %.3f, \"concurrency\": %d, \"lz4\": %s}\n",
+	       rows, c.failed, wall, rows / wall, cpu, o.max_inflight, o.compression ? "true" : "false");
+	if (c.failed)
+		fprintf(stderr, "bench_cql: %ld failed, first: %s\n", c.failed, c.err);
+	sl_cql_statement_free(st);
+	sl_cql_session_close(s);
+	return c.failed ? 1 : 0;
+}
