@@ -112,7 +112,7 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 	size_t *msg_of_rec = calloc(max, sizeof *msg_of_rec);
 	struct sl_offset_mark *marks = NULL;
 	size_t marks_cap = 0;
-	double t0 = sl_mono_s(), last_progress = t0;
+	double t0 = sl_mono_s(), last_progress = t0, last_lag = 0;
 	int rc = 0;
 	if (!msgs || !recs || !msg_of_rec) {
 		rc = sl_err_set(err, SL_ENOMEM, "out of memory");
@@ -156,12 +156,17 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 			goto out;
 		}
 		if (n == 0) {
-			st->lag = cons->ops->lag(cons, NULL);
+			/* The group-wide lag costs a round trip to the broker: at most once a second. */
+			if (sl_mono_s() - last_lag >= 1.0) {
+				last_lag = sl_mono_s();
+				st->lag = sl_backend_lag(&be, cons, p->group, p->topic);
+			} else
+				continue;
 			if (o->progress && sl_mono_s() - last_progress >= 1) {
 				last_progress = sl_mono_s();
 				progress(p, st, t0, false);
 			}
-			if (o->until_drained && (!o->upstream_done || *o->upstream_done) && st->lag <= 0)
+			if (o->until_drained && (!o->upstream_done || *o->upstream_done) && st->lag == 0)
 				break;
 			continue;
 		}
@@ -245,15 +250,15 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 			if ((rc = cons->ops->commit(cons, marks[i].topic, marks[i].partition, marks[i].next_offset, err)))
 				goto out;
 		if (o->progress && sl_mono_s() - last_progress >= 1) {
-			last_progress = sl_mono_s();
-			st->lag = cons->ops->lag(cons, NULL);
+			last_progress = last_lag = sl_mono_s();
+			st->lag = sl_backend_lag(&be, cons, p->group, p->topic);
 			progress(p, st, t0, false);
 		}
 	}
 out:
 	st->written -= st->rejected <= st->written ? st->rejected : 0;
 	if (cons)
-		st->lag = cons->ops->lag(cons, NULL);
+		st->lag = sl_backend_lag(&be, cons, p->group, p->topic);
 	if (sink) {
 		st->table_rows = sink->ops->count(sink, NULL);
 		sink->ops->destroy(sink);

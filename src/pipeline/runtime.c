@@ -26,25 +26,30 @@ int sl_backend_open(struct sl_conf *c, struct sl_backend *b, struct sl_err *err)
 {
 	memset(b, 0, sizeof *b);
 	b->kafka = c->kafka != NULL;
-	if (b->kafka) {
-		char w[300];
-		return sl_err_set(err, SL_ECONFIG, "%s: this build has no Kafka backend yet; remove the kafka: section "
-				  "to use the embedded log", sl_cfg_where(c->kafka, w, sizeof w));
+	if (b->kafka && sl_opt_bind(sl_kafka_opts, c->kafka, "kafka", &b->kc, err)) {
+		sl_opt_free(sl_kafka_opts, &b->kc);
+		return SL_ECONFIG;
 	}
-	return sl_embedded_open(c->data_dir, &b->emb, err);
+	int rc = sl_embedded_open(c->data_dir, &b->emb, err);
+	if (rc && b->kafka)
+		sl_opt_free(sl_kafka_opts, &b->kc);
+	return rc;
 }
 
 void sl_backend_close(struct sl_backend *b)
 {
 	sl_embedded_close(b->emb);
 	b->emb = NULL;
+	if (b->kafka)
+		sl_opt_free(sl_kafka_opts, &b->kc);
 }
 
 int sl_backend_ensure_topic(struct sl_backend *b, struct sl_conf *c, const char *topic, int partitions,
 			    int replication, struct sl_err *err)
 {
 	(void)c;
-	(void)replication;
+	if (b->kafka)
+		return sl_kafka_ensure_topic(&b->kc, topic, partitions, replication, err);
 	return sl_embedded_ensure_topic(b->emb, topic, partitions, err);
 }
 
@@ -52,6 +57,8 @@ int sl_backend_producer(struct sl_backend *b, struct sl_conf *c, sl_delivery_fn 
 			struct sl_producer **out, struct sl_err *err)
 {
 	(void)c;
+	if (b->kafka)
+		return sl_kafka_producer(&b->kc, fn, ctx, out, err);
 	return sl_embedded_producer(b->emb, fn, ctx, out, err);
 }
 
@@ -59,7 +66,20 @@ int sl_backend_consumer(struct sl_backend *b, struct sl_conf *c, const char *gro
 			struct sl_consumer **out, struct sl_err *err)
 {
 	(void)c;
+	if (b->kafka)
+		return sl_kafka_consumer(&b->kc, group, topic, out, err);
 	return sl_embedded_consumer(b->emb, group, topic, out, err);
+}
+
+int64_t sl_backend_lag(struct sl_backend *b, struct sl_consumer *cons, const char *group, const char *topic)
+{
+	if (b->kafka) {
+		int64_t lag = 0;
+		struct sl_err err = {0};
+		int rc = sl_kafka_group_lag(&b->kc, group, topic, &lag, &err);
+		return rc ? rc : lag;
+	}
+	return cons->ops->lag(cons, NULL);
 }
 
 void sl_dlq_headers(struct sl_header h[6], const char *stage, const char *error, const char *pipeline,

@@ -11,6 +11,7 @@
 struct sl_backend {
 	struct sl_embedded_log *emb; /* always open: cursors live here; and topics when there is no kafka section */
 	bool kafka;
+	struct sl_kafka_conf kc;     /* bound from the kafka: section when present */
 };
 
 int sl_backend_open(struct sl_conf *c, struct sl_backend *b, struct sl_err *err);
@@ -21,6 +22,10 @@ int sl_backend_producer(struct sl_backend *b, struct sl_conf *c, sl_delivery_fn 
 			struct sl_producer **out, struct sl_err *err);
 int sl_backend_consumer(struct sl_backend *b, struct sl_conf *c, const char *group, const char *topic,
 			struct sl_consumer **out, struct sl_err *err);
+
+/* The group's lag over every partition of topic (not only those assigned to this process), so draining cannot end
+ * before a consumer got its partitions. */
+int64_t sl_backend_lag(struct sl_backend *b, struct sl_consumer *cons, const char *group, const char *topic);
 
 /* Headers that say why a record went to the dead-letter topic. */
 void sl_dlq_headers(struct sl_header h[6], const char *stage, const char *error, const char *pipeline,

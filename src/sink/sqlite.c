@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/buf.h"
 #include "core/log.h"
@@ -331,7 +332,12 @@ int sl_sink_sqlite_new(const char *data_dir, const struct sl_sink_conf *conf, st
 		return rc;
 	}
 	sqlite3_busy_timeout(s->db, 30000);
-	sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL, NULL, NULL);
+	for (int tries = 0; tries < 200; tries++) { /* see embedded.c: WAL switch does not wait on busy */
+		int prc = sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL, NULL, NULL);
+		if (prc != SQLITE_BUSY && prc != SQLITE_LOCKED)
+			break;
+		usleep(50000);
+	}
 	snprintf(s->base.where, sizeof s->base.where, "sqlite3 %s 'SELECT * FROM %s LIMIT 5'", s->path, conf->table);
 	*out = &s->base;
 	return 0;

@@ -65,7 +65,15 @@ static int open_conn(const char *path, sqlite3 **out, struct sl_err *err)
 	sqlite3_busy_timeout(db, 30000);
 	/* NORMAL in WAL mode is durable against process crashes (kill -9), which is the failure we promise to survive
 	 * on one machine; FULL would add an fsync per transaction for power loss. */
-	if (sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL, NULL, NULL) != SQLITE_OK) {
+	/* Switching to WAL takes an exclusive lock and does not wait on the busy handler: retry while another
+	 * connection (another thread of this process, at first start) holds the database. */
+	int prc = SQLITE_BUSY;
+	for (int tries = 0; tries < 200 && (prc == SQLITE_BUSY || prc == SQLITE_LOCKED); tries++) {
+		prc = sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL, NULL, NULL);
+		if (prc == SQLITE_BUSY || prc == SQLITE_LOCKED)
+			usleep(50000);
+	}
+	if (prc != SQLITE_OK) {
 		int rc = db_err(err, db, "setting WAL mode", path);
 		sqlite3_close(db);
 		return rc;
