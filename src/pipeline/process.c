@@ -87,11 +87,8 @@ static void progress(const struct sl_pipeline *p, const struct sl_process_stats 
 
 static int open_sink(struct sl_conf *c, struct sl_pipeline *p, struct sl_sink **out, struct sl_err *err)
 {
-	if (c->cassandra) {
-		char w[300];
-		return sl_err_set(err, SL_ECONFIG, "%s: this build has no Cassandra sink yet; remove the cassandra: "
-				  "section to use SQLite", sl_cfg_where(c->cassandra, w, sizeof w));
-	}
+	if (c->cassandra)
+		return sl_sink_cassandra_new(c->cassandra, &p->sink, out, err);
 	return sl_sink_sqlite_new(c->data_dir, &p->sink, out, err);
 }
 

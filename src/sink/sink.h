@@ -71,6 +71,20 @@ struct sl_sink_conf {
 
 extern const struct sl_opt sl_sink_opts[];
 
+/* The top-level `cassandra:` section. */
+struct sl_cassandra_conf {
+	struct sl_strlist contact_points;
+	int64_t port;
+	char *local_dc, *username, *password_env, *tls_ca_file;
+	bool compression, tls;
+	int64_t connect_timeout_ms, request_timeout_ms, max_inflight, max_attempts, retry_backoff_max_ms;
+};
+extern const struct sl_opt sl_cassandra_opts[];
+
+/* Cassandra: connects with the cassandra: section's options; prepare() creates keyspace and table. */
+int sl_sink_cassandra_new(const struct sl_cfg_node *cassandra, const struct sl_sink_conf *conf, struct sl_sink **out,
+			  struct sl_err *err);
+
 /* SQLite: data_dir/<keyspace>.db, table <table>. */
 int sl_sink_sqlite_new(const char *data_dir, const struct sl_sink_conf *conf, struct sl_sink **out,
 		       struct sl_err *err);

@@ -1,0 +1,556 @@
+/* The Cassandra sink, on sluice's own CQL client (src/cql/). The keyspace and table are created from the pipeline's
+ * schema when absent; rows are written with one prepared INSERT (an upsert), as concurrent single statements, or as
+ * an unlogged batch when several rows of one batch share a partition key (batching across partitions only moves work
+ * to the coordinator). Nulls are bound as unset unless configured otherwise, so no tombstones are written.
+ *
+ * A batch completes when every row is written or rejected. Rows that fail for a reason that may pass (timeouts,
+ * unavailable, overloaded, a node down) are retried from the processor's thread with capped exponential backoff and
+ * full jitter; after max_attempts the batch fails as a whole (retryable), and the processor holds it and tries again,
+ * committing nothing, so nothing is lost while Cassandra is away. Rows that can never be written (an invalid value)
+ * are rejected one by one to the dead-letter topic. */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/log.h"
+#include "cql/cql.h"
+#include "sink/sink.h"
+
+const struct sl_opt sl_cassandra_opts[] = {
+	{"contact_points", SL_OPT_STRLIST, "127.0.0.1", offsetof(struct sl_cassandra_conf, contact_points),
+	 "hosts to discover the cluster from (host or host:port)"},
+	{"port", SL_OPT_INT, "9042", offsetof(struct sl_cassandra_conf, port), "native protocol port", .min = 1,
+	 .max = 65535},
+	{"local_dc", SL_OPT_STRING, NULL, offsetof(struct sl_cassandra_conf, local_dc),
+	 "data centre to write to (default: the first contact point's)"},
+	{"username", SL_OPT_STRING, NULL, offsetof(struct sl_cassandra_conf, username),
+	 "user for PasswordAuthenticator"},
+	{"password_env", SL_OPT_STRING, NULL, offsetof(struct sl_cassandra_conf, password_env),
+	 "environment variable holding the password (never put the password in the file)"},
+	{"compression", SL_OPT_BOOL, "true", offsetof(struct sl_cassandra_conf, compression), "lz4 on the wire"},
+	{"tls", SL_OPT_BOOL, "false", offsetof(struct sl_cassandra_conf, tls), "TLS to the nodes"},
+	{"tls_ca_file", SL_OPT_STRING, NULL, offsetof(struct sl_cassandra_conf, tls_ca_file),
+	 "CA bundle that verifies the nodes' certificates"},
+	{"connect_timeout", SL_OPT_DURATION, "5s", offsetof(struct sl_cassandra_conf, connect_timeout_ms),
+	 "connect timeout per host"},
+	{"request_timeout", SL_OPT_DURATION, "12s", offsetof(struct sl_cassandra_conf, request_timeout_ms),
+	 "timeout of one write"},
+	{"max_inflight", SL_OPT_INT, "1024", offsetof(struct sl_cassandra_conf, max_inflight),
+	 "writes in flight at once (bounds memory and load on the cluster)", .min = 1, .max = 32768},
+	{"max_attempts", SL_OPT_INT, "6", offsetof(struct sl_cassandra_conf, max_attempts),
+	 "tries of a row that fails retryably before the batch is failed and retried whole", .min = 1, .max = 100},
+	{"retry_backoff_max", SL_OPT_DURATION, "10s", offsetof(struct sl_cassandra_conf, retry_backoff_max_ms),
+	 "cap of the backoff between tries"},
+	{NULL},
+};
+
+#define MAX_BATCH_BYTES (40 * 1024) /* the server fails batches over 50 KiB by default */
+
+struct group {            /* rows written by one request */
+	struct cass_sink *s;
+	size_t first, n;  /* into s->order */
+};
+
+struct reject {
+	size_t idx;
+	char msg[400];
+};
+
+struct cass_sink {
+	struct sl_sink base;
+	struct sl_cassandra_conf cc;
+	const struct sl_sink_conf *conf;
+	struct sl_cql_session *session;
+	struct sl_cql_prepared *insert;
+	const struct sl_schema *schema;
+	int *col_of_field;       /* schema field -> bind index */
+	int part_field;          /* field index of the partition key */
+	int consistency;
+	char *fq;                /* "ks"."table" */
+	struct sl_sink_batch *cur;
+	/* in flight */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int pending;
+	size_t *order;            /* record indexes grouped by partition */
+	size_t norder, order_cap;
+	struct group *groups;
+	size_t ngroups, groups_cap;
+	size_t *retry;
+	size_t nretry, retry_cap;
+	struct reject *rejects;
+	size_t nrejects, rejects_cap;
+	char last_error[SL_ERR_MSG_MAX];
+	int attempt;
+	double retry_at;
+	uint64_t rng;
+	struct sl_buf scratch;
+};
+
+static double mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static const char *cql_type(enum sl_type t)
+{
+	switch (t) {
+	case SL_T_TEXT: return "text";
+	case SL_T_INT: return "int";
+	case SL_T_BIGINT: return "bigint";
+	case SL_T_DOUBLE: return "double";
+	case SL_T_BOOLEAN: return "boolean";
+	case SL_T_UUID: return "uuid";
+	case SL_T_TIMESTAMP: return "timestamp";
+	case SL_T_DATE: return "date";
+	default: return "blob";
+	}
+}
+
+static void ident(struct sl_buf *b, const char *name)
+{
+	sl_buf_putc(b, '"');
+	for (const char *p = name; *p; p++) {
+		if (*p == '"')
+			sl_buf_putc(b, '"');
+		sl_buf_putc(b, *p);
+	}
+	sl_buf_putc(b, '"');
+}
+
+static int grow(void **arr, size_t *cap, size_t need, size_t elem)
+{
+	if (need <= *cap)
+		return 0;
+	size_t c = *cap ? *cap : 64;
+	while (c < need)
+		c *= 2;
+	void *n = realloc(*arr, c * elem);
+	if (!n)
+		return SL_ENOMEM;
+	*arr = n;
+	*cap = c;
+	return 0;
+}
+
+static int cs_prepare(struct sl_sink *bs, const struct sl_schema *schema, struct sl_err *err)
+{
+	struct cass_sink *s = (struct cass_sink *)bs;
+	s->schema = schema;
+	const struct sl_strlist *pk = &s->conf->primary_key;
+	const char *key = schema->key >= 0 ? schema->fields[schema->key].name : NULL;
+	if (!pk->n && !key)
+		return sl_err_set(err, SL_ECONFIG, "sink %s: no primary_key configured and the pipeline has no key", s->fq);
+	const char *part = pk->n ? pk->v[0] : key;
+	s->part_field = sl_schema_find(schema, part, strlen(part));
+	if (s->part_field < 0)
+		return sl_err_set(err, SL_ECONFIG, "sink %s: partition key '%s' is not a mapped column", s->fq, part);
+	struct sl_buf q;
+	sl_buf_init(&q);
+	sl_buf_puts(&q, "CREATE KEYSPACE IF NOT EXISTS ");
+	ident(&q, s->conf->keyspace);
+	sl_buf_printf(&q, " WITH replication = %s", s->conf->replication);
+	int rc = sl_cql_session_query(s->session, sl_buf_cstr(&q), NULL, err);
+	if (rc == 0) {
+		sl_buf_reset(&q);
+		sl_buf_printf(&q, "CREATE TABLE IF NOT EXISTS %s (", s->fq);
+		for (size_t i = 0; i < schema->n; i++) {
+			ident(&q, schema->fields[i].name);
+			sl_buf_printf(&q, " %s, ", cql_type(schema->fields[i].type));
+		}
+		sl_buf_puts(&q, "PRIMARY KEY (");
+		for (size_t i = 0; i < (pk->n ? pk->n : 1); i++) {
+			if (i)
+				sl_buf_puts(&q, ", ");
+			ident(&q, pk->n ? pk->v[i] : key);
+		}
+		sl_buf_puts(&q, "))");
+		rc = sl_cql_session_query(s->session, sl_buf_cstr(&q), NULL, err);
+	}
+	if (rc == 0) {
+		sl_buf_reset(&q);
+		sl_buf_printf(&q, "INSERT INTO %s (", s->fq);
+		for (size_t i = 0; i < schema->n; i++) {
+			if (i)
+				sl_buf_puts(&q, ", ");
+			ident(&q, schema->fields[i].name);
+		}
+		sl_buf_puts(&q, ") VALUES (");
+		for (size_t i = 0; i < schema->n; i++)
+			sl_buf_puts(&q, i ? ", ?" : "?");
+		sl_buf_puts(&q, ")");
+		if (s->conf->ttl_s > 0)
+			sl_buf_printf(&q, " USING TTL %" PRId64, s->conf->ttl_s / 1000 > 0 ? s->conf->ttl_s / 1000 : 1);
+		rc = sl_cql_session_prepare_wait(s->session, sl_buf_cstr(&q), &s->insert, err);
+		if (rc)
+			sl_err_prefix(err, "sink %s: preparing the insert (does the existing table have every mapped "
+					   "column?): ", s->fq);
+	}
+	sl_buf_free(&q);
+	return rc;
+}
+
+static void bind_row(struct cass_sink *s, struct sl_cql_statement *st, const struct sl_record *r)
+{
+	for (size_t c = 0; c < s->schema->n; c++) {
+		const struct sl_value *v = &r->v[c];
+		int i = (int)c;
+		if (v->null) {
+			if (s->conf->null_as_unset)
+				sl_cql_bind_unset(st, i);
+			else
+				sl_cql_bind_null(st, i);
+			continue;
+		}
+		switch (s->schema->fields[c].type) {
+		case SL_T_TEXT: sl_cql_bind_text(st, i, v->u.s.p, v->u.s.n); break;
+		case SL_T_INT: sl_cql_bind_int32(st, i, v->u.i32); break;
+		case SL_T_BIGINT:
+		case SL_T_TIMESTAMP: sl_cql_bind_int64(st, i, v->u.i64); break;
+		case SL_T_DOUBLE: sl_cql_bind_double(st, i, v->u.d); break;
+		case SL_T_BOOLEAN: sl_cql_bind_bool(st, i, v->u.b); break;
+		case SL_T_UUID: sl_cql_bind_uuid(st, i, v->u.uuid); break;
+		case SL_T_DATE: sl_cql_bind_uint32(st, i, (uint32_t)((int64_t)v->u.days + 2147483648LL)); break;
+		default: sl_cql_bind_null(st, i); break;
+		}
+	}
+	sl_cql_statement_set_consistency(st, s->consistency);
+	sl_cql_statement_set_idempotent(st, true); /* an INSERT of fixed values is an upsert */
+}
+
+static void on_write(struct sl_cql_future *f, void *data)
+{
+	struct group *g = data;
+	struct cass_sink *s = g->s;
+	int rc = sl_cql_future_rc(f);
+	pthread_mutex_lock(&s->mu);
+	if (rc) {
+		const struct sl_err *e = sl_cql_future_error(f);
+		snprintf(s->last_error, sizeof s->last_error, "%s", e ? e->msg : sl_strerror(rc));
+		int32_t code = sl_cql_future_server_code(f);
+		/* The driver retries only what is safe for any statement; our INSERTs are idempotent upserts, so every
+		 * error that may pass is worth another try: server error, unavailable, overloaded, bootstrapping,
+		 * write timeout, and anything on the client side (timeouts, connections). */
+		bool transient = code == 0x0000 || code == 0x1000 || code == 0x1001 || code == 0x1002 ||
+				 code == 0x1100 || code == 0x1500;
+		if (sl_cql_future_retryable(f) || transient || rc == SL_ETIMEDOUT || rc == SL_EIO ||
+		    rc == SL_ECLOSED || rc == SL_EAGAIN || rc == SL_EFULL || rc == SL_ENOTFOUND) {
+			if (grow((void **)&s->retry, &s->retry_cap, s->nretry + g->n, sizeof *s->retry) == 0)
+				for (size_t i = 0; i < g->n; i++)
+					s->retry[s->nretry++] = s->order[g->first + i];
+		} else if (grow((void **)&s->rejects, &s->rejects_cap, s->nrejects + g->n, sizeof *s->rejects) == 0) {
+			for (size_t i = 0; i < g->n; i++) {
+				struct reject *rj = &s->rejects[s->nrejects++];
+				rj->idx = s->order[g->first + i];
+				snprintf(rj->msg, sizeof rj->msg, "cassandra rejected the row: %s", s->last_error);
+			}
+		}
+	}
+	if (--s->pending == 0)
+		pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
+static int key_cmp_ctx_field;
+static const struct sl_record *key_cmp_recs;
+
+static int cmp_by_partition(const void *a, const void *b)
+{
+	const struct sl_value *x = &key_cmp_recs[*(const size_t *)a].v[key_cmp_ctx_field];
+	const struct sl_value *y = &key_cmp_recs[*(const size_t *)b].v[key_cmp_ctx_field];
+	/* Any total order that puts equal keys side by side will do: compare the raw value bytes. */
+	int c = memcmp(&x->u, &y->u, sizeof x->u);
+	if (!c && x->null != y->null)
+		c = x->null ? -1 : 1;
+	return c ? c : (*(const size_t *)a < *(const size_t *)b ? -1 : 1);
+}
+
+static bool same_partition(const struct cass_sink *s, const struct sl_record *a, const struct sl_record *b)
+{
+	return sl_value_eq(s->schema->fields[s->part_field].type, &a->v[s->part_field], &b->v[s->part_field]);
+}
+
+/* Writes the records whose indexes are in idx (copied), grouped by partition. */
+static int submit(struct cass_sink *s, const size_t *idx, size_t n, struct sl_err *err)
+{
+	struct sl_sink_batch *b = s->cur;
+	if (grow((void **)&s->order, &s->order_cap, n, sizeof *s->order) ||
+	    grow((void **)&s->groups, &s->groups_cap, n, sizeof *s->groups))
+		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	memcpy(s->order, idx, n * sizeof *idx);
+	s->norder = n;
+	enum sl_type pt = s->schema->fields[s->part_field].type;
+	if (n > 1 && pt != SL_T_TEXT) {
+		/* text compares by pointer bytes above, so only fixed-size keys are sorted; text keys are grouped only
+		 * when adjacent, which is what a keyed topic partition usually gives anyway */
+		key_cmp_ctx_field = s->part_field;
+		key_cmp_recs = b->recs;
+		qsort(s->order, n, sizeof *s->order, cmp_by_partition);
+	}
+	s->ngroups = 0;
+	for (size_t i = 0; i < n;) {
+		size_t j = i + 1;
+		while (j < n && same_partition(s, &b->recs[s->order[i]], &b->recs[s->order[j]]))
+			j++;
+		s->groups[s->ngroups++] = (struct group){s, i, j - i};
+		i = j;
+	}
+	pthread_mutex_lock(&s->mu);
+	s->pending += (int)s->ngroups;
+	pthread_mutex_unlock(&s->mu);
+	for (size_t g = 0; g < s->ngroups; g++) {
+		struct group *gr = &s->groups[g];
+		struct sl_cql_future *f;
+		if (gr->n == 1) {
+			struct sl_cql_statement *st = sl_cql_prepared_bind(s->insert);
+			bind_row(s, st, &b->recs[s->order[gr->first]]);
+			f = sl_cql_session_execute(s->session, st);
+			sl_cql_statement_free(st);
+		} else {
+			struct sl_cql_batch *bt = sl_cql_batch_new(SL_CQL_BATCH_UNLOGGED);
+			for (size_t k = 0; k < gr->n; k++) {
+				struct sl_cql_statement *st = sl_cql_prepared_bind(s->insert);
+				bind_row(s, st, &b->recs[s->order[gr->first + k]]);
+				sl_cql_batch_add(bt, st);
+				sl_cql_statement_free(st);
+			}
+			f = sl_cql_session_execute_batch(s->session, bt);
+			sl_cql_batch_free(bt);
+		}
+		sl_cql_future_set_callback(f, on_write, gr);
+		sl_cql_future_release(f);
+	}
+	return 0;
+}
+
+static int cs_write(struct sl_sink *bs, struct sl_sink_batch *b, struct sl_err *err)
+{
+	struct cass_sink *s = (struct cass_sink *)bs;
+	s->cur = b;
+	s->attempt = 1;
+	s->nretry = s->nrejects = 0;
+	if (b->n == 0) {
+		s->cur = NULL;
+		if (s->base.done)
+			s->base.done(s->base.ctx, b, 0, NULL);
+		return 0;
+	}
+	size_t *all = malloc(b->n * sizeof *all);
+	if (!all)
+		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	for (size_t i = 0; i < b->n; i++)
+		all[i] = i;
+	int rc = submit(s, all, b->n, err);
+	free(all);
+	return rc;
+}
+
+static int cs_poll(struct sl_sink *bs, int timeout_ms)
+{
+	struct cass_sink *s = (struct cass_sink *)bs;
+	if (!s->cur)
+		return 0;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&s->mu);
+	while (s->pending > 0)
+		if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) != 0)
+			break;
+	int pending = s->pending;
+	pthread_mutex_unlock(&s->mu);
+	if (pending > 0)
+		return 0;
+	struct sl_sink_batch *b = s->cur;
+	/* Rejected rows go to the dead-letter topic (the processor's reject hook), then are forgotten. */
+	for (size_t i = 0; i < s->nrejects; i++)
+		if (s->base.reject)
+			s->base.reject(s->base.ctx, b, s->rejects[i].idx, s->rejects[i].msg);
+	s->nrejects = 0;
+	if (s->nretry) {
+		if (s->attempt >= s->cc.max_attempts) {
+			char msg[SL_ERR_MSG_MAX];
+			snprintf(msg, sizeof msg, "%zu rows not written after %d tries: %s", s->nretry, s->attempt,
+				 s->last_error);
+			s->cur = NULL;
+			s->nretry = 0;
+			if (s->base.done)
+				s->base.done(s->base.ctx, b, SL_EAGAIN, msg);
+			return 1;
+		}
+		if (s->retry_at == 0) {
+			/* Full jitter over a capped exponential: spreads retries of many writers over the window. */
+			double cap = (double)s->cc.retry_backoff_max_ms / 1000.0;
+			double base = 0.1 * (double)(1u << (s->attempt < 16 ? s->attempt : 16));
+			s->rng = s->rng * 6364136223846793005ULL + 1442695040888963407ULL;
+			double u = (double)(s->rng >> 11) / 9007199254740992.0;
+			s->retry_at = mono_s() + u * (base < cap ? base : cap);
+			sl_warn("cassandra", "sink %s: %zu rows failed (try %d of %" PRId64 "), retrying: %s", s->fq,
+				s->nretry, s->attempt, s->cc.max_attempts, s->last_error);
+		}
+		if (mono_s() < s->retry_at) {
+			usleep(timeout_ms > 50 ? 50000 : (useconds_t)timeout_ms * 1000);
+			return 0;
+		}
+		s->retry_at = 0;
+		s->attempt++;
+		size_t n = s->nretry;
+		size_t *idx = malloc(n * sizeof *idx);
+		if (!idx)
+			return 0; /* try again at the next poll */
+		memcpy(idx, s->retry, n * sizeof *idx);
+		s->nretry = 0;
+		struct sl_err err = {0};
+		if (submit(s, idx, n, &err)) {
+			memcpy(s->retry, idx, n * sizeof *idx); /* keep them for the next poll */
+			s->nretry = n;
+		}
+		free(idx);
+		return 0;
+	}
+	s->cur = NULL;
+	if (s->base.done)
+		s->base.done(s->base.ctx, b, 0, NULL);
+	return 1;
+}
+
+static int cs_stored_offset(struct sl_sink *bs, const char *group, const char *topic, int32_t partition, int64_t *out)
+{
+	(void)bs, (void)group, (void)topic, (void)partition, (void)out;
+	return SL_ENOTFOUND; /* offsets live in the Kafka group */
+}
+
+static int64_t cs_count(struct sl_sink *bs, struct sl_err *err)
+{
+	struct cass_sink *s = (struct cass_sink *)bs;
+	char q[600];
+	snprintf(q, sizeof q, "SELECT count(*) FROM %s", s->fq);
+	struct sl_cql_statement *st = sl_cql_statement_new(q, 0);
+	sl_cql_statement_set_timeout(st, 120000);
+	sl_cql_statement_set_consistency(st, s->consistency);
+	struct sl_cql_future *f = sl_cql_session_execute(s->session, st);
+	sl_cql_statement_free(st);
+	int64_t n = SL_EIO;
+	if (sl_cql_future_wait(f) == 0) {
+		const struct sl_cql_result *r = sl_cql_future_result(f);
+		struct sl_cql_iter it;
+		sl_cql_iter_init(&it, r);
+		if (sl_cql_iter_next(&it) && sl_cql_value_int64(&it.cells[0], &n) != 0)
+			n = SL_EIO;
+		sl_cql_iter_free(&it);
+	} else if (err) {
+		const struct sl_err *e = sl_cql_future_error(f);
+		sl_err_set(err, SL_EIO, "counting rows of %s: %s", s->fq, e ? e->msg : "");
+	}
+	sl_cql_future_release(f);
+	return n;
+}
+
+static void cs_destroy(struct sl_sink *bs)
+{
+	struct cass_sink *s = (struct cass_sink *)bs;
+	/* Let writes in flight finish before the session (and the groups their callbacks use) go away. */
+	pthread_mutex_lock(&s->mu);
+	while (s->pending > 0)
+		pthread_cond_wait(&s->cv, &s->mu);
+	pthread_mutex_unlock(&s->mu);
+	if (s->session)
+		sl_cql_session_close(s->session);
+	sl_opt_free(sl_cassandra_opts, &s->cc);
+	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->cv);
+	free(s->fq);
+	free(s->order);
+	free(s->groups);
+	free(s->retry);
+	free(s->rejects);
+	free(s->col_of_field);
+	sl_buf_free(&s->scratch);
+	free(s);
+}
+
+static const struct sl_sink_ops cassandra_ops = {
+	.prepare = cs_prepare,
+	.write = cs_write,
+	.poll = cs_poll,
+	.stored_offset = cs_stored_offset,
+	.count = cs_count,
+	.destroy = cs_destroy,
+};
+
+int sl_sink_cassandra_new(const struct sl_cfg_node *cassandra, const struct sl_sink_conf *conf, struct sl_sink **out,
+			  struct sl_err *err)
+{
+	struct cass_sink *s = calloc(1, sizeof *s);
+	if (!s)
+		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	s->base.ops = &cassandra_ops;
+	s->conf = conf;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
+	sl_buf_init(&s->scratch);
+	s->rng = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)s;
+	if (sl_opt_bind(sl_cassandra_opts, cassandra, "cassandra", &s->cc, err)) {
+		cs_destroy(&s->base);
+		return SL_ECONFIG;
+	}
+	s->consistency = sl_cql_consistency_parse(conf->consistency);
+	struct sl_buf fq;
+	sl_buf_init(&fq);
+	ident(&fq, conf->keyspace);
+	sl_buf_putc(&fq, '.');
+	ident(&fq, conf->table);
+	s->fq = strdup(sl_buf_cstr(&fq));
+	sl_buf_free(&fq);
+	struct sl_buf cps;
+	sl_buf_init(&cps);
+	for (size_t i = 0; i < s->cc.contact_points.n; i++) {
+		if (i)
+			sl_buf_putc(&cps, ',');
+		sl_buf_puts(&cps, s->cc.contact_points.v[i]);
+	}
+	struct sl_cql_options o;
+	sl_cql_options_init(&o);
+	o.contact_points = sl_buf_cstr(&cps);
+	o.port = (int)s->cc.port;
+	o.local_dc = s->cc.local_dc;
+	o.compression = s->cc.compression;
+	o.tls = s->cc.tls;
+	o.tls_ca_file = s->cc.tls_ca_file;
+	o.connect_timeout_ms = (int)s->cc.connect_timeout_ms;
+	o.request_timeout_ms = (int)s->cc.request_timeout_ms;
+	o.max_inflight = (int)s->cc.max_inflight;
+	o.consistency = s->consistency;
+	o.username = s->cc.username;
+	if (s->cc.password_env) {
+		o.password = getenv(s->cc.password_env);
+		if (!o.password) {
+			sl_buf_free(&cps);
+			cs_destroy(&s->base);
+			return sl_err_set(err, SL_ECONFIG, "cassandra.password_env: environment variable %s is not set",
+					  s->cc.password_env);
+		}
+	}
+	int rc = sl_cql_session_connect(&s->session, &o, err);
+	sl_buf_free(&cps);
+	if (rc) {
+		cs_destroy(&s->base);
+		return rc;
+	}
+	snprintf(s->base.where, sizeof s->base.where, "sluice cql -h %s -e 'SELECT * FROM %s.%s LIMIT 5'",
+		 s->cc.contact_points.n ? s->cc.contact_points.v[0] : "127.0.0.1", conf->keyspace, conf->table);
+	*out = &s->base;
+	return 0;
+}
