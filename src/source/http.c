@@ -260,6 +260,9 @@ int sl_http_link_next(const char *h, size_t len, char *out, size_t outsz)
 		}
 		if (next) {
 			size_t n = ue - us;
+			for (size_t k = us; k < ue; k++) /* a URI has no controls or spaces (and a C string no NULs) */
+				if ((unsigned char)h[k] <= 0x20 || h[k] == 0x7f)
+					return SL_ENOTFOUND;
 			if (n + 1 > outsz)
 				return SL_ETOOBIG;
 			memcpy(out, h + us, n);
