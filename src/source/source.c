@@ -13,9 +13,6 @@
 #include "source/generate.h"
 #include "source/source.h"
 
-__attribute__((weak)) int sl_source_http_new(const char *name, const struct sl_cfg_node *conf, const char *resume,
-					  struct sl_source **out, struct sl_err *err);
-
 struct gen_conf {
 	char *type;
 	int64_t seed;
@@ -132,11 +129,8 @@ int sl_source_new(const char *name, const struct sl_cfg_node *conf, const char *
 				  sl_cfg_where(conf, w, sizeof w), name);
 	if (!strcmp(type->value, "generate"))
 		return sl_source_generate_new(name, conf, resume, out, err);
-	if (!strcmp(type->value, "http")) {
-		if (!sl_source_http_new) /* weak until the http source is linked in */
-			return sl_err_set(err, SL_ECONFIG, "%s: this build has no http source", sl_cfg_where(type, w, sizeof w));
+	if (!strcmp(type->value, "http"))
 		return sl_source_http_new(name, conf, resume, out, err);
-	}
 	return sl_err_set(err, SL_ECONFIG, "%s: pipelines.%s.source.type must be generate or http, got '%s'",
 			  sl_cfg_where(type, w, sizeof w), name, type->value);
 }
