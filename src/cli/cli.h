@@ -14,6 +14,7 @@ int sl_cli_ingest(int argc, char **argv);
 int sl_cli_process(int argc, char **argv);
 int sl_cli_up(int argc, char **argv);
 int sl_cli_config_doc(int argc, char **argv);
+int sl_cli_dlq(int argc, char **argv);
 int sl_cli_cql(int argc, char **argv);
 
 /* Prints "sluice <cmd>: <msg>" to stderr; returns 1. */

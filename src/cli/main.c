@@ -10,6 +10,7 @@ static const struct sl_cli_cmd commands[] = {
 	{"up", sl_cli_up, "run every pipeline (ingest + process) in one process"},
 	{"ingest", sl_cli_ingest, "pull a pipeline's source into its topic"},
 	{"process", sl_cli_process, "stream a pipeline's topic into its table"},
+	{"dlq", sl_cli_dlq, "list or replay a pipeline's dead-letter topic"},
 	{"check", sl_cli_check, "lint a config file: unknown keys, wrong types, bad mappings"},
 	{"config-doc", sl_cli_config_doc, "print the configuration reference (docs/configuration.md)"},
 	{"cql", sl_cli_cql, "run CQL statements against Cassandra (a tiny cqlsh)"},

@@ -8,6 +8,7 @@
 #define SL_PIPELINE_H
 
 #include <signal.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -84,6 +85,15 @@ int sl_ingest_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run_
 		  struct sl_err *err);
 int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run_opts *o,
 		   struct sl_process_stats *st, struct sl_err *err);
+
+/* The dead-letter topic: list (replay=false; one line per record on out: offset, stage, source position, reason,
+ * value) or replay into the pipeline's topic (records from offset `from` on; 0 = all; limit 0 = no limit). */
+struct sl_dlq_stats {
+	uint64_t listed, replayed, still_failing;
+	int64_t high_watermark, next_offset;
+};
+int sl_dlq_run(struct sl_conf *c, struct sl_pipeline *p, bool replay, int64_t from, int64_t limit,
+	       struct sl_dlq_stats *st, FILE *out, struct sl_err *err);
 
 /* Live counters of a run in progress (read by progress lines and the console). */
 struct sl_live {
