@@ -153,13 +153,13 @@ def test_kill9_and_restart_loses_nothing(work):
     try:
         recs = api.records()
         index_of = {e2e.format_data(r)["id"]: i for i, r in enumerate(recs)}
-        # ~10 pages a second, so a run lasts several seconds and the kills land mid-stream
+        # paced so that an uninterrupted run would last ~25 s: the kills land mid-stream
         cfg = e2e.write_config(tmp / "s.yaml", data_dir=tmp / "data", topic=topic, keyspace=e2e.uniq("ks"),
-                               source_yaml=e2e.http_source_yaml(api.port, page, rate=10))
+                               source_yaml=e2e.http_source_yaml(api.port, page, rate=n / page / 25))
         may_dup = collections.Counter()  # id -> kills at which it was in the topic while its page was unconfirmed
         for k in range(kills):
             p = e2e.Proc(["ingest", "-c", str(cfg)], tmp / "ingest.log")
-            time.sleep(rnd.uniform(0.5, 2.5))
+            time.sleep(rnd.uniform(0.3, 3.0))
             assert p.alive(), f"ingest ended before kill {k + 1}:\n{p.output()[-2000:]}"
             p.kill9()
             p.ensure_dead()
