@@ -14,11 +14,14 @@
 #include "core/log.h"
 #include "pipeline/pipeline.h"
 
-static volatile sig_atomic_t g_stop;
+static volatile sig_atomic_t g_stop, g_reload;
 
+/* SIGINT/SIGTERM: finish the batch in hand, commit, exit. SIGHUP: the same, then start again on the config read
+ * anew (a config that no longer loads is reported and the old one kept). */
 static void on_signal(int sig)
 {
-	(void)sig;
+	if (sig == SIGHUP)
+		g_reload = 1;
 	g_stop = 1;
 }
 
@@ -29,6 +32,7 @@ static void install_signals(void)
 	sa.sa_handler = on_signal;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 }
 
@@ -118,6 +122,25 @@ static void print_process(const struct sl_pipeline *p, const struct sl_process_s
 		       st->table_rows, st->where);
 }
 
+/* After a SIGHUP: the new config replaces c when it loads; otherwise c stays. Returns true to run again. */
+static bool reload(const char *cmd, const struct args *a, struct sl_conf *c)
+{
+	if (!g_reload)
+		return false;
+	g_reload = 0;
+	g_stop = 0;
+	struct sl_conf n;
+	struct sl_err err = {0};
+	if (sl_conf_load(a->config, &n, &err)) {
+		sl_error(cmd, "SIGHUP: %s; keeping the running config", err.msg);
+		return true;
+	}
+	sl_conf_free(c);
+	*c = n;
+	sl_info(cmd, "SIGHUP: reloaded %s", a->config);
+	return true;
+}
+
 static const char *INGEST_USAGE =
 	"Usage: sluice ingest [PIPELINE] [-c FILE] [--for DURATION] [--count N]\n\n"
 	"Pulls the pipeline's source (an HTTP API or the generator), maps each record and publishes it to the\n"
@@ -180,13 +203,23 @@ int sl_cli_process(int argc, char **argv)
 		return 2;
 	}
 	install_signals();
-	struct sl_run_opts o = {.for_ms = a.for_ms, .until_drained = a.drain, .progress = !a.quiet, .stop = &g_stop};
-	struct sl_process_stats st;
+	const char *name = p->name;
+	char namebuf[256];
+	snprintf(namebuf, sizeof namebuf, "%s", name);
 	struct sl_err err = {0};
-	rc = sl_process_run(&c, p, &o, &st, &err);
-	print_process(p, &st);
-	if (rc)
-		sl_cli_fail("process", "%s", err.msg);
+	do {
+		if (!(p = pick("process", &c, namebuf))) {
+			rc = 1;
+			break;
+		}
+		struct sl_run_opts o = {.for_ms = a.for_ms, .until_drained = a.drain, .progress = !a.quiet,
+					.stop = &g_stop};
+		struct sl_process_stats st;
+		rc = sl_process_run(&c, p, &o, &st, &err);
+		print_process(p, &st);
+		if (rc)
+			sl_cli_fail("process", "%s", err.msg);
+	} while (rc == 0 && reload("process", &a, &c));
 	sl_conf_free(&c);
 	return rc ? 1 : 0;
 }
@@ -239,20 +272,16 @@ static const char *UP_USAGE =
 	"  --count N          ingest at most about N records per pipeline, then drain\n"
 	"  -q, --quiet        no progress line\n";
 
-int sl_cli_up(int argc, char **argv)
+static int up_once(const struct args *ap, struct sl_conf *cp)
 {
-	struct args a;
-	struct sl_conf c;
-	int rc = parse_args("up", argc, argv, &a, UP_USAGE);
-	if (rc)
-		return rc;
-	if ((rc = load("up", &a, &c)))
-		return rc;
-	install_signals();
+	const struct args a = *ap;
+	struct sl_conf c = *cp; /* a shallow copy: the caller keeps ownership */
 	struct worker *w = calloc(c.np, sizeof *w);
 	pthread_t *ti = calloc(c.np, sizeof *ti), *tp = calloc(c.np, sizeof *tp);
 	if (!w || !ti || !tp) {
-		sl_conf_free(&c);
+		free(w);
+		free(ti);
+		free(tp);
 		return sl_cli_fail("up", "out of memory");
 	}
 	printf("sluice up: %zu pipeline%s from %s, data in %s/\n", c.np, c.np == 1 ? "" : "s", a.config, c.data_dir);
@@ -300,6 +329,22 @@ int sl_cli_up(int argc, char **argv)
 	free(w);
 	free(ti);
 	free(tp);
-	sl_conf_free(&c);
 	return status;
+}
+
+int sl_cli_up(int argc, char **argv)
+{
+	struct args a;
+	struct sl_conf c;
+	int rc = parse_args("up", argc, argv, &a, UP_USAGE);
+	if (rc)
+		return rc;
+	if ((rc = load("up", &a, &c)))
+		return rc;
+	install_signals();
+	do
+		rc = up_once(&a, &c);
+	while (reload("up", &a, &c));
+	sl_conf_free(&c);
+	return rc;
 }

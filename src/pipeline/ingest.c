@@ -33,6 +33,7 @@ struct ingest {
 	struct sl_ingest_stats *st;
 	char last_error[SL_ERR_MSG_MAX];
 	bool fatal;
+	struct sl_pipeline_metrics m;
 };
 
 static struct page_slot *slot_push(struct ingest *in, uint64_t seq, const char *cursor)
@@ -104,10 +105,12 @@ static void on_delivery(void *ctx, void *opaque, int err, const char *errmsg, in
 	if (err) {
 		s->failed++;
 		in->st->delivery_failures++;
+		sl_counter_add(in->m.delivery_failures, 1);
 		snprintf(in->last_error, sizeof in->last_error, "%s", errmsg ? errmsg : sl_strerror(err));
 	} else {
 		in->st->delivered++;
 		sl_live.delivered++;
+		sl_counter_add(in->m.delivered, 1);
 	}
 }
 
@@ -130,10 +133,9 @@ static int produce(struct ingest *in, struct sl_producer *prod, struct page_slot
 static void progress(const struct sl_pipeline *p, const struct sl_ingest_stats *st, double t0, bool final)
 {
 	double dt = sl_mono_s() - t0;
-	fprintf(stderr, "\ringest %s: %" PRIu64 " pages, %" PRIu64 " records, %" PRIu64 " delivered, %" PRIu64
-		" dlq, %.0f rec/s   %s",
-		p->name, st->pages, st->records, st->delivered, st->dlq, dt > 0 ? (double)st->delivered / dt : 0,
-		final ? "\n" : "");
+	sl_progress(final, "ingest %s: %" PRIu64 " pages, %" PRIu64 " records, %" PRIu64 " delivered, %" PRIu64
+		    " dlq, %.0f rec/s", p->name, st->pages, st->records, st->delivered, st->dlq,
+		    dt > 0 ? (double)st->delivered / dt : 0);
 }
 
 int sl_ingest_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run_opts *o, struct sl_ingest_stats *st,
@@ -141,6 +143,7 @@ int sl_ingest_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run_
 {
 	memset(st, 0, sizeof *st);
 	struct ingest in = {.p = p, .st = st};
+	sl_pipeline_metrics(p->name, &in.m);
 	struct sl_backend be;
 	struct sl_source *src = NULL;
 	struct sl_producer *prod = NULL;
@@ -195,6 +198,8 @@ int sl_ingest_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run_
 			goto out;
 		st->pages++;
 		st->bytes += page.len;
+		sl_counter_add(in.m.pages, 1);
+		sl_counter_add(in.m.bytes, page.len);
 		struct page_slot *slot = slot_push(&in, page.seq, page.cursor);
 		if (!slot) {
 			rc = sl_err_set(err, SL_ENOMEM, "out of memory");
@@ -217,6 +222,7 @@ int sl_ingest_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run_
 				goto out;
 			st->dlq++;
 			sl_live.dlq++;
+			sl_counter_add(in.m.ingest_dlq, 1);
 		} else {
 			if (!src->records_path)
 				arr = root;
@@ -230,6 +236,7 @@ int sl_ingest_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run_
 				struct sl_err merr = {0};
 				st->records++;
 				sl_live.ingested++;
+				sl_counter_add(in.m.records, 1);
 				sl_arena_reset(&arena);
 				int mrc = sl_mapping_apply(p->map, item, &env, &arena, &rec, &merr);
 				sl_buf_reset(&payload);
@@ -261,6 +268,7 @@ int sl_ingest_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run_
 					m.n_headers = 6;
 					st->dlq++;
 					sl_live.dlq++;
+					sl_counter_add(in.m.ingest_dlq, 1);
 				}
 				if ((rc = produce(&in, prod, slot, &m, o->stop, err)))
 					goto out;

@@ -25,6 +25,7 @@ struct proc {
 	int batch_err;
 	char batch_errmsg[SL_ERR_MSG_MAX];
 	bool batch_done;
+	struct sl_pipeline_metrics m;
 };
 
 static void on_dlq_delivery(void *ctx, void *opaque, int err, const char *errmsg, int32_t partition, int64_t offset)
@@ -54,6 +55,7 @@ static int to_dlq(struct proc *pr, const struct sl_msg *m, const char *stage, co
 		pr->dlq_outstanding++;
 		pr->st->dlq++;
 		sl_live.dlq++;
+		sl_counter_add(pr->m.process_dlq, 1);
 	}
 	return rc;
 }
@@ -72,6 +74,7 @@ static void on_reject(void *ctx, struct sl_sink_batch *b, size_t index, const ch
 	struct proc *pr = ctx;
 	struct sl_err err = {0};
 	pr->st->rejected++;
+	sl_counter_add(pr->m.rejected, 1);
 	if (index < b->n && to_dlq(pr, &pr->msgs[pr->msg_of_rec[index]], "sink", reason, &err))
 		sl_error("process", "pipeline %s: cannot dead-letter a rejected record: %s", pr->p->name, err.msg);
 }
@@ -79,10 +82,9 @@ static void on_reject(void *ctx, struct sl_sink_batch *b, size_t index, const ch
 static void progress(const struct sl_pipeline *p, const struct sl_process_stats *st, double t0, bool final)
 {
 	double dt = sl_mono_s() - t0;
-	fprintf(stderr, "\rprocess %s: %" PRIu64 " consumed, %" PRIu64 " written, %" PRIu64 " dlq, lag %" PRId64
-		", %.0f rec/s   %s",
-		p->name, st->consumed, st->written, st->dlq, st->lag, dt > 0 ? (double)st->written / dt : 0,
-		final ? "\n" : "");
+	sl_progress(final, "process %s: %" PRIu64 " consumed, %" PRIu64 " written, %" PRIu64 " dlq, lag %" PRId64
+		    ", %.0f rec/s", p->name, st->consumed, st->written, st->dlq, st->lag,
+		    dt > 0 ? (double)st->written / dt : 0);
 }
 
 static int open_sink(struct sl_conf *c, struct sl_pipeline *p, struct sl_sink **out, struct sl_err *err)
@@ -97,6 +99,7 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 {
 	memset(st, 0, sizeof *st);
 	struct proc pr = {.p = p, .st = st};
+	sl_pipeline_metrics(p->name, &pr.m);
 	struct sl_backend be;
 	struct sl_consumer *cons = NULL;
 	struct sl_sink *sink = NULL;
@@ -157,6 +160,7 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 			if (sl_mono_s() - last_lag >= 1.0) {
 				last_lag = sl_mono_s();
 				st->lag = sl_backend_lag(&be, cons, p->group, p->topic);
+				sl_gauge_set(pr.m.lag, st->lag);
 			} else
 				continue;
 			if (o->progress && sl_mono_s() - last_progress >= 1) {
@@ -173,6 +177,7 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 			struct sl_err derr = {0};
 			st->consumed++;
 			sl_live.consumed++;
+			sl_counter_add(pr.m.consumed, 1);
 			size_t k = 0;
 			while (k < nmarks && !(marks[k].partition == m->partition && !strcmp(marks[k].topic, m->topic)))
 				k++;
@@ -204,8 +209,10 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 			}
 			msg_of_rec[nrec++] = (size_t)i;
 		}
+		uint64_t rejected_before = st->rejected;
 		struct sl_sink_batch b = {.recs = recs, .n = nrec, .marks = marks, .nmarks = nmarks, .group = p->group};
 		int64_t backoff_ms = 100;
+		double w0 = sl_mono_s();
 		for (;;) {
 			pr.batch_done = false;
 			struct sl_err werr = {0};
@@ -215,6 +222,7 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 			if (wrc == 0 && pr.batch_err == 0)
 				break;
 			st->retries++;
+			sl_counter_add(pr.m.retries, 1);
 			sl_warn("process", "pipeline %s: sink write failed, retrying in %" PRId64 " ms: %s", p->name,
 				backoff_ms, wrc ? werr.msg : pr.batch_errmsg);
 			for (int64_t waited = 0; waited < backoff_ms && !(o->stop && *o->stop); waited += 50)
@@ -226,8 +234,20 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 			backoff_ms = backoff_ms * 2 > 30000 ? 30000 : backoff_ms * 2;
 		}
 		st->batches++;
-		st->written += nrec - (size_t)0;
+		st->written += nrec;
 		sl_live.written += nrec;
+		sl_counter_add(pr.m.batches, 1);
+		sl_counter_add(pr.m.written, nrec - (size_t)(st->rejected - rejected_before));
+		sl_histogram_observe(pr.m.batch_records, (double)nrec);
+		sl_histogram_observe(pr.m.write_seconds, sl_mono_s() - w0);
+		{
+			int64_t now = sl_now_ms();
+			for (size_t i = 0; i < nrec; i++) {
+				int64_t ts = msgs[msg_of_rec[i]].timestamp_ms;
+				if (ts > 0 && now >= ts)
+					sl_histogram_observe(pr.m.e2e_seconds, (double)(now - ts) / 1000.0);
+			}
+		}
 		/* Offsets move only once the dead-letter topic also has this batch's rejects. */
 		if (pr.dlq_outstanding > 0) {
 			struct sl_err ferr = {0};

@@ -1,5 +1,7 @@
 /* The log backend chosen by the config, and helpers shared by ingest and process (see runtime.h). */
 #include <inttypes.h>
+#include <stdarg.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -7,6 +9,24 @@
 #include "pipeline/runtime.h"
 
 struct sl_live sl_live;
+
+void sl_progress(bool final, const char *fmt, ...)
+{
+	static double last_line;
+	bool tty = isatty(STDERR_FILENO);
+	if (!tty && !final && sl_mono_s() - last_line < 10)
+		return;
+	last_line = sl_mono_s();
+	char line[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	if (tty)
+		fprintf(stderr, "\r%s\033[K%s", line, final ? "\n" : "");
+	else
+		fprintf(stderr, "%s\n", line);
+}
 
 int64_t sl_now_ms(void)
 {
@@ -20,6 +40,35 @@ double sl_mono_s(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void sl_pipeline_metrics(const char *pipeline, struct sl_pipeline_metrics *m)
+{
+	struct sl_metrics *r = sl_metrics_global();
+	char l[300];
+	snprintf(l, sizeof l, "pipeline=\"%s\"", pipeline);
+	m->pages = sl_counter(r, "sluice_ingest_pages_total", l, "Pages (API responses) fetched");
+	m->records = sl_counter(r, "sluice_ingest_records_total", l, "Raw records read from the source");
+	m->bytes = sl_counter(r, "sluice_ingest_bytes_total", l, "Bytes of source pages");
+	m->delivered = sl_counter(r, "sluice_ingest_delivered_total", l, "Records the log confirmed (topic and DLQ)");
+	m->delivery_failures = sl_counter(r, "sluice_ingest_delivery_failures_total", l,
+					  "Records the log did not confirm (their page is fetched again)");
+	m->ingest_dlq = sl_counter(r, "sluice_ingest_dlq_total", l, "Records dead-lettered at parse or mapping");
+	m->consumed = sl_counter(r, "sluice_process_consumed_total", l, "Records consumed from the topic");
+	m->written = sl_counter(r, "sluice_process_written_total", l, "Rows the sink acknowledged");
+	m->process_dlq = sl_counter(r, "sluice_process_dlq_total", l, "Records dead-lettered at decode or sink");
+	m->rejected = sl_counter(r, "sluice_sink_rejected_total", l, "Rows the sink refused for good");
+	m->retries = sl_counter(r, "sluice_sink_retries_total", l, "Batch writes retried after a transient error");
+	m->batches = sl_counter(r, "sluice_process_batches_total", l, "Micro-batches written");
+	m->lag = sl_gauge(r, "sluice_process_lag", l, "Records in the topic not yet committed by the group");
+	static const double sizes[] = {1, 10, 50, 100, 250, 500, 1000, 5000, 10000};
+	m->batch_records = sl_histogram(r, "sluice_process_batch_records", l, "Records per micro-batch", sizes,
+					sizeof sizes / sizeof *sizes);
+	m->write_seconds = sl_histogram(r, "sluice_sink_write_seconds", l, "Time to write one micro-batch",
+					sl_latency_buckets, sl_latency_nbuckets);
+	m->e2e_seconds = sl_histogram(r, "sluice_end_to_end_seconds", l,
+				      "From a record's log timestamp to its row being acknowledged", sl_latency_buckets,
+				      sl_latency_nbuckets);
 }
 
 int sl_backend_open(struct sl_conf *c, struct sl_backend *b, struct sl_err *err)

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "pipeline/pipeline.h"
+#include "core/metrics.h"
 #include "topic/topic.h"
 
 struct sl_backend {
@@ -30,6 +31,18 @@ int64_t sl_backend_lag(struct sl_backend *b, struct sl_consumer *cons, const cha
 /* Headers that say why a record went to the dead-letter topic. */
 void sl_dlq_headers(struct sl_header h[6], const char *stage, const char *error, const char *pipeline,
 		    const char *src_topic, char partbuf[16], int32_t partition, char offbuf[24], int64_t offset);
+
+/* Per-pipeline metrics (Prometheus names), registered once in the global registry. */
+struct sl_pipeline_metrics {
+	struct sl_metric *pages, *records, *bytes, *delivered, *delivery_failures, *ingest_dlq;
+	struct sl_metric *consumed, *written, *process_dlq, *rejected, *retries, *batches, *lag;
+	struct sl_metric *batch_records, *write_seconds, *e2e_seconds;
+};
+void sl_pipeline_metrics(const char *pipeline, struct sl_pipeline_metrics *m);
+
+/* A progress line on stderr: rewritten in place on a terminal; on a pipe or file, a new line at most every 10 s
+ * (and always for the final one), so logs stay readable. */
+void sl_progress(bool final, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 int64_t sl_now_ms(void);
 double sl_mono_s(void);
