@@ -6,7 +6,7 @@
 struct sl_cli_cmd {
 	const char *name;
 	int (*run)(int argc, char **argv); /* argv[0] is the command name */
-	const char *summary;               /* one line for `sluice --help` */
+	const char *summary;               /* one line for `sluice --help`; NULL hides the command */
 };
 
 int sl_cli_check(int argc, char **argv);
@@ -16,6 +16,7 @@ int sl_cli_up(int argc, char **argv);
 int sl_cli_config_doc(int argc, char **argv);
 int sl_cli_dlq(int argc, char **argv);
 int sl_cli_cql(int argc, char **argv);
+int sl_cli_cron_next(int argc, char **argv);
 
 /* Prints "sluice <cmd>: <msg>" to stderr; returns 1. */
 int sl_cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -14,6 +14,7 @@ static const struct sl_cli_cmd commands[] = {
 	{"check", sl_cli_check, "lint a config file: unknown keys, wrong types, bad mappings"},
 	{"config-doc", sl_cli_config_doc, "print the configuration reference (docs/configuration.md)"},
 	{"cql", sl_cli_cql, "run CQL statements against Cassandra (a tiny cqlsh)"},
+	{"cron-next", sl_cli_cron_next, NULL}, /* hidden: next fire times, for scripts and the croniter oracle */
 };
 #define NCOMMANDS (sizeof commands / sizeof *commands)
 
@@ -36,7 +37,8 @@ static void usage(FILE *fp)
 		"Commands:\n",
 		SL_VERSION);
 	for (size_t i = 0; i < NCOMMANDS; i++)
-		fprintf(fp, "  %-10s %s\n", commands[i].name, commands[i].summary);
+		if (commands[i].summary)
+			fprintf(fp, "  %-10s %s\n", commands[i].name, commands[i].summary);
 	fprintf(fp, "\n`sluice <command> --help` explains a command. Configuration reference: docs/configuration.md.\n");
 }
 
