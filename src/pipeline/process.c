@@ -263,9 +263,15 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 					"offsets not committed", p->name, pr.dlq_failed);
 			goto out;
 		}
-		for (size_t i = 0; i < nmarks; i++)
-			if ((rc = cons->ops->commit(cons, marks[i].topic, marks[i].partition, marks[i].next_offset, err)))
-				goto out;
+		for (size_t i = 0; i < nmarks; i++) {
+			struct sl_err cerr = {0};
+			/* A commit can fail when a rebalance just gave the partition to another member: the rows are
+			 * written, the new owner reads them again from the last commit and rewrites them (upserts), so
+			 * this is a duplicate at worst, never a loss. Warn and go on. */
+			if (cons->ops->commit(cons, marks[i].topic, marks[i].partition, marks[i].next_offset, &cerr))
+				sl_warn("process", "pipeline %s: commit of %s[%" PRId32 "]@%" PRId64 " failed: %s", p->name,
+					marks[i].topic, marks[i].partition, marks[i].next_offset, cerr.msg);
+		}
 		if (o->progress && sl_mono_s() - last_progress >= 1) {
 			last_progress = last_lag = sl_mono_s();
 			st->lag = sl_backend_lag(&be, cons, p->group, p->topic);
