@@ -36,6 +36,14 @@ fuzz: deps
 fuzz-long:
 	@FUZZ_SECONDS=600 $(MAKE) fuzz
 
+# Benchmarks are not tests: they never fail on speed and are not part of `make test`. Each writes its section of
+# docs/benchmarks.md. BENCH=cql,ingest,process picks some.
+bench: all
+	@bash scripts/venv.sh >/dev/null
+	@bash tests/services/run up kafka cassandra
+	@for b in $$(echo $${BENCH:-cql,ingest,process} | tr , ' '); do \
+	  if [ -x bench/$$b/run ]; then echo "=== bench/$$b"; bench/$$b/run || echo "bench/$$b failed"; fi; done
+
 services-up:
 	@bash tests/services/run up
 services-down:
