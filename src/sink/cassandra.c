@@ -114,17 +114,6 @@ static const char *cql_type(enum sl_type t)
 	}
 }
 
-static void ident(struct sl_buf *b, const char *name)
-{
-	sl_buf_putc(b, '"');
-	for (const char *p = name; *p; p++) {
-		if (*p == '"')
-			sl_buf_putc(b, '"');
-		sl_buf_putc(b, *p);
-	}
-	sl_buf_putc(b, '"');
-}
-
 static int grow(void **arr, size_t *cap, size_t need, size_t elem)
 {
 	if (need <= *cap)
@@ -144,33 +133,34 @@ static int cs_prepare(struct sl_sink *bs, const struct sl_schema *schema, struct
 {
 	struct cass_sink *s = (struct cass_sink *)bs;
 	s->schema = schema;
-	const struct sl_strlist *pk = &s->conf->primary_key;
-	const char *key = schema->key >= 0 ? schema->fields[schema->key].name : NULL;
-	if (!pk->n && !key)
-		return sl_err_set(err, SL_ECONFIG, "sink %s: no primary_key configured and the pipeline has no key", s->fq);
-	const char *part = pk->n ? pk->v[0] : key;
+	struct sl_buf pkcols;
+	sl_buf_init(&pkcols);
+	const char *part = NULL;
+	int prc = sl_sink_primary_key(s->conf, schema, s->fq, &pkcols, &part, err);
+	if (prc) {
+		sl_buf_free(&pkcols);
+		return prc;
+	}
 	s->part_field = sl_schema_find(schema, part, strlen(part));
-	if (s->part_field < 0)
+	if (s->part_field < 0) {
+		sl_buf_free(&pkcols);
 		return sl_err_set(err, SL_ECONFIG, "sink %s: partition key '%s' is not a mapped column", s->fq, part);
+	}
 	struct sl_buf q;
 	sl_buf_init(&q);
 	sl_buf_puts(&q, "CREATE KEYSPACE IF NOT EXISTS ");
-	ident(&q, s->conf->keyspace);
+	sl_sink_ident(&q, s->conf->keyspace);
 	sl_buf_printf(&q, " WITH replication = %s", s->conf->replication);
 	int rc = sl_cql_session_query(s->session, sl_buf_cstr(&q), NULL, err);
 	if (rc == 0) {
 		sl_buf_reset(&q);
 		sl_buf_printf(&q, "CREATE TABLE IF NOT EXISTS %s (", s->fq);
 		for (size_t i = 0; i < schema->n; i++) {
-			ident(&q, schema->fields[i].name);
+			sl_sink_ident(&q, schema->fields[i].name);
 			sl_buf_printf(&q, " %s, ", cql_type(schema->fields[i].type));
 		}
 		sl_buf_puts(&q, "PRIMARY KEY (");
-		for (size_t i = 0; i < (pk->n ? pk->n : 1); i++) {
-			if (i)
-				sl_buf_puts(&q, ", ");
-			ident(&q, pk->n ? pk->v[i] : key);
-		}
+		sl_buf_append(&q, pkcols.data, pkcols.len);
 		sl_buf_puts(&q, "))");
 		rc = sl_cql_session_query(s->session, sl_buf_cstr(&q), NULL, err);
 	}
@@ -180,7 +170,7 @@ static int cs_prepare(struct sl_sink *bs, const struct sl_schema *schema, struct
 		for (size_t i = 0; i < schema->n; i++) {
 			if (i)
 				sl_buf_puts(&q, ", ");
-			ident(&q, schema->fields[i].name);
+			sl_sink_ident(&q, schema->fields[i].name);
 		}
 		sl_buf_puts(&q, ") VALUES (");
 		for (size_t i = 0; i < schema->n; i++)
@@ -194,6 +184,7 @@ static int cs_prepare(struct sl_sink *bs, const struct sl_schema *schema, struct
 					   "column?): ", s->fq);
 	}
 	sl_buf_free(&q);
+	sl_buf_free(&pkcols);
 	return rc;
 }
 
@@ -509,9 +500,9 @@ int sl_sink_cassandra_new(const struct sl_cfg_node *cassandra, const struct sl_s
 	s->consistency = sl_cql_consistency_parse(conf->consistency);
 	struct sl_buf fq;
 	sl_buf_init(&fq);
-	ident(&fq, conf->keyspace);
+	sl_sink_ident(&fq, conf->keyspace);
 	sl_buf_putc(&fq, '.');
-	ident(&fq, conf->table);
+	sl_sink_ident(&fq, conf->table);
 	s->fq = strdup(sl_buf_cstr(&fq));
 	sl_buf_free(&fq);
 	struct sl_buf cps;

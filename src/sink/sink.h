@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/buf.h"
 #include "core/config.h"
 #include "core/err.h"
 #include "core/record.h"
@@ -84,6 +85,13 @@ extern const struct sl_opt sl_cassandra_opts[];
 /* Cassandra: connects with the cassandra: section's options; prepare() creates keyspace and table. */
 int sl_sink_cassandra_new(const struct sl_cfg_node *cassandra, const struct sl_sink_conf *conf, struct sl_sink **out,
 			  struct sl_err *err);
+
+/* Appends name as a quoted identifier (the same rules in CQL and SQLite). */
+void sl_sink_ident(struct sl_buf *b, const char *name);
+/* Appends the quoted primary key columns, comma-separated (configured, else the pipeline's key), checking that
+ * each is a mapped column; *partition gets the first (the partition key). */
+int sl_sink_primary_key(const struct sl_sink_conf *conf, const struct sl_schema *schema, const char *table,
+			struct sl_buf *cols, const char **partition, struct sl_err *err);
 
 /* SQLite: data_dir/<keyspace>.db, table <table>. */
 int sl_sink_sqlite_new(const char *data_dir, const struct sl_sink_conf *conf, struct sl_sink **out,

@@ -59,52 +59,28 @@ static const char *sql_type(enum sl_type t)
 	}
 }
 
-static void ident(struct sl_buf *b, const char *name)
-{
-	sl_buf_putc(b, '"');
-	for (const char *p = name; *p; p++) {
-		if (*p == '"')
-			sl_buf_putc(b, '"');
-		sl_buf_putc(b, *p);
-	}
-	sl_buf_putc(b, '"');
-}
-
 static int sq_prepare(struct sl_sink *bs, const struct sl_schema *schema, struct sl_err *err)
 {
 	struct sqlite_sink *s = (struct sqlite_sink *)bs;
 	s->schema = schema;
 	struct sl_buf q;
 	sl_buf_init(&q);
-	/* Primary key: configured, else the record key. */
-	const struct sl_strlist *pk = &s->conf->primary_key;
-	const char *key = schema->key >= 0 ? schema->fields[schema->key].name : NULL;
-	if (!pk->n && !key) {
+	struct sl_buf pkcols;
+	sl_buf_init(&pkcols);
+	int prc = sl_sink_primary_key(s->conf, schema, s->table, &pkcols, NULL, err);
+	if (prc) {
 		sl_buf_free(&q);
-		return sl_err_set(err, SL_ECONFIG, "sink %s: no primary_key configured and the pipeline has no key",
-				  s->table);
+		sl_buf_free(&pkcols);
+		return prc;
 	}
-	for (size_t i = 0; i < pk->n; i++)
-		if (sl_schema_find(schema, pk->v[i], strlen(pk->v[i])) < 0) {
-			sl_buf_free(&q);
-			return sl_err_set(err, SL_ECONFIG, "sink %s: primary key column '%s' is not in the mapping",
-					  s->table, pk->v[i]);
-		}
 	sl_buf_puts(&q, "CREATE TABLE IF NOT EXISTS ");
-	ident(&q, s->table);
+	sl_sink_ident(&q, s->table);
 	sl_buf_puts(&q, " (");
 	for (size_t i = 0; i < schema->n; i++) {
-		ident(&q, schema->fields[i].name);
+		sl_sink_ident(&q, schema->fields[i].name);
 		sl_buf_printf(&q, " %s, ", sql_type(schema->fields[i].type));
 	}
 	sl_buf_puts(&q, "PRIMARY KEY (");
-	struct sl_buf pkcols;
-	sl_buf_init(&pkcols);
-	for (size_t i = 0; i < (pk->n ? pk->n : 1); i++) {
-		if (i)
-			sl_buf_puts(&pkcols, ", ");
-		ident(&pkcols, pk->n ? pk->v[i] : key);
-	}
 	sl_buf_append(&q, pkcols.data, pkcols.len);
 	sl_buf_puts(&q, "));"
 			"CREATE TABLE IF NOT EXISTS _sluice_offsets(grp TEXT NOT NULL, topic TEXT NOT NULL,"
@@ -117,9 +93,9 @@ static int sq_prepare(struct sl_sink *bs, const struct sl_schema *schema, struct
 	for (size_t i = 0; rc == 0 && i < schema->n; i++) {
 		sl_buf_reset(&q);
 		sl_buf_puts(&q, "SELECT ");
-		ident(&q, schema->fields[i].name);
+		sl_sink_ident(&q, schema->fields[i].name);
 		sl_buf_puts(&q, " FROM ");
-		ident(&q, s->table);
+		sl_sink_ident(&q, s->table);
 		sl_buf_puts(&q, " LIMIT 0");
 		sqlite3_stmt *st = NULL;
 		if (sqlite3_prepare_v2(s->db, sl_buf_cstr(&q), -1, &st, NULL) != SQLITE_OK)
@@ -130,12 +106,12 @@ static int sq_prepare(struct sl_sink *bs, const struct sl_schema *schema, struct
 	/* INSERT ... ON CONFLICT(pk) DO UPDATE: an upsert, like a CQL INSERT. */
 	sl_buf_reset(&q);
 	sl_buf_puts(&q, "INSERT INTO ");
-	ident(&q, s->table);
+	sl_sink_ident(&q, s->table);
 	sl_buf_puts(&q, " (");
 	for (size_t i = 0; i < schema->n; i++) {
 		if (i)
 			sl_buf_puts(&q, ", ");
-		ident(&q, schema->fields[i].name);
+		sl_sink_ident(&q, schema->fields[i].name);
 	}
 	sl_buf_puts(&q, ") VALUES (");
 	for (size_t i = 0; i < schema->n; i++)
@@ -146,16 +122,16 @@ static int sq_prepare(struct sl_sink *bs, const struct sl_schema *schema, struct
 	for (size_t i = 0; i < schema->n; i++) {
 		if (i)
 			sl_buf_puts(&q, ", ");
-		ident(&q, schema->fields[i].name);
+		sl_sink_ident(&q, schema->fields[i].name);
 		if (s->conf->null_as_unset) {
 			sl_buf_puts(&q, " = COALESCE(excluded.");
-			ident(&q, schema->fields[i].name);
+			sl_sink_ident(&q, schema->fields[i].name);
 			sl_buf_puts(&q, ", ");
-			ident(&q, schema->fields[i].name);
+			sl_sink_ident(&q, schema->fields[i].name);
 			sl_buf_puts(&q, ")");
 		} else {
 			sl_buf_puts(&q, " = excluded.");
-			ident(&q, schema->fields[i].name);
+			sl_sink_ident(&q, schema->fields[i].name);
 		}
 	}
 	if (rc == 0 && (!sl_buf_ok(&q) || sqlite3_prepare_v2(s->db, sl_buf_cstr(&q), -1, &s->upsert, NULL) != SQLITE_OK))
@@ -270,7 +246,7 @@ static int64_t sq_count(struct sl_sink *bs, struct sl_err *err)
 	struct sl_buf q;
 	sl_buf_init(&q);
 	sl_buf_puts(&q, "SELECT COUNT(*) FROM ");
-	ident(&q, s->table);
+	sl_sink_ident(&q, s->table);
 	sqlite3_stmt *st = NULL;
 	int64_t n = SL_EIO;
 	if (sqlite3_prepare_v2(s->db, sl_buf_cstr(&q), -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)

@@ -8,33 +8,24 @@ fails=0
 passes=0
 ok() { passes=$((passes+1)); }
 bad() { echo "FAIL: $*"; fails=$((fails+1)); }
-# expect_fail NAME EXPECTED_SUBSTRING... -- CMD...: the command must exit non-zero and print every substring.
-expect_fail() {
-  local name=$1; shift
+# expect_fail|expect_ok NAME EXPECTED_SUBSTRING... -- CMD...: the command must exit non-zero (fail) or zero (ok) and
+# print every substring.
+expect() {
+  local want=$1 name=$2; shift 2
   local subs=()
   while [ "$1" != "--" ]; do subs+=("$1"); shift; done
   shift
   local out rc
   out=$("$@" 2>&1); rc=$?
-  if [ $rc -eq 0 ]; then bad "$name: exited 0; output: $out"; return; fi
+  if [ "$want" = ok ] && [ $rc -ne 0 ]; then bad "$name: exited $rc; output: $out"; return; fi
+  if [ "$want" = fail ] && [ $rc -eq 0 ]; then bad "$name: exited 0; output: $out"; return; fi
   for s in "${subs[@]}"; do
     case "$out" in *"$s"*) ;; *) bad "$name: output lacks '$s': $out"; return;; esac
   done
   ok
 }
-expect_ok() {
-  local name=$1; shift
-  local subs=()
-  while [ "$1" != "--" ]; do subs+=("$1"); shift; done
-  shift
-  local out rc
-  out=$("$@" 2>&1); rc=$?
-  if [ $rc -ne 0 ]; then bad "$name: exited $rc; output: $out"; return; fi
-  for s in "${subs[@]}"; do
-    case "$out" in *"$s"*) ;; *) bad "$name: output lacks '$s': $out"; return;; esac
-  done
-  ok
-}
+expect_fail() { expect fail "$@"; }
+expect_ok() { expect ok "$@"; }
 finish() {
   echo "$passes passed, $fails failed"
   [ $fails -eq 0 ]
