@@ -89,8 +89,15 @@ static void progress(const struct sl_pipeline *p, const struct sl_process_stats 
 
 static int open_sink(struct sl_conf *c, struct sl_pipeline *p, struct sl_sink **out, struct sl_err *err)
 {
-	if (c->cassandra)
+	const char *t = p->sink.type;
+	if (!strcmp(t, "null"))
+		return sl_sink_null_new(out, err);
+	if (!strcmp(t, "cassandra") || (!strcmp(t, "auto") && c->cassandra)) {
+		if (!c->cassandra)
+			return sl_err_set(err, SL_ECONFIG, "pipeline %s: sink type cassandra needs a cassandra: section",
+					  p->name);
 		return sl_sink_cassandra_new(c->cassandra, &p->sink, out, err);
+	}
 	return sl_sink_sqlite_new(c->data_dir, &p->sink, out, err);
 }
 

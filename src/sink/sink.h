@@ -61,6 +61,7 @@ struct sl_sink {
 };
 
 struct sl_sink_conf {
+	char *type;                    /* auto | sqlite | cassandra | null */
 	char *keyspace;
 	char *table;
 	struct sl_strlist primary_key; /* default: the mapping's key column */
@@ -92,6 +93,9 @@ void sl_sink_ident(struct sl_buf *b, const char *name);
  * each is a mapped column; *partition gets the first (the partition key). */
 int sl_sink_primary_key(const struct sl_sink_conf *conf, const struct sl_schema *schema, const char *table,
 			struct sl_buf *cols, const char **partition, struct sl_err *err);
+
+/* Discards every row (benchmarks of the engine alone). */
+int sl_sink_null_new(struct sl_sink **out, struct sl_err *err);
 
 /* SQLite: data_dir/<keyspace>.db, table <table>. */
 int sl_sink_sqlite_new(const char *data_dir, const struct sl_sink_conf *conf, struct sl_sink **out,
