@@ -187,7 +187,7 @@ class FaultProxy:
 # ---- configs and running sluice -----------------------------------------------------------------------------------
 
 def write_config(path, *, data_dir, topic, keyspace, source_yaml, partitions=3, group=None, batch_yaml="",
-                 kafka_extra="", cassandra_extra="", max_record_bytes=None):
+                 kafka_extra="", cassandra_extra="", max_record_bytes=None, primary_key="[id]"):
     group_line = f"    group: {group}\n" if group else ""
     mrb = f"    max_record_bytes: {max_record_bytes}\n" if max_record_bytes else ""
     text = (f"data_dir: {data_dir}\n"
@@ -201,7 +201,7 @@ def write_config(path, *, data_dir, topic, keyspace, source_yaml, partitions=3, 
             f"    sink:\n"
             f"      keyspace: {keyspace}\n"
             f"      table: created_users\n"
-            f"      primary_key: [id]\n"
+            f"      primary_key: {primary_key}\n"
             f"{batch_yaml}"
             f"kafka:\n  brokers: {BROKERS}\n{kafka_extra}"
             f"cassandra:\n  contact_points: [{CASSANDRA}]\n{cassandra_extra}")
@@ -398,8 +398,11 @@ _cluster = None
 def cql_session():
     global _cluster
     from cassandra.cluster import Cluster
+    from cassandra.policies import ConstantReconnectionPolicy
     if _cluster is None:
-        _cluster = Cluster([CASSANDRA], connect_timeout=20, control_connection_timeout=20)
+        # a constant 1 s: after a test stopped Cassandra, the driver must not wait out an exponential backoff
+        _cluster = Cluster([CASSANDRA], connect_timeout=20, control_connection_timeout=20,
+                           reconnection_policy=ConstantReconnectionPolicy(1.0))
     return _cluster.connect()
 
 
