@@ -16,6 +16,7 @@ int sl_cli_up(int argc, char **argv);
 int sl_cli_config_doc(int argc, char **argv);
 int sl_cli_dlq(int argc, char **argv);
 int sl_cli_cql(int argc, char **argv);
+int sl_cli_registry(int argc, char **argv);
 int sl_cli_cron_next(int argc, char **argv);
 
 /* Prints "sluice <cmd>: <msg>" to stderr; returns 1. */

@@ -14,6 +14,7 @@ static const struct sl_cli_cmd commands[] = {
 	{"check", sl_cli_check, "lint a config file: unknown keys, wrong types, bad mappings"},
 	{"config-doc", sl_cli_config_doc, "print the configuration reference (docs/configuration.md)"},
 	{"cql", sl_cli_cql, "run CQL statements against Cassandra (a tiny cqlsh)"},
+	{"registry", sl_cli_registry, "serve the Confluent-compatible schema registry REST API"},
 	{"cron-next", sl_cli_cron_next, NULL}, /* hidden: next fire times, for scripts and the croniter oracle */
 };
 #define NCOMMANDS (sizeof commands / sizeof *commands)

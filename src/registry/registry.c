@@ -1,0 +1,758 @@
+/* The registry's state and its operations: the fold of `_schemas` records into subjects, versions, schemas by id,
+ * compatibility levels and modes; schema parsing per type (validation, canonical text, references); compatibility
+ * levels; registration; and the public C API. Confluent's semantics are the contract (notes/schema-registry.md):
+ * one id per distinct (type, canonical text, references) across subjects, next version = highest version still
+ * stored + 1, soft-deleted versions hidden but still served by id. The REST mapping is in service.c. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/log.h"
+#include "registry/internal.h"
+
+const char *const sl_reg_levels[] = {"NONE", "BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE",
+				     "FULL", "FULL_TRANSITIVE", NULL};
+const char *const sl_reg_modes[] = {"READWRITE", "READONLY", "READONLY_OVERRIDE", "IMPORT", NULL};
+
+static char *xstrdup(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+static bool streq_null(const char *a, const char *b)
+{
+	if (!a || !b)
+		return a == b;
+	return !strcmp(a, b);
+}
+
+/* ---- state ---- */
+
+struct sl_reg_schema *sl_reg_schema_by_id(struct sl_registry *r, int id)
+{
+	for (size_t i = 0; i < r->nschemas; i++)
+		if (r->schemas[i].id == id)
+			return &r->schemas[i];
+	return NULL;
+}
+
+struct sl_reg_version *sl_reg_find_version(struct sl_registry *r, const char *subject, int version)
+{
+	for (size_t i = 0; i < r->nvers; i++)
+		if (r->vers[i].version == version && !strcmp(r->vers[i].subject, subject))
+			return &r->vers[i];
+	return NULL;
+}
+
+/* Versions of subject sorted ascending; live only unless with_deleted. Caller frees. */
+size_t sl_reg_subject_versions(struct sl_registry *r, const char *subject, bool with_deleted,
+			       struct sl_reg_version ***out)
+{
+	size_t n = 0;
+	struct sl_reg_version **v = NULL;
+	*out = NULL;
+	for (size_t i = 0; i < r->nvers; i++)
+		if (!strcmp(r->vers[i].subject, subject) && (with_deleted || !r->vers[i].deleted))
+			n++;
+	if (!n || !(v = malloc(n * sizeof *v)))
+		return 0;
+	n = 0;
+	for (size_t i = 0; i < r->nvers; i++)
+		if (!strcmp(r->vers[i].subject, subject) && (with_deleted || !r->vers[i].deleted)) {
+			size_t k = n++;
+			while (k > 0 && v[k - 1]->version > r->vers[i].version) {
+				v[k] = v[k - 1];
+				k--;
+			}
+			v[k] = &r->vers[i];
+		}
+	*out = v;
+	return n;
+}
+
+/* Whether any live (or any, with_deleted) version uses id. */
+bool sl_reg_id_in_use(struct sl_registry *r, int id, bool with_deleted)
+{
+	for (size_t i = 0; i < r->nvers; i++)
+		if (r->vers[i].id == id && (with_deleted || !r->vers[i].deleted))
+			return true;
+	return false;
+}
+
+static void kv_set(struct sl_reg_kv **arr, size_t *n, size_t *cap, const char *subject, const char *value)
+{
+	for (size_t i = 0; i < *n; i++)
+		if (streq_null((*arr)[i].subject, subject)) {
+			if (!value) {
+				free((*arr)[i].subject);
+				free((*arr)[i].value);
+				(*arr)[i] = (*arr)[--*n];
+			} else {
+				free((*arr)[i].value);
+				(*arr)[i].value = xstrdup(value);
+			}
+			return;
+		}
+	if (!value)
+		return;
+	if (*n == *cap) {
+		size_t nc = *cap ? *cap * 2 : 8;
+		struct sl_reg_kv *a = realloc(*arr, nc * sizeof *a);
+		if (!a)
+			return;
+		*arr = a;
+		*cap = nc;
+	}
+	(*arr)[*n].subject = xstrdup(subject);
+	(*arr)[*n].value = xstrdup(value);
+	++*n;
+}
+
+const char *sl_reg_kv_get(const struct sl_reg_kv *arr, size_t n, const char *subject)
+{
+	for (size_t i = 0; i < n; i++)
+		if (streq_null(arr[i].subject, subject))
+			return arr[i].value;
+	return NULL;
+}
+
+const char *sl_reg_level(struct sl_registry *r, const char *subject)
+{
+	const char *v = subject ? sl_reg_kv_get(r->compat, r->ncompat, subject) : NULL;
+	if (!v)
+		v = sl_reg_kv_get(r->compat, r->ncompat, NULL);
+	return v ? v : "BACKWARD";
+}
+
+const char *sl_reg_mode(struct sl_registry *r, const char *subject)
+{
+	const char *v = subject ? sl_reg_kv_get(r->mode, r->nmode, subject) : NULL;
+	if (!v)
+		v = sl_reg_kv_get(r->mode, r->nmode, NULL);
+	return v ? v : "READWRITE";
+}
+
+static void put_schema(struct sl_registry *r, int id, const char *type, const char *text, const char *refs)
+{
+	struct sl_reg_schema *s;
+	if (sl_reg_schema_by_id(r, id))
+		return;
+	if (r->nschemas == r->capschemas) {
+		size_t nc = r->capschemas ? r->capschemas * 2 : 16;
+		struct sl_reg_schema *a = realloc(r->schemas, nc * sizeof *a);
+		if (!a)
+			return;
+		r->schemas = a;
+		r->capschemas = nc;
+	}
+	s = &r->schemas[r->nschemas++];
+	s->id = id;
+	s->type = xstrdup(type);
+	s->text = xstrdup(text);
+	s->refs = xstrdup(refs);
+	if (id > r->max_id)
+		r->max_id = id;
+}
+
+static void put_version(struct sl_registry *r, const char *subject, int version, int id, bool deleted)
+{
+	struct sl_reg_version *v = sl_reg_find_version(r, subject, version);
+	if (!v) {
+		if (r->nvers == r->capvers) {
+			size_t nc = r->capvers ? r->capvers * 2 : 16;
+			struct sl_reg_version *a = realloc(r->vers, nc * sizeof *a);
+			if (!a)
+				return;
+			r->vers = a;
+			r->capvers = nc;
+		}
+		v = &r->vers[r->nvers++];
+		v->subject = xstrdup(subject);
+		v->version = version;
+	}
+	v->id = id;
+	v->deleted = deleted;
+}
+
+static void drop_version(struct sl_registry *r, const char *subject, int version)
+{
+	struct sl_reg_version *v = sl_reg_find_version(r, subject, version);
+	if (!v)
+		return;
+	free(v->subject);
+	*v = r->vers[--r->nvers];
+}
+
+void sl_reg_apply(struct sl_registry *r, const char *key, size_t keylen, const char *value, size_t valuelen)
+{
+	struct sl_rj *k = NULL, *v = NULL;
+	struct sl_err err;
+	const char *kt, *subject;
+	if (sl_rj_parse(key, keylen, &k, &err) || (value && sl_rj_parse(value, valuelen, &v, &err))) {
+		sl_warn("registry", "skipping a malformed _schemas record: %s key=%.*s", err.msg, (int)(keylen > 200 ? 200 : keylen), key);
+		goto out;
+	}
+	kt = sl_rj_getstr(k, "keytype");
+	subject = sl_rj_getstr(k, "subject");
+	if (!kt)
+		goto out;
+	if (!strcmp(kt, "SCHEMA")) {
+		struct sl_rj *ver = sl_rj_get(k, "version");
+		if (!subject || !ver || ver->t != SL_RJ_NUM)
+			goto out;
+		if (!v || v->t == SL_RJ_NULL) {
+			drop_version(r, subject, (int)ver->d);
+			goto out;
+		}
+		struct sl_rj *id = sl_rj_get(v, "id"), *del = sl_rj_get(v, "deleted"), *refs = sl_rj_get(v, "references");
+		const char *text = sl_rj_getstr(v, "schema"), *type = sl_rj_getstr(v, "schemaType");
+		char *refstr = NULL;
+		if (!id || id->t != SL_RJ_NUM || !text)
+			goto out;
+		if (refs && refs->t == SL_RJ_ARR && refs->n) {
+			struct sl_buf b;
+			sl_buf_init(&b);
+			sl_rj_render(refs, &b);
+			refstr = strdup(sl_buf_cstr(&b));
+			sl_buf_free(&b);
+		}
+		put_schema(r, (int)id->d, type ? type : "AVRO", text, refstr);
+		free(refstr);
+		put_version(r, subject, (int)ver->d, (int)id->d, del && del->t == SL_RJ_BOOL && del->b);
+	} else if (!strcmp(kt, "CONFIG")) {
+		kv_set(&r->compat, &r->ncompat, &r->capcompat, subject,
+		       v ? sl_rj_getstr(v, "compatibilityLevel") : NULL);
+	} else if (!strcmp(kt, "MODE")) {
+		kv_set(&r->mode, &r->nmode, &r->capmode, subject, v ? sl_rj_getstr(v, "mode") : NULL);
+	} else if (!strcmp(kt, "DELETE_SUBJECT") && subject && v) {
+		/* Confluent's soft delete of a subject: every version up to "version" is deleted. */
+		struct sl_rj *ver = sl_rj_get(v, "version");
+		for (size_t i = 0; i < r->nvers; i++)
+			if (!strcmp(r->vers[i].subject, subject) && (!ver || r->vers[i].version <= (int)ver->d))
+				r->vers[i].deleted = true;
+	}
+out:
+	sl_rj_free(k);
+	sl_rj_free(v);
+}
+
+/* ---- writing records ---- */
+
+int sl_reg_write_schema(struct sl_registry *r, const char *subject, int version, int id, bool deleted,
+			struct sl_err *err)
+{
+	struct sl_reg_schema *s = sl_reg_schema_by_id(r, id);
+	struct sl_buf k, v;
+	int rc;
+	sl_buf_init(&k);
+	sl_buf_init(&v);
+	sl_buf_puts(&k, "{\"keytype\":\"SCHEMA\",\"subject\":");
+	sl_buf_json_str(&k, subject, strlen(subject));
+	sl_buf_printf(&k, ",\"version\":%d,\"magic\":1}", version);
+	sl_buf_puts(&v, "{\"subject\":");
+	sl_buf_json_str(&v, subject, strlen(subject));
+	sl_buf_printf(&v, ",\"version\":%d,\"id\":%d", version, id);
+	if (strcmp(s->type, "AVRO"))
+		sl_buf_printf(&v, ",\"schemaType\":\"%s\"", s->type);
+	if (s->refs)
+		sl_buf_printf(&v, ",\"references\":%s", s->refs);
+	sl_buf_puts(&v, ",\"schema\":");
+	sl_buf_json_str(&v, s->text, strlen(s->text));
+	sl_buf_printf(&v, ",\"deleted\":%s}", deleted ? "true" : "false");
+	if (!sl_buf_ok(&k) || !sl_buf_ok(&v))
+		rc = sl_err_set(err, SL_ENOMEM, "out of memory writing subject '%s' version %d", subject, version);
+	else
+		rc = r->store->write(r->store, r, sl_buf_cstr(&k), sl_buf_cstr(&v), err);
+	sl_buf_free(&k);
+	sl_buf_free(&v);
+	return rc;
+}
+
+int sl_reg_write_tombstone(struct sl_registry *r, const char *subject, int version, struct sl_err *err)
+{
+	struct sl_buf k;
+	int rc;
+	sl_buf_init(&k);
+	sl_buf_puts(&k, "{\"keytype\":\"SCHEMA\",\"subject\":");
+	sl_buf_json_str(&k, subject, strlen(subject));
+	sl_buf_printf(&k, ",\"version\":%d,\"magic\":1}", version);
+	rc = r->store->write(r->store, r, sl_buf_cstr(&k), NULL, err);
+	sl_buf_free(&k);
+	return rc;
+}
+
+/* kind "CONFIG" or "MODE"; value NULL deletes. */
+int sl_reg_write_setting(struct sl_registry *r, const char *kind, const char *subject, const char *value,
+			 struct sl_err *err)
+{
+	struct sl_buf k, v;
+	int rc;
+	sl_buf_init(&k);
+	sl_buf_init(&v);
+	sl_buf_printf(&k, "{\"keytype\":\"%s\",\"subject\":", kind);
+	if (subject)
+		sl_buf_json_str(&k, subject, strlen(subject));
+	else
+		sl_buf_puts(&k, "null");
+	sl_buf_puts(&k, ",\"magic\":0}");
+	if (value) {
+		sl_buf_printf(&v, "{\"%s\":", strcmp(kind, "CONFIG") ? "mode" : "compatibilityLevel");
+		sl_buf_json_str(&v, value, strlen(value));
+		sl_buf_putc(&v, '}');
+	}
+	rc = r->store->write(r->store, r, sl_buf_cstr(&k), value ? sl_buf_cstr(&v) : NULL, err);
+	sl_buf_free(&k);
+	sl_buf_free(&v);
+	return rc;
+}
+
+/* ---- parsing schemas by type ---- */
+
+void sl_reg_parsed_free(struct sl_reg_parsed *p)
+{
+	if (!p)
+		return;
+	sl_avro_free(p->avro);
+	sl_rj_free(p->json);
+	free(p->canon);
+	free(p->refs);
+	free(p);
+}
+
+/* Collects the texts of references depth-first (a reference's own references first), as Confluent resolves them. */
+static int collect_refs(struct sl_registry *r, const struct sl_rj *refs, int depth, const char ***texts, size_t *n,
+			struct sl_err *err)
+{
+	if (!refs || refs->t == SL_RJ_NULL)
+		return 0;
+	if (refs->t != SL_RJ_ARR)
+		return sl_err_set(err, SL_EINVAL, "references must be an array of {name, subject, version}");
+	if (depth > 32)
+		return sl_err_set(err, SL_EINVAL, "references nest deeper than 32 levels");
+	for (size_t i = 0; i < refs->n; i++) {
+		const struct sl_rj *ref = refs->v[i];
+		const char *name = sl_rj_getstr(ref, "name"), *subject = sl_rj_getstr(ref, "subject");
+		const struct sl_rj *ver = sl_rj_get(ref, "version");
+		struct sl_reg_version *v = NULL;
+		struct sl_reg_schema *s;
+		if (!name || !subject || !ver || ver->t != SL_RJ_NUM || !ver->is_int)
+			return sl_err_set(err, SL_EINVAL,
+					  "reference %zu needs a string name, a string subject and an integer version", i);
+		if (ver->d == -1) {
+			struct sl_reg_version **vs;
+			size_t nv = sl_reg_subject_versions(r, subject, false, &vs);
+			if (nv)
+				v = vs[nv - 1];
+			free(vs);
+		} else
+			v = sl_reg_find_version(r, subject, (int)ver->d);
+		if (!v || !(s = sl_reg_schema_by_id(r, v->id)))
+			return sl_err_set(err, SL_EINVAL, "reference '%s': subject '%s' version %s not found", name,
+					  subject, ver->s);
+		if (s->refs) {
+			struct sl_rj *sub;
+			int rc;
+			if ((rc = sl_rj_parse(s->refs, strlen(s->refs), &sub, err)))
+				return rc;
+			rc = collect_refs(r, sub, depth + 1, texts, n, err);
+			sl_rj_free(sub);
+			if (rc)
+				return rc;
+		}
+		bool dup = false;
+		for (size_t k = 0; k < *n && !dup; k++)
+			dup = (*texts)[k] == s->text;
+		if (dup)
+			continue;
+		const char **t = realloc((void *)*texts, (*n + 1) * sizeof *t);
+		if (!t)
+			return sl_err_set(err, SL_ENOMEM, "out of memory resolving references");
+		t[(*n)++] = s->text;
+		*texts = t;
+	}
+	return 0;
+}
+
+int sl_reg_parse(struct sl_registry *r, const char *type, const char *text, size_t len, const struct sl_rj *refs,
+		 struct sl_reg_parsed **out, struct sl_err *err)
+{
+	struct sl_reg_parsed *p = calloc(1, sizeof *p);
+	struct sl_buf b;
+	int rc = 0;
+	*out = NULL;
+	if (!p)
+		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	sl_buf_init(&b);
+	if (!type || !strcmp(type, "AVRO")) {
+		struct sl_avro_refs ar = {0};
+		p->type = "AVRO";
+		if (!(rc = collect_refs(r, refs, 0, &ar.texts, &ar.n, err)))
+			rc = sl_avro_parse(text, len, &ar, &p->avro, err);
+		free((void *)ar.texts);
+		if (!rc)
+			sl_avro_canonical(p->avro, &b);
+	} else if (!strcmp(type, "JSON")) {
+		p->type = "JSON";
+		if (!(rc = sl_jsonschema_validate(text, len, err)) && !(rc = sl_rj_parse(text, len, &p->json, err)))
+			sl_rj_render(p->json, &b);
+	} else if (!strcmp(type, "PROTOBUF")) {
+		rc = sl_err_set(err, SL_EINVAL, "schema type PROTOBUF is not supported by sluice registry (AVRO, JSON are)");
+	} else {
+		rc = sl_err_set(err, SL_EINVAL, "unknown schema type '%s' (AVRO, JSON are supported)", type);
+	}
+	if (!rc && refs && refs->t == SL_RJ_ARR && refs->n) {
+		struct sl_buf rb;
+		sl_buf_init(&rb);
+		/* References in a fixed member order so equal references compare equal as text. */
+		sl_buf_putc(&rb, '[');
+		for (size_t i = 0; i < refs->n; i++) {
+			const char *name = sl_rj_getstr(refs->v[i], "name"), *subj = sl_rj_getstr(refs->v[i], "subject");
+			if (i)
+				sl_buf_putc(&rb, ',');
+			sl_buf_puts(&rb, "{\"name\":");
+			sl_buf_json_str(&rb, name, strlen(name));
+			sl_buf_puts(&rb, ",\"subject\":");
+			sl_buf_json_str(&rb, subj, strlen(subj));
+			sl_buf_printf(&rb, ",\"version\":%s}", sl_rj_get(refs->v[i], "version")->s);
+		}
+		sl_buf_putc(&rb, ']');
+		p->refs = strdup(sl_buf_cstr(&rb));
+		sl_buf_free(&rb);
+	}
+	if (!rc && (!sl_buf_ok(&b) || !(p->canon = strdup(sl_buf_cstr(&b)))))
+		rc = sl_err_set(err, SL_ENOMEM, "out of memory");
+	sl_buf_free(&b);
+	if (rc) {
+		sl_reg_parsed_free(p);
+		return rc;
+	}
+	*out = p;
+	return 0;
+}
+
+int sl_reg_parse_stored(struct sl_registry *r, const struct sl_reg_schema *s, struct sl_reg_parsed **out,
+			struct sl_err *err)
+{
+	struct sl_rj *refs = NULL;
+	int rc;
+	if (s->refs && (rc = sl_rj_parse(s->refs, strlen(s->refs), &refs, err)))
+		return rc;
+	rc = sl_reg_parse(r, s->type, s->text, strlen(s->text), refs, out, err);
+	sl_rj_free(refs);
+	return rc;
+}
+
+/* ---- compatibility ---- */
+
+bool sl_reg_valid_level(const char *s)
+{
+	for (size_t i = 0; sl_reg_levels[i]; i++)
+		if (!strcmp(s, sl_reg_levels[i]))
+			return true;
+	return false;
+}
+
+/* reader reads data written with writer? 0 yes, 1 no (+msgs). */
+static int pair_compatible(const struct sl_reg_parsed *reader, const struct sl_reg_parsed *writer, struct sl_buf *msgs)
+{
+	if (strcmp(reader->type, writer->type)) {
+		sl_reg_msg(msgs, "Incompatibility{type:TYPE_MISMATCH, location:/, message:schema type %s cannot read %s}",
+			   reader->type, writer->type);
+		return 1;
+	}
+	if (!strcmp(reader->type, "AVRO"))
+		return sl_avro_compatible(reader->avro->root, writer->avro->root, msgs);
+	return sl_jsonschema_compatible(reader->json, writer->json, msgs);
+}
+
+int sl_reg_check(struct sl_registry *r, const char *level, const struct sl_reg_parsed *p,
+		 struct sl_reg_version **prev, size_t nprev, struct sl_buf *msgs, struct sl_err *err)
+{
+	bool transitive = strstr(level, "TRANSITIVE") != NULL;
+	bool back = !strncmp(level, "BACKWARD", 8) || !strncmp(level, "FULL", 4);
+	bool fwd = !strncmp(level, "FORWARD", 7) || !strncmp(level, "FULL", 4);
+	int bad = 0;
+	if (!strcmp(level, "NONE") || !nprev)
+		return 0;
+	/* Newest first, as Confluent reports. */
+	for (size_t i = nprev; i-- > 0;) {
+		struct sl_reg_schema *s = sl_reg_schema_by_id(r, prev[i]->id);
+		struct sl_reg_parsed *old;
+		int rc;
+		if (!s)
+			continue;
+		if ((rc = sl_reg_parse_stored(r, s, &old, err)))
+			return rc < 0 ? rc : SL_EINVAL;
+		size_t before = msgs ? msgs->len : 0;
+		int b = 0;
+		if (back)
+			b |= pair_compatible(p, old, msgs);
+		if (fwd)
+			b |= pair_compatible(old, p, msgs);
+		if (b && msgs) {
+			(void)before;
+			sl_reg_msg(msgs, "{oldSchemaVersion: %d, oldSchema: '%s', compatibility: '%s'}", prev[i]->version,
+				   s->text, level);
+		}
+		bad |= b;
+		sl_reg_parsed_free(old);
+		if (!transitive)
+			break;
+	}
+	return bad;
+}
+
+/* ---- registration ---- */
+
+int sl_reg_register(struct sl_registry *r, const char *subject, const char *type, const char *text, size_t len,
+		    const struct sl_rj *refs, int want_id, int want_version, bool normalize, int *id_out,
+		    int *version_out, int *code, struct sl_buf *msg)
+{
+	struct sl_err err;
+	struct sl_reg_parsed *p = NULL;
+	struct sl_reg_version **vs = NULL;
+	size_t nv, nall;
+	const char *mode = sl_reg_mode(r, subject);
+	int status = 200, id = -1, version = 0, rc;
+	(void)normalize; /* the canonical text is already Confluent's normalized form for AVRO and JSON */
+	sl_err_clear(&err);
+	if (!strcmp(mode, "READONLY") || !strcmp(mode, "READONLY_OVERRIDE")) {
+		*code = 42205;
+		sl_buf_printf(msg, "Subject %s is in read-only mode", subject);
+		return 422;
+	}
+	if (want_id > 0 && strcmp(mode, "IMPORT")) {
+		*code = 42205;
+		sl_buf_printf(msg, "Subject %s is not in import mode: registering with an id needs IMPORT mode", subject);
+		return 422;
+	}
+	if (r->store->sync && (rc = r->store->sync(r->store, r, &err))) {
+		*code = 50001;
+		sl_buf_printf(msg, "Error while reading the store: %s", err.msg);
+		return 500;
+	}
+	if ((rc = sl_reg_parse(r, type, text, len, refs, &p, &err))) {
+		*code = 42201;
+		sl_buf_printf(msg, "Invalid schema of type %s, details: %s", type ? type : "AVRO", err.msg);
+		return 422;
+	}
+	/* The same schema already under the subject (live) answers with its id; a soft-deleted one re-registers. */
+	nall = sl_reg_subject_versions(r, subject, true, &vs);
+	for (size_t i = nall; i-- > 0;) {
+		struct sl_reg_schema *s = sl_reg_schema_by_id(r, vs[i]->id);
+		if (s && !vs[i]->deleted && !strcmp(s->type, p->type) && !strcmp(s->text, p->canon) &&
+		    streq_null(s->refs, p->refs) && (want_id <= 0 || want_id == s->id)) {
+			*id_out = s->id;
+			*version_out = vs[i]->version;
+			goto done;
+		}
+		if (nall && vs[i]->version > version)
+			version = vs[i]->version;
+	}
+	for (size_t i = 0; i < nall; i++)
+		if (vs[i]->version > version)
+			version = vs[i]->version;
+	free(vs);
+	vs = NULL;
+	if (strcmp(mode, "IMPORT")) {
+		struct sl_buf msgs;
+		sl_buf_init(&msgs);
+		nv = sl_reg_subject_versions(r, subject, false, &vs);
+		rc = sl_reg_check(r, sl_reg_level(r, subject), p, vs, nv, &msgs, &err);
+		if (rc < 0) {
+			*code = 50001;
+			sl_buf_printf(msg, "Error checking compatibility: %s", err.msg);
+			status = 500;
+		} else if (rc) {
+			*code = 409;
+			sl_buf_printf(msg,
+				      "Schema being registered is incompatible with an earlier schema for subject \"%s\", "
+				      "details: [",
+				      subject);
+			for (size_t off = 0, k = 0; off < msgs.len; off += strlen(msgs.data + off) + 1, k++)
+				sl_buf_printf(msg, "%s%s", k ? ", " : "", msgs.data + off);
+			sl_buf_putc(msg, ']');
+			status = 409;
+		}
+		sl_buf_free(&msgs);
+		if (status != 200)
+			goto done;
+	}
+	/* One id per distinct schema across subjects. */
+	for (size_t i = 0; i < r->nschemas && id < 0; i++) {
+		struct sl_reg_schema *s = &r->schemas[i];
+		if (!strcmp(s->type, p->type) && !strcmp(s->text, p->canon) && streq_null(s->refs, p->refs))
+			id = s->id;
+	}
+	if (want_id > 0) {
+		struct sl_reg_schema *s = sl_reg_schema_by_id(r, want_id);
+		if (s && (strcmp(s->text, p->canon) || strcmp(s->type, p->type))) {
+			*code = 42207;
+			sl_buf_printf(msg, "Schema id %d is already used by a different schema", want_id);
+			status = 422;
+			goto done;
+		}
+		id = want_id;
+	}
+	if (id < 0)
+		id = r->max_id + 1;
+	version = want_version > 0 ? want_version : version + 1;
+	put_schema(r, id, p->type, p->canon, p->refs);
+	if ((rc = sl_reg_write_schema(r, subject, version, id, false, &err))) {
+		*code = 50001;
+		sl_buf_printf(msg, "Error while registering in the store: %s", err.msg);
+		status = 500;
+		goto done;
+	}
+	sl_info("registry", "registered subject=%s version=%d id=%d type=%s", subject, version, id, p->type);
+	*id_out = id;
+	*version_out = version;
+done:
+	free(vs);
+	sl_reg_parsed_free(p);
+	return status;
+}
+
+/* ---- public C API ---- */
+
+const struct sl_opt sl_registry_opts[] = {
+	{"listen", SL_OPT_STRING, "127.0.0.1:8081", offsetof(struct sl_registry_conf, listen),
+	 "host:port of the REST API (Confluent Schema Registry compatible)."},
+	{"data_dir", SL_OPT_STRING, "var/registry", offsetof(struct sl_registry_conf, data_dir),
+	 "Directory of the SQLite store (registry.db), used when store is sqlite."},
+	{"store", SL_OPT_ENUM, "sqlite", offsetof(struct sl_registry_conf, store),
+	 "Where schemas live: sqlite (one process) or kafka (the _schemas topic, shared by several registries).", "sqlite|kafka"},
+	{"brokers", SL_OPT_STRING, "127.0.0.1:9092", offsetof(struct sl_registry_conf, brokers),
+	 "Kafka bootstrap servers for the kafka store."},
+	{"topic", SL_OPT_STRING, "_schemas", offsetof(struct sl_registry_conf, topic),
+	 "The compacted topic of the kafka store (Confluent's key/value format)."},
+	{"group", SL_OPT_STRING, "schema-registry", offsetof(struct sl_registry_conf, group),
+	 "Kafka consumer group whose members elect the one leader that writes."},
+	{"max_body", SL_OPT_SIZE, "16MiB", offsetof(struct sl_registry_conf, max_body),
+	 "Largest request body accepted; larger requests get 413.", NULL, NULL, false, 1024, (int64_t)1 << 32},
+	{NULL},
+};
+
+int sl_registry_open(struct sl_registry **out, const struct sl_registry_conf *conf, struct sl_err *err)
+{
+	struct sl_registry *r = calloc(1, sizeof *r);
+	int rc;
+	*out = NULL;
+	if (!r)
+		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	pthread_mutex_init(&r->mu, NULL);
+	r->conf.listen = xstrdup(conf->listen ? conf->listen : "127.0.0.1:8081");
+	r->conf.data_dir = xstrdup(conf->data_dir ? conf->data_dir : "var/registry");
+	r->conf.store = xstrdup(conf->store ? conf->store : "sqlite");
+	r->conf.brokers = xstrdup(conf->brokers ? conf->brokers : "127.0.0.1:9092");
+	r->conf.topic = xstrdup(conf->topic ? conf->topic : "_schemas");
+	r->conf.group = xstrdup(conf->group ? conf->group : "schema-registry");
+	r->conf.max_body = conf->max_body > 0 ? conf->max_body : 16 << 20;
+	r->leader = true;
+	pthread_mutex_lock(&r->mu);
+	if (!strcmp(r->conf.store, "kafka"))
+		rc = sl_reg_store_kafka_open(&r->store, r, &r->conf, err);
+	else if (!strcmp(r->conf.store, "sqlite"))
+		rc = sl_reg_store_sqlite_open(&r->store, r, r->conf.data_dir, err);
+	else
+		rc = sl_err_set(err, SL_ECONFIG, "registry store '%s' is not one of sqlite, kafka", r->conf.store);
+	pthread_mutex_unlock(&r->mu);
+	if (rc) {
+		sl_registry_close(r);
+		return rc;
+	}
+	*out = r;
+	return 0;
+}
+
+void sl_registry_close(struct sl_registry *r)
+{
+	if (!r)
+		return;
+	sl_registry_stop(r);
+	if (r->store)
+		r->store->close(r->store);
+	for (size_t i = 0; i < r->nschemas; i++) {
+		free(r->schemas[i].type);
+		free(r->schemas[i].text);
+		free(r->schemas[i].refs);
+	}
+	for (size_t i = 0; i < r->nvers; i++)
+		free(r->vers[i].subject);
+	for (size_t i = 0; i < r->ncompat; i++) {
+		free(r->compat[i].subject);
+		free(r->compat[i].value);
+	}
+	for (size_t i = 0; i < r->nmode; i++) {
+		free(r->mode[i].subject);
+		free(r->mode[i].value);
+	}
+	free(r->schemas);
+	free(r->vers);
+	free(r->compat);
+	free(r->mode);
+	free(r->conf.listen);
+	free(r->conf.data_dir);
+	free(r->conf.store);
+	free(r->conf.brokers);
+	free(r->conf.topic);
+	free(r->conf.group);
+	free(r->forward_url);
+	pthread_mutex_destroy(&r->mu);
+	free(r);
+}
+
+int sl_registry_register(struct sl_registry *r, const char *subject, const char *schema, const char *type, int *id,
+			 struct sl_err *err)
+{
+	struct sl_buf msg;
+	int code = 0, version = 0, status;
+	sl_buf_init(&msg);
+	pthread_mutex_lock(&r->mu);
+	if (!r->leader)
+		status = 0;
+	else
+		status = sl_reg_register(r, subject, type, schema, strlen(schema), NULL, -1, -1, false, id, &version,
+					 &code, &msg);
+	pthread_mutex_unlock(&r->mu);
+	if (status == 0) {
+		int rc = sl_err_set(err, SL_EAGAIN,
+				    "registering subject '%s': this registry is a follower; register through the leader",
+				    subject);
+		sl_buf_free(&msg);
+		return rc;
+	}
+	if (status != 200) {
+		int rc = sl_err_set(err, status == 409 ? SL_ETYPE : status == 422 ? SL_EINVAL : SL_EIO,
+				    "registering subject '%s': %s (error_code %d)", subject, sl_buf_cstr(&msg), code);
+		sl_buf_free(&msg);
+		return rc;
+	}
+	sl_buf_free(&msg);
+	return 0;
+}
+
+int sl_registry_schema_by_id(struct sl_registry *r, int id, char **schema, char **type, struct sl_err *err)
+{
+	struct sl_reg_schema *s;
+	int rc = 0;
+	pthread_mutex_lock(&r->mu);
+	if (r->store->sync)
+		r->store->sync(r->store, r, err);
+	s = sl_reg_schema_by_id(r, id);
+	if (!s || !sl_reg_id_in_use(r, id, true))
+		rc = sl_err_set(err, SL_ENOTFOUND, "schema id %d is not in the registry", id);
+	else {
+		*schema = strdup(s->text);
+		*type = strdup(s->type);
+		if (!*schema || !*type) {
+			free(*schema);
+			free(*type);
+			rc = sl_err_set(err, SL_ENOMEM, "out of memory copying schema %d", id);
+		}
+	}
+	pthread_mutex_unlock(&r->mu);
+	return rc;
+}

@@ -1,0 +1,1101 @@
+/* The REST API of the registry, independent of the HTTP server: a request (method, raw target, body) becomes a
+ * status and a JSON body with Confluent's status codes, error_code values and messages (notes/schema-registry.md,
+ * the OpenAPI file in ../shared/specs). Keeping it apart from libmicrohttpd lets the unit tests and the fuzzer drive
+ * every route in-process. Paths are split before percent-decoding so subjects may hold any character, '/' too. */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "registry/internal.h"
+
+#define MAX_SEGS 8
+#define MAX_QUERY 16
+
+struct req {
+	const char *method;
+	char *segs[MAX_SEGS];
+	size_t nsegs;
+	char *qk[MAX_QUERY], *qv[MAX_QUERY];
+	size_t nq;
+	const char *body;
+	size_t len;
+	int *status;
+	struct sl_buf *out;
+	struct sl_registry *r;
+};
+
+static void reply_err(struct req *q, int status, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void reply_err(struct req *q, int status, int code, const char *fmt, ...)
+{
+	char msg[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	sl_buf_reset(q->out);
+	sl_buf_printf(q->out, "{\"error_code\":%d,\"message\":", code);
+	sl_buf_json_str(q->out, msg, strlen(msg));
+	sl_buf_putc(q->out, '}');
+	*q->status = status;
+}
+
+static void reply_errbuf(struct req *q, int status, int code, struct sl_buf *msg)
+{
+	sl_buf_reset(q->out);
+	sl_buf_printf(q->out, "{\"error_code\":%d,\"message\":", code);
+	sl_buf_json_str(q->out, msg->data ? msg->data : "", msg->len);
+	sl_buf_putc(q->out, '}');
+	*q->status = status;
+}
+
+static void http_err(struct req *q, int status)
+{
+	const char *text = status == 404 ? "Not Found" : status == 405 ? "Method Not Allowed"
+			   : status == 415 ? "Unsupported Media Type" : status == 413 ? "Payload Too Large"
+			   : "Bad Request";
+	reply_err(q, status, status, "HTTP %d %s", status, text);
+}
+
+static int hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = tolower(c);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Decodes %XX in place (and '+' as space in queries). Invalid escapes stay literal. */
+static void pct_decode(char *s, bool plus)
+{
+	char *w = s;
+	for (char *p = s; *p; p++) {
+		int h, l;
+		if (*p == '%' && (h = hexval(p[1])) >= 0 && (l = hexval(p[2])) >= 0) {
+			*w++ = (char)(h * 16 + l);
+			p += 2;
+		} else if (plus && *p == '+')
+			*w++ = ' ';
+		else
+			*w++ = *p;
+	}
+	*w = 0;
+}
+
+static const char *qget(struct req *q, const char *k)
+{
+	for (size_t i = 0; i < q->nq; i++)
+		if (!strcmp(q->qk[i], k))
+			return q->qv[i];
+	return NULL;
+}
+
+/* Jersey reads a boolean parameter as true only for "true" (any case). */
+static bool qbool(struct req *q, const char *k)
+{
+	const char *v = qget(q, k);
+	return v && !strcasecmp(v, "true");
+}
+
+static bool parse_int(const char *s, long long lo, long long hi, long long *out)
+{
+	char *end;
+	long long v;
+	if (!s || !*s || isspace((unsigned char)*s))
+		return false;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || *end || v < lo || v > hi)
+		return false;
+	*out = v;
+	return true;
+}
+
+/* Confluent's version ids: 1..2^31-1, "latest" or -1 (both -1 here). */
+static bool parse_version(const char *s, int *v)
+{
+	long long x;
+	if (!strcmp(s, "latest")) {
+		*v = -1;
+		return true;
+	}
+	if (!parse_int(s, -1, INT_MAX, &x) || x == 0)
+		return false;
+	*v = (int)x;
+	return true;
+}
+
+static void bad_version(struct req *q, const char *s)
+{
+	reply_err(q, 422, 42202,
+		  "The specified version '%s' is not a valid version id. Allowed values are between [1, 2^31-1] and "
+		  "the string \"latest\"",
+		  s);
+}
+
+static void json_str(struct sl_buf *b, const char *s)
+{
+	sl_buf_json_str(b, s, strlen(s));
+}
+
+static void put_schema_obj(struct sl_buf *b, const struct sl_reg_version *v, const struct sl_reg_schema *s)
+{
+	sl_buf_puts(b, "{\"subject\":");
+	json_str(b, v->subject);
+	sl_buf_printf(b, ",\"version\":%d,\"id\":%d", v->version, v->id);
+	if (strcmp(s->type, "AVRO"))
+		sl_buf_printf(b, ",\"schemaType\":\"%s\"", s->type);
+	if (s->refs)
+		sl_buf_printf(b, ",\"references\":%s", s->refs);
+	sl_buf_puts(b, ",\"schema\":");
+	json_str(b, s->text);
+	sl_buf_putc(b, '}');
+}
+
+static void ok(struct req *q)
+{
+	*q->status = 200;
+}
+
+/* Parses the body as a JSON object. On failure replies (400 like Confluent's rest-utils) and returns NULL. */
+static struct sl_rj *body_object(struct req *q, bool empty_ok)
+{
+	struct sl_rj *j = NULL;
+	struct sl_err err;
+	if (!q->len) {
+		if (empty_ok)
+			return sl_rj_new(SL_RJ_OBJ);
+		reply_err(q, 422, 42201, "Empty schema: the request has no body");
+		return NULL;
+	}
+	if (sl_rj_parse(q->body, q->len, &j, &err)) {
+		reply_err(q, 400, 400, "Unexpected character in the request body: %s", err.msg);
+		return NULL;
+	}
+	if (j->t != SL_RJ_OBJ) {
+		sl_rj_free(j);
+		reply_err(q, 400, 400, "Cannot deserialize the request body: expected a JSON object");
+		return NULL;
+	}
+	return j;
+}
+
+/* The register/lookup request: schema (string; numbers and booleans are coerced as Jackson does), schemaType,
+ * references. Replies and returns false when malformed. */
+static bool schema_request(struct req *q, struct sl_rj *j, const char **text, size_t *len, const char **type,
+			   const struct sl_rj **refs, char *coerced, size_t csz)
+{
+	struct sl_rj *s = sl_rj_get(j, "schema"), *t = sl_rj_get(j, "schemaType");
+	*refs = sl_rj_get(j, "references");
+	*type = "AVRO";
+	if (t && t->t == SL_RJ_STR)
+		*type = t->s;
+	else if (t && t->t != SL_RJ_NULL) {
+		reply_err(q, 400, 400, "Cannot deserialize value of type `java.lang.String` for schemaType");
+		return false;
+	}
+	if (!s || s->t == SL_RJ_NULL) {
+		reply_err(q, 422, 42201, "Empty schema: the request has no \"schema\"");
+		return false;
+	}
+	if (s->t == SL_RJ_STR) {
+		*text = s->s;
+		*len = s->n;
+	} else if (s->t == SL_RJ_NUM || s->t == SL_RJ_BOOL) {
+		snprintf(coerced, csz, "%s", s->t == SL_RJ_NUM ? s->s : s->b ? "true" : "false");
+		*text = coerced;
+		*len = strlen(coerced);
+	} else {
+		reply_err(q, 400, 400, "Cannot deserialize value of type `java.lang.String` from %s value for schema",
+			  s->t == SL_RJ_OBJ ? "Object" : "Array");
+		return false;
+	}
+	if (*refs && (*refs)->t != SL_RJ_ARR && (*refs)->t != SL_RJ_NULL) {
+		reply_err(q, 400, 400, "Cannot deserialize references: expected an array");
+		return false;
+	}
+	if (*refs && (*refs)->t == SL_RJ_ARR)
+		for (size_t i = 0; i < (*refs)->n; i++) {
+			const struct sl_rj *ref = (*refs)->v[i];
+			const struct sl_rj *ver = sl_rj_get(ref, "version");
+			if (ref->t != SL_RJ_OBJ || !sl_rj_getstr(ref, "name") || !sl_rj_getstr(ref, "subject") || !ver ||
+			    ver->t != SL_RJ_NUM || !ver->is_int) {
+				reply_err(q, 422, 42201,
+					  "Invalid schema: reference %zu needs a string name, a string subject and an "
+					  "integer version",
+					  i);
+				return false;
+			}
+		}
+	return true;
+}
+
+/* ---- /schemas ---- */
+
+static int cmp_ver(const void *a, const void *b)
+{
+	const struct sl_reg_version *x = *(const struct sl_reg_version *const *)a;
+	const struct sl_reg_version *y = *(const struct sl_reg_version *const *)b;
+	int c = strcmp(x->subject, y->subject);
+	return c ? c : (x->version > y->version) - (x->version < y->version);
+}
+
+/* All versions (filtered), sorted by subject then version. Caller frees. */
+static size_t sorted_versions(struct sl_registry *r, bool deleted, const char *prefix, struct sl_reg_version ***out)
+{
+	struct sl_reg_version **v = malloc((r->nvers + 1) * sizeof *v);
+	size_t n = 0, pl = prefix ? strlen(prefix) : 0;
+	*out = v;
+	if (!v)
+		return 0;
+	for (size_t i = 0; i < r->nvers; i++)
+		if ((deleted || !r->vers[i].deleted) && (!pl || !strncmp(r->vers[i].subject, prefix, pl)))
+			v[n++] = &r->vers[i];
+	qsort(v, n, sizeof *v, cmp_ver);
+	return n;
+}
+
+static void get_schema_by_id(struct req *q, const char *idstr, const char *what)
+{
+	struct sl_registry *r = q->r;
+	long long id;
+	struct sl_reg_schema *s;
+	const char *subject = qget(q, "subject");
+	bool deleted = qbool(q, "deleted");
+	if (!parse_int(idstr, INT_MIN, INT_MAX, &id)) {
+		http_err(q, 404);
+		return;
+	}
+	s = sl_reg_schema_by_id(r, (int)id);
+	if (!s || !sl_reg_id_in_use(r, (int)id, true)) {
+		reply_err(q, 404, 40403, "Schema %lld not found", id);
+		return;
+	}
+	if (subject && *subject && !what) {
+		bool found = false;
+		for (size_t i = 0; i < r->nvers && !found; i++)
+			found = r->vers[i].id == (int)id && !strcmp(r->vers[i].subject, subject);
+		if (!found) {
+			reply_err(q, 404, 40403, "Schema %lld not found", id);
+			return;
+		}
+	}
+	ok(q);
+	if (!what) {
+		sl_buf_putc(q->out, '{');
+		if (strcmp(s->type, "AVRO"))
+			sl_buf_printf(q->out, "\"schemaType\":\"%s\",", s->type);
+		sl_buf_puts(q->out, "\"schema\":");
+		json_str(q->out, s->text);
+		if (s->refs)
+			sl_buf_printf(q->out, ",\"references\":%s", s->refs);
+		if (qbool(q, "fetchMaxId"))
+			sl_buf_printf(q->out, ",\"maxId\":%d", r->max_id);
+		sl_buf_putc(q->out, '}');
+	} else if (!strcmp(what, "schema")) {
+		sl_buf_puts(q->out, s->text);
+	} else {
+		bool subjects = !strcmp(what, "subjects");
+		struct sl_reg_version **v;
+		size_t n = sorted_versions(r, deleted, NULL, &v), k = 0;
+		const char *last = NULL;
+		sl_buf_putc(q->out, '[');
+		for (size_t i = 0; i < n; i++) {
+			if (v[i]->id != (int)id || (subject && *subject && strcmp(v[i]->subject, subject)))
+				continue;
+			if (subjects && last && !strcmp(v[i]->subject, last))
+				continue;
+			last = v[i]->subject;
+			if (k++)
+				sl_buf_putc(q->out, ',');
+			if (subjects)
+				json_str(q->out, v[i]->subject);
+			else {
+				sl_buf_puts(q->out, "{\"subject\":");
+				json_str(q->out, v[i]->subject);
+				sl_buf_printf(q->out, ",\"version\":%d}", v[i]->version);
+			}
+		}
+		free(v);
+		sl_buf_putc(q->out, ']');
+	}
+}
+
+static void get_schemas(struct req *q)
+{
+	struct sl_reg_version **v;
+	const char *prefix = qget(q, "subjectPrefix");
+	bool latest = qbool(q, "latestOnly");
+	long long offset = 0, limit = -1;
+	size_t n, emitted = 0, seen = 0;
+	if ((qget(q, "offset") && !parse_int(qget(q, "offset"), INT_MIN, INT_MAX, &offset)) ||
+	    (qget(q, "limit") && !parse_int(qget(q, "limit"), INT_MIN, INT_MAX, &limit))) {
+		http_err(q, 404);
+		return;
+	}
+	n = sorted_versions(q->r, qbool(q, "deleted"), prefix, &v);
+	ok(q);
+	sl_buf_putc(q->out, '[');
+	for (size_t i = 0; i < n; i++) {
+		struct sl_reg_schema *s = sl_reg_schema_by_id(q->r, v[i]->id);
+		if (latest && i + 1 < n && !strcmp(v[i + 1]->subject, v[i]->subject))
+			continue;
+		if (!s || (long long)seen++ < offset)
+			continue;
+		if (limit > 0 && (long long)emitted >= limit)
+			break;
+		if (emitted++)
+			sl_buf_putc(q->out, ',');
+		put_schema_obj(q->out, v[i], s);
+	}
+	sl_buf_putc(q->out, ']');
+	free(v);
+}
+
+/* ---- /subjects ---- */
+
+static void get_subjects(struct req *q)
+{
+	struct sl_reg_version **v;
+	bool deleted_only = qbool(q, "deletedOnly");
+	size_t n = sorted_versions(q->r, qbool(q, "deleted") || deleted_only, qget(q, "subjectPrefix"), &v), k = 0;
+	ok(q);
+	sl_buf_putc(q->out, '[');
+	for (size_t i = 0; i < n; i++) {
+		if (i && !strcmp(v[i - 1]->subject, v[i]->subject))
+			continue;
+		if (deleted_only) {
+			/* deletedOnly: subjects whose every version is soft-deleted */
+			bool live = false;
+			for (size_t j = i; j < n && !strcmp(v[j]->subject, v[i]->subject); j++)
+				live |= !v[j]->deleted;
+			if (live)
+				continue;
+		}
+		if (k++)
+			sl_buf_putc(q->out, ',');
+		json_str(q->out, v[i]->subject);
+	}
+	sl_buf_putc(q->out, ']');
+	free(v);
+}
+
+static void get_versions(struct req *q, const char *subject)
+{
+	struct sl_reg_version **v;
+	bool deleted_only = qbool(q, "deletedOnly");
+	size_t n = sl_reg_subject_versions(q->r, subject, qbool(q, "deleted") || deleted_only, &v), k = 0;
+	if (!n) {
+		reply_err(q, 404, 40401, "Subject '%s' not found.", subject);
+		return;
+	}
+	ok(q);
+	sl_buf_putc(q->out, '[');
+	for (size_t i = 0; i < n; i++) {
+		if (deleted_only && !v[i]->deleted)
+			continue;
+		sl_buf_printf(q->out, "%s%d", k++ ? "," : "", v[i]->version);
+	}
+	sl_buf_putc(q->out, ']');
+	free(v);
+}
+
+/* Resolves subject/version for reads; replies with 40401/40402 and returns NULL when absent. */
+static struct sl_reg_version *resolve(struct req *q, const char *subject, int version, bool deleted)
+{
+	struct sl_reg_version **v, *found = NULL;
+	size_t n = sl_reg_subject_versions(q->r, subject, deleted, &v);
+	if (!n) {
+		reply_err(q, 404, 40401, "Subject '%s' not found.", subject);
+		return NULL;
+	}
+	if (version == -1)
+		found = v[n - 1];
+	else
+		for (size_t i = 0; i < n; i++)
+			if (v[i]->version == version)
+				found = v[i];
+	free(v);
+	if (!found)
+		reply_err(q, 404, 40402, "Version %d not found.", version);
+	return found;
+}
+
+static void get_version(struct req *q, const char *subject, const char *vstr, const char *what)
+{
+	int version;
+	struct sl_reg_version *v;
+	struct sl_reg_schema *s;
+	if (!parse_version(vstr, &version)) {
+		bad_version(q, vstr);
+		return;
+	}
+	if (!(v = resolve(q, subject, version, qbool(q, "deleted"))))
+		return;
+	s = sl_reg_schema_by_id(q->r, v->id);
+	if (!s) {
+		reply_err(q, 404, 40403, "Schema %d not found", v->id);
+		return;
+	}
+	ok(q);
+	if (!what)
+		put_schema_obj(q->out, v, s);
+	else if (!strcmp(what, "schema"))
+		sl_buf_puts(q->out, s->text);
+	else {
+		/* referencedby: ids of schemas whose references name this subject and version */
+		size_t k = 0;
+		sl_buf_putc(q->out, '[');
+		for (size_t i = 0; i < q->r->nschemas; i++) {
+			struct sl_reg_schema *o = &q->r->schemas[i];
+			struct sl_rj *refs;
+			struct sl_err err;
+			bool hit = false;
+			if (!o->refs || !sl_reg_id_in_use(q->r, o->id, false) || sl_rj_parse(o->refs, strlen(o->refs), &refs, &err))
+				continue;
+			for (size_t j = 0; j < refs->n && !hit; j++) {
+				const char *rs = sl_rj_getstr(refs->v[j], "subject");
+				struct sl_rj *rv = sl_rj_get(refs->v[j], "version");
+				hit = rs && rv && !strcmp(rs, subject) && (int)rv->d == v->version;
+			}
+			sl_rj_free(refs);
+			if (hit)
+				sl_buf_printf(q->out, "%s%d", k++ ? "," : "", o->id);
+		}
+		sl_buf_putc(q->out, ']');
+	}
+}
+
+static bool readonly(struct req *q, const char *subject)
+{
+	const char *mode = sl_reg_mode(q->r, subject);
+	if (!strcmp(mode, "READONLY") || !strcmp(mode, "READONLY_OVERRIDE")) {
+		reply_err(q, 422, 42205, "Subject %s is in read-only mode", subject ? subject : "");
+		return true;
+	}
+	return false;
+}
+
+static void store_failed(struct req *q, struct sl_err *err)
+{
+	reply_err(q, 500, 50001, "Error in the backend data store: %s", err->msg);
+}
+
+/* Whether a live schema references subject (any version when version is 0). */
+static bool referenced(struct sl_registry *r, const char *subject, int version)
+{
+	for (size_t i = 0; i < r->nschemas; i++) {
+		struct sl_reg_schema *o = &r->schemas[i];
+		struct sl_rj *refs;
+		struct sl_err err;
+		bool hit = false;
+		if (!o->refs || !sl_reg_id_in_use(r, o->id, false) || sl_rj_parse(o->refs, strlen(o->refs), &refs, &err))
+			continue;
+		for (size_t j = 0; j < refs->n && !hit; j++) {
+			const char *rs = sl_rj_getstr(refs->v[j], "subject");
+			struct sl_rj *rv = sl_rj_get(refs->v[j], "version");
+			hit = rs && rv && !strcmp(rs, subject) && (!version || (int)rv->d == version);
+		}
+		sl_rj_free(refs);
+		if (hit)
+			return true;
+	}
+	return false;
+}
+
+static void delete_version(struct req *q, const char *subject, const char *vstr)
+{
+	bool permanent = qbool(q, "permanent");
+	struct sl_reg_version **vs, *v = NULL;
+	struct sl_err err;
+	int version;
+	size_t n;
+	if (!parse_version(vstr, &version)) {
+		bad_version(q, vstr);
+		return;
+	}
+	if (readonly(q, subject))
+		return;
+	n = sl_reg_subject_versions(q->r, subject, true, &vs);
+	if (!n) {
+		reply_err(q, 404, 40401, "Subject '%s' not found.", subject);
+		return;
+	}
+	for (size_t i = n; i-- > 0 && !v;)
+		if (version == -1 ? (permanent || !vs[i]->deleted) : vs[i]->version == version)
+			v = vs[i];
+	free(vs);
+	if (!v) {
+		if (version == -1)
+			reply_err(q, 404, 40401, "Subject '%s' not found.", subject);
+		else
+			reply_err(q, 404, 40402, "Version %d not found.", version);
+		return;
+	}
+	version = v->version;
+	if (!permanent && v->deleted) {
+		reply_err(q, 404, 40406, "Subject '%s' Version %d was soft deleted.Set permanent=true to delete permanently",
+			  subject, version);
+		return;
+	}
+	if (permanent && !v->deleted) {
+		reply_err(q, 404, 40407, "Subject '%s' Version %d was not deleted first before being permanently deleted",
+			  subject, version);
+		return;
+	}
+	if (!permanent && referenced(q->r, subject, version)) {
+		reply_err(q, 422, 42206,
+			  "One or more references exist to the schema {magic=1,keytype=SCHEMA,subject=%s,version=%d}.",
+			  subject, version);
+		return;
+	}
+	if (permanent ? sl_reg_write_tombstone(q->r, subject, version, &err)
+		      : sl_reg_write_schema(q->r, subject, version, v->id, true, &err)) {
+		store_failed(q, &err);
+		return;
+	}
+	ok(q);
+	sl_buf_printf(q->out, "%d", version);
+}
+
+static void delete_subject(struct req *q, const char *subject)
+{
+	bool permanent = qbool(q, "permanent");
+	struct sl_reg_version **vs;
+	struct sl_err err;
+	size_t n, live = 0, k = 0;
+	int *nums;
+	if (readonly(q, subject))
+		return;
+	n = sl_reg_subject_versions(q->r, subject, true, &vs);
+	if (!n) {
+		reply_err(q, 404, 40401, "Subject '%s' not found.", subject);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		live += !vs[i]->deleted;
+	if (!permanent && !live) {
+		free(vs);
+		reply_err(q, 404, 40404, "Subject '%s' was soft deleted.Set permanent=true to delete permanently", subject);
+		return;
+	}
+	if (permanent && live) {
+		free(vs);
+		reply_err(q, 404, 40405, "Subject '%s' was not deleted first before being permanently deleted", subject);
+		return;
+	}
+	if (!permanent && referenced(q->r, subject, 0)) {
+		free(vs);
+		reply_err(q, 422, 42206, "One or more references exist to the schema {magic=1,keytype=SCHEMA,subject=%s}.",
+			  subject);
+		return;
+	}
+	/* Copy the numbers first: writes fold into the state and may move the version array. */
+	if (!(nums = malloc(n * sizeof *nums))) {
+		free(vs);
+		reply_err(q, 500, 50001, "out of memory");
+		return;
+	}
+	int *ids = malloc(n * sizeof *ids);
+	for (size_t i = 0; i < n; i++) {
+		nums[i] = vs[i]->version;
+		if (ids)
+			ids[i] = vs[i]->id;
+	}
+	bool *was_deleted = malloc(n * sizeof *was_deleted);
+	for (size_t i = 0; i < n && was_deleted; i++)
+		was_deleted[i] = vs[i]->deleted;
+	free(vs);
+	if (!ids || !was_deleted) {
+		free(nums);
+		free(ids);
+		free(was_deleted);
+		reply_err(q, 500, 50001, "out of memory");
+		return;
+	}
+	sl_buf_reset(q->out);
+	sl_buf_putc(q->out, '[');
+	for (size_t i = 0; i < n; i++) {
+		int rc;
+		if (!permanent && was_deleted[i])
+			continue;
+		rc = permanent ? sl_reg_write_tombstone(q->r, subject, nums[i], &err)
+			       : sl_reg_write_schema(q->r, subject, nums[i], ids[i], true, &err);
+		if (rc) {
+			free(nums);
+			free(ids);
+			free(was_deleted);
+			store_failed(q, &err);
+			return;
+		}
+		sl_buf_printf(q->out, "%s%d", k++ ? "," : "", nums[i]);
+	}
+	sl_buf_putc(q->out, ']');
+	if (permanent) {
+		/* A permanently deleted subject leaves no settings behind, as in Confluent. */
+		if (sl_reg_kv_get(q->r->compat, q->r->ncompat, subject))
+			sl_reg_write_setting(q->r, "CONFIG", subject, NULL, &err);
+		if (sl_reg_kv_get(q->r->mode, q->r->nmode, subject))
+			sl_reg_write_setting(q->r, "MODE", subject, NULL, &err);
+	}
+	free(nums);
+	free(ids);
+	free(was_deleted);
+	ok(q);
+}
+
+static void register_schema(struct req *q, const char *subject)
+{
+	struct sl_rj *j = body_object(q, false);
+	const char *text, *type;
+	const struct sl_rj *refs;
+	char coerced[64];
+	size_t len;
+	int id = -1, version = -1, code = 0, status;
+	struct sl_buf msg;
+	if (!j)
+		return;
+	if (!schema_request(q, j, &text, &len, &type, &refs, coerced, sizeof coerced)) {
+		sl_rj_free(j);
+		return;
+	}
+	struct sl_rj *wid = sl_rj_get(j, "id"), *wver = sl_rj_get(j, "version");
+	int want_id = wid && wid->t == SL_RJ_NUM && wid->is_int && wid->d > 0 && wid->d <= INT_MAX ? (int)wid->d : -1;
+	int want_ver = wver && wver->t == SL_RJ_NUM && wver->is_int && wver->d > 0 && wver->d <= INT_MAX ? (int)wver->d : -1;
+	sl_buf_init(&msg);
+	status = sl_reg_register(q->r, subject, type, text, len, refs, want_id, want_ver, qbool(q, "normalize"), &id,
+				 &version, &code, &msg);
+	if (status != 200)
+		reply_errbuf(q, status, code, &msg);
+	else {
+		ok(q);
+		sl_buf_printf(q->out, "{\"id\":%d}", id);
+	}
+	sl_buf_free(&msg);
+	sl_rj_free(j);
+}
+
+static void lookup_schema(struct req *q, const char *subject)
+{
+	struct sl_rj *j = body_object(q, false);
+	const char *text, *type;
+	const struct sl_rj *refs;
+	char coerced[64];
+	size_t len, n;
+	struct sl_reg_parsed *p;
+	struct sl_reg_version **vs;
+	struct sl_err err;
+	bool deleted = qbool(q, "deleted");
+	if (!j)
+		return;
+	if (!schema_request(q, j, &text, &len, &type, &refs, coerced, sizeof coerced)) {
+		sl_rj_free(j);
+		return;
+	}
+	n = sl_reg_subject_versions(q->r, subject, deleted, &vs);
+	if (!n) {
+		reply_err(q, 404, 40401, "Subject '%s' not found.", subject);
+		sl_rj_free(j);
+		return;
+	}
+	if (sl_reg_parse(q->r, type, text, len, refs, &p, &err)) {
+		reply_err(q, 422, 42201, "Invalid schema of type %s, details: %s", type, err.msg);
+		free(vs);
+		sl_rj_free(j);
+		return;
+	}
+	reply_err(q, 404, 40403, "Schema not found");
+	for (size_t i = n; i-- > 0;) {
+		struct sl_reg_schema *s = sl_reg_schema_by_id(q->r, vs[i]->id);
+		if (s && !strcmp(s->type, p->type) && !strcmp(s->text, p->canon) &&
+		    ((!s->refs && !p->refs) || (s->refs && p->refs && !strcmp(s->refs, p->refs)))) {
+			sl_buf_reset(q->out);
+			ok(q);
+			put_schema_obj(q->out, vs[i], s);
+			break;
+		}
+	}
+	sl_reg_parsed_free(p);
+	free(vs);
+	sl_rj_free(j);
+}
+
+static void compatibility(struct req *q, const char *subject, const char *vstr)
+{
+	struct sl_rj *j = body_object(q, false);
+	const char *text, *type;
+	const struct sl_rj *refs;
+	char coerced[64];
+	size_t len, n;
+	struct sl_reg_parsed *p = NULL;
+	struct sl_reg_version **vs = NULL, *one = NULL;
+	struct sl_err err;
+	struct sl_buf msgs;
+	bool verbose = qbool(q, "verbose");
+	int version = 0, rc;
+	if (!j)
+		return;
+	sl_buf_init(&msgs);
+	if (!schema_request(q, j, &text, &len, &type, &refs, coerced, sizeof coerced))
+		goto out;
+	if (vstr && !parse_version(vstr, &version)) {
+		bad_version(q, vstr);
+		goto out;
+	}
+	n = sl_reg_subject_versions(q->r, subject, false, &vs);
+	if (vstr) {
+		if (!n) {
+			reply_err(q, 404, 40401, "Subject '%s' not found.", subject);
+			goto out;
+		}
+		for (size_t i = 0; i < n; i++)
+			if (version == -1 ? i == n - 1 : vs[i]->version == version)
+				one = vs[i];
+		if (!one) {
+			reply_err(q, 404, 40402, "Version %d not found.", version);
+			goto out;
+		}
+	}
+	if (sl_reg_parse(q->r, type, text, len, refs, &p, &err)) {
+		reply_err(q, 422, 42201, "Invalid schema of type %s, details: %s", type, err.msg);
+		goto out;
+	}
+	const char *level = sl_reg_level(q->r, subject);
+	if (one) {
+		/* Against one chosen version, the level's direction applies without its transitivity. */
+		char lv[32];
+		snprintf(lv, sizeof lv, "%s", level);
+		char *t = strstr(lv, "_TRANSITIVE");
+		if (t)
+			*t = 0;
+		rc = sl_reg_check(q->r, lv, p, &one, 1, &msgs, &err);
+	} else
+		rc = sl_reg_check(q->r, level, p, vs, n, &msgs, &err);
+	if (rc < 0) {
+		store_failed(q, &err);
+		goto out;
+	}
+	ok(q);
+	sl_buf_printf(q->out, "{\"is_compatible\":%s", rc ? "false" : "true");
+	if (verbose) {
+		size_t k = 0;
+		sl_buf_puts(q->out, ",\"messages\":[");
+		for (size_t off = 0; off < msgs.len; off += strlen(msgs.data + off) + 1) {
+			if (k++)
+				sl_buf_putc(q->out, ',');
+			json_str(q->out, msgs.data + off);
+		}
+		sl_buf_putc(q->out, ']');
+	}
+	sl_buf_putc(q->out, '}');
+out:
+	sl_buf_free(&msgs);
+	sl_reg_parsed_free(p);
+	free(vs);
+	sl_rj_free(j);
+}
+
+/* ---- /config and /mode ---- */
+
+static void upcase(char *s)
+{
+	for (; *s; s++)
+		*s = (char)toupper((unsigned char)*s);
+}
+
+static void config(struct req *q, const char *subject)
+{
+	struct sl_registry *r = q->r;
+	struct sl_err err;
+	const char *cur = sl_reg_kv_get(r->compat, r->ncompat, subject);
+	if (!strcmp(q->method, "GET")) {
+		if (subject && !cur && !qbool(q, "defaultToGlobal")) {
+			reply_err(q, 404, 40408, "Subject '%s' does not have subject-level compatibility configured", subject);
+			return;
+		}
+		ok(q);
+		sl_buf_puts(q->out, "{\"compatibilityLevel\":");
+		json_str(q->out, cur ? cur : sl_reg_level(r, NULL));
+		sl_buf_putc(q->out, '}');
+	} else if (!strcmp(q->method, "PUT")) {
+		struct sl_rj *j = body_object(q, true);
+		const struct sl_rj *c;
+		char level[64];
+		if (!j)
+			return;
+		c = sl_rj_get(j, "compatibility");
+		if (!c || c->t == SL_RJ_NULL)
+			c = sl_rj_get(j, "compatibilityLevel");
+		if (!c || c->t != SL_RJ_STR || c->n >= sizeof level ||
+		    (snprintf(level, sizeof level, "%s", c->s), upcase(level), !sl_reg_valid_level(level))) {
+			sl_rj_free(j);
+			reply_err(q, 422, 42203,
+				  "Invalid compatibility level. Valid values are none, backward, forward, full, "
+				  "backward_transitive, forward_transitive, and full_transitive");
+			return;
+		}
+		sl_rj_free(j);
+		if (subject && readonly(q, subject))
+			return;
+		if (sl_reg_write_setting(r, "CONFIG", subject, level, &err)) {
+			store_failed(q, &err);
+			return;
+		}
+		ok(q);
+		sl_buf_printf(q->out, "{\"compatibility\":\"%s\"}", level);
+	} else { /* DELETE */
+		char old[64];
+		if (subject && !cur) {
+			reply_err(q, 404, 40401, "Subject '%s' not found.", subject);
+			return;
+		}
+		snprintf(old, sizeof old, "%s", cur ? cur : "BACKWARD");
+		if (cur && sl_reg_write_setting(r, "CONFIG", subject, NULL, &err)) {
+			store_failed(q, &err);
+			return;
+		}
+		ok(q);
+		sl_buf_printf(q->out, "{\"compatibilityLevel\":\"%s\"}", old);
+	}
+}
+
+static void mode(struct req *q, const char *subject)
+{
+	struct sl_registry *r = q->r;
+	struct sl_err err;
+	const char *cur = sl_reg_kv_get(r->mode, r->nmode, subject);
+	if (!strcmp(q->method, "GET")) {
+		if (subject && !cur && !qbool(q, "defaultToGlobal")) {
+			reply_err(q, 404, 40409, "Subject '%s' does not have subject-level mode configured", subject);
+			return;
+		}
+		ok(q);
+		sl_buf_puts(q->out, "{\"mode\":");
+		json_str(q->out, cur ? cur : sl_reg_mode(r, NULL));
+		sl_buf_putc(q->out, '}');
+	} else if (!strcmp(q->method, "PUT")) {
+		struct sl_rj *j = body_object(q, true);
+		const struct sl_rj *m;
+		char val[64];
+		bool valid = false;
+		if (!j)
+			return;
+		m = sl_rj_get(j, "mode");
+		if (m && m->t == SL_RJ_STR && m->n < sizeof val) {
+			snprintf(val, sizeof val, "%s", m->s);
+			upcase(val);
+			for (size_t i = 0; sl_reg_modes[i]; i++)
+				valid |= !strcmp(val, sl_reg_modes[i]);
+		}
+		sl_rj_free(j);
+		if (!valid) {
+			reply_err(q, 422, 42204,
+				  "Invalid mode. Valid values are READWRITE, READONLY, READONLY_OVERRIDE, IMPORT");
+			return;
+		}
+		if (!strcmp(val, "IMPORT") && !qbool(q, "force")) {
+			struct sl_reg_version **vs;
+			size_t n = subject ? sl_reg_subject_versions(r, subject, true, &vs) : r->nvers;
+			if (subject)
+				free(vs);
+			if (n) {
+				reply_err(q, 422, 42205, "Cannot import since found existing subjects");
+				return;
+			}
+		}
+		if (sl_reg_write_setting(r, "MODE", subject, val, &err)) {
+			store_failed(q, &err);
+			return;
+		}
+		ok(q);
+		sl_buf_printf(q->out, "{\"mode\":\"%s\"}", val);
+	} else { /* DELETE */
+		char old[64];
+		if (subject && !cur) {
+			reply_err(q, 404, 40401, "Subject '%s' not found.", subject);
+			return;
+		}
+		snprintf(old, sizeof old, "%s", cur ? cur : "READWRITE");
+		if (cur && sl_reg_write_setting(r, "MODE", subject, NULL, &err)) {
+			store_failed(q, &err);
+			return;
+		}
+		ok(q);
+		sl_buf_printf(q->out, "{\"mode\":\"%s\"}", old);
+	}
+}
+
+/* ---- routing ---- */
+
+static bool is(struct req *q, size_t i, const char *s)
+{
+	return i < q->nsegs && !strcmp(q->segs[i], s);
+}
+
+static bool method(struct req *q, const char *m)
+{
+	return !strcmp(q->method, m);
+}
+
+/* Whether the method is one of the '|'-separated allowed ones; replies 405 when not. */
+static bool allow(struct req *q, const char *methods)
+{
+	size_t ml = strlen(q->method);
+	for (const char *p = methods; *p;) {
+		const char *bar = strchr(p, '|');
+		size_t n = bar ? (size_t)(bar - p) : strlen(p);
+		if (n == ml && !strncmp(p, q->method, n))
+			return true;
+		p += n + (bar ? 1 : 0);
+	}
+	http_err(q, 405);
+	return false;
+}
+
+static void route(struct req *q)
+{
+	size_t n = q->nsegs;
+	char **s = q->segs;
+	if (n == 0) {
+		if (allow(q, "GET|POST")) {
+			ok(q);
+			sl_buf_puts(q->out, "{}");
+		}
+		return;
+	}
+	if (is(q, 0, "schemas")) {
+		if (n == 1) {
+			if (allow(q, "GET"))
+				get_schemas(q);
+		} else if (n == 2 && is(q, 1, "types")) {
+			if (allow(q, "GET")) {
+				ok(q);
+				sl_buf_puts(q->out, "[\"JSON\",\"AVRO\"]");
+			}
+		} else if (is(q, 1, "ids") && (n == 3 || (n == 4 && (is(q, 3, "schema") || is(q, 3, "subjects") ||
+								      is(q, 3, "versions"))))) {
+			if (allow(q, "GET"))
+				get_schema_by_id(q, s[2], n == 4 ? s[3] : NULL);
+		} else
+			http_err(q, 404);
+		return;
+	}
+	if (is(q, 0, "subjects")) {
+		if (n > 1 && !*s[1]) {
+			http_err(q, 404);
+			return;
+		}
+		if (n == 1) {
+			if (allow(q, "GET"))
+				get_subjects(q);
+		} else if (n == 2) {
+			if (allow(q, "POST|DELETE"))
+				method(q, "POST") ? lookup_schema(q, s[1]) : delete_subject(q, s[1]);
+		} else if (n == 3 && is(q, 2, "versions")) {
+			if (allow(q, "GET|POST"))
+				method(q, "GET") ? get_versions(q, s[1]) : register_schema(q, s[1]);
+		} else if (n == 4 && is(q, 2, "versions")) {
+			if (allow(q, "GET|DELETE"))
+				method(q, "GET") ? get_version(q, s[1], s[3], NULL) : delete_version(q, s[1], s[3]);
+		} else if (n == 5 && is(q, 2, "versions") && (is(q, 4, "schema") || is(q, 4, "referencedby"))) {
+			if (allow(q, "GET"))
+				get_version(q, s[1], s[3], s[4]);
+		} else
+			http_err(q, 404);
+		return;
+	}
+	if (is(q, 0, "compatibility") && is(q, 1, "subjects") && n >= 4 && n <= 5 && is(q, 3, "versions") && *s[2]) {
+		if (allow(q, "POST"))
+			compatibility(q, s[2], n == 5 ? s[4] : NULL);
+		return;
+	}
+	if (is(q, 0, "config") && n <= 2 && (n == 1 || *s[1])) {
+		if (allow(q, "GET|PUT|DELETE"))
+			config(q, n == 2 ? s[1] : NULL);
+		return;
+	}
+	if (is(q, 0, "mode") && n <= 2 && (n == 1 || *s[1])) {
+		if (allow(q, "GET|PUT|DELETE"))
+			mode(q, n == 2 ? s[1] : NULL);
+		return;
+	}
+	http_err(q, 404);
+}
+
+void sl_registry_handle(struct sl_registry *r, const char *method_, const char *target, const char *body, size_t len,
+			int *status, struct sl_buf *out)
+{
+	struct req q = {0};
+	struct sl_err err;
+	char *copy = strdup(target ? target : "/"), *path, *query, *p;
+	sl_buf_reset(out);
+	*status = 500;
+	if (!copy) {
+		sl_buf_puts(out, "{\"error_code\":50001,\"message\":\"out of memory\"}");
+		return;
+	}
+	q.method = method_;
+	q.body = body;
+	q.len = len;
+	q.status = status;
+	q.out = out;
+	q.r = r;
+	path = copy;
+	if ((query = strchr(copy, '?')))
+		*query++ = 0;
+	if ((p = strchr(path, '#')))
+		*p = 0;
+	if (*path == '/')
+		path++;
+	/* Split on '/' first, then decode: an encoded %2F stays inside its segment. */
+	if (*path) {
+		for (char *seg = path;;) {
+			char *slash = strchr(seg, '/');
+			if (slash)
+				*slash = 0;
+			if (q.nsegs == MAX_SEGS) {
+				http_err(&q, 404);
+				goto done;
+			}
+			q.segs[q.nsegs++] = seg;
+			if (!slash)
+				break;
+			seg = slash + 1;
+		}
+		if (q.nsegs > 1 && !*q.segs[q.nsegs - 1])
+			q.nsegs--; /* a trailing slash */
+	}
+	for (size_t i = 0; i < q.nsegs; i++)
+		pct_decode(q.segs[i], false);
+	for (char *kv = query; kv && *kv && q.nq < MAX_QUERY - 1;) {
+		char *amp = strchr(kv, '&'), *eq;
+		if (amp)
+			*amp = 0;
+		if ((eq = strchr(kv, '=')))
+			*eq = 0;
+		q.qk[q.nq] = kv;
+		q.qv[q.nq] = eq ? eq + 1 : kv + strlen(kv);
+		pct_decode(q.qk[q.nq], true);
+		pct_decode(q.qv[q.nq], true);
+		q.nq++;
+		kv = amp ? amp + 1 : NULL;
+	}
+	pthread_mutex_lock(&r->mu);
+	if (r->store->sync && r->store->sync(r->store, r, &err))
+		store_failed(&q, &err);
+	else
+		route(&q);
+	pthread_mutex_unlock(&r->mu);
+done:
+	if (!sl_buf_ok(out)) {
+		sl_buf_reset(out);
+		out->oom = false;
+		*status = 500;
+		sl_buf_puts(out, "{\"error_code\":50001,\"message\":\"out of memory building the response\"}");
+	}
+	free(copy);
+}
