@@ -15,9 +15,12 @@ int sl_cli_process(int argc, char **argv);
 int sl_cli_up(int argc, char **argv);
 int sl_cli_config_doc(int argc, char **argv);
 int sl_cli_dlq(int argc, char **argv);
+int sl_cli_console(int argc, char **argv);
 int sl_cli_cql(int argc, char **argv);
 int sl_cli_registry(int argc, char **argv);
 int sl_cli_cron_next(int argc, char **argv);
+int sl_cli_scheduler(int argc, char **argv);
+int sl_cli_dag(int argc, char **argv);
 
 /* Prints "sluice <cmd>: <msg>" to stderr; returns 1. */
 int sl_cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

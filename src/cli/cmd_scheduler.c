@@ -1,11 +1,16 @@
 /* `sluice scheduler` (run due DAG runs until SIGTERM) and the hidden `sluice cron-next` that prints next fire times,
  * for scripts and for the croniter oracle test. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
+#include "core/log.h"
+#include "pipeline/pipeline.h"
 #include "scheduler/cron.h"
+#include "scheduler/sched.h"
 
 int sl_cli_cron_next(int argc, char **argv)
 {
@@ -88,4 +93,72 @@ int sl_cli_cron_next(int argc, char **argv)
 	}
 	sl_tz_free(tz);
 	return 0;
+}
+
+
+int sl_cli_open_sched(const char *cmd, const char *cfg, bool owner, struct sl_conf *c, struct sl_sched **s);
+
+static volatile sig_atomic_t sched_stop;
+static void sched_on_signal(int sig) { (void)sig; sched_stop = 1; }
+
+int sl_cli_scheduler(int argc, char **argv)
+{
+	const char *cfg = "sluice.yaml", *api = NULL;
+	for (int i = 1; i < argc; i++) {
+		if ((!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) && i + 1 < argc)
+			cfg = argv[++i];
+		else if (!strcmp(argv[i], "--api") && i + 1 < argc)
+			api = argv[++i];
+		else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			printf("Usage: sluice scheduler [-c FILE] [--api [ADDR:]PORT]\n\n"
+			       "Runs the DAGs of the config's dags: section on their schedules until SIGTERM/SIGINT, keeping\n"
+			       "run history and task states in data_dir/scheduler.db and each try's log under\n"
+			       "data_dir/logs. --api serves the Airflow-shaped REST API (/api/v1/dags...) on ADDR:PORT\n"
+			       "(127.0.0.1 unless ADDR is given). See docs/scheduler.md.\n");
+			return 0;
+		} else
+			return sl_cli_fail("scheduler", "unexpected argument '%s' (see --help)", argv[i]) + 1;
+	}
+	struct sl_conf c;
+	struct sl_sched *s;
+	if (sl_cli_open_sched("scheduler", cfg, true, &c, &s))
+		return 1;
+	size_t n;
+	sl_sched_dags(s, &n);
+	if (!n)
+		sl_warn("scheduler", "the config %s has no dags: section; nothing to schedule", cfg);
+	struct sl_sched_http *h = NULL;
+	struct sl_err err = {0};
+	if (api) {
+		char addr[128] = "127.0.0.1";
+		const char *colon = strrchr(api, ':');
+		int port = atoi(colon ? colon + 1 : api);
+		if (colon)
+			snprintf(addr, sizeof addr, "%.*s", (int)(colon - api), api);
+		if (sl_sched_api_start(s, addr, port, &h, &err)) {
+			sl_sched_close(s);
+			sl_conf_free(&c);
+			return sl_cli_fail("scheduler", "%s", err.msg);
+		}
+		sl_info("scheduler", "REST API on http://%s:%d/api/v1/dags", addr, port);
+	}
+	signal(SIGINT, sched_on_signal);
+	signal(SIGTERM, sched_on_signal);
+	sl_info("scheduler", "scheduling %zu DAGs from %s", n, cfg);
+	int rc = 0;
+	while (!sched_stop) {
+		int ch = sl_sched_tick(s, &err);
+		if (ch < 0) {
+			sl_error("scheduler", "%s", err.msg);
+			rc = 1;
+			break;
+		}
+		if (ch == 0)
+			usleep(500000);
+	}
+	sl_info("scheduler", "stopping: running task tries are stopped and re-queued on the next start");
+	sl_sched_api_stop(h);
+	sl_sched_close(s);
+	sl_conf_free(&c);
+	return rc;
 }

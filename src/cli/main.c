@@ -10,11 +10,14 @@ static const struct sl_cli_cmd commands[] = {
 	{"up", sl_cli_up, "run every pipeline (ingest + process) in one process"},
 	{"ingest", sl_cli_ingest, "pull a pipeline's source into its topic"},
 	{"process", sl_cli_process, "stream a pipeline's topic into its table"},
+	{"console", sl_cli_console, "serve the web console, JSON API and Prometheus /metrics"},
 	{"dlq", sl_cli_dlq, "list or replay a pipeline's dead-letter topic"},
 	{"check", sl_cli_check, "lint a config file: unknown keys, wrong types, bad mappings"},
 	{"config-doc", sl_cli_config_doc, "print the configuration reference (docs/configuration.md)"},
 	{"cql", sl_cli_cql, "run CQL statements against Cassandra (a tiny cqlsh)"},
 	{"registry", sl_cli_registry, "serve the Confluent-compatible schema registry REST API"},
+	{"scheduler", sl_cli_scheduler, "run DAGs on their schedules (retries, timeouts, history, REST API)"},
+	{"dag", sl_cli_dag, "list, show, trigger, pause, backfill and test DAGs"},
 	{"cron-next", sl_cli_cron_next, NULL}, /* hidden: next fire times, for scripts and the croniter oracle */
 };
 #define NCOMMANDS (sizeof commands / sizeof *commands)

@@ -10,6 +10,7 @@
 struct top {
 	char *data_dir;
 	char *log_level;
+	const struct sl_cfg_node *dags; /* scheduler DAGs (src/scheduler/) */
 	const struct sl_cfg_node *pipelines, *kafka, *cassandra;
 };
 
@@ -20,6 +21,7 @@ static const struct sl_opt top_opts[] = {
 	 .choices = "debug|info|warn|error"},
 	{"pipelines", SL_OPT_NODE, NULL, offsetof(struct top, pipelines), "map of pipeline name to pipeline",
 	 .required = true},
+	{"dags", SL_OPT_NODE, NULL, offsetof(struct top, dags), "map of DAG id to DAG (docs/scheduler.md)"},
 	{"kafka", SL_OPT_NODE, NULL, offsetof(struct top, kafka),
 	 "Kafka connection; when absent, topics live in the embedded log in data_dir"},
 	{"cassandra", SL_OPT_NODE, NULL, offsetof(struct top, cassandra),
@@ -136,6 +138,7 @@ int sl_conf_load(const char *path, struct sl_conf *c, struct sl_err *err)
 	c->log_level = t.log_level;
 	c->pipelines_node = t.pipelines;
 	c->kafka = t.kafka;
+	c->dags = t.dags;
 	c->cassandra = t.cassandra;
 	char w[300];
 	const struct sl_cfg_node *ps = t.pipelines;

@@ -43,6 +43,7 @@ struct sl_conf {
 	struct sl_cfg_doc doc;
 	char *data_dir;
 	char *log_level;
+	const struct sl_cfg_node *dags; /* the dags: section, bound by src/scheduler/ */
 	const struct sl_cfg_node *pipelines_node, *kafka, *cassandra;
 	struct sl_pipeline *p;
 	size_t np;

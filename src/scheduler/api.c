@@ -1,0 +1,368 @@
+/* The scheduler's REST API, shaped like Airflow's stable API (/api/v1) so scripts written for Airflow's need little
+ * change: list/get/patch DAGs, list/create/get runs, task instances, a try's log. sl_sched_api_handle is independent
+ * of any HTTP server (the console embeds it); sl_sched_api_start serves it alone with libmicrohttpd. */
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec/json.h"
+#include "core/log.h"
+#include "scheduler/sched.h"
+
+static int problem(struct sl_buf *out, int status, const char *title, const char *detail)
+{
+	/* Airflow answers errors as RFC 7807 problem documents. */
+	sl_buf_reset(out);
+	sl_buf_printf(out, "{\"status\":%d,\"title\":", status);
+	sl_buf_json_str(out, title, strlen(title));
+	sl_buf_puts(out, ",\"detail\":");
+	sl_buf_json_str(out, detail, strlen(detail));
+	sl_buf_puts(out, ",\"type\":\"about:blank\"}");
+	return status;
+}
+
+static void dag_json(struct sl_sched *s, const struct sl_dag *d, struct sl_buf *out)
+{
+	sl_buf_puts(out, "{\"dag_id\":");
+	sl_buf_json_str(out, d->id, strlen(d->id));
+	sl_buf_printf(out, ",\"is_paused\":%s,\"is_active\":true,\"description\":",
+		      sl_sched_is_paused(s, d->id) ? "true" : "false");
+	if (d->description)
+		sl_buf_json_str(out, d->description, strlen(d->description));
+	else
+		sl_buf_puts(out, "null");
+	sl_buf_puts(out, ",\"schedule_interval\":");
+	if (d->has_schedule) {
+		sl_buf_printf(out, "{\"__type\":\"%s\",\"value\":", d->cron.interval ? "TimeDelta" : "CronExpression");
+		sl_buf_json_str(out, d->cron.text, strlen(d->cron.text));
+		sl_buf_putc(out, '}');
+	} else {
+		sl_buf_puts(out, "null");
+	}
+	sl_buf_puts(out, ",\"timezone\":");
+	sl_buf_json_str(out, d->timezone, strlen(d->timezone));
+	sl_buf_printf(out, ",\"catchup\":%s,\"max_active_runs\":%lld,\"max_active_tasks\":%lld,\"tasks\":[",
+		      d->catchup ? "true" : "false", (long long)d->max_active_runs, (long long)d->max_active_tasks);
+	for (size_t i = 0; i < d->ntasks; i++) {
+		if (i)
+			sl_buf_putc(out, ',');
+		sl_buf_json_str(out, d->tasks[i].id, strlen(d->tasks[i].id));
+	}
+	sl_buf_puts(out, "],\"tags\":[]}");
+}
+
+/* Splits path into at most 8 segments after /api/v1/, in place in buf. */
+static int split(const char *path, char *buf, size_t bufsz, char **seg)
+{
+	if (strncmp(path, "/api/v1/", 8) && strcmp(path, "/api/v1"))
+		return -1;
+	snprintf(buf, bufsz, "%s", path + (strlen(path) > 8 ? 8 : strlen(path)));
+	int n = 0;
+	char *save = NULL;
+	for (char *t = strtok_r(buf, "/", &save); t && n < 8; t = strtok_r(NULL, "/", &save)) {
+		/* %-decode: run ids carry ':' and '+' which clients escape. */
+		char *w = t;
+		for (char *r = t; *r; r++) {
+			if (*r == '%' && r[1] && r[2]) {
+				char hx[3] = {r[1], r[2], 0};
+				*w++ = (char)strtol(hx, NULL, 16);
+				r += 2;
+			} else {
+				*w++ = *r;
+			}
+		}
+		*w = 0;
+		seg[n++] = t;
+	}
+	return n;
+}
+
+static int query_int(const char *query, const char *key, int def)
+{
+	if (!query)
+		return def;
+	size_t kl = strlen(key);
+	for (const char *p = query; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL)
+		if (!strncmp(p, key, kl) && p[kl] == '=')
+			return atoi(p + kl + 1);
+	return def;
+}
+
+int sl_sched_api_handle(struct sl_sched *s, const char *method, const char *path, const char *query, const char *body,
+			size_t len, struct sl_buf *out, int *status)
+{
+	char buf[1024], *seg[8];
+	struct sl_err err = {0};
+	int n = split(path, buf, sizeof buf, seg);
+	sl_buf_reset(out);
+	*status = 200;
+	if (n < 0)
+		return *status = problem(out, 404, "Not Found", "the scheduler API lives under /api/v1"), 0;
+	if (n == 1 && !strcmp(seg[0], "health")) {
+		sl_buf_puts(out, "{\"scheduler\":{\"status\":\"healthy\"}}");
+		return 0;
+	}
+	if (n == 0 || strcmp(seg[0], "dags"))
+		return *status = problem(out, 404, "Not Found", path), 0;
+	size_t nd;
+	const struct sl_dag *dags = sl_sched_dags(s, &nd);
+	if (n == 1) {
+		if (strcmp(method, "GET"))
+			return *status = problem(out, 405, "Method Not Allowed", method), 0;
+		sl_buf_puts(out, "{\"dags\":[");
+		for (size_t i = 0; i < nd; i++) {
+			if (i)
+				sl_buf_putc(out, ',');
+			dag_json(s, &dags[i], out);
+		}
+		sl_buf_printf(out, "],\"total_entries\":%zu}", nd);
+		return 0;
+	}
+	struct sl_dag *d = sl_sched_dag(s, seg[1], &err);
+	if (!d)
+		return *status = problem(out, 404, "DAG not found", err.msg), 0;
+	struct sl_json_parser *jp = NULL;
+	struct sl_json_val root = {{0}};
+	if (len) {
+		if (sl_json_parser_new(&jp, 1 << 20, 64, &err) || sl_json_parse(jp, body, len, &root, &err) ||
+		    sl_json_type(root) != SL_JSON_OBJECT) {
+			sl_json_parser_free(jp);
+			return *status = problem(out, 400, "Bad Request",
+						 err.msg[0] ? err.msg : "the body must be a JSON object"), 0;
+		}
+	}
+	int rc = 0;
+	if (n == 2) {
+		if (!strcmp(method, "PATCH")) {
+			struct sl_json_val v;
+			bool paused;
+			if (!jp || !sl_json_get(root, "is_paused", 9, &v) || sl_json_bool(v, &paused)) {
+				*status = problem(out, 400, "Bad Request", "PATCH wants {\"is_paused\": true|false}");
+				goto done;
+			}
+			sl_sched_set_paused(s, d->id, paused, &err);
+		} else if (strcmp(method, "GET")) {
+			*status = problem(out, 405, "Method Not Allowed", method);
+			goto done;
+		}
+		dag_json(s, d, out);
+		goto done;
+	}
+	if (strcmp(seg[2], "dagRuns")) {
+		*status = problem(out, 404, "Not Found", path);
+		goto done;
+	}
+	if (n == 3) {
+		if (!strcmp(method, "POST")) {
+			struct sl_buf conf, rid;
+			sl_buf_init(&conf);
+			sl_buf_init(&rid);
+			struct sl_json_val v;
+			int64_t ld = 0;
+			bool have_ld = false;
+			if (jp && sl_json_get(root, "conf", 4, &v) && sl_json_type(v) == SL_JSON_OBJECT)
+				sl_json_render(v, &conf);
+			if (jp && sl_json_get(root, "dag_run_id", 10, &v) && sl_json_type(v) == SL_JSON_STRING) {
+				const char *p;
+				size_t pl;
+				sl_json_str(v, &p, &pl);
+				sl_buf_append(&rid, p, pl);
+			}
+			if (jp && (sl_json_get(root, "logical_date", 12, &v) || sl_json_get(root, "execution_date", 14, &v)) &&
+			    sl_json_type(v) == SL_JSON_STRING) {
+				const char *p;
+				size_t pl;
+				char tmp[64];
+				sl_json_str(v, &p, &pl);
+				snprintf(tmp, sizeof tmp, "%.*s", (int)pl, p);
+				if (sl_sched_parse_time(tmp, d->tz, &ld)) {
+					*status = problem(out, 400, "Bad Request", "logical_date is not an ISO 8601 date");
+					sl_buf_free(&conf);
+					sl_buf_free(&rid);
+					goto done;
+				}
+				have_ld = true;
+			}
+			char made[200];
+			if (sl_sched_trigger(s, d->id, conf.len ? sl_buf_cstr(&conf) : NULL, have_ld ? &ld : NULL,
+					     rid.len ? sl_buf_cstr(&rid) : NULL, made, sizeof made, &err)) {
+				*status = problem(out, err.code == SL_EINVAL ? 409 : 400, "Conflict", err.msg);
+			} else {
+				struct sl_buf all;
+				sl_buf_init(&all);
+				sl_sched_runs_json(s, d->id, 100000, &all, &err);
+				/* Return the created run as Airflow does: find its object in the list. */
+				char needle[260];
+				snprintf(needle, sizeof needle, "\"dag_run_id\":\"%s\"", made);
+				const char *p = strstr(sl_buf_cstr(&all), needle);
+				while (p && p > all.data && *p != '{')
+					p--;
+				const char *e = p ? strchr(p, '}') : NULL;
+				if (p && e && (e = strchr(e + 1, '}')))
+					sl_buf_append(out, p, (size_t)(e - p + 1));
+				else
+					sl_buf_printf(out, "{\"dag_run_id\":\"%s\"}", made);
+				sl_buf_free(&all);
+			}
+			sl_buf_free(&conf);
+			sl_buf_free(&rid);
+			goto done;
+		}
+		if (strcmp(method, "GET")) {
+			*status = problem(out, 405, "Method Not Allowed", method);
+			goto done;
+		}
+		sl_sched_runs_json(s, d->id, query_int(query, "limit", 100), out, &err);
+		goto done;
+	}
+	const char *run_id = seg[3];
+	char state[32];
+	if (sl_sched_run_state(s, d->id, run_id, state, sizeof state)) {
+		*status = problem(out, 404, "DAGRun not found", run_id);
+		goto done;
+	}
+	if (n == 4) {
+		struct sl_buf all;
+		sl_buf_init(&all);
+		sl_sched_runs_json(s, d->id, 100000, &all, &err);
+		char needle[260];
+		snprintf(needle, sizeof needle, "\"dag_run_id\":\"%s\"", run_id);
+		const char *p = strstr(sl_buf_cstr(&all), needle);
+		while (p && p > all.data && *p != '{')
+			p--;
+		const char *e = p ? strchr(p, '}') : NULL;
+		if (p && e && (e = strchr(e + 1, '}')))
+			sl_buf_append(out, p, (size_t)(e - p + 1));
+		sl_buf_free(&all);
+		goto done;
+	}
+	if (strcmp(seg[4], "taskInstances")) {
+		*status = problem(out, 404, "Not Found", path);
+		goto done;
+	}
+	if (n == 5) {
+		sl_sched_task_instances_json(s, d->id, run_id, out, &err);
+		goto done;
+	}
+	if (n == 8 && !strcmp(seg[6], "logs")) {
+		char lp[1200];
+		int tn = atoi(seg[7]);
+		if (tn < 1 || sl_sched_log_path(s, d->id, run_id, seg[5], tn, lp, sizeof lp)) {
+			*status = problem(out, 400, "Bad Request", "bad task id or try number");
+			goto done;
+		}
+		FILE *fp = fopen(lp, "r");
+		if (!fp) {
+			*status = problem(out, 404, "Log not found", lp);
+			goto done;
+		}
+		struct sl_buf content;
+		sl_buf_init(&content);
+		char chunk[4096];
+		size_t r;
+		while ((r = fread(chunk, 1, sizeof chunk, fp)) > 0 && content.len < (8u << 20))
+			sl_buf_append(&content, chunk, r);
+		fclose(fp);
+		sl_buf_puts(out, "{\"continuation_token\":null,\"content\":");
+		sl_buf_json_str(out, content.data ? content.data : "", content.len);
+		sl_buf_putc(out, '}');
+		sl_buf_free(&content);
+		goto done;
+	}
+	*status = problem(out, 404, "Not Found", path);
+done:
+	sl_json_parser_free(jp);
+	return rc;
+}
+
+struct sl_sched_http {
+	struct MHD_Daemon *d;
+	struct sl_sched *s;
+};
+
+struct conn {
+	struct sl_buf body;
+	bool started;
+};
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+				  const char *version, const char *data, size_t *size, void **ctx)
+{
+	struct sl_sched_http *h = cls;
+	(void)version;
+	struct conn *cn = *ctx;
+	if (!cn) {
+		cn = calloc(1, sizeof *cn);
+		if (!cn)
+			return MHD_NO;
+		sl_buf_init(&cn->body);
+		*ctx = cn;
+		return MHD_YES;
+	}
+	if (*size) {
+		if (cn->body.len + *size <= (1u << 20))
+			sl_buf_append(&cn->body, data, *size);
+		*size = 0;
+		return MHD_YES;
+	}
+	struct sl_buf out;
+	sl_buf_init(&out);
+	int status = 500;
+	const char *q = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
+	char query[64] = "";
+	if (q)
+		snprintf(query, sizeof query, "limit=%s", q);
+	sl_sched_api_handle(h->s, method, url, query, cn->body.data, cn->body.len, &out, &status);
+	struct MHD_Response *resp =
+		MHD_create_response_from_buffer(out.len, out.data ? out.data : (void *)"", MHD_RESPMEM_MUST_COPY);
+	MHD_add_response_header(resp, "Content-Type", "application/json");
+	enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
+	MHD_destroy_response(resp);
+	sl_buf_free(&out);
+	return ret;
+}
+
+static void on_done(void *cls, struct MHD_Connection *c, void **ctx, enum MHD_RequestTerminationCode code)
+{
+	(void)cls, (void)c, (void)code;
+	struct conn *cn = *ctx;
+	if (cn) {
+		sl_buf_free(&cn->body);
+		free(cn);
+	}
+}
+
+int sl_sched_api_start(struct sl_sched *s, const char *addr, int port, struct sl_sched_http **out, struct sl_err *err)
+{
+	struct sl_sched_http *h = calloc(1, sizeof *h);
+	if (!h)
+		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	h->s = s;
+	struct sockaddr_in sa = {0};
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)port);
+	if (inet_pton(AF_INET, addr && *addr ? addr : "127.0.0.1", &sa.sin_addr) != 1) {
+		free(h);
+		return sl_err_set(err, SL_EINVAL, "--api: '%s' is not an IPv4 address", addr);
+	}
+	h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)port, NULL, NULL, on_request, h,
+				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, on_done, h,
+				MHD_OPTION_END);
+	if (!h->d) {
+		free(h);
+		return sl_err_set(err, SL_EIO, "cannot listen on %s:%d for the scheduler API (port in use?)", addr, port);
+	}
+	*out = h;
+	return 0;
+}
+
+void sl_sched_api_stop(struct sl_sched_http *h)
+{
+	if (!h)
+		return;
+	MHD_stop_daemon(h->d);
+	free(h);
+}
