@@ -1,7 +1,7 @@
 /* An owned JSON tree for the registry. Schemas are kept and compared long after the text was parsed, and a
  * compatibility check walks two documents at once; simdjson's handles live only until the next parse on their
- * parser, so the registry copies each document into this small tree once. Numbers keep their literal so a default
- * like 1.50 is written back as the client sent it. */
+ * parser, so the registry copies each document into this small tree once. Numbers are re-rendered from their value (1.50
+ * becomes 1.5), as Jackson does in Confluent's canonical strings. */
 #include <stdlib.h>
 #include <string.h>
 
