@@ -1,0 +1,225 @@
+/* The console's insides, shared by its files and by the unit and fuzz tests: request parsing (request.c), the
+ * Burrow-style lag evaluator (burrow.c), the collector's view of the log (collect.c), alerts (alerts.c), the JSON API
+ * (api.c) and the HTTP glue (server.c). Nothing here is public API. */
+#ifndef SL_CONSOLE_INTERNAL_H
+#define SL_CONSOLE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "console/console.h"
+#include "core/buf.h"
+#include "pipeline/pipeline.h"
+
+/* ---- request parsing (request.c): pure functions, fuzzed ---- */
+
+/* Splits a raw request target into a clean path (percent-decoded, no "..", no "//", no control bytes) and the raw
+ * query (after '?', may be ""). Returns 0, or -1 for a target that is not a valid origin-form path. */
+int sl_con_split_target(const char *target, char *path, size_t pathsz, char *query, size_t querysz);
+/* The value of key in an application/x-www-form-urlencoded query, decoded. 1 found, 0 absent, -1 malformed. */
+int sl_con_query_get(const char *query, const char *key, char *out, size_t outsz);
+/* An integer parameter within [min,max]; def when absent. -1 when malformed or out of range. */
+int sl_con_query_int(const char *query, const char *key, int64_t def, int64_t min, int64_t max, int64_t *out);
+/* Decodes %XX and (form) '+'. Returns the length, or -1 on a bad escape, a NUL, or overflow. */
+int sl_con_pct_decode(const char *s, size_t n, bool plus_space, char *out, size_t outsz);
+
+struct sl_con_secrets {
+	char *token;            /* bearer token; NULL when none */
+	char *user, *password;  /* basic; NULL when none */
+};
+static inline bool sl_con_auth_on(const struct sl_con_secrets *s) { return s->token || (s->user && s->password); }
+/* Whether an Authorization header value grants access. Compares in constant time (over SHA-256 digests, so the
+ * secret's length does not leak either). Always true when no secret is configured. */
+bool sl_con_auth_ok(const struct sl_con_secrets *s, const char *authorization);
+/* Constant-time equality of two byte strings of any lengths. */
+bool sl_con_ct_equal(const void *a, size_t alen, const void *b, size_t blen);
+/* Base64 (standard alphabet, padding optional) into out; returns the length or -1. */
+int sl_con_b64_decode(const char *s, size_t n, unsigned char *out, size_t outsz);
+/* Whether Accept-Encoding allows gzip (a "gzip" or "*" token whose q is not 0). */
+bool sl_con_accepts_gzip(const char *accept_encoding);
+/* Whether If-None-Match lists etag (or is "*"); weak validators compare equal. */
+bool sl_con_etag_matches(const char *if_none_match, const char *etag);
+/* "host:port", "[v6]:port" or ":port" (loopback). Returns 0 or -1. */
+int sl_con_parse_listen(const char *listen, char *host, size_t hostsz, int *port);
+bool sl_con_is_loopback(const char *host);
+
+/* ---- Burrow's evaluator (burrow.c) ---- */
+
+enum sl_burrow_status { SL_BURROW_OK = 0, SL_BURROW_WARN, SL_BURROW_STALL, SL_BURROW_STOP, SL_BURROW_REWIND };
+#define SL_BURROW_MAX 64
+
+struct sl_burrow_commit {
+	int64_t offset, lag, ts_ms;
+};
+/* The last commits of one partition, oldest first. */
+struct sl_burrow_window {
+	struct sl_burrow_commit c[SL_BURROW_MAX];
+	size_t n, cap;
+};
+void sl_burrow_init(struct sl_burrow_window *w, size_t cap);
+/* Appends a commit, dropping the oldest when the window is full. */
+void sl_burrow_push(struct sl_burrow_window *w, int64_t offset, int64_t lag, int64_t ts_ms);
+/* Burrow's rules, in its order: when the current lag is 0 -> OK; otherwise, if the lag was never 0 in the window:
+ * a commit went back -> REWIND; no commit for longer than the window spans -> STOP; offsets unchanged -> STALL; lag
+ * never fell -> WARN; else OK. An empty window with lag > 0 is STOP (nothing ever committed). */
+enum sl_burrow_status sl_burrow_eval(const struct sl_burrow_window *w, int64_t current_lag, int64_t now_ms);
+const char *sl_burrow_name(enum sl_burrow_status s);
+/* A group's status: its worst partition's. */
+static inline enum sl_burrow_status sl_burrow_worst(enum sl_burrow_status a, enum sl_burrow_status b) { return a > b ? a : b; }
+
+/* ---- the collector's view (collect.c) ---- */
+
+struct sl_con_part {
+	int32_t partition;
+	int64_t low, high, committed, lag;   /* committed -1: the group never committed here */
+	int32_t leader;                      /* Kafka only; -1 otherwise */
+	char isr[64];
+	struct sl_burrow_window win;
+	enum sl_burrow_status status;
+	int64_t last_commit_ms, seen_commit_ms;
+};
+
+struct sl_con_sample {
+	int64_t t_ms;
+	double in_rate, out_rate;            /* records/s into the topic, committed by the group */
+	int64_t lag, dlq, table_rows;
+	uint64_t in_total, out_total, errors_total;
+	double e2e_p95;                      /* seconds; -1 unknown */
+	double lag_seconds;                  /* age of the oldest record not yet committed; -1 unknown */
+};
+
+struct sl_con_pipe {
+	struct sl_pipeline *p;
+	int nparts;
+	struct sl_con_part *parts;
+	int64_t high_sum, committed_sum, lag, dlq_high, table_rows;
+	enum sl_burrow_status status;
+	bool log_ok, sink_ok;
+	char log_error[256], sink_error[256];
+	/* in-process counters (sluice up): -1 when the pipelines run elsewhere */
+	int64_t m_ingested, m_written, m_errors, m_retries, m_dlq;
+	double e2e_p50, e2e_p95, lag_seconds;
+	struct sl_con_sample *ring;          /* history, oldest first once full */
+	size_t nring, ring_head;
+};
+
+struct sl_con_topic {
+	char name[256];
+	int nparts;
+	int64_t messages;
+	struct sl_con_part *parts;           /* low/high/leader/isr only */
+};
+
+struct sl_con_alert {
+	const struct sl_console_rule *rule;
+	char pipeline[128];
+	double value;
+	int64_t pending_since, firing_since, resolved_at;
+	bool firing;
+};
+
+struct sl_con_broker { int32_t id; char host[256]; int port; };
+
+struct sl_console {
+	struct sl_conf *conf;
+	struct sl_console_conf cc;
+	struct sl_console_rule *rules;
+	size_t nrules;
+	bool rules_bound;
+	struct sl_con_secrets sec;
+	bool embedded;
+	char address[300];
+	char host[256];
+	int port;
+
+	struct sl_console_route routes[32];
+	size_t nroutes;
+
+	pthread_mutex_t lock;                /* guards everything below */
+	struct sl_con_pipe *pipes;
+	size_t npipes;
+	struct sl_con_topic *topics;
+	size_t ntopics;
+	struct sl_con_broker brokers[32];
+	size_t nbrokers;
+	bool log_ok;
+	char log_error[256];
+	int64_t last_poll_ms;
+	struct sl_con_alert *alerts;
+	size_t nalerts;
+	uint64_t requests, unauthorized;
+
+	/* collector */
+	pthread_t thread;
+	bool thread_started;
+	volatile int stop;
+	void *kafka;                         /* struct con_kafka (collect.c) */
+	void *emb_db;                        /* sqlite3 * read-only on log.db */
+	void *mhd;                           /* struct MHD_Daemon * */
+};
+
+int sl_con_init(struct sl_console *c, struct sl_conf *conf, const struct sl_console_start_opts *o,
+		struct sl_err *err);
+void sl_con_destroy(struct sl_console *c);
+/* One round of sampling (the collector thread calls it every poll interval; tests call it directly). */
+void sl_con_collect(struct sl_console *c);
+void sl_con_collect_close(struct sl_console *c);
+/* Messages of a topic for the browser (JSON array into out). */
+int sl_con_browse(struct sl_console *c, const char *topic, int32_t partition, int64_t offset, int64_t limit,
+		  const char *filter, struct sl_buf *out, struct sl_err *err);
+/* Latest rows of a pipeline's sink table (JSON object into out). */
+int sl_con_rows(struct sl_console *c, struct sl_pipeline *p, int64_t page, int64_t size, struct sl_buf *out,
+		struct sl_err *err);
+
+/* alerts.c */
+int sl_con_rules_bind(struct sl_console *c, struct sl_err *err);
+void sl_con_rules_free(struct sl_console *c);
+/* Evaluates every rule against the pipes (lock held); sends webhooks for changes after unlocking. */
+void sl_con_alerts_eval(struct sl_console *c, int64_t now_ms);
+void sl_con_alerts_json(struct sl_console *c, struct sl_buf *out);
+
+/* api.c */
+struct sl_con_req {
+	const char *method, *target;
+	const char *authorization, *accept_encoding, *if_none_match;
+	const char *body;
+	size_t len;
+	bool body_too_big;
+};
+struct sl_con_resp {
+	int status;
+	const char *ctype;
+	struct sl_buf body;
+	const unsigned char *static_data;    /* an embedded asset, served as is */
+	size_t static_len;
+	const unsigned char *static_gz;      /* its gzip form, when the client takes it */
+	size_t static_gz_len;
+	char etag[40];
+	const char *cache_control;
+	bool www_authenticate;
+	bool head;
+};
+/* Answers one request (no I/O but the console's own state). Never fails: errors become 4xx/5xx responses. */
+void sl_con_dispatch(struct sl_console *c, const struct sl_con_req *rq, struct sl_con_resp *rs);
+void sl_con_metrics_text(struct sl_console *c, struct sl_buf *out);
+
+/* assets (generated from web/ at build time) */
+struct sl_con_asset {
+	const char *path;                    /* "/index.html" */
+	const unsigned char *data;
+	size_t len;
+};
+extern const struct sl_con_asset sl_con_assets[];
+extern const size_t sl_con_nassets;
+/* The asset for path ("/" is /index.html) with its ETag and gzip form (computed once). NULL when absent. */
+const struct sl_con_asset *sl_con_asset_find(const char *path, const char **etag, const unsigned char **gz,
+					     size_t *gzlen);
+const char *sl_con_mime(const char *path);
+/* gzip (RFC 1952) of data into out; 0 or -1. */
+int sl_con_gzip(const void *data, size_t len, struct sl_buf *out);
+
+int64_t sl_con_now_ms(void);
+
+#endif
