@@ -20,7 +20,7 @@ static void usage(void)
 
 int sl_cli_registry(int argc, char **argv)
 {
-	struct sl_registry_conf conf;
+	struct sl_registry_conf conf = {0};
 	struct sl_err err = {0};
 	struct sl_cfg_doc doc = {0};
 	const char *file = NULL;
