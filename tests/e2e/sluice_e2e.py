@@ -450,3 +450,15 @@ def compare(expected_by_id, got_by_id, what):
     assert not missing and not extra and not wrong, (
         f"{what}: {len(missing)} missing (e.g. {missing[:3]}), {len(extra)} unexpected (e.g. {extra[:3]}), "
         f"{len(wrong)} wrong columns (e.g. {wrong[:3]})")
+
+
+def committed(group, topic):
+    """Sum of the group's committed offsets on the topic (0 for partitions without one)."""
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": BROKERS, "group.id": group, "enable.auto.commit": False})
+    try:
+        md = c.list_topics(topic, timeout=10)
+        tps = [TopicPartition(topic, p) for p in md.topics[topic].partitions]
+        return sum(max(tp.offset, 0) for tp in c.committed(tps, timeout=10))
+    finally:
+        c.close()
