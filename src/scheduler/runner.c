@@ -420,6 +420,14 @@ int sl_sched_trigger(struct sl_sched *s, const char *dag_id, const char *conf_js
 		return sl_err_set(err, SL_EINVAL, "trigger %s: conf must be a JSON object, got '%.40s'", dag_id, conf_json);
 	lock(s);
 	int64_t ld = logical_date ? *logical_date : now_s(s);
+	/* Logical dates are unique per DAG (as in Airflow) and ours have whole seconds: two manual runs in one second
+	 * take the next free second rather than failing. */
+	for (char lds[24]; !logical_date; ld++) {
+		snprintf(lds, sizeof lds, "%lld", (long long)ld);
+		if (!scalar(s, "SELECT count(*) FROM dag_run WHERE dag_id = ? AND logical_date = CAST(? AS INTEGER)",
+			    dag_id, lds, 0))
+			break;
+	}
 	char rid[160], ts[40];
 	sl_sched_format_time(ld, ts, sizeof ts);
 	if (run_id_in && *run_id_in)
