@@ -29,15 +29,17 @@ enum sl_burrow_status sl_burrow_eval(const struct sl_burrow_window *w, int64_t c
 		return SL_BURROW_OK;
 	if (w->n == 0)
 		return SL_BURROW_STOP;
+	/* Stopped comes first, as in Burrow's evaluator: a consumer that caught up and then died keeps zero-lag
+	 * commits in its window forever, and must not look OK for it. */
+	const struct sl_burrow_commit *first = &w->c[0], *last = &w->c[w->n - 1];
+	if (now_ms - last->ts_ms > last->ts_ms - first->ts_ms)
+		return SL_BURROW_STOP;
 	for (size_t i = 0; i < w->n; i++)
 		if (w->c[i].lag == 0)
 			return SL_BURROW_OK; /* it caught up within the window */
 	for (size_t i = 1; i < w->n; i++)
 		if (w->c[i].offset < w->c[i - 1].offset)
 			return SL_BURROW_REWIND;
-	const struct sl_burrow_commit *first = &w->c[0], *last = &w->c[w->n - 1];
-	if (now_ms - last->ts_ms > last->ts_ms - first->ts_ms)
-		return SL_BURROW_STOP;
 	bool moved = false;
 	for (size_t i = 1; i < w->n; i++)
 		if (w->c[i].offset != w->c[i - 1].offset)

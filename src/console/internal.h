@@ -61,9 +61,9 @@ struct sl_burrow_window {
 void sl_burrow_init(struct sl_burrow_window *w, size_t cap);
 /* Appends a commit, dropping the oldest when the window is full. */
 void sl_burrow_push(struct sl_burrow_window *w, int64_t offset, int64_t lag, int64_t ts_ms);
-/* Burrow's rules, in its order: when the current lag is 0 -> OK; otherwise, if the lag was never 0 in the window:
- * a commit went back -> REWIND; no commit for longer than the window spans -> STOP; offsets unchanged -> STALL; lag
- * never fell -> WARN; else OK. An empty window with lag > 0 is STOP (nothing ever committed). */
+/* Burrow's rules, in the order of its evaluator: current lag 0 -> OK; no commit for longer than the window spans ->
+ * STOP; some commit in the window had lag 0 -> OK; otherwise a commit went back -> REWIND; offsets unchanged ->
+ * STALL; lag never fell -> WARN; else OK. An empty window with lag > 0 is STOP (nothing ever committed). */
 enum sl_burrow_status sl_burrow_eval(const struct sl_burrow_window *w, int64_t current_lag, int64_t now_ms);
 const char *sl_burrow_name(enum sl_burrow_status s);
 /* A group's status: its worst partition's. */
