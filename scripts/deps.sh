@@ -9,7 +9,7 @@ PKGS=(
   librdkafka-dev libcurl4-openssl-dev libyaml-dev libsqlite3-dev sqlite3 liblz4-dev libssl-dev
   libmicrohttpd-dev libavro-dev libsimdjson-dev libcmocka-dev zlib1g-dev
   kcat curl ca-certificates procps iproute2 python3-venv
-  chromium nodejs npm   # the console's UI tests (tests/ui: playwright-core drives Debian's chromium)
+  chromium   # the console's UI tests (tests/ui: playwright-core drives it; node and npm come with the machine)
 )
 command -v java >/dev/null 2>&1 || PKGS+=(openjdk-17-jdk-headless)
 command -v mvn  >/dev/null 2>&1 || PKGS+=(maven)
