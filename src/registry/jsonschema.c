@@ -276,7 +276,19 @@ static const struct sl_rj *resolve_ref(struct loader *L, const char *ref)
 		if (!cur)
 			return NULL;
 	}
-	return cur;
+	return *ref ? NULL : cur;
+}
+
+/* Follows references; a chain that loops ("$ref": "#" at the root) stands for no constraint. */
+static const struct js *deref(const struct js *s)
+{
+	static const struct js empty = {JS_EMPTY};
+	for (int i = 0; s && s->k == JS_REF; i++) {
+		if (i == 32 || !s->inner)
+			return &empty;
+		s = s->inner;
+	}
+	return s;
 }
 
 static struct js *load(struct loader *L, const struct sl_rj *j, int depth)
@@ -422,6 +434,7 @@ struct diff {
 struct pairs {
 	const struct js **o, **u;
 	size_t n, cap;
+	long budget; /* comparisons left: combined schemas compare all pairs of subschemas, which can explode */
 };
 
 struct ctx {
@@ -953,10 +966,15 @@ static void compare(struct ctx *c, const struct js *o, const struct js *u)
 		add_diff(c, "SCHEMA_REMOVED");
 		return;
 	}
-	while (o->k == JS_REF)
-		o = o->inner;
-	while (u->k == JS_REF)
-		u = u->inner;
+	if (--c->inprog->budget < 0) {
+		if (c->inprog->budget == -1)
+			add_diff(c, "SCHEMA_TOO_COMPLEX_TO_COMPARE");
+		else
+			c->oom = true; /* keeps every enclosing context incompatible without more messages */
+		return;
+	}
+	o = deref(o);
+	u = deref(u);
 	if (o->k != JS_COMBINED && u->k == JS_COMBINED) {
 		if (u->nsubs == 1) {
 			struct ctx sub;
@@ -1132,6 +1150,7 @@ int sl_jsonschema_compatible(const struct sl_rj *reader, const struct sl_rj *wri
 	struct js *o = load(&lo, writer, 0), *u = load(&lu, reader, 0);
 	struct pairs p = {0};
 	struct ctx c = {0};
+	p.budget = 200000;
 	int rc;
 	c.inprog = &p;
 	if (!o || !u || lo.oom || lu.oom)
@@ -1140,7 +1159,8 @@ int sl_jsonschema_compatible(const struct sl_rj *reader, const struct sl_rj *wri
 		compare(&c, o, u);
 	rc = is_compatible(&c) ? 0 : 1;
 	if (c.oom)
-		sl_reg_msg(msgs, "out of memory comparing JSON schemas");
+		sl_reg_msg(msgs, p.budget < 0 ? "SCHEMA_TOO_COMPLEX_TO_COMPARE #/ (more than 200000 comparisons)"
+					      : "out of memory comparing JSON schemas");
 	for (size_t i = 0; i < c.n; i++)
 		if (!compatible_type(c.d[i].type))
 			sl_reg_msg(msgs, "%s %s", c.d[i].type, c.d[i].path);
