@@ -21,6 +21,7 @@ struct sl_batch_conf {
 	int64_t max_records;
 	int64_t max_bytes;
 	int64_t max_wait_ms;
+	int64_t in_flight;
 };
 
 struct sl_pipeline {

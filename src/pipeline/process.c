@@ -1,8 +1,12 @@
 /* The processor loop: consume a topic in a group, decode and validate each record against the pipeline's schema,
- * write micro-batches to the sink, and commit a partition's offset only after the sink has the batch (and the
- * dead-letter topic has the batch's rejects). A record that cannot be decoded or that the sink rejects for good goes
- * to the dead-letter topic with the reason; the stream goes on. A sink error that may pass (a database away) is
- * retried with capped exponential backoff, holding the batch, so nothing is skipped and memory stays bounded. */
+ * write micro-batches to the sink, and commit a partition's offset only after the sink has every batch up to it (and
+ * the dead-letter topic has their rejects). Several batches are in flight at once (batch.in_flight), so the next one
+ * is read and decoded while the database writes the last; they complete in any order and commits follow the oldest
+ * batch not yet done, so a crash replays at most what was in flight. A record that cannot be decoded or that the
+ * sink rejects for good goes to the dead-letter topic with the reason; the stream goes on. A sink error that may pass
+ * (a database away) is retried with capped exponential backoff, holding the batch and everything after it, so
+ * nothing is skipped, and memory stays bounded by in_flight x (max_records, max_bytes): a full ring stops the
+ * consumer, which is the backpressure. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,25 +19,37 @@
 #include "core/log.h"
 #include "pipeline/runtime.h"
 
+/* One micro-batch: its own copies of the messages (a consumer's messages live only until its next poll), the
+ * decoded records, and the offsets it covers. */
+struct slot {
+	struct sl_arena arena;
+	struct sl_msg *msgs;
+	size_t nmsgs;
+	struct sl_record *recs;
+	size_t *msg_of_rec;           /* record index -> message index, to dead-letter the original bytes */
+	struct sl_offset_mark *marks;
+	size_t nmarks, marks_cap;
+	struct sl_sink_batch b;
+	bool busy, done;
+	int err;
+	char errmsg[SL_ERR_MSG_MAX];
+	int64_t backoff_ms;
+	double retry_at, started;
+	uint64_t rejected;
+};
+
 struct proc {
 	struct sl_pipeline *p;
 	struct sl_producer *dlq;
 	struct sl_process_stats *st;
-	struct sl_msg *msgs;          /* this batch's messages, to dead-letter a rejected record with its original bytes */
-	size_t *msg_of_rec;           /* record index -> message index */
 	int64_t dlq_outstanding, dlq_failed;
-	int batch_err;
-	char batch_errmsg[SL_ERR_MSG_MAX];
-	bool batch_done;
 	struct sl_pipeline_metrics m;
 };
 
 static void on_dlq_delivery(void *ctx, void *opaque, int err, const char *errmsg, int32_t partition, int64_t offset)
 {
 	struct proc *pr = ctx;
-	(void)opaque;
-	(void)partition;
-	(void)offset;
+	(void)opaque, (void)partition, (void)offset;
 	pr->dlq_outstanding--;
 	if (err) {
 		pr->dlq_failed++;
@@ -62,20 +78,22 @@ static int to_dlq(struct proc *pr, const struct sl_msg *m, const char *stage, co
 
 static void on_done(void *ctx, struct sl_sink_batch *b, int err, const char *errmsg)
 {
-	struct proc *pr = ctx;
-	(void)b;
-	pr->batch_done = true;
-	pr->batch_err = err;
-	snprintf(pr->batch_errmsg, sizeof pr->batch_errmsg, "%s", errmsg ? errmsg : "");
+	(void)ctx;
+	struct slot *s = b->opaque;
+	s->done = true;
+	s->err = err;
+	snprintf(s->errmsg, sizeof s->errmsg, "%s", errmsg ? errmsg : "");
 }
 
 static void on_reject(void *ctx, struct sl_sink_batch *b, size_t index, const char *reason)
 {
 	struct proc *pr = ctx;
+	struct slot *s = b->opaque;
 	struct sl_err err = {0};
 	pr->st->rejected++;
+	s->rejected++;
 	sl_counter_add(pr->m.rejected, 1);
-	if (index < b->n && to_dlq(pr, &pr->msgs[pr->msg_of_rec[index]], "sink", reason, &err))
+	if (index < b->n && to_dlq(pr, &s->msgs[s->msg_of_rec[index]], "sink", reason, &err))
 		sl_error("process", "pipeline %s: cannot dead-letter a rejected record: %s", pr->p->name, err.msg);
 }
 
@@ -101,6 +119,109 @@ static int open_sink(struct sl_conf *c, struct sl_pipeline *p, struct sl_sink **
 	return sl_sink_sqlite_new(c->data_dir, &p->sink, out, err);
 }
 
+static void slot_free(struct slot *s)
+{
+	sl_arena_free(&s->arena);
+	free(s->msgs);
+	free(s->recs);
+	free(s->msg_of_rec);
+	free(s->marks);
+}
+
+static int slot_init(struct slot *s, size_t max)
+{
+	memset(s, 0, sizeof *s);
+	sl_arena_init(&s->arena, 1 << 20);
+	s->msgs = calloc(max, sizeof *s->msgs);
+	s->recs = calloc(max, sizeof *s->recs);
+	s->msg_of_rec = calloc(max, sizeof *s->msg_of_rec);
+	return s->msgs && s->recs && s->msg_of_rec ? 0 : SL_ENOMEM;
+}
+
+/* Copies what the consumer handed over into the slot, up to batch.max_bytes of payload (at least one message), and
+ * decodes it; bad records go to the DLQ at once. *taken says how many of in[] went in. */
+static int fill_slot(struct proc *pr, struct slot *s, const struct sl_msg *in, int n, size_t *taken,
+		     struct sl_json_parser *jp, const struct sl_schema *schema, struct sl_err *err)
+{
+	size_t bytes = 0;
+	const struct sl_pipeline *p = pr->p;
+	sl_arena_reset(&s->arena);
+	s->nmsgs = 0;
+	s->nmarks = 0;
+	s->rejected = 0;
+	size_t nrec = 0;
+	*taken = 0;
+	for (int i = 0; i < n; i++) {
+		const struct sl_msg *src = &in[i];
+		if (i > 0 && bytes + src->key_len + src->value_len > (size_t)p->batch.max_bytes)
+			break;
+		bytes += src->key_len + src->value_len;
+		(*taken)++;
+		struct sl_msg *m = &s->msgs[s->nmsgs++];
+		*m = *src;
+		m->key = src->key ? sl_arena_memdup(&s->arena, src->key, src->key_len) : NULL;
+		m->value = src->value ? sl_arena_memdup(&s->arena, src->value, src->value_len) : NULL;
+		m->headers = NULL;
+		m->n_headers = 0;
+		if ((src->key && !m->key) || (src->value && !m->value))
+			return sl_err_set(err, SL_ENOMEM, "out of memory");
+		pr->st->consumed++;
+		sl_live.consumed++;
+		sl_counter_add(pr->m.consumed, 1);
+		size_t k = 0;
+		while (k < s->nmarks && !(s->marks[k].partition == m->partition && !strcmp(s->marks[k].topic, m->topic)))
+			k++;
+		if (k == s->nmarks) {
+			if (s->nmarks == s->marks_cap) {
+				size_t cap = s->marks_cap ? s->marks_cap * 2 : 16;
+				struct sl_offset_mark *nm = realloc(s->marks, cap * sizeof *nm);
+				if (!nm)
+					return sl_err_set(err, SL_ENOMEM, "out of memory");
+				s->marks = nm;
+				s->marks_cap = cap;
+			}
+			s->marks[s->nmarks++] = (struct sl_offset_mark){p->topic, m->partition, m->offset + 1};
+		} else if (m->offset + 1 > s->marks[k].next_offset)
+			s->marks[k].next_offset = m->offset + 1;
+		struct sl_err derr = {0};
+		int drc = m->value ? sl_record_decode_json(&s->recs[nrec], schema, jp, m->value, m->value_len,
+							   &s->arena, &derr)
+				   : sl_err_set(&derr, SL_EINVAL, "empty message (no value)");
+		if (drc == 0)
+			drc = sl_record_check(&s->recs[nrec], &derr);
+		if (drc != 0) {
+			sl_err_prefix(&derr, "%s[%" PRId32 "]@%" PRId64 ": ", m->topic, m->partition, m->offset);
+			sl_debug("process", "pipeline %s: %s", p->name, derr.msg);
+			int rc = to_dlq(pr, m, "decode", derr.msg, err);
+			if (rc)
+				return rc;
+			continue;
+		}
+		s->msg_of_rec[nrec++] = s->nmsgs - 1;
+	}
+	s->b = (struct sl_sink_batch){.recs = s->recs, .n = nrec, .marks = s->marks, .nmarks = s->nmarks,
+				      .group = p->group, .opaque = s};
+	s->busy = true;
+	s->done = false;
+	s->err = 0;
+	s->backoff_ms = 100;
+	s->retry_at = 0;
+	s->started = sl_mono_s();
+	return 0;
+}
+
+static void submit_slot(struct proc *pr, struct sl_sink *sink, struct slot *s)
+{
+	struct sl_err werr = {0};
+	s->done = false;
+	if (sink->ops->write(sink, &s->b, &werr)) {
+		s->done = true;
+		s->err = werr.code ? werr.code : SL_EIO;
+		snprintf(s->errmsg, sizeof s->errmsg, "%s", werr.msg);
+	}
+	(void)pr;
+}
+
 int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run_opts *o,
 		   struct sl_process_stats *st, struct sl_err *err)
 {
@@ -111,24 +232,27 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 	struct sl_consumer *cons = NULL;
 	struct sl_sink *sink = NULL;
 	struct sl_json_parser *jp = NULL;
-	struct sl_arena arena;
-	sl_arena_init(&arena, 1 << 20);
 	size_t max = (size_t)p->batch.max_records;
-	struct sl_msg *msgs = calloc(max, sizeof *msgs);
-	struct sl_record *recs = calloc(max, sizeof *recs);
-	size_t *msg_of_rec = calloc(max, sizeof *msg_of_rec);
-	struct sl_offset_mark *marks = NULL;
-	size_t marks_cap = 0;
+	size_t nslots = (size_t)p->batch.in_flight;
+	struct slot *slots = calloc(nslots, sizeof *slots);
+	struct sl_msg *in = calloc(max, sizeof *in);
+	size_t in_off = 0, in_n = 0;
+	size_t head = 0, used = 0; /* the ring: slots[head .. head+used) are in flight, oldest first */
 	double t0 = sl_mono_s(), last_progress = t0, last_lag = 0;
 	int rc = 0;
-	if (!msgs || !recs || !msg_of_rec) {
+	bool be_open = false;
+	if (!slots || !in) {
 		rc = sl_err_set(err, SL_ENOMEM, "out of memory");
-		goto out_noclose;
+		goto out;
 	}
-	pr.msgs = msgs;
-	pr.msg_of_rec = msg_of_rec;
+	for (size_t i = 0; i < nslots; i++)
+		if (slot_init(&slots[i], max)) {
+			rc = sl_err_set(err, SL_ENOMEM, "out of memory");
+			goto out;
+		}
 	if ((rc = sl_backend_open(c, &be, err)))
-		goto out_noclose;
+		goto out;
+	be_open = true;
 	const struct sl_schema *schema = sl_mapping_schema(p->map);
 	if ((rc = sl_backend_ensure_topic(&be, c, p->topic, (int)p->partitions, (int)p->replication, err)) ||
 	    (rc = sl_backend_ensure_topic(&be, c, p->dlq_topic, 1, (int)p->replication, err)) ||
@@ -151,133 +275,135 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 				cons->ops->seek(cons, p->topic, i, off, NULL);
 		}
 	}
+	bool stopping = false;
 	for (;;) {
-		if (o->stop && *o->stop)
-			break;
-		if (o->for_ms && (sl_mono_s() - t0) * 1000 >= (double)o->for_ms)
-			break;
-		sl_arena_reset(&arena);
-		int n = cons->ops->poll(cons, msgs, max, (int)p->batch.max_wait_ms, err);
-		if (n < 0) {
-			rc = n;
-			goto out;
-		}
-		if (n == 0) {
-			/* The group-wide lag costs a round trip to the broker: at most once a second. */
-			if (sl_mono_s() - last_lag >= 1.0) {
-				last_lag = sl_mono_s();
-				st->lag = sl_backend_lag(&be, cons, p->group, p->topic);
-				sl_gauge_set(pr.m.lag, st->lag);
-			} else
-				continue;
-			if (o->progress && sl_mono_s() - last_progress >= 1) {
-				last_progress = sl_mono_s();
-				progress(p, st, t0, false);
-			}
-			if (o->until_drained && (!o->upstream_done || *o->upstream_done) && st->lag == 0)
-				break;
-			continue;
-		}
-		size_t nrec = 0, nmarks = 0;
-		for (int i = 0; i < n; i++) {
-			struct sl_msg *m = &msgs[i];
-			struct sl_err derr = {0};
-			st->consumed++;
-			sl_live.consumed++;
-			sl_counter_add(pr.m.consumed, 1);
-			size_t k = 0;
-			while (k < nmarks && !(marks[k].partition == m->partition && !strcmp(marks[k].topic, m->topic)))
-				k++;
-			if (k == nmarks) {
-				if (nmarks == marks_cap) {
-					size_t cap = marks_cap ? marks_cap * 2 : 16;
-					struct sl_offset_mark *nm = realloc(marks, cap * sizeof *nm);
-					if (!nm) {
-						rc = sl_err_set(err, SL_ENOMEM, "out of memory");
-						goto out;
-					}
-					marks = nm;
-					marks_cap = cap;
-				}
-				marks[nmarks++] = (struct sl_offset_mark){m->topic, m->partition, m->offset + 1};
-			} else if (m->offset + 1 > marks[k].next_offset)
-				marks[k].next_offset = m->offset + 1;
-			int drc = m->value ? sl_record_decode_json(&recs[nrec], schema, jp, m->value, m->value_len, &arena,
-								   &derr)
-					   : sl_err_set(&derr, SL_EINVAL, "empty message (no value)");
-			if (drc == 0)
-				drc = sl_record_check(&recs[nrec], &derr);
-			if (drc != 0) {
-				sl_err_prefix(&derr, "%s[%" PRId32 "]@%" PRId64 ": ", m->topic, m->partition, m->offset);
-				sl_debug("process", "pipeline %s: %s", p->name, derr.msg);
-				if ((rc = to_dlq(&pr, m, "decode", derr.msg, err)))
+		if (!stopping && ((o->stop && *o->stop) || (o->for_ms && (sl_mono_s() - t0) * 1000 >= (double)o->for_ms)))
+			stopping = true; /* read no more; finish and commit what is in flight */
+		if (stopping && used == 0)
+			break; /* messages read but not yet in a slot are not committed: read again on restart */
+
+		/* 1. Read the next batch while there is room in the ring. */
+		bool got_input = false;
+		if (!stopping && used < nslots) {
+			/* What the last poll returned beyond max_bytes waits here; the consumer is polled again only
+			 * once it is all in slots (its messages are valid until the next poll). */
+			int n = (int)(in_n - in_off);
+			if (n == 0) {
+				n = cons->ops->poll(cons, in, max, used ? 0 : (int)p->batch.max_wait_ms, err);
+				if (n < 0) {
+					rc = n;
 					goto out;
+				}
+				in_off = 0;
+				in_n = (size_t)n;
+			}
+			if (n > 0) {
+				struct slot *s = &slots[(head + used) % nslots];
+				size_t taken = 0;
+				if ((rc = fill_slot(&pr, s, in + in_off, n, &taken, jp, schema, err)))
+					goto out;
+				in_off += taken;
+				used++;
+				got_input = true;
+				submit_slot(&pr, sink, s);
+			} else if (used == 0) {
+				if (sl_mono_s() - last_lag >= 1.0) {
+					/* The group-wide lag costs a round trip to the broker: at most once a second. */
+					last_lag = sl_mono_s();
+					st->lag = sl_backend_lag(&be, cons, p->group, p->topic);
+					sl_gauge_set(pr.m.lag, st->lag);
+					if (o->until_drained && (!o->upstream_done || *o->upstream_done) && st->lag == 0)
+						break;
+				}
+				if (o->progress && sl_mono_s() - last_progress >= 1) {
+					last_progress = sl_mono_s();
+					progress(p, st, t0, false);
+				}
 				continue;
 			}
-			msg_of_rec[nrec++] = (size_t)i;
 		}
-		uint64_t rejected_before = st->rejected;
-		struct sl_sink_batch b = {.recs = recs, .n = nrec, .marks = marks, .nmarks = nmarks, .group = p->group};
-		int64_t backoff_ms = 100;
-		double w0 = sl_mono_s();
-		for (;;) {
-			pr.batch_done = false;
-			struct sl_err werr = {0};
-			int wrc = sink->ops->write(sink, &b, &werr);
-			while (wrc == 0 && !pr.batch_done)
-				sink->ops->poll(sink, 100);
-			if (wrc == 0 && pr.batch_err == 0)
-				break;
-			st->retries++;
-			sl_counter_add(pr.m.retries, 1);
-			sl_warn("process", "pipeline %s: sink write failed, retrying in %" PRId64 " ms: %s", p->name,
-				backoff_ms, wrc ? werr.msg : pr.batch_errmsg);
-			for (int64_t waited = 0; waited < backoff_ms && !(o->stop && *o->stop); waited += 50)
-				usleep(50000);
-			if (o->stop && *o->stop) {
-				/* Stop without committing: the batch is read again on restart. */
-				goto out;
+
+		/* 2. Let the sink finish writes. Wait for one when there is nothing else to do (ring full, stopping, or
+		 * the topic had nothing new); otherwise only collect what is already done and go read more. */
+		sink->ops->poll(sink, used == nslots || stopping ? 100 : got_input ? 0 : 20);
+
+		/* 3. A failed batch is written again after a backoff; nothing after it commits meanwhile. */
+		for (size_t i = 0; i < used; i++) {
+			struct slot *s = &slots[(head + i) % nslots];
+			if (!s->done || !s->err)
+				continue;
+			if (s->retry_at == 0) {
+				st->retries++;
+				sl_counter_add(pr.m.retries, 1);
+				sl_warn("process", "pipeline %s: sink write failed, retrying in %" PRId64 " ms: %s", p->name,
+					s->backoff_ms, s->errmsg);
+				s->retry_at = sl_mono_s() + (double)s->backoff_ms / 1000.0;
+				s->backoff_ms = s->backoff_ms * 2 > 30000 ? 30000 : s->backoff_ms * 2;
+			} else if (sl_mono_s() >= s->retry_at) {
+				s->retry_at = 0;
+				s->err = 0;
+				submit_slot(&pr, sink, s);
 			}
-			backoff_ms = backoff_ms * 2 > 30000 ? 30000 : backoff_ms * 2;
 		}
-		st->batches++;
-		st->written += nrec;
-		sl_live.written += nrec;
-		sl_counter_add(pr.m.batches, 1);
-		sl_counter_add(pr.m.written, nrec - (size_t)(st->rejected - rejected_before));
-		sl_histogram_observe(pr.m.batch_records, (double)nrec);
-		sl_histogram_observe(pr.m.write_seconds, sl_mono_s() - w0);
-		{
+		/* When every batch in the ring waits out a backoff, nothing can move: sleep instead of spinning. */
+		bool all_waiting = used > 0;
+		for (size_t i = 0; i < used && all_waiting; i++) {
+			const struct slot *s = &slots[(head + i) % nslots];
+			all_waiting = s->done && s->err && s->retry_at > 0;
+		}
+		if (all_waiting && (used == nslots || stopping))
+			usleep(50000);
+		if (stopping && used > 0 && slots[head].done && slots[head].err) {
+			/* Stop without committing the failed batch: it is read again on restart. */
+			break;
+		}
+
+		/* 4. Commit the oldest batches that are done, in order. */
+		while (used > 0 && slots[head].done && !slots[head].err) {
+			struct slot *s = &slots[head];
+			size_t nrec = s->b.n;
+			st->batches++;
+			st->written += nrec - s->rejected;
+			sl_live.written += nrec - s->rejected;
+			sl_counter_add(pr.m.batches, 1);
+			sl_counter_add(pr.m.written, nrec - s->rejected);
+			sl_histogram_observe(pr.m.batch_records, (double)nrec);
+			sl_histogram_observe(pr.m.write_seconds, sl_mono_s() - s->started);
 			int64_t now = sl_now_ms();
 			for (size_t i = 0; i < nrec; i++) {
-				int64_t ts = msgs[msg_of_rec[i]].timestamp_ms;
+				int64_t ts = s->msgs[s->msg_of_rec[i]].timestamp_ms;
 				if (ts > 0 && now >= ts)
 					sl_histogram_observe(pr.m.e2e_seconds, (double)(now - ts) / 1000.0);
 			}
-		}
-		/* Offsets move only once the dead-letter topic also has this batch's rejects. */
-		if (pr.dlq_outstanding > 0) {
-			struct sl_err ferr = {0};
-			if (pr.dlq->ops->flush(pr.dlq, 60000, &ferr)) {
-				rc = sl_err_set(err, SL_EIO, "pipeline %s: dead-letter topic not reachable: %s", p->name,
-						ferr.msg);
+			/* Offsets move only once the dead-letter topic also has this batch's rejects. */
+			if (pr.dlq_outstanding > 0) {
+				struct sl_err ferr = {0};
+				if (pr.dlq->ops->flush(pr.dlq, 60000, &ferr)) {
+					rc = sl_err_set(err, SL_EIO, "pipeline %s: dead-letter topic not reachable: %s",
+							p->name, ferr.msg);
+					goto out;
+				}
+				pr.dlq->ops->poll(pr.dlq, 0);
+			}
+			if (pr.dlq_failed) {
+				rc = sl_err_set(err, SL_EIO, "pipeline %s: %" PRId64 " dead-letter records were not "
+						"delivered; offsets not committed", p->name, pr.dlq_failed);
 				goto out;
 			}
-			pr.dlq->ops->poll(pr.dlq, 0);
-		}
-		if (pr.dlq_failed) {
-			rc = sl_err_set(err, SL_EIO, "pipeline %s: %" PRId64 " dead-letter records were not delivered; "
-					"offsets not committed", p->name, pr.dlq_failed);
-			goto out;
-		}
-		for (size_t i = 0; i < nmarks; i++) {
-			struct sl_err cerr = {0};
-			/* A commit can fail when a rebalance just gave the partition to another member: the rows are
-			 * written, the new owner reads them again from the last commit and rewrites them (upserts), so
-			 * this is a duplicate at worst, never a loss. Warn and go on. */
-			if (cons->ops->commit(cons, marks[i].topic, marks[i].partition, marks[i].next_offset, &cerr))
-				sl_warn("process", "pipeline %s: commit of %s[%" PRId32 "]@%" PRId64 " failed: %s", p->name,
-					marks[i].topic, marks[i].partition, marks[i].next_offset, cerr.msg);
+			for (size_t i = 0; i < s->nmarks; i++) {
+				struct sl_err cerr = {0};
+				/* A commit can fail when a rebalance just gave the partition to another member: the rows
+				 * are written, the new owner reads them again from the last commit and rewrites them
+				 * (upserts), so this is a duplicate at worst, never a loss. Warn and go on. */
+				if (cons->ops->commit(cons, s->marks[i].topic, s->marks[i].partition,
+						      s->marks[i].next_offset, &cerr))
+					sl_warn("process", "pipeline %s: commit of %s[%" PRId32 "]@%" PRId64 " failed: %s",
+						p->name, s->marks[i].topic, s->marks[i].partition, s->marks[i].next_offset,
+						cerr.msg);
+			}
+			s->busy = false;
+			head = (head + 1) % nslots;
+			used--;
 		}
 		if (o->progress && sl_mono_s() - last_progress >= 1) {
 			last_progress = last_lag = sl_mono_s();
@@ -286,8 +412,8 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 		}
 	}
 out:
-	st->written -= st->rejected <= st->written ? st->rejected : 0;
-	if (cons)
+	/* Writes still in flight finish before the sink goes (its destroy waits for them). */
+	if (cons && be_open)
 		st->lag = sl_backend_lag(&be, cons, p->group, p->topic);
 	if (sink) {
 		st->table_rows = sink->ops->count(sink, NULL);
@@ -300,16 +426,15 @@ out:
 	}
 	if (cons)
 		cons->ops->destroy(cons);
-	sl_backend_close(&be);
-out_noclose:
+	if (be_open)
+		sl_backend_close(&be);
 	st->seconds = sl_mono_s() - t0;
 	if (o->progress)
 		progress(p, st, t0, true);
 	sl_json_parser_free(jp);
-	sl_arena_free(&arena);
-	free(msgs);
-	free(recs);
-	free(msg_of_rec);
-	free(marks);
+	for (size_t i = 0; slots && i < nslots; i++)
+		slot_free(&slots[i]);
+	free(slots);
+	free(in);
 	return rc;
 }

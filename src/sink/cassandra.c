@@ -51,14 +51,35 @@ const struct sl_opt sl_cassandra_opts[] = {
 
 #define MAX_BATCH_BYTES (40 * 1024) /* the server fails batches over 50 KiB by default */
 
+/* One submitted batch: its rows grouped by partition, and what came back. Several are in flight at once, so the
+ * processor can read and decode the next batch while Cassandra writes this one. */
+struct cbatch;
+
 struct group {            /* rows written by one request */
-	struct cass_sink *s;
-	size_t first, n;  /* into s->order */
+	struct cbatch *cb;
+	size_t first, n;  /* into cb->order */
 };
 
 struct reject {
 	size_t idx;
 	char msg[400];
+};
+
+struct cbatch {
+	struct sl_sink_batch *b;
+	struct cbatch *next;      /* the sink's active list, in submission order */
+	int pending;              /* requests in flight (guarded by the sink's mutex) */
+	size_t *order;            /* record indexes grouped by partition */
+	size_t norder;
+	struct group *groups;
+	size_t ngroups;
+	size_t *retry;
+	size_t nretry, retry_cap;
+	struct reject *rejects;
+	size_t nrejects, rejects_cap;
+	char last_error[SL_ERR_MSG_MAX];
+	int attempt;
+	double retry_at;
 };
 
 struct cass_sink {
@@ -68,28 +89,14 @@ struct cass_sink {
 	struct sl_cql_session *session;
 	struct sl_cql_prepared *insert;
 	const struct sl_schema *schema;
-	int *col_of_field;       /* schema field -> bind index */
 	int part_field;          /* field index of the partition key */
 	int consistency;
 	char *fq;                /* "ks"."table" */
-	struct sl_sink_batch *cur;
-	/* in flight */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	int pending;
-	size_t *order;            /* record indexes grouped by partition */
-	size_t norder, order_cap;
-	struct group *groups;
-	size_t ngroups, groups_cap;
-	size_t *retry;
-	size_t nretry, retry_cap;
-	struct reject *rejects;
-	size_t nrejects, rejects_cap;
-	char last_error[SL_ERR_MSG_MAX];
-	int attempt;
-	double retry_at;
+	int pending;             /* requests in flight over all batches */
+	struct cbatch *active, *active_tail;
 	uint64_t rng;
-	struct sl_buf scratch;
 };
 
 static double mono_s(void)
@@ -219,12 +226,13 @@ static void bind_row(struct cass_sink *s, struct sl_cql_statement *st, const str
 static void on_write(struct sl_cql_future *f, void *data)
 {
 	struct group *g = data;
-	struct cass_sink *s = g->s;
+	struct cbatch *cb = g->cb;
+	struct cass_sink *s = cb->b->opaque_sink;
 	int rc = sl_cql_future_rc(f);
 	pthread_mutex_lock(&s->mu);
 	if (rc) {
 		const struct sl_err *e = sl_cql_future_error(f);
-		snprintf(s->last_error, sizeof s->last_error, "%s", e ? e->msg : sl_strerror(rc));
+		snprintf(cb->last_error, sizeof cb->last_error, "%s", e ? e->msg : sl_strerror(rc));
 		int32_t code = sl_cql_future_server_code(f);
 		/* The driver retries only what is safe for any statement; our INSERTs are idempotent upserts, so every
 		 * error that may pass is worth another try: server error, unavailable, overloaded, bootstrapping,
@@ -233,18 +241,19 @@ static void on_write(struct sl_cql_future *f, void *data)
 				 code == 0x1100 || code == 0x1500;
 		if (sl_cql_future_retryable(f) || transient || rc == SL_ETIMEDOUT || rc == SL_EIO ||
 		    rc == SL_ECLOSED || rc == SL_EAGAIN || rc == SL_EFULL || rc == SL_ENOTFOUND) {
-			if (grow((void **)&s->retry, &s->retry_cap, s->nretry + g->n, sizeof *s->retry) == 0)
+			if (grow((void **)&cb->retry, &cb->retry_cap, cb->nretry + g->n, sizeof *cb->retry) == 0)
 				for (size_t i = 0; i < g->n; i++)
-					s->retry[s->nretry++] = s->order[g->first + i];
-		} else if (grow((void **)&s->rejects, &s->rejects_cap, s->nrejects + g->n, sizeof *s->rejects) == 0) {
+					cb->retry[cb->nretry++] = cb->order[g->first + i];
+		} else if (grow((void **)&cb->rejects, &cb->rejects_cap, cb->nrejects + g->n, sizeof *cb->rejects) == 0) {
 			for (size_t i = 0; i < g->n; i++) {
-				struct reject *rj = &s->rejects[s->nrejects++];
-				rj->idx = s->order[g->first + i];
-				snprintf(rj->msg, sizeof rj->msg, "cassandra rejected the row: %s", s->last_error);
+				struct reject *rj = &cb->rejects[cb->nrejects++];
+				rj->idx = cb->order[g->first + i];
+				snprintf(rj->msg, sizeof rj->msg, "cassandra rejected the row: %s", cb->last_error);
 			}
 		}
 	}
-	if (--s->pending == 0)
+	cb->pending--;
+	if (--s->pending == 0 || cb->pending == 0)
 		pthread_cond_broadcast(&s->cv);
 	pthread_mutex_unlock(&s->mu);
 }
@@ -268,47 +277,53 @@ static bool same_partition(const struct cass_sink *s, const struct sl_record *a,
 	return sl_value_eq(s->schema->fields[s->part_field].type, &a->v[s->part_field], &b->v[s->part_field]);
 }
 
-/* Writes the records whose indexes are in idx (copied), grouped by partition. */
-static int submit(struct cass_sink *s, const size_t *idx, size_t n, struct sl_err *err)
+/* Writes the records of cb whose indexes are in idx (copied), grouped by partition. */
+static int submit(struct cass_sink *s, struct cbatch *cb, const size_t *idx, size_t n, struct sl_err *err)
 {
-	struct sl_sink_batch *b = s->cur;
-	if (grow((void **)&s->order, &s->order_cap, n, sizeof *s->order) ||
-	    grow((void **)&s->groups, &s->groups_cap, n, sizeof *s->groups))
+	struct sl_sink_batch *b = cb->b;
+	free(cb->order);
+	free(cb->groups);
+	cb->order = malloc((n ? n : 1) * sizeof *cb->order);
+	cb->groups = malloc((n ? n : 1) * sizeof *cb->groups);
+	if (!cb->order || !cb->groups)
 		return sl_err_set(err, SL_ENOMEM, "out of memory");
-	memcpy(s->order, idx, n * sizeof *idx);
-	s->norder = n;
+	memcpy(cb->order, idx, n * sizeof *idx);
+	cb->norder = n;
 	enum sl_type pt = s->schema->fields[s->part_field].type;
 	if (n > 1 && pt != SL_T_TEXT) {
-		/* text compares by pointer bytes above, so only fixed-size keys are sorted; text keys are grouped only
+		/* text compares by pointer bytes below, so only fixed-size keys are sorted; text keys are grouped only
 		 * when adjacent, which is what a keyed topic partition usually gives anyway */
+		pthread_mutex_lock(&s->mu); /* qsort's comparator reads these globals */
 		key_cmp_ctx_field = s->part_field;
 		key_cmp_recs = b->recs;
-		qsort(s->order, n, sizeof *s->order, cmp_by_partition);
+		qsort(cb->order, n, sizeof *cb->order, cmp_by_partition);
+		pthread_mutex_unlock(&s->mu);
 	}
-	s->ngroups = 0;
+	cb->ngroups = 0;
 	for (size_t i = 0; i < n;) {
 		size_t j = i + 1;
-		while (j < n && same_partition(s, &b->recs[s->order[i]], &b->recs[s->order[j]]))
+		while (j < n && same_partition(s, &b->recs[cb->order[i]], &b->recs[cb->order[j]]))
 			j++;
-		s->groups[s->ngroups++] = (struct group){s, i, j - i};
+		cb->groups[cb->ngroups++] = (struct group){cb, i, j - i};
 		i = j;
 	}
 	pthread_mutex_lock(&s->mu);
-	s->pending += (int)s->ngroups;
+	cb->pending += (int)cb->ngroups;
+	s->pending += (int)cb->ngroups;
 	pthread_mutex_unlock(&s->mu);
-	for (size_t g = 0; g < s->ngroups; g++) {
-		struct group *gr = &s->groups[g];
+	for (size_t g = 0; g < cb->ngroups; g++) {
+		struct group *gr = &cb->groups[g];
 		struct sl_cql_future *f;
 		if (gr->n == 1) {
 			struct sl_cql_statement *st = sl_cql_prepared_bind(s->insert);
-			bind_row(s, st, &b->recs[s->order[gr->first]]);
+			bind_row(s, st, &b->recs[cb->order[gr->first]]);
 			f = sl_cql_session_execute(s->session, st);
 			sl_cql_statement_free(st);
 		} else {
 			struct sl_cql_batch *bt = sl_cql_batch_new(SL_CQL_BATCH_UNLOGGED);
 			for (size_t k = 0; k < gr->n; k++) {
 				struct sl_cql_statement *st = sl_cql_prepared_bind(s->insert);
-				bind_row(s, st, &b->recs[s->order[gr->first + k]]);
+				bind_row(s, st, &b->recs[cb->order[gr->first + k]]);
 				sl_cql_batch_add(bt, st);
 				sl_cql_statement_free(st);
 			}
@@ -321,33 +336,107 @@ static int submit(struct cass_sink *s, const size_t *idx, size_t n, struct sl_er
 	return 0;
 }
 
+static void cbatch_free(struct cbatch *cb)
+{
+	free(cb->order);
+	free(cb->groups);
+	free(cb->retry);
+	free(cb->rejects);
+	free(cb);
+}
+
 static int cs_write(struct sl_sink *bs, struct sl_sink_batch *b, struct sl_err *err)
 {
 	struct cass_sink *s = (struct cass_sink *)bs;
-	s->cur = b;
-	s->attempt = 1;
-	s->nretry = s->nrejects = 0;
 	if (b->n == 0) {
-		s->cur = NULL;
 		if (s->base.done)
 			s->base.done(s->base.ctx, b, 0, NULL);
 		return 0;
 	}
+	struct cbatch *cb = calloc(1, sizeof *cb);
 	size_t *all = malloc(b->n * sizeof *all);
-	if (!all)
+	if (!cb || !all) {
+		free(cb);
+		free(all);
 		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	}
+	cb->b = b;
+	cb->attempt = 1;
+	b->opaque_sink = s;
 	for (size_t i = 0; i < b->n; i++)
 		all[i] = i;
-	int rc = submit(s, all, b->n, err);
+	int rc = submit(s, cb, all, b->n, err);
 	free(all);
-	return rc;
+	if (rc) {
+		/* Some requests may be out already: keep the batch so their callbacks find it, and let poll fail it. */
+		snprintf(cb->last_error, sizeof cb->last_error, "%s", err->msg);
+		cb->attempt = (int)s->cc.max_attempts;
+	}
+	pthread_mutex_lock(&s->mu);
+	if (s->active_tail)
+		s->active_tail->next = cb;
+	else
+		s->active = cb;
+	s->active_tail = cb;
+	pthread_mutex_unlock(&s->mu);
+	return 0;
+}
+
+/* Settles a batch whose requests have all come back: rejects reported, retries scheduled or given up, done called.
+ * Returns 1 when the batch is finished (and unlinked by the caller). */
+static int settle(struct cass_sink *s, struct cbatch *cb)
+{
+	struct sl_sink_batch *b = cb->b;
+	/* Rejected rows go to the dead-letter topic (the processor's reject hook), then are forgotten. */
+	for (size_t i = 0; i < cb->nrejects; i++)
+		if (s->base.reject)
+			s->base.reject(s->base.ctx, b, cb->rejects[i].idx, cb->rejects[i].msg);
+	cb->nrejects = 0;
+	if (!cb->nretry) {
+		if (s->base.done)
+			s->base.done(s->base.ctx, b, 0, NULL);
+		return 1;
+	}
+	if (cb->attempt >= s->cc.max_attempts) {
+		char msg[SL_ERR_MSG_MAX];
+		snprintf(msg, sizeof msg, "%zu rows not written after %d tries: %s", cb->nretry, cb->attempt,
+			 cb->last_error);
+		if (s->base.done)
+			s->base.done(s->base.ctx, b, SL_EAGAIN, msg);
+		return 1;
+	}
+	if (cb->retry_at == 0) {
+		/* Full jitter over a capped exponential: spreads retries of many writers over the window. */
+		double cap = (double)s->cc.retry_backoff_max_ms / 1000.0;
+		double base = 0.1 * (double)(1u << (cb->attempt < 16 ? cb->attempt : 16));
+		s->rng = s->rng * 6364136223846793005ULL + 1442695040888963407ULL;
+		double u = (double)(s->rng >> 11) / 9007199254740992.0;
+		cb->retry_at = mono_s() + u * (base < cap ? base : cap);
+		sl_warn("cassandra", "sink %s: %zu rows failed (try %d of %" PRId64 "), retrying: %s", s->fq, cb->nretry,
+			cb->attempt, s->cc.max_attempts, cb->last_error);
+	}
+	if (mono_s() < cb->retry_at)
+		return 0;
+	cb->retry_at = 0;
+	cb->attempt++;
+	size_t n = cb->nretry;
+	size_t *idx = malloc(n * sizeof *idx);
+	if (!idx)
+		return 0; /* try again at the next poll */
+	memcpy(idx, cb->retry, n * sizeof *idx);
+	cb->nretry = 0;
+	struct sl_err err = {0};
+	if (submit(s, cb, idx, n, &err)) {
+		memcpy(cb->retry, idx, n * sizeof *idx); /* keep them for the next poll */
+		cb->nretry = n;
+	}
+	free(idx);
+	return 0;
 }
 
 static int cs_poll(struct sl_sink *bs, int timeout_ms)
 {
 	struct cass_sink *s = (struct cass_sink *)bs;
-	if (!s->cur)
-		return 0;
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	ts.tv_sec += timeout_ms / 1000;
@@ -356,65 +445,60 @@ static int cs_poll(struct sl_sink *bs, int timeout_ms)
 		ts.tv_sec++;
 		ts.tv_nsec -= 1000000000L;
 	}
+	int completed = 0;
 	pthread_mutex_lock(&s->mu);
-	while (s->pending > 0)
-		if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) != 0)
-			break;
-	int pending = s->pending;
-	pthread_mutex_unlock(&s->mu);
-	if (pending > 0)
-		return 0;
-	struct sl_sink_batch *b = s->cur;
-	/* Rejected rows go to the dead-letter topic (the processor's reject hook), then are forgotten. */
-	for (size_t i = 0; i < s->nrejects; i++)
-		if (s->base.reject)
-			s->base.reject(s->base.ctx, b, s->rejects[i].idx, s->rejects[i].msg);
-	s->nrejects = 0;
-	if (s->nretry) {
-		if (s->attempt >= s->cc.max_attempts) {
-			char msg[SL_ERR_MSG_MAX];
-			snprintf(msg, sizeof msg, "%zu rows not written after %d tries: %s", s->nretry, s->attempt,
-				 s->last_error);
-			s->cur = NULL;
-			s->nretry = 0;
-			if (s->base.done)
-				s->base.done(s->base.ctx, b, SL_EAGAIN, msg);
-			return 1;
+	for (;;) {
+		/* Any batch with nothing in flight can be settled (in any order: the processor commits in order). */
+		struct cbatch *ready = NULL, *prev = NULL;
+		for (struct cbatch *cb = s->active, *pv = NULL; cb; pv = cb, cb = cb->next)
+			if (cb->pending == 0) {
+				ready = cb;
+				prev = pv;
+				break;
+			}
+		if (!ready) {
+			if (completed || !s->active || pthread_cond_timedwait(&s->cv, &s->mu, &ts) != 0)
+				break;
+			continue;
 		}
-		if (s->retry_at == 0) {
-			/* Full jitter over a capped exponential: spreads retries of many writers over the window. */
-			double cap = (double)s->cc.retry_backoff_max_ms / 1000.0;
-			double base = 0.1 * (double)(1u << (s->attempt < 16 ? s->attempt : 16));
-			s->rng = s->rng * 6364136223846793005ULL + 1442695040888963407ULL;
-			double u = (double)(s->rng >> 11) / 9007199254740992.0;
-			s->retry_at = mono_s() + u * (base < cap ? base : cap);
-			sl_warn("cassandra", "sink %s: %zu rows failed (try %d of %" PRId64 "), retrying: %s", s->fq,
-				s->nretry, s->attempt, s->cc.max_attempts, s->last_error);
+		/* Unlink while settling: callbacks of other batches keep running meanwhile. */
+		if (prev)
+			prev->next = ready->next;
+		else
+			s->active = ready->next;
+		if (s->active_tail == ready)
+			s->active_tail = prev;
+		ready->next = NULL;
+		pthread_mutex_unlock(&s->mu);
+		int finished = settle(s, ready);
+		pthread_mutex_lock(&s->mu);
+		if (finished) {
+			cbatch_free(ready);
+			completed++;
+		} else {
+			/* Waiting out a backoff, or resubmitted: back at the end of the list. */
+			if (s->active_tail)
+				s->active_tail->next = ready;
+			else
+				s->active = ready;
+			s->active_tail = ready;
+			if (ready->pending == 0 && ready->retry_at > 0) {
+				/* Only batches in backoff are left ready: do not spin on them. */
+				bool others = false;
+				for (struct cbatch *cb = s->active; cb; cb = cb->next)
+					if (cb != ready && cb->pending == 0 && cb->retry_at == 0)
+						others = true;
+				if (!others) {
+					pthread_mutex_unlock(&s->mu);
+					usleep(timeout_ms > 20 ? 20000 : (useconds_t)timeout_ms * 1000);
+					pthread_mutex_lock(&s->mu);
+					break;
+				}
+			}
 		}
-		if (mono_s() < s->retry_at) {
-			usleep(timeout_ms > 50 ? 50000 : (useconds_t)timeout_ms * 1000);
-			return 0;
-		}
-		s->retry_at = 0;
-		s->attempt++;
-		size_t n = s->nretry;
-		size_t *idx = malloc(n * sizeof *idx);
-		if (!idx)
-			return 0; /* try again at the next poll */
-		memcpy(idx, s->retry, n * sizeof *idx);
-		s->nretry = 0;
-		struct sl_err err = {0};
-		if (submit(s, idx, n, &err)) {
-			memcpy(s->retry, idx, n * sizeof *idx); /* keep them for the next poll */
-			s->nretry = n;
-		}
-		free(idx);
-		return 0;
 	}
-	s->cur = NULL;
-	if (s->base.done)
-		s->base.done(s->base.ctx, b, 0, NULL);
-	return 1;
+	pthread_mutex_unlock(&s->mu);
+	return completed;
 }
 
 static int cs_stored_offset(struct sl_sink *bs, const char *group, const char *topic, int32_t partition, int64_t *out)
@@ -459,16 +543,15 @@ static void cs_destroy(struct sl_sink *bs)
 	pthread_mutex_unlock(&s->mu);
 	if (s->session)
 		sl_cql_session_close(s->session);
+	for (struct cbatch *cb = s->active; cb;) {
+		struct cbatch *next = cb->next;
+		cbatch_free(cb);
+		cb = next;
+	}
 	sl_opt_free(sl_cassandra_opts, &s->cc);
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cv);
 	free(s->fq);
-	free(s->order);
-	free(s->groups);
-	free(s->retry);
-	free(s->rejects);
-	free(s->col_of_field);
-	sl_buf_free(&s->scratch);
 	free(s);
 }
 
@@ -491,7 +574,6 @@ int sl_sink_cassandra_new(const struct sl_cfg_node *cassandra, const struct sl_s
 	s->conf = conf;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
-	sl_buf_init(&s->scratch);
 	s->rng = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)s;
 	if (sl_opt_bind(sl_cassandra_opts, cassandra, "cassandra", &s->cc, err)) {
 		cs_destroy(&s->base);

@@ -4,7 +4,8 @@
  *
  * A batch carries its records and the log positions it covers (per partition, the offset after its last record). The
  * sink calls done() once the whole batch is durable or definitively failed; the processor commits a partition's
- * offset only up to the lowest batch not yet done. Records the sink rejects for a non-retryable reason are reported
+ * offset only up to the lowest batch not yet done. Several batches may be in flight at once; done() may come in any
+ * order. Records the sink rejects for a non-retryable reason are reported
  * one by one through reject(), so they go to the dead-letter topic while the rest of the batch is written. */
 #ifndef SL_SINK_H
 #define SL_SINK_H
@@ -31,6 +32,7 @@ struct sl_sink_batch {
 	size_t nmarks;
 	const char *group;  /* consumer group whose offsets the marks are */
 	void *opaque;       /* the processor's */
+	void *opaque_sink;  /* the sink's */
 };
 
 struct sl_sink;

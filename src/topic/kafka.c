@@ -12,9 +12,10 @@
  * - message.timeout.ms defaults to 5 minutes: a broker outage shorter than that costs nothing but time, because
  *   librdkafka keeps retrying queued messages; after it, each message is reported failed to the delivery callback.
  * - The consumer uses the cooperative-sticky assignor (a rebalance revokes only the partitions that move) and handles
- *   eager protocols too, in case `properties` override the assignor. Commits are synchronous: when commit() returns
- *   0 the offset is stored in the group coordinator, which is what the processor's at-least-once accounting needs;
- *   the processor batches commits so the round trip is paid per batch, not per record. */
+ *   eager protocols too, in case `properties` override the assignor. Commits go out asynchronously: the processor
+ *   asks for one only after the sink has the rows, so a commit that is late or lost replays rows that are already
+ *   written (upserts) and loses nothing; waiting a round trip per batch would cap the rate instead. Pending offsets
+ *   are committed synchronously when partitions are revoked and when the consumer closes. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -351,7 +352,41 @@ struct kcons {
 	size_t nheld, capheld;
 	struct sl_header *hdrs;    /* headers of the held messages, one array for all */
 	size_t caphdrs;
+	/* Offsets asked to be committed. Commits go out asynchronously (a synchronous round trip per batch would
+	 * cap the processor's rate); a synchronous commit of these settles them when partitions are revoked and
+	 * when the consumer closes, so a clean handover or shutdown replays nothing. */
+	struct pending_commit {
+		int32_t partition;
+		int64_t offset;
+		bool dirty;
+	} *pc;
+	size_t npc, cappc;
 };
+
+/* Commits the dirty pending offsets (of the given partitions, or all when parts is NULL) synchronously. */
+static void commit_pending_sync(struct kcons *c, const rd_kafka_topic_partition_list_t *parts)
+{
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)(c->npc ? c->npc : 1));
+	for (size_t i = 0; i < c->npc; i++) {
+		if (!c->pc[i].dirty)
+			continue;
+		bool want = !parts;
+		for (int k = 0; parts && k < parts->cnt; k++)
+			if (parts->elems[k].partition == c->pc[i].partition && !strcmp(parts->elems[k].topic, c->topic))
+				want = true;
+		if (!want)
+			continue;
+		rd_kafka_topic_partition_list_add(l, c->topic, c->pc[i].partition)->offset = c->pc[i].offset;
+		c->pc[i].dirty = false;
+	}
+	if (l->cnt) {
+		rd_kafka_resp_err_t e = rd_kafka_commit(c->rk, l, 0);
+		if (e)
+			sl_warn(COMP, "final commit topic=%s partitions=%d failed: %s", c->topic, l->cnt,
+				rd_kafka_err2str(e));
+	}
+	rd_kafka_topic_partition_list_destroy(l);
+}
 
 static void hook_each(struct kcons *c, const rd_kafka_topic_partition_list_t *parts, bool assign)
 {
@@ -384,6 +419,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_p
 	} else {
 		/* Revoke hooks first, so the processor can flush and commit while it still owns the partitions. */
 		hook_each(c, parts, false);
+		commit_pending_sync(c, parts);
 		sl_info(COMP, "revoked topic=%s partitions=%d reason=%s", c->topic, parts->cnt, rd_kafka_err2name(e));
 		if (coop) {
 			rd_kafka_error_t *ke = rd_kafka_incremental_unassign(rk, parts);
@@ -493,11 +529,24 @@ static int kc_commit(struct sl_consumer *bc, const char *topic, int32_t partitio
 		     struct sl_err *err)
 {
 	struct kcons *c = (struct kcons *)bc;
+	size_t i = 0;
+	while (i < c->npc && c->pc[i].partition != partition)
+		i++;
+	if (i == c->npc) {
+		if (c->npc == c->cappc) {
+			size_t cap = c->cappc ? c->cappc * 2 : 16;
+			struct pending_commit *n = realloc(c->pc, cap * sizeof *n);
+			if (!n)
+				return sl_err_set(err, SL_ENOMEM, "out of memory");
+			c->pc = n;
+			c->cappc = cap;
+		}
+		c->npc++;
+	}
+	c->pc[i] = (struct pending_commit){partition, next_offset, true};
 	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
 	rd_kafka_topic_partition_list_add(l, topic, partition)->offset = next_offset;
-	rd_kafka_resp_err_t e = rd_kafka_commit(c->rk, l, 0);
-	if (!e && l->elems[0].err)
-		e = l->elems[0].err;
+	rd_kafka_resp_err_t e = rd_kafka_commit(c->rk, l, 1);
 	rd_kafka_topic_partition_list_destroy(l);
 	if (e)
 		return sl_err_set(err, map_err(e), "kafka: commit %s [%" PRId32 "] offset %" PRId64 ": %s", topic,
@@ -560,12 +609,14 @@ static void kc_destroy(struct sl_consumer *bc)
 	if (!c)
 		return;
 	release_held(c);
+	commit_pending_sync(c, NULL);
 	/* Leaves the group cleanly (revoke hooks run from here) so the others rebalance at once, not after the
 	 * session timeout. */
 	rd_kafka_consumer_close(c->rk);
 	rd_kafka_destroy(c->rk);
 	free(c->held);
 	free(c->hdrs);
+	free(c->pc);
 	free(c->topic);
 	free(c);
 }

@@ -126,7 +126,7 @@ extern const struct sl_opt sl_kafka_opts[];
  * flush() before destroy(): destroy drops unacknowledged messages without calling fn. */
 int sl_kafka_producer(const struct sl_kafka_conf *kc, sl_delivery_fn fn, void *ctx, struct sl_producer **out,
 		      struct sl_err *err);
-/* Group consumer subscribed to topic: manual, synchronous commits; cooperative-sticky assignment; reads from the
+/* Group consumer subscribed to topic: manual commits (sent asynchronously, settled synchronously on revoke and close); cooperative-sticky assignment; reads from the
  * earliest offset when the group has no commit. Set on_assign/on_revoke/ctx on *out before the first poll. */
 int sl_kafka_consumer(const struct sl_kafka_conf *kc, const char *group, const char *topic,
 		      struct sl_consumer **out, struct sl_err *err);
