@@ -1,0 +1,291 @@
+"""`sluice console` beside pipelines that run in other processes: /metrics parses with Prometheus' own text parser and
+its lag (kafka_exporter's names) equals what the log reports — the embedded log's SQLite tables, and the real Kafka's
+watermarks and committed offsets through confluent-kafka; the table row gauge equals the table; auth answers 401 on
+every page and API; oversize and malformed requests get 4xx and the server stays up; static assets come gzip'd with
+ETags."""
+import base64
+import gzip
+import os
+import re
+import socket
+import sqlite3
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SLUICE = os.environ.get("SLUICE", os.path.join(ROOT, "build", "sluice"))
+
+CONFIG = """
+data_dir: {data}
+{kafka}
+pipelines:
+  users:
+    source: {{ type: generate, seed: 42, count: {count}, page_size: 100 }}
+    topic: {topic}
+    partitions: 3
+    key: id
+    mapping:
+      id:         {{ path: login.uuid, type: uuid }}
+      first_name: name.first
+      email:      email
+    sink: {{ keyspace: ks, table: users }}
+console:
+  poll_interval: 200ms
+  max_body: 4KiB
+"""
+
+
+def write_config(tmp_path, count=1500, topic="users_created", kafka=""):
+    cfg = tmp_path / "sluice.yaml"
+    cfg.write_text(CONFIG.format(data=tmp_path / "data", count=count, topic=topic, kafka=kafka))
+    return str(cfg)
+
+
+def sluice(*args, env=None):
+    return subprocess.run([SLUICE, *args], capture_output=True, text=True, timeout=300, env=env)
+
+
+class Console:
+    def __init__(self, cfg, env=None, listen="127.0.0.1:0"):
+        self.p = subprocess.Popen([SLUICE, "console", "-c", cfg, "--listen", listen], stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True, env=env)
+        line = self.p.stdout.readline()
+        m = re.search(r"http://([0-9.:]+)/", line)
+        if not m:
+            self.p.kill()
+            raise AssertionError("console did not start: " + line + self.p.stdout.read())
+        self.addr = m.group(1)
+        self.base = "http://" + self.addr
+
+    def get(self, path, headers=None, method="GET", data=None):
+        req = urllib.request.Request(self.base + path, headers=headers or {}, method=method, data=data)
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status, dict(r.headers), r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), e.read()
+
+    def raw(self, payload):
+        """Sends raw bytes, returns the status code of the answer (0 when the server just closed)."""
+        host, port = self.addr.rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=10) as s:
+            s.sendall(payload)
+            data = b""
+            try:
+                while b"\r\n" not in data:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+            except (ConnectionResetError, socket.timeout):
+                pass
+        m = re.match(rb"HTTP/1\.[01] (\d{3})", data)
+        return int(m.group(1)) if m else 0
+
+    def close(self):
+        self.p.terminate()
+        assert self.p.wait(timeout=20) == 0
+
+
+def metrics(con, headers=None):
+    status, _, body = con.get("/metrics", headers)
+    assert status == 200
+    out = {}
+    for fam in text_string_to_metric_families(body.decode()):
+        for s in fam.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def lag_by_partition(m, group, topic):
+    return {int(dict(k[1])["partition"]): v for k, v in m.items()
+            if k[0] == "kafka_consumergroup_lag" and dict(k[1]).get("consumergroup") == group
+            and dict(k[1]).get("topic") == topic}
+
+
+def wait_for(fn, what, timeout=30):
+    end = time.time() + timeout
+    last = None
+    while time.time() < end:
+        last = fn()
+        if last:
+            return last
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what} (last: {last})")
+
+
+def log_lag(data_dir, group, topic):
+    db = sqlite3.connect(f"file:{data_dir}/log.db?mode=ro", uri=True)
+    parts = db.execute("SELECT partitions FROM topics WHERE name=?", (topic,)).fetchone()[0]
+    out = {}
+    for p in range(parts):
+        high = db.execute("SELECT COALESCE(MAX(offset)+1, 0) FROM messages WHERE topic=? AND partition=?",
+                          (topic, p)).fetchone()[0]
+        row = db.execute("SELECT next_offset FROM group_offsets WHERE grp=? AND topic=? AND partition=?",
+                         (group, topic, p)).fetchone()
+        out[p] = high - (row[0] if row else 0)
+    db.close()
+    return out
+
+
+def test_metrics_lag_equals_the_embedded_log(tmp_path):
+    cfg = write_config(tmp_path)
+    r = sluice("ingest", "-c", cfg, "-q")
+    assert r.returncode == 0, r.stderr
+    con = Console(cfg)
+    try:
+        # Nothing processed yet: every record in the topic is lag.
+        expect = log_lag(tmp_path / "data", "sluice-users", "users_created")
+        assert sum(expect.values()) == 1500
+        wait_for(lambda: lag_by_partition(metrics(con), "sluice-users", "users_created") == expect, "lag = log")
+        m = metrics(con)
+        for p, v in expect.items():
+            assert m[("kafka_topic_partition_current_offset", (("partition", str(p)), ("topic", "users_created")))] == v
+        r = sluice("process", "-c", cfg, "--drain", "-q")
+        assert r.returncode == 0, r.stderr
+        expect = log_lag(tmp_path / "data", "sluice-users", "users_created")
+        assert set(expect.values()) == {0}
+        wait_for(lambda: lag_by_partition(metrics(con), "sluice-users", "users_created") == expect, "lag 0")
+        m = metrics(con)
+        rows = sqlite3.connect(tmp_path / "data" / "ks.db").execute("SELECT COUNT(*) FROM users").fetchone()[0]
+        assert m[("sluice_sink_table_rows", (("pipeline", "users"),))] == rows == 1500
+        assert m[("kafka_consumergroup_lag_sum", (("consumergroup", "sluice-users"), ("topic", "users_created")))] == 0
+        status, _, body = con.get("/health")
+        assert status == 200 and b'"status":"ok"' in body
+        status, _, body = con.get("/ready")
+        assert status == 200 and b'"ready":true' in body
+    finally:
+        con.close()
+
+
+def test_auth_on_every_page_and_api(tmp_path):
+    cfg = write_config(tmp_path)
+    env = dict(os.environ, SLUICE_CONSOLE_TOKEN="t0ken-" + uuid.uuid4().hex, SLUICE_CONSOLE_PASSWORD="pw-secret")
+    con = Console(cfg, env=env)
+    try:
+        paths = ["/", "/index.html", "/app.js", "/style.css", "/metrics", "/health", "/ready", "/api/overview",
+                 "/api/history", "/api/kafka", "/api/kafka/messages?topic=users_created", "/api/data",
+                 "/api/data/rows", "/api/alerts", "/api/schemas/subjects", "/api/dags", "/no/such/page"]
+        bad = {"Authorization": "Bearer wrong"}
+        basic_bad = {"Authorization": "Basic " + base64.b64encode(b"admin:nope").decode()}
+        for p in paths:
+            for h in (None, bad, basic_bad):
+                status, headers, _ = con.get(p, h)
+                assert status == 401, (p, h, status)
+                assert "WWW-Authenticate" in headers
+        good = {"Authorization": "Bearer " + env["SLUICE_CONSOLE_TOKEN"]}
+        basic = {"Authorization": "Basic " + base64.b64encode(b"admin:pw-secret").decode()}
+        for h in (good, basic):
+            assert con.get("/api/overview", h)[0] == 200
+            assert con.get("/", h)[0] == 200
+        # The secret never reaches the log.
+        con.close()
+        out = con.p.stdout.read()
+        assert env["SLUICE_CONSOLE_TOKEN"] not in out and "pw-secret" not in out
+    finally:
+        if con.p.poll() is None:
+            con.close()
+
+
+def test_beyond_loopback_needs_auth(tmp_path):
+    cfg = write_config(tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_CONSOLE_")}
+    r = subprocess.run([SLUICE, "console", "-c", cfg, "--listen", "0.0.0.0:0"], capture_output=True, text=True,
+                       timeout=30, env=env)
+    assert r.returncode == 1
+    assert "needs auth" in r.stderr
+
+
+def test_oversize_and_malformed_requests_get_4xx(tmp_path):
+    cfg = write_config(tmp_path)
+    con = Console(cfg)
+    try:
+        assert con.get("/" + "a" * 9000)[0] == 414                           # console.max_uri 8KiB
+        assert con.get("/api/overview", method="POST", data=b"x" * 10000)[0] == 413   # console.max_body 4KiB
+        assert con.get("/api/overview", {"X-Big": "y" * 70000})[0] in (400, 413, 431)
+        assert con.get("/a/%2e%2e/b")[0] == 400
+        assert con.get("/api/overview%00")[0] == 400
+        assert con.get("/api/kafka/messages?topic=users_created&limit=100000")[0] == 400
+        assert con.get("/api/data/rows?page=x")[0] == 400
+        assert con.get("/api/history?since=%zz")[0] == 400
+        assert con.get("/api/overview", method="DELETE")[0] == 405
+        assert con.raw(b"GARBAGE\r\n\r\n") in (0, 400, 501)
+        assert con.raw(b"GET /api/overview HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n") in (0, 413)
+        assert con.raw(b"GET " + b"/x" * 40000 + b" HTTP/1.1\r\nHost: x\r\n\r\n") in (0, 400, 414, 431)
+        assert con.raw(b"\x00\xff\xfe garbage \r\n\r\n") in (0, 400)
+        assert con.get("/health")[0] == 200 and con.p.poll() is None
+    finally:
+        con.close()
+
+
+def test_static_assets_gzip_and_etag(tmp_path):
+    cfg = write_config(tmp_path)
+    con = Console(cfg)
+    try:
+        status, h, body = con.get("/app.js", {"Accept-Encoding": "gzip"})
+        assert status == 200 and h.get("Content-Encoding") == "gzip"
+        js = gzip.decompress(body)
+        assert b"sluice console" in js
+        etag = h["ETag"]
+        status, h2, body = con.get("/app.js", {"If-None-Match": etag})
+        assert status == 304 and body == b""
+        status, h3, body = con.get("/app.js")
+        assert status == 200 and "Content-Encoding" not in h3 and body == js
+        status, h4, _ = con.get("/")
+        assert "default-src 'self'" in h4["Content-Security-Policy"]
+    finally:
+        con.close()
+
+
+def kafka_up():
+    try:
+        socket.create_connection(("127.0.0.1", 9092), timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not kafka_up(), reason="Kafka is not running on 127.0.0.1:9092 (tests/services/run up)")
+def test_metrics_lag_equals_kafka(tmp_path):
+    from confluent_kafka import Consumer, TopicPartition
+
+    topic = "console_test_" + uuid.uuid4().hex[:8]
+    cfg = write_config(tmp_path, count=900, topic=topic, kafka="kafka:\n  brokers: 127.0.0.1:9092")
+    r = sluice("ingest", "-c", cfg, "-q")
+    assert r.returncode == 0, r.stderr
+    con = Console(cfg)
+    group = "sluice-users"
+
+    def kafka_lag():
+        c = Consumer({"bootstrap.servers": "127.0.0.1:9092", "group.id": group, "enable.auto.commit": False})
+        try:
+            parts = [TopicPartition(topic, p) for p in range(3)]
+            committed = {tp.partition: tp.offset for tp in c.committed(parts, timeout=10)}
+            out = {}
+            for p in range(3):
+                low, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                out[p] = high - (committed[p] if committed[p] >= 0 else low)
+            return out
+        finally:
+            c.close()
+
+    try:
+        before = kafka_lag()
+        assert sum(before.values()) == 900
+        wait_for(lambda: lag_by_partition(metrics(con), group, topic) == before, "lag = Kafka's", timeout=60)
+        # Part of the way: stop after some records, then compare again with Kafka's own numbers.
+        r = sluice("process", "-c", cfg, "--drain", "-q")
+        assert r.returncode == 0, r.stderr
+        after = kafka_lag()
+        assert set(after.values()) == {0}
+        wait_for(lambda: lag_by_partition(metrics(con), group, topic) == after, "lag 0 = Kafka's", timeout=60)
+        status, _, body = con.get("/api/kafka")
+        assert status == 200 and topic.encode() in body and b'"brokers":[{' in body
+    finally:
+        con.close()
