@@ -71,6 +71,11 @@ int sl_console_start(struct sl_conf *conf, const struct sl_console_start_opts *o
 int sl_console_add_route(struct sl_console *c, const struct sl_console_route *r);
 /* The address actually bound (port resolved when listen asked for :0). */
 const char *sl_console_address(const struct sl_console *c);
+/* Serve the registry's REST API under /api/schemas/ and the scheduler's under /api/dags/ (plug.c). */
+struct sl_registry;
+struct sl_sched;
+int sl_console_plug_registry(struct sl_console *c, struct sl_registry *r);
+int sl_console_plug_scheduler(struct sl_console *c, struct sl_sched *s);
 void sl_console_stop(struct sl_console *c);
 
 #endif
