@@ -34,7 +34,7 @@ RUN_ID = f"{os.getpid()}_{int(time.time()) % 100000}"
 
 def is_asan(binary=SLUICE):
     with open(binary, "rb") as f:
-        return b"AddressSanitizer" in f.read()
+        return b"__asan_init" in f.read()
 
 
 ASAN = is_asan()
@@ -452,13 +452,14 @@ def compare(expected_by_id, got_by_id, what):
         f"{len(wrong)} wrong columns (e.g. {wrong[:3]})")
 
 
-def committed(group, topic):
-    """Sum of the group's committed offsets on the topic (0 for partitions without one)."""
+def committed(group, topic, per_partition=False):
+    """Sum of the group's committed offsets on the topic (0 for partitions without one), or partition -> offset."""
     from confluent_kafka import Consumer, TopicPartition
     c = Consumer({"bootstrap.servers": BROKERS, "group.id": group, "enable.auto.commit": False})
     try:
         md = c.list_topics(topic, timeout=10)
         tps = [TopicPartition(topic, p) for p in md.topics[topic].partitions]
-        return sum(max(tp.offset, 0) for tp in c.committed(tps, timeout=10))
+        got = {tp.partition: max(tp.offset, 0) for tp in c.committed(tps, timeout=10)}
+        return got if per_partition else sum(got.values())
     finally:
         c.close()
