@@ -109,7 +109,8 @@ def test_full_table(tmp_path, source, ks):
 
 def test_kill9_three_times(tmp_path, source, ks):
     k, g = ks(), e2e.uniq("g")
-    cfg = proc_config(tmp_path, source["topic"], k, g, batch_yaml="    batch: { max_records: 100 }\n")
+    cfg = proc_config(tmp_path, source["topic"], k, g, batch_yaml="    batch: { max_records: 100 }\n",
+                      kafka_extra=SHORT_SESSION)
     rnd = random.Random(os.environ.get("SL_E2E_SEED") or time.time())
     rows = 0
     for i in range(3):
