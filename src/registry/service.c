@@ -27,7 +27,39 @@ struct req {
 	int *status;
 	struct sl_buf *out;
 	struct sl_registry *r;
+	/* How a malformed body is answered. Confluent's rest-utils says 400, but the OpenAPI file documents only 422
+	 * (with the operation's own error_code) for these operations, and 404 for a lookup; sluice follows the file. */
+	int bad_status, bad_code;
+	char *own[MAX_SEGS + 2 * MAX_QUERY]; /* decoded, UTF-8-cleaned copies, freed after the request */
+	size_t nown;
 };
+
+/* Decodes s (see pct_decode) into a clean UTF-8 copy owned by the request; falls back to s on OOM. */
+static void pct_decode(char *s, bool plus);
+static char *utf8_clean(const char *s);
+static char *decoded(struct req *q, char *s, bool plus)
+{
+	char *c;
+	pct_decode(s, plus);
+	if (q->nown == sizeof q->own / sizeof *q->own || !(c = utf8_clean(s)))
+		return s;
+	return q->own[q->nown++] = c;
+}
+
+static char *utf8_clean(const char *s);
+
+/* Messages are cut at fixed sizes, possibly inside a UTF-8 sequence: clean them before they become JSON. */
+static void put_error(struct req *q, int status, int code, const char *msg)
+{
+	char *clean = utf8_clean(msg);
+	const char *m = clean ? clean : "(out of memory)";
+	sl_buf_reset(q->out);
+	sl_buf_printf(q->out, "{\"error_code\":%d,\"message\":", code);
+	sl_buf_json_str(q->out, m, strlen(m));
+	sl_buf_putc(q->out, '}');
+	*q->status = status;
+	free(clean);
+}
 
 static void reply_err(struct req *q, int status, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static void reply_err(struct req *q, int status, int code, const char *fmt, ...)
@@ -37,20 +69,12 @@ static void reply_err(struct req *q, int status, int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	sl_buf_reset(q->out);
-	sl_buf_printf(q->out, "{\"error_code\":%d,\"message\":", code);
-	sl_buf_json_str(q->out, msg, strlen(msg));
-	sl_buf_putc(q->out, '}');
-	*q->status = status;
+	put_error(q, status, code, msg);
 }
 
 static void reply_errbuf(struct req *q, int status, int code, struct sl_buf *msg)
 {
-	sl_buf_reset(q->out);
-	sl_buf_printf(q->out, "{\"error_code\":%d,\"message\":", code);
-	sl_buf_json_str(q->out, msg->data ? msg->data : "", msg->len);
-	sl_buf_putc(q->out, '}');
-	*q->status = status;
+	put_error(q, status, code, sl_buf_cstr(msg));
 }
 
 static void http_err(struct req *q, int status)
@@ -67,6 +91,44 @@ static int hexval(int c)
 		return c - '0';
 	c = tolower(c);
 	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Replaces each byte that is not part of well-formed UTF-8 with U+FFFD, as Java's decoder does, so a subject
+ * decoded from %XX escapes can be echoed in JSON. Returns a malloc'd string (or NULL). */
+static char *utf8_clean(const char *s)
+{
+	size_t n = strlen(s);
+	char *out = malloc(n * 3 + 1), *w = out;
+	const unsigned char *p = (const unsigned char *)s;
+	if (!out)
+		return NULL;
+	while (*p) {
+		size_t len = *p < 0x80 ? 1 : (*p & 0xE0) == 0xC0 ? 2 : (*p & 0xF0) == 0xE0 ? 3 : (*p & 0xF8) == 0xF0 ? 4 : 0;
+		bool ok = len > 0;
+		for (size_t i = 1; ok && i < len; i++)
+			ok = (p[i] & 0xC0) == 0x80;
+		if (ok && len == 2)
+			ok = *p >= 0xC2;
+		if (ok && len == 3) {
+			unsigned cp = ((p[0] & 0x0Fu) << 12) | ((p[1] & 0x3Fu) << 6) | (p[2] & 0x3Fu);
+			ok = cp >= 0x800 && (cp < 0xD800 || cp > 0xDFFF);
+		}
+		if (ok && len == 4) {
+			unsigned cp = ((p[0] & 0x07u) << 18) | ((p[1] & 0x3Fu) << 12) | ((p[2] & 0x3Fu) << 6) | (p[3] & 0x3Fu);
+			ok = cp >= 0x10000 && cp <= 0x10FFFF;
+		}
+		if (ok) {
+			memcpy(w, p, len);
+			w += len;
+			p += len;
+		} else {
+			memcpy(w, "\xEF\xBF\xBD", 3);
+			w += 3;
+			p++;
+		}
+	}
+	*w = 0;
+	return out;
 }
 
 /* Decodes %XX in place (and '+' as space in queries). Invalid escapes stay literal. */
@@ -161,7 +223,7 @@ static void ok(struct req *q)
 	*q->status = 200;
 }
 
-/* Parses the body as a JSON object. On failure replies (400 like Confluent's rest-utils) and returns NULL. */
+/* Parses the body as a JSON object. On failure replies (see bad_status) and returns NULL. */
 static struct sl_rj *body_object(struct req *q, bool empty_ok)
 {
 	struct sl_rj *j = NULL;
@@ -169,16 +231,16 @@ static struct sl_rj *body_object(struct req *q, bool empty_ok)
 	if (!q->len) {
 		if (empty_ok)
 			return sl_rj_new(SL_RJ_OBJ);
-		reply_err(q, 422, 42201, "Empty schema: the request has no body");
+		reply_err(q, q->bad_status, q->bad_code, "Empty request: the request has no body");
 		return NULL;
 	}
 	if (sl_rj_parse(q->body, q->len, &j, &err)) {
-		reply_err(q, 400, 400, "Unexpected character in the request body: %s", err.msg);
+		reply_err(q, q->bad_status, q->bad_code, "Unexpected character in the request body: %s", err.msg);
 		return NULL;
 	}
 	if (j->t != SL_RJ_OBJ) {
 		sl_rj_free(j);
-		reply_err(q, 400, 400, "Cannot deserialize the request body: expected a JSON object");
+		reply_err(q, q->bad_status, q->bad_code, "Cannot deserialize the request body: expected a JSON object");
 		return NULL;
 	}
 	return j;
@@ -195,11 +257,11 @@ static bool schema_request(struct req *q, struct sl_rj *j, const char **text, si
 	if (t && t->t == SL_RJ_STR)
 		*type = t->s;
 	else if (t && t->t != SL_RJ_NULL) {
-		reply_err(q, 400, 400, "Cannot deserialize value of type `java.lang.String` for schemaType");
+		reply_err(q, q->bad_status, q->bad_code, "Cannot deserialize value of type `java.lang.String` for schemaType");
 		return false;
 	}
 	if (!s || s->t == SL_RJ_NULL) {
-		reply_err(q, 422, 42201, "Empty schema: the request has no \"schema\"");
+		reply_err(q, q->bad_status, q->bad_code, "Empty schema: the request has no \"schema\"");
 		return false;
 	}
 	if (s->t == SL_RJ_STR) {
@@ -210,12 +272,12 @@ static bool schema_request(struct req *q, struct sl_rj *j, const char **text, si
 		*text = coerced;
 		*len = strlen(coerced);
 	} else {
-		reply_err(q, 400, 400, "Cannot deserialize value of type `java.lang.String` from %s value for schema",
+		reply_err(q, q->bad_status, q->bad_code, "Cannot deserialize value of type `java.lang.String` from %s value for schema",
 			  s->t == SL_RJ_OBJ ? "Object" : "Array");
 		return false;
 	}
 	if (*refs && (*refs)->t != SL_RJ_ARR && (*refs)->t != SL_RJ_NULL) {
-		reply_err(q, 400, 400, "Cannot deserialize references: expected an array");
+		reply_err(q, q->bad_status, q->bad_code, "Cannot deserialize references: expected an array");
 		return false;
 	}
 	if (*refs && (*refs)->t == SL_RJ_ARR)
@@ -224,7 +286,7 @@ static bool schema_request(struct req *q, struct sl_rj *j, const char **text, si
 			const struct sl_rj *ver = sl_rj_get(ref, "version");
 			if (ref->t != SL_RJ_OBJ || !sl_rj_getstr(ref, "name") || !sl_rj_getstr(ref, "subject") || !ver ||
 			    ver->t != SL_RJ_NUM || !ver->is_int) {
-				reply_err(q, 422, 42201,
+				reply_err(q, q->bad_status, q->bad_code,
 					  "Invalid schema: reference %zu needs a string name, a string subject and an "
 					  "integer version",
 					  i);
@@ -332,11 +394,12 @@ static void get_schemas(struct req *q)
 	bool latest = qbool(q, "latestOnly");
 	long long offset = 0, limit = -1;
 	size_t n, emitted = 0, seen = 0;
-	if ((qget(q, "offset") && !parse_int(qget(q, "offset"), INT_MIN, INT_MAX, &offset)) ||
-	    (qget(q, "limit") && !parse_int(qget(q, "limit"), INT_MIN, INT_MAX, &limit))) {
-		http_err(q, 404);
-		return;
-	}
+	/* Out-of-range or malformed paging parameters page from the start, without limit (the file documents no
+	 * error for them). */
+	if (qget(q, "offset") && !parse_int(qget(q, "offset"), 0, INT_MAX, &offset))
+		offset = 0;
+	if (qget(q, "limit") && !parse_int(qget(q, "limit"), -1, INT_MAX, &limit))
+		limit = -1;
 	n = sorted_versions(q->r, qbool(q, "deleted"), prefix, &v);
 	ok(q);
 	sl_buf_putc(q->out, '[');
@@ -681,7 +744,10 @@ static void register_schema(struct req *q, const char *subject)
 
 static void lookup_schema(struct req *q, const char *subject)
 {
-	struct sl_rj *j = body_object(q, false);
+	struct sl_rj *j;
+	q->bad_status = 404; /* the OpenAPI file documents only 404 for a lookup */
+	q->bad_code = 40403;
+	j = body_object(q, false);
 	const char *text, *type;
 	const struct sl_rj *refs;
 	char coerced[64];
@@ -703,7 +769,8 @@ static void lookup_schema(struct req *q, const char *subject)
 		return;
 	}
 	if (sl_reg_parse(q->r, type, text, len, refs, &p, &err)) {
-		reply_err(q, 422, 42201, "Invalid schema of type %s, details: %s", type, err.msg);
+		reply_err(q, q->bad_status, q->bad_code, "Schema not found: the schema is invalid (type %s): %s", type,
+			  err.msg);
 		free(vs);
 		sl_rj_free(j);
 		return;
@@ -822,8 +889,10 @@ static void config(struct req *q, const char *subject)
 		json_str(q->out, cur ? cur : sl_reg_level(r, NULL));
 		sl_buf_putc(q->out, '}');
 	} else if (!strcmp(q->method, "PUT")) {
-		struct sl_rj *j = body_object(q, true);
+		struct sl_rj *j;
 		const struct sl_rj *c;
+		q->bad_code = 42203;
+		j = body_object(q, true);
 		char level[64];
 		if (!j)
 			return;
@@ -878,8 +947,10 @@ static void mode(struct req *q, const char *subject)
 		json_str(q->out, cur ? cur : sl_reg_mode(r, NULL));
 		sl_buf_putc(q->out, '}');
 	} else if (!strcmp(q->method, "PUT")) {
-		struct sl_rj *j = body_object(q, true);
+		struct sl_rj *j;
 		const struct sl_rj *m;
+		q->bad_code = 42204;
+		j = body_object(q, true);
 		char val[64];
 		bool valid = false;
 		if (!j)
@@ -1044,6 +1115,8 @@ void sl_registry_handle(struct sl_registry *r, const char *method_, const char *
 	q.status = status;
 	q.out = out;
 	q.r = r;
+	q.bad_status = 422;
+	q.bad_code = 42201;
 	path = copy;
 	if ((query = strchr(copy, '?')))
 		*query++ = 0;
@@ -1070,7 +1143,7 @@ void sl_registry_handle(struct sl_registry *r, const char *method_, const char *
 			q.nsegs--; /* a trailing slash */
 	}
 	for (size_t i = 0; i < q.nsegs; i++)
-		pct_decode(q.segs[i], false);
+		q.segs[i] = decoded(&q, q.segs[i], false);
 	for (char *kv = query; kv && *kv && q.nq < MAX_QUERY - 1;) {
 		char *amp = strchr(kv, '&'), *eq;
 		if (amp)
@@ -1079,8 +1152,8 @@ void sl_registry_handle(struct sl_registry *r, const char *method_, const char *
 			*eq = 0;
 		q.qk[q.nq] = kv;
 		q.qv[q.nq] = eq ? eq + 1 : kv + strlen(kv);
-		pct_decode(q.qk[q.nq], true);
-		pct_decode(q.qv[q.nq], true);
+		q.qk[q.nq] = decoded(&q, q.qk[q.nq], true);
+		q.qv[q.nq] = decoded(&q, q.qv[q.nq], true);
 		q.nq++;
 		kv = amp ? amp + 1 : NULL;
 	}
@@ -1097,5 +1170,7 @@ done:
 		*status = 500;
 		sl_buf_puts(out, "{\"error_code\":50001,\"message\":\"out of memory building the response\"}");
 	}
+	for (size_t i = 0; i < q.nown; i++)
+		free(q.own[i]);
 	free(copy);
 }
