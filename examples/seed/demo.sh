@@ -6,7 +6,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
 CONFIG=${SLUICE_CONFIG:-examples/seed/sluice.yaml}
 rm -rf var/seed   # a fresh run each time; drop this line to see resumption instead
-./build/sluice up -c "$CONFIG" "$@"
+./build/sluice up --until-done -c "$CONFIG" "$@"
 echo
 echo "A few rows of spark_streams.created_users (sqlite3 var/seed/spark_streams.db):"
 sqlite3 -header -column var/seed/spark_streams.db \

@@ -12,7 +12,10 @@
 
 #include "cli/cli.h"
 #include "core/log.h"
+#include "console/console.h"
 #include "pipeline/pipeline.h"
+#include "registry/registry.h"
+#include "scheduler/sched.h"
 
 static volatile sig_atomic_t g_stop, g_reload;
 
@@ -40,7 +43,7 @@ struct args {
 	const char *config;
 	const char *pipeline;
 	int64_t count, for_ms;
-	bool drain, quiet;
+	bool drain, quiet, until_done;
 };
 
 static int parse_args(const char *cmd, int argc, char **argv, struct args *a, const char *usage)
@@ -64,6 +67,8 @@ static int parse_args(const char *cmd, int argc, char **argv, struct args *a, co
 				return sl_cli_fail(cmd, "--for wants a duration like 60s or 5m, got '%s'", argv[i]) + 1;
 		} else if (!strcmp(s, "--drain"))
 			a->drain = true;
+		else if (!strcmp(s, "--until-done"))
+			a->until_done = true;
 		else if (!strcmp(s, "-q") || !strcmp(s, "--quiet"))
 			a->quiet = true;
 		else if (s[0] != '-' && !a->pipeline)
@@ -263,16 +268,116 @@ static void *process_thread(void *arg)
 
 static const char *UP_USAGE =
 	"Usage: sluice up [-c FILE] [--for DURATION] [--count N]\n\n"
-	"Runs every pipeline of the config in one process: ingest (source -> topic) and process (topic -> sink),\n"
-	"side by side. With no kafka: and no cassandra: section this is the embedded default: the topic is a SQLite\n"
+	"Runs every role the config names in one process: ingest (source -> topic) and process (topic -> sink) of\n"
+	"every pipeline, side by side, and the schema registry (registry:), the scheduler (dags:) and the console\n"
+	"(console:) when their sections are there. With no kafka: and no cassandra: section this is the embedded default: the topic is a SQLite\n"
 	"log and the table a SQLite table, both in data_dir. When the sources are finite (generate with count, an\n"
 	"API that runs out of pages), up ends once every record is in its table, and prints a summary.\n\n"
 	"  -c, --config FILE  config file (default $SLUICE_CONFIG or ./sluice.yaml)\n"
 	"  --for DURATION     stop ingesting after this long, then drain\n"
 	"  --count N          ingest at most about N records per pipeline, then drain\n"
-	"  -q, --quiet        no progress line\n";
+	"  --until-done       run only the pipelines, to the end of their sources, then exit (no registry,\n"
+	"                     scheduler or console)\n"
+	"  -q, --quiet        no progress line\n"
+	"A pipeline whose ingest a DAG schedules (a task of kind ingest) is ingested by the scheduler, not\n"
+	"continuously; its processor streams all the time.\n";
 
-static int up_once(const struct args *ap, struct sl_conf *cp)
+/* The long-running roles `up` adds when the config names them: the schema registry (registry:), the scheduler
+ * (dags:) and the console (console:), which serves the other two's APIs as well. */
+struct services {
+	struct sl_registry *reg;
+	struct sl_registry_conf rconf;
+	struct sl_sched *sched;
+	struct sl_dag *dags;
+	size_t ndags;
+	pthread_t sched_thread;
+	bool sched_running;
+	struct sl_console *con;
+};
+
+static void *scheduler_thread(void *arg)
+{
+	struct services *sv = arg;
+	while (!g_stop) {
+		struct sl_err err = {0};
+		int n = sl_sched_tick(sv->sched, &err);
+		if (n < 0)
+			sl_error("scheduler", "%s", err.msg);
+		for (int i = 0; i < 10 && !g_stop && n <= 0; i++)
+			usleep(100000);
+	}
+	return NULL;
+}
+
+static void services_stop(struct services *sv)
+{
+	if (sv->con)
+		sl_console_stop(sv->con);
+	if (sv->sched_running)
+		pthread_join(sv->sched_thread, NULL);
+	if (sv->sched)
+		sl_sched_close(sv->sched);
+	if (sv->reg)
+		sl_registry_close(sv->reg);
+	if (sv->dags)
+		sl_sched_dags_free(sv->dags, sv->ndags);
+	sl_opt_free(sl_registry_opts, &sv->rconf);
+	memset(sv, 0, sizeof *sv);
+}
+
+static int services_start(const struct args *a, struct sl_conf *c, struct services *sv)
+{
+	struct sl_err err = {0};
+	memset(sv, 0, sizeof *sv);
+	if (c->registry) {
+		if (sl_opt_bind(sl_registry_opts, c->registry, "registry", &sv->rconf, &err) ||
+		    sl_registry_open(&sv->reg, &sv->rconf, &err) || sl_registry_serve(sv->reg, NULL, &err))
+			goto fail;
+		sl_info("up", "schema registry on %s", sv->rconf.listen);
+	}
+	if (c->dags) {
+		static char exe[4096]; /* the scheduler keeps the pointer */
+		ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+		exe[n > 0 ? n : 0] = '\0';
+		struct sl_sched_opts so = {.config_path = a->config, .sluice_bin = n > 0 ? exe : "sluice", .owner = true};
+		if (sl_sched_open(&sv->sched, c, &so, &err) || sl_sched_dags_load(c->dags, &sv->dags, &sv->ndags, &err))
+			goto fail;
+		if (pthread_create(&sv->sched_thread, NULL, scheduler_thread, sv) != 0) {
+			sl_err_set(&err, SL_ENOMEM, "cannot start the scheduler thread");
+			goto fail;
+		}
+		sv->sched_running = true;
+	}
+	if (c->console) {
+		struct sl_console_start_opts co = {.embedded = true};
+		if (sl_console_start(c, &co, &sv->con, &err))
+			goto fail;
+		if ((sv->reg && sl_console_plug_registry(sv->con, sv->reg)) ||
+		    (sv->sched && sl_console_plug_scheduler(sv->con, sv->sched)))
+			sl_warn("up", "console: could not add the registry or scheduler pages");
+		printf("console: http://%s/\n", sl_console_address(sv->con));
+		fflush(stdout);
+	}
+	return 0;
+fail:
+	services_stop(sv);
+	return sl_cli_fail("up", "%s", err.msg);
+}
+
+/* Whether a DAG's ingest task drives pipeline name (then the scheduler, not up, runs its ingest). */
+static bool dag_drives(const struct services *sv, const char *name)
+{
+	if (!sv || !sv->sched)
+		return false;
+	for (size_t d = 0; d < sv->ndags; d++)
+		for (size_t t = 0; t < sv->dags[d].ntasks; t++)
+			if (sv->dags[d].tasks[t].kind == SL_TASK_INGEST && sv->dags[d].tasks[t].pipeline &&
+			    !strcmp(sv->dags[d].tasks[t].pipeline, name))
+				return true;
+	return false;
+}
+
+static int up_once(const struct args *ap, struct sl_conf *cp, const struct services *sv)
 {
 	const struct args a = *ap;
 	struct sl_conf c = *cp; /* a shallow copy: the caller keeps ownership */
@@ -290,7 +395,12 @@ static int up_once(const struct args *ap, struct sl_conf *cp)
 		w[i] = (struct worker){.c = &c, .p = &c.p[i]};
 		w[i].o = (struct sl_run_opts){.count = a.count, .for_ms = a.for_ms, .stop = &g_stop};
 		pthread_create(&tp[i], NULL, process_thread, &w[i]);
-		pthread_create(&ti[i], NULL, ingest_thread, &w[i]);
+		if (dag_drives(sv, w[i].p->name)) {
+			sl_info("up", "pipeline %s: ingest runs when its DAG says; processing streams", w[i].p->name);
+			w[i].ingest_done = 0; /* the processor streams until a signal */
+			ti[i] = 0;
+		} else
+			pthread_create(&ti[i], NULL, ingest_thread, &w[i]);
 	}
 	/* One progress line for the whole process, from the live counters. */
 	bool tty = isatty(STDERR_FILENO);
@@ -318,7 +428,8 @@ static int up_once(const struct args *ap, struct sl_conf *cp)
 		fputc('\n', stderr);
 	int status = 0;
 	for (size_t i = 0; i < c.np; i++) {
-		pthread_join(ti[i], NULL);
+		if (ti[i])
+			pthread_join(ti[i], NULL);
 		print_ingest(w[i].p, &w[i].ist);
 		print_process(w[i].p, &w[i].pst);
 		if (w[i].rc) {
@@ -342,9 +453,19 @@ int sl_cli_up(int argc, char **argv)
 	if ((rc = load("up", &a, &c)))
 		return rc;
 	install_signals();
-	do
-		rc = up_once(&a, &c);
-	while (reload("up", &a, &c));
+	do {
+		struct services sv = {0};
+		if (!a.until_done && (rc = services_start(&a, &c, &sv)))
+			break;
+		rc = up_once(&a, &c, &sv);
+		/* With long-running roles, up stays after the pipelines end (finite sources), until a signal. */
+		if ((sv.reg || sv.sched || sv.con) && !g_stop) {
+			sl_info("up", "pipelines done; serving until SIGINT/SIGTERM");
+			while (!g_stop)
+				usleep(200000);
+		}
+		services_stop(&sv);
+	} while (reload("up", &a, &c));
 	sl_conf_free(&c);
 	return rc;
 }

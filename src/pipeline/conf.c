@@ -11,7 +11,7 @@ struct top {
 	char *data_dir;
 	char *log_level;
 	const struct sl_cfg_node *dags; /* scheduler DAGs (src/scheduler/) */
-	const struct sl_cfg_node *pipelines, *kafka, *cassandra, *console;
+	const struct sl_cfg_node *pipelines, *kafka, *cassandra, *console, *registry;
 };
 
 static const struct sl_opt top_opts[] = {
@@ -26,6 +26,8 @@ static const struct sl_opt top_opts[] = {
 	 "Kafka connection; when absent, topics live in the embedded log in data_dir"},
 	{"cassandra", SL_OPT_NODE, NULL, offsetof(struct top, cassandra),
 	 "Cassandra connection; when absent, sinks are SQLite tables in data_dir"},
+	{"registry", SL_OPT_NODE, NULL, offsetof(struct top, registry),
+	 "the schema registry `sluice up` serves (listen, store); see docs/registry.md"},
 	{"console", SL_OPT_NODE, NULL, offsetof(struct top, console),
 	 "the web console, JSON API and /metrics (listen, auth, alerts); see docs/console.md"},
 	{NULL},
@@ -145,6 +147,7 @@ int sl_conf_load(const char *path, struct sl_conf *c, struct sl_err *err)
 	c->dags = t.dags;
 	c->cassandra = t.cassandra;
 	c->console = t.console;
+	c->registry = t.registry;
 	char w[300];
 	const struct sl_cfg_node *ps = t.pipelines;
 	if (ps->kind != SL_CFG_MAP || ps->n == 0) {

@@ -45,7 +45,7 @@ struct sl_conf {
 	char *data_dir;
 	char *log_level;
 	const struct sl_cfg_node *dags; /* the dags: section, bound by src/scheduler/ */
-	const struct sl_cfg_node *pipelines_node, *kafka, *cassandra, *console;
+	const struct sl_cfg_node *pipelines_node, *kafka, *cassandra, *console, *registry;
 	struct sl_pipeline *p;
 	size_t np;
 };

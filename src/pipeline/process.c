@@ -258,8 +258,26 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 	    (rc = sl_backend_ensure_topic(&be, c, p->dlq_topic, 1, (int)p->replication, err)) ||
 	    (rc = sl_backend_consumer(&be, c, p->group, p->topic, &cons, err)) ||
 	    (rc = sl_backend_producer(&be, c, on_dlq_delivery, &pr, &pr.dlq, err)) ||
-	    (rc = open_sink(c, p, &sink, err)) || (rc = sink->ops->prepare(sink, schema, err)) ||
 	    (rc = sl_json_parser_new(&jp, (size_t)p->max_record_bytes * 2, SL_JSON_DEFAULT_MAX_DEPTH, err)))
+		goto out;
+	/* A database that is not up yet (a restart, a deploy in the wrong order) is waited for, with backoff; a
+	 * configuration or authentication error is not going to pass and ends the run. */
+	for (int64_t backoff_ms = 1000;;) {
+		rc = open_sink(c, p, &sink, err);
+		if (rc == 0 && (rc = sink->ops->prepare(sink, schema, err)) != 0) {
+			sink->ops->destroy(sink);
+			sink = NULL;
+		}
+		if (rc == 0 || rc == SL_ECONFIG || rc == SL_EINVAL || rc == SL_EAUTH || rc == SL_ENOMEM ||
+		    (o->stop && *o->stop))
+			break;
+		sl_warn("process", "pipeline %s: sink not ready, trying again in %" PRId64 " ms: %s", p->name, backoff_ms,
+			err->msg);
+		for (int64_t waited = 0; waited < backoff_ms && !(o->stop && *o->stop); waited += 100)
+			usleep(100000);
+		backoff_ms = backoff_ms * 2 > 30000 ? 30000 : backoff_ms * 2;
+	}
+	if (rc)
 		goto out;
 	snprintf(st->where, sizeof st->where, "%s", sink->where);
 	sink->done = on_done;

@@ -8,7 +8,7 @@ sed -e "s|^data_dir: .*|data_dir: $TMP/data|" -e 's/count: [0-9]* .*/count: 2000
     "$SEED" > "$TMP/strict.yaml"
 grep -q 'type: bigint' "$TMP/strict.yaml" || bad "could not make the strict config"
 
-out=$("$SLUICE" up -q -c "$TMP/strict.yaml" 2>&1); rc=$?
+out=$("$SLUICE" up --until-done -q -c "$TMP/strict.yaml" 2>&1); rc=$?
 [ $rc -eq 0 ] && ok || bad "up exited $rc: $out"
 dlq=$(printf '%s\n' "$out" | sed -n 's/.* delivered to .users_created., \([0-9]*\) to the dead-letter topic.*/\1/p')
 rows=$(sqlite3 "$TMP/data/spark_streams.db" 'SELECT COUNT(*) FROM created_users')

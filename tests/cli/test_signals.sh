@@ -5,7 +5,7 @@ SEED="$SL_SOURCE_DIR/examples/seed/sluice.yaml"
 # An endless, paced source: the pipeline is mid-stream whenever the signal comes.
 sed -e "s|^data_dir: .*|data_dir: $TMP/data|" -e 's/count: [0-9]* .*/count: 0\n      rate: 3000/' "$SEED" > "$TMP/endless.yaml"
 
-"$SLUICE" up -q -c "$TMP/endless.yaml" > "$TMP/up.out" 2> "$TMP/up.err" &
+"$SLUICE" up --until-done -q -c "$TMP/endless.yaml" > "$TMP/up.out" 2> "$TMP/up.err" &
 pid=$!
 sleep 3
 kill -HUP $pid
