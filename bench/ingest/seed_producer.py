@@ -1,6 +1,7 @@
 """The seed's loop (its Airflow task stream_data_from_api) with confluent-kafka instead of kafka-python and with no
-HTTP: for each raw randomuser record, format_data, json.dumps, produce to the topic keyed by id. The raw records are
-read before the clock starts, so what is timed is the seed's per-record work plus the producer's. Producer settings
+HTTP: for each raw randomuser record (bytes, as a response body would bring them), json.loads, format_data,
+json.dumps, produce to the topic keyed by id. The raw lines are read into memory before the clock starts, so what is
+timed is the seed's per-record work plus the producer's. Producer settings
 match sluice's defaults (acks=all, idempotence, lz4, linger 5 ms, 64 MiB queue). Prints one JSON line.
 Usage: seed_producer.py RAW_JSONL TOPIC [BROKERS]"""
 import json
@@ -34,7 +35,7 @@ def main():
     path, topic = sys.argv[1], sys.argv[2]
     brokers = sys.argv[3] if len(sys.argv) > 3 else "127.0.0.1:9092"
     with open(path, "rb") as f:
-        raw = [json.loads(line) for line in f]
+        raw = f.read().splitlines()
     p = Producer({"bootstrap.servers": brokers, "acks": "all", "enable.idempotence": True,
                   "compression.type": "lz4", "linger.ms": 5, "queue.buffering.max.kbytes": 65536})
     failed = []
@@ -43,8 +44,8 @@ def main():
         if err:
             failed.append(err)
     t0, c0 = time.monotonic(), time.process_time()
-    for res in raw:
-        data = format_data(res)
+    for line in raw:
+        data = format_data(json.loads(line))
         value = json.dumps(data).encode("utf-8")
         while True:
             try:

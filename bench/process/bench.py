@@ -45,7 +45,7 @@ def main():
         rc, wall, cpu, rss = timed([sluice, "--log-level", "warn", "process", "-c", cfg, "--drain"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         assert rc == 0, "sluice process failed"
-        rows = e2e.cql_session().execute(f"SELECT count(*) FROM {ks}.created_users", timeout=600).one()[0]
+        rows = e2e.table_count(ks, ranges=64)
         assert rows == n, f"{rows} rows of {n}"
         out["processor"] = {"seconds": wall, "rows_per_s": n / wall, "cpu_s": cpu, "cpu_us_per_row": 1e6 * cpu / n,
                             "peak_rss_mib": rss / 1024}
@@ -89,7 +89,12 @@ def main():
             lines.append(f"| CQL bench, concurrency {r['concurrency']} | {r['rows_per_s']:.0f} | "
                          f"{1e6 * r['cpu_s'] / r['rows']:.1f} | — |")
         lines += ["", f"The processor reaches {100 * out['ratio']:.0f} % of the node's ceiling "
-                  f"(the issue's goal: at least 90 %).", "<!-- process-bench:end -->"]
+                  f"(the issue's goal: at least 90 %)." + (
+                      " Below the goal: process.c keeps one micro-batch in flight (poll, write, wait for every row "
+                      "of it, commit, poll again), and a poll returns about a fetch's worth of records (~100 on "
+                      "average here, whatever max_records), so Cassandra sees ~100 concurrent inserts where the "
+                      "ceiling uses 1024; the CPU per row is not the limit." if out["ratio"] < 0.9 else ""),
+                  "<!-- process-bench:end -->"]
         replace_section(os.path.join(ROOT, "docs", "benchmarks.md"), "process-bench", "\n".join(lines))
 
 
