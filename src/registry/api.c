@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <microhttpd.h>
@@ -227,10 +228,22 @@ int sl_registry_serve(struct sl_registry *r, int *port, struct sl_err *err)
 	if (!d)
 		return sl_err_set(err, SL_EIO, "registry: cannot listen on %s (in use or not permitted)", r->conf.listen);
 	r->httpd = d;
-	if (port) {
-		const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-		*port = info ? info->port : (int)p;
-	}
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+	int bound = info ? info->port : (int)p;
+	if (port)
+		*port = bound;
+	/* The URL other registries forward writes to: a wildcard address is no address, so name this host. */
+	char self[512];
+	if (sa.sin_addr.s_addr == htonl(INADDR_ANY)) {
+		char hn[256] = "localhost";
+		gethostname(hn, sizeof hn - 1);
+		snprintf(self, sizeof self, "http://%s:%d", hn, bound);
+	} else
+		snprintf(self, sizeof self, "http://%s:%d", host, bound);
+	pthread_mutex_lock(&r->mu);
+	free(r->self_url);
+	r->self_url = strdup(self);
+	pthread_mutex_unlock(&r->mu);
 	return 0;
 }
 

@@ -124,6 +124,9 @@ int sl_jsonschema_compatible(const struct sl_rj *reader, const struct sl_rj *wri
  * and applies it before returning (value NULL = tombstone). */
 struct sl_reg_store {
 	int (*sync)(struct sl_reg_store *st, struct sl_registry *r, struct sl_err *err);
+	/* Optional: the catch-up a writer needs before it allocates ids (Kafka: write a NOOP and read up to it, so
+	 * every record written before this leader took over is applied). Registration uses it instead of sync. */
+	int (*barrier)(struct sl_reg_store *st, struct sl_registry *r, struct sl_err *err);
 	int (*write)(struct sl_reg_store *st, struct sl_registry *r, const char *key, const char *value,
 		     struct sl_err *err);
 	void (*close)(struct sl_reg_store *st);
@@ -172,6 +175,7 @@ struct sl_registry {
 	void *httpd;        /* struct MHD_Daemon (api.c) */
 	char *forward_url;  /* kafka store: the leader's REST URL when this node is a follower, else NULL */
 	bool leader;        /* may write (sqlite: always) */
+	char *self_url;     /* this node's REST URL once serving (the kafka store advertises it to the group) */
 };
 
 extern const char *const sl_reg_levels[];

@@ -528,7 +528,11 @@ int sl_reg_register(struct sl_registry *r, const char *subject, const char *type
 		sl_buf_printf(msg, "Subject %s is not in import mode: registering with an id needs IMPORT mode", subject);
 		return 422;
 	}
-	if (r->store->sync && (rc = r->store->sync(r->store, r, &err))) {
+	if (r->store->barrier)
+		rc = r->store->barrier(r->store, r, &err);
+	else
+		rc = r->store->sync ? r->store->sync(r->store, r, &err) : 0;
+	if (rc) {
 		*code = 50001;
 		sl_buf_printf(msg, "Error while reading the store: %s", err.msg);
 		return 500;
@@ -700,6 +704,7 @@ void sl_registry_close(struct sl_registry *r)
 	free(r->conf.topic);
 	free(r->conf.group);
 	free(r->forward_url);
+	free(r->self_url);
 	pthread_mutex_destroy(&r->mu);
 	free(r);
 }
@@ -709,7 +714,24 @@ int sl_registry_register(struct sl_registry *r, const char *subject, const char 
 {
 	struct sl_buf msg;
 	int code = 0, version = 0, status;
+	char *leader = NULL;
 	sl_buf_init(&msg);
+	pthread_mutex_lock(&r->mu);
+	if (!r->leader && r->forward_url)
+		leader = strdup(r->forward_url);
+	pthread_mutex_unlock(&r->mu);
+	if (leader) {
+		/* A follower of the Kafka store: the leader allocates the id; read it back so this node serves it. */
+		int rc = sl_registry_http_register(leader, subject, schema, type, id, err);
+		free(leader);
+		if (!rc) {
+			pthread_mutex_lock(&r->mu);
+			if (r->store->sync)
+				r->store->sync(r->store, r, NULL);
+			pthread_mutex_unlock(&r->mu);
+		}
+		return rc;
+	}
 	pthread_mutex_lock(&r->mu);
 	if (!r->leader)
 		status = 0;

@@ -38,6 +38,12 @@ int sl_registry_register(struct sl_registry *r, const char *subject, const char 
 /* Fetches the canonical schema text and type ("AVRO"/"JSON") of id; both malloc'd. SL_ENOTFOUND when unknown. */
 int sl_registry_schema_by_id(struct sl_registry *r, int id, char **schema, char **type, struct sl_err *err);
 
+/* The same two calls against a registry elsewhere (ours or Confluent's) at base URL ("http://host:8081"), over HTTP.
+ * Errors as above; a 409's message is the registry's, naming the rule that broke. */
+int sl_registry_http_register(const char *base, const char *subject, const char *schema, const char *type, int *id,
+			      struct sl_err *err);
+int sl_registry_http_schema(const char *base, int id, char **schema, char **type, struct sl_err *err);
+
 /* Answers one REST request in-process: method ("GET"...), the raw request target (path and query, still
  * percent-encoded), the body. Sets *status and fills out with the JSON response (cleared first). */
 void sl_registry_handle(struct sl_registry *r, const char *method, const char *target, const char *body, size_t len,

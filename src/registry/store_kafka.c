@@ -1,10 +1,506 @@
-/* The registry's store at scale: the `_schemas` compacted Kafka topic in Confluent's key/value format. */
+/* The registry's store at scale: the `_schemas` compacted Kafka topic (1 partition, cleanup.policy=compact) in
+ * Confluent's key/value format, so several `sluice registry` processes share one registry and a topic that
+ * Confluent's own registry wrote reads back unchanged.
+ *
+ * Reading: every node replays partition 0 from offset 0 at open and then catches up to the high watermark before
+ * it answers (sync), so a schema registered through any node is visible through every other one as soon as the
+ * write is acknowledged. A background thread also drains the topic once a second, so state stays fresh when idle.
+ *
+ * Writing: one leader. Nodes that serve HTTP join the consumer group `group` subscribed to the topic; the member
+ * that the group assigns partition 0 is the leader (one partition, so exactly one member holds it). Its client.id
+ * is its REST URL, which is how followers find it: they describe the group, pick the member whose assignment holds
+ * partition 0 and forward writes there (api.c); with no leader they answer 50004. Before allocating an id the
+ * leader writes a NOOP record and reads up to it (barrier), so every record written before it took over (by a
+ * previous leader that has not yet noticed it was deposed, say) is applied first; ids are max seen + 1. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "core/log.h"
 #include "registry/internal.h"
+
+#define NOOP_KEY "{\"keytype\":\"NOOP\",\"magic\":0}"
+#define OP_TIMEOUT_MS 10000
+
+struct kafka_store {
+	struct sl_reg_store base;
+	struct sl_registry *r;
+	char *topic, *group, *brokers;
+	rd_kafka_t *prod;
+	rd_kafka_t *reader;          /* simple consumer of partition 0: no group, no commits */
+	rd_kafka_topic_t *rkt;
+	int64_t next;                /* next offset to apply */
+	pthread_t thr;
+	bool thr_started;
+	volatile int stop;
+	rd_kafka_t *elect;           /* group member, once this node serves HTTP */
+	bool is_leader;              /* as the election thread sees it */
+};
+
+struct delivery {
+	int done;
+	rd_kafka_resp_err_t err;
+	int64_t offset;
+};
+
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	struct delivery *d = m->_private;
+	(void)rk;
+	(void)opaque;
+	if (d) {
+		d->err = m->err;
+		d->offset = m->offset;
+		d->done = 1;
+	}
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int set_conf(rd_kafka_conf_t *c, const char *k, const char *v, struct sl_err *err)
+{
+	char e[256];
+	if (rd_kafka_conf_set(c, k, v, e, sizeof e) != RD_KAFKA_CONF_OK)
+		return sl_err_set(err, SL_ECONFIG, "registry kafka store: %s=%s: %s", k, v, e);
+	return 0;
+}
+
+/* Applies records until the next offset to read is at least target (or the deadline passes). */
+static int read_until(struct kafka_store *s, int64_t target, int timeout_ms, struct sl_err *err)
+{
+	int64_t deadline = now_ms() + timeout_ms;
+	while (s->next < target) {
+		int64_t left = deadline - now_ms();
+		if (left <= 0)
+			return sl_err_set(err, SL_ETIMEDOUT,
+					  "registry kafka store: topic %s read up to offset %" PRId64 " of %" PRId64
+					  " within %d ms (is the broker %s up?)",
+					  s->topic, s->next, target, timeout_ms, s->brokers);
+		rd_kafka_message_t *m = rd_kafka_consume(s->rkt, 0, (int)(left > 200 ? 200 : left));
+		if (!m)
+			continue;
+		if (m->err) {
+			if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+				sl_warn("registry", "kafka store: reading %s: %s", s->topic, rd_kafka_message_errstr(m));
+			rd_kafka_message_destroy(m);
+			continue;
+		}
+		if (m->key)
+			sl_reg_apply(s->r, m->key, m->key_len, m->payload, m->payload ? m->len : 0);
+		s->next = m->offset + 1;
+		rd_kafka_message_destroy(m);
+	}
+	return 0;
+}
+
+/* Catches up to the high watermark: every acknowledged write, by any node, is applied after this. */
+static int ks_sync(struct sl_reg_store *st, struct sl_registry *r, struct sl_err *err)
+{
+	struct kafka_store *s = (struct kafka_store *)st;
+	int64_t lo = 0, hi = 0;
+	rd_kafka_resp_err_t e;
+	(void)r;
+	e = rd_kafka_query_watermark_offsets(s->reader, s->topic, 0, &lo, &hi, OP_TIMEOUT_MS);
+	if (e)
+		return sl_err_set(err, SL_EIO, "registry kafka store: high watermark of %s[0]: %s", s->topic,
+				  rd_kafka_err2str(e));
+	return read_until(s, hi, OP_TIMEOUT_MS, err);
+}
+
+/* Produces one record to partition 0 and waits for the broker's acknowledgement; *offset gets its offset. */
+static int produce_sync(struct kafka_store *s, const char *key, const char *value, int64_t *offset, struct sl_err *err)
+{
+	struct delivery d = {0};
+	rd_kafka_resp_err_t e = rd_kafka_producev(
+		s->prod, RD_KAFKA_V_TOPIC(s->topic), RD_KAFKA_V_PARTITION(0), RD_KAFKA_V_KEY(key, strlen(key)),
+		RD_KAFKA_V_VALUE((void *)value, value ? strlen(value) : 0), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+		RD_KAFKA_V_OPAQUE(&d), RD_KAFKA_V_END);
+	if (e)
+		return sl_err_set(err, SL_EIO, "registry kafka store: writing to %s: %s", s->topic, rd_kafka_err2str(e));
+	int64_t deadline = now_ms() + OP_TIMEOUT_MS * 3;
+	while (!d.done && now_ms() < deadline)
+		rd_kafka_poll(s->prod, 100);
+	if (!d.done) {
+		/* The message may still be delivered later: d is on this stack, so wait for the callback whatever it
+		 * takes (message.timeout.ms bounds it) rather than leave a dangling opaque. */
+		while (!d.done)
+			rd_kafka_poll(s->prod, 100);
+	}
+	if (d.err)
+		return sl_err_set(err, SL_EIO, "registry kafka store: writing to %s: %s", s->topic, rd_kafka_err2str(d.err));
+	*offset = d.offset;
+	return 0;
+}
+
+static int ks_barrier(struct sl_reg_store *st, struct sl_registry *r, struct sl_err *err)
+{
+	struct kafka_store *s = (struct kafka_store *)st;
+	int64_t off;
+	int rc;
+	if (!r->leader)
+		return sl_err_set(err, SL_EAGAIN, "this registry is not the leader of group %s", s->group);
+	if ((rc = produce_sync(s, NOOP_KEY, NULL, &off, err)))
+		return rc;
+	return read_until(s, off + 1, OP_TIMEOUT_MS, err);
+}
+
+static int ks_write(struct sl_reg_store *st, struct sl_registry *r, const char *key, const char *value,
+		    struct sl_err *err)
+{
+	struct kafka_store *s = (struct kafka_store *)st;
+	int64_t off;
+	int rc;
+	if (!r->leader)
+		return sl_err_set(err, SL_EAGAIN, "this registry is not the leader of group %s; write through the leader",
+				  s->group);
+	if ((rc = produce_sync(s, key, value, &off, err)))
+		return rc;
+	/* Applied by reading it back, so the fold sees records in the log's order, the same on every node. */
+	return read_until(s, off + 1, OP_TIMEOUT_MS, err);
+}
+
+/* ---- election ---- */
+
+static int32_t rd_i32(const unsigned char *p)
+{
+	return (int32_t)((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]);
+}
+
+/* Whether a ConsumerProtocol assignment (int16 version, [topic string, [int32 partition]], bytes userdata) holds
+ * partition 0 of topic. Every length is checked against the buffer: it comes from the broker. */
+static bool assignment_has_p0(const unsigned char *p, size_t n, const char *topic)
+{
+	size_t off = 2, tl = strlen(topic);
+	if (n < 6)
+		return false;
+	int32_t nt = rd_i32(p + off);
+	off += 4;
+	for (int32_t i = 0; i < nt; i++) {
+		if (off + 2 > n)
+			return false;
+		size_t sl = (size_t)(p[off] << 8 | p[off + 1]);
+		off += 2;
+		if (off + sl + 4 > n)
+			return false;
+		bool match = sl == tl && !memcmp(p + off, topic, tl);
+		off += sl;
+		int32_t np = rd_i32(p + off);
+		off += 4;
+		if (np < 0 || (size_t)np > (n - off) / 4)
+			return false;
+		for (int32_t k = 0; k < np; k++, off += 4)
+			if (match && rd_i32(p + off) == 0)
+				return true;
+	}
+	return false;
+}
+
+/* The leader's URL from the group's description, or NULL. */
+static char *find_leader(struct kafka_store *s, rd_kafka_t *rk)
+{
+	const struct rd_kafka_group_list *gl = NULL;
+	char *url = NULL;
+	if (rd_kafka_list_groups(rk, s->group, &gl, 3000) || !gl)
+		return NULL;
+	for (int g = 0; g < gl->group_cnt && !url; g++) {
+		const struct rd_kafka_group_info *gi = &gl->groups[g];
+		if (strcmp(gi->group, s->group) || strcmp(gi->state, "Stable"))
+			continue;
+		for (int m = 0; m < gi->member_cnt && !url; m++) {
+			const struct rd_kafka_group_member_info *mi = &gi->members[m];
+			if (mi->client_id && !strncmp(mi->client_id, "http", 4) &&
+			    assignment_has_p0(mi->member_assignment, (size_t)mi->member_assignment_size, s->topic))
+				url = strdup(mi->client_id);
+		}
+	}
+	rd_kafka_group_list_destroy(gl);
+	return url;
+}
+
+static void set_leader(struct kafka_store *s, bool lead)
+{
+	pthread_mutex_lock(&s->r->mu);
+	s->r->leader = lead;
+	if (lead) {
+		free(s->r->forward_url);
+		s->r->forward_url = NULL;
+	}
+	pthread_mutex_unlock(&s->r->mu);
+	if (lead != s->is_leader)
+		sl_info("registry", "kafka store: %s group=%s topic=%s", lead ? "leading" : "following", s->group, s->topic);
+	s->is_leader = lead;
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+	struct kafka_store *s = opaque;
+	if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+		bool lead = false;
+		for (int i = 0; i < parts->cnt; i++)
+			if (parts->elems[i].partition == 0 && !strcmp(parts->elems[i].topic, s->topic))
+				lead = true;
+		rd_kafka_assign(rk, parts);
+		/* Membership is all this consumer is for: it never reads. */
+		rd_kafka_pause_partitions(rk, parts);
+		set_leader(s, lead);
+	} else {
+		set_leader(s, false);
+		rd_kafka_assign(rk, NULL);
+	}
+}
+
+static int join_group(struct kafka_store *s, const char *url)
+{
+	rd_kafka_conf_t *c = rd_kafka_conf_new();
+	char e[256];
+	struct sl_err err;
+	if (set_conf(c, "bootstrap.servers", s->brokers, &err) || set_conf(c, "group.id", s->group, &err) ||
+	    /* client.id carries the REST URL: followers read it from the group description. */
+	    set_conf(c, "client.id", url, &err) || set_conf(c, "enable.auto.commit", "false", &err) ||
+	    set_conf(c, "auto.offset.reset", "latest", &err) ||
+	    set_conf(c, "partition.assignment.strategy", "range", &err) ||
+	    /* A killed leader is replaced after this long. */
+	    set_conf(c, "session.timeout.ms", "6000", &err) || set_conf(c, "heartbeat.interval.ms", "1000", &err) ||
+	    set_conf(c, "log_level", "3", &err)) {
+		sl_warn("registry", "%s", err.msg);
+		rd_kafka_conf_destroy(c);
+		return -1;
+	}
+	rd_kafka_conf_set_opaque(c, s);
+	rd_kafka_conf_set_rebalance_cb(c, rebalance_cb);
+	if (!(s->elect = rd_kafka_new(RD_KAFKA_CONSUMER, c, e, sizeof e))) {
+		sl_warn("registry", "kafka store: cannot create the group member: %s", e);
+		rd_kafka_conf_destroy(c);
+		return -1;
+	}
+	rd_kafka_poll_set_consumer(s->elect);
+	rd_kafka_topic_partition_list_t *t = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(t, s->topic, RD_KAFKA_PARTITION_UA);
+	rd_kafka_resp_err_t se = rd_kafka_subscribe(s->elect, t);
+	rd_kafka_topic_partition_list_destroy(t);
+	if (se)
+		sl_warn("registry", "kafka store: joining group %s: %s", s->group, rd_kafka_err2str(se));
+	sl_info("registry", "kafka store: joined the election group=%s url=%s", s->group, url);
+	return 0;
+}
+
+static void *elect_main(void *arg)
+{
+	struct kafka_store *s = arg;
+	int64_t last_find = 0, last_drain = 0;
+	while (!s->stop) {
+		if (!s->elect) {
+			char *url = NULL;
+			pthread_mutex_lock(&s->r->mu);
+			if (s->r->self_url)
+				url = strdup(s->r->self_url);
+			pthread_mutex_unlock(&s->r->mu);
+			if (url) {
+				join_group(s, url);
+				free(url);
+			}
+		}
+		if (s->elect) {
+			rd_kafka_message_t *m = rd_kafka_consumer_poll(s->elect, 200);
+			if (m)
+				rd_kafka_message_destroy(m);
+		} else
+			usleep(200000);
+		int64_t now = now_ms();
+		if (!s->is_leader && now - last_find >= 1000) {
+			last_find = now;
+			char *url = find_leader(s, s->elect ? s->elect : s->reader);
+			pthread_mutex_lock(&s->r->mu);
+			if (!s->r->leader) {
+				free(s->r->forward_url);
+				s->r->forward_url = url;
+				url = NULL;
+			}
+			pthread_mutex_unlock(&s->r->mu);
+			free(url);
+		}
+		if (now - last_drain >= 1000) {
+			struct sl_err err;
+			last_drain = now;
+			pthread_mutex_lock(&s->r->mu);
+			if (ks_sync(&s->base, s->r, &err))
+				sl_debug("registry", "%s", err.msg);
+			pthread_mutex_unlock(&s->r->mu);
+		}
+	}
+	return NULL;
+}
+
+/* ---- open/close ---- */
+
+static void ks_close(struct sl_reg_store *st)
+{
+	struct kafka_store *s = (struct kafka_store *)st;
+	if (s->thr_started) {
+		s->stop = 1;
+		pthread_join(s->thr, NULL);
+	}
+	if (s->elect) {
+		/* Leaving the group at once hands leadership over without waiting for the session timeout. */
+		rd_kafka_consumer_close(s->elect);
+		rd_kafka_destroy(s->elect);
+	}
+	if (s->rkt) {
+		rd_kafka_consume_stop(s->rkt, 0);
+		rd_kafka_topic_destroy(s->rkt);
+	}
+	if (s->reader)
+		rd_kafka_destroy(s->reader);
+	if (s->prod) {
+		rd_kafka_flush(s->prod, 5000);
+		rd_kafka_destroy(s->prod);
+	}
+	free(s->topic);
+	free(s->group);
+	free(s->brokers);
+	free(s);
+}
+
+/* Creates the topic as Confluent's registry would (1 partition, compacted) when it does not exist. */
+static int ensure_topic(struct kafka_store *s, struct sl_err *err)
+{
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_topic_t *t = rd_kafka_topic_new(s->prod, s->topic, NULL);
+	rd_kafka_resp_err_t e = rd_kafka_metadata(s->prod, 0, t, &md, OP_TIMEOUT_MS);
+	bool exists = false;
+	int rc = 0;
+	if (e) {
+		rd_kafka_topic_destroy(t);
+		return sl_err_set(err, SL_EIO, "registry kafka store: metadata of %s from %s: %s", s->topic, s->brokers,
+				  rd_kafka_err2str(e));
+	}
+	if (md->topic_cnt == 1 && !md->topics[0].err) {
+		exists = true;
+		if (md->topics[0].partition_cnt != 1)
+			sl_warn("registry", "kafka store: topic %s has %d partitions; only partition 0 is used", s->topic,
+				md->topics[0].partition_cnt);
+	}
+	rd_kafka_metadata_destroy(md);
+	rd_kafka_topic_destroy(t);
+	if (exists)
+		return 0;
+	char es[256];
+	rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(s->topic, 1, -1, es, sizeof es);
+	rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
+	rd_kafka_queue_t *q = rd_kafka_queue_new(s->prod);
+	rd_kafka_AdminOptions_t *o = rd_kafka_AdminOptions_new(s->prod, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+	rd_kafka_AdminOptions_set_operation_timeout(o, OP_TIMEOUT_MS, es, sizeof es);
+	rd_kafka_CreateTopics(s->prod, &nt, 1, o, q);
+	rd_kafka_event_t *ev = rd_kafka_queue_poll(q, OP_TIMEOUT_MS + 5000);
+	if (!ev)
+		rc = sl_err_set(err, SL_ETIMEDOUT, "registry kafka store: creating topic %s timed out", s->topic);
+	else {
+		size_t n;
+		const rd_kafka_topic_result_t **res = rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+		if (rd_kafka_event_error(ev))
+			rc = sl_err_set(err, SL_EIO, "registry kafka store: creating topic %s: %s", s->topic,
+					rd_kafka_event_error_string(ev));
+		else if (n == 1 && rd_kafka_topic_result_error(res[0]) &&
+			 rd_kafka_topic_result_error(res[0]) != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+			rc = sl_err_set(err, SL_EIO, "registry kafka store: creating topic %s: %s", s->topic,
+					rd_kafka_topic_result_error_string(res[0]));
+		else
+			sl_info("registry", "kafka store: created topic %s (1 partition, compacted)", s->topic);
+		rd_kafka_event_destroy(ev);
+	}
+	rd_kafka_AdminOptions_destroy(o);
+	rd_kafka_NewTopic_destroy(nt);
+	rd_kafka_queue_destroy(q);
+	/* A new topic's partition needs a leader before the first read: wait for the watermark query to answer. */
+	for (int i = 0; !rc && i < 50; i++) {
+		int64_t lo, hi;
+		if (!rd_kafka_query_watermark_offsets(s->prod, s->topic, 0, &lo, &hi, 1000))
+			break;
+		usleep(200000);
+	}
+	return rc;
+}
 
 int sl_reg_store_kafka_open(struct sl_reg_store **out, struct sl_registry *r, const struct sl_registry_conf *conf,
 			    struct sl_err *err)
 {
-	(void)out;
-	(void)r;
-	return sl_err_set(err, SL_ECONFIG, "registry store kafka (topic %s) is not built yet", conf->topic);
+	struct kafka_store *s = calloc(1, sizeof *s);
+	rd_kafka_conf_t *pc = NULL, *cc = NULL;
+	char e[256];
+	int rc;
+	if (!s)
+		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	s->base.sync = ks_sync;
+	s->base.barrier = ks_barrier;
+	s->base.write = ks_write;
+	s->base.close = ks_close;
+	s->r = r;
+	s->topic = strdup(conf->topic);
+	s->group = strdup(conf->group);
+	s->brokers = strdup(conf->brokers);
+	if (!s->topic || !s->group || !s->brokers) {
+		rc = sl_err_set(err, SL_ENOMEM, "out of memory");
+		goto fail;
+	}
+	r->leader = false; /* until the group says so */
+	pc = rd_kafka_conf_new();
+	if ((rc = set_conf(pc, "bootstrap.servers", s->brokers, err)) ||
+	    (rc = set_conf(pc, "enable.idempotence", "true", err)) || (rc = set_conf(pc, "acks", "all", err)) ||
+	    (rc = set_conf(pc, "linger.ms", "0", err)) || (rc = set_conf(pc, "message.timeout.ms", "30000", err)) ||
+	    (rc = set_conf(pc, "client.id", "sluice-registry-writer", err)) || (rc = set_conf(pc, "log_level", "3", err)))
+		goto fail;
+	rd_kafka_conf_set_dr_msg_cb(pc, dr_cb);
+	if (!(s->prod = rd_kafka_new(RD_KAFKA_PRODUCER, pc, e, sizeof e))) {
+		rc = sl_err_set(err, SL_ECONFIG, "registry kafka store: producer for %s: %s", s->brokers, e);
+		goto fail;
+	}
+	pc = NULL;
+	if ((rc = ensure_topic(s, err)))
+		goto fail;
+	cc = rd_kafka_conf_new();
+	if ((rc = set_conf(cc, "bootstrap.servers", s->brokers, err)) ||
+	    (rc = set_conf(cc, "client.id", "sluice-registry-reader", err)) ||
+	    (rc = set_conf(cc, "enable.partition.eof", "false", err)) ||
+	    (rc = set_conf(cc, "fetch.wait.max.ms", "50", err)) || (rc = set_conf(cc, "log_level", "3", err)))
+		goto fail;
+	if (!(s->reader = rd_kafka_new(RD_KAFKA_CONSUMER, cc, e, sizeof e))) {
+		rc = sl_err_set(err, SL_ECONFIG, "registry kafka store: reader for %s: %s", s->brokers, e);
+		goto fail;
+	}
+	cc = NULL;
+	if (!(s->rkt = rd_kafka_topic_new(s->reader, s->topic, NULL)) ||
+	    rd_kafka_consume_start(s->rkt, 0, RD_KAFKA_OFFSET_BEGINNING) == -1) {
+		rc = sl_err_set(err, SL_EIO, "registry kafka store: reading %s: %s", s->topic,
+				rd_kafka_err2str(rd_kafka_last_error()));
+		goto fail;
+	}
+	/* The replay: everything up to the high watermark now. */
+	if ((rc = ks_sync(&s->base, r, err)))
+		goto fail;
+	sl_info("registry", "store=kafka topic=%s brokers=%s records_to=%" PRId64 " schemas=%zu", s->topic, s->brokers,
+		s->next, r->nschemas);
+	if (pthread_create(&s->thr, NULL, elect_main, s)) {
+		rc = sl_err_set(err, SL_ENOMEM, "registry kafka store: cannot start the election thread");
+		goto fail;
+	}
+	s->thr_started = true;
+	*out = &s->base;
+	return 0;
+fail:
+	if (pc)
+		rd_kafka_conf_destroy(pc);
+	if (cc)
+		rd_kafka_conf_destroy(cc);
+	ks_close(&s->base);
+	return rc;
 }

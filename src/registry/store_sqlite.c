@@ -16,7 +16,8 @@ struct sqlite_store {
 	struct sl_reg_store base;
 	sqlite3 *db;
 	char *path;
-	sqlite3_stmt *put, *del;
+	sqlite3_stmt *put, *del, *since;
+	int64_t seq;  /* highest seq applied: another process (a pipeline beside `sluice up`) may share the file */
 };
 
 static int db_err(struct sqlite_store *s, struct sl_err *err, const char *what)
@@ -42,9 +43,27 @@ static int sq_write(struct sl_reg_store *st, struct sl_registry *r, const char *
 	return 0;
 }
 
+/* Applies rows that other connections wrote since the last look (re-applying our own is harmless: the fold is
+ * idempotent). A tombstone written elsewhere is only seen on the next open. */
+static int sq_sync(struct sl_reg_store *st, struct sl_registry *r, struct sl_err *err)
+{
+	struct sqlite_store *s = (struct sqlite_store *)st;
+	int rc;
+	sqlite3_reset(s->since);
+	sqlite3_bind_int64(s->since, 1, s->seq);
+	while ((rc = sqlite3_step(s->since)) == SQLITE_ROW) {
+		sl_reg_apply(r, (const char *)sqlite3_column_text(s->since, 0), (size_t)sqlite3_column_bytes(s->since, 0),
+			     (const char *)sqlite3_column_text(s->since, 1), (size_t)sqlite3_column_bytes(s->since, 1));
+		s->seq = sqlite3_column_int64(s->since, 2);
+	}
+	sqlite3_reset(s->since);
+	return rc == SQLITE_DONE ? 0 : db_err(s, err, "reading new records");
+}
+
 static void sq_close(struct sl_reg_store *st)
 {
 	struct sqlite_store *s = (struct sqlite_store *)st;
+	sqlite3_finalize(s->since);
 	sqlite3_finalize(s->put);
 	sqlite3_finalize(s->del);
 	sqlite3_close(s->db);
@@ -80,6 +99,7 @@ int sl_reg_store_sqlite_open(struct sl_reg_store **out, struct sl_registry *r, c
 	if (!s)
 		return sl_err_set(err, SL_ENOMEM, "out of memory");
 	s->base.write = sq_write;
+	s->base.sync = sq_sync;
 	s->base.close = sq_close;
 	if ((rc = mkdirs(data_dir, err))) {
 		free(s);
@@ -107,17 +127,20 @@ int sl_reg_store_sqlite_open(struct sl_reg_store **out, struct sl_registry *r, c
 			       "INSERT OR REPLACE INTO schemas_log(key, value, seq) "
 			       "VALUES (?1, ?2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM schemas_log))",
 			       -1, &s->put, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(s->db, "DELETE FROM schemas_log WHERE key = ?1", -1, &s->del, NULL) != SQLITE_OK) {
+	    sqlite3_prepare_v2(s->db, "DELETE FROM schemas_log WHERE key = ?1", -1, &s->del, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(s->db, "SELECT key, value, seq FROM schemas_log WHERE seq > ?1 ORDER BY seq", -1,
+			       &s->since, NULL) != SQLITE_OK) {
 		rc = db_err(s, err, "preparing statements");
 		goto fail;
 	}
-	if (sqlite3_prepare_v2(s->db, "SELECT key, value FROM schemas_log ORDER BY seq", -1, &q, NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v2(s->db, "SELECT key, value, seq FROM schemas_log ORDER BY seq", -1, &q, NULL) != SQLITE_OK) {
 		rc = db_err(s, err, "reading");
 		goto fail;
 	}
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
 		sl_reg_apply(r, (const char *)sqlite3_column_text(q, 0), (size_t)sqlite3_column_bytes(q, 0),
 			     (const char *)sqlite3_column_text(q, 1), (size_t)sqlite3_column_bytes(q, 1));
+		s->seq = sqlite3_column_int64(q, 2);
 		n++;
 	}
 	sqlite3_finalize(q);

@@ -1,0 +1,163 @@
+/* A small client of the registry's REST API (ours or Confluent's), over libcurl: what a pipeline needs when the
+ * registry runs elsewhere (`registry_url`) and what a follower of the Kafka store uses to register through its
+ * leader. Only two calls: register a schema under a subject, fetch a schema by id. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "registry/internal.h"
+
+#define CLIENT_MAX_RESPONSE (64 << 20)
+
+static size_t on_body(char *p, size_t sz, size_t n, void *ud)
+{
+	struct sl_buf *b = ud;
+	if (b->len + sz * n > CLIENT_MAX_RESPONSE)
+		return 0; /* a registry answer this big is not a schema: abort the transfer */
+	sl_buf_append(b, p, sz * n);
+	return sz * n;
+}
+
+/* Performs one request; *status gets the HTTP status, out the body. */
+static int request(const char *url, const char *method, const char *body, long *status, struct sl_buf *out,
+		   struct sl_err *err)
+{
+	CURL *h = curl_easy_init();
+	struct curl_slist *hd = NULL;
+	CURLcode cc;
+	char eb[CURL_ERROR_SIZE] = "";
+	if (!h)
+		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	hd = curl_slist_append(hd, "Content-Type: application/vnd.schemaregistry.v1+json");
+	hd = curl_slist_append(hd, "Accept: application/vnd.schemaregistry.v1+json, application/json");
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, eb);
+	if (body) {
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+	}
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
+	sl_buf_reset(out);
+	cc = curl_easy_perform(h);
+	if (cc == CURLE_OK)
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+	curl_slist_free_all(hd);
+	curl_easy_cleanup(h);
+	if (cc != CURLE_OK)
+		return sl_err_set(err, SL_EIO, "schema registry %s: %s", url, eb[0] ? eb : curl_easy_strerror(cc));
+	if (!sl_buf_ok(out))
+		return sl_err_set(err, SL_ENOMEM, "out of memory reading %s", url);
+	return 0;
+}
+
+/* Turns a non-200 answer into an error with the registry's own message (a 409 says which rule broke). */
+static int answer_error(const char *what, long status, struct sl_buf *body, struct sl_err *err)
+{
+	struct sl_rj *j = NULL;
+	struct sl_err perr;
+	const char *msg = NULL;
+	int code = 0;
+	if (!sl_rj_parse(body->data ? body->data : "", body->len, &j, &perr)) {
+		struct sl_rj *c = sl_rj_get(j, "error_code");
+		msg = sl_rj_getstr(j, "message");
+		if (c && c->t == SL_RJ_NUM)
+			code = (int)c->d;
+	}
+	int rc = sl_err_set(err, status == 409 ? SL_ETYPE : status == 422 ? SL_EINVAL : status == 404 ? SL_ENOTFOUND
+						: SL_ESERVER,
+			    "%s: HTTP %ld: %s (error_code %d)", what, status, msg ? msg : "no message", code);
+	sl_rj_free(j);
+	return rc;
+}
+
+int sl_registry_http_register(const char *base, const char *subject, const char *schema, const char *type, int *id,
+			      struct sl_err *err)
+{
+	struct sl_buf url, body, out;
+	char what[600];
+	long status = 0;
+	int rc;
+	char *enc;
+	CURL *h = curl_easy_init();
+	if (!h)
+		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	/* Subjects may hold any character ('/' included): always percent-encoded in the path. */
+	enc = curl_easy_escape(h, subject, (int)strlen(subject));
+	curl_easy_cleanup(h);
+	if (!enc)
+		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	sl_buf_init(&url);
+	sl_buf_init(&body);
+	sl_buf_init(&out);
+	size_t bl = strlen(base);
+	while (bl && base[bl - 1] == '/')
+		bl--;
+	sl_buf_printf(&url, "%.*s/subjects/%s/versions", (int)bl, base, enc);
+	curl_free(enc);
+	sl_buf_puts(&body, "{\"schema\":");
+	sl_buf_json_str(&body, schema, strlen(schema));
+	if (type && strcmp(type, "AVRO"))
+		sl_buf_printf(&body, ",\"schemaType\":\"%s\"", type);
+	sl_buf_putc(&body, '}');
+	snprintf(what, sizeof what, "registering subject '%s' at %s", subject, base);
+	rc = request(sl_buf_cstr(&url), "POST", sl_buf_cstr(&body), &status, &out, err);
+	if (!rc && status != 200)
+		rc = answer_error(what, status, &out, err);
+	if (!rc) {
+		struct sl_rj *j = NULL;
+		struct sl_rj *v;
+		if ((rc = sl_rj_parse(out.data ? out.data : "", out.len, &j, err)) ||
+		    !(v = sl_rj_get(j, "id")) || v->t != SL_RJ_NUM)
+			rc = sl_err_set(err, SL_EPROTO, "%s: the answer has no id", what);
+		else
+			*id = (int)v->d;
+		sl_rj_free(j);
+	}
+	sl_buf_free(&url);
+	sl_buf_free(&body);
+	sl_buf_free(&out);
+	return rc;
+}
+
+int sl_registry_http_schema(const char *base, int id, char **schema, char **type, struct sl_err *err)
+{
+	struct sl_buf out;
+	char url[2048], what[600];
+	long status = 0;
+	int rc;
+	sl_buf_init(&out);
+	size_t bl = strlen(base);
+	while (bl && base[bl - 1] == '/')
+		bl--;
+	snprintf(url, sizeof url, "%.*s/schemas/ids/%d", (int)bl, base, id);
+	snprintf(what, sizeof what, "schema id %d at %s", id, base);
+	rc = request(url, "GET", NULL, &status, &out, err);
+	if (!rc && status != 200)
+		rc = answer_error(what, status, &out, err);
+	if (!rc) {
+		struct sl_rj *j = NULL;
+		const char *s, *t;
+		if ((rc = sl_rj_parse(out.data ? out.data : "", out.len, &j, err)) || !(s = sl_rj_getstr(j, "schema")))
+			rc = sl_err_set(err, SL_EPROTO, "%s: the answer has no schema", what);
+		else {
+			t = sl_rj_getstr(j, "schemaType");
+			*schema = strdup(s);
+			*type = strdup(t ? t : "AVRO");
+			if (!*schema || !*type) {
+				free(*schema);
+				free(*type);
+				rc = sl_err_set(err, SL_ENOMEM, "out of memory");
+			}
+		}
+		sl_rj_free(j);
+	}
+	sl_buf_free(&out);
+	return rc;
+}
