@@ -442,9 +442,17 @@ def drop_keyspace(ks):
 
 # ---- services ----------------------------------------------------------------------------------------------------
 
-def service(cmd, name, timeout=300):
-    r = subprocess.run([SERVICES, cmd, name], capture_output=True, text=True, timeout=timeout)
-    assert r.returncode == 0, f"tests/services/run {cmd} {name}: {r.stdout}{r.stderr}"
+def service(cmd, name, timeout=300, attempts=None):
+    """tests/services/run CMD NAME. A start is tried up to 5 times, 10 s apart: a test that stopped a shared service
+    must bring it back even if the launcher is briefly unusable (another engineer editing it, a port in TIME_WAIT)."""
+    attempts = attempts or (5 if cmd == "start" else 1)
+    for i in range(attempts):
+        r = subprocess.run([SERVICES, cmd, name], capture_output=True, text=True, timeout=timeout)
+        if r.returncode == 0:
+            return
+        if i + 1 < attempts:
+            time.sleep(10)
+    raise AssertionError(f"tests/services/run {cmd} {name}: {r.stdout}{r.stderr}")
 
 
 def service_ready(name):
