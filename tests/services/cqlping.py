@@ -9,6 +9,7 @@ Exit codes: 0 the query answered; 1 the node did not answer (refused, closed, ti
 """
 import argparse
 import socket
+import ssl
 import struct
 import sys
 
@@ -90,9 +91,19 @@ class _Reader:
         return tid
 
 
-def query(host, port, cql, user=None, password=None, timeout=5.0):
-    with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.settimeout(timeout)
+def _connect(host, port, timeout, tls_ca=None, tls_cert=None, tls_key=None):
+    sock = socket.create_connection((host, port), timeout=timeout)
+    sock.settimeout(timeout)
+    if tls_ca is None:
+        return sock
+    ctx = ssl.create_default_context(cafile=tls_ca)
+    if tls_cert:
+        ctx.load_cert_chain(tls_cert, tls_key)
+    return ctx.wrap_socket(sock, server_hostname=host)
+
+
+def query(host, port, cql, user=None, password=None, timeout=5.0, tls_ca=None, tls_cert=None, tls_key=None):
+    with _connect(host, port, timeout, tls_ca, tls_cert, tls_key) as sock:
         op, body = _request(sock, 0, OP_STARTUP, struct.pack(">H", 1) + _string("CQL_VERSION") + _string("3.0.0"))
         if op == OP_AUTHENTICATE:
             if user is None:
@@ -134,14 +145,17 @@ def main():
     ap.add_argument("--user")
     ap.add_argument("--password")
     ap.add_argument("--timeout", type=float, default=5.0)
+    ap.add_argument("--tls-ca", help="TLS: CA file that verifies the node (turns TLS on)")
+    ap.add_argument("--tls-cert", help="TLS: client certificate (PEM)")
+    ap.add_argument("--tls-key", help="TLS: client key (PEM)")
     ap.add_argument("--query", default="SELECT release_version FROM system.local")
     a = ap.parse_args()
     try:
-        rows = query(a.host, a.port, a.query, a.user, a.password, a.timeout)
+        rows = query(a.host, a.port, a.query, a.user, a.password, a.timeout, a.tls_ca, a.tls_cert, a.tls_key)
     except CqlError as e:
         print(f"cqlping: {a.host}:{a.port}: {e}", file=sys.stderr)
         return 2 if e.code == ERR_BAD_CREDENTIALS else 3
-    except (OSError, ConnectionError, struct.error) as e:
+    except (OSError, ConnectionError, struct.error) as e:  # ssl.SSLError is an OSError
         print(f"cqlping: {a.host}:{a.port}: {e}", file=sys.stderr)
         return 1
     for row in rows:
