@@ -89,6 +89,8 @@ void sl_backend_close(struct sl_backend *b)
 {
 	sl_embedded_close(b->emb);
 	b->emb = NULL;
+	sl_kafka_lagger_close(b->lagger);
+	b->lagger = NULL;
 	if (b->kafka)
 		sl_opt_free(sl_kafka_opts, &b->kc);
 }
@@ -125,7 +127,9 @@ int64_t sl_backend_lag(struct sl_backend *b, struct sl_consumer *cons, const cha
 	if (b->kafka) {
 		int64_t lag = 0;
 		struct sl_err err = {0};
-		int rc = sl_kafka_group_lag(&b->kc, group, topic, &lag, &err);
+		if (!b->lagger && sl_kafka_lagger_open(&b->kc, group, topic, &b->lagger, &err))
+			return err.code ? err.code : SL_EIO;
+		int rc = sl_kafka_lagger_get(b->lagger, &lag, &err);
 		return rc ? rc : lag;
 	}
 	return cons->ops->lag(cons, NULL);

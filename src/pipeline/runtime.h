@@ -13,6 +13,7 @@ struct sl_backend {
 	struct sl_embedded_log *emb; /* always open: cursors live here; and topics when there is no kafka section */
 	bool kafka;
 	struct sl_kafka_conf kc;     /* bound from the kafka: section when present */
+	struct sl_kafka_lagger *lagger; /* the group-wide lag, one client for the run */
 };
 
 int sl_backend_open(struct sl_conf *c, struct sl_backend *b, struct sl_err *err);

@@ -836,3 +836,65 @@ int sl_kafka_group_lag(const struct sl_kafka_conf *kc, const char *group, const 
 	*out = lag;
 	return 0;
 }
+
+/* A long-lived client for the group-wide lag: the processor asks once a second while idle, and a new client per
+ * question (threads, connections, a metadata round trip) would churn the broker. Not subscribed, so it never joins
+ * the group it reads. */
+struct sl_kafka_lagger {
+	rd_kafka_t *rk;
+	char *group, *topic;
+};
+
+int sl_kafka_lagger_open(const struct sl_kafka_conf *kc, const char *group, const char *topic,
+			 struct sl_kafka_lagger **out, struct sl_err *err)
+{
+	struct sl_kafka_lagger *l = calloc(1, sizeof *l);
+	if (!l)
+		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	rd_kafka_conf_t *c = NULL;
+	int rc = build_conf(kc, ROLE_CONSUMER, &c, err);
+	if (!rc && (rc = set(c, "group.id", group, err)) != 0)
+		rd_kafka_conf_destroy(c);
+	if (!rc)
+		rc = new_client(RD_KAFKA_CONSUMER, c, &l->rk, err);
+	l->group = strdup(group);
+	l->topic = strdup(topic);
+	if (!rc && (!l->group || !l->topic))
+		rc = sl_err_set(err, SL_ENOMEM, "out of memory");
+	if (rc) {
+		sl_kafka_lagger_close(l);
+		return rc;
+	}
+	*out = l;
+	return 0;
+}
+
+int sl_kafka_lagger_get(struct sl_kafka_lagger *l, int64_t *out, struct sl_err *err)
+{
+	int n = 0;
+	int rc = topic_partitions(l->rk, l->topic, &n, false, err);
+	if (rc)
+		return rc;
+	if (n == 0)
+		return sl_err_set(err, SL_ENOTFOUND, "kafka: topic %s does not exist", l->topic);
+	rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(n);
+	for (int i = 0; i < n; i++)
+		rd_kafka_topic_partition_list_add(parts, l->topic, i);
+	int64_t lag = lag_of(l->rk, parts, err);
+	rd_kafka_topic_partition_list_destroy(parts);
+	if (lag < 0)
+		return (int)lag;
+	*out = lag;
+	return 0;
+}
+
+void sl_kafka_lagger_close(struct sl_kafka_lagger *l)
+{
+	if (!l)
+		return;
+	if (l->rk)
+		rd_kafka_destroy(l->rk);
+	free(l->group);
+	free(l->topic);
+	free(l);
+}

@@ -143,4 +143,11 @@ int sl_kafka_watermarks(const struct sl_kafka_conf *kc, const char *topic, int32
 int sl_kafka_group_lag(const struct sl_kafka_conf *kc, const char *group, const char *topic, int64_t *out,
 		       struct sl_err *err);
 
+/* The same lag from one long-lived client (for callers that ask often). */
+struct sl_kafka_lagger;
+int sl_kafka_lagger_open(const struct sl_kafka_conf *kc, const char *group, const char *topic,
+			 struct sl_kafka_lagger **out, struct sl_err *err);
+int sl_kafka_lagger_get(struct sl_kafka_lagger *l, int64_t *out, struct sl_err *err);
+void sl_kafka_lagger_close(struct sl_kafka_lagger *l);
+
 #endif
