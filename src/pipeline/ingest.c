@@ -183,7 +183,16 @@ int sl_ingest_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run_
 		if (in.fatal)
 			break;
 		struct sl_page page;
+		memset(&page, 0, sizeof page);
 		rc = src->ops->next_page(src, &page, err);
+		/* SL_ETOOBIG with the page filled in: the source stepped past a response over its size cap (http.c);
+		 * a note of it goes to the DLQ and the stream goes on. */
+		char fetch_err[SL_ERR_MSG_MAX] = "";
+		if (rc == SL_ETOOBIG && page.url) {
+			snprintf(fetch_err, sizeof fetch_err, "%s", err->msg);
+			memset(err, 0, sizeof *err);
+			rc = 0;
+		}
 		if (rc == SL_ENOTFOUND) {
 			rc = 0;
 			break;
@@ -209,7 +218,16 @@ int sl_ingest_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run_
 		struct sl_err perr = {0};
 		char pb[16], ob[24];
 		struct sl_header h[6];
-		if (sl_json_parse(jp, page.body, page.len, &root, &perr) != 0 ||
+		if (fetch_err[0]) {
+			sl_dlq_headers(h, "fetch", fetch_err, p->name, NULL, pb, -1, ob, (int64_t)page.seq);
+			struct sl_msg m = {.topic = p->dlq_topic, .partition = -1, .value = page.url,
+					   .value_len = strlen(page.url), .headers = h, .n_headers = 6};
+			if ((rc = produce(&in, prod, slot, &m, o->stop, err)))
+				goto out;
+			st->dlq++;
+			sl_live.dlq++;
+			sl_counter_add(in.m.ingest_dlq, 1);
+		} else if (sl_json_parse(jp, page.body, page.len, &root, &perr) != 0 ||
 		    (src->records_path && !sl_json_path(root, src->records_path, strlen(src->records_path), &arr))) {
 			/* The whole page is unusable: keep it, whole, in the DLQ with the reason. */
 			if (!perr.msg[0])

@@ -965,6 +965,36 @@ static int http_next_page(struct sl_source *bs, struct sl_page *out, struct sl_e
 			curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
 			req_finished(s, r, m->data.result);
 		}
+		if (s->nwin && s->win[0]->st == R_FAIL && s->win[0]->err_code == SL_ETOOBIG &&
+		    (s->mode == P_NONE || s->mode == P_PAGE || s->mode == P_OFFSET)) {
+			/* An oversize response where the next request does not depend on its body: hand it out as a
+			 * failed page (SL_ETOOBIG with out filled, an empty body) so the ingest loop dead-letters a note
+			 * of it and the stream goes on past it, instead of every run stopping at the same page. */
+			struct req *r = s->win[0];
+			memmove(s->win, s->win + 1, (s->nwin - 1) * sizeof *s->win);
+			s->nwin--;
+			memset(out, 0, sizeof *out);
+			char num[32];
+			rc = 0;
+			if (s->mode == P_PAGE) {
+				snprintf(num, sizeof num, "%" PRId64, r->pos + 1);
+				rc = set_cursor(s, out, "next_page", num, err);
+			} else if (s->mode == P_OFFSET) {
+				snprintf(num, sizeof num, "%" PRId64, r->pos + s->c.pagination.limit);
+				rc = set_cursor(s, out, "next_offset", num, err);
+			}
+			if (rc) {
+				req_free(r);
+				return rc;
+			}
+			sl_warn(COMP, "%s; the page goes to the dead-letter topic", r->err_msg);
+			s->cur = r;
+			out->body = "";
+			out->len = 0;
+			out->seq = s->seq++;
+			out->url = r->url_log;
+			return sl_err_set(err, SL_ETOOBIG, "%s", r->err_msg);
+		}
 		if (s->nwin && s->win[0]->st == R_FAIL) {
 			struct req *r = s->win[0];
 			rc = sl_err_set(err, r->err_code, "%s", r->err_msg);
