@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "codec/avro.h"
 #include "codec/json.h"
 #include "codec/record_json.h"
 #include "core/arena.h"
@@ -138,9 +139,43 @@ static void progress(const struct sl_pipeline *p, const struct sl_ingest_stats *
 		    dt > 0 ? (double)st->delivered / dt : 0);
 }
 
+/* format avro: registers the mapping's Avro schema under the pipeline's subject before anything is written, so an
+ * incompatible change stops the pipeline here, with the registry's message naming the rule that broke. */
+static int avro_register(struct sl_conf *c, struct sl_pipeline *p, struct sl_avro_registry **reg, int *id,
+			 struct sl_err *err)
+{
+	struct sl_buf text, subject;
+	int rc;
+	sl_buf_init(&text);
+	sl_buf_init(&subject);
+	if ((rc = sl_avro_schema_for(sl_mapping_schema(p->map), p->name, &text, err)) ||
+	    (rc = sl_avro_registry_open(reg, p->registry_url, c->registry, c->data_dir, err)))
+		goto out;
+	/* The record name as written in the schema (sl_avro_schema_for made it a valid Avro name). */
+	const char *nm = strstr(sl_buf_cstr(&text), "\"name\":\"") + 8;
+	int nl = (int)strcspn(nm, "\"");
+	if (!strcmp(p->subject_strategy, "record"))
+		sl_buf_printf(&subject, "%.*s", nl, nm);
+	else if (!strcmp(p->subject_strategy, "topic_record"))
+		sl_buf_printf(&subject, "%s-%.*s", p->topic, nl, nm);
+	else
+		sl_buf_printf(&subject, "%s-value", p->topic);
+	if ((rc = sl_avro_registry_register(*reg, sl_buf_cstr(&subject), sl_buf_cstr(&text), id, err))) {
+		sl_err_prefix(err, "pipeline %s: schema of the mapping: ", p->name);
+		goto out;
+	}
+	sl_info("ingest", "pipeline %s: format=avro subject=%s schema_id=%d", p->name, sl_buf_cstr(&subject), *id);
+out:
+	sl_buf_free(&text);
+	sl_buf_free(&subject);
+	return rc;
+}
+
 int sl_ingest_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run_opts *o, struct sl_ingest_stats *st,
 		  struct sl_err *err)
 {
+	struct sl_avro_registry *reg = NULL;
+	int avro_id = -1;
 	memset(st, 0, sizeof *st);
 	struct ingest in = {.p = p, .st = st};
 	sl_pipeline_metrics(p->name, &in.m);
@@ -166,7 +201,9 @@ int sl_ingest_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run_
 	bool have_resume = sl_embedded_cursor_get(be.emb, in.cursor_name, resume, sizeof resume, NULL) == 0;
 	if (have_resume)
 		sl_info("ingest", "pipeline %s resumes after cursor %s", p->name, resume);
-	if ((rc = sl_source_new(p->name, p->source, have_resume ? resume : NULL, &src, err)) ||
+	bool avro = !strcmp(p->format, "avro");
+	if ((avro && (rc = avro_register(c, p, &reg, &avro_id, err))) ||
+	    (rc = sl_source_new(p->name, p->source, have_resume ? resume : NULL, &src, err)) ||
 	    (rc = sl_backend_ensure_topic(&be, c, p->topic, (int)p->partitions, (int)p->replication, err)) ||
 	    (rc = sl_backend_ensure_topic(&be, c, p->dlq_topic, 1, (int)p->replication, err)) ||
 	    (rc = sl_backend_producer(&be, c, on_delivery, &in, &prod, err)) ||
@@ -260,7 +297,8 @@ int sl_ingest_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run_
 				sl_buf_reset(&payload);
 				sl_buf_reset(&key);
 				if (mrc == 0)
-					mrc = sl_record_to_json(&rec, &payload, &merr);
+					mrc = avro ? sl_avro_encode(&rec, avro_id, &payload, &merr)
+						   : sl_record_to_json(&rec, &payload, &merr);
 				if (mrc == 0 && schema->key >= 0)
 					mrc = sl_record_key(&rec, &key, &merr);
 				if (mrc == 0 && payload.len > (size_t)p->max_record_bytes)
@@ -328,6 +366,7 @@ out_noclose:
 	if (rc == 0 && st->records > 0 && st->delivered == 0)
 		rc = sl_err_set(err, SL_EIO, "pipeline %s: nothing could be delivered", p->name);
 	free(in.slots);
+	sl_avro_registry_close(reg);
 	sl_json_parser_free(jp);
 	sl_mapping_env_free(&env);
 	sl_arena_free(&arena);

@@ -29,7 +29,9 @@ struct sl_pipeline {
 	const struct sl_cfg_node *source;  /* interpreted by sl_source_new */
 	char *topic;
 	int64_t partitions, replication;
-	char *format;                      /* json (avro with the registry) */
+	char *format;                      /* json or avro (Confluent wire format, schemas in the registry) */
+	char *registry_url;                /* avro: a registry elsewhere; else the registry: section's store */
+	char *subject_strategy;            /* avro: topic (<topic>-value), record, topic_record */
 	char *key;                         /* key column */
 	char *dlq_topic;                   /* default <topic>.dlq */
 	char *group;                       /* consumer group, default sluice-<name> */

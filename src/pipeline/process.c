@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "codec/avro.h"
 #include "codec/json.h"
 #include "codec/record_json.h"
 #include "core/arena.h"
@@ -44,6 +45,7 @@ struct proc {
 	struct sl_process_stats *st;
 	int64_t dlq_outstanding, dlq_failed;
 	struct sl_pipeline_metrics m;
+	struct sl_avro_cache *avro; /* format avro: readers by schema id */
 };
 
 static void on_dlq_delivery(void *ctx, void *opaque, int err, const char *errmsg, int32_t partition, int64_t offset)
@@ -184,9 +186,17 @@ static int fill_slot(struct proc *pr, struct slot *s, const struct sl_msg *in, i
 		} else if (m->offset + 1 > s->marks[k].next_offset)
 			s->marks[k].next_offset = m->offset + 1;
 		struct sl_err derr = {0};
-		int drc = m->value ? sl_record_decode_json(&s->recs[nrec], schema, jp, m->value, m->value_len,
-							   &s->arena, &derr)
-				   : sl_err_set(&derr, SL_EINVAL, "empty message (no value)");
+		int drc;
+		if (!m->value)
+			drc = sl_err_set(&derr, SL_EINVAL, "empty message (no value)");
+		else if (pr->avro) {
+			drc = sl_avro_cache_decode(pr->avro, m->value, m->value_len, &s->recs[nrec], &s->arena, &derr);
+			/* A registry that cannot be asked is not the record's fault: stop uncommitted, read it again later. */
+			if (drc && drc != SL_EINVAL && drc != SL_ENOTFOUND && drc != SL_ETYPE && drc != SL_ETOOBIG)
+				return sl_err_set(err, drc, "%s[%" PRId32 "]@%" PRId64 ": %s", m->topic, m->partition,
+						  m->offset, derr.msg);
+		} else
+			drc = sl_record_decode_json(&s->recs[nrec], schema, jp, m->value, m->value_len, &s->arena, &derr);
 		if (drc == 0)
 			drc = sl_record_check(&s->recs[nrec], &derr);
 		if (drc != 0) {
@@ -232,6 +242,7 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 	struct sl_consumer *cons = NULL;
 	struct sl_sink *sink = NULL;
 	struct sl_json_parser *jp = NULL;
+	struct sl_avro_registry *reg = NULL;
 	size_t max = (size_t)p->batch.max_records;
 	size_t nslots = (size_t)p->batch.in_flight;
 	struct slot *slots = calloc(nslots, sizeof *slots);
@@ -254,6 +265,10 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 		goto out;
 	be_open = true;
 	const struct sl_schema *schema = sl_mapping_schema(p->map);
+	if (!strcmp(p->format, "avro") &&
+	    ((rc = sl_avro_registry_open(&reg, p->registry_url, c->registry, c->data_dir, err)) ||
+	     (rc = sl_avro_cache_new(reg, schema, &pr.avro, err))))
+		goto out;
 	if ((rc = sl_backend_ensure_topic(&be, c, p->topic, (int)p->partitions, (int)p->replication, err)) ||
 	    (rc = sl_backend_ensure_topic(&be, c, p->dlq_topic, 1, (int)p->replication, err)) ||
 	    (rc = sl_backend_consumer(&be, c, p->group, p->topic, &cons, err)) ||
@@ -450,6 +465,8 @@ out:
 	if (o->progress)
 		progress(p, st, t0, true);
 	sl_json_parser_free(jp);
+	sl_avro_cache_free(pr.avro);
+	sl_avro_registry_close(reg);
 	for (size_t i = 0; slots && i < nslots; i++)
 		slot_free(&slots[i]);
 	free(slots);
