@@ -3,11 +3,13 @@
  * per-request deadlines, and heartbeats. Frames queued during one loop iteration go out in one write. A request that
  * timed out keeps its stream id reserved ("orphan") until its late answer arrives, so ids are never reused while
  * the server may still answer on them. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -337,7 +339,9 @@ static void dispatch_frame(struct sl_cql_conn *c, const struct sl_cql_header *h,
 	sl_cql_on_response(c->s, c, r, h, body, len);
 }
 
-static ssize_t conn_read(struct sl_cql_conn *c, void *p, size_t n, bool *again)
+/* On a TLS failure, tls_why gets OpenSSL's reason (with TLS 1.3 a server that refuses the client's certificate
+ * says so in an alert that arrives at the first read, after the handshake looked complete). */
+static ssize_t conn_read(struct sl_cql_conn *c, void *p, size_t n, bool *again, char *tls_why, size_t whysz)
 {
 	*again = false;
 	if (c->ssl) {
@@ -351,7 +355,14 @@ static ssize_t conn_read(struct sl_cql_conn *c, void *p, size_t n, bool *again)
 		}
 		if (err == SSL_ERROR_ZERO_RETURN)
 			return 0;
-		errno = EPROTO;
+		unsigned long e = ERR_get_error();
+		if (e && err == SSL_ERROR_SSL) {
+			char ebuf[200];
+			ERR_error_string_n(e, ebuf, sizeof ebuf);
+			snprintf(tls_why, whysz, "TLS error: %s", ebuf);
+		}
+		ERR_clear_error();
+		errno = err == SSL_ERROR_SYSCALL && !e ? ECONNRESET : EPROTO;
 		return -1;
 	}
 	ssize_t got = read(c->fd, p, n);
@@ -369,7 +380,8 @@ static void on_readable(struct sl_cql_conn *c)
 			return;
 		}
 		bool again;
-		ssize_t n = conn_read(c, d, READ_CHUNK, &again);
+		char tls_why[240] = "";
+		ssize_t n = conn_read(c, d, READ_CHUNK, &again, tls_why, sizeof tls_why);
 		if (n > 0) {
 			c->rbuf.len += (size_t)n;
 			c->last_read_ms = sl_cql_now_ms();
@@ -379,9 +391,9 @@ static void on_readable(struct sl_cql_conn *c)
 		}
 		if (again)
 			break;
-		char msg[200];
-		snprintf(msg, sizeof msg, "%s", n == 0 ? "connection closed by the server" : strerror(errno));
-		sl_cql_conn_close(c, SL_ECLOSED, msg);
+		char msg[260];
+		snprintf(msg, sizeof msg, "%s", *tls_why ? tls_why : n == 0 ? "connection closed by the server" : strerror(errno));
+		sl_cql_conn_close(c, *tls_why ? SL_EAUTH : SL_ECLOSED, msg);
 		return;
 	}
 	while (c->state != SL_CQL_CONN_CLOSED && c->rbuf.len - c->roff >= SL_CQL_HEADER_LEN) {
@@ -487,11 +499,19 @@ static void tls_handshake(struct sl_cql_conn *c)
 		return;
 	}
 	char msg[300], ebuf[200];
-	ERR_error_string_n(ERR_get_error(), ebuf, sizeof ebuf);
+	unsigned long e = ERR_get_error();
+	ERR_clear_error();
+	if (!e) {
+		/* No TLS reason: the peer closed or reset the connection (not a TLS port, or a node going down). */
+		sl_cql_conn_close(c, SL_ECLOSED, "connection closed during the TLS handshake (is this port TLS?)");
+		return;
+	}
+	ERR_error_string_n(e, ebuf, sizeof ebuf);
 	long vr = SSL_get_verify_result(c->ssl);
 	snprintf(msg, sizeof msg, "TLS handshake failed: %s%s%s", ebuf, vr != X509_V_OK ? "; certificate: " : "",
 		 vr != X509_V_OK ? X509_verify_cert_error_string(vr) : "");
-	sl_cql_conn_close(c, SL_EIO, msg);
+	/* A certificate or protocol refusal does not pass by retrying. */
+	sl_cql_conn_close(c, SL_EAUTH, msg);
 }
 
 static void on_connected(struct sl_cql_conn *c)
@@ -515,13 +535,28 @@ static void on_connected(struct sl_cql_conn *c)
 		SSL_set_fd(ssl, c->fd);
 		SSL_set_connect_state(ssl);
 		struct sl_cql_host *h = c->s->hosts[c->host];
+		char hostonly[256];
+		snprintf(hostonly, sizeof hostonly, "%s", h->name);
+		char *colon = strrchr(hostonly, ':');
+		if (colon && strchr(hostonly, ':') == colon) /* host:port, not a bare IPv6 address */
+			*colon = '\0';
+		if (hostonly[0] == '[') { /* [v6]:port */
+			memmove(hostonly, hostonly + 1, strlen(hostonly));
+			char *rb = strchr(hostonly, ']');
+			if (rb)
+				*rb = '\0';
+		}
+		unsigned char ipbuf[16];
+		bool is_ip = inet_pton(AF_INET, hostonly, ipbuf) == 1 || inet_pton(AF_INET6, hostonly, ipbuf) == 1;
+		if (!is_ip)
+			SSL_set_tlsext_host_name(ssl, hostonly); /* SNI takes names only */
 		if (c->s->o.tls_verify_hostname) {
-			char hostonly[80];
-			snprintf(hostonly, sizeof hostonly, "%s", h->name);
-			char *colon = strrchr(hostonly, ':');
-			if (colon)
-				*colon = '\0';
-			SSL_set1_host(ssl, hostonly);
+			/* An address is matched against the certificate's IP SANs, a name against its DNS SANs. */
+			X509_VERIFY_PARAM *vp = SSL_get0_param(ssl);
+			if (is_ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, hostonly) != 1 : SSL_set1_host(ssl, hostonly) != 1) {
+				sl_cql_conn_close(c, SL_ECONFIG, "TLS: cannot set the host name to verify");
+				return;
+			}
 		}
 		c->state = SL_CQL_CONN_TLS;
 		tls_handshake(c);

@@ -1034,7 +1034,8 @@ void sl_cql_on_conn_closed(struct sl_cql_session *s, struct sl_cql_conn *c, cons
 				n += snprintf(msg + n, sizeof msg - (size_t)n, "; %s: %s", s->hosts[i]->name,
 					      s->hosts[i]->last_error);
 			int code = SL_ECLOSED;
-			if (strstr(why, "uthentication") || strstr(why, "credentials") || strstr(why, "requires auth"))
+			if (strstr(why, "uthentication") || strstr(why, "credentials") || strstr(why, "requires auth") ||
+			    strstr(why, "TLS handshake failed") || strstr(why, "TLS error"))
 				code = SL_EAUTH;
 			boot_done(s, code, msg);
 		}
@@ -1447,20 +1448,29 @@ static int tls_init(struct sl_cql_session *s, struct sl_err *e)
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	/* The write buffer may move between a short write and its retry. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-	if (s->o.tls_ca_file) {
-		if (SSL_CTX_load_verify_locations(ctx, s->o.tls_ca_file, NULL) != 1) {
-			SSL_CTX_free(ctx);
-			return sl_err_set(e, SL_ECONFIG, "TLS: cannot load CA file %s", s->o.tls_ca_file);
-		}
-		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	/* The node's certificate is always verified: against tls_ca_file, else the system's CA store (before, no
+	 * tls_ca_file meant no verification at all, which a man in the middle would welcome). */
+	if (s->o.tls_ca_file ? SSL_CTX_load_verify_locations(ctx, s->o.tls_ca_file, NULL) != 1
+			     : SSL_CTX_set_default_verify_paths(ctx) != 1) {
+		char eb[200];
+		ERR_error_string_n(ERR_get_error(), eb, sizeof eb);
+		SSL_CTX_free(ctx);
+		return sl_err_set(e, SL_ECONFIG, "TLS: cannot load %s %s: %s", s->o.tls_ca_file ? "CA file" : "the system's CA store",
+				  s->o.tls_ca_file ? s->o.tls_ca_file : "", eb);
 	}
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
 	if (s->o.tls_cert_file &&
 	    (SSL_CTX_use_certificate_chain_file(ctx, s->o.tls_cert_file) != 1 ||
 	     SSL_CTX_use_PrivateKey_file(ctx, s->o.tls_key_file ? s->o.tls_key_file : s->o.tls_cert_file,
-					 SSL_FILETYPE_PEM) != 1)) {
+					 SSL_FILETYPE_PEM) != 1 ||
+	     SSL_CTX_check_private_key(ctx) != 1)) {
+		char eb[200];
+		ERR_error_string_n(ERR_get_error(), eb, sizeof eb);
 		SSL_CTX_free(ctx);
-		return sl_err_set(e, SL_ECONFIG, "TLS: cannot load client certificate %s", s->o.tls_cert_file);
+		return sl_err_set(e, SL_ECONFIG, "TLS: cannot load client certificate %s with key %s: %s", s->o.tls_cert_file,
+				  s->o.tls_key_file ? s->o.tls_key_file : s->o.tls_cert_file, eb);
 	}
+	ERR_clear_error();
 	s->ssl_ctx = ctx;
 	return 0;
 }

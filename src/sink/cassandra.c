@@ -35,7 +35,13 @@ const struct sl_opt sl_cassandra_opts[] = {
 	{"compression", SL_OPT_BOOL, "true", offsetof(struct sl_cassandra_conf, compression), "lz4 on the wire"},
 	{"tls", SL_OPT_BOOL, "false", offsetof(struct sl_cassandra_conf, tls), "TLS to the nodes"},
 	{"tls_ca_file", SL_OPT_STRING, NULL, offsetof(struct sl_cassandra_conf, tls_ca_file),
-	 "CA bundle that verifies the nodes' certificates"},
+	 "CA bundle (PEM) that verifies the nodes' certificates (default: the system's CA store; always verified)"},
+	{"tls_cert_file", SL_OPT_STRING, NULL, offsetof(struct sl_cassandra_conf, tls_cert_file),
+	 "client certificate (PEM) for nodes with require_client_auth"},
+	{"tls_key_file", SL_OPT_STRING, NULL, offsetof(struct sl_cassandra_conf, tls_key_file),
+	 "private key (PEM, unencrypted) of tls_cert_file"},
+	{"tls_verify_hostname", SL_OPT_BOOL, "true", offsetof(struct sl_cassandra_conf, tls_verify_hostname),
+	 "the node's certificate must name the address or host it is reached by (IP or DNS subject alternative name)"},
 	{"connect_timeout", SL_OPT_DURATION, "5s", offsetof(struct sl_cassandra_conf, connect_timeout_ms),
 	 "connect timeout per host"},
 	{"request_timeout", SL_OPT_DURATION, "12s", offsetof(struct sl_cassandra_conf, request_timeout_ms),
@@ -602,6 +608,21 @@ int sl_sink_cassandra_new(const struct sl_cfg_node *cassandra, const struct sl_s
 	o.compression = s->cc.compression;
 	o.tls = s->cc.tls;
 	o.tls_ca_file = s->cc.tls_ca_file;
+	o.tls_cert_file = s->cc.tls_cert_file;
+	o.tls_key_file = s->cc.tls_key_file;
+	o.tls_verify_hostname = s->cc.tls_verify_hostname;
+	if (!s->cc.tls && (s->cc.tls_ca_file || s->cc.tls_cert_file || s->cc.tls_key_file)) {
+		sl_buf_free(&cps);
+		cs_destroy(&s->base);
+		return sl_err_set(err, SL_ECONFIG, "cassandra: tls_* files are set but tls is false, so they would not be "
+				  "used; set cassandra.tls: true");
+	}
+	if (!!s->cc.tls_cert_file != !!s->cc.tls_key_file) {
+		sl_buf_free(&cps);
+		cs_destroy(&s->base);
+		return sl_err_set(err, SL_ECONFIG, "cassandra: tls_cert_file and tls_key_file go together (a client "
+				  "certificate and its key)");
+	}
 	o.connect_timeout_ms = (int)s->cc.connect_timeout_ms;
 	o.request_timeout_ms = (int)s->cc.request_timeout_ms;
 	o.max_inflight = (int)s->cc.max_inflight;
@@ -615,6 +636,11 @@ int sl_sink_cassandra_new(const struct sl_cfg_node *cassandra, const struct sl_s
 			return sl_err_set(err, SL_ECONFIG, "cassandra.password_env: environment variable %s is not set",
 					  s->cc.password_env);
 		}
+	} else if (s->cc.username) {
+		sl_buf_free(&cps);
+		cs_destroy(&s->base);
+		return sl_err_set(err, SL_ECONFIG, "cassandra: username is set without password_env (the environment "
+				  "variable that holds the password)");
 	}
 	int rc = sl_cql_session_connect(&s->session, &o, err);
 	sl_buf_free(&cps);

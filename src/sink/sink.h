@@ -80,7 +80,8 @@ struct sl_cassandra_conf {
 	struct sl_strlist contact_points;
 	int64_t port;
 	char *local_dc, *username, *password_env, *tls_ca_file;
-	bool compression, tls;
+	char *tls_cert_file, *tls_key_file; /* client certificate and key (PEM), for require_client_auth */
+	bool compression, tls, tls_verify_hostname;
 	int64_t connect_timeout_ms, request_timeout_ms, max_inflight, max_attempts, retry_backoff_max_ms;
 };
 extern const struct sl_opt sl_cassandra_opts[];

@@ -15,13 +15,21 @@
  *   eager protocols too, in case `properties` override the assignor. Commits go out asynchronously: the processor
  *   asks for one only after the sink has the rows, so a commit that is late or lost replays rows that are already
  *   written (upserts) and loses nothing; waiting a round trip per batch would cap the rate instead. Pending offsets
- *   are committed synchronously when partitions are revoked and when the consumer closes. */
+ *   are committed synchronously when partitions are revoked and when the consumer closes.
+ * - Security (security_protocol, sasl_*, ssl_*): passwords come only from the environment (the *_env keys name the
+ *   variables) and are never logged; raw `properties` may not carry secrets. librdkafka treats an authentication
+ *   or TLS failure as transient and retries forever, which turns a wrong password into minutes of silence. Every
+ *   client here records such failures from librdkafka's error callback (struct kwatch), and the metadata calls
+ *   every command starts with (ensure_topic and friends) return them at once as SL_EAUTH, with librdkafka's
+ *   reason, which names the broker. */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -50,7 +58,28 @@ const struct sl_opt sl_kafka_opts[] = {
 	 "How long a message may wait for the broker's ack (retrying through outages) before it is reported failed.",
 	 .min = 1000, .max = 2147483647},
 	{"properties", SL_OPT_STRMAP, NULL, offsetof(struct sl_kafka_conf, properties),
-	 "Raw librdkafka properties, applied last (they override everything above)."},
+	 "Raw librdkafka properties, applied last (they override everything above); secrets are refused here."},
+	{"security_protocol", SL_OPT_ENUM, "plaintext", offsetof(struct sl_kafka_conf, security_protocol),
+	 "How to talk to the brokers: plaintext, ssl (TLS), sasl_plaintext (SASL without TLS), sasl_ssl (SASL over TLS).",
+	 .choices = "plaintext|ssl|sasl_plaintext|sasl_ssl"},
+	{"sasl_mechanism", SL_OPT_ENUM, "PLAIN", offsetof(struct sl_kafka_conf, sasl_mechanism),
+	 "SASL mechanism (security_protocol sasl_*). SCRAM with Kafka 4.x needs librdkafka 2.6.1 or newer.",
+	 .choices = "PLAIN|SCRAM-SHA-256|SCRAM-SHA-512"},
+	{"sasl_username", SL_OPT_STRING, NULL, offsetof(struct sl_kafka_conf, sasl_username),
+	 "SASL user name (security_protocol sasl_*)."},
+	{"sasl_password_env", SL_OPT_STRING, NULL, offsetof(struct sl_kafka_conf, sasl_password_env),
+	 "Environment variable that holds the SASL password (the password is never read from the file)."},
+	{"ssl_ca_location", SL_OPT_STRING, NULL, offsetof(struct sl_kafka_conf, ssl_ca_location),
+	 "CA certificates (PEM file) that verify the brokers' certificates; default: the system's CA store."},
+	{"ssl_certificate_location", SL_OPT_STRING, NULL, offsetof(struct sl_kafka_conf, ssl_certificate_location),
+	 "Client certificate (PEM file) for brokers that require one (ssl.client.auth=required)."},
+	{"ssl_key_location", SL_OPT_STRING, NULL, offsetof(struct sl_kafka_conf, ssl_key_location),
+	 "Private key (PEM file) of the client certificate."},
+	{"ssl_key_password_env", SL_OPT_STRING, NULL, offsetof(struct sl_kafka_conf, ssl_key_password_env),
+	 "Environment variable that holds the passphrase of an encrypted ssl_key_location."},
+	{"ssl_endpoint_identification", SL_OPT_ENUM, "https", offsetof(struct sl_kafka_conf, ssl_endpoint_identification),
+	 "https: the broker's certificate must name the host it is reached by; none: only the chain is verified.",
+	 .choices = "https|none"},
 	{NULL},
 };
 
@@ -98,11 +127,45 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
 	(void)fac;
 }
 
+/* What a client's error callback saw. Every client's opaque points at one; owner is the kprod/kcons it belongs to.
+ * The callback runs on the thread that polls the client, the readers on the same thread; fatal is atomic anyway
+ * because librdkafka's background threads may also serve callbacks in later versions. */
+struct kwatch {
+	void *owner;
+	char brokers[256];         /* copies: the conf may go before the client */
+	char protocol[16];
+	atomic_int fatal;          /* 0, or SL_EAUTH once an authentication or TLS failure was seen */
+	char why[512];             /* the first such failure, librdkafka's text (names the broker) */
+	char last[512];            /* the last error of any kind, for timeouts */
+};
+
+static const char *brokers_of(const struct sl_kafka_conf *kc)
+{
+	return kc && kc->brokers ? kc->brokers : "127.0.0.1:9092";
+}
+
+static void watch_init(struct kwatch *w, void *owner, const struct sl_kafka_conf *kc)
+{
+	memset(w, 0, sizeof *w);
+	w->owner = owner;
+	snprintf(w->brokers, sizeof w->brokers, "%s", brokers_of(kc));
+	snprintf(w->protocol, sizeof w->protocol, "%s", kc && kc->security_protocol ? kc->security_protocol : "plaintext");
+}
+
 /* Broker-down and similar errors are transient from librdkafka's point of view (it keeps retrying); say so once per
- * event at warn so an operator sees why delivery stalls. */
+ * event at warn so an operator sees why delivery stalls. Authentication and TLS failures are not going to pass:
+ * they are recorded for the caller to stop on. */
 static void error_cb(rd_kafka_t *rk, int e, const char *reason, void *opaque)
 {
-	(void)opaque;
+	struct kwatch *w = opaque;
+	if (w) {
+		snprintf(w->last, sizeof w->last, "%s", reason);
+		if ((e == RD_KAFKA_RESP_ERR__AUTHENTICATION || e == RD_KAFKA_RESP_ERR__SSL ||
+		     e == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED) && !atomic_load(&w->fatal)) {
+			snprintf(w->why, sizeof w->why, "%s", reason);
+			atomic_store(&w->fatal, SL_EAUTH);
+		}
+	}
 	if (e == RD_KAFKA_RESP_ERR__FATAL) {
 		char buf[512];
 		rd_kafka_resp_err_t fe = rd_kafka_fatal_error(rk, buf, sizeof buf);
@@ -114,11 +177,97 @@ static void error_cb(rd_kafka_t *rk, int e, const char *reason, void *opaque)
 		reason);
 }
 
+/* librdkafka properties that hold secrets: never printed, never accepted from the file. */
+static bool secret_property(const char *k)
+{
+	return strstr(k, "password") || strstr(k, "secret") || !strcmp(k, "ssl.key.pem") ||
+	       !strcmp(k, "ssl_key") || !strcmp(k, "sasl.oauthbearer.config") || !strcmp(k, "ssl.keystore.location");
+}
+
 static int set(rd_kafka_conf_t *c, const char *k, const char *v, struct sl_err *err)
 {
 	char es[256];
 	if (rd_kafka_conf_set(c, k, v, es, sizeof es) != RD_KAFKA_CONF_OK)
-		return sl_err_set(err, SL_ECONFIG, "kafka: property %s=%s: %s", k, v, es);
+		return sl_err_set(err, SL_ECONFIG, "kafka: property %s=%s: %s", k, secret_property(k) ? "[redacted]" : v,
+				  es);
+	return 0;
+}
+
+/* A secret from the environment variable the config names; key is the config key, for the message. */
+static int secret_from_env(const char *key, const char *var, const char **out, struct sl_err *err)
+{
+	const char *v = getenv(var);
+	if (!v)
+		return sl_err_set(err, SL_ECONFIG, "kafka.%s: environment variable %s is not set", key, var);
+	if (!*v)
+		return sl_err_set(err, SL_ECONFIG, "kafka.%s: environment variable %s is empty", key, var);
+	*out = v;
+	return 0;
+}
+
+static int readable(const char *key, const char *path, struct sl_err *err)
+{
+	if (access(path, R_OK) != 0)
+		return sl_err_set(err, SL_ECONFIG, "kafka.%s: cannot read %s: %s", key, path, strerror(errno));
+	return 0;
+}
+
+/* security_protocol, sasl_* and ssl_* as librdkafka properties, after checking they fit together. */
+static int security_conf(rd_kafka_conf_t *c, const struct sl_kafka_conf *kc, struct sl_err *err)
+{
+	const char *proto = kc->security_protocol ? kc->security_protocol : "plaintext";
+	bool sasl = !strncmp(proto, "sasl_", 5);
+	bool tls = !strcmp(proto, "ssl") || !strcmp(proto, "sasl_ssl");
+	if (!sasl && (kc->sasl_username || kc->sasl_password_env))
+		return sl_err_set(err, SL_ECONFIG, "kafka: sasl_username/sasl_password_env are set but security_protocol "
+				  "is %s, so they would not be used; set security_protocol: sasl_ssl (or sasl_plaintext)",
+				  proto);
+	if (!tls && (kc->ssl_ca_location || kc->ssl_certificate_location || kc->ssl_key_location ||
+		     kc->ssl_key_password_env))
+		return sl_err_set(err, SL_ECONFIG, "kafka: ssl_* keys are set but security_protocol is %s, so they would "
+				  "not be used; set security_protocol: ssl (or sasl_ssl)", proto);
+	int rc = set(c, "security.protocol", proto, err);
+	if (rc)
+		return rc;
+	if (sasl) {
+		const char *mech = kc->sasl_mechanism ? kc->sasl_mechanism : "PLAIN";
+		if (!kc->sasl_username || !*kc->sasl_username || !kc->sasl_password_env)
+			return sl_err_set(err, SL_ECONFIG, "kafka: security_protocol %s needs sasl_username and "
+					  "sasl_password_env (the environment variable that holds the password)", proto);
+		const char *pw = NULL;
+		if ((rc = secret_from_env("sasl_password_env", kc->sasl_password_env, &pw, err)) ||
+		    (rc = set(c, "sasl.mechanism", mech, err)) || (rc = set(c, "sasl.username", kc->sasl_username, err)) ||
+		    (rc = set(c, "sasl.password", pw, err)))
+			return rc;
+		static atomic_bool warned;
+		if (!strncmp(mech, "SCRAM", 5) && rd_kafka_version() < 0x020601ff && !atomic_exchange(&warned, true))
+			sl_warn(COMP, "sasl_mechanism=%s with librdkafka %s: versions before 2.6.1 cannot do SCRAM with "
+				"Kafka 4.x brokers (they fail as invalid credentials; librdkafka#4895); Kafka 3.x works",
+				mech, rd_kafka_version_str());
+	}
+	if (tls) {
+		if (kc->ssl_ca_location && ((rc = readable("ssl_ca_location", kc->ssl_ca_location, err)) ||
+					    (rc = set(c, "ssl.ca.location", kc->ssl_ca_location, err))))
+			return rc;
+		if (!!kc->ssl_certificate_location != !!kc->ssl_key_location)
+			return sl_err_set(err, SL_ECONFIG, "kafka: ssl_certificate_location and ssl_key_location go "
+					  "together (a client certificate and its key)");
+		if (kc->ssl_certificate_location &&
+		    ((rc = readable("ssl_certificate_location", kc->ssl_certificate_location, err)) ||
+		     (rc = readable("ssl_key_location", kc->ssl_key_location, err)) ||
+		     (rc = set(c, "ssl.certificate.location", kc->ssl_certificate_location, err)) ||
+		     (rc = set(c, "ssl.key.location", kc->ssl_key_location, err))))
+			return rc;
+		if (kc->ssl_key_password_env) {
+			const char *kp = NULL;
+			if ((rc = secret_from_env("ssl_key_password_env", kc->ssl_key_password_env, &kp, err)) ||
+			    (rc = set(c, "ssl.key.password", kp, err)))
+				return rc;
+		}
+		const char *eid = kc->ssl_endpoint_identification ? kc->ssl_endpoint_identification : "https";
+		if ((rc = set(c, "ssl.endpoint.identification.algorithm", eid, err)))
+			return rc;
+	}
 	return 0;
 }
 
@@ -174,8 +323,16 @@ static int build_conf(const struct sl_kafka_conf *kc, enum role role, rd_kafka_c
 		if (!rc)
 			rc = set(c, "queued.max.messages.kbytes", "16384", err);
 	}
-	for (size_t i = 0; !rc && kc && i < kc->properties.n; i++)
-		rc = set(c, kc->properties.k[i], kc->properties.v[i], err);
+	if (!rc && kc)
+		rc = security_conf(c, kc, err);
+	for (size_t i = 0; !rc && kc && i < kc->properties.n; i++) {
+		if (secret_property(kc->properties.k[i]))
+			rc = sl_err_set(err, SL_ECONFIG, "kafka.properties.%s: secrets are not read from the config file; "
+					"use kafka.sasl_password_env / kafka.ssl_key_password_env (environment) or key "
+					"files", kc->properties.k[i]);
+		else
+			rc = set(c, kc->properties.k[i], kc->properties.v[i], err);
+	}
 	if (rc) {
 		rd_kafka_conf_destroy(c);
 		return rc;
@@ -202,13 +359,14 @@ static int new_client(rd_kafka_type_t type, rd_kafka_conf_t *c, rd_kafka_t **out
 
 struct kprod {
 	struct sl_producer base;
+	struct kwatch w;
 	rd_kafka_t *rk;
 	int64_t in_flight; /* enqueued, not yet reported; touched only on the caller's thread */
 };
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
-	struct kprod *p = opaque;
+	struct kprod *p = ((struct kwatch *)opaque)->owner;
 	(void)rk;
 	p->in_flight--;
 	if (!p->base.on_delivery)
@@ -329,7 +487,8 @@ int sl_kafka_producer(const struct sl_kafka_conf *kc, sl_delivery_fn fn, void *c
 		return rc;
 	}
 	rd_kafka_conf_set_dr_msg_cb(c, dr_cb);
-	rd_kafka_conf_set_opaque(c, p);
+	watch_init(&p->w, p, kc);
+	rd_kafka_conf_set_opaque(c, &p->w);
 	rc = new_client(RD_KAFKA_PRODUCER, c, &p->rk, err);
 	if (rc) {
 		free(p);
@@ -346,6 +505,7 @@ int sl_kafka_producer(const struct sl_kafka_conf *kc, sl_delivery_fn fn, void *c
 
 struct kcons {
 	struct sl_consumer base;
+	struct kwatch w;
 	rd_kafka_t *rk;
 	char *topic;
 	rd_kafka_message_t **held; /* messages returned by the last poll, destroyed at the next */
@@ -398,7 +558,7 @@ static void hook_each(struct kcons *c, const rd_kafka_topic_partition_list_t *pa
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_partition_list_t *parts,
 			 void *opaque)
 {
-	struct kcons *c = opaque;
+	struct kcons *c = ((struct kwatch *)opaque)->owner;
 	bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
 	if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
 		rd_kafka_error_t *ke = NULL;
@@ -454,6 +614,9 @@ static int kc_poll(struct sl_consumer *bc, struct sl_msg *out, size_t max, int t
 	while (n < max) {
 		int64_t left = n ? 0 : deadline - mono_ms();
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, left > 0 ? (int)left : 0);
+		if (!m && !n && atomic_load(&c->w.fatal))
+			return sl_err_set(err, SL_EAUTH, "kafka: consume %s from %s: %s", c->topic, c->w.brokers,
+					  c->w.why);
 		if (!m)
 			break;
 		if (m->err) {
@@ -649,7 +812,8 @@ int sl_kafka_consumer(const struct sl_kafka_conf *kc, const char *group, const c
 		return rc;
 	}
 	rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
-	rd_kafka_conf_set_opaque(conf, c);
+	watch_init(&c->w, c, kc);
+	rd_kafka_conf_set_opaque(conf, &c->w);
 	rc = new_client(RD_KAFKA_CONSUMER, conf, &c->rk, err);
 	if (rc) {
 		free(c->topic);
@@ -674,15 +838,46 @@ int sl_kafka_consumer(const struct sl_kafka_conf *kc, const char *group, const c
 
 /* ---- admin and metadata ---- */
 
-/* Partition count of topic as the cluster's metadata says, 0 when absent (or still without leaders). */
-static int topic_partitions(rd_kafka_t *rk, const char *topic, int *out, bool need_leaders, struct sl_err *err)
+/* The error for a client that could not get metadata: an authentication/TLS failure its error callback saw, or a
+ * timeout with the last error librdkafka reported (and a hint when that looks like a protocol mismatch). */
+static int connect_error(struct kwatch *w, rd_kafka_resp_err_t e, const char *what, int waited_ms,
+			 struct sl_err *err)
+{
+	const char *brokers = w->brokers;
+	if (atomic_load(&w->fatal))
+		return sl_err_set(err, SL_EAUTH, "kafka: %s: cannot authenticate to %s: %s", what, brokers, w->why);
+	char hint[200] = "";
+	if (strstr(w->last, "Disconnected") || strstr(w->last, "Connection reset"))
+		snprintf(hint, sizeof hint, "; the brokers close the connection: do they need another security_protocol "
+			 "than %s (SASL, TLS)?", w->protocol);
+	return sl_err_set(err, map_err(e), "kafka: %s: no answer from %s in %d s: %s%s%s%s%s", what, brokers,
+			  (waited_ms + 999) / 1000, rd_kafka_err2str(e), *w->last ? " (last error: " : "", w->last,
+			  *w->last ? ")" : "", hint);
+}
+
+/* Partition count of topic as the cluster's metadata says, 0 when absent (or still without leaders). Keeps asking
+ * for up to 10 s while the brokers do not answer, but stops at once on an authentication or TLS failure. */
+static int topic_partitions(rd_kafka_t *rk, struct kwatch *w, const char *topic, int *out, bool need_leaders,
+			    struct sl_err *err)
 {
 	/* All topics, not just this one: a metadata request naming a topic makes a broker with
 	 * auto.create.topics.enable create it with the broker's default partition count. */
 	const struct rd_kafka_metadata *md = NULL;
-	rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 1, NULL, &md, 5000);
-	if (e)
-		return sl_err_set(err, map_err(e), "kafka: metadata for topic %s: %s", topic, rd_kafka_err2str(e));
+	int64_t t0 = mono_ms();
+	rd_kafka_resp_err_t e;
+	for (;;) {
+		e = rd_kafka_metadata(rk, 1, NULL, &md, 1000);
+		rd_kafka_poll(rk, 0); /* serves the error callback */
+		if (!e)
+			break;
+		if (atomic_load(&w->fatal) || mono_ms() - t0 >= 10000 ||
+		    (e != RD_KAFKA_RESP_ERR__TIMED_OUT && e != RD_KAFKA_RESP_ERR__TRANSPORT &&
+		     e != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)) {
+			char what[300];
+			snprintf(what, sizeof what, "metadata for topic %s", topic);
+			return connect_error(w, e, what, (int)(mono_ms() - t0), err);
+		}
+	}
 	*out = 0;
 	for (int i = 0; i < md->topic_cnt; i++) {
 		const rd_kafka_metadata_topic_t *t = &md->topics[i];
@@ -698,12 +893,15 @@ static int topic_partitions(rd_kafka_t *rk, const char *topic, int *out, bool ne
 	return 0;
 }
 
-static int admin_client(const struct sl_kafka_conf *kc, rd_kafka_t **rk, struct sl_err *err)
+/* w must outlive the client. */
+static int admin_client(const struct sl_kafka_conf *kc, rd_kafka_t **rk, struct kwatch *w, struct sl_err *err)
 {
 	rd_kafka_conf_t *c = NULL;
 	int rc = build_conf(kc, ROLE_ADMIN, &c, err);
 	if (rc)
 		return rc;
+	watch_init(w, NULL, kc);
+	rd_kafka_conf_set_opaque(c, w);
 	return new_client(RD_KAFKA_PRODUCER, c, rk, err);
 }
 
@@ -714,11 +912,12 @@ int sl_kafka_ensure_topic(const struct sl_kafka_conf *kc, const char *topic, int
 		return sl_err_set(err, SL_EINVAL, "kafka: ensure topic %s: need a name and partitions >= 1",
 				  topic ? topic : "(null)");
 	rd_kafka_t *rk = NULL;
-	int rc = admin_client(kc, &rk, err);
+	struct kwatch w;
+	int rc = admin_client(kc, &rk, &w, err);
 	if (rc)
 		return rc;
 	int have = 0;
-	rc = topic_partitions(rk, topic, &have, false, err);
+	rc = topic_partitions(rk, &w, topic, &have, false, err);
 	if (!rc && have == 0) {
 		char es[256];
 		rd_kafka_NewTopic_t *nt =
@@ -764,7 +963,7 @@ int sl_kafka_ensure_topic(const struct sl_kafka_conf *kc, const char *topic, int
 	 * have a leader in the metadata they fetch, which comes a little later. */
 	int64_t deadline = mono_ms() + 30000;
 	while (!rc) {
-		rc = topic_partitions(rk, topic, &have, true, err);
+		rc = topic_partitions(rk, &w, topic, &have, true, err);
 		if (rc || have > 0)
 			break;
 		if (mono_ms() > deadline) {
@@ -784,10 +983,11 @@ int sl_kafka_ensure_topic(const struct sl_kafka_conf *kc, const char *topic, int
 int sl_kafka_partitions(const struct sl_kafka_conf *kc, const char *topic, int *out, struct sl_err *err)
 {
 	rd_kafka_t *rk = NULL;
-	int rc = admin_client(kc, &rk, err);
+	struct kwatch w;
+	int rc = admin_client(kc, &rk, &w, err);
 	if (rc)
 		return rc;
-	rc = topic_partitions(rk, topic, out, false, err);
+	rc = topic_partitions(rk, &w, topic, out, false, err);
 	if (!rc && *out == 0)
 		rc = sl_err_set(err, SL_ENOTFOUND, "kafka: topic %s does not exist", topic);
 	rd_kafka_destroy(rk);
@@ -798,11 +998,15 @@ int sl_kafka_watermarks(const struct sl_kafka_conf *kc, const char *topic, int32
 			int64_t *high, struct sl_err *err)
 {
 	rd_kafka_t *rk = NULL;
-	int rc = admin_client(kc, &rk, err);
+	struct kwatch w;
+	int rc = admin_client(kc, &rk, &w, err);
 	if (rc)
 		return rc;
 	rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(rk, topic, partition, low, high, 10000);
-	if (e)
+	rd_kafka_poll(rk, 0);
+	if (e && atomic_load(&w.fatal))
+		rc = connect_error(&w, e, "watermarks", 10000, err);
+	else if (e)
 		rc = sl_err_set(err, map_err(e), "kafka: watermarks of %s [%" PRId32 "]: %s", topic, partition,
 				rd_kafka_err2str(e));
 	rd_kafka_destroy(rk);
@@ -817,9 +1021,13 @@ int sl_kafka_group_lag(const struct sl_kafka_conf *kc, const char *group, const 
 	if (rc)
 		return rc;
 	rd_kafka_conf_t *c = NULL;
+	struct kwatch w;
+	watch_init(&w, NULL, kc);
 	rc = build_conf(kc, ROLE_CONSUMER, &c, err);
 	if (!rc && (rc = set(c, "group.id", group, err)) != 0)
 		rd_kafka_conf_destroy(c);
+	if (!rc)
+		rd_kafka_conf_set_opaque(c, &w);
 	rd_kafka_t *rk = NULL;
 	if (!rc)
 		rc = new_client(RD_KAFKA_CONSUMER, c, &rk, err);
@@ -841,6 +1049,7 @@ int sl_kafka_group_lag(const struct sl_kafka_conf *kc, const char *group, const 
  * question (threads, connections, a metadata round trip) would churn the broker. Not subscribed, so it never joins
  * the group it reads. */
 struct sl_kafka_lagger {
+	struct kwatch w;
 	rd_kafka_t *rk;
 	char *group, *topic;
 };
@@ -855,6 +1064,9 @@ int sl_kafka_lagger_open(const struct sl_kafka_conf *kc, const char *group, cons
 	int rc = build_conf(kc, ROLE_CONSUMER, &c, err);
 	if (!rc && (rc = set(c, "group.id", group, err)) != 0)
 		rd_kafka_conf_destroy(c);
+	watch_init(&l->w, l, kc);
+	if (!rc)
+		rd_kafka_conf_set_opaque(c, &l->w);
 	if (!rc)
 		rc = new_client(RD_KAFKA_CONSUMER, c, &l->rk, err);
 	l->group = strdup(group);
@@ -872,7 +1084,7 @@ int sl_kafka_lagger_open(const struct sl_kafka_conf *kc, const char *group, cons
 int sl_kafka_lagger_get(struct sl_kafka_lagger *l, int64_t *out, struct sl_err *err)
 {
 	int n = 0;
-	int rc = topic_partitions(l->rk, l->topic, &n, false, err);
+	int rc = topic_partitions(l->rk, &l->w, l->topic, &n, false, err);
 	if (rc)
 		return rc;
 	if (n == 0)

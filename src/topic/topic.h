@@ -119,6 +119,17 @@ struct sl_kafka_conf {
 	int64_t message_max;         /* bytes; message.max.bytes */
 	int64_t message_timeout_ms;  /* how long a message may wait for its ack (outages included) */
 	struct sl_strmap properties; /* raw librdkafka properties, applied last */
+	/* Security (docs/security.md). Secrets are never in the file: the password fields name environment
+	 * variables, keys and certificates are files. */
+	char *security_protocol;     /* plaintext|ssl|sasl_plaintext|sasl_ssl */
+	char *sasl_mechanism;        /* PLAIN|SCRAM-SHA-256|SCRAM-SHA-512 */
+	char *sasl_username;
+	char *sasl_password_env;
+	char *ssl_ca_location;       /* CA bundle (PEM) that verifies the brokers; default: the system's */
+	char *ssl_certificate_location; /* client certificate (PEM), for brokers that require one */
+	char *ssl_key_location;      /* its private key (PEM) */
+	char *ssl_key_password_env;  /* the key's passphrase, when it is encrypted */
+	char *ssl_endpoint_identification; /* https (verify the broker's name) | none */
 };
 extern const struct sl_opt sl_kafka_opts[];
 
