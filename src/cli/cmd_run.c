@@ -119,9 +119,11 @@ static void print_ingest(const struct sl_pipeline *p, const struct sl_ingest_sta
 static void print_process(const struct sl_pipeline *p, const struct sl_process_stats *st)
 {
 	printf("process %s: %" PRIu64 " consumed, %" PRIu64 " written in %" PRIu64 " batches, %" PRIu64
-	       " to the dead-letter topic, %" PRIu64 " retries, lag %" PRId64 ", %.1f s, %.0f records/s\n",
+	       " to the dead-letter topic, %" PRIu64 " retries, lag %" PRId64 ", %.1f s, %.0f records/s"
+	       " (%.0f records/s while streaming)\n",
 	       p->name, st->consumed, st->written, st->batches, st->dlq, st->retries, st->lag, st->seconds,
-	       st->seconds > 0 ? (double)st->written / st->seconds : 0);
+	       st->seconds > 0 ? (double)st->written / st->seconds : 0,
+	       st->active_seconds > 0 ? (double)st->written / st->active_seconds : 0);
 	if (st->table_rows >= 0)
 		printf("  table %s.%s has %" PRId64 " rows; look at them with:\n    %s\n", p->sink.keyspace, p->sink.table,
 		       st->table_rows, st->where);

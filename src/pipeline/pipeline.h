@@ -82,6 +82,8 @@ struct sl_process_stats {
 	int64_t table_rows;
 	int64_t lag;
 	double seconds;
+	double active_seconds;   /* from the first record consumed to the last batch committed: the streaming rate's
+				  * denominator, without connecting, joining the group and waiting for the end */
 	char where[512];
 };
 

@@ -249,7 +249,7 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 	struct sl_msg *in = calloc(max, sizeof *in);
 	size_t in_off = 0, in_n = 0;
 	size_t head = 0, used = 0; /* the ring: slots[head .. head+used) are in flight, oldest first */
-	double t0 = sl_mono_s(), last_progress = t0, last_lag = 0;
+	double t0 = sl_mono_s(), last_progress = t0, last_lag = 0, first_record = 0, last_commit = 0;
 	int rc = 0;
 	bool be_open = false;
 	if (!slots || !in) {
@@ -333,6 +333,8 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 			if (n > 0) {
 				struct slot *s = &slots[(head + used) % nslots];
 				size_t taken = 0;
+				if (first_record == 0)
+					first_record = sl_mono_s();
 				if ((rc = fill_slot(&pr, s, in + in_off, n, &taken, jp, schema, err)))
 					goto out;
 				in_off += taken;
@@ -437,6 +439,7 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 			s->busy = false;
 			head = (head + 1) % nslots;
 			used--;
+			last_commit = sl_mono_s();
 		}
 		if (o->progress && sl_mono_s() - last_progress >= 1) {
 			last_progress = last_lag = sl_mono_s();
@@ -462,6 +465,7 @@ out:
 	if (be_open)
 		sl_backend_close(&be);
 	st->seconds = sl_mono_s() - t0;
+	st->active_seconds = first_record > 0 && last_commit > first_record ? last_commit - first_record : 0;
 	if (o->progress)
 		progress(p, st, t0, true);
 	sl_json_parser_free(jp);
