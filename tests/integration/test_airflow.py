@@ -92,3 +92,35 @@ def test_failing_sluice_task_fails_airflow_task(airflow_env, tmp_path):
     assert "Marking task as FAILED" in out or "state=failed" in out.replace(" ", "") or p.returncode != 0, \
         out[-4000:]
     assert "stream_data_from_api" in out
+
+
+def test_airflow_dags_test_on_real_kafka(airflow_env, tmp_path):
+    """The same DAG with the pipeline on the real Kafka: after `airflow dags test`, the records are in the topic."""
+    import uuid
+
+    from confluent_kafka import Consumer
+
+    airflow, env, home = airflow_env
+    topic = "airflow_users_" + uuid.uuid4().hex[:8]
+    cfg = tmp_path / "sluice.yaml"
+    cfg.write_text(CONFIG.format(data=tmp_path / "data").replace("topic: users_created", "topic: " + topic)
+                   + "kafka:\n  brokers: 127.0.0.1:9092\n")
+    env = dict(env, SLUICE_CONFIG=str(cfg))
+    p = dags_test(airflow, env, '{"ingest_args": "--count 300"}', "2024-01-03T00:00:00+00:00")
+    out = p.stdout + p.stderr
+    assert p.returncode == 0, out[-4000:]
+    assert "Marking task as FAILED" not in out, out[-4000:]
+    c = Consumer({"bootstrap.servers": "127.0.0.1:9092", "group.id": "check-" + topic,
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.subscribe([topic])
+    ids = set()
+    try:
+        import time
+        deadline = time.time() + 60
+        while time.time() < deadline and len(ids) < 300:
+            m = c.poll(1.0)
+            if m is not None and not m.error():
+                ids.add(m.key())
+    finally:
+        c.close()
+    assert len(ids) >= 300, "only %d distinct records in %s after the DAG ran" % (len(ids), topic)
