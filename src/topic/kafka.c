@@ -136,7 +136,8 @@ struct kwatch {
 	char protocol[16];
 	atomic_int fatal;          /* 0, or SL_EAUTH once an authentication or TLS failure was seen */
 	char why[512];             /* the first such failure, librdkafka's text (names the broker) */
-	char last[512];            /* the last error of any kind, for timeouts */
+	char last[512];            /* the last error of any kind but "all brokers down", for timeouts */
+	bool dropped;              /* a broker closed the connection (__TRANSPORT) */
 };
 
 static const char *brokers_of(const struct sl_kafka_conf *kc)
@@ -159,7 +160,10 @@ static void error_cb(rd_kafka_t *rk, int e, const char *reason, void *opaque)
 {
 	struct kwatch *w = opaque;
 	if (w) {
-		snprintf(w->last, sizeof w->last, "%s", reason);
+		if (e != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || !*w->last)
+			snprintf(w->last, sizeof w->last, "%s", reason);
+		if (e == RD_KAFKA_RESP_ERR__TRANSPORT)
+			w->dropped = true;
 		if ((e == RD_KAFKA_RESP_ERR__AUTHENTICATION || e == RD_KAFKA_RESP_ERR__SSL ||
 		     e == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED) && !atomic_load(&w->fatal)) {
 			snprintf(w->why, sizeof w->why, "%s", reason);
@@ -847,9 +851,10 @@ static int connect_error(struct kwatch *w, rd_kafka_resp_err_t e, const char *wh
 	if (atomic_load(&w->fatal))
 		return sl_err_set(err, SL_EAUTH, "kafka: %s: cannot authenticate to %s: %s", what, brokers, w->why);
 	char hint[200] = "";
-	if (strstr(w->last, "Disconnected") || strstr(w->last, "Connection reset"))
-		snprintf(hint, sizeof hint, "; the brokers close the connection: do they need another security_protocol "
-			 "than %s (SASL, TLS)?", w->protocol);
+	/* The usual causes: nothing listens there, or the listener wants another protocol (a plaintext client on a
+	 * SASL or TLS listener is dropped without a word; librdkafka only sees the brokers go down). */
+	snprintf(hint, sizeof hint, "; is a broker listening there, and does its listener take security_protocol %s%s?",
+		 w->protocol, w->dropped ? " (the connection was dropped)" : "");
 	return sl_err_set(err, map_err(e), "kafka: %s: no answer from %s in %d s: %s%s%s%s%s", what, brokers,
 			  (waited_ms + 999) / 1000, rd_kafka_err2str(e), *w->last ? " (last error: " : "", w->last,
 			  *w->last ? ")" : "", hint);
