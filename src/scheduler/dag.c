@@ -249,8 +249,12 @@ static int load_dag(struct sl_dag *d, const char *id, const struct sl_cfg_node *
 		char buf[160];
 		if (d->interval_s)
 			snprintf(buf, sizeof buf, "every %s", d->interval_s);
-		if (sl_cron_parse(&d->cron, d->schedule_s ? d->schedule_s : buf, err))
-			return sl_err_prefix(err, "%s: %s: ", w, sect);
+		if (sl_cron_parse(&d->cron, d->schedule_s ? d->schedule_s : buf, err)) {
+			/* Point at the schedule (or interval) line itself, not the DAG's. */
+			const struct sl_cfg_node *at = sl_cfg_get(n, d->schedule_s ? "schedule" : "interval");
+			char ws[300];
+			return sl_err_prefix(err, "%s: %s: ", at ? sl_cfg_where(at, ws, sizeof ws) : w, sect);
+		}
 		d->has_schedule = true;
 		if (!d->start_date_s)
 			return sl_err_set(err, SL_ECONFIG,

@@ -1115,3 +1115,18 @@ void sl_kafka_lagger_close(struct sl_kafka_lagger *l)
 	free(l->topic);
 	free(l);
 }
+
+int sl_kafka_check(const struct sl_kafka_conf *kc, struct sl_err *err)
+{
+	/* Building the client configuration runs every check a producer and a consumer would (security
+	 * combinations, secrets in raw properties, properties librdkafka does not know), without connecting. */
+	rd_kafka_conf_t *c = NULL;
+	int rc = build_conf(kc, ROLE_PRODUCER, &c, err);
+	if (rc)
+		return rc;
+	rd_kafka_conf_destroy(c);
+	if ((rc = build_conf(kc, ROLE_CONSUMER, &c, err)))
+		return rc;
+	rd_kafka_conf_destroy(c);
+	return 0;
+}

@@ -154,6 +154,9 @@ int sl_kafka_watermarks(const struct sl_kafka_conf *kc, const char *topic, int32
 int sl_kafka_group_lag(const struct sl_kafka_conf *kc, const char *group, const char *topic, int64_t *out,
 		       struct sl_err *err);
 
+/* Checks a kafka: section as a producer and a consumer would use it, without connecting. */
+int sl_kafka_check(const struct sl_kafka_conf *kc, struct sl_err *err);
+
 /* The same lag from one long-lived client (for callers that ask often). */
 struct sl_kafka_lagger;
 int sl_kafka_lagger_open(const struct sl_kafka_conf *kc, const char *group, const char *topic,

@@ -30,6 +30,16 @@ expect_fail "bad mapping type" "maptype.yaml:$line" "uuuid" "did you mean 'uuid'
 grep -v '^    topic: users_created' "$SEED" > "$TMP/notopic.yaml"
 expect_fail "missing required" "'topic' is required in pipelines.users" -- "$SLUICE" check -c "$TMP/notopic.yaml"
 
+# Sections of the other roles are checked too, without connecting: a secret in raw Kafka properties (refused, and
+# never echoed), a cron field out of range.
+{ printf 'kafka:\n  brokers: 127.0.0.1:9092\n  properties: {sasl.password: hunter2}\n'; cat "$SEED"; } > "$TMP/secret.yaml"
+out=$("$SLUICE" check -c "$TMP/secret.yaml" 2>&1)
+case "$out" in *"kafka.properties.sasl.password: secrets are not read from the config file"*) ok;; *) bad "secret: $out";; esac
+case "$out" in *hunter2*) bad "the secret was printed: $out";; *) ok;; esac
+sed 's/schedule: "@daily"/schedule: "61 * * * *"/' "$SEED" > "$TMP/cron.yaml"
+line=$(grep -n '61 \* \* \* \*' "$TMP/cron.yaml" | cut -d: -f1)
+expect_fail "bad cron" "cron.yaml:$line" "minute field '61' is invalid (allowed: 0-59)" -- "$SLUICE" check -c "$TMP/cron.yaml"
+
 # YAML syntax.
 printf 'pipelines:\n  users: [unclosed\n' > "$TMP/syntax.yaml"
 expect_fail "yaml syntax" "syntax.yaml:" -- "$SLUICE" check -c "$TMP/syntax.yaml"

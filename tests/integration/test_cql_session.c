@@ -650,8 +650,10 @@ static void test_errors(void **state)
 	assert_non_null(strstr(m, "INSERT INTO sl_test_cql_rf3.t"));
 	sl_cql_future_release(f);
 	sl_cql_statement_free(st);
-	/* Client-side timeout: 1 ms for a full scan of 10,000 rows. */
+	/* Client-side timeout: 1 ms for a full scan of 10,000 rows in one page (no paging: a first page alone could
+	 * come back within the millisecond). */
 	st = sl_cql_statement_new("SELECT * FROM many", 0);
+	sl_cql_statement_set_page_size(st, 0);
 	sl_cql_statement_set_timeout(st, 1);
 	f = sl_cql_session_execute(s, st);
 	assert_int_equal(sl_cql_future_wait(f), SL_ETIMEDOUT);
