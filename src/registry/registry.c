@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "registry/internal.h"
@@ -716,10 +717,19 @@ int sl_registry_register(struct sl_registry *r, const char *subject, const char 
 	int code = 0, version = 0, status;
 	char *leader = NULL;
 	sl_buf_init(&msg);
-	pthread_mutex_lock(&r->mu);
-	if (!r->leader && r->forward_url)
-		leader = strdup(r->forward_url);
-	pthread_mutex_unlock(&r->mu);
+	/* A Kafka store that has not seen an elected leader yet (a registry starting beside this pipeline, an election
+	 * after a leader died): wait for one a little, as a client retrying 50004 would. */
+	for (int waited = 0;; waited += 200) {
+		bool known;
+		pthread_mutex_lock(&r->mu);
+		if (!r->leader && r->forward_url)
+			leader = strdup(r->forward_url);
+		known = r->leader || leader;
+		pthread_mutex_unlock(&r->mu);
+		if (known || waited >= 20000)
+			break;
+		usleep(200000);
+	}
 	if (leader) {
 		/* A follower of the Kafka store: the leader allocates the id; read it back so this node serves it. */
 		int rc = sl_registry_http_register(leader, subject, schema, type, id, err);
