@@ -326,6 +326,13 @@ static int build_conf(const struct sl_kafka_conf *kc, enum role role, rd_kafka_c
 		/* Keep the prefetch queue modest: the processor bounds memory in bytes too. */
 		if (!rc)
 			rc = set(c, "queued.max.messages.kbytes", "16384", err);
+		/* A member killed without leaving holds its partitions until the session times out; librdkafka's 45 s
+		 * default stalls a restarted processor that long. 10 s (heartbeats every 3 s) still rides out a GC
+		 * pause or a slow broker. `properties` can override both. */
+		if (!rc)
+			rc = set(c, "session.timeout.ms", "10000", err);
+		if (!rc)
+			rc = set(c, "heartbeat.interval.ms", "3000", err);
 	}
 	if (!rc && kc)
 		rc = security_conf(c, kc, err);
