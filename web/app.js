@@ -1,5 +1,6 @@
 /* sluice console: one page, six views (#/overview, #/kafka, #/data, #/alerts, #/schemas, #/dags), each polling the
- * JSON API behind it. No framework and no build step: the files are embedded in the binary as they are. */
+ * JSON API behind it; the Schemas and DAGs views are in schemas.js and dags.js. No framework and no build step: the
+ * files are embedded in the binary as they are. */
 'use strict';
 
 const $ = (sel, el) => (el || document).querySelector(sel);
@@ -38,6 +39,24 @@ async function api(path) {
   else { conn.textContent = 'live'; conn.className = 'conn ok'; }
   return {status: r.status, ok: r.ok, body};
 }
+
+/* A request that changes something (POST, PUT, PATCH, DELETE) with a JSON body; same answer shape as api(). */
+async function send(method, path, body) {
+  const r = await fetch(path, {method, credentials: 'same-origin',
+    headers: {Accept: 'application/json', 'Content-Type': 'application/json'}, body: body === undefined ? undefined : JSON.stringify(body)});
+  let b = null;
+  try { b = await r.json(); } catch (e) { b = null; }
+  return {status: r.status, ok: r.ok, body: b};
+}
+/* The error text of a failed answer, whichever role wrote it (console, registry, scheduler). */
+const errText = (r) => (r.body && (r.body.message || r.body.detail || r.body.error || r.body.title)) || ('HTTP ' + r.status);
+const SVGNS = 'http://www.w3.org/2000/svg';
+const svg = (tag, attrs, ...kids) => {
+  const e = document.createElementNS(SVGNS, tag);
+  for (const [k, v] of Object.entries(attrs || {})) if (v !== undefined && v !== null) e.setAttribute(k, v);
+  for (const k of kids.flat()) if (k !== null && k !== undefined) e.append(k instanceof Node ? k : String(k));
+  return e;
+};
 
 /* ---- a small canvas line chart ---- */
 const COLORS = ['#1f6feb', '#1a7f37', '#cf222e', '#8250df', '#9a6700'];
@@ -261,28 +280,6 @@ function notRunning(main, title, r, what) {
     (r.body && r.body.error) || ('HTTP ' + r.status), h('br'), what));
 }
 
-pages.schemas = {
-  init(main) { this.main = main; main.append(h('h1', {}, 'Schemas')); },
-  async tick() {
-    const r = await api('/api/schemas/subjects');
-    if (!r.ok) { notRunning(this.main, 'Schemas', r, 'Run `sluice registry` or `sluice up` with a registry: section to see subjects, versions and compatibility here.'); return; }
-    const subjects = Array.isArray(r.body) ? r.body : [];
-    this.main.replaceChildren(h('h1', {}, 'Schemas'), h('div', {class: 'card'}, h('table', {id: 'subjects'}, h('tr', {}, h('th', {}, 'subject')),
-      subjects.map((s) => h('tr', {}, h('td', {class: 'mono'}, s))))));
-  },
-};
-
-pages.dags = {
-  init(main) { this.main = main; main.append(h('h1', {}, 'DAGs')); },
-  async tick() {
-    const r = await api('/api/dags');
-    if (!r.ok) { notRunning(this.main, 'DAGs', r, 'Run `sluice scheduler` or `sluice up` with a dags: section to see DAG runs here.'); return; }
-    const dags = (r.body && r.body.dags) || [];
-    this.main.replaceChildren(h('h1', {}, 'DAGs'), h('div', {class: 'card'}, h('table', {id: 'dags'}, h('tr', {}, h('th', {}, 'dag'), h('th', {}, 'schedule'), h('th', {}, 'paused')),
-      dags.map((d) => h('tr', {}, h('td', {class: 'mono'}, d.dag_id), h('td', {}, d.schedule_interval || d.schedule || ''), h('td', {}, String(d.is_paused)))))));
-  },
-};
-
 /* ---- routing ---- */
 async function show() {
   const name = (location.hash.replace(/^#\/?/, '') || 'overview').split('?')[0];
@@ -306,4 +303,5 @@ async function alertBadge() {
   el.textContent = n; el.classList.toggle('hidden', !n);
 }
 window.addEventListener('hashchange', show);
-show();
+/* After every script (schemas.js and dags.js add their pages) has run. */
+document.addEventListener('DOMContentLoaded', show);

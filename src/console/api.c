@@ -636,8 +636,9 @@ void sl_con_dispatch(struct sl_console *c, const struct sl_con_req *rq, struct s
 			api_data(c, b);
 		else if (!strcmp(path, "/api/alerts"))
 			sl_con_alerts_json(c, b);
-		else if (has_prefix(path, "/api/schemas") || has_prefix(path, "/api/dags"))
-			jerror(rs, 503, has_prefix(path, "/api/schemas")
+		else if (has_prefix(path, "/api/schemas") || has_prefix(path, "/api/console/schemas") ||
+			 has_prefix(path, "/api/dags"))
+			jerror(rs, 503, !has_prefix(path, "/api/dags")
 						? "not running: the schema registry is not part of this process"
 						: "not running: the scheduler is not part of this process");
 		else

@@ -1,0 +1,232 @@
+/* The DAGs view (#/dags): the scheduler's DAGs with Pause/Unpause; for the selected DAG a grid of runs × tasks
+ * coloured by state (newest run on the right, as Airflow's grid), a Trigger button with a JSON conf box, the graph of
+ * the selected run (tasks and their dependencies, nodes coloured by state), and the selected task's tries with
+ * their logs (followed while the try runs). All of it through the scheduler's Airflow-shaped API under /api/dags/. */
+'use strict';
+
+const STATES = ['queued', 'running', 'success', 'failed', 'up_for_retry', 'skipped', 'upstream_failed', 'none'];
+const FINAL = new Set(['success', 'failed']);
+const RUNS_SHOWN = 25;
+const enc = (s) => encodeURIComponent(s);
+const stateOf = (ti) => (ti && ti.state) || 'none';
+const hhmmss = (iso) => iso ? new Date(iso).toLocaleTimeString() : '—';
+const took = (a, b) => a && b ? ((new Date(b) - new Date(a)) / 1000).toFixed(0) + ' s' : '';
+
+pages.dags = {
+  init(main) {
+    this.main = main; this.dag = null; this.run = null; this.task = null; this.try = null;
+    this.tis = new Map(); this.tasks = new Map(); this.sigs = {}; this.logKey = '';
+    main.append(h('h1', {}, 'DAGs'), h('div', {class: 'muted'}, 'loading…'));
+  },
+  build() {
+    this.built = true;
+    this.list = h('div', {id: 'dag-list'});
+    this.title = h('h2', {id: 'dag-title'});
+    this.conf = h('textarea', {id: 'dag-conf', rows: 3, spellcheck: 'false'});
+    this.conf.value = '{}';
+    this.trigger = h('button', {id: 'dag-trigger', onclick: () => this.doTrigger()}, 'Trigger');
+    this.msg = h('span', {id: 'dag-msg', class: 'muted'});
+    this.grid = h('div', {id: 'dag-grid-box', class: 'scroll-x'});
+    this.graph = h('div', {id: 'dag-graph'});
+    this.graphTitle = h('h2', {}, 'Graph');
+    this.ti = h('div', {id: 'dag-ti'});
+    this.log = h('pre', {id: 'dag-log', class: 'log'});
+    this.main.replaceChildren(h('h1', {}, 'DAGs'),
+      h('div', {class: 'card'}, this.list),
+      h('div', {class: 'card', id: 'dag-detail'}, this.title,
+        h('div', {class: 'trigger'}, h('label', {}, 'run conf (JSON object, the tasks see it as $SLUICE_CONF)', this.conf),
+          h('div', {class: 'row'}, this.trigger, this.msg)),
+        h('h3', {}, 'Runs × tasks'), this.grid, this.legend()),
+      h('div', {class: 'grid2'}, h('div', {class: 'card'}, this.graphTitle, this.graph),
+        h('div', {class: 'card'}, h('h2', {}, 'Task instance'), this.ti, this.log)));
+  },
+  legend() {
+    return h('div', {class: 'legend'}, STATES.map((s) => h('span', {}, h('span', {class: 'cell s-' + s}), s)));
+  },
+  changed(part, value) {
+    const sig = JSON.stringify(value);
+    if (this.sigs[part] === sig) return false;
+    this.sigs[part] = sig;
+    return true;
+  },
+  async tick() {
+    const r = await api('/api/dags');
+    if (!r.ok) { notRunning(this.main, 'DAGs', r, 'Run `sluice scheduler` or `sluice up` with a dags: section to see DAG runs here.'); this.built = false; this.sigs = {}; return; }
+    if (!this.built) this.build();
+    const dags = r.body.dags || [];
+    if (!dags.some((d) => d.dag_id === this.dag)) { this.dag = dags.length ? dags[0].dag_id : null; this.run = this.task = null; }
+    this.dags = dags;
+    if (this.changed('list', [dags, this.dag])) this.renderList();
+    const d = dags.find((x) => x.dag_id === this.dag);
+    if (!d) { fill(this.title, 'No DAGs: add a dags: section to the config.'); return; }
+    if (this.changed('title', [d.dag_id, d.is_paused])) this.renderTitle(d);
+    if (!this.tasks.has(d.dag_id)) {
+      const t = await api('/api/dags/' + enc(d.dag_id) + '/tasks');
+      if (t.ok) this.tasks.set(d.dag_id, t.body.tasks);
+    }
+    const rr = await api('/api/dags/' + enc(d.dag_id) + '/dagRuns?limit=' + RUNS_SHOWN);
+    if (!rr.ok) return;
+    const runs = (rr.body.dag_runs || []).slice().reverse(); // oldest first, newest on the right
+    // Task instances: finished runs once, the others every tick.
+    await Promise.all(runs.map(async (run) => {
+      const k = d.dag_id + '\u0000' + run.dag_run_id;
+      const have = this.tis.get(k);
+      if (have && have.final) return;
+      const t = await api('/api/dags/' + enc(d.dag_id) + '/dagRuns/' + enc(run.dag_run_id) + '/taskInstances');
+      if (t.ok) this.tis.set(k, {final: FINAL.has(run.state), list: t.body.task_instances || []});
+    }));
+    this.runs = runs;
+    if (!runs.some((x) => x.dag_run_id === this.run)) this.run = runs.length ? runs[runs.length - 1].dag_run_id : null;
+    const tasks = this.tasks.get(d.dag_id) || (d.tasks || []).map((id) => ({task_id: id, upstream_task_ids: [], downstream_task_ids: []}));
+    if (!tasks.some((t) => t.task_id === this.task)) this.task = tasks.length ? tasks[0].task_id : null;
+    const tiOf = (runId) => (this.tis.get(d.dag_id + '\u0000' + runId) || {list: []}).list;
+    const view = runs.map((x) => [x.dag_run_id, x.state, tiOf(x.dag_run_id).map((t) => [t.task_id, t.state, t.try_number])]);
+    if (this.changed('grid', [view, this.run, this.task, tasks])) this.renderGrid(d, tasks, runs, tiOf);
+    const run = runs.find((x) => x.dag_run_id === this.run);
+    const tis = run ? tiOf(run.dag_run_id) : [];
+    if (this.changed('graph', [this.run, run && run.state, tis.map((t) => [t.task_id, t.state]), this.task, tasks])) this.renderGraph(tasks, run, tis);
+    const ti = tis.find((t) => t.task_id === this.task);
+    if (this.changed('ti', [this.run, this.task, ti, this.try])) this.renderTi(d, run, ti);
+    await this.loadLog(d, run, ti);
+  },
+  renderList() {
+    fill(this.list, h('table', {id: 'dags'},
+      h('tr', {}, h('th', {}, 'DAG'), h('th', {}, 'schedule'), h('th', {}, 'state'), h('th', {}, 'tasks'), h('th', {})),
+      this.dags.map((d) => h('tr', {'data-dag': d.dag_id, class: 'click' + (d.dag_id === this.dag ? ' selected' : ''),
+        onclick: () => this.select(d.dag_id)},
+      h('td', {class: 'mono'}, h('b', {}, d.dag_id), d.description ? h('div', {class: 'muted'}, d.description) : null),
+      h('td', {class: 'mono'}, d.schedule_interval ? d.schedule_interval.value : h('span', {class: 'muted'}, 'manual only')),
+      h('td', {'data-field': 'paused'}, h('span', {class: 'badge ' + (d.is_paused ? 'b-paused' : 'b-active')}, d.is_paused ? 'paused' : 'active')),
+      h('td', {class: 'muted'}, (d.tasks || []).length),
+      h('td', {}, h('button', {class: 'secondary pause', 'data-dag': d.dag_id,
+        onclick: (e) => { e.stopPropagation(); this.setPaused(d.dag_id, !d.is_paused); }}, d.is_paused ? 'Unpause' : 'Pause'))))));
+  },
+  renderTitle(d) {
+    fill(this.title, h('span', {class: 'mono'}, d.dag_id),
+      h('span', {class: 'badge ' + (d.is_paused ? 'b-paused' : 'b-active'), id: 'dag-state'}, d.is_paused ? 'paused' : 'active'),
+      h('button', {class: 'secondary', id: 'dag-pause', onclick: () => this.setPaused(d.dag_id, !d.is_paused)}, d.is_paused ? 'Unpause' : 'Pause'),
+      d.is_paused ? h('span', {class: 'muted small'}, 'paused: no scheduled runs, and triggered runs wait until it is unpaused') : null);
+  },
+  renderGrid(d, tasks, runs, tiOf) {
+    if (!runs.length) { fill(this.grid, h('div', {class: 'notice', id: 'no-runs'}, 'No runs yet: press Trigger.')); return; }
+    const pick = (run, task) => { this.run = run; if (task) this.task = task; this.try = null; this.tick(); };
+    fill(this.grid, h('table', {class: 'dag-grid', id: 'dag-grid'},
+      h('tr', {}, h('th', {}, 'run'), runs.map((x) => h('td', {class: 'cell run s-' + x.state + (x.dag_run_id === this.run ? ' sel' : ''),
+        'data-run': x.dag_run_id, 'data-state': x.state, title: x.dag_run_id + '\n' + x.state + '\n' + (x.conf && Object.keys(x.conf).length ? 'conf ' + JSON.stringify(x.conf) : ''),
+        onclick: () => pick(x.dag_run_id)}))),
+      tasks.map((t) => h('tr', {'data-task': t.task_id}, h('th', {class: 'mono task'}, t.task_id),
+        runs.map((x) => {
+          const ti = tiOf(x.dag_run_id).find((y) => y.task_id === t.task_id), st = stateOf(ti);
+          return h('td', {class: 'cell s-' + st + (x.dag_run_id === this.run && t.task_id === this.task ? ' sel' : ''),
+            'data-run': x.dag_run_id, 'data-task': t.task_id, 'data-state': st,
+            title: t.task_id + ' · ' + x.dag_run_id + '\n' + st + (ti && ti.try_number ? ' (try ' + ti.try_number + ')' : ''),
+            onclick: () => pick(x.dag_run_id, t.task_id)});
+        })))));
+  },
+  renderGraph(tasks, run, tis) {
+    fill(this.graphTitle, 'Graph', run ? h('span', {class: 'muted mono small'}, run.dag_run_id) : null, run ? badge(run.state) : null);
+    if (!tasks.length) { fill(this.graph); return; }
+    // Layers by the longest path from a root; order inside a layer as in the config.
+    const idx = new Map(tasks.map((t, i) => [t.task_id, i])), depth = new Map();
+    const dep = (t, seen) => {
+      if (depth.has(t.task_id)) return depth.get(t.task_id);
+      if (seen.has(t.task_id)) return 0;
+      seen.add(t.task_id);
+      const v = Math.max(-1, ...(t.upstream_task_ids || []).filter((u) => idx.has(u)).map((u) => dep(tasks[idx.get(u)], seen))) + 1;
+      depth.set(t.task_id, v);
+      return v;
+    };
+    tasks.forEach((t) => dep(t, new Set()));
+    const layers = [];
+    for (const t of tasks) (layers[depth.get(t.task_id)] = layers[depth.get(t.task_id)] || []).push(t);
+    const W = 170, H = 40, GX = 60, GY = 18, P = 10, pos = new Map();
+    layers.forEach((l, x) => l.forEach((t, y) => pos.set(t.task_id, [P + x * (W + GX), P + y * (H + GY)])));
+    const width = P * 2 + layers.length * (W + GX) - GX, height = P * 2 + Math.max(...layers.map((l) => l.length)) * (H + GY) - GY;
+    const edges = [];
+    for (const t of tasks) for (const u of t.upstream_task_ids || []) {
+      if (!pos.has(u)) continue;
+      const [x1, y1] = pos.get(u), [x2, y2] = pos.get(t.task_id);
+      const a = [x1 + W, y1 + H / 2], b = [x2 - 4, y2 + H / 2], mx = (a[0] + b[0]) / 2;
+      edges.push(svg('path', {class: 'edge', 'data-from': u, 'data-to': t.task_id, 'marker-end': 'url(#arrow)',
+        d: 'M' + a[0] + ',' + a[1] + ' C' + mx + ',' + a[1] + ' ' + mx + ',' + b[1] + ' ' + b[0] + ',' + b[1]}));
+    }
+    const nodes = tasks.map((t) => {
+      const [x, y] = pos.get(t.task_id), ti = tis.find((z) => z.task_id === t.task_id), st = stateOf(ti);
+      const label = t.task_id.length > 22 ? t.task_id.slice(0, 21) + '…' : t.task_id;
+      return svg('g', {class: 'node' + (t.task_id === this.task ? ' sel' : ''), 'data-task': t.task_id, 'data-state': st, transform: 'translate(' + x + ',' + y + ')'},
+        svg('title', {}, t.task_id + ' (' + (t.operator_name || 'task') + ')\n' + st + (t.trigger_rule && t.trigger_rule !== 'all_success' ? '\ntrigger rule ' + t.trigger_rule : '')),
+        svg('rect', {class: 'n-box', width: W, height: H, rx: 6}),
+        svg('rect', {class: 'n-state s-' + st, width: 8, height: H, rx: 3}),
+        svg('text', {x: 16, y: 16, class: 'n-id'}, label),
+        svg('text', {x: 16, y: 31, class: 'n-sub'}, (t.operator_name || '') + ' · ' + st));
+    });
+    const el = svg('svg', {width, height, viewBox: '0 0 ' + width + ' ' + height, id: 'dag-svg', role: 'img'},
+      svg('defs', {}, svg('marker', {id: 'arrow', viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse'},
+        svg('path', {d: 'M 0 0 L 10 5 L 0 10 z', class: 'arrowhead'}))),
+      edges, nodes);
+    el.addEventListener('click', (e) => {
+      const g = e.target.closest('g.node');
+      if (g) { this.task = g.dataset.task; this.try = null; this.tick(); }
+    });
+    fill(this.graph, el);
+  },
+  renderTi(d, run, ti) {
+    if (!run || !ti) { fill(this.ti, h('div', {class: 'muted'}, run ? 'Pick a task in the grid or the graph.' : 'No run selected.')); this.log.textContent = ''; return; }
+    const tries = ti.try_number || 0;
+    if (this.try === null || this.try > tries) this.try = tries || null;
+    fill(this.ti, h('div', {class: 'kv'},
+      h('div', {}, h('span', {class: 'muted'}, 'task '), h('b', {class: 'mono', id: 'ti-task'}, ti.task_id), ' ', h('span', {id: 'ti-state'}, badge(stateOf(ti)))),
+      h('div', {class: 'mono small muted'}, run.dag_run_id),
+      h('div', {class: 'small'}, 'started ' + hhmmss(ti.start_date) + ' · ended ' + hhmmss(ti.end_date) + (took(ti.start_date, ti.end_date) ? ' · ' + took(ti.start_date, ti.end_date) : '') +
+        (ti.exit_code !== null && ti.exit_code !== undefined ? ' · exit code ' + ti.exit_code : '') + (ti.next_try_at ? ' · next try at ' + hhmmss(ti.next_try_at) : '')),
+      run.conf && Object.keys(run.conf).length ? h('div', {class: 'small mono'}, 'conf ' + JSON.stringify(run.conf)) : null),
+    h('div', {class: 'row tries'}, h('span', {class: 'muted'}, tries ? 'log of try' : 'not started: no log yet'),
+      Array.from({length: tries}, (_, i) => i + 1).map((n) => h('button', {class: n === this.try ? '' : 'secondary', 'data-try': n,
+        onclick: () => { this.try = n; this.sigs.ti = ''; this.tick(); }}, String(n)))));
+  },
+  async loadLog(d, run, ti) {
+    if (!run || !ti || !this.try || stateOf(ti) === 'queued' || stateOf(ti) === 'none') { this.logKey = ''; if (!ti || !ti.try_number) this.log.textContent = ''; return; }
+    const key = [d.dag_id, run.dag_run_id, ti.task_id, this.try].join('\u0000');
+    // The current try's log is followed while it runs; earlier tries and finished ones are read once.
+    const live = this.try === ti.try_number && (stateOf(ti) === 'running' || stateOf(ti) === 'up_for_retry');
+    if (key === this.logKey && !live) return;
+    const r = await api('/api/dags/' + enc(d.dag_id) + '/dagRuns/' + enc(run.dag_run_id) + '/taskInstances/' + enc(ti.task_id) + '/logs/' + this.try);
+    const text = r.ok ? r.body.content : errText(r);
+    this.logKey = live ? '' : key;
+    if (this.log.textContent === text) return;
+    const atEnd = this.log.scrollTop + this.log.clientHeight >= this.log.scrollHeight - 4;
+    this.log.textContent = text;
+    this.log.dataset.try = this.try;
+    if (atEnd) this.log.scrollTop = this.log.scrollHeight;
+  },
+  select(id) {
+    if (id === this.dag) return;
+    this.dag = id; this.run = this.task = this.try = null; this.sigs = {};
+    this.tick();
+  },
+  async setPaused(id, paused) {
+    const r = await send('PATCH', '/api/dags/' + enc(id), {is_paused: paused});
+    this.msg.textContent = r.ok ? id + (paused ? ' paused' : ' unpaused') : errText(r);
+    this.msg.className = r.ok ? 'muted' : 'err';
+    await this.tick();
+  },
+  async doTrigger() {
+    let conf;
+    try { conf = JSON.parse(this.conf.value.trim() || '{}'); } catch (e) { conf = e; }
+    if (conf instanceof Error || !conf || typeof conf !== 'object' || Array.isArray(conf)) {
+      this.msg.textContent = 'conf must be a JSON object' + (conf instanceof Error ? ': ' + conf.message : '');
+      this.msg.className = 'err';
+      return;
+    }
+    // Run ids are to the second: one trigger a second.
+    this.trigger.disabled = true;
+    setTimeout(() => { this.trigger.disabled = false; }, 1100);
+    const r = await send('POST', '/api/dags/' + enc(this.dag) + '/dagRuns', {conf});
+    if (!r.ok) { this.msg.textContent = errText(r); this.msg.className = 'err'; return; }
+    this.msg.textContent = 'triggered ' + r.body.dag_run_id;
+    this.msg.className = 'muted';
+    this.msg.dataset.run = r.body.dag_run_id;
+    this.run = r.body.dag_run_id; this.try = null;
+    await this.tick();
+  },
+};
