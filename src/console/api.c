@@ -504,6 +504,15 @@ static void api_ready(struct sl_console *c, struct sl_con_resp *rs)
 
 /* ---- dispatch ---- */
 
+bool sl_con_same_origin(const char *origin, const char *host)
+{
+	/* Origin is scheme://host[:port] (or "null"); Host is host[:port] as the browser connected. */
+	const char *p = strstr(origin, "://");
+	if (!p || !host || !*host)
+		return false;
+	return !strcmp(p + 3, host);
+}
+
 static bool has_prefix(const char *path, const char *prefix)
 {
 	size_t n = strlen(prefix);
@@ -585,6 +594,13 @@ void sl_con_dispatch(struct sl_console *c, const struct sl_con_req *rq, struct s
 	const char *m = rq->method ? rq->method : "";
 	bool get = !strcmp(m, "GET") || !strcmp(m, "HEAD");
 	rs->head = !strcmp(m, "HEAD");
+	/* The pages trigger DAG runs, pause DAGs and change compatibility levels: a write a browser sends from another
+	 * origin (a page elsewhere posting to 127.0.0.1) is refused. Clients without an Origin (curl, SDKs) are not
+	 * browsers and pass. */
+	if (!get && rq->origin && !sl_con_same_origin(rq->origin, rq->host)) {
+		jerror(rs, 403, "cross-origin request refused");
+		return;
+	}
 
 	/* Plugged-in roles first (the latest added wins). */
 	for (size_t i = c->nroutes; i-- > 0;) {

@@ -39,6 +39,8 @@ bool sl_con_ct_equal(const void *a, size_t alen, const void *b, size_t blen);
 int sl_con_b64_decode(const char *s, size_t n, unsigned char *out, size_t outsz);
 /* Whether Accept-Encoding allows gzip (a "gzip" or "*" token whose q is not 0). */
 bool sl_con_accepts_gzip(const char *accept_encoding);
+/* Whether a browser's Origin header names the host:port it sent the request to (Host). */
+bool sl_con_same_origin(const char *origin, const char *host);
 /* Whether If-None-Match lists etag (or is "*"); weak validators compare equal. */
 bool sl_con_etag_matches(const char *if_none_match, const char *etag);
 /* "host:port", "[v6]:port" or ":port" (loopback). Returns 0 or -1. */
@@ -184,6 +186,7 @@ void sl_con_alerts_json(struct sl_console *c, struct sl_buf *out);
 struct sl_con_req {
 	const char *method, *target;
 	const char *authorization, *accept_encoding, *if_none_match;
+	const char *origin, *host; /* a browser's Origin and the Host it asked for: cross-origin writes are refused */
 	const char *body;
 	size_t len;
 	bool body_too_big;

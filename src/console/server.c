@@ -276,6 +276,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *con, const char 
 		.authorization = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Authorization"),
 		.accept_encoding = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Accept-Encoding"),
 		.if_none_match = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "If-None-Match"),
+		.origin = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Origin"),
+		.host = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Host"),
 	};
 	if (!k->started) {
 		k->started = true;

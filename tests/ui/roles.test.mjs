@@ -1,0 +1,205 @@
+// UI tests of the console's Schemas and DAGs pages inside `sluice up`, which runs the console, the schema registry and
+// the scheduler in one process on the embedded default (no Kafka, no Cassandra): a DAG whose ingest task drives a
+// generate-source pipeline (small count) and whose process task drains it. Two schema versions are registered through
+// the registry's API; in the browser the Schemas page shows both and their diff, the compatibility box reports an
+// incompatible change with its reason; a DAG run triggered from the page with a conf turns green and its task log
+// opens; pause and unpause work. No console errors on any page. Screenshots go to docs/img/console-{schemas,dags}.png.
+import {test, before, after} from 'node:test';
+import assert from 'node:assert/strict';
+import {spawn} from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {fileURLToPath} from 'node:url';
+import {chromium} from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '../..');
+const SLUICE = process.env.SLUICE || path.join(root, 'build/sluice');
+const IMG = process.env.SL_UI_SCREENSHOTS || path.join(root, 'docs/img');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-ui-roles-'));
+const cfg = path.join(tmp, 'sluice.yaml');
+let up, base, browser;
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+async function until(what, fn, ms = 30000) {
+  const end = Date.now() + ms;
+  let last;
+  while (Date.now() < end) {
+    try { last = await fn(); if (last) return last; } catch (e) { last = e; }
+    await sleep(250);
+  }
+  throw new Error('timed out waiting for ' + what + ' (last: ' + last + ')');
+}
+async function call(method, p, body) {
+  const r = await fetch(base + p, {method, headers: {'Content-Type': 'application/vnd.schemaregistry.v1+json'},
+    body: body === undefined ? undefined : JSON.stringify(body)});
+  return {status: r.status, body: await r.json()};
+}
+const avro = (fields) => JSON.stringify({type: 'record', name: 'User', namespace: 'sluice', fields});
+const V1 = [{name: 'id', type: 'string'}, {name: 'email', type: 'string'}];
+const V2 = [...V1, {name: 'city', type: ['null', 'string'], default: null}];
+
+before(async () => {
+  fs.writeFileSync(cfg, `
+data_dir: ${tmp}/data
+pipelines:
+  users:
+    source: { type: generate, seed: 7, count: 40, page_size: 10 }
+    topic: users_created
+    partitions: 1
+    key: id
+    mapping:
+      id: { path: login.uuid, type: uuid }
+      first_name: name.first
+      email: email
+    sink: { keyspace: spark_streams, table: created_users }
+console:
+  listen: 127.0.0.1:0
+  poll_interval: 500ms
+registry:
+  listen: 127.0.0.1:0
+  data_dir: ${tmp}/data/registry
+dags:
+  user_automation:
+    description: the seed's DAG, small
+    tasks:
+      stream_data_from_api: { kind: ingest, pipeline: users, count: 40 }
+      wait_for_processor: { kind: process, pipeline: users, depends_on: [stream_data_from_api] }
+`);
+  up = spawn(SLUICE, ['up', '-c', cfg], {stdio: ['ignore', 'pipe', 'pipe'], env: {...process.env}});
+  up.out = '';
+  up.stdout.on('data', (d) => { up.out += d; });
+  up.stderr.on('data', (d) => { up.out += d; });
+  const m = await until('the console URL', () => /console: http:\/\/([0-9.:]+)\//.exec(up.out));
+  base = 'http://' + m[1];
+  // Two versions of a subject, through the registry's REST API (plugged into the console's port).
+  assert.equal((await call('POST', '/api/schemas/subjects/users-value/versions', {schema: avro(V1)})).status, 200);
+  assert.equal((await call('POST', '/api/schemas/subjects/users-value/versions', {schema: avro(V2)})).status, 200);
+  browser = await chromium.launchPersistentContext(fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-chromium-')), {
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    viewport: {width: 1360, height: 900},
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+      '--disable-sync', '--no-first-run'],
+  });
+  fs.mkdirSync(IMG, {recursive: true});
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  if (up && up.exitCode === null) {
+    up.kill('SIGTERM');
+    await until('sluice up to exit', () => up.exitCode !== null || up.signalCode !== null, 20000).catch(() => {});
+  }
+  if (!process.env.SL_KEEP) fs.rmSync(tmp, {recursive: true, force: true});
+});
+
+async function open(hash) {
+  const page = await browser.newPage();
+  const errors = [];
+  page.on('console', (msg) => { if (msg.type() === 'error') errors.push(msg.text()); });
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.goto(base + '/#/' + hash);
+  return {page, errors};
+}
+
+test('schemas: both versions, their diff, compatibility levels, an incompatible change with its reason', async () => {
+  const {page, errors} = await open('schemas');
+  const row = page.locator('#subjects tr[data-subject="users-value"]');
+  await row.waitFor();
+  assert.deepEqual(await row.locator('.chip').allTextContents(), ['v1', 'v2']);
+  assert.match(await row.locator('[data-field="compatibility"]').textContent(), /BACKWARD \(global\)/);
+  // The diff: v1 against v2, the added field on the right only.
+  await page.locator('#s-diff-table').waitFor();
+  assert.equal(await page.inputValue('#s-left'), '1');
+  assert.equal(await page.inputValue('#s-right'), '2');
+  const added = await page.locator('#s-diff-table tr.d-add').allTextContents();
+  assert.ok(added.some((t) => t.includes('"city"')), 'the added field is marked: ' + added);
+  assert.equal(await page.locator('#s-diff-table tr.d-del').count(), 0);
+  // Per-subject level: set, shown, removed (PUT and DELETE /config/{subject}).
+  await page.selectOption('#s-level', 'FULL');
+  await until('FULL on the subject', async () => (await row.locator('[data-field="compatibility"]').textContent()) === 'FULL');
+  assert.equal((await call('GET', '/api/schemas/config/users-value')).body.compatibilityLevel, 'FULL');
+  await page.selectOption('#s-level', '');
+  await until('back to the global level', async () => /\(global\)/.test(await row.locator('[data-field="compatibility"]').textContent()));
+  // A compatible change, then an incompatible one (a field without a default breaks BACKWARD).
+  await page.fill('#c-schema', JSON.stringify(JSON.parse(avro([...V2, {name: 'zip', type: ['null', 'string'], default: null}])), null, 2));
+  await page.click('#c-test');
+  await page.locator('#c-verdict[data-compatible="true"]').waitFor();
+  await page.fill('#c-schema', JSON.stringify(JSON.parse(avro([...V2, {name: 'age', type: 'int'}])), null, 2));
+  await page.click('#c-test');
+  await page.locator('#c-verdict[data-compatible="false"]').waitFor();
+  const reasons = await page.locator('#c-reasons li').allTextContents();
+  assert.ok(reasons.some((r) => r.includes('READER_FIELD_MISSING_DEFAULT_VALUE') && r.includes('age')), 'reasons: ' + reasons);
+  // Not JSON: told in the page, nothing sent.
+  await page.fill('#c-schema', '{"type": "record",');
+  await page.click('#c-test');
+  await page.locator('#c-invalid').waitFor();
+  await page.fill('#c-schema', JSON.stringify(JSON.parse(avro([...V2, {name: 'age', type: 'int'}])), null, 2));
+  await page.click('#c-test');
+  await page.locator('#c-verdict[data-compatible="false"]').waitFor();
+  await page.screenshot({path: path.join(IMG, 'console-schemas.png'), fullPage: true});
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('dags: trigger with a conf from the page, the grid turns green, the graph, the task log; pause and unpause', async () => {
+  const {page, errors} = await open('dags');
+  await page.locator('#dags tr[data-dag="user_automation"]').waitFor();
+  await page.locator('#no-runs').waitFor();
+  await page.fill('#dag-conf', '{"source": "ui-test", "n": 3}');
+  await page.click('#dag-trigger');
+  const run = await until('the run id', async () => page.locator('#dag-msg').getAttribute('data-run'));
+  assert.match(run, /^manual__/);
+  const cell = (task) => page.locator(`#dag-grid td[data-run="${run}"]` + (task ? `[data-task="${task}"]` : '.run'));
+  await until('the run to succeed in the grid', async () => (await cell().getAttribute('data-state')) === 'success', 60000);
+  for (const t of ['stream_data_from_api', 'wait_for_processor'])
+    assert.equal(await cell(t).getAttribute('data-state'), 'success', t);
+  assert.ok((await cell().getAttribute('class')).includes('s-success'));
+  const runs = (await call('GET', '/api/dags/user_automation/dagRuns')).body.dag_runs;
+  assert.deepEqual(runs.find((r) => r.dag_run_id === run).conf, {source: 'ui-test', n: 3});
+  // The graph: both tasks, the dependency, coloured by state.
+  await until('the graph in success', async () => (await page.locator('#dag-svg g.node[data-state="success"]').count()) === 2);
+  assert.equal(await page.locator('#dag-svg path.edge[data-from="stream_data_from_api"][data-to="wait_for_processor"]').count(), 1);
+  // A task try's log.
+  await cell('stream_data_from_api').click();
+  await until('the ingest log', async () => /kind=ingest[\s\S]*try 1 ended: success/.test(await page.locator('#dag-log').textContent()));
+  await page.locator('#dag-svg g.node[data-task="wait_for_processor"]').click();
+  await until('the process log', async () => /kind=process[\s\S]*try 1 ended: success/.test(await page.locator('#dag-log').textContent()));
+  assert.equal(await page.locator('#ti-task').textContent(), 'wait_for_processor');
+  await page.screenshot({path: path.join(IMG, 'console-dags.png'), fullPage: true});
+  // Pause and unpause, on the page and in the scheduler.
+  await page.click('#dag-pause');
+  await until('paused on the page', async () => (await page.locator('#dag-state').textContent()) === 'paused');
+  assert.equal((await call('GET', '/api/dags/user_automation')).body.is_paused, true);
+  assert.equal(await page.locator('#dags tr[data-dag="user_automation"] button.pause').textContent(), 'Unpause');
+  await page.click('#dag-pause');
+  await until('active again', async () => (await page.locator('#dag-state').textContent()) === 'active');
+  assert.equal((await call('GET', '/api/dags/user_automation')).body.is_paused, false);
+  // A conf that is not a JSON object is refused on the page.
+  await page.fill('#dag-conf', '[1, 2]');
+  await page.click('#dag-trigger');
+  await until('the conf error', async () => /JSON object/.test(await page.locator('#dag-msg.err').textContent()));
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('a write from another origin (a page elsewhere posting to the console) is refused', async () => {
+  const r = await fetch(base + '/api/dags/user_automation', {method: 'PATCH', body: '{"is_paused": true}',
+    headers: {Origin: 'http://evil.example', 'Content-Type': 'text/plain'}});
+  assert.equal(r.status, 403);
+  assert.equal((await call('GET', '/api/dags/user_automation')).body.is_paused, false);
+  const same = await fetch(base + '/api/schemas/config', {headers: {Origin: 'http://evil.example'}});
+  assert.equal(same.status, 200); // reads are the browser's CORS business
+});
+
+test('every page loads without console errors beside the registry and the scheduler', async () => {
+  for (const p of ['overview', 'kafka', 'data', 'alerts', 'schemas', 'dags']) {
+    const {page, errors} = await open(p);
+    await page.locator('h1').waitFor();
+    await sleep(1500);
+    assert.deepEqual(errors, [], p);
+    await page.close();
+  }
+});
