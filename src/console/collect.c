@@ -130,10 +130,19 @@ static int k_topics(struct sl_console *c, struct con_kafka *k, struct sl_con_top
 	}
 	struct sl_con_topic *ts = calloc(MAX_TOPICS, sizeof *ts);
 	size_t n = 0;
+	/* The pipelines' own topics first, so a busy cluster's other topics cannot crowd them out of the list (and
+	 * their groups' lag out of /metrics); then the others, up to MAX_TOPICS. */
+	for (int pass = 0; pass < 2; pass++)
 	for (int i = 0; ts && i < md->topic_cnt && n < MAX_TOPICS; i++) {
 		const rd_kafka_metadata_topic_t *mt = &md->topics[i];
 		if (mt->topic[0] == '_' && mt->topic[1] == '_')
 			continue; /* __consumer_offsets and friends */
+		bool ours = false;
+		for (size_t q = 0; c && c->conf && q < c->conf->np; q++)
+			if (!strcmp(mt->topic, c->conf->p[q].topic) || !strcmp(mt->topic, c->conf->p[q].dlq_topic))
+				ours = true;
+		if (ours != (pass == 0))
+			continue;
 		struct sl_con_topic *t = &ts[n++];
 		snprintf(t->name, sizeof t->name, "%s", mt->topic);
 		t->nparts = mt->partition_cnt;
@@ -149,7 +158,6 @@ static int k_topics(struct sl_console *c, struct con_kafka *k, struct sl_con_top
 		}
 	}
 	rd_kafka_metadata_destroy(md);
-	(void)c;
 	*out = ts;
 	*nout = n;
 	return 0;
