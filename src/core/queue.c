@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/err.h"
 
 int sl_queue_init(struct sl_queue *q, size_t max_items, size_t max_bytes)
@@ -44,23 +45,12 @@ void sl_queue_destroy(struct sl_queue *q)
 	q->sizes = NULL;
 }
 
-static void deadline(struct timespec *ts, int timeout_ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += timeout_ms / 1000;
-	ts->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
-
 /* Waits on cv until ready() holds; returns 0, SL_ETIMEDOUT or SL_ECLOSED. */
 #define WAIT_UNTIL(q, cv, cond, timeout_ms, on_wait)                                                   \
 	do {                                                                                            \
 		struct timespec ts_;                                                                    \
 		if ((timeout_ms) > 0)                                                                   \
-			deadline(&ts_, (timeout_ms));                                                   \
+			sl_deadline(&ts_, CLOCK_MONOTONIC, (timeout_ms));                                                   \
 		int waited_ = 0;                                                                        \
 		while (!(cond)) {                                                                       \
 			if ((timeout_ms) == 0) {                                                        \

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "cql/internal.h"
 #include "cql/types.h"
@@ -1620,13 +1621,7 @@ static int acquire_slot(struct sl_cql_session *s, int timeout_ms)
 			return SL_EFULL;
 		}
 		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += timeout_ms / 1000;
-		ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		sl_deadline(&ts, CLOCK_REALTIME, timeout_ms);
 		while (s->inflight >= s->o.max_inflight)
 			if (pthread_cond_timedwait(&s->q_cv, &s->q_mu, &ts) != 0)
 				break;

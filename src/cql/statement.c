@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "cql/internal.h"
 #include "cql/types.h"
 
@@ -101,13 +102,7 @@ int sl_cql_future_wait(struct sl_cql_future *f)
 int sl_cql_future_wait_timed(struct sl_cql_future *f, int timeout_ms)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	sl_deadline(&ts, CLOCK_REALTIME, timeout_ms);
 	pthread_mutex_lock(&f->mu);
 	while (!f->done)
 		if (pthread_cond_timedwait(&f->cv, &f->mu, &ts) != 0)

@@ -28,20 +28,6 @@ void sl_progress(bool final, const char *fmt, ...)
 		fprintf(stderr, "%s\n", line);
 }
 
-int64_t sl_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-double sl_mono_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 void sl_pipeline_metrics(const char *pipeline, struct sl_pipeline_metrics *m)
 {
 	struct sl_metrics *r = sl_metrics_global();

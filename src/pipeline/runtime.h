@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "pipeline/pipeline.h"
+#include "core/clock.h"
 #include "core/metrics.h"
 #include "topic/topic.h"
 
@@ -45,7 +46,5 @@ void sl_pipeline_metrics(const char *pipeline, struct sl_pipeline_metrics *m);
  * (and always for the final one), so logs stay readable. */
 void sl_progress(bool final, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-int64_t sl_now_ms(void);
-double sl_mono_s(void);
 
 #endif

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/buf.h"
 #include "core/log.h"
 #include "cql/cql.h"
@@ -444,13 +445,7 @@ static int cs_poll(struct sl_sink *bs, int timeout_ms)
 {
 	struct cass_sink *s = (struct cass_sink *)bs;
 	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	sl_deadline(&ts, CLOCK_REALTIME, timeout_ms);
 	int completed = 0;
 	pthread_mutex_lock(&s->mu);
 	for (;;) {
