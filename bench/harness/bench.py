@@ -648,7 +648,9 @@ def report(summary, ceil, lat, meta):
     if lat:
         L.append("![latency](img/bench-latency.png)")
     L.append("")
-    L.append("Machine and versions: " + "; ".join(f"{k} {v}" for k, v in meta["versions"].items()) +
+    label = {"rpconnect": "Benthos (the Redpanda Connect peer)", "spark jars": "jars"}
+    L.append("Machine and versions: " + "; ".join(
+        f"{label.get(k, k)}: {str(v).replace('Version: ', '').removeprefix(k + ' ')}" for k, v in meta["versions"].items()) +
              ". Kafka 4.4 and Cassandra 5.0 (one node each, tests/services) on the same machine.")
     L.append("")
     L.append(f"<!-- {MARK}:notes -->")
