@@ -97,6 +97,9 @@ struct cass_sink {
 	struct sl_cql_prepared *insert;
 	const struct sl_schema *schema;
 	int part_field;          /* field index of the partition key */
+	int *cols;               /* field indexes written as columns, in bind order */
+	size_t ncols;
+	int ttl_field, wt_field; /* field indexes bound to USING TTL ? / TIMESTAMP ?, or -1 */
 	int consistency;
 	char *fq;                /* "ks"."table" */
 	pthread_mutex_t mu;
@@ -160,6 +163,24 @@ static int cs_prepare(struct sl_sink *bs, const struct sl_schema *schema, struct
 		sl_buf_free(&pkcols);
 		return sl_err_set(err, SL_ECONFIG, "sink %s: partition key '%s' is not a mapped column", s->fq, part);
 	}
+	if ((prc = sl_sink_check_fields(s->conf, schema, s->fq, err))) {
+		sl_buf_free(&pkcols);
+		return prc;
+	}
+	free(s->cols);
+	s->cols = calloc(schema->n ? schema->n : 1, sizeof *s->cols);
+	if (!s->cols) {
+		sl_buf_free(&pkcols);
+		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	}
+	s->ncols = 0;
+	for (size_t i = 0; i < schema->n; i++)
+		if (sl_sink_is_column(s->conf, schema->fields[i].name))
+			s->cols[s->ncols++] = (int)i;
+	s->ttl_field = s->conf->ttl_field ? sl_schema_find(schema, s->conf->ttl_field, strlen(s->conf->ttl_field)) : -1;
+	s->wt_field = s->conf->writetime_field
+			      ? sl_schema_find(schema, s->conf->writetime_field, strlen(s->conf->writetime_field))
+			      : -1;
 	struct sl_buf q;
 	sl_buf_init(&q);
 	sl_buf_puts(&q, "CREATE KEYSPACE IF NOT EXISTS ");
@@ -169,9 +190,10 @@ static int cs_prepare(struct sl_sink *bs, const struct sl_schema *schema, struct
 	if (rc == 0) {
 		sl_buf_reset(&q);
 		sl_buf_printf(&q, "CREATE TABLE IF NOT EXISTS %s (", s->fq);
-		for (size_t i = 0; i < schema->n; i++) {
-			sl_sink_ident(&q, schema->fields[i].name);
-			sl_buf_printf(&q, " %s, ", cql_type(schema->fields[i].type));
+		for (size_t i = 0; i < s->ncols; i++) {
+			const struct sl_field *f = &schema->fields[s->cols[i]];
+			sl_sink_ident(&q, sl_sink_column(s->conf, f->name));
+			sl_buf_printf(&q, " %s, ", cql_type(f->type));
 		}
 		sl_buf_puts(&q, "PRIMARY KEY (");
 		sl_buf_append(&q, pkcols.data, pkcols.len);
@@ -181,17 +203,26 @@ static int cs_prepare(struct sl_sink *bs, const struct sl_schema *schema, struct
 	if (rc == 0) {
 		sl_buf_reset(&q);
 		sl_buf_printf(&q, "INSERT INTO %s (", s->fq);
-		for (size_t i = 0; i < schema->n; i++) {
+		for (size_t i = 0; i < s->ncols; i++) {
 			if (i)
 				sl_buf_puts(&q, ", ");
-			sl_sink_ident(&q, schema->fields[i].name);
+			sl_sink_ident(&q, sl_sink_column(s->conf, schema->fields[s->cols[i]].name));
 		}
 		sl_buf_puts(&q, ") VALUES (");
-		for (size_t i = 0; i < schema->n; i++)
+		for (size_t i = 0; i < s->ncols; i++)
 			sl_buf_puts(&q, i ? ", ?" : "?");
 		sl_buf_puts(&q, ")");
-		if (s->conf->ttl_s > 0)
-			sl_buf_printf(&q, " USING TTL %" PRId64, s->conf->ttl_s / 1000 > 0 ? s->conf->ttl_s / 1000 : 1);
+		/* A row's TTL and write time: from a field when configured (bound per row), else the table-wide TTL. */
+		const char *sep = " USING ";
+		if (s->ttl_field >= 0) {
+			sl_buf_printf(&q, "%sTTL ?", sep);
+			sep = " AND ";
+		} else if (s->conf->ttl_s > 0) {
+			sl_buf_printf(&q, "%sTTL %" PRId64, sep, s->conf->ttl_s / 1000 > 0 ? s->conf->ttl_s / 1000 : 1);
+			sep = " AND ";
+		}
+		if (s->wt_field >= 0)
+			sl_buf_printf(&q, "%sTIMESTAMP ?", sep);
 		rc = sl_cql_session_prepare_wait(s->session, sl_buf_cstr(&q), &s->insert, err);
 		if (rc)
 			sl_err_prefix(err, "sink %s: preparing the insert (does the existing table have every mapped "
@@ -204,9 +235,10 @@ static int cs_prepare(struct sl_sink *bs, const struct sl_schema *schema, struct
 
 static void bind_row(struct cass_sink *s, struct sl_cql_statement *st, const struct sl_record *r)
 {
-	for (size_t c = 0; c < s->schema->n; c++) {
+	for (size_t k = 0; k < s->ncols; k++) {
+		size_t c = (size_t)s->cols[k];
 		const struct sl_value *v = &r->v[c];
-		int i = (int)c;
+		int i = (int)k;
 		if (v->null) {
 			if (s->conf->null_as_unset)
 				sl_cql_bind_unset(st, i);
@@ -225,6 +257,21 @@ static void bind_row(struct cass_sink *s, struct sl_cql_statement *st, const str
 		case SL_T_DATE: sl_cql_bind_uint32(st, i, (uint32_t)((int64_t)v->u.days + 2147483648LL)); break;
 		default: sl_cql_bind_null(st, i); break;
 		}
+	}
+	int next = (int)s->ncols;
+	if (s->ttl_field >= 0) {
+		/* A missing TTL means none (0); a negative one is refused by the server and dead-letters the row. */
+		const struct sl_value *v = &r->v[s->ttl_field];
+		int64_t ttl = v->null ? 0 : s->schema->fields[s->ttl_field].type == SL_T_INT ? v->u.i32 : v->u.i64;
+		sl_cql_bind_int32(st, next++, ttl > INT32_MAX ? INT32_MAX : (int32_t)ttl);
+	}
+	if (s->wt_field >= 0) {
+		/* Write time in microseconds; a missing one is left to the coordinator's clock. */
+		const struct sl_value *v = &r->v[s->wt_field];
+		if (v->null)
+			sl_cql_bind_unset(st, next++);
+		else
+			sl_cql_bind_int64(st, next++, v->u.i64 * 1000);
 	}
 	sl_cql_statement_set_consistency(st, s->consistency);
 	sl_cql_statement_set_idempotent(st, true); /* an INSERT of fixed values is an upsert */
@@ -553,6 +600,7 @@ static void cs_destroy(struct sl_sink *bs)
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cv);
 	free(s->fq);
+	free(s->cols);
 	free(s);
 }
 
@@ -576,6 +624,7 @@ int sl_sink_cassandra_new(const struct sl_cfg_node *cassandra, const struct sl_s
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
 	s->rng = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)s;
+	s->ttl_field = s->wt_field = -1;
 	if (sl_opt_bind(sl_cassandra_opts, cassandra, "cassandra", &s->cc, err)) {
 		cs_destroy(&s->base);
 		return SL_ECONFIG;

@@ -30,9 +30,45 @@ int sl_sink_primary_key(const struct sl_sink_conf *conf, const struct sl_schema 
 	for (size_t i = 0; i < (pk->n ? pk->n : 1); i++) {
 		if (i)
 			sl_buf_puts(cols, ", ");
-		sl_sink_ident(cols, pk->n ? pk->v[i] : key);
+		sl_sink_ident(cols, sl_sink_column(conf, pk->n ? pk->v[i] : key));
 	}
 	if (partition)
 		*partition = pk->n ? pk->v[0] : key;
+	return 0;
+}
+
+const char *sl_sink_column(const struct sl_sink_conf *conf, const char *field)
+{
+	for (size_t i = 0; i < conf->columns.n; i++)
+		if (!strcmp(conf->columns.k[i], field))
+			return conf->columns.v[i];
+	return field;
+}
+
+bool sl_sink_is_column(const struct sl_sink_conf *conf, const char *field)
+{
+	return !(conf->ttl_field && !strcmp(conf->ttl_field, field)) &&
+	       !(conf->writetime_field && !strcmp(conf->writetime_field, field));
+}
+
+int sl_sink_check_fields(const struct sl_sink_conf *conf, const struct sl_schema *schema, const char *table,
+			 struct sl_err *err)
+{
+	for (size_t i = 0; i < conf->columns.n; i++)
+		if (sl_schema_find(schema, conf->columns.k[i], strlen(conf->columns.k[i])) < 0)
+			return sl_err_set(err, SL_ECONFIG, "sink %s: columns: '%s' is not a mapped field", table,
+					  conf->columns.k[i]);
+	if (conf->ttl_field) {
+		int f = sl_schema_find(schema, conf->ttl_field, strlen(conf->ttl_field));
+		if (f < 0 || (schema->fields[f].type != SL_T_INT && schema->fields[f].type != SL_T_BIGINT))
+			return sl_err_set(err, SL_ECONFIG, "sink %s: ttl_field '%s' must be a mapped int or bigint field "
+					  "(seconds)", table, conf->ttl_field);
+	}
+	if (conf->writetime_field) {
+		int f = sl_schema_find(schema, conf->writetime_field, strlen(conf->writetime_field));
+		if (f < 0 || schema->fields[f].type != SL_T_TIMESTAMP)
+			return sl_err_set(err, SL_ECONFIG, "sink %s: writetime_field '%s' must be a mapped timestamp field",
+					  table, conf->writetime_field);
+	}
 	return 0;
 }

@@ -71,6 +71,9 @@ struct sl_sink_conf {
 	bool null_as_unset;
 	int64_t ttl_s;
 	char *replication;             /* keyspace replication as CQL map text */
+	struct sl_strmap columns;      /* record field -> table column, where the names differ */
+	char *ttl_field;               /* a field (int/bigint seconds) giving each row's TTL (Cassandra) */
+	char *writetime_field;         /* a field (timestamp) giving each row's write time (Cassandra) */
 };
 
 extern const struct sl_opt sl_sink_opts[];
@@ -89,6 +92,14 @@ extern const struct sl_opt sl_cassandra_opts[];
 /* Cassandra: connects with the cassandra: section's options; prepare() creates keyspace and table. */
 int sl_sink_cassandra_new(const struct sl_cfg_node *cassandra, const struct sl_sink_conf *conf, struct sl_sink **out,
 			  struct sl_err *err);
+
+/* The table column a record field is written to (sink.columns renames; by name otherwise). */
+const char *sl_sink_column(const struct sl_sink_conf *conf, const char *field);
+/* Whether a field is written as a column (not when it only gives a row's TTL or write time). */
+bool sl_sink_is_column(const struct sl_sink_conf *conf, const char *field);
+/* Checks sink.columns, ttl_field and writetime_field against the schema (names exist, types fit). */
+int sl_sink_check_fields(const struct sl_sink_conf *conf, const struct sl_schema *schema, const char *table,
+			 struct sl_err *err);
 
 /* Appends name as a quoted identifier (the same rules in CQL and SQLite). */
 void sl_sink_ident(struct sl_buf *b, const char *name);

@@ -26,6 +26,12 @@ const struct sl_opt sl_sink_opts[] = {
 	{"null_as_unset", SL_OPT_BOOL, "true", offsetof(struct sl_sink_conf, null_as_unset),
 	 "a null value leaves the column as it is instead of writing a null (no tombstone)"},
 	{"ttl", SL_OPT_DURATION, "0", offsetof(struct sl_sink_conf, ttl_s), "time to live of written rows (0 = none)"},
+	{"columns", SL_OPT_STRMAP, NULL, offsetof(struct sl_sink_conf, columns),
+	 "record field: table column, for fields whose column is named differently (by name otherwise)"},
+	{"ttl_field", SL_OPT_STRING, NULL, offsetof(struct sl_sink_conf, ttl_field),
+	 "a mapped int/bigint field giving each row's TTL in seconds, not written as a column (Cassandra)"},
+	{"writetime_field", SL_OPT_STRING, NULL, offsetof(struct sl_sink_conf, writetime_field),
+	 "a mapped timestamp field giving each row's write time, not written as a column (Cassandra)"},
 	{"replication", SL_OPT_STRING, "{'class': 'SimpleStrategy', 'replication_factor': 1}",
 	 offsetof(struct sl_sink_conf, replication), "replication of the keyspace when sluice creates it (Cassandra)"},
 	{NULL},
@@ -76,11 +82,16 @@ static int sq_prepare(struct sl_sink *bs, const struct sl_schema *schema, struct
 		sl_buf_free(&pkcols);
 		return prc;
 	}
+	if ((prc = sl_sink_check_fields(s->conf, schema, s->table, err))) {
+		sl_buf_free(&q);
+		sl_buf_free(&pkcols);
+		return prc;
+	}
 	sl_buf_puts(&q, "CREATE TABLE IF NOT EXISTS ");
 	sl_sink_ident(&q, s->table);
 	sl_buf_puts(&q, " (");
 	for (size_t i = 0; i < schema->n; i++) {
-		sl_sink_ident(&q, schema->fields[i].name);
+		sl_sink_ident(&q, sl_sink_column(s->conf, schema->fields[i].name));
 		sl_buf_printf(&q, " %s, ", sql_type(schema->fields[i].type));
 	}
 	sl_buf_puts(&q, "PRIMARY KEY (");
@@ -96,14 +107,14 @@ static int sq_prepare(struct sl_sink *bs, const struct sl_schema *schema, struct
 	for (size_t i = 0; rc == 0 && i < schema->n; i++) {
 		sl_buf_reset(&q);
 		sl_buf_puts(&q, "SELECT ");
-		sl_sink_ident(&q, schema->fields[i].name);
+		sl_sink_ident(&q, sl_sink_column(s->conf, schema->fields[i].name));
 		sl_buf_puts(&q, " FROM ");
 		sl_sink_ident(&q, s->table);
 		sl_buf_puts(&q, " LIMIT 0");
 		sqlite3_stmt *st = NULL;
 		if (sqlite3_prepare_v2(s->db, sl_buf_cstr(&q), -1, &st, NULL) != SQLITE_OK)
 			rc = sl_err_set(err, SL_ECONFIG, "sqlite sink %s: table %s exists without column '%s'", s->path,
-					s->table, schema->fields[i].name);
+					s->table, sl_sink_column(s->conf, schema->fields[i].name));
 		sqlite3_finalize(st);
 	}
 	/* INSERT ... ON CONFLICT(pk) DO UPDATE: an upsert, like a CQL INSERT. */
@@ -114,7 +125,7 @@ static int sq_prepare(struct sl_sink *bs, const struct sl_schema *schema, struct
 	for (size_t i = 0; i < schema->n; i++) {
 		if (i)
 			sl_buf_puts(&q, ", ");
-		sl_sink_ident(&q, schema->fields[i].name);
+		sl_sink_ident(&q, sl_sink_column(s->conf, schema->fields[i].name));
 	}
 	sl_buf_puts(&q, ") VALUES (");
 	for (size_t i = 0; i < schema->n; i++)
@@ -125,16 +136,16 @@ static int sq_prepare(struct sl_sink *bs, const struct sl_schema *schema, struct
 	for (size_t i = 0; i < schema->n; i++) {
 		if (i)
 			sl_buf_puts(&q, ", ");
-		sl_sink_ident(&q, schema->fields[i].name);
+		sl_sink_ident(&q, sl_sink_column(s->conf, schema->fields[i].name));
 		if (s->conf->null_as_unset) {
 			sl_buf_puts(&q, " = COALESCE(excluded.");
-			sl_sink_ident(&q, schema->fields[i].name);
+			sl_sink_ident(&q, sl_sink_column(s->conf, schema->fields[i].name));
 			sl_buf_puts(&q, ", ");
-			sl_sink_ident(&q, schema->fields[i].name);
+			sl_sink_ident(&q, sl_sink_column(s->conf, schema->fields[i].name));
 			sl_buf_puts(&q, ")");
 		} else {
 			sl_buf_puts(&q, " = excluded.");
-			sl_sink_ident(&q, schema->fields[i].name);
+			sl_sink_ident(&q, sl_sink_column(s->conf, schema->fields[i].name));
 		}
 	}
 	if (rc == 0 && (!sl_buf_ok(&q) || sqlite3_prepare_v2(s->db, sl_buf_cstr(&q), -1, &s->upsert, NULL) != SQLITE_OK))
