@@ -22,7 +22,9 @@ import uuid
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 C = os.path.join(ROOT, ".cache", "bench")
-SLUICE = os.path.join(ROOT, "build", "sluice")
+# bench/run copies build/sluice here: others rebuild build/ in the shared tree while the bench runs
+SLUICE = os.path.join(C, "bin", "sluice") if os.path.exists(os.path.join(C, "bin", "sluice")) \
+    else os.path.join(ROOT, "build", "sluice")
 RPC = os.path.join(C, "bin", "rpconnect")
 PY = sys.executable
 
