@@ -251,7 +251,8 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 	size_t head = 0, used = 0; /* the ring: slots[head .. head+used) are in flight, oldest first */
 	double t0 = sl_mono_s(), last_progress = t0, last_lag = 0, first_record = 0, last_commit = 0;
 	int rc = 0;
-	bool be_open = false;
+	bool be_open = false, paused = false;
+	double full_since = 0;
 	if (!slots || !in) {
 		rc = sl_err_set(err, SL_ENOMEM, "out of memory");
 		goto out;
@@ -355,6 +356,41 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 					progress(p, st, t0, false);
 				}
 				continue;
+			}
+		}
+
+		/* 1b. Backpressure: a ring that stays full (a slow or absent database) pauses the partitions, and the
+		 * consumer is still polled, so the member stays in its group instead of being dropped after
+		 * max.poll.interval.ms; nothing is fetched meanwhile, so memory stays bounded. */
+		if (used == nslots && in_off == in_n && cons->ops->pause) {
+			if (full_since == 0)
+				full_since = sl_mono_s();
+			else if (!paused && sl_mono_s() - full_since > 1.0) {
+				struct sl_err perr = {0};
+				if (cons->ops->pause(cons, true, &perr) == 0) {
+					paused = true;
+					sl_gauge_set(pr.m.paused, 1);
+				} else
+					sl_warn("process", "pipeline %s: %s", p->name, perr.msg);
+			}
+			if (paused) {
+				int n = cons->ops->poll(cons, in, max, 0, err);
+				if (n < 0) {
+					rc = n;
+					goto out;
+				}
+				in_off = 0;
+				in_n = (size_t)n; /* fetched before the pause took hold: kept for the next free slot */
+			}
+		} else if (used < nslots) {
+			full_since = 0;
+			if (paused) {
+				struct sl_err perr = {0};
+				if (cons->ops->pause(cons, false, &perr) == 0) {
+					paused = false;
+					sl_gauge_set(pr.m.paused, 0);
+				} else
+					sl_warn("process", "pipeline %s: %s", p->name, perr.msg);
 			}
 		}
 

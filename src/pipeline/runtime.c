@@ -47,6 +47,8 @@ void sl_pipeline_metrics(const char *pipeline, struct sl_pipeline_metrics *m)
 	m->retries = sl_counter(r, "sluice_sink_retries_total", l, "Batch writes retried after a transient error");
 	m->batches = sl_counter(r, "sluice_process_batches_total", l, "Micro-batches written");
 	m->lag = sl_gauge(r, "sluice_process_lag", l, "Records in the topic not yet committed by the group");
+	m->paused = sl_gauge(r, "sluice_process_paused", l,
+			     "1 while the consumer's partitions are paused because the sink cannot keep up");
 	static const double sizes[] = {1, 10, 50, 100, 250, 500, 1000, 5000, 10000};
 	m->batch_records = sl_histogram(r, "sluice_process_batch_records", l, "Records per micro-batch", sizes,
 					sizeof sizes / sizeof *sizes);

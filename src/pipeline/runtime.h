@@ -37,7 +37,7 @@ void sl_dlq_headers(struct sl_header h[6], const char *stage, const char *error,
 /* Per-pipeline metrics (Prometheus names), registered once in the global registry. */
 struct sl_pipeline_metrics {
 	struct sl_metric *pages, *records, *bytes, *delivered, *delivery_failures, *ingest_dlq;
-	struct sl_metric *consumed, *written, *process_dlq, *rejected, *retries, *batches, *lag;
+	struct sl_metric *consumed, *written, *process_dlq, *rejected, *retries, *batches, *lag, *paused;
 	struct sl_metric *batch_records, *write_seconds, *e2e_seconds;
 };
 void sl_pipeline_metrics(const char *pipeline, struct sl_pipeline_metrics *m);

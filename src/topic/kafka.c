@@ -795,7 +795,25 @@ static void kc_destroy(struct sl_consumer *bc)
 	free(c);
 }
 
+static int kc_pause(struct sl_consumer *bc, bool paused, struct sl_err *err)
+{
+	struct kcons *c = (struct kcons *)bc;
+	rd_kafka_topic_partition_list_t *parts = NULL;
+	rd_kafka_resp_err_t e = rd_kafka_assignment(c->rk, &parts);
+	if (!e)
+		e = paused ? rd_kafka_pause_partitions(c->rk, parts) : rd_kafka_resume_partitions(c->rk, parts);
+	int n = parts ? parts->cnt : 0;
+	if (parts)
+		rd_kafka_topic_partition_list_destroy(parts);
+	if (e)
+		return sl_err_set(err, map_err(e), "kafka: %s %s: %s", paused ? "pause" : "resume", c->topic,
+				  rd_kafka_err2str(e));
+	sl_info(COMP, "%s topic=%s partitions=%d", paused ? "paused" : "resumed", c->topic, n);
+	return 0;
+}
+
 static const struct sl_consumer_ops kafka_consumer_ops = {
+	.pause = kc_pause,
 	.poll = kc_poll,
 	.commit = kc_commit,
 	.seek = kc_seek,

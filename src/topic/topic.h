@@ -67,6 +67,9 @@ struct sl_consumer_ops {
 		      struct sl_err *err);
 	/* Starts reading the partition at offset (used when a sink keeps its own offsets). */
 	int (*seek)(struct sl_consumer *c, const char *topic, int32_t partition, int64_t offset, struct sl_err *err);
+	/* Stops (true) or resumes (false) fetching from every assigned partition, while poll() keeps the member alive
+	 * in its group: backpressure from a slow sink without a rebalance. May be NULL (nothing to pause). */
+	int (*pause)(struct sl_consumer *c, bool paused, struct sl_err *err);
 	/* Total lag of the group over its partitions (high watermark - committed), or negative SL_E*. */
 	int64_t (*lag)(struct sl_consumer *c, struct sl_err *err);
 	void (*destroy)(struct sl_consumer *c);
