@@ -37,12 +37,13 @@ fuzz-long:
 	@FUZZ_SECONDS=600 $(MAKE) fuzz
 
 # Benchmarks are not tests: they never fail on speed and are not part of `make test`. Each writes its section of
-# docs/benchmarks.md. BENCH=cql,ingest,process picks some.
+# docs/benchmarks.md. BENCH=cql,ingest,process,peers picks some (peers: bench/run, sluice against Spark and Benthos).
 bench: all
 	@bash scripts/venv.sh >/dev/null
 	@bash tests/services/run up kafka cassandra
-	@for b in $$(echo $${BENCH:-cql,ingest,process} | tr , ' '); do \
-	  if [ -x bench/$$b/run ]; then echo "=== bench/$$b"; bench/$$b/run || echo "bench/$$b failed"; fi; done
+	@for b in $$(echo $${BENCH:-cql,ingest,process,peers} | tr , ' '); do \
+	  if [ "$$b" = peers ]; then echo "=== bench/run"; bench/run || echo "bench/run failed"; \
+	  elif [ -x bench/$$b/run ]; then echo "=== bench/$$b"; bench/$$b/run || echo "bench/$$b failed"; fi; done
 
 services-up:
 	@bash tests/services/run up

@@ -194,7 +194,7 @@ def write(path, text):
 def produce(topic, count, rate=0):
     """sluice ingest with the generate source; a fresh data_dir so the generator starts over."""
     d = tempfile.mkdtemp(dir=RUN, prefix="ingest-")
-    cfg = write(os.path.join(d, "ingest.yaml"), pipeline_yaml(topic, count, "null", "unused", os.path.join(d, "data"), rate))
+    cfg = write(os.path.join(d, "ingest.yaml"), pipeline_yaml(topic, count, "discard", "unused", os.path.join(d, "data"), rate))
     t0 = time.time()
     r = subprocess.run([SLUICE, "--log-level", "warn", "ingest", "users", "-c", cfg, "--count", str(count)],
                        capture_output=True, text=True)
@@ -340,7 +340,7 @@ def run_sluice(sink, tag):
     group = f"bench-sluice-{tag}-{uuid.uuid4().hex[:8]}"
     d = tempfile.mkdtemp(dir=RUN, prefix="sluice-")
     cfg = write(os.path.join(d, "sluice.yaml"),
-                pipeline_yaml(TOPIC, N, "cassandra" if sink == "cassandra" else "null", group, os.path.join(d, "data")))
+                pipeline_yaml(TOPIC, N, "cassandra" if sink == "cassandra" else "discard", group, os.path.join(d, "data")))
     if tag == "lat":      # the topic starts empty: --drain would stop at once; stop once the group committed N
         last = [0.0]
 

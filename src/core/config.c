@@ -741,6 +741,12 @@ int sl_opt_bind(const struct sl_opt *table, const struct sl_cfg_node *map, const
 					  list);
 		}
 		if (map->items[i]->kind == SL_CFG_NULL && o->type != SL_OPT_NODE) {
+			/* `type: null` reads as YAML's null, not the word: for a choice, say so instead of silently
+			 * keeping the default. */
+			if (o->type == SL_OPT_ENUM)
+				return sl_err_set(err, SL_ECONFIG, "%s:%d: '%s' is empty (YAML reads null, ~ and nothing as "
+						  "empty); write one of %s", map->file, map->key_lines[i], map->keys[i],
+						  o->choices);
 			if (o->required)
 				return sl_err_set(err, SL_ECONFIG, "%s:%d: '%s' is required and cannot be empty", map->file,
 						  map->key_lines[i], map->keys[i]);

@@ -110,7 +110,7 @@ static void progress(const struct sl_pipeline *p, const struct sl_process_stats 
 static int open_sink(struct sl_conf *c, struct sl_pipeline *p, struct sl_sink **out, struct sl_err *err)
 {
 	const char *t = p->sink.type;
-	if (!strcmp(t, "null"))
+	if (!strcmp(t, "discard"))
 		return sl_sink_null_new(out, err);
 	if (!strcmp(t, "cassandra") || (!strcmp(t, "auto") && c->cassandra)) {
 		if (!c->cassandra)

@@ -1,4 +1,4 @@
-/* The null sink: acknowledges every batch at once and keeps nothing. It measures the engine alone (consume, decode,
+/* The discarding sink (sink.type: discard): acknowledges every batch at once and keeps nothing. It measures the engine alone (consume, decode,
  * validate, batch, commit) without a database, the way Spark's `noop` format and Redpanda Connect's `drop` output
  * do in the benchmarks. */
 #include <stdio.h>

@@ -63,7 +63,7 @@ struct sl_sink {
 };
 
 struct sl_sink_conf {
-	char *type;                    /* auto | sqlite | cassandra | null */
+	char *type;                    /* auto | sqlite | cassandra | discard */
 	char *keyspace;
 	char *table;
 	struct sl_strlist primary_key; /* default: the mapping's key column */

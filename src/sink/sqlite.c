@@ -14,8 +14,9 @@
 
 const struct sl_opt sl_sink_opts[] = {
 	{"type", SL_OPT_ENUM, "auto", offsetof(struct sl_sink_conf, type),
-	 "auto: Cassandra when the file has a cassandra: section, else SQLite; null discards rows (benchmarks)",
-	 .choices = "auto|sqlite|cassandra|null"},
+	 "auto: Cassandra when the file has a cassandra: section, else SQLite; discard keeps nothing (benchmarks of the "
+	 "engine alone)",
+	 .choices = "auto|sqlite|cassandra|discard"},
 	{"keyspace", SL_OPT_STRING, NULL, offsetof(struct sl_sink_conf, keyspace),
 	 "Cassandra keyspace (SQLite: the database file data_dir/<keyspace>.db)", .required = true},
 	{"table", SL_OPT_STRING, NULL, offsetof(struct sl_sink_conf, table), "table name", .required = true},

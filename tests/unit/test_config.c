@@ -126,6 +126,11 @@ static void test_wrong_types(void **state)
 	assert_int_equal(bind_text("name: x\nserver: {port: 70000}\n", &c, &err), SL_ECONFIG);
 	assert_non_null(strstr(err.msg, "outside 1..65535"));
 	sl_opt_free(table, &c);
+	/* `mode: null` is YAML's null, not a word: an error that says so, not a silent default. */
+	assert_int_equal(bind_text("name: x\nmode: null\n", &c, &err), SL_ECONFIG);
+	assert_non_null(strstr(err.msg, "t.yaml:2: 'mode' is empty"));
+	assert_non_null(strstr(err.msg, "fast|safe"));
+	sl_opt_free(table, &c);
 	assert_int_equal(bind_text("name: [1]\n", &c, &err), SL_ECONFIG);
 	assert_non_null(strstr(err.msg, "not a list"));
 	sl_opt_free(table, &c);
