@@ -34,13 +34,13 @@ static const struct sl_opt top_opts[] = {
 };
 
 static const struct sl_opt batch_opts[] = {
-	{"max_records", SL_OPT_INT, "500", offsetof(struct sl_batch_conf, max_records), "records per sink batch",
+	{"max_records", SL_OPT_INT, "1000", offsetof(struct sl_batch_conf, max_records), "records per sink batch",
 	 .min = 1, .max = 1000000},
 	{"max_bytes", SL_OPT_SIZE, "4MiB", offsetof(struct sl_batch_conf, max_bytes), "payload bytes per sink batch",
 	 .min = 1024, .max = INT64_MAX},
 	{"max_wait", SL_OPT_DURATION, "200ms", offsetof(struct sl_batch_conf, max_wait_ms),
 	 "longest a record waits for its batch to fill"},
-	{"in_flight", SL_OPT_INT, "8", offsetof(struct sl_batch_conf, in_flight),
+	{"in_flight", SL_OPT_INT, "16", offsetof(struct sl_batch_conf, in_flight),
 	 "batches being written at once; memory is bounded by in_flight x max_bytes", .min = 1, .max = 64},
 	{NULL},
 };

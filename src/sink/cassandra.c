@@ -47,7 +47,7 @@ const struct sl_opt sl_cassandra_opts[] = {
 	 "connect timeout per host"},
 	{"request_timeout", SL_OPT_DURATION, "12s", offsetof(struct sl_cassandra_conf, request_timeout_ms),
 	 "timeout of one write"},
-	{"max_inflight", SL_OPT_INT, "1024", offsetof(struct sl_cassandra_conf, max_inflight),
+	{"max_inflight", SL_OPT_INT, "2048", offsetof(struct sl_cassandra_conf, max_inflight),
 	 "writes in flight at once (bounds memory and load on the cluster)", .min = 1, .max = 32768},
 	{"max_attempts", SL_OPT_INT, "6", offsetof(struct sl_cassandra_conf, max_attempts),
 	 "tries of a row that fails retryably before the batch is failed and retried whole", .min = 1, .max = 100},
