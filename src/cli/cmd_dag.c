@@ -79,21 +79,8 @@ static int count_rows(struct sl_conf *c, const char *table, int64_t *out, struct
 		struct sl_cassandra_conf cc;
 		if (sl_opt_bind(sl_cassandra_opts, c->cassandra, "cassandra", &cc, err))
 			return SL_ECONFIG;
-		struct sl_buf cps;
-		sl_buf_init(&cps);
-		for (size_t i = 0; i < cc.contact_points.n; i++)
-			sl_buf_printf(&cps, "%s%s", i ? "," : "", cc.contact_points.v[i]);
-		struct sl_cql_options o;
-		sl_cql_options_init(&o);
-		o.contact_points = sl_buf_cstr(&cps);
-		o.port = (int)cc.port;
-		o.local_dc = cc.local_dc;
-		o.tls = cc.tls;
-		o.tls_ca_file = cc.tls_ca_file;
-		o.username = cc.username;
-		o.password = cc.password_env ? getenv(cc.password_env) : NULL;
-		struct sl_cql_session *s;
-		int rc = sl_cql_session_connect(&s, &o, err);
+		struct sl_cql_session *s = NULL;
+		int rc = sl_cassandra_connect(&cc, SL_CQL_LOCAL_QUORUM, &s, err);
 		if (!rc) {
 			char q[600];
 			snprintf(q, sizeof q, "SELECT count(*) FROM %s", table);
@@ -109,7 +96,6 @@ static int count_rows(struct sl_conf *c, const char *table, int64_t *out, struct
 			}
 			sl_cql_session_close(s);
 		}
-		sl_buf_free(&cps);
 		sl_opt_free(sl_cassandra_opts, &cc);
 		return rc;
 	}
@@ -165,21 +151,8 @@ static int run_task(struct sl_conf *c, struct sl_dag *d, struct sl_task *t)
 		struct sl_cassandra_conf cc;
 		if (sl_opt_bind(sl_cassandra_opts, c->cassandra, "cassandra", &cc, &err))
 			return sl_cli_fail("dag run-task", "%s", err.msg);
-		struct sl_buf cps;
-		sl_buf_init(&cps);
-		for (size_t i = 0; i < cc.contact_points.n; i++)
-			sl_buf_printf(&cps, "%s%s", i ? "," : "", cc.contact_points.v[i]);
-		struct sl_cql_options o;
-		sl_cql_options_init(&o);
-		o.contact_points = sl_buf_cstr(&cps);
-		o.port = (int)cc.port;
-		o.local_dc = cc.local_dc;
-		o.tls = cc.tls;
-		o.tls_ca_file = cc.tls_ca_file;
-		o.username = cc.username;
-		o.password = cc.password_env ? getenv(cc.password_env) : NULL;
-		struct sl_cql_session *s;
-		int rc = sl_cql_session_connect(&s, &o, &err);
+		struct sl_cql_session *s = NULL;
+		int rc = sl_cassandra_connect(&cc, SL_CQL_LOCAL_QUORUM, &s, &err);
 		for (size_t i = 0; !rc && i < t->statements.n; i++) {
 			printf("cql: %s\n", t->statements.v[i]);
 			fflush(stdout);
@@ -192,7 +165,6 @@ static int run_task(struct sl_conf *c, struct sl_dag *d, struct sl_task *t)
 		}
 		if (s && !rc)
 			sl_cql_session_close(s);
-		sl_buf_free(&cps);
 		sl_opt_free(sl_cassandra_opts, &cc);
 		return rc ? sl_cli_fail("dag run-task", "task %s.%s: %s", d->id, t->id, err.msg) : 0;
 	}

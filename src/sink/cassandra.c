@@ -613,6 +613,59 @@ static const struct sl_sink_ops cassandra_ops = {
 	.destroy = cs_destroy,
 };
 
+int sl_cassandra_connect(const struct sl_cassandra_conf *cc, int consistency, struct sl_cql_session **out,
+			 struct sl_err *err)
+{
+	struct sl_buf cps;
+	sl_buf_init(&cps);
+	for (size_t i = 0; i < cc->contact_points.n; i++) {
+		if (i)
+			sl_buf_putc(&cps, ',');
+		sl_buf_puts(&cps, cc->contact_points.v[i]);
+	}
+	struct sl_cql_options o;
+	sl_cql_options_init(&o);
+	o.contact_points = sl_buf_cstr(&cps);
+	o.port = (int)cc->port;
+	o.local_dc = cc->local_dc;
+	o.compression = cc->compression;
+	o.tls = cc->tls;
+	o.tls_ca_file = cc->tls_ca_file;
+	o.tls_cert_file = cc->tls_cert_file;
+	o.tls_key_file = cc->tls_key_file;
+	o.tls_verify_hostname = cc->tls_verify_hostname;
+	if (!cc->tls && (cc->tls_ca_file || cc->tls_cert_file || cc->tls_key_file)) {
+		sl_buf_free(&cps);
+		return sl_err_set(err, SL_ECONFIG, "cassandra: tls_* files are set but tls is false, so they would not be "
+				  "used; set cassandra.tls: true");
+	}
+	if (!!cc->tls_cert_file != !!cc->tls_key_file) {
+		sl_buf_free(&cps);
+		return sl_err_set(err, SL_ECONFIG, "cassandra: tls_cert_file and tls_key_file go together (a client "
+				  "certificate and its key)");
+	}
+	o.connect_timeout_ms = (int)cc->connect_timeout_ms;
+	o.request_timeout_ms = (int)cc->request_timeout_ms;
+	o.max_inflight = (int)cc->max_inflight;
+	o.consistency = consistency;
+	o.username = cc->username;
+	if (cc->password_env) {
+		o.password = getenv(cc->password_env);
+		if (!o.password) {
+			sl_buf_free(&cps);
+			return sl_err_set(err, SL_ECONFIG, "cassandra.password_env: environment variable %s is not set",
+					  cc->password_env);
+		}
+	} else if (cc->username) {
+		sl_buf_free(&cps);
+		return sl_err_set(err, SL_ECONFIG, "cassandra: username is set without password_env (the environment "
+				  "variable that holds the password)");
+	}
+	int rc = sl_cql_session_connect(out, &o, err);
+	sl_buf_free(&cps);
+	return rc;
+}
+
 int sl_sink_cassandra_new(const struct sl_cfg_node *cassandra, const struct sl_sink_conf *conf, struct sl_sink **out,
 			  struct sl_err *err)
 {
@@ -637,57 +690,7 @@ int sl_sink_cassandra_new(const struct sl_cfg_node *cassandra, const struct sl_s
 	sl_sink_ident(&fq, conf->table);
 	s->fq = strdup(sl_buf_cstr(&fq));
 	sl_buf_free(&fq);
-	struct sl_buf cps;
-	sl_buf_init(&cps);
-	for (size_t i = 0; i < s->cc.contact_points.n; i++) {
-		if (i)
-			sl_buf_putc(&cps, ',');
-		sl_buf_puts(&cps, s->cc.contact_points.v[i]);
-	}
-	struct sl_cql_options o;
-	sl_cql_options_init(&o);
-	o.contact_points = sl_buf_cstr(&cps);
-	o.port = (int)s->cc.port;
-	o.local_dc = s->cc.local_dc;
-	o.compression = s->cc.compression;
-	o.tls = s->cc.tls;
-	o.tls_ca_file = s->cc.tls_ca_file;
-	o.tls_cert_file = s->cc.tls_cert_file;
-	o.tls_key_file = s->cc.tls_key_file;
-	o.tls_verify_hostname = s->cc.tls_verify_hostname;
-	if (!s->cc.tls && (s->cc.tls_ca_file || s->cc.tls_cert_file || s->cc.tls_key_file)) {
-		sl_buf_free(&cps);
-		cs_destroy(&s->base);
-		return sl_err_set(err, SL_ECONFIG, "cassandra: tls_* files are set but tls is false, so they would not be "
-				  "used; set cassandra.tls: true");
-	}
-	if (!!s->cc.tls_cert_file != !!s->cc.tls_key_file) {
-		sl_buf_free(&cps);
-		cs_destroy(&s->base);
-		return sl_err_set(err, SL_ECONFIG, "cassandra: tls_cert_file and tls_key_file go together (a client "
-				  "certificate and its key)");
-	}
-	o.connect_timeout_ms = (int)s->cc.connect_timeout_ms;
-	o.request_timeout_ms = (int)s->cc.request_timeout_ms;
-	o.max_inflight = (int)s->cc.max_inflight;
-	o.consistency = s->consistency;
-	o.username = s->cc.username;
-	if (s->cc.password_env) {
-		o.password = getenv(s->cc.password_env);
-		if (!o.password) {
-			sl_buf_free(&cps);
-			cs_destroy(&s->base);
-			return sl_err_set(err, SL_ECONFIG, "cassandra.password_env: environment variable %s is not set",
-					  s->cc.password_env);
-		}
-	} else if (s->cc.username) {
-		sl_buf_free(&cps);
-		cs_destroy(&s->base);
-		return sl_err_set(err, SL_ECONFIG, "cassandra: username is set without password_env (the environment "
-				  "variable that holds the password)");
-	}
-	int rc = sl_cql_session_connect(&s->session, &o, err);
-	sl_buf_free(&cps);
+	int rc = sl_cassandra_connect(&s->cc, s->consistency, &s->session, err);
 	if (rc) {
 		cs_destroy(&s->base);
 		return rc;

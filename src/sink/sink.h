@@ -89,6 +89,12 @@ struct sl_cassandra_conf {
 };
 extern const struct sl_opt sl_cassandra_opts[];
 
+/* A CQL session from a bound cassandra: section (TLS, credentials from the environment, timeouts), checked for
+ * settings that would be silently ignored. Every role that talks to Cassandra connects through this. */
+struct sl_cql_session;
+int sl_cassandra_connect(const struct sl_cassandra_conf *cc, int consistency, struct sl_cql_session **out,
+			 struct sl_err *err);
+
 /* Cassandra: connects with the cassandra: section's options; prepare() creates keyspace and table. */
 int sl_sink_cassandra_new(const struct sl_cfg_node *cassandra, const struct sl_sink_conf *conf, struct sl_sink **out,
 			  struct sl_err *err);
