@@ -226,12 +226,14 @@ function pretty(v) {
   try { return JSON.stringify(JSON.parse(v), null, 1).replace(/\n\s*/g, ' '); } catch (e) { return v; }
 }
 
+/* The data page pages with the API's tokens: next_token continues after the page shown; the tokens of the pages
+ * before are kept here so "newer" can go back. */
 pages.data = {
   init(main) {
-    this.main = main; this.page = 0; this.size = 20; this.pipeline = null;
-    this.sel = h('select', {id: 'd-pipeline', onchange: () => { this.pipeline = this.sel.value; this.page = 0; this.load(); }});
-    this.prev = h('button', {class: 'secondary', id: 'd-prev', onclick: () => { if (this.page > 0) { this.page--; this.load(); } }}, '← newer');
-    this.next = h('button', {class: 'secondary', id: 'd-next', onclick: () => { this.page++; this.load(); }}, 'older →');
+    this.main = main; this.tokens = [null]; this.size = 20; this.pipeline = null;
+    this.sel = h('select', {id: 'd-pipeline', onchange: () => { this.pipeline = this.sel.value; this.tokens = [null]; this.load(); }});
+    this.prev = h('button', {class: 'secondary', id: 'd-prev', onclick: () => { if (this.tokens.length > 1) { this.tokens.pop(); this.load(); } }}, '← back');
+    this.next = h('button', {class: 'secondary', id: 'd-next', onclick: () => { if (this.nextToken) { this.tokens.push(this.nextToken); this.load(); } }}, 'next →');
     this.info = h('span', {class: 'muted', id: 'd-info'});
     this.out = h('div', {id: 'd-out'});
     main.append(h('h1', {}, 'Data'), h('div', {class: 'card'}, h('div', {class: 'row'}, h('label', {}, 'table', this.sel), this.prev, this.next, this.info), this.out));
@@ -240,21 +242,25 @@ pages.data = {
     const r = await api('/api/data');
     if (!r.ok) return;
     if (this.sel.options.length !== r.body.tables.length) {
-      this.sel.replaceChildren(...r.body.tables.map((t) => h('option', {value: t.pipeline}, t.keyspace + '.' + t.table + '  (' + t.pipeline + ')')));
+      this.sel.replaceChildren(...r.body.tables.map((t) => h('option', {value: t.pipeline}, t.keyspace + '.' + t.table + '  (' + t.pipeline + ', ' + t.sink + ')')));
       this.pipeline = this.sel.value;
     }
     this.table = r.body.tables.find((x) => x.pipeline === this.pipeline);
-    if (this.page === 0) await this.load();
+    if (this.tokens.length === 1) await this.load();
   },
   async load() {
     if (!this.pipeline) return;
-    const r = await api('/api/data/rows?pipeline=' + encodeURIComponent(this.pipeline) + '&page=' + this.page + '&size=' + this.size);
+    const tok = this.tokens[this.tokens.length - 1];
+    const r = await api('/api/data/rows?pipeline=' + encodeURIComponent(this.pipeline) + '&size=' + this.size + (tok ? '&token=' + tok : ''));
     if (!r.ok) { this.out.replaceChildren(h('div', {class: 'notice'}, (r.body && r.body.error) || ('HTTP ' + r.status))); return; }
     const d = r.body, t = this.table;
-    this.info.textContent = (t && t.rows !== null ? t.rows + ' rows · ' : '') + 'page ' + (this.page + 1) + ' (newest first)';
-    this.prev.disabled = this.page === 0; this.next.disabled = !d.has_more;
+    this.nextToken = d.next_token;
+    this.info.textContent = (t && t.rows !== null ? t.rows + ' rows · ' : '') + 'page ' + this.tokens.length +
+      (d.order === 'token' ? ' (Cassandra token order)' : ' (newest first)');
+    this.info.dataset.page = this.tokens.length;
+    this.prev.disabled = this.tokens.length === 1; this.next.disabled = !d.next_token;
     this.out.replaceChildren(h('table', {id: 'rows'}, h('tr', {}, d.columns.map((c) => h('th', {}, c))),
-      d.rows.map((row) => h('tr', {}, row.map((v) => h('td', {class: 'mono'}, v === null ? '' : v))))));
+      d.rows.map((row) => h('tr', {}, row.map((v) => h('td', {class: 'mono'}, v === null ? '' : typeof v === 'object' ? JSON.stringify(v) : v))))));
   },
 };
 

@@ -334,6 +334,10 @@ static void api_data(struct sl_console *c, struct sl_buf *b)
 		jstr(b, cp->p->sink.keyspace);
 		sl_buf_puts(b, ",\"table\":");
 		jstr(b, cp->p->sink.table);
+		sl_buf_puts(b, ",\"sink\":");
+		jstr(b, cp->p->sink.type && !strcmp(cp->p->sink.type, "discard") ? "discard"
+			: sl_con_sink_is_cassandra(c, cp->p)                     ? "cassandra"
+										  : "sqlite");
 		sl_buf_puts(b, ",\"rows\":");
 		if (cp->table_rows >= 0)
 			sl_buf_printf(b, "%" PRId64, cp->table_rows);
@@ -538,12 +542,15 @@ static void api_messages(struct sl_console *c, const char *query, struct sl_con_
 
 static void api_rows(struct sl_console *c, const char *query, struct sl_con_resp *rs)
 {
-	char name[256];
+	char name[256], hex[2 * SL_CON_TOKEN_MAX + 1];
+	unsigned char token[SL_CON_TOKEN_MAX];
 	int64_t page, size;
+	int tg = sl_con_query_get(query, "token", hex, sizeof hex), ntoken = 0;
 	if (sl_con_query_get(query, "pipeline", name, sizeof name) < 0 ||
 	    sl_con_query_int(query, "page", 0, 0, 1000000, &page) < 0 ||
-	    sl_con_query_int(query, "size", 20, 1, 500, &size) < 0) {
-		jerror(rs, 400, "bad query: pipeline=NAME&page=N&size=1..500");
+	    sl_con_query_int(query, "size", 20, 1, 500, &size) < 0 || tg < 0 ||
+	    (tg == 1 && hex[0] && (ntoken = sl_con_page_token_decode(hex, token, sizeof token)) <= 0)) {
+		jerror(rs, 400, "bad query: pipeline=NAME&size=1..500&token=NEXT_TOKEN (or page=N)");
 		return;
 	}
 	struct sl_pipeline *p = NULL;
@@ -557,8 +564,8 @@ static void api_rows(struct sl_console *c, const char *query, struct sl_con_resp
 		return;
 	}
 	struct sl_err err = {0};
-	if (sl_con_rows(c, p, page, size, &rs->body, &err))
-		jerror(rs, err.code == SL_ENOTFOUND ? 404 : 503, err.msg);
+	if (sl_con_rows(c, p, ntoken ? token : NULL, (size_t)ntoken, page, size, &rs->body, &err))
+		jerror(rs, err.code == SL_ENOTFOUND ? 404 : err.code == SL_EINVAL ? 400 : 503, err.msg);
 }
 
 void sl_con_dispatch(struct sl_console *c, const struct sl_con_req *rq, struct sl_con_resp *rs)

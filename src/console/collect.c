@@ -15,6 +15,8 @@
 #include "console/internal.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "cql/cql.h"
+#include "sink/sink.h"
 #include "topic/topic.h"
 
 #define COMP "console"
@@ -560,6 +562,9 @@ void sl_con_collect(struct sl_console *c)
 
 void sl_con_collect_close(struct sl_console *c)
 {
+	if (c->cql)
+		sl_cql_session_close(c->cql);
+	c->cql = NULL;
 	k_close(c->kafka);
 	c->kafka = NULL;
 	if (c->emb_db)
@@ -703,13 +708,178 @@ int sl_con_browse(struct sl_console *c, const char *topic, int32_t partition, in
 	return browse_emb(c, topic, partition, offset, limit, filter, out, err);
 }
 
-int sl_con_rows(struct sl_console *c, struct sl_pipeline *p, int64_t page, int64_t size, struct sl_buf *out,
-		struct sl_err *err)
+/* ---- the data page: the newest rows of a sink table, a page at a time ---- */
+
+bool sl_con_sink_is_cassandra(const struct sl_console *c, const struct sl_pipeline *p)
 {
-	if (c->conf->cassandra)
-		return sl_err_set(err, SL_EAGAIN, "the data page reads SQLite sinks; for Cassandra use "
-						  "`sluice cql \"SELECT * FROM %s.%s LIMIT 20\"`",
-				  p->sink.keyspace, p->sink.table);
+	const char *t = p->sink.type ? p->sink.type : "auto";
+	return !strcmp(t, "cassandra") || (!strcmp(t, "auto") && c->conf->cassandra);
+}
+
+int sl_con_page_token_decode(const char *hex, unsigned char *out, size_t outsz)
+{
+	size_t n = strlen(hex), o = 0;
+	if (n % 2)
+		return -1;
+	for (size_t i = 0; i < n; i += 2) {
+		int v = 0;
+		for (int k = 0; k < 2; k++) {
+			char ch = hex[i + (size_t)k];
+			int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+			if (d < 0)
+				return -1;
+			v = v * 16 + d;
+		}
+		if (o >= outsz)
+			return -1;
+		out[o++] = (unsigned char)v;
+	}
+	return (int)o;
+}
+
+static void page_token(struct sl_buf *out, const unsigned char *p, size_t n)
+{
+	static const char hx[] = "0123456789abcdef";
+	sl_buf_putc(out, '"');
+	for (size_t i = 0; i < n; i++) {
+		sl_buf_putc(out, hx[p[i] >> 4]);
+		sl_buf_putc(out, hx[p[i] & 15]);
+	}
+	sl_buf_putc(out, '"');
+}
+
+static void rows_head(struct sl_buf *out, const struct sl_pipeline *p)
+{
+	char tn[600];
+	snprintf(tn, sizeof tn, "%s.%s", p->sink.keyspace, p->sink.table);
+	sl_buf_puts(out, "{\"pipeline\":");
+	sl_buf_json_str(out, p->name, strlen(p->name));
+	sl_buf_puts(out, ",\"table\":");
+	sl_buf_json_str(out, tn, strlen(tn));
+	sl_buf_puts(out, ",\"columns\":[");
+}
+
+/* The console's own CQL session (connected on the first Cassandra page, kept for the next ones). */
+static struct sl_cql_session *cql_session(struct sl_console *c, struct sl_err *err)
+{
+	pthread_mutex_lock(&c->cql_lock);
+	struct sl_cql_session *s = c->cql;
+	if (!s) {
+		struct sl_cassandra_conf cc;
+		memset(&cc, 0, sizeof cc);
+		if (!sl_opt_bind(sl_cassandra_opts, c->conf->cassandra, "cassandra", &cc, err) &&
+		    !sl_cassandra_connect(&cc, SL_CQL_LOCAL_ONE, &s, err))
+			c->cql = s;
+		sl_opt_free(sl_cassandra_opts, &cc);
+	}
+	pthread_mutex_unlock(&c->cql_lock);
+	return s;
+}
+
+/* Cassandra has no "newest first" over a whole table: pages come in the table's token order, each continuing from
+ * the previous page's paging state, which the browser holds as an opaque token. */
+static int rows_cassandra(struct sl_console *c, struct sl_pipeline *p, const unsigned char *token, size_t ntoken,
+			  int64_t size, struct sl_buf *out, struct sl_err *err)
+{
+	struct sl_cql_session *s = cql_session(c, err);
+	if (!s)
+		return err->code ? err->code : SL_EIO;
+	struct sl_buf q;
+	sl_buf_init(&q);
+	sl_buf_puts(&q, "SELECT * FROM ");
+	sl_sink_ident(&q, p->sink.keyspace);
+	sl_buf_putc(&q, '.');
+	sl_sink_ident(&q, p->sink.table);
+	struct sl_cql_statement *st = sl_buf_ok(&q) ? sl_cql_statement_new(sl_buf_cstr(&q), 0) : NULL;
+	sl_buf_free(&q);
+	if (!st)
+		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	sl_cql_statement_set_page_size(st, (int32_t)size);
+	sl_cql_statement_set_timeout(st, 10000);
+	int rc = token ? sl_cql_statement_set_paging_state_raw(st, token, ntoken) : 0;
+	struct sl_cql_future *f = rc ? NULL : sl_cql_session_execute(s, st);
+	if (!f) {
+		sl_cql_statement_free(st);
+		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	}
+	if (sl_cql_future_wait(f) < 0) {
+		/* A token the server cannot read (forged, or from before the table changed) is the client's mistake. */
+		int32_t code = sl_cql_future_server_code(f);
+		rc = sl_err_set(err, code == SL_CQL_ERR_INVALID || code == SL_CQL_ERR_PROTOCOL ? SL_EINVAL : SL_EIO,
+				"cassandra %s.%s: %s", p->sink.keyspace, p->sink.table, sl_cql_future_error(f)->msg);
+	} else {
+		const struct sl_cql_result *r = sl_cql_future_result(f);
+		int nc = sl_cql_result_column_count(r);
+		rows_head(out, p);
+		for (int i = 0; i < nc; i++) {
+			const char *cn = sl_cql_result_column(r, i)->name;
+			if (i)
+				sl_buf_putc(out, ',');
+			sl_buf_json_str(out, cn, strlen(cn));
+		}
+		sl_buf_puts(out, "],\"rows\":[");
+		struct sl_cql_iter it;
+		sl_cql_iter_init(&it, r);
+		for (int n = 0; sl_cql_iter_next(&it); n++) {
+			sl_buf_puts(out, n ? ",[" : "[");
+			for (int i = 0; i < nc; i++) {
+				if (i)
+					sl_buf_putc(out, ',');
+				const struct sl_cql_value *v = sl_cql_iter_value(&it, i);
+				size_t mark = out->len;
+				if (sl_cql_value_is_null(v) || sl_cql_value_format(out, v, true) < 0) {
+					out->len = mark;
+					sl_buf_puts(out, "null");
+				}
+			}
+			sl_buf_putc(out, ']');
+		}
+		sl_cql_iter_free(&it);
+		const uint8_t *ps;
+		size_t pn;
+		sl_buf_printf(out, "],\"size\":%lld,\"order\":\"token\",\"next_token\":", (long long)size);
+		if (sl_cql_result_paging_state(r, &ps, &pn) == 0 && sl_cql_result_row_count(r) > 0)
+			page_token(out, ps, pn);
+		else
+			sl_buf_puts(out, "null");
+		sl_buf_puts(out, "}");
+	}
+	sl_cql_future_release(f);
+	sl_cql_statement_free(st);
+	return rc;
+}
+
+static void sqlite_cell(struct sl_buf *out, sqlite3_stmt *st, int i)
+{
+	switch (sqlite3_column_type(st, i)) {
+	case SQLITE_NULL: sl_buf_puts(out, "null"); break;
+	case SQLITE_INTEGER: sl_buf_printf(out, "%lld", (long long)sqlite3_column_int64(st, i)); break;
+	case SQLITE_FLOAT: sl_buf_printf(out, "%.17g", sqlite3_column_double(st, i)); break;
+	default: {
+		const unsigned char *t = sqlite3_column_text(st, i);
+		json_bytes(out, t, (size_t)sqlite3_column_bytes(st, i));
+	}
+	}
+}
+
+/* SQLite: newest first by rowid. The token is the last rowid shown, so a page continues below it however many
+ * rows arrived meanwhile (page=N, an offset, is kept for scripts). */
+static int rows_sqlite(struct sl_console *c, struct sl_pipeline *p, const unsigned char *token, size_t ntoken,
+		       int64_t page, int64_t size, struct sl_buf *out, struct sl_err *err)
+{
+	int64_t below = INT64_MAX;
+	if (token) {
+		char num[24];
+		char *end;
+		if (ntoken == 0 || ntoken >= sizeof num)
+			return sl_err_set(err, SL_EINVAL, "bad page token");
+		memcpy(num, token, ntoken);
+		num[ntoken] = 0;
+		long long v = strtoll(num, &end, 10);
+		if (*end || v <= 0)
+			return sl_err_set(err, SL_EINVAL, "bad page token");
+		below = v;
+	}
 	char path[4200];
 	snprintf(path, sizeof path, "%s/%s.db", c->conf->data_dir, p->sink.keyspace);
 	sqlite3 *db = NULL;
@@ -719,56 +889,63 @@ int sl_con_rows(struct sl_console *c, struct sl_pipeline *p, int64_t page, int64
 		return sl_err_set(err, SL_ENOTFOUND, "sqlite sink %s: not there yet", path);
 	}
 	sqlite3_busy_timeout(db, 2000);
-	char *sql = sqlite3_mprintf("SELECT * FROM \"%w\" ORDER BY rowid DESC LIMIT %lld OFFSET %lld", p->sink.table,
-				    (long long)size + 1, (long long)(page * size));
+	char *sql = sqlite3_mprintf("SELECT rowid, * FROM \"%w\" WHERE rowid < ?1 ORDER BY rowid DESC LIMIT ?2 OFFSET ?3",
+				    p->sink.table);
 	sqlite3_stmt *st = NULL;
 	int rc = 0;
 	if (!sql || sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
 		rc = sl_err_set(err, SL_EIO, "sqlite sink %s: %s", path, sqlite3_errmsg(db));
 	} else {
+		sqlite3_bind_int64(st, 1, below);
+		sqlite3_bind_int64(st, 2, size + 1);
+		sqlite3_bind_int64(st, 3, token ? 0 : page * size);
 		int nc = sqlite3_column_count(st);
-		sl_buf_printf(out, "{\"pipeline\":");
-		sl_buf_json_str(out, p->name, strlen(p->name));
-		sl_buf_puts(out, ",\"table\":");
-		char tn[600];
-		snprintf(tn, sizeof tn, "%s.%s", p->sink.keyspace, p->sink.table);
-		sl_buf_json_str(out, tn, strlen(tn));
-		sl_buf_puts(out, ",\"columns\":[");
-		for (int i = 0; i < nc; i++) {
+		rows_head(out, p);
+		for (int i = 1; i < nc; i++) {
 			const char *cn = sqlite3_column_name(st, i);
-			if (i)
+			if (i > 1)
 				sl_buf_putc(out, ',');
 			sl_buf_json_str(out, cn, strlen(cn));
 		}
 		sl_buf_puts(out, "],\"rows\":[");
-		int64_t n = 0;
+		int64_t n = 0, last = 0;
 		bool more = false;
 		while (sqlite3_step(st) == SQLITE_ROW) {
 			if (n == size) {
 				more = true;
 				break;
 			}
+			last = sqlite3_column_int64(st, 0);
 			sl_buf_puts(out, n++ ? ",[" : "[");
-			for (int i = 0; i < nc; i++) {
-				if (i)
+			for (int i = 1; i < nc; i++) {
+				if (i > 1)
 					sl_buf_putc(out, ',');
-				switch (sqlite3_column_type(st, i)) {
-				case SQLITE_NULL: sl_buf_puts(out, "null"); break;
-				case SQLITE_INTEGER: sl_buf_printf(out, "%lld", (long long)sqlite3_column_int64(st, i)); break;
-				case SQLITE_FLOAT: sl_buf_printf(out, "%.17g", sqlite3_column_double(st, i)); break;
-				default: {
-					const unsigned char *t = sqlite3_column_text(st, i);
-					json_bytes(out, t, (size_t)sqlite3_column_bytes(st, i));
-				}
-				}
+				sqlite_cell(out, st, i);
 			}
 			sl_buf_putc(out, ']');
 		}
-		sl_buf_printf(out, "],\"page\":%lld,\"size\":%lld,\"has_more\":%s}", (long long)page, (long long)size,
-			      more ? "true" : "false");
+		sl_buf_printf(out, "],\"page\":%lld,\"size\":%lld,\"has_more\":%s,\"order\":\"newest\",\"next_token\":",
+			      (long long)page, (long long)size, more ? "true" : "false");
+		if (more) {
+			char t[24];
+			int tn = snprintf(t, sizeof t, "%lld", (long long)last);
+			page_token(out, (const unsigned char *)t, (size_t)tn);
+		} else
+			sl_buf_puts(out, "null");
+		sl_buf_puts(out, "}");
 	}
 	sqlite3_free(sql);
 	sqlite3_finalize(st);
 	sqlite3_close(db);
 	return rc;
+}
+
+int sl_con_rows(struct sl_console *c, struct sl_pipeline *p, const unsigned char *token, size_t ntoken, int64_t page,
+		int64_t size, struct sl_buf *out, struct sl_err *err)
+{
+	if (p->sink.type && !strcmp(p->sink.type, "discard"))
+		return sl_err_set(err, SL_ENOTFOUND, "pipeline %s discards its rows (sink type discard)", p->name);
+	if (sl_con_sink_is_cassandra(c, p))
+		return rows_cassandra(c, p, token, ntoken, size, out, err);
+	return rows_sqlite(c, p, token, ntoken, page, size, out, err);
 }

@@ -159,6 +159,8 @@ struct sl_console {
 	volatile int stop;
 	void *kafka;                         /* struct con_kafka (collect.c) */
 	void *emb_db;                        /* sqlite3 * read-only on log.db */
+	pthread_mutex_t cql_lock;            /* guards cql's creation */
+	void *cql;                           /* struct sl_cql_session *: the data page on Cassandra sinks */
 	void *mhd;                           /* struct MHD_Daemon * */
 };
 
@@ -171,9 +173,15 @@ void sl_con_collect_close(struct sl_console *c);
 /* Messages of a topic for the browser (JSON array into out). */
 int sl_con_browse(struct sl_console *c, const char *topic, int32_t partition, int64_t offset, int64_t limit,
 		  const char *filter, struct sl_buf *out, struct sl_err *err);
-/* Latest rows of a pipeline's sink table (JSON object into out). */
-int sl_con_rows(struct sl_console *c, struct sl_pipeline *p, int64_t page, int64_t size, struct sl_buf *out,
-		struct sl_err *err);
+/* A page of a pipeline's sink table (JSON object into out): SQLite newest first, Cassandra in token order. token
+ * (decoded, ntoken bytes) continues from the previous page's next_token; NULL for the first page. page (an offset
+ * of page*size rows) applies to SQLite without a token. SL_EINVAL: the token is not one this table gave. */
+int sl_con_rows(struct sl_console *c, struct sl_pipeline *p, const unsigned char *token, size_t ntoken, int64_t page,
+		int64_t size, struct sl_buf *out, struct sl_err *err);
+/* A page token as the API shows it (lowercase hex) back into bytes; the length, or -1. */
+#define SL_CON_TOKEN_MAX 2048
+int sl_con_page_token_decode(const char *hex, unsigned char *out, size_t outsz);
+bool sl_con_sink_is_cassandra(const struct sl_console *c, const struct sl_pipeline *p);
 
 /* alerts.c */
 int sl_con_rules_bind(struct sl_console *c, struct sl_err *err);

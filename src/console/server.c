@@ -108,6 +108,7 @@ int sl_con_init(struct sl_console *c, struct sl_conf *conf, const struct sl_cons
 	c->conf = conf;
 	c->embedded = o && o->embedded;
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->cql_lock, NULL);
 	int rc = conf->console ? sl_opt_bind(sl_console_opts, conf->console, "console", &c->cc, err)
 			       : sl_opt_defaults(sl_console_opts, &c->cc, err);
 	if (rc)
@@ -160,6 +161,7 @@ void sl_con_destroy(struct sl_console *c)
 	free(c->sec.user);
 	free(c->sec.password);
 	pthread_mutex_destroy(&c->lock);
+	pthread_mutex_destroy(&c->cql_lock);
 }
 
 /* ---- the collector thread ---- */

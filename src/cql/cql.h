@@ -155,6 +155,9 @@ void sl_cql_statement_set_serial_consistency(struct sl_cql_statement *st, int cl
 void sl_cql_statement_set_idempotent(struct sl_cql_statement *st, bool idempotent);
 void sl_cql_statement_set_page_size(struct sl_cql_statement *st, int32_t page_size); /* <= 0: no paging */
 int sl_cql_statement_set_paging_state(struct sl_cql_statement *st, const struct sl_cql_result *from);
+/* The same from bytes a client kept (sl_cql_result_paging_state), e.g. a page token handed to a browser and back;
+ * NULL clears it. The server checks what it gets: a forged state is an Invalid query error, not a crash. */
+int sl_cql_statement_set_paging_state_raw(struct sl_cql_statement *st, const void *state, size_t len);
 void sl_cql_statement_set_timeout(struct sl_cql_statement *st, int timeout_ms);
 void sl_cql_statement_set_timestamp(struct sl_cql_statement *st, int64_t usec);
 /* For simple statements: the keyspace and partition key bytes used for token-aware routing. */
@@ -260,6 +263,8 @@ int sl_cql_result_column_count(const struct sl_cql_result *r);
 const struct sl_cql_column *sl_cql_result_column(const struct sl_cql_result *r, int i);
 int sl_cql_result_column_index(const struct sl_cql_result *r, const char *name); /* -1 if absent */
 bool sl_cql_result_has_more_pages(const struct sl_cql_result *r);
+/* The paging state of a result with more pages (borrowed, valid while r is); SL_ENOTFOUND on the last page. */
+int sl_cql_result_paging_state(const struct sl_cql_result *r, const uint8_t **state, size_t *len);
 /* Server warnings attached to the response (e.g. batch size), NULL-terminated. */
 const char *const *sl_cql_result_warnings(const struct sl_cql_result *r);
 /* For SCHEMA_CHANGE results: whether the hosts agreed on the schema before the future completed. */

@@ -317,6 +317,23 @@ int sl_cql_statement_set_paging_state(struct sl_cql_statement *st, const struct 
 	return 0;
 }
 
+int sl_cql_statement_set_paging_state_raw(struct sl_cql_statement *st, const void *state, size_t len)
+{
+	free(st->paging_state);
+	st->paging_state = NULL;
+	st->paging_state_len = -1;
+	if (!state)
+		return 0;
+	if (len > INT32_MAX)
+		return SL_EINVAL;
+	st->paging_state = malloc(len ? len : 1);
+	if (!st->paging_state)
+		return SL_ENOMEM;
+	memcpy(st->paging_state, state, len);
+	st->paging_state_len = (int32_t)len;
+	return 0;
+}
+
 int sl_cql_statement_set_routing_key(struct sl_cql_statement *st, const char *keyspace, const void *key, size_t len)
 {
 	free(st->routing_key);

@@ -944,6 +944,15 @@ bool sl_cql_result_has_more_pages(const struct sl_cql_result *r)
 	return r && (r->meta.flags & SL_CQL_MF_HAS_MORE_PAGES) && r->meta.paging_state_len >= 0;
 }
 
+int sl_cql_result_paging_state(const struct sl_cql_result *r, const uint8_t **state, size_t *len)
+{
+	if (!sl_cql_result_has_more_pages(r))
+		return SL_ENOTFOUND;
+	*state = r->meta.paging_state;
+	*len = (size_t)r->meta.paging_state_len;
+	return 0;
+}
+
 const char *const *sl_cql_result_warnings(const struct sl_cql_result *r)
 {
 	static const char *const none[] = {NULL};

@@ -60,6 +60,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		int64_t n;
 		sl_con_query_get(query, "topic", v, sizeof v);
 		sl_con_query_int(query, "offset", 0, 0, INT64_MAX, &n);
+		unsigned char tok[64];
+		if (sl_con_query_get(query, "token", v, sizeof v) == 1)
+			sl_con_page_token_decode(v, tok, sizeof tok);
 	}
 	if (f[2]) {
 		struct sl_con_secrets s = {.token = "t", .user = "u", .password = "p"};

@@ -244,6 +244,14 @@ static void test_dispatch(void **state)
 	assert_int_equal(ask(&c, "GET", "/../x", "Bearer tok", NULL), 400);
 	assert_int_equal(ask(&c, "GET", "/api/kafka/messages?topic=t&limit=0", "Bearer tok", NULL), 400);
 	assert_int_equal(ask(&c, "GET", "/api/data/rows?page=-1", "Bearer tok", NULL), 400);
+	assert_int_equal(ask(&c, "GET", "/api/data/rows?token=abc", "Bearer tok", NULL), 400);  /* odd hex */
+	assert_int_equal(ask(&c, "GET", "/api/data/rows?token=zz", "Bearer tok", NULL), 400);
+	assert_int_equal(ask(&c, "GET", "/api/data/rows?size=0", "Bearer tok", NULL), 400);
+	unsigned char tok[4];
+	assert_int_equal(sl_con_page_token_decode("00ff7a", tok, sizeof tok), 3);
+	assert_int_equal(tok[1], 0xff);
+	assert_int_equal(sl_con_page_token_decode("00ff7a0102", tok, sizeof tok), -1); /* longer than the buffer */
+	assert_int_equal(sl_con_page_token_decode("0F", tok, sizeof tok), -1);         /* uppercase: not ours */
 	assert_int_equal(ask(&c, "GET", "/api/schemas/subjects", "Bearer tok", &b), 503);
 	assert_non_null(strstr(b.data, "not running"));
 	char longt[400];
