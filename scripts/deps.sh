@@ -8,6 +8,7 @@ PKGS=(
   build-essential cmake pkg-config clang libclang-rt-14-dev
   librdkafka-dev libcurl4-openssl-dev libyaml-dev libsqlite3-dev sqlite3 liblz4-dev libssl-dev
   libmicrohttpd-dev libavro-dev libsimdjson-dev libcmocka-dev zlib1g-dev
+  libzstd-dev libsasl2-dev   # for the librdkafka that scripts/librdkafka.sh builds when the system's is too old
   kcat curl ca-certificates procps iproute2 python3-venv
   chromium   # the console's UI tests (tests/ui: playwright-core drives it; node and npm come with the machine)
 )
@@ -18,10 +19,11 @@ missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
-
-echo "deps: installing ${missing[*]}" >&2
-SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: installing ${missing[*]}" >&2
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+bash "$(dirname "${BASH_SOURCE[0]}")/librdkafka.sh"

@@ -5,6 +5,7 @@
 
 #include "cli/cli.h"
 #include "core/log.h"
+#include "topic/topic.h"
 
 static const struct sl_cli_cmd commands[] = {
 	{"up", sl_cli_up, "run every pipeline (ingest + process) in one process"},
@@ -54,7 +55,7 @@ int main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		} else if (!strcmp(argv[i], "--version")) {
-			printf("sluice %s\n", SL_VERSION);
+			printf("sluice %s (librdkafka %s)\n", SL_VERSION, sl_kafka_version());
 			return 0;
 		} else if (!strcmp(argv[i], "--log-level") && i + 1 < argc) {
 			int lvl = sl_log_parse_level(argv[++i]);

@@ -532,18 +532,10 @@ int sl_avro_registry_open(struct sl_avro_registry **out, const char *url, const 
 	*out = NULL;
 	if (!g)
 		return sl_err_set(err, SL_ENOMEM, "out of memory");
-	if (url) {
-		if (!(g->url = strdup(url))) {
-			free(g);
-			return sl_err_set(err, SL_ENOMEM, "out of memory");
-		}
-		*out = g;
-		return 0;
-	}
 	g->bound = true;
 	if (section)
 		rc = sl_opt_bind(sl_registry_opts, section, "registry", &g->conf, err);
-	else if (!(rc = sl_opt_defaults(sl_registry_opts, &g->conf, err))) {
+	else if (!(rc = sl_opt_defaults(sl_registry_opts, &g->conf, err)) && !url) {
 		/* The embedded default: schemas beside the embedded log. */
 		char *d = NULL;
 		if (asprintf(&d, "%s/registry", data_dir ? data_dir : "var/sluice") < 0)
@@ -553,7 +545,10 @@ int sl_avro_registry_open(struct sl_avro_registry **out, const char *url, const 
 			g->conf.data_dir = d;
 		}
 	}
-	if (!rc)
+	/* A registry elsewhere (registry_url): the registry: section (or its defaults) says which credentials to send. */
+	if (!rc && url && !(g->url = strdup(url)))
+		rc = sl_err_set(err, SL_ENOMEM, "out of memory");
+	else if (!rc && !url)
 		rc = sl_registry_open(&g->local, &g->conf, err);
 	if (rc) {
 		sl_avro_registry_close(g);
@@ -578,14 +573,14 @@ int sl_avro_registry_register(struct sl_avro_registry *g, const char *subject, c
 			      struct sl_err *err)
 {
 	if (g->url)
-		return sl_registry_http_register(g->url, subject, schema, "AVRO", id, err);
+		return sl_registry_http_register(g->url, &g->conf.auth, subject, schema, "AVRO", id, err);
 	return sl_registry_register(g->local, subject, schema, "AVRO", id, err);
 }
 
 int sl_avro_registry_fetch(struct sl_avro_registry *g, int id, char **schema, char **type, struct sl_err *err)
 {
 	if (g->url)
-		return sl_registry_http_schema(g->url, id, schema, type, err);
+		return sl_registry_http_schema(g->url, &g->conf.auth, id, schema, type, err);
 	return sl_registry_schema_by_id(g->local, id, schema, type, err);
 }
 

@@ -12,6 +12,7 @@
 
 #include <curl/curl.h>
 #include <microhttpd.h>
+#include <openssl/crypto.h>
 
 #include "core/log.h"
 #include "registry/internal.h"
@@ -90,8 +91,8 @@ static size_t fwd_write(char *p, size_t sz, size_t n, void *ud)
 }
 
 /* Forwards a write to the leader; returns the HTTP status or 0 on transport failure. */
-static int forward(const char *leader, const char *method, const char *target, const char *body, size_t len,
-		   struct sl_buf *out)
+static int forward(const char *leader, const char *method, const char *target, const char *authorization,
+		   const char *body, size_t len, struct sl_buf *out)
 {
 	CURL *h = curl_easy_init();
 	struct curl_slist *hd = NULL;
@@ -104,6 +105,10 @@ static int forward(const char *leader, const char *method, const char *target, c
 		return 0;
 	}
 	hd = curl_slist_append(hd, "Content-Type: " CONTENT_TYPE);
+	/* The leader has the same secrets: the client's own credentials go along. */
+	char *authz = NULL;
+	if (authorization && asprintf(&authz, "Authorization: %s", authorization) > 0)
+		hd = curl_slist_append(hd, authz);
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
@@ -121,6 +126,10 @@ static int forward(const char *leader, const char *method, const char *target, c
 	curl_slist_free_all(hd);
 	curl_easy_cleanup(h);
 	free(url);
+	if (authz) {
+		OPENSSL_cleanse(authz, strlen(authz));
+		free(authz);
+	}
 	return (int)code;
 }
 
@@ -136,9 +145,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	(void)version;
 	if (!cn)
 		return MHD_NO;
+	const char *authorization = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 	if (!cn->started) {
 		cn->started = true;
-		return MHD_YES;
+		if (sl_http_auth_ok(&r->auth, authorization))
+			return MHD_YES;
+		/* Refused before the body is read. */
+		static const char body[] = "{\"error_code\":401,\"message\":\"Unauthorized\"}";
+		struct MHD_Response *resp =
+			MHD_create_response_from_buffer(sizeof body - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
+		if (!resp)
+			return MHD_NO;
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, CONTENT_TYPE);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+					r->auth.token ? "Bearer realm=\"sluice registry\"" : "Basic realm=\"sluice registry\"");
+		sl_debug("registry", "%s %s -> 401", method, cn->target);
+		enum MHD_Result ret401 = MHD_queue_response(c, 401, resp);
+		MHD_destroy_response(resp);
+		return ret401;
 	}
 	if (*size) {
 		if (cn->body.len + *size > (size_t)r->conf.max_body)
@@ -181,7 +205,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			}
 		}
 		if (leader) {
-			status = forward(leader, method, cn->target, cn->body.data, cn->body.len, &out);
+			status = forward(leader, method, cn->target, authorization, cn->body.data, cn->body.len, &out);
 			if (!status) {
 				sl_buf_reset(&out);
 				sl_buf_printf(&out, "{\"error_code\":50003,\"message\":\"Error while forwarding the request "
@@ -214,6 +238,9 @@ int sl_registry_serve(struct sl_registry *r, int *port, struct sl_err *err)
 	p = strtol(colon + 1, &end, 10);
 	if (*end || p < 0 || p > 65535)
 		return sl_err_set(err, SL_ECONFIG, "registry listen '%s': bad port", r->conf.listen);
+	int rc = sl_http_auth_require(&r->auth, &r->conf.auth, host, "registry", err);
+	if (rc)
+		return rc;
 	sa.sin_family = AF_INET;
 	sa.sin_port = htons((uint16_t)p);
 	if (!*host || !strcmp(host, "localhost"))

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 
 #include "registry/internal.h"
 
@@ -21,15 +22,23 @@ static size_t on_body(char *p, size_t sz, size_t n, void *ud)
 }
 
 /* Performs one request; *status gets the HTTP status, out the body. */
-static int request(const char *url, const char *method, const char *body, long *status, struct sl_buf *out,
-		   struct sl_err *err)
+static int request(const char *url, const char *method, const char *body, const struct sl_http_auth_conf *auth,
+		   long *status, struct sl_buf *out, struct sl_err *err)
 {
-	CURL *h = curl_easy_init();
+	CURL *h;
 	struct curl_slist *hd = NULL;
 	CURLcode cc;
 	char eb[CURL_ERROR_SIZE] = "";
-	if (!h)
+	char *authz = NULL;
+	int rc;
+	if (auth && (rc = sl_http_auth_header(auth, &authz, "registry", err)))
+		return rc;
+	if (!(h = curl_easy_init())) {
+		free(authz);
 		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	}
+	if (authz && *authz)
+		hd = curl_slist_append(hd, authz);
 	hd = curl_slist_append(hd, "Content-Type: application/vnd.schemaregistry.v1+json");
 	hd = curl_slist_append(hd, "Accept: application/vnd.schemaregistry.v1+json, application/json");
 	curl_easy_setopt(h, CURLOPT_URL, url);
@@ -50,6 +59,10 @@ static int request(const char *url, const char *method, const char *body, long *
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
 	curl_slist_free_all(hd);
 	curl_easy_cleanup(h);
+	if (authz) {
+		OPENSSL_cleanse(authz, strlen(authz));
+		free(authz);
+	}
 	if (cc != CURLE_OK)
 		return sl_err_set(err, SL_EIO, "schema registry %s: %s", url, eb[0] ? eb : curl_easy_strerror(cc));
 	if (!sl_buf_ok(out))
@@ -77,8 +90,8 @@ static int answer_error(const char *what, long status, struct sl_buf *body, stru
 	return rc;
 }
 
-int sl_registry_http_register(const char *base, const char *subject, const char *schema, const char *type, int *id,
-			      struct sl_err *err)
+int sl_registry_http_register(const char *base, const struct sl_http_auth_conf *auth, const char *subject,
+			      const char *schema, const char *type, int *id, struct sl_err *err)
 {
 	struct sl_buf url, body, out;
 	char what[600];
@@ -107,7 +120,12 @@ int sl_registry_http_register(const char *base, const char *subject, const char 
 		sl_buf_printf(&body, ",\"schemaType\":\"%s\"", type);
 	sl_buf_putc(&body, '}');
 	snprintf(what, sizeof what, "registering subject '%s' at %s", subject, base);
-	rc = request(sl_buf_cstr(&url), "POST", sl_buf_cstr(&body), &status, &out, err);
+	rc = request(sl_buf_cstr(&url), "POST", sl_buf_cstr(&body), auth, &status, &out, err);
+	if (!rc && status == 401)
+		rc = sl_err_set(err, SL_ECONFIG, "%s: HTTP 401: the registry wants credentials (set $%s or $%s, "
+				"registry.token_env/password_env, as the registry has them)", what,
+				auth && auth->token_env ? auth->token_env : "SLUICE_REGISTRY_TOKEN",
+				auth && auth->password_env ? auth->password_env : "SLUICE_REGISTRY_PASSWORD");
 	if (!rc && status != 200)
 		rc = answer_error(what, status, &out, err);
 	if (!rc) {
@@ -126,7 +144,8 @@ int sl_registry_http_register(const char *base, const char *subject, const char 
 	return rc;
 }
 
-int sl_registry_http_schema(const char *base, int id, char **schema, char **type, struct sl_err *err)
+int sl_registry_http_schema(const char *base, const struct sl_http_auth_conf *auth, int id, char **schema, char **type,
+			    struct sl_err *err)
 {
 	struct sl_buf out;
 	char url[2048], what[600];
@@ -138,7 +157,12 @@ int sl_registry_http_schema(const char *base, int id, char **schema, char **type
 		bl--;
 	snprintf(url, sizeof url, "%.*s/schemas/ids/%d", (int)bl, base, id);
 	snprintf(what, sizeof what, "schema id %d at %s", id, base);
-	rc = request(url, "GET", NULL, &status, &out, err);
+	rc = request(url, "GET", NULL, auth, &status, &out, err);
+	if (!rc && status == 401)
+		rc = sl_err_set(err, SL_ECONFIG, "%s: HTTP 401: the registry wants credentials (set $%s or $%s, "
+				"registry.token_env/password_env, as the registry has them)", what,
+				auth && auth->token_env ? auth->token_env : "SLUICE_REGISTRY_TOKEN",
+				auth && auth->password_env ? auth->password_env : "SLUICE_REGISTRY_PASSWORD");
 	if (!rc && status != 200)
 		rc = answer_error(what, status, &out, err);
 	if (!rc) {

@@ -176,6 +176,7 @@ struct sl_registry {
 	char *forward_url;  /* kafka store: the leader's REST URL when this node is a follower, else NULL */
 	bool leader;        /* may write (sqlite: always) */
 	char *self_url;     /* this node's REST URL once serving (the kafka store advertises it to the group) */
+	struct sl_http_auth auth; /* secrets of the REST API (none: open, loopback only) */
 };
 
 extern const char *const sl_reg_levels[];

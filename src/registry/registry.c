@@ -637,6 +637,7 @@ const struct sl_opt sl_registry_opts[] = {
 	 "Kafka consumer group whose members elect the one leader that writes."},
 	{"max_body", SL_OPT_SIZE, "16MiB", offsetof(struct sl_registry_conf, max_body),
 	 "Largest request body accepted; larger requests get 413.", NULL, NULL, false, 1024, (int64_t)1 << 32},
+	SL_HTTP_AUTH_OPTS(struct sl_registry_conf, auth, "SLUICE_REGISTRY_TOKEN", "SLUICE_REGISTRY_PASSWORD"),
 	{NULL},
 };
 
@@ -656,6 +657,14 @@ int sl_registry_open(struct sl_registry **out, const struct sl_registry_conf *co
 	r->conf.group = xstrdup(conf->group ? conf->group : "schema-registry");
 	r->conf.max_body = conf->max_body > 0 ? conf->max_body : 16 << 20;
 	r->leader = true;
+	if (sl_http_auth_conf_copy(&r->conf.auth, &conf->auth)) {
+		sl_registry_close(r);
+		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	}
+	if ((rc = sl_http_auth_load(&r->auth, &r->conf.auth, "registry", err))) {
+		sl_registry_close(r);
+		return rc;
+	}
 	pthread_mutex_lock(&r->mu);
 	if (!strcmp(r->conf.store, "kafka"))
 		rc = sl_reg_store_kafka_open(&r->store, r, &r->conf, err);
@@ -704,6 +713,8 @@ void sl_registry_close(struct sl_registry *r)
 	free(r->conf.brokers);
 	free(r->conf.topic);
 	free(r->conf.group);
+	sl_http_auth_free(&r->auth);
+	sl_http_auth_conf_free(&r->conf.auth);
 	free(r->forward_url);
 	free(r->self_url);
 	pthread_mutex_destroy(&r->mu);
@@ -732,7 +743,7 @@ int sl_registry_register(struct sl_registry *r, const char *subject, const char 
 	}
 	if (leader) {
 		/* A follower of the Kafka store: the leader allocates the id; read it back so this node serves it. */
-		int rc = sl_registry_http_register(leader, subject, schema, type, id, err);
+		int rc = sl_registry_http_register(leader, &r->conf.auth, subject, schema, type, id, err);
 		free(leader);
 		if (!rc) {
 			pthread_mutex_lock(&r->mu);

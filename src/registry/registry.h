@@ -10,6 +10,7 @@
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/err.h"
+#include "core/httpauth.h"
 
 struct sl_registry;
 
@@ -21,6 +22,7 @@ struct sl_registry_conf {
 	char *topic;           /* kafka store: "_schemas" */
 	char *group;           /* kafka store: the group whose single member is the leader */
 	int64_t max_body;      /* request body limit in bytes */
+	struct sl_http_auth_conf auth; /* token/basic auth of the REST API; also what this process sends to another */
 };
 
 /* The `registry:` section of a config file (see docs/registry.md). */
@@ -38,11 +40,13 @@ int sl_registry_register(struct sl_registry *r, const char *subject, const char 
 /* Fetches the canonical schema text and type ("AVRO"/"JSON") of id; both malloc'd. SL_ENOTFOUND when unknown. */
 int sl_registry_schema_by_id(struct sl_registry *r, int id, char **schema, char **type, struct sl_err *err);
 
-/* The same two calls against a registry elsewhere (ours or Confluent's) at base URL ("http://host:8081"), over HTTP.
- * Errors as above; a 409's message is the registry's, naming the rule that broke. */
-int sl_registry_http_register(const char *base, const char *subject, const char *schema, const char *type, int *id,
-			      struct sl_err *err);
-int sl_registry_http_schema(const char *base, int id, char **schema, char **type, struct sl_err *err);
+/* The same two calls against a registry elsewhere (ours or Confluent's) at base URL ("http://host:8081"), over HTTP,
+ * sending the credentials that auth points at (NULL: none). Errors as above; a 409's message is the registry's,
+ * naming the rule that broke; a 401 says which variables to set. */
+int sl_registry_http_register(const char *base, const struct sl_http_auth_conf *auth, const char *subject,
+			      const char *schema, const char *type, int *id, struct sl_err *err);
+int sl_registry_http_schema(const char *base, const struct sl_http_auth_conf *auth, int id, char **schema, char **type,
+			    struct sl_err *err);
 
 /* Answers one REST request in-process: method ("GET"...), the raw request target (path and query, still
  * percent-encoded), the body. Sets *status and fills out with the JSON response (cleared first). */

@@ -281,6 +281,14 @@ done:
 struct sl_sched_http {
 	struct MHD_Daemon *d;
 	struct sl_sched *s;
+	struct sl_http_auth auth;
+};
+
+/* The API's secrets: no config section of its own, so fixed variable names (docs/security.md). */
+const struct sl_http_auth_conf sl_sched_api_auth = {
+	.token_env = "SLUICE_SCHEDULER_TOKEN",
+	.user = "admin",
+	.password_env = "SLUICE_SCHEDULER_PASSWORD",
 };
 
 struct conn {
@@ -295,6 +303,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	(void)version;
 	struct conn *cn = *ctx;
 	if (!cn) {
+		if (!sl_http_auth_ok(&h->auth, MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+									    MHD_HTTP_HEADER_AUTHORIZATION))) {
+			/* Refused before the body is read. */
+			static const char body[] = "{\"title\":\"Unauthorized\",\"status\":401}";
+			struct MHD_Response *resp =
+				MHD_create_response_from_buffer(sizeof body - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
+			if (!resp)
+				return MHD_NO;
+			MHD_add_response_header(resp, "Content-Type", "application/problem+json");
+			MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+						h->auth.token ? "Bearer realm=\"sluice scheduler\""
+							      : "Basic realm=\"sluice scheduler\"");
+			enum MHD_Result r401 = MHD_queue_response(c, 401, resp);
+			MHD_destroy_response(resp);
+			return r401;
+		}
 		cn = calloc(1, sizeof *cn);
 		if (!cn)
 			return MHD_NO;
@@ -341,10 +365,19 @@ int sl_sched_api_start(struct sl_sched *s, const char *addr, int port, struct sl
 	if (!h)
 		return sl_err_set(err, SL_ENOMEM, "out of memory");
 	h->s = s;
+	const char *host = addr && *addr ? addr : "127.0.0.1";
+	int rc;
+	if ((rc = sl_http_auth_load(&h->auth, &sl_sched_api_auth, "scheduler API", err)) ||
+	    (rc = sl_http_auth_require(&h->auth, &sl_sched_api_auth, host, "scheduler API", err))) {
+		sl_http_auth_free(&h->auth);
+		free(h);
+		return rc;
+	}
 	struct sockaddr_in sa = {0};
 	sa.sin_family = AF_INET;
 	sa.sin_port = htons((uint16_t)port);
-	if (inet_pton(AF_INET, addr && *addr ? addr : "127.0.0.1", &sa.sin_addr) != 1) {
+	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+		sl_http_auth_free(&h->auth);
 		free(h);
 		return sl_err_set(err, SL_EINVAL, "--api: '%s' is not an IPv4 address", addr);
 	}
@@ -352,6 +385,7 @@ int sl_sched_api_start(struct sl_sched *s, const char *addr, int port, struct sl
 				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, on_done, h,
 				MHD_OPTION_END);
 	if (!h->d) {
+		sl_http_auth_free(&h->auth);
 		free(h);
 		return sl_err_set(err, SL_EIO, "cannot listen on %s:%d for the scheduler API (port in use?)", addr, port);
 	}
@@ -364,5 +398,6 @@ void sl_sched_api_stop(struct sl_sched_http *h)
 	if (!h)
 		return;
 	MHD_stop_daemon(h->d);
+	sl_http_auth_free(&h->auth);
 	free(h);
 }

@@ -16,6 +16,7 @@
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/err.h"
+#include "core/httpauth.h"
 #include "scheduler/cron.h"
 
 struct sl_conf;
@@ -155,6 +156,9 @@ int sl_sched_api_handle(struct sl_sched *s, const char *method, const char *path
 			size_t len, struct sl_buf *out, int *status);
 /* Serves the API with libmicrohttpd on addr:port (127.0.0.1 by default) until sl_sched_api_stop. */
 struct sl_sched_http;
+/* Where the API's secrets come from ($SLUICE_SCHEDULER_TOKEN, or basic auth for admin with
+ * $SLUICE_SCHEDULER_PASSWORD); required beyond loopback. Clients of the API send the same. */
+extern const struct sl_http_auth_conf sl_sched_api_auth;
 int sl_sched_api_start(struct sl_sched *s, const char *addr, int port, struct sl_sched_http **out, struct sl_err *err);
 void sl_sched_api_stop(struct sl_sched_http *h);
 

@@ -1155,3 +1155,8 @@ int sl_kafka_check(const struct sl_kafka_conf *kc, struct sl_err *err)
 	rd_kafka_conf_destroy(c);
 	return 0;
 }
+
+const char *sl_kafka_version(void)
+{
+	return rd_kafka_version_str();
+}

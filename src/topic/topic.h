@@ -160,6 +160,9 @@ int sl_kafka_group_lag(const struct sl_kafka_conf *kc, const char *group, const 
 /* Checks a kafka: section as a producer and a consumer would use it, without connecting. */
 int sl_kafka_check(const struct sl_kafka_conf *kc, struct sl_err *err);
 
+/* The librdkafka sluice runs with, as "2.12.1" (for --version and bug reports). */
+const char *sl_kafka_version(void);
+
 /* The same lag from one long-lived client (for callers that ask often). */
 struct sl_kafka_lagger;
 int sl_kafka_lagger_open(const struct sl_kafka_conf *kc, const char *group, const char *topic,
