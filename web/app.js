@@ -167,7 +167,7 @@ pages.kafka = {
   buildBrowser() {
     const topic = h('select', {id: 'b-topic'}), part = h('input', {id: 'b-part', type: 'number', min: -1, value: -1}),
       off = h('input', {id: 'b-offset', type: 'number', min: 0, value: 0}),
-      q = h('input', {id: 'b-q', type: 'search', placeholder: 'text in key or value'}),
+      q = h('input', {id: 'b-q', type: 'search', placeholder: 'text in key or value (Avro: in the decoded JSON)'}),
       limit = h('input', {id: 'b-limit', type: 'number', min: 1, max: 500, value: 50}),
       out = h('div', {id: 'b-out'});
     const go = async () => {
@@ -181,7 +181,10 @@ pages.kafka = {
         h('table', {id: 'b-table'}, h('tr', {}, h('th', {class: 'num'}, 'partition'), h('th', {class: 'num'}, 'offset'), h('th', {}, 'time'), h('th', {}, 'key'), h('th', {}, 'value')),
           m.map((x) => h('tr', {}, h('td', {class: 'num'}, x.partition), h('td', {class: 'num'}, x.offset),
             h('td', {class: 'mono'}, new Date(x.timestamp).toLocaleTimeString()), h('td', {class: 'mono'}, x.key || ''),
-            h('td', {class: 'mono val', onclick: (e) => e.currentTarget.classList.toggle('open')}, pretty(x.value))))));
+            h('td', {class: 'mono val', 'data-schema-id': x.value_schema_id, onclick: (e) => e.currentTarget.classList.toggle('open')},
+              x.value_schema_id !== undefined ? h('span', {class: 'chip avro', title: 'Avro, decoded with the registry\'s schema ' + x.value_schema_id}, 'avro #' + x.value_schema_id) : null,
+              x.value_error ? h('span', {class: 'chip bad', title: x.value_error}, 'not decoded') : null,
+              pretty(x.value))))));
     };
     this.topicSelect = topic;
     this.browser.append(h('h2', {}, 'Message browser'),

@@ -51,7 +51,7 @@ pages.dags = {
   },
   async tick() {
     const r = await api('/api/dags');
-    if (!r.ok) { notRunning(this.main, 'DAGs', r, 'Run `sluice scheduler` or `sluice up` with a dags: section to see DAG runs here.'); this.built = false; this.sigs = {}; return; }
+    if (!r.ok) { notRunning(this.main, 'DAGs', r, 'Run `sluice up` with a dags: section, or name a `sluice scheduler --api` elsewhere in console.scheduler.url, to see DAG runs here.'); this.built = false; this.sigs = {}; return; }
     if (!this.built) this.build();
     const dags = r.body.dags || [];
     if (!dags.some((d) => d.dag_id === this.dag)) { this.dag = dags.length ? dags[0].dag_id : null; this.run = this.task = null; }

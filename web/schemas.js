@@ -54,7 +54,7 @@ pages.schemas = {
   },
   async tick() {
     const r = await api('/api/console/schemas');
-    if (!r.ok) { notRunning(this.main, 'Schemas', r, 'Run `sluice registry` or `sluice up` with a registry: section to see subjects, versions and compatibility here.'); this.built = false; return; }
+    if (!r.ok) { notRunning(this.main, 'Schemas', r, 'Run `sluice up` with a registry: section, or name a `sluice registry` elsewhere in console.registry.url, to see subjects, versions and compatibility here.'); this.built = false; return; }
     const d = r.body;
     if (!this.built) this.build();
     const sig = JSON.stringify(d);

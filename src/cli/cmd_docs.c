@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "console/console.h"
 #include "pipeline/pipeline.h"
 #include "sink/sink.h"
 #include "source/source.h"
@@ -21,5 +22,7 @@ int sl_cli_config_doc(int argc, char **argv)
 	sl_conf_doc_markdown(stdout);
 	printf("\n## Sources\n");
 	sl_opt_doc_markdown(sl_source_generate_opts, "pipelines.<name>.source (type: generate)", stdout);
+	printf("\n## Console\n");
+	sl_opt_doc_markdown(sl_console_opts, "console", stdout);
 	return 0;
 }

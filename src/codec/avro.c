@@ -204,6 +204,10 @@ int sl_avro_reader_new(const char *writer_schema, const struct sl_schema *reader
 		goto fail;
 	}
 	const struct sl_avro *root = rd->ws->root;
+	if (!reader) {
+		*out = rd; /* rendering as JSON (sl_avro_to_json): any writer schema, nothing to resolve */
+		return 0;
+	}
 	if (root->t != SL_AVRO_RECORD) {
 		rc = sl_err_set(err, SL_EINVAL, "writer schema is a %s, not a record", wname(root));
 		goto fail;
@@ -515,6 +519,169 @@ int sl_avro_decode(const struct sl_avro_reader *rd, const void *p, size_t n, str
 	return 0;
 }
 
+/* ---- any datum as JSON (the console's message browser) ---- */
+
+static int to_json(struct rd *r, const struct sl_avro *w, struct sl_buf *out, int depth);
+
+static void json_bytes_cp(struct sl_buf *out, const unsigned char *p, size_t n)
+{
+	/* Avro's JSON encoding of bytes and fixed: a string whose code points 0-255 are the bytes. */
+	sl_buf_putc(out, '"');
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = p[i];
+		if (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\')
+			sl_buf_putc(out, (char)ch);
+		else
+			sl_buf_printf(out, "\\u%04x", ch);
+	}
+	sl_buf_putc(out, '"');
+}
+
+static void json_double(struct sl_buf *out, double d)
+{
+	if (isnan(d))
+		sl_buf_puts(out, "\"NaN\"");
+	else if (isinf(d))
+		sl_buf_puts(out, d > 0 ? "\"Infinity\"" : "\"-Infinity\"");
+	else
+		sl_buf_printf(out, "%.17g", d);
+}
+
+static int blocks_json(struct rd *r, const struct sl_avro *w, bool map, struct sl_buf *out, int depth)
+{
+	bool first = true;
+	sl_buf_putc(out, map ? '{' : '[');
+	for (;;) {
+		int64_t count, size;
+		int rc = get_long(r, &count);
+		if (rc)
+			return rc;
+		if (count == 0)
+			break;
+		if (count < 0) {
+			if (count == INT64_MIN)
+				return fail(r, SL_EINVAL, "block count out of range");
+			count = -count;
+			if ((rc = get_long(r, &size)))
+				return rc;
+		}
+		if ((uint64_t)count > (uint64_t)(MAX_ITEMS - r->items))
+			return fail(r, SL_ETOOBIG, "more than 1048576 array/map items");
+		r->items += (size_t)count;
+		for (int64_t i = 0; i < count; i++) {
+			if (!first)
+				sl_buf_putc(out, ',');
+			first = false;
+			if (map) {
+				const unsigned char *kp;
+				size_t kn;
+				if ((rc = get_bytes(r, &kp, &kn)))
+					return rc;
+				sl_buf_json_str(out, (const char *)kp, kn);
+				sl_buf_putc(out, ':');
+			}
+			if ((rc = to_json(r, w->items, out, depth + 1)))
+				return rc;
+		}
+	}
+	sl_buf_putc(out, map ? '}' : ']');
+	return 0;
+}
+
+static int to_json(struct rd *r, const struct sl_avro *w, struct sl_buf *out, int depth)
+{
+	int64_t v;
+	double d;
+	const unsigned char *p;
+	size_t n;
+	int rc;
+	if (depth > MAX_DEPTH)
+		return fail(r, SL_ETOOBIG, "nested deeper than 64 levels");
+	if (!sl_buf_ok(out))
+		return sl_err_set(r->err, SL_ENOMEM, "out of memory");
+	switch (w->t) {
+	case SL_AVRO_NULL: sl_buf_puts(out, "null"); return 0;
+	case SL_AVRO_BOOLEAN:
+		if ((rc = need(r, 1)))
+			return rc;
+		sl_buf_puts(out, *r->p++ ? "true" : "false");
+		return 0;
+	case SL_AVRO_INT:
+	case SL_AVRO_LONG:
+		if ((rc = get_long(r, &v)))
+			return rc;
+		sl_buf_printf(out, "%" PRId64, v);
+		return 0;
+	case SL_AVRO_ENUM:
+		if ((rc = get_long(r, &v)))
+			return rc;
+		if (v < 0 || (uint64_t)v >= w->nsymbols)
+			return fail(r, SL_EINVAL, "enum symbol out of range");
+		sl_buf_json_str(out, w->symbols[v], strlen(w->symbols[v]));
+		return 0;
+	case SL_AVRO_FLOAT:
+	case SL_AVRO_DOUBLE:
+		if ((rc = get_double_le(r, w->t == SL_AVRO_FLOAT ? 4 : 8, &d)))
+			return rc;
+		json_double(out, d);
+		return 0;
+	case SL_AVRO_STRING:
+		if ((rc = get_bytes(r, &p, &n)))
+			return rc;
+		sl_buf_json_str(out, (const char *)p, n);
+		return 0;
+	case SL_AVRO_BYTES:
+		if ((rc = get_bytes(r, &p, &n)))
+			return rc;
+		json_bytes_cp(out, p, n);
+		return 0;
+	case SL_AVRO_FIXED:
+		if (w->size < 0 || (rc = need(r, (size_t)w->size)))
+			return fail(r, SL_EINVAL, "truncated fixed");
+		json_bytes_cp(out, r->p, (size_t)w->size);
+		r->p += w->size;
+		return 0;
+	case SL_AVRO_RECORD:
+		sl_buf_putc(out, '{');
+		for (size_t i = 0; i < w->nfields; i++) {
+			if (i)
+				sl_buf_putc(out, ',');
+			sl_buf_json_str(out, w->fields[i].name, strlen(w->fields[i].name));
+			sl_buf_putc(out, ':');
+			if (depth == 0)
+				r->field = w->fields[i].name;
+			if ((rc = to_json(r, w->fields[i].type, out, depth + 1)))
+				return rc;
+		}
+		sl_buf_putc(out, '}');
+		return 0;
+	case SL_AVRO_ARRAY: return blocks_json(r, w, false, out, depth);
+	case SL_AVRO_MAP: return blocks_json(r, w, true, out, depth);
+	case SL_AVRO_UNION:
+		if ((rc = get_long(r, &v)))
+			return rc;
+		if (v < 0 || (uint64_t)v >= w->nbranches)
+			return fail(r, SL_EINVAL, "union branch out of range");
+		return to_json(r, w->branches[v], out, depth + 1);
+	}
+	return fail(r, SL_EINVAL, "unknown writer type");
+}
+
+int sl_avro_to_json(const struct sl_avro_reader *rd, const void *p, size_t n, struct sl_buf *out, struct sl_err *err)
+{
+	struct rd r = {.p = p, .end = (const unsigned char *)p + n, .start = p, .err = err};
+	size_t mark = out->len;
+	int rc = to_json(&r, rd->ws->root, out, 0);
+	if (!rc && r.p != r.end)
+		rc = sl_err_set(err, SL_EINVAL, "%td bytes left over after the datum (not written with this schema?)",
+				r.end - r.p);
+	if (!rc && !sl_buf_ok(out))
+		rc = sl_err_set(err, SL_ENOMEM, "out of memory");
+	if (rc)
+		out->len = mark;
+	return rc;
+}
+
 /* ---- registry access ---- */
 
 struct sl_avro_registry {
@@ -522,7 +689,20 @@ struct sl_avro_registry {
 	struct sl_registry_conf conf;
 	bool bound;
 	char *url;
+	sl_avro_fetch_fn fetch;
+	void *fetch_ctx;
 };
+
+int sl_avro_registry_custom(struct sl_avro_registry **out, sl_avro_fetch_fn fetch, void *ctx, struct sl_err *err)
+{
+	struct sl_avro_registry *g = calloc(1, sizeof *g);
+	if (!g)
+		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	g->fetch = fetch;
+	g->fetch_ctx = ctx;
+	*out = g;
+	return 0;
+}
 
 int sl_avro_registry_open(struct sl_avro_registry **out, const char *url, const struct sl_cfg_node *section,
 			  const char *data_dir, struct sl_err *err)
@@ -572,6 +752,8 @@ void sl_avro_registry_close(struct sl_avro_registry *g)
 int sl_avro_registry_register(struct sl_avro_registry *g, const char *subject, const char *schema, int *id,
 			      struct sl_err *err)
 {
+	if (g->fetch)
+		return sl_err_set(err, SL_EINVAL, "this registry handle only fetches schemas");
 	if (g->url)
 		return sl_registry_http_register(g->url, &g->conf.auth, subject, schema, "AVRO", id, err);
 	return sl_registry_register(g->local, subject, schema, "AVRO", id, err);
@@ -579,6 +761,8 @@ int sl_avro_registry_register(struct sl_avro_registry *g, const char *subject, c
 
 int sl_avro_registry_fetch(struct sl_avro_registry *g, int id, char **schema, char **type, struct sl_err *err)
 {
+	if (g->fetch)
+		return g->fetch(g->fetch_ctx, id, schema, type, err);
 	if (g->url)
 		return sl_registry_http_schema(g->url, &g->conf.auth, id, schema, type, err);
 	return sl_registry_schema_by_id(g->local, id, schema, type, err);
@@ -678,6 +862,22 @@ static struct cache_entry *lookup(struct sl_avro_cache *c, int32_t id, struct sl
 	e->why_code = frc;
 	snprintf(e->why, sizeof e->why, "%s", ferr.msg);
 	return e;
+}
+
+int sl_avro_cache_json(struct sl_avro_cache *c, const void *p, size_t n, int32_t *schema_id, struct sl_buf *out,
+		       struct sl_err *err)
+{
+	int rc;
+	if ((rc = sl_avro_wire_header(p, n, schema_id, err)))
+		return rc;
+	struct cache_entry *e = lookup(c, *schema_id, err, &rc);
+	if (!e)
+		return rc;
+	if (!e->rd)
+		return sl_err_set(err, e->why_code, "%s", e->why);
+	if ((rc = sl_avro_to_json(e->rd, (const unsigned char *)p + SL_AVRO_HEADER, n - SL_AVRO_HEADER, out, err)))
+		sl_err_prefix(err, "schema id %" PRId32 ": ", *schema_id);
+	return rc;
 }
 
 int sl_avro_cache_decode(struct sl_avro_cache *c, const void *p, size_t n, struct sl_record *rec, struct sl_arena *a,

@@ -37,7 +37,8 @@ int sl_avro_wire_header(const void *p, size_t n, int32_t *schema_id, struct sl_e
 /* A writer schema resolved into a reader (mapping) schema. */
 struct sl_avro_reader;
 /* SL_EINVAL when the text is no Avro schema, its root is not a record, or a field the reader has cannot be read as
- * the column's type (the message names the field and both types). */
+ * the column's type (the message names the field and both types). reader NULL: the writer schema alone (any root
+ * type), for sl_avro_to_json. */
 int sl_avro_reader_new(const char *writer_schema, const struct sl_schema *reader, struct sl_avro_reader **out,
 		       struct sl_err *err);
 void sl_avro_reader_free(struct sl_avro_reader *rd);
@@ -46,12 +47,22 @@ void sl_avro_reader_free(struct sl_avro_reader *rd);
 int sl_avro_decode(const struct sl_avro_reader *rd, const void *p, size_t n, struct sl_record *rec,
 		   struct sl_arena *a, struct sl_err *err);
 
+/* Renders one datum (no header) as JSON with the reader's writer schema: records as objects in field order, a
+ * union as its branch's value (unwrapped, unlike Avro's JSON encoding, so the text reads like the record), enums as
+ * their symbol, bytes and fixed as strings of code points 0-255, NaN and infinities as strings. Bounded like
+ * sl_avro_decode; every byte must be consumed. On error out is left as it was. */
+int sl_avro_to_json(const struct sl_avro_reader *rd, const void *p, size_t n, struct sl_buf *out, struct sl_err *err);
+
 /* Where schemas are registered and fetched: a registry in this process (sqlite or kafka store, the same store a
  * `registry:` section names) or one elsewhere over HTTP (registry_url). */
 struct sl_avro_registry;
 /* url non-NULL: HTTP. Otherwise the registry: section (may be NULL: the sqlite store in data_dir/registry). */
 int sl_avro_registry_open(struct sl_avro_registry **out, const char *url, const struct sl_cfg_node *section,
 			  const char *data_dir, struct sl_err *err);
+/* Schemas fetched by a function of the caller's (a registry in this process, or one reached with credentials):
+ * such a handle only fetches. fetch returns as sl_avro_registry_fetch does. */
+typedef int (*sl_avro_fetch_fn)(void *ctx, int id, char **schema, char **type, struct sl_err *err);
+int sl_avro_registry_custom(struct sl_avro_registry **out, sl_avro_fetch_fn fetch, void *ctx, struct sl_err *err);
 void sl_avro_registry_close(struct sl_avro_registry *reg);
 /* Registers schema under subject; an incompatible change is SL_ETYPE with the registry's message (which rule). */
 int sl_avro_registry_register(struct sl_avro_registry *reg, const char *subject, const char *schema, int *id,
@@ -59,7 +70,7 @@ int sl_avro_registry_register(struct sl_avro_registry *reg, const char *subject,
 /* SL_ENOTFOUND for an unknown id; other errors are the registry being unreachable. */
 int sl_avro_registry_fetch(struct sl_avro_registry *reg, int id, char **schema, char **type, struct sl_err *err);
 
-/* Readers by schema id, built on first use. Unknown ids are remembered for a few seconds so a stream of poison
+/* Readers by schema id, built on first use (reader NULL: for sl_avro_cache_json). Unknown ids are remembered for a few seconds so a stream of poison
  * records does not become a stream of registry lookups. */
 struct sl_avro_cache;
 int sl_avro_cache_new(struct sl_avro_registry *reg, const struct sl_schema *reader, struct sl_avro_cache **out,
@@ -69,5 +80,9 @@ void sl_avro_cache_free(struct sl_avro_cache *c);
  * message says why); other errors: the registry could not be asked (retry later). */
 int sl_avro_cache_decode(struct sl_avro_cache *c, const void *p, size_t n, struct sl_record *rec, struct sl_arena *a,
 			 struct sl_err *err);
+/* A whole wire-format value as JSON (sl_avro_to_json), appended to out; *schema_id gets the header's id. Errors as
+ * sl_avro_cache_decode. */
+int sl_avro_cache_json(struct sl_avro_cache *c, const void *p, size_t n, int32_t *schema_id, struct sl_buf *out,
+		       struct sl_err *err);
 
 #endif

@@ -662,8 +662,10 @@ void sl_con_dispatch(struct sl_console *c, const struct sl_con_req *rq, struct s
 		else if (has_prefix(path, "/api/schemas") || has_prefix(path, "/api/console/schemas") ||
 			 has_prefix(path, "/api/dags"))
 			jerror(rs, 503, !has_prefix(path, "/api/dags")
-						? "not running: the schema registry is not part of this process"
-						: "not running: the scheduler is not part of this process");
+						? "not running: the schema registry is not part of this process "
+						  "(console.registry.url names one elsewhere)"
+						: "not running: the scheduler is not part of this process "
+						  "(console.scheduler.url names one elsewhere)");
 		else
 			jerror(rs, 404, "no such API");
 		pthread_mutex_unlock(&c->lock);

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "codec/avro.h"
 #include "console/internal.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -591,6 +592,60 @@ static bool contains(const void *hay, size_t n, const char *needle)
 	return !needle || !*needle || (hay && memmem(hay, n, needle, strlen(needle)));
 }
 
+/* A key or value as the browser shows it: Confluent-framed Avro (magic 0, a schema id) decoded to JSON through the
+ * registry, anything else as it is. */
+struct shown {
+	const void *p;
+	size_t n;
+	int32_t schema_id;      /* -1: not Avro */
+	char error[256];        /* why a framed value could not be decoded */
+	struct sl_buf json;
+};
+
+static void show(struct sl_console *c, const void *p, size_t n, struct shown *s)
+{
+	s->p = p;
+	s->n = n;
+	s->schema_id = -1;
+	s->error[0] = 0;
+	sl_buf_reset(&s->json);
+	if (!p || n < SL_AVRO_HEADER || ((const unsigned char *)p)[0] != SL_AVRO_MAGIC)
+		return;
+	struct sl_err err = {0};
+	int32_t id = -1;
+	if (sl_con_avro_json(c, p, n, &id, &s->json, &err) == 0) {
+		s->p = s->json.data;
+		s->n = s->json.len;
+		s->schema_id = id;
+	} else
+		snprintf(s->error, sizeof s->error, "%s", err.msg);
+}
+
+/* One message into the browser's list when the filter (over the key and value as shown) matches. */
+static bool emit(struct sl_console *c, struct sl_buf *out, int64_t n, int32_t partition, int64_t offset, int64_t ts,
+		 const void *k, size_t kn, const void *v, size_t vn, const char *filter, struct shown sh[2])
+{
+	show(c, k, kn, &sh[0]);
+	show(c, v, vn, &sh[1]);
+	if (!contains(sh[0].p, sh[0].n, filter) && !contains(sh[1].p, sh[1].n, filter))
+		return false;
+	sl_buf_printf(out, "%s{\"partition\":%" PRId32 ",\"offset\":%" PRId64 ",\"timestamp\":%" PRId64, n ? "," : "",
+		      partition, offset, ts);
+	const char *names[] = {"key", "value"};
+	for (int i = 0; i < 2; i++) {
+		sl_buf_printf(out, ",\"%s\":", names[i]);
+		json_bytes(out, sh[i].p, sh[i].n);
+		if (sh[i].schema_id >= 0)
+			sl_buf_printf(out, ",\"%s_schema_id\":%" PRId32, names[i], sh[i].schema_id);
+		if (sh[i].error[0]) {
+			sl_buf_printf(out, ",\"%s_error\":", names[i]);
+			sl_buf_json_str(out, sh[i].error, strlen(sh[i].error));
+		}
+	}
+	sl_buf_puts(out, "}");
+	return true;
+}
+
 static int browse_emb(struct sl_console *c, const char *topic, int32_t partition, int64_t offset, int64_t limit,
 		      const char *filter, struct sl_buf *out, struct sl_err *err)
 {
@@ -615,24 +670,22 @@ static int browse_emb(struct sl_console *c, const char *topic, int32_t partition
 		sqlite3_bind_int64(st, 3, offset);
 		sqlite3_bind_int64(st, 4, filter && *filter ? 10000 : limit);
 		int64_t n = 0, scanned = 0, next = offset;
+		struct shown sh[2];
+		sl_buf_init(&sh[0].json);
+		sl_buf_init(&sh[1].json);
 		sl_buf_puts(out, "{\"messages\":[");
 		while (n < limit && sqlite3_step(st) == SQLITE_ROW) {
 			scanned++;
 			const void *k = sqlite3_column_blob(st, 3), *v = sqlite3_column_blob(st, 4);
 			size_t kn = (size_t)sqlite3_column_bytes(st, 3), vn = (size_t)sqlite3_column_bytes(st, 4);
 			next = sqlite3_column_int64(st, 1) + 1;
-			if (!contains(k, kn, filter) && !contains(v, vn, filter))
-				continue;
-			sl_buf_printf(out, "%s{\"partition\":%d,\"offset\":%" PRId64 ",\"timestamp\":%" PRId64 ",\"key\":",
-				      n ? "," : "", sqlite3_column_int(st, 0), (int64_t)sqlite3_column_int64(st, 1),
-				      (int64_t)sqlite3_column_int64(st, 2));
-			json_bytes(out, k, kn);
-			sl_buf_puts(out, ",\"value\":");
-			json_bytes(out, v, vn);
-			sl_buf_puts(out, "}");
-			n++;
+			if (emit(c, out, n, sqlite3_column_int(st, 0), sqlite3_column_int64(st, 1),
+				 sqlite3_column_int64(st, 2), k, kn, v, vn, filter, sh))
+				n++;
 		}
 		sl_buf_printf(out, "],\"scanned\":%" PRId64 ",\"next_offset\":%" PRId64 "}", scanned, next);
+		sl_buf_free(&sh[0].json);
+		sl_buf_free(&sh[1].json);
 	}
 	sqlite3_finalize(st);
 	sqlite3_close(db);
@@ -666,6 +719,9 @@ static int browse_kafka(struct sl_console *c, const char *topic, int32_t partiti
 		rc = sl_err_set(err, SL_EIO, "kafka: cannot assign %s", topic);
 	rd_kafka_topic_partition_list_destroy(l);
 	int64_t n = 0, scanned = 0, next = offset;
+	struct shown sh[2];
+	sl_buf_init(&sh[0].json);
+	sl_buf_init(&sh[1].json);
 	sl_buf_puts(out, "{\"messages\":[");
 	int64_t deadline = sl_con_now_ms() + 3000;
 	int eof = 0;
@@ -682,19 +738,15 @@ static int browse_kafka(struct sl_console *c, const char *topic, int32_t partiti
 		scanned++;
 		if (m->offset + 1 > next)
 			next = m->offset + 1;
-		if (contains(m->key, m->key_len, filter) || contains(m->payload, m->len, filter)) {
-			rd_kafka_timestamp_type_t tt;
-			sl_buf_printf(out, "%s{\"partition\":%" PRId32 ",\"offset\":%" PRId64 ",\"timestamp\":%" PRId64
-				      ",\"key\":", n ? "," : "", m->partition, m->offset, rd_kafka_message_timestamp(m, &tt));
-			json_bytes(out, m->key, m->key_len);
-			sl_buf_puts(out, ",\"value\":");
-			json_bytes(out, m->payload, m->len);
-			sl_buf_puts(out, "}");
+		rd_kafka_timestamp_type_t tt;
+		if (emit(c, out, n, m->partition, m->offset, rd_kafka_message_timestamp(m, &tt), m->key, m->key_len,
+			 m->payload, m->len, filter, sh))
 			n++;
-		}
 		rd_kafka_message_destroy(m);
 	}
 	sl_buf_printf(out, "],\"scanned\":%" PRId64 ",\"next_offset\":%" PRId64 "}", scanned, next);
+	sl_buf_free(&sh[0].json);
+	sl_buf_free(&sh[1].json);
 	rd_kafka_consumer_close(rk);
 	rd_kafka_destroy(rk);
 	return rc;

@@ -15,6 +15,7 @@
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/err.h"
+#include "core/httpauth.h"
 
 struct sl_conf;
 
@@ -27,6 +28,13 @@ struct sl_console_rule {
 	int64_t for_ms;   /* ... for at least this long */
 	int64_t window_ms;/* error_rate, dlq_growth: the window the value is computed over */
 	char *severity;
+};
+
+/* console.registry and console.scheduler: a role running in another process, reached over HTTP. */
+struct sl_con_remote_conf {
+	char *url;
+	struct sl_http_auth_conf auth;       /* what is sent to it, read as its own listener reads it */
+	int64_t timeout_ms;
 };
 
 /* The top-level `console:` section, bound through sl_console_opts. */
@@ -43,6 +51,8 @@ struct sl_console_conf {
 	int64_t history;         /* samples kept for charts */
 	char *webhook;           /* alerts go here (POST, Alertmanager-like JSON) */
 	const struct sl_cfg_node *rules; /* sequence of rules; NULL: the defaults */
+	struct sl_con_remote_conf registry;  /* a registry elsewhere: Schemas page, Avro in the message browser */
+	struct sl_con_remote_conf scheduler; /* a scheduler's API elsewhere: DAGs page */
 };
 extern const struct sl_opt sl_console_opts[];
 
@@ -71,7 +81,8 @@ int sl_console_start(struct sl_conf *conf, const struct sl_console_start_opts *o
 int sl_console_add_route(struct sl_console *c, const struct sl_console_route *r);
 /* The address actually bound (port resolved when listen asked for :0). */
 const char *sl_console_address(const struct sl_console *c);
-/* Serve the registry's REST API under /api/schemas/ and the scheduler's under /api/dags/ (plug.c). */
+/* Serve the registry's REST API under /api/schemas/ and the scheduler's under /api/dags/ (plug.c). Without them,
+ * console.registry.url and console.scheduler.url serve the same from roles in other processes. */
 struct sl_registry;
 struct sl_sched;
 int sl_console_plug_registry(struct sl_console *c, struct sl_registry *r);

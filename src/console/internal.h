@@ -124,6 +124,21 @@ struct sl_con_alert {
 
 struct sl_con_broker { int32_t id; char host[256]; int port; };
 
+/* A role in another process (remote.c). */
+enum { SL_CON_REMOTE_REGISTRY, SL_CON_REMOTE_SCHEDULER };
+struct sl_con_remote {
+	const char *name;                    /* "registry" | "scheduler" */
+	const struct sl_con_remote_conf *conf;
+	char *authorization;                 /* the header line it wants ("Authorization: ..."), or NULL; never logged */
+	bool on;                             /* a url is configured */
+};
+extern const struct sl_opt sl_con_registry_opts[], sl_con_scheduler_opts[];
+/* How the Schemas summary asks a registry (plug.c): in this process, or over HTTP. */
+struct sl_con_reg_source {
+	void (*get)(void *ctx, const char *target, int *status, struct sl_buf *out);
+	void *ctx;
+};
+
 struct sl_console {
 	struct sl_conf *conf;
 	struct sl_console_conf cc;
@@ -138,6 +153,14 @@ struct sl_console {
 
 	struct sl_console_route routes[32];
 	size_t nroutes;
+	struct sl_con_remote remote[2];
+	struct sl_con_reg_source reg_source[2]; /* the Schemas summary's registry: [0] in this process, [1] remote */
+	struct sl_registry *registry;        /* plugged in (sluice up): schemas for the message browser */
+
+	pthread_mutex_t avro_lock;           /* guards the three below */
+	void *avro_cache;                    /* struct sl_avro_cache *: writer schemas by id, for JSON */
+	void *avro_reg;                      /* struct sl_avro_registry *: fetches through remote.c */
+	void *pipes_registry;                /* struct sl_avro_registry *: the pipelines' own, opened on demand */
 
 	pthread_mutex_t lock;                /* guards everything below */
 	struct sl_con_pipe *pipes;
@@ -182,6 +205,20 @@ int sl_con_rows(struct sl_console *c, struct sl_pipeline *p, const unsigned char
 #define SL_CON_TOKEN_MAX 2048
 int sl_con_page_token_decode(const char *hex, unsigned char *out, size_t outsz);
 bool sl_con_sink_is_cassandra(const struct sl_console *c, const struct sl_pipeline *p);
+
+/* remote.c */
+int sl_con_remotes_init(struct sl_console *c, struct sl_err *err);
+void sl_con_remotes_free(struct sl_console *c);
+/* One request to a remote role: target (path and query) is appended to its url. *status is its HTTP status, out
+ * its body (at most 16 MiB), ctype (optional) its Content-Type. Fails only when no answer came. */
+int sl_con_remote_call(const struct sl_con_remote *r, const char *method, const char *target, const char *body,
+		       size_t len, int *status, struct sl_buf *out, char *ctype, size_t ctsz, struct sl_err *err);
+/* A Confluent-framed Avro value (magic 0, schema id) as JSON, appended to out; schemas fetched and cached by id. */
+int sl_con_avro_json(struct sl_console *c, const void *p, size_t n, int32_t *schema_id, struct sl_buf *out,
+		     struct sl_err *err);
+void sl_con_avro_close(struct sl_console *c);
+/* The routes for console.registry.url and console.scheduler.url (plug.c). */
+int sl_con_plug_remotes(struct sl_console *c);
 
 /* alerts.c */
 int sl_con_rules_bind(struct sl_console *c, struct sl_err *err);

@@ -48,6 +48,13 @@ const struct sl_opt sl_console_opts[] = {
 	 "samples kept per pipeline for the charts", .min = 10, .max = 100000},
 	{"webhook", SL_OPT_STRING, NULL, offsetof(struct sl_console_conf, webhook),
 	 "URL that alert changes are POSTed to (Alertmanager-style JSON)"},
+	{"registry", SL_OPT_SECTION, NULL, offsetof(struct sl_console_conf, registry),
+	 "a schema registry in another process (sluice registry, or Confluent's) for the Schemas page and for "
+	 "decoding Avro in the message browser; inside sluice up the in-process registry is used",
+	 .sub = sl_con_registry_opts},
+	{"scheduler", SL_OPT_SECTION, NULL, offsetof(struct sl_console_conf, scheduler),
+	 "a scheduler's Airflow-shaped API in another process (sluice scheduler --api) for the DAGs page",
+	 .sub = sl_con_scheduler_opts},
 	{"rules", SL_OPT_NODE, NULL, offsetof(struct sl_console_conf, rules),
 	 "alert rules: a list of {name, metric: lag|error_rate|dlq_growth|group_status, pipeline, above, for, "
 	 "window, severity}; default: lag above 10000 for 2m, group stalled or stopped for 1m, error rate above 5% "
@@ -109,6 +116,7 @@ int sl_con_init(struct sl_console *c, struct sl_conf *conf, const struct sl_cons
 	c->embedded = o && o->embedded;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->cql_lock, NULL);
+	pthread_mutex_init(&c->avro_lock, NULL);
 	int rc = conf->console ? sl_opt_bind(sl_console_opts, conf->console, "console", &c->cc, err)
 			       : sl_opt_defaults(sl_console_opts, &c->cc, err);
 	if (rc)
@@ -120,7 +128,7 @@ int sl_con_init(struct sl_console *c, struct sl_conf *conf, const struct sl_cons
 	if (sl_con_parse_listen(c->cc.listen, c->host, sizeof c->host, &c->port))
 		return sl_err_set(err, SL_ECONFIG, "console.listen: '%s' is not host:port (e.g. 127.0.0.1:8080)",
 				  c->cc.listen);
-	if ((rc = load_secrets(c, err)))
+	if ((rc = load_secrets(c, err)) || (rc = sl_con_remotes_init(c, err)))
 		return rc;
 	if (!sl_con_is_loopback(c->host) && !sl_con_auth_on(&c->sec))
 		return sl_err_set(err, SL_ECONFIG,
@@ -142,12 +150,16 @@ int sl_con_init(struct sl_console *c, struct sl_conf *conf, const struct sl_cons
 			return sl_err_set(err, SL_ENOMEM, "out of memory");
 	}
 	snprintf(c->address, sizeof c->address, "%s", c->cc.listen);
+	if (sl_con_plug_remotes(c))
+		return sl_err_set(err, SL_EINVAL, "console: cannot add the remote registry or scheduler routes");
 	return sl_con_rules_bind(c, err);
 }
 
 void sl_con_destroy(struct sl_console *c)
 {
 	sl_con_collect_close(c);
+	sl_con_avro_close(c);
+	sl_con_remotes_free(c);
 	for (size_t i = 0; c->pipes && i < c->npipes; i++) {
 		free(c->pipes[i].parts);
 		free(c->pipes[i].ring);
@@ -162,6 +174,7 @@ void sl_con_destroy(struct sl_console *c)
 	free(c->sec.password);
 	pthread_mutex_destroy(&c->lock);
 	pthread_mutex_destroy(&c->cql_lock);
+	pthread_mutex_destroy(&c->avro_lock);
 }
 
 /* ---- the collector thread ---- */

@@ -54,6 +54,59 @@ static void dag_json(struct sl_sched *s, const struct sl_dag *d, struct sl_buf *
 	sl_buf_puts(out, "],\"tags\":[]}");
 }
 
+static const char *kind_name(enum sl_task_kind k)
+{
+	switch (k) {
+	case SL_TASK_INGEST: return "ingest";
+	case SL_TASK_PROCESS: return "process";
+	case SL_TASK_CQL: return "cql";
+	case SL_TASK_SHELL: return "shell";
+	case SL_TASK_SENSOR: return "sensor";
+	}
+	return "task";
+}
+
+/* GET /api/v1/dags/{id}/tasks, Airflow's shape: {"tasks":[{"task_id","downstream_task_ids",...}]} (a run's graph). */
+static void tasks_json(const struct sl_dag *d, struct sl_buf *out)
+{
+	sl_buf_puts(out, "{\"tasks\":[");
+	for (size_t i = 0; i < d->ntasks; i++) {
+		const struct sl_task *t = &d->tasks[i];
+		if (i)
+			sl_buf_putc(out, ',');
+		sl_buf_puts(out, "{\"task_id\":");
+		sl_buf_json_str(out, t->id, strlen(t->id));
+		sl_buf_printf(out, ",\"operator_name\":\"%s\",\"trigger_rule\":", kind_name(t->kind));
+		const char *tr = t->trigger_rule_s ? t->trigger_rule_s : "all_success";
+		sl_buf_json_str(out, tr, strlen(tr));
+		sl_buf_printf(out, ",\"retries\":%lld,\"pipeline\":", (long long)t->retries);
+		if (t->pipeline)
+			sl_buf_json_str(out, t->pipeline, strlen(t->pipeline));
+		else
+			sl_buf_puts(out, "null");
+		sl_buf_puts(out, ",\"upstream_task_ids\":[");
+		for (size_t u = 0; u < t->nup; u++) {
+			if (u)
+				sl_buf_putc(out, ',');
+			const char *id = d->tasks[t->up[u]].id;
+			sl_buf_json_str(out, id, strlen(id));
+		}
+		sl_buf_puts(out, "],\"downstream_task_ids\":[");
+		bool first = true;
+		for (size_t j = 0; j < d->ntasks; j++)
+			for (size_t u = 0; u < d->tasks[j].nup; u++)
+				if (d->tasks[j].up[u] == i) {
+					if (!first)
+						sl_buf_putc(out, ',');
+					first = false;
+					sl_buf_json_str(out, d->tasks[j].id, strlen(d->tasks[j].id));
+					break;
+				}
+		sl_buf_puts(out, "]}");
+	}
+	sl_buf_printf(out, "],\"total_entries\":%zu}", d->ntasks);
+}
+
 /* Splits path into at most 8 segments after /api/v1/, in place in buf. */
 static int split(const char *path, char *buf, size_t bufsz, char **seg)
 {
@@ -149,6 +202,13 @@ int sl_sched_api_handle(struct sl_sched *s, const char *method, const char *path
 			goto done;
 		}
 		dag_json(s, d, out);
+		goto done;
+	}
+	if (n == 3 && !strcmp(seg[2], "tasks")) {
+		if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+			*status = problem(out, 405, "Method Not Allowed", method);
+		else
+			tasks_json(d, out);
 		goto done;
 	}
 	if (strcmp(seg[2], "dagRuns")) {

@@ -81,9 +81,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	sl_arena_init(&a, 4096);
 	sl_avro_wire_header(data, size, &id, NULL);
+	struct sl_buf js;
+	sl_buf_init(&js);
 	for (size_t i = 0; i < sizeof WRITERS / sizeof *WRITERS; i++) {
 		decode_and_round_trip(rds[i], self, data, size, &a);
 		sl_arena_reset(&a);
+		sl_buf_reset(&js);
+		sl_avro_to_json(rds[i], data, size, &js, NULL); /* the console's message browser */
 	}
 	decode_and_round_trip(self, self, data, size, &a);
 	sl_arena_reset(&a);
@@ -95,8 +99,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			decode_and_round_trip(rd, self, nul + 1, size - (size_t)(nul - data) - 1, &a);
 			sl_avro_reader_free(rd);
 		}
+		if (text && sl_avro_reader_new(text, NULL, &rd, NULL) == 0) {
+			sl_buf_reset(&js);
+			sl_avro_to_json(rd, nul + 1, size - (size_t)(nul - data) - 1, &js, NULL);
+			sl_avro_reader_free(rd);
+		}
 		free(text);
 	}
 	sl_arena_free(&a);
+	sl_buf_free(&js);
 	return 0;
 }

@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 
@@ -347,3 +348,265 @@ def test_data_pages_through_cassandra(tmp_path):
     finally:
         session.execute(f"DROP KEYSPACE IF EXISTS {ks}")
         cluster.shutdown()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url, proc, timeout=15):
+    end = time.time() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=1).read()
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            assert time.time() < end and proc.poll() is None, f"{url} did not come up"
+            time.sleep(0.05)
+
+
+def browse(con, topic, q="", limit=50):
+    status, _, body = con.get(f"/api/kafka/messages?topic={topic}&limit={limit}&q={urllib.parse.quote(q)}")
+    assert status == 200, body
+    return json.loads(body)["messages"]
+
+
+AVRO_PIPELINE = """
+data_dir: {data}
+{kafka}
+pipelines:
+  users:
+    source: {{ type: generate, seed: 11, count: 120, page_size: 40 }}
+    topic: {topic}
+    partitions: 1
+    format: avro
+{registry_url}    key: id
+    mapping:
+      id:    {{ path: login.uuid, type: uuid }}
+      email: email
+      age:   {{ path: dob.age, type: int }}
+    sink: {{ keyspace: ks, table: users }}
+{console}"""
+
+
+def test_message_browser_decodes_avro_embedded(tmp_path):
+    """format: avro on the embedded default: the console, alone, decodes the records with the schema the pipelines
+    registered (the registry store in data_dir), and its search filter applies to the decoded JSON."""
+    cfg = tmp_path / "sluice.yaml"
+    cfg.write_text(AVRO_PIPELINE.format(data=tmp_path / "data", kafka="", topic="users_avro", registry_url="",
+                                        console="console:\n  poll_interval: 200ms\n"))
+    r = sluice("ingest", "-c", str(cfg), "-q")
+    assert r.returncode == 0, r.stderr
+    con = Console(str(cfg))
+    try:
+        msgs = browse(con, "users_avro", limit=10)
+        assert len(msgs) == 10
+        for m in msgs:
+            v = json.loads(m["value"])
+            assert m["value_schema_id"] >= 1 and set(v) == {"id", "email", "age"} and "@" in v["email"]
+        # The raw bytes hold the email too (Avro strings are plain), but not the JSON punctuation around it.
+        email = json.loads(msgs[3]["value"])["email"]
+        hits = browse(con, "users_avro", q=f'"email":"{email}"')
+        assert [json.loads(m["value"])["email"] for m in hits] == [email]
+        assert browse(con, "users_avro", q='"age":') and not browse(con, "users_avro", q="no-such-text-anywhere")
+    finally:
+        con.close()
+
+
+@pytest.mark.skipif(not kafka_up(), reason="Kafka is not running on 127.0.0.1:9092 (tests/services/run up)")
+def test_message_browser_decodes_avro_from_confluent_serializer(tmp_path):
+    """Records that Confluent's AvroSerializer wrote to the real Kafka through a `sluice registry` in another process
+    (nested records, arrays, maps, enums, unions, bytes): the console, given console.registry.url, shows each value as
+    the JSON of the record the producer had, and finds one by text that is only in the decoded form."""
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.avro import AvroSerializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    port = free_port()
+    reg = subprocess.Popen([SLUICE, "registry", "--listen", f"127.0.0.1:{port}", "--data-dir", str(tmp_path / "reg")],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    topic = "console_avro_" + uuid.uuid4().hex[:8]
+    admin = AdminClient({"bootstrap.servers": "127.0.0.1:9092"})
+    try:
+        wait_http(url + "/subjects", reg)
+        writer = {"type": "record", "name": "Order", "namespace": "shop", "fields": [
+            {"name": "id", "type": "long"},
+            {"name": "who", "type": {"type": "record", "name": "Who", "fields": [
+                {"name": "name", "type": "string"}, {"name": "vip", "type": "boolean"}]}},
+            {"name": "lines", "type": {"type": "array", "items": {"type": "record", "name": "Line", "fields": [
+                {"name": "sku", "type": "string"}, {"name": "qty", "type": "int"}, {"name": "price", "type": "double"}]}}},
+            {"name": "tags", "type": {"type": "map", "values": "string"}},
+            {"name": "state", "type": {"type": "enum", "name": "State", "symbols": ["NEW", "PAID", "SHIPPED"]}},
+            {"name": "note", "type": ["null", "string"], "default": None},
+            {"name": "blob", "type": "bytes"}]}
+        ser = AvroSerializer(SchemaRegistryClient({"url": url}), json.dumps(writer))
+        admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+        p = Producer({"bootstrap.servers": "127.0.0.1:9092"})
+        sent = []
+        for i in range(20):
+            rec = {"id": i, "who": {"name": f"buyer-{i}", "vip": i % 3 == 0},
+                   "lines": [{"sku": f"sku-{i}-{j}", "qty": j + 1, "price": 2.5 * j} for j in range(i % 3)],
+                   "tags": {"src": "web"} if i % 2 else {}, "state": ["NEW", "PAID", "SHIPPED"][i % 3],
+                   "note": None if i % 4 else f"note {i}", "blob": b"AB"}
+            sent.append(rec)
+            p.produce(topic, ser(rec, SerializationContext(topic, MessageField.VALUE)))
+        assert p.flush(30) == 0
+        cfg = tmp_path / "sluice.yaml"
+        cfg.write_text(CONFIG.format(data=tmp_path / "data", count=1, topic=topic, kafka="kafka:\n  brokers: 127.0.0.1:9092")
+                       + f"  registry:\n    url: {url}\n")
+        con = Console(str(cfg))
+        try:
+            msgs = wait_for(lambda: browse(con, topic), "the topic in the console", timeout=30)
+            assert [json.loads(m["value"]) for m in msgs] == [dict(r, blob="AB") for r in sent]
+            assert {m["value_schema_id"] for m in msgs} == {1}
+            hits = browse(con, topic, q='"state":"SHIPPED"')
+            assert [json.loads(m["value"])["id"] for m in hits] == [i for i in range(20) if i % 3 == 2]
+        finally:
+            con.close()
+    finally:
+        reg.terminate()
+        reg.wait(timeout=15)
+        admin.delete_topics([topic])
+
+
+ROLES = """
+data_dir: {data}
+pipelines:
+  users:
+    source: {{ type: generate, seed: 3, count: 30, page_size: 10 }}
+    topic: users_created
+    key: id
+    mapping:
+      id:    {{ path: login.uuid, type: uuid }}
+      email: email
+    sink: {{ keyspace: ks, table: users }}
+dags:
+  hello:
+    tasks:
+      first:  {{ kind: shell, command: "echo first $SLUICE_CONF" }}
+      second: {{ kind: shell, command: "echo second", depends_on: [first] }}
+"""
+
+
+def test_standalone_console_reaches_registry_and_scheduler_elsewhere(tmp_path):
+    """`sluice registry` and `sluice scheduler --api` in their own processes, and a separate `sluice console` that
+    names them (console.registry.url, console.scheduler.url): the Schemas page's API lists the subjects with their
+    versions and levels, the registry's REST API answers through the console, the DAGs' API lists the DAG with its
+    task graph, and a run triggered through the console runs to success in the scheduler."""
+    reg_port, sched_port = free_port(), free_port()
+    roles_cfg = tmp_path / "roles.yaml"
+    roles_cfg.write_text(ROLES.format(data=tmp_path / "roles"))
+    procs = [subprocess.Popen([SLUICE, "registry", "--listen", f"127.0.0.1:{reg_port}", "--data-dir",
+                               str(tmp_path / "reg")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+             subprocess.Popen([SLUICE, "scheduler", "-c", str(roles_cfg), "--api", f"127.0.0.1:{sched_port}"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    con = None
+    try:
+        wait_http(f"http://127.0.0.1:{reg_port}/subjects", procs[0])
+        wait_http(f"http://127.0.0.1:{sched_port}/api/v1/dags", procs[1])
+        schema = {"type": "record", "name": "U", "fields": [{"name": "id", "type": "string"}]}
+        for s in (schema, dict(schema, fields=schema["fields"] + [{"name": "n", "type": ["null", "int"], "default": None}])):
+            req = urllib.request.Request(f"http://127.0.0.1:{reg_port}/subjects/users%20value/versions", method="POST",
+                                         data=json.dumps({"schema": json.dumps(s)}).encode(),
+                                         headers={"Content-Type": "application/vnd.schemaregistry.v1+json"})
+            urllib.request.urlopen(req, timeout=10).read()
+        cfg = tmp_path / "console.yaml"
+        cfg.write_text(ROLES.format(data=tmp_path / "console").split("dags:")[0]
+                       + f"console:\n  registry: {{ url: http://127.0.0.1:{reg_port} }}\n"
+                       + f"  scheduler: {{ url: http://127.0.0.1:{sched_port}/api/v1 }}\n")
+        con = Console(str(cfg))
+        status, _, body = con.get("/api/console/schemas")
+        assert status == 200, body
+        assert json.loads(body) == {"compatibility": "BACKWARD",
+                                    "subjects": [{"subject": "users value", "versions": [1, 2], "compatibility": None}]}
+        status, h, body = con.get("/api/schemas/subjects/users%20value/versions/2")
+        assert status == 200 and json.loads(body)["version"] == 2 and "schemaregistry" in h["Content-Type"]
+        assert con.get("/api/schemas/subjects/nope/versions")[0] == 404
+        status, _, body = con.get("/api/dags")
+        assert status == 200 and [d["dag_id"] for d in json.loads(body)["dags"]] == ["hello"]
+        status, _, body = con.get("/api/dags/hello/tasks")
+        tasks = {t["task_id"]: t for t in json.loads(body)["tasks"]}
+        assert status == 200 and tasks["first"]["downstream_task_ids"] == ["second"]
+        # A write from another origin is refused before it reaches the scheduler; one from no browser goes through.
+        assert con.get("/api/dags/hello/dagRuns", method="POST", data=b'{"conf": {}}',
+                       headers={"Origin": "http://elsewhere.example", "Content-Type": "application/json"})[0] == 403
+        status, _, body = con.get("/api/dags/hello/dagRuns", method="POST", data=b'{"conf": {"n": 1}}',
+                                  headers={"Content-Type": "application/json"})
+        assert status == 200, body
+        run_id = json.loads(body)["dag_run_id"]
+
+        def state():
+            st, _, b = con.get(f"/api/dags/hello/dagRuns/{urllib.parse.quote(run_id)}")
+            return st == 200 and json.loads(b)["state"] == "success"
+        wait_for(state, "the run triggered through the console to succeed", timeout=60)
+        st, _, b = con.get(f"/api/dags/hello/dagRuns/{urllib.parse.quote(run_id)}/taskInstances/first/logs/1")
+        assert st == 200 and 'first {"n":1}' in json.loads(b)["content"]
+    finally:
+        if con:
+            con.close()
+        for p in procs:
+            p.terminate()
+            p.wait(timeout=20)
+
+
+class _AuthStub:
+    """A registry stand-in that wants a bearer token: records what each request carried."""
+
+    def __init__(self, token):
+        import http.server
+        import threading
+        seen = self.seen = []
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                seen.append(self.headers.get("Authorization"))
+                ok = self.headers.get("Authorization") == "Bearer " + token
+                body = b'["stub-subject"]' if ok else b'{"error_code":401,"message":"Unauthorized"}'
+                self.send_response(200 if ok else 401)
+                self.send_header("Content-Type", "application/vnd.schemaregistry.v1+json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = f"http://127.0.0.1:{self.srv.server_address[1]}"
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+
+def test_console_sends_the_remote_registry_its_credentials(tmp_path):
+    """console.registry sends the bearer token from $SLUICE_REGISTRY_TOKEN (the variable the registry's listener
+    reads), never the console's own, and never logs it; without it the registry's 401 comes through as is."""
+    token = "reg-" + uuid.uuid4().hex
+    stub = _AuthStub(token)
+    try:
+        cfg = write_config(tmp_path)
+        with open(cfg, "a") as f:
+            f.write(f"  registry: {{ url: {stub.url} }}\n")
+        env = dict(os.environ, SLUICE_REGISTRY_TOKEN=token, SLUICE_CONSOLE_TOKEN="console-own")
+        con = Console(cfg, env=env)
+        try:
+            assert con.get("/api/schemas/subjects")[0] == 401                      # the console's own auth first
+            status, _, body = con.get("/api/schemas/subjects", {"Authorization": "Bearer console-own"})
+            assert status == 200 and json.loads(body) == ["stub-subject"]
+            assert stub.seen == ["Bearer " + token]
+        finally:
+            con.close()
+        assert token not in con.p.stdout.read()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
+        con = Console(cfg, env=env)
+        try:
+            assert con.get("/api/schemas/subjects")[0] == 401 and stub.seen[-1] is None
+        finally:
+            con.close()
+    finally:
+        stub.srv.shutdown()

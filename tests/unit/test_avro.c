@@ -344,12 +344,52 @@ static void test_cache_with_registry(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+static void test_to_json(void **state)
+{
+	(void)state;
+	struct sl_avro_reader *rd;
+	struct sl_err err = {0};
+	const char *w = "{\"type\":\"record\",\"name\":\"R\",\"fields\":["
+			"{\"name\":\"n\",\"type\":[\"null\",\"long\"]},{\"name\":\"e\",\"type\":{\"type\":\"enum\","
+			"\"name\":\"E\",\"symbols\":[\"A\",\"B\"]}},{\"name\":\"f\",\"type\":\"float\"},"
+			"{\"name\":\"m\",\"type\":{\"type\":\"map\",\"values\":{\"type\":\"array\",\"items\":\"string\"}}},"
+			"{\"name\":\"b\",\"type\":\"bytes\"},{\"name\":\"x\",\"type\":{\"type\":\"fixed\",\"name\":\"X\","
+			"\"size\":2}}]}";
+	assert_int_equal(sl_avro_reader_new(w, NULL, &rd, &err), 0);
+	/* n = 150 (branch 1), e = B, f = NaN, m = {"k": ["q\""]}, b = "\x00A", x = "\"\x7f" */
+	const unsigned char d[] = {2, 0xac, 0x02, 2, 0, 0, 0xc0, 0x7f, 2, 2, 'k', 2, 4, 'q', '"', 0, 0, 4, 0, 'A', '"', 0x7f};
+	struct sl_buf out;
+	sl_buf_init(&out);
+	assert_int_equal(sl_avro_to_json(rd, d, sizeof d, &out, &err), 0);
+	assert_string_equal(sl_buf_cstr(&out), "{\"n\":150,\"e\":\"B\",\"f\":\"NaN\",\"m\":{\"k\":[\"q\\\"\"]},"
+					      "\"b\":\"\\u0000A\",\"x\":\"\\u0022\\u007f\"}");
+	/* Hostile: an enum past its symbols, a truncated datum, bytes left over; out is left as it was. */
+	sl_buf_reset(&out);
+	unsigned char bad[sizeof d];
+	memcpy(bad, d, sizeof d);
+	bad[3] = 4;
+	assert_int_equal(sl_avro_to_json(rd, bad, sizeof bad, &out, &err), SL_EINVAL);
+	assert_int_equal(sl_avro_to_json(rd, d, sizeof d - 1, &out, &err), SL_EINVAL);
+	unsigned char more[sizeof d + 1];
+	memcpy(more, d, sizeof d);
+	more[sizeof d] = 0;
+	assert_int_equal(sl_avro_to_json(rd, more, sizeof more, &out, &err), SL_EINVAL);
+	assert_int_equal(out.len, 0);
+	sl_avro_reader_free(rd);
+	/* A root that is not a record renders too. */
+	assert_int_equal(sl_avro_reader_new("\"string\"", NULL, &rd, &err), 0);
+	assert_int_equal(sl_avro_to_json(rd, "\x04hi", 3, &out, &err), 0);
+	assert_string_equal(sl_buf_cstr(&out), "\"hi\"");
+	sl_avro_reader_free(rd);
+	sl_buf_free(&out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_schema_for), cmocka_unit_test(test_encode_bytes), cmocka_unit_test(test_header),
 		cmocka_unit_test(test_resolve),	   cmocka_unit_test(test_hostile),	cmocka_unit_test(test_round_trip),
-		cmocka_unit_test(test_cache_with_registry),
+		cmocka_unit_test(test_cache_with_registry), cmocka_unit_test(test_to_json),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
