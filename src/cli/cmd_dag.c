@@ -37,7 +37,8 @@ int sl_cli_open_sched(const char *cmd, const char *cfg, bool owner, struct sl_co
 	struct sl_err err = {0};
 	if (sl_conf_load(cfg, c, &err))
 		return sl_cli_fail(cmd, "%s", err.msg);
-	char self[PATH_MAX], cfgabs[PATH_MAX];
+	/* The scheduler keeps both pointers for the tasks it starts later: not on this stack frame. */
+	static char self[PATH_MAX], cfgabs[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
 	self[n > 0 ? n : 0] = 0;
 	if (!realpath(cfg, cfgabs))
