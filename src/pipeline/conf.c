@@ -40,7 +40,7 @@ static const struct sl_opt batch_opts[] = {
 	 .min = 1024, .max = INT64_MAX},
 	{"max_wait", SL_OPT_DURATION, "200ms", offsetof(struct sl_batch_conf, max_wait_ms),
 	 "longest a record waits for its batch to fill"},
-	{"in_flight", SL_OPT_INT, "16", offsetof(struct sl_batch_conf, in_flight),
+	{"in_flight", SL_OPT_INT, "4", offsetof(struct sl_batch_conf, in_flight),
 	 "batches being written at once; memory is bounded by in_flight x max_bytes", .min = 1, .max = 64},
 	{NULL},
 };

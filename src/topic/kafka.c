@@ -323,9 +323,15 @@ static int build_conf(const struct sl_kafka_conf *kc, enum role role, rd_kafka_c
 			rc = set(c, "auto.offset.reset", "earliest", err);
 		if (!rc)
 			rc = set(c, "partition.assignment.strategy", "cooperative-sticky", err);
-		/* Keep the prefetch queue modest: the processor bounds memory in bytes too. */
+		/* Keep the prefetch queue small (the processor bounds memory in bytes too) and refill it at once: with
+		 * librdkafka's default fetch.queue.backoff.ms (1 s) a full queue idles the fetcher for a second after
+		 * every refill, which capped a drain at ~70k records/s with the CPU 90 % idle; 5 ms gives ~600k. */
 		if (!rc)
-			rc = set(c, "queued.max.messages.kbytes", "16384", err);
+			rc = set(c, "queued.max.messages.kbytes", "4096", err);
+		if (!rc)
+			rc = set(c, "max.partition.fetch.bytes", "524288", err);
+		if (!rc && rd_kafka_version() >= 0x020200ff) /* the property came in librdkafka 2.2.0 */
+			rc = set(c, "fetch.queue.backoff.ms", "5", err);
 		/* A member killed without leaving holds its partitions until the session times out; librdkafka's 45 s
 		 * default stalls a restarted processor that long. 10 s (heartbeats every 3 s) still rides out a GC
 		 * pause or a slow broker. `properties` can override both. */
