@@ -828,6 +828,21 @@ static struct sl_cql_session *cql_session(struct sl_console *c, struct sl_err *e
 	return s;
 }
 
+/* A full page comes with a paging state even when nothing follows: one row past it says whether a next page has
+ * any (so the last page's "next" is off instead of leading to an empty page). */
+static bool more_rows(struct sl_cql_session *s, struct sl_cql_statement *st, const uint8_t *ps, size_t pn)
+{
+	bool more = true;
+	sl_cql_statement_set_page_size(st, 1);
+	if (sl_cql_statement_set_paging_state_raw(st, ps, pn) == 0) {
+		struct sl_cql_future *f = sl_cql_session_execute(s, st);
+		if (f && sl_cql_future_wait(f) == 0)
+			more = sl_cql_result_row_count(sl_cql_future_result(f)) > 0;
+		sl_cql_future_release(f);
+	}
+	return more;
+}
+
 /* Cassandra has no "newest first" over a whole table: pages come in the table's token order, each continuing from
  * the previous page's paging state, which the browser holds as an opaque token. */
 static int rows_cassandra(struct sl_console *c, struct sl_pipeline *p, const unsigned char *token, size_t ntoken,
@@ -890,7 +905,8 @@ static int rows_cassandra(struct sl_console *c, struct sl_pipeline *p, const uns
 		const uint8_t *ps;
 		size_t pn;
 		sl_buf_printf(out, "],\"size\":%lld,\"order\":\"token\",\"next_token\":", (long long)size);
-		if (sl_cql_result_paging_state(r, &ps, &pn) == 0 && sl_cql_result_row_count(r) > 0)
+		if (sl_cql_result_paging_state(r, &ps, &pn) == 0 && sl_cql_result_row_count(r) > 0 &&
+		    more_rows(s, st, ps, pn))
 			page_token(out, ps, pn);
 		else
 			sl_buf_puts(out, "null");

@@ -1,52 +1,23 @@
 // UI tests of `sluice console` with Playwright (playwright-core) driving Debian's chromium headless, while a pipeline
-// runs on the embedded default in separate processes (sluice ingest, sluice process). Each page must load without
+// runs on the embedded default in separate processes (sluice ingest, sluice process); stack.test.mjs does the same
+// on the real Kafka and Cassandra. Each page must load without
 // console errors; the overview's counters rise; the group's lag appears when the processor stops and falls to zero
-// when it resumes; an alert fires then and clears, on the page and at a webhook receiver. Screenshots of each page
-// go to docs/img/. Run through tests/ui/run (needs SLUICE=path/to/sluice or build/sluice).
+// when it resumes; an alert fires then and clears, on the page and at a webhook receiver. Run through tests/ui/run (needs SLUICE=path/to/sluice or build/sluice).
 import {test, before, after} from 'node:test';
 import assert from 'node:assert/strict';
-import {spawn} from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import {fileURLToPath} from 'node:url';
-import {chromium} from 'playwright-core';
+import {until, sleep, run, stop, stopAll, launch, open as openPage, num, consoleURL} from './lib.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, '../..');
-const SLUICE = process.env.SLUICE || path.join(root, 'build/sluice');
-const IMG = process.env.SL_UI_SCREENSHOTS || path.join(root, 'docs/img');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-ui-'));
+// The screenshots in docs/img come from the run on the real Kafka and Cassandra (stack.test.mjs).
+const IMG = process.env.SL_UI_EMBEDDED_SCREENSHOTS || tmp;
 const cfg = path.join(tmp, 'sluice.yaml');
-const procs = {};
 let base, browser, hookPort, hookServer;
 const hooks = [];
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-async function until(what, fn, ms = 30000) {
-  const end = Date.now() + ms;
-  let last;
-  while (Date.now() < end) {
-    try { last = await fn(); if (last) return last; } catch (e) { last = e; }
-    await sleep(250);
-  }
-  throw new Error('timed out waiting for ' + what + ' (last: ' + last + ')');
-}
-function run(name, args) {
-  const p = spawn(SLUICE, args, {stdio: ['ignore', 'pipe', 'pipe'], env: {...process.env}});
-  p.out = '';
-  p.stdout.on('data', (d) => { p.out += d; });
-  p.stderr.on('data', (d) => { p.out += d; });
-  procs[name] = p;
-  return p;
-}
-async function stop(name) {
-  const p = procs[name];
-  if (!p || p.exitCode !== null) return;
-  p.kill('SIGTERM');
-  await until(name + ' to exit', () => p.exitCode !== null || p.signalCode !== null, 20000);
-}
 async function getJSON(p) {
   const r = await fetch(base + p);
   return r.json();
@@ -84,36 +55,19 @@ console:
 `);
   run('ingest', ['ingest', '-c', cfg, '-q']);
   run('process', ['process', '-c', cfg, '-q']);
-  const con = run('console', ['console', '-c', cfg, '--listen', '127.0.0.1:0']);
-  const m = await until('the console to listen', () => /http:\/\/([0-9.:]+)\//.exec(con.out));
-  base = 'http://' + m[1];
-  // A fresh profile each run (playwright passes it as --user-data-dir).
-  browser = await chromium.launchPersistentContext(fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-chromium-')), {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    viewport: {width: 1360, height: 900},
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-      '--disable-sync', '--no-first-run'],
-  });
+  base = await consoleURL(run('console', ['console', '-c', cfg, '--listen', '127.0.0.1:0']));
+  browser = await launch();
   fs.mkdirSync(IMG, {recursive: true});
 });
 
 after(async () => {
   if (browser) await browser.close();
-  for (const n of Object.keys(procs)) await stop(n).catch(() => {});
+  await stopAll();
   hookServer.close();
   if (!process.env.SL_KEEP) fs.rmSync(tmp, {recursive: true, force: true});
 });
 
-async function open(hash) {
-  const page = await browser.newPage();
-  const errors = [];
-  page.on('console', (msg) => { if (msg.type() === 'error') errors.push(msg.text()); });
-  page.on('pageerror', (e) => errors.push(String(e)));
-  await page.goto(base + '/#/' + hash);
-  return {page, errors};
-}
-const num = async (page, sel) => Number((await page.locator(sel).first().textContent()).replace(/[^0-9.]/g, ''));
+const open = (hash) => openPage(browser, base, hash);
 
 test('overview: counters rise, charts draw, no console errors', async () => {
   const {page, errors} = await open('overview');

@@ -3,34 +3,20 @@
 // generate-source pipeline (small count) and whose process task drains it. Two schema versions are registered through
 // the registry's API; in the browser the Schemas page shows both and their diff, the compatibility box reports an
 // incompatible change with its reason; a DAG run triggered from the page with a conf turns green and its task log
-// opens; pause and unpause work. No console errors on any page. Screenshots go to docs/img/console-{schemas,dags}.png.
+// opens; pause and unpause work. No console errors on any page.
 import {test, before, after} from 'node:test';
 import assert from 'node:assert/strict';
-import {spawn} from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import {fileURLToPath} from 'node:url';
-import {chromium} from 'playwright-core';
+import {until, sleep, run, stopAll, launch, open as openPage, consoleURL} from './lib.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, '../..');
-const SLUICE = process.env.SLUICE || path.join(root, 'build/sluice');
-const IMG = process.env.SL_UI_SCREENSHOTS || path.join(root, 'docs/img');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-ui-roles-'));
+// The screenshots in docs/img come from the run on the real Kafka and Cassandra (stack.test.mjs).
+const IMG = process.env.SL_UI_EMBEDDED_SCREENSHOTS || tmp;
 const cfg = path.join(tmp, 'sluice.yaml');
-let up, base, browser;
+let base, browser;
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-async function until(what, fn, ms = 30000) {
-  const end = Date.now() + ms;
-  let last;
-  while (Date.now() < end) {
-    try { last = await fn(); if (last) return last; } catch (e) { last = e; }
-    await sleep(250);
-  }
-  throw new Error('timed out waiting for ' + what + ' (last: ' + last + ')');
-}
 async function call(method, p, body) {
   const r = await fetch(base + p, {method, headers: {'Content-Type': 'application/vnd.schemaregistry.v1+json'},
     body: body === undefined ? undefined : JSON.stringify(body)});
@@ -67,42 +53,21 @@ dags:
       stream_data_from_api: { kind: ingest, pipeline: users, count: 40 }
       wait_for_processor: { kind: process, pipeline: users, depends_on: [stream_data_from_api] }
 `);
-  up = spawn(SLUICE, ['up', '-c', cfg], {stdio: ['ignore', 'pipe', 'pipe'], env: {...process.env}});
-  up.out = '';
-  up.stdout.on('data', (d) => { up.out += d; });
-  up.stderr.on('data', (d) => { up.out += d; });
-  const m = await until('the console URL', () => /console: http:\/\/([0-9.:]+)\//.exec(up.out));
-  base = 'http://' + m[1];
+  base = await consoleURL(run('up', ['up', '-c', cfg]), 'console: ');
   // Two versions of a subject, through the registry's REST API (plugged into the console's port).
   assert.equal((await call('POST', '/api/schemas/subjects/users-value/versions', {schema: avro(V1)})).status, 200);
   assert.equal((await call('POST', '/api/schemas/subjects/users-value/versions', {schema: avro(V2)})).status, 200);
-  browser = await chromium.launchPersistentContext(fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-chromium-')), {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    viewport: {width: 1360, height: 900},
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-      '--disable-sync', '--no-first-run'],
-  });
+  browser = await launch();
   fs.mkdirSync(IMG, {recursive: true});
 });
 
 after(async () => {
   if (browser) await browser.close();
-  if (up && up.exitCode === null) {
-    up.kill('SIGTERM');
-    await until('sluice up to exit', () => up.exitCode !== null || up.signalCode !== null, 20000).catch(() => {});
-  }
+  await stopAll();
   if (!process.env.SL_KEEP) fs.rmSync(tmp, {recursive: true, force: true});
 });
 
-async function open(hash) {
-  const page = await browser.newPage();
-  const errors = [];
-  page.on('console', (msg) => { if (msg.type() === 'error') errors.push(msg.text()); });
-  page.on('pageerror', (e) => errors.push(String(e)));
-  await page.goto(base + '/#/' + hash);
-  return {page, errors};
-}
+const open = (hash) => openPage(browser, base, hash);
 
 test('schemas: both versions, their diff, compatibility levels, an incompatible change with its reason', async () => {
   const {page, errors} = await open('schemas');
