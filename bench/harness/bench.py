@@ -41,6 +41,8 @@ PARTITIONS = int(os.environ.get("PARTITIONS", "3"))
 CEILINGS = os.environ.get("CEILINGS", "1") == "1"
 LATENCY = os.environ.get("LATENCY", "1") == "1"
 LAT_RATE = int(os.environ.get("LAT_RATE", "2000"))         # offered load of the latency runs, records/s
+LAT_HALF = int(os.environ.get("LAT_HALF", "1"))            # also sluice at half its median drain rate into Cassandra
+HALF_KEY = "sluice (half load)"
 LAT_SECONDS = int(os.environ.get("LAT_SECONDS", "30"))
 LAT_WARMUP = int(os.environ.get("LAT_WARMUP", "5"))       # seconds at the start of the latency stream not counted
 TIMEOUT = int(os.environ.get("RUN_TIMEOUT", "1200"))      # per run
@@ -444,13 +446,14 @@ def ceiling_kcat():
 
 # ---------------------------------------------------------------- latency at a fixed offered load
 
-def latency(name):
-    """The contender runs on a fresh topic while sluice ingest offers LAT_RATE records/s for LAT_SECONDS; latency of a
-    row = its Cassandra write time minus its Kafka timestamp (stamped at ingest)."""
+def latency(name, rate=None):
+    """The contender runs on a fresh topic while sluice ingest offers rate (LAT_RATE) records/s for LAT_SECONDS;
+    latency of a row = its Cassandra write time minus its Kafka timestamp (stamped at ingest)."""
+    rate = rate or LAT_RATE
     topic = f"bench_lat_{name}_{uuid.uuid4().hex[:6]}"
     from confluent_kafka.admin import NewTopic
     admin().create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result(timeout=60)
-    count = LAT_RATE * LAT_SECONDS
+    count = rate * LAT_SECONDS
     truncate()
     global TOPIC, N
     saved = TOPIC, N
@@ -460,7 +463,7 @@ def latency(name):
     try:
         th.start()
         time.sleep(25 if name == "spark" else 5)     # let it start and subscribe
-        produce(topic, count, rate=LAT_RATE)
+        produce(topic, count, rate=rate)
         th.join(timeout=TIMEOUT)
     finally:
         TOPIC, N = saved
@@ -484,8 +487,15 @@ def latency(name):
         return None
     lat.sort()
     q = lambda f: lat[min(len(lat) - 1, int(f * len(lat)))]
-    return {"p50_ms": q(0.5), "p99_ms": q(0.99), "rows": len(lat), "rate": LAT_RATE, "seconds": LAT_SECONDS,
+    return {"p50_ms": q(0.5), "p99_ms": q(0.99), "rows": len(lat), "rate": rate, "seconds": LAT_SECONDS,
             "cdf": [q(i / 100) for i in range(101)]}
+
+
+def half_load(summary):
+    """Half of sluice's median drain rate into Cassandra, rounded to 100 records/s (None without that run)."""
+    x = summary.get("sluice/cassandra") or {}
+    rps = x.get("rps")
+    return int(round(rps / 2 / 100.0)) * 100 if rps else None
 
 
 # ---------------------------------------------------------------- report
@@ -552,11 +562,12 @@ def plots(summary, lat):
         fig, ax = plt.subplots(figsize=(7, 3.6))
         for n, l in lat.items():
             if l:
-                ax.plot(l["cdf"], [i / 100 for i in range(101)], label=f"{n} (p99 {l['p99_ms']:.0f} ms)")
+                ax.plot(l["cdf"], [i / 100 for i in range(101)],
+                        label=f"{n} at {l.get('rate', LAT_RATE):,}/s (p99 {l['p99_ms']:.0f} ms)")
         ax.set_xscale("log")
         ax.set_xlabel("end-to-end latency, ms (Kafka timestamp at ingest -> Cassandra write time)")
         ax.set_ylabel("fraction of rows")
-        ax.set_title(f"Latency at {LAT_RATE:,} records/s offered for {LAT_SECONDS} s")
+        ax.set_title(f"End-to-end latency, load offered for {LAT_SECONDS} s")
         ax.legend()
         ax.grid(alpha=0.3)
         fig.tight_layout()
@@ -641,15 +652,17 @@ def report(summary, ceil, lat, meta):
         L.append(f"- `sluice ingest` (generate source) filled the topic at {N / ceil['ingest_s']:,.0f} records/s")
     L.append("")
     if lat:
-        L.append(f"End-to-end latency at a fixed offered load ({LAT_RATE:,} records/s for {LAT_SECONDS} s by "
-                 "`sluice ingest`; a row's latency is its Cassandra write time minus its Kafka timestamp; the first "
-                 f"{LAT_WARMUP} s of the stream, with the consumer group's join, are not counted):")
+        L.append(f"End-to-end latency at a fixed offered load (records/s for {LAT_SECONDS} s by `sluice ingest`; "
+                 "a row's latency is its Cassandra write time minus its Kafka timestamp; the first "
+                 f"{LAT_WARMUP} s of the stream, with the consumer group's join, are not counted). Every contender at "
+                 f"{LAT_RATE:,} records/s, a load the Spark job keeps up with; sluice also at half its own median "
+                 "drain rate into Cassandra from the table above (the issue's \"half load\"):")
         L.append("")
-        L.append("| contender | p50 ms | p99 ms | rows |")
-        L.append("|---|---|---|---|")
+        L.append("| contender | offered records/s | p50 ms | p99 ms | rows |")
+        L.append("|---|---|---|---|---|")
         for n, l in lat.items():
-            L.append(f"| {n} | {fmt(l and l['p50_ms'])} | {fmt(l and l['p99_ms'])} | {fmt(l and l['rows'])} |" if l
-                     else f"| {n} | — | — | no rows |")
+            L.append(f"| {n} | {fmt(l['rate'])} | {fmt(l['p50_ms'])} | {fmt(l['p99_ms'])} | {fmt(l['rows'])} |" if l
+                     else f"| {n} | — | — | — | no rows |")
         L.append("")
     L.append("![throughput](img/bench-throughput.png)")
     if lat:
@@ -731,6 +744,14 @@ def main():
                 lat[name] = None
             log(f"  {json.dumps({k: v for k, v in (lat[name] or {}).items() if k != 'cdf'})}")
     summary = summarize(runs)
+    half = half_load(summary)
+    if LATENCY and LAT_HALF and half and "sluice" in CONTENDERS:
+        log(f"latency: sluice at half its drain rate, {half} rec/s")
+        try:
+            lat[HALF_KEY] = latency("sluice", half)
+        except Exception as e:
+            log("latency failed:", e)
+            lat[HALF_KEY] = None
     meta = {"date": time.strftime("%Y-%m-%d"), "minutes": (time.time() - t_start) / 60, "versions": versions(),
             "command": " ".join(f"{k}={os.environ[k]}" for k in ("N", "REPS", "CONTENDERS", "SINKS") if k in os.environ)
             + (" " if any(k in os.environ for k in ("N", "REPS", "CONTENDERS", "SINKS")) else "") + "bench/run"}

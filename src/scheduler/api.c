@@ -354,7 +354,10 @@ const struct sl_http_auth_conf sl_sched_api_auth = {
 struct conn {
 	struct sl_buf body;
 	bool started;
+	bool too_big; /* the body passed MAX_BODY: answered 413, never handled cut short */
 };
+
+#define MAX_BODY (1u << 20)
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 				  const char *version, const char *data, size_t *size, void **ctx)
@@ -387,7 +390,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return MHD_YES;
 	}
 	if (*size) {
-		if (cn->body.len + *size <= (1u << 20))
+		if (cn->too_big || cn->body.len + *size > MAX_BODY)
+			cn->too_big = true;
+		else
 			sl_buf_append(&cn->body, data, *size);
 		*size = 0;
 		return MHD_YES;
@@ -395,11 +400,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	struct sl_buf out;
 	sl_buf_init(&out);
 	int status = 500;
-	const char *q = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
-	char query[64] = "";
-	if (q)
-		snprintf(query, sizeof query, "limit=%s", q);
-	sl_sched_api_handle(h->s, method, url, query, cn->body.data, cn->body.len, &out, &status);
+	if (cn->too_big || !sl_buf_ok(&cn->body)) {
+		status = 413;
+		sl_buf_printf(&out, "{\"title\":\"Payload Too Large\",\"status\":413,\"detail\":\"request bodies are "
+				    "limited to %u bytes\"}", MAX_BODY);
+	} else {
+		const char *q = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
+		char query[64] = "";
+		if (q)
+			snprintf(query, sizeof query, "limit=%s", q);
+		sl_sched_api_handle(h->s, method, url, query, cn->body.data, cn->body.len, &out, &status);
+	}
 	struct MHD_Response *resp =
 		MHD_create_response_from_buffer(out.len, out.data ? out.data : (void *)"", MHD_RESPMEM_MUST_COPY);
 	MHD_add_response_header(resp, "Content-Type", "application/json");

@@ -225,8 +225,14 @@ def test_scheduler_api_auth(work):
         assert r.status_code == 401
         assert requests.get(url + "/api/v1/dags", headers={"Authorization": basic("admin", pw + "x")},
                             timeout=5).status_code == 401
-        r = requests.get(url + "/api/v1/dags", headers={"Authorization": basic("admin", pw)}, timeout=5)
+        ok = {"Authorization": basic("admin", pw)}
+        r = requests.get(url + "/api/v1/dags", headers=ok, timeout=5)
         assert r.status_code == 200 and [d["dag_id"] for d in r.json()["dags"]] == ["hello"]
+        # A body over the limit is refused whole, not handled cut short.
+        r = requests.post(url + "/api/v1/dags/hello/dagRuns", data=b'{"conf":"' + b"x" * (2 << 20) + b'"}',
+                          headers={**ok, "Content-Type": "application/json"}, timeout=30)
+        assert r.status_code == 413, r.text[:200]
+        assert requests.get(url + "/api/v1/dags/hello/dagRuns", headers=ok, timeout=5).json()["total_entries"] == 0
     finally:
         srv.stop()
     assert pw not in srv.output()
