@@ -342,25 +342,33 @@ static int get_double_le(struct rd *r, size_t width, double *out)
 static int skip(struct rd *r, const struct sl_avro *w, int depth);
 
 /* Array and map blocks: a count, negative when followed by the block's byte size (which we do not trust). */
+/* The next block's item count (0: the end), checked against what the datum may hold in all. */
+static int next_block(struct rd *r, int64_t *count)
+{
+	int64_t size;
+	int rc = get_long(r, count);
+	if (rc || *count == 0)
+		return rc;
+	if (*count < 0) {
+		if (*count == INT64_MIN)
+			return fail(r, SL_EINVAL, "block count out of range");
+		*count = -*count;
+		if ((rc = get_long(r, &size)))
+			return rc;
+	}
+	if ((uint64_t)*count > (uint64_t)(MAX_ITEMS - r->items))
+		return fail(r, SL_ETOOBIG, "more than 1048576 array/map items");
+	r->items += (size_t)*count;
+	return 0;
+}
+
 static int skip_blocks(struct rd *r, const struct sl_avro *w, bool map, int depth)
 {
 	for (;;) {
-		int64_t count, size;
-		int rc = get_long(r, &count);
-		if (rc)
+		int64_t count;
+		int rc = next_block(r, &count);
+		if (rc || count == 0)
 			return rc;
-		if (count == 0)
-			return 0;
-		if (count < 0) {
-			if (count == INT64_MIN)
-				return fail(r, SL_EINVAL, "block count out of range");
-			count = -count;
-			if ((rc = get_long(r, &size)))
-				return rc;
-		}
-		if ((uint64_t)count > (uint64_t)(MAX_ITEMS - r->items))
-			return fail(r, SL_ETOOBIG, "more than 1048576 array/map items");
-		r->items += (size_t)count;
 		for (int64_t i = 0; i < count; i++) {
 			if (map) {
 				const unsigned char *kp;
@@ -552,22 +560,12 @@ static int blocks_json(struct rd *r, const struct sl_avro *w, bool map, struct s
 	bool first = true;
 	sl_buf_putc(out, map ? '{' : '[');
 	for (;;) {
-		int64_t count, size;
-		int rc = get_long(r, &count);
+		int64_t count;
+		int rc = next_block(r, &count);
 		if (rc)
 			return rc;
 		if (count == 0)
 			break;
-		if (count < 0) {
-			if (count == INT64_MIN)
-				return fail(r, SL_EINVAL, "block count out of range");
-			count = -count;
-			if ((rc = get_long(r, &size)))
-				return rc;
-		}
-		if ((uint64_t)count > (uint64_t)(MAX_ITEMS - r->items))
-			return fail(r, SL_ETOOBIG, "more than 1048576 array/map items");
-		r->items += (size_t)count;
 		for (int64_t i = 0; i < count; i++) {
 			if (!first)
 				sl_buf_putc(out, ',');

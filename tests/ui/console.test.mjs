@@ -6,17 +6,15 @@
 import {test, before, after} from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import {until, sleep, run, stop, stopAll, launch, open as openPage, num, consoleURL} from './lib.mjs';
+import {until, sleep, run, stopAll, launch, open as openPage, num, consoleURL, webhookReceiver, lagAndAlert} from './lib.mjs';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-ui-'));
 // The screenshots in docs/img come from the run on the real Kafka and Cassandra (stack.test.mjs).
 const IMG = process.env.SL_UI_EMBEDDED_SCREENSHOTS || tmp;
 const cfg = path.join(tmp, 'sluice.yaml');
-let base, browser, hookPort, hookServer;
-const hooks = [];
+let base, browser, hook;
 
 async function getJSON(p) {
   const r = await fetch(base + p);
@@ -24,13 +22,7 @@ async function getJSON(p) {
 }
 
 before(async () => {
-  hookServer = http.createServer((req, res) => {
-    let b = '';
-    req.on('data', (d) => { b += d; });
-    req.on('end', () => { try { hooks.push(JSON.parse(b)); } catch (e) { hooks.push({bad: b}); } res.end('ok'); });
-  });
-  await new Promise((r) => hookServer.listen(0, '127.0.0.1', r));
-  hookPort = hookServer.address().port;
+  hook = await webhookReceiver();
   fs.writeFileSync(cfg, `
 data_dir: ${tmp}/data
 pipelines:
@@ -48,7 +40,7 @@ pipelines:
     sink: { keyspace: spark_streams, table: created_users }
 console:
   poll_interval: 500ms
-  webhook: http://127.0.0.1:${hookPort}/hook
+  webhook: ${hook.url}
   rules:
     - { name: ProcessorBehind, metric: lag, above: 200, for: 2s, severity: critical }
     - { name: GroupStalled, metric: group_status, above: 1, for: 3s }
@@ -63,7 +55,7 @@ console:
 after(async () => {
   if (browser) await browser.close();
   await stopAll();
-  hookServer.close();
+  if (hook) hook.server.close();
   if (!process.env.SL_KEEP) fs.rmSync(tmp, {recursive: true, force: true});
 });
 
@@ -114,40 +106,9 @@ test('kafka: topics, groups, message browser with a search filter', async () => 
   await page.close();
 });
 
-test('lag appears when the processor stops, an alert fires; both clear when it resumes', async () => {
-  const {page, errors} = await open('kafka');
-  await page.locator('.group[data-group="sluice-users"]').waitFor();
-  await stop('process');
-  const lag = await until('lag to build up', async () => {
-    const v = await num(page, '.group[data-group="sluice-users"] [data-field="group-lag"]');
-    return v > 300 ? v : 0;
-  });
-  assert.ok(lag > 300);
-  await until('the group to show STOP (Burrow: no commit for longer than its window spans)',
-    () => page.locator('.group[data-group="sluice-users"] h3 .badge.b-STOP').count());
-  const alerts = await open('alerts');
-  await until('ProcessorBehind to fire on the page',
-    () => alerts.page.locator('tr[data-alert="ProcessorBehind"][data-state="firing"]').count());
-  await until('the webhook to get the firing alert', () => hooks.some((h) => (h.alerts || []).some(
-    (a) => a.labels.alertname === 'ProcessorBehind' && a.status === 'firing')));
-  await until('the alert badge in the nav', async () => (await alerts.page.locator('#alert-count').textContent()) !== '');
-  await sleep(1500);
-  await alerts.page.screenshot({path: path.join(IMG, 'console-alerts.png'), fullPage: true});
-  await page.screenshot({path: path.join(IMG, 'console-kafka-lagging.png'), fullPage: true});
-
-  await stop('ingest'); // a fixed amount left, so the processor can get to zero
-  run('process', ['process', '-c', cfg, '-q']);
-  await until('lag to fall to zero', async () => (await num(page, '.group[data-group="sluice-users"] [data-field="group-lag"]')) === 0, 60000);
-  await until('the group to be OK', () => page.locator('.group[data-group="sluice-users"] h3 .badge.b-OK').count());
-  await until('ProcessorBehind to resolve on the page',
-    () => alerts.page.locator('tr[data-alert="ProcessorBehind"][data-state="resolved"]').count());
-  await until('the webhook to get the resolution', () => hooks.some((h) => (h.alerts || []).some(
-    (a) => a.labels.alertname === 'ProcessorBehind' && a.status === 'resolved')));
-  assert.deepEqual(errors, []);
-  assert.deepEqual(alerts.errors, []);
-  await alerts.page.close();
-  await page.close();
-});
+test('lag appears when the processor stops, an alert fires; both clear when it resumes', () => lagAndAlert({
+  browser, base, group: 'sluice-users', stopped: ['STOP'], hooks: hook.hooks, img: IMG,
+  restart: () => run('process', ['process', '-c', cfg, '-q'])}));
 
 test('schemas and dags pages load and say honestly what is not running', async () => {
   for (const p of ['schemas', 'dags']) {

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import {until, sleep, run, stopAll, launch, open as openPage, consoleURL} from './lib.mjs';
+import {until, sleep, run, stopAll, launch, open as openPage, consoleURL, triggerToSuccess} from './lib.mjs';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-ui-roles-'));
 // The screenshots in docs/img come from the run on the real Kafka and Cassandra (stack.test.mjs).
@@ -113,14 +113,8 @@ test('dags: trigger with a conf from the page, the grid turns green, the graph, 
   const {page, errors} = await open('dags');
   await page.locator('#dags tr[data-dag="user_automation"]').waitFor();
   await page.locator('#no-runs').waitFor();
-  await page.fill('#dag-conf', '{"source": "ui-test", "n": 3}');
-  await page.click('#dag-trigger');
-  const run = await until('the run id', async () => page.locator('#dag-msg').getAttribute('data-run'));
-  assert.match(run, /^manual__/);
-  const cell = (task) => page.locator(`#dag-grid td[data-run="${run}"]` + (task ? `[data-task="${task}"]` : '.run'));
-  await until('the run to succeed in the grid', async () => (await cell().getAttribute('data-state')) === 'success', 60000);
-  for (const t of ['stream_data_from_api', 'wait_for_processor'])
-    assert.equal(await cell(t).getAttribute('data-state'), 'success', t);
+  const {runId: run, cell} = await triggerToSuccess(page, '{"source": "ui-test", "n": 3}',
+    ['stream_data_from_api', 'wait_for_processor'], 60000);
   assert.ok((await cell().getAttribute('class')).includes('s-success'));
   const runs = (await call('GET', '/api/dags/user_automation/dagRuns')).body.dag_runs;
   assert.deepEqual(runs.find((r) => r.dag_run_id === run).conf, {source: 'ui-test', n: 3});
