@@ -371,8 +371,8 @@ static int skip_blocks(struct rd *r, const struct sl_avro *w, bool map, int dept
 			return rc;
 		for (int64_t i = 0; i < count; i++) {
 			if (map) {
-				const unsigned char *kp;
-				size_t kn;
+				const unsigned char *kp = NULL;
+				size_t kn = 0;
 				if ((rc = get_bytes(r, &kp, &kn)))
 					return rc;
 			}
@@ -571,8 +571,8 @@ static int blocks_json(struct rd *r, const struct sl_avro *w, bool map, struct s
 				sl_buf_putc(out, ',');
 			first = false;
 			if (map) {
-				const unsigned char *kp;
-				size_t kn;
+				const unsigned char *kp = NULL;
+				size_t kn = 0;
 				if ((rc = get_bytes(r, &kp, &kn)))
 					return rc;
 				sl_buf_json_str(out, (const char *)kp, kn);
@@ -866,6 +866,7 @@ int sl_avro_cache_json(struct sl_avro_cache *c, const void *p, size_t n, int32_t
 		       struct sl_err *err)
 {
 	int rc;
+	*schema_id = -1;
 	if ((rc = sl_avro_wire_header(p, n, schema_id, err)))
 		return rc;
 	struct cache_entry *e = lookup(c, *schema_id, err, &rc);
@@ -881,7 +882,7 @@ int sl_avro_cache_json(struct sl_avro_cache *c, const void *p, size_t n, int32_t
 int sl_avro_cache_decode(struct sl_avro_cache *c, const void *p, size_t n, struct sl_record *rec, struct sl_arena *a,
 			 struct sl_err *err)
 {
-	int32_t id;
+	int32_t id = 0;
 	int rc;
 	if ((rc = sl_avro_wire_header(p, n, &id, err)))
 		return rc;

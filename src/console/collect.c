@@ -447,6 +447,9 @@ static void apply(struct sl_console *c, struct sl_con_pipe *cp, struct pipe_samp
 		pt->leader = n->leader;
 		memcpy(pt->isr, n->isr, sizeof pt->isr);
 		pt->committed = n->committed;
+		/* The watermarks were read before the commits: a group cannot have committed past the end of the log. */
+		if (pt->committed > pt->high)
+			pt->high = pt->committed;
 		int64_t base = pt->committed >= 0 ? pt->committed : (pt->low > 0 ? pt->low : 0);
 		pt->lag = pt->high > base ? pt->high - base : 0;
 		/* A commit enters the window when the offset moved, or (embedded log) when the log says the group
