@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import {until, sleep, run, stopAll, launch, open as openPage, num, consoleURL, webhookReceiver, lagAndAlert} from './lib.mjs';
+import {until, sleep, run, open as openPage, num, webhookReceiver, lagAndAlert, startConsole, closeAll} from './lib.mjs';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-ui-'));
 // The screenshots in docs/img come from the run on the real Kafka and Cassandra (stack.test.mjs).
@@ -47,15 +47,11 @@ console:
 `);
   run('ingest', ['ingest', '-c', cfg, '-q']);
   run('process', ['process', '-c', cfg, '-q']);
-  base = await consoleURL(run('console', ['console', '-c', cfg, '--listen', '127.0.0.1:0']));
-  browser = await launch();
-  fs.mkdirSync(IMG, {recursive: true});
+  ({base, browser} = await startConsole(cfg, IMG));
 });
 
 after(async () => {
-  if (browser) await browser.close();
-  await stopAll();
-  if (hook) hook.server.close();
+  await closeAll(browser, hook);
   if (!process.env.SL_KEEP) fs.rmSync(tmp, {recursive: true, force: true});
 });
 

@@ -139,3 +139,28 @@ export async function triggerToSuccess(page, conf, tasks, ms = 90000) {
     assert.equal(await cell(t).getAttribute('data-state'), 'success', t);
   return {runId, cell};
 }
+
+// Opens each page in turn: its heading shows and, a poll later, the browser logged no error.
+export async function everyPageClean(browser, base) {
+  for (const p of ['overview', 'kafka', 'data', 'alerts', 'schemas', 'dags']) {
+    const {page, errors} = await open(browser, base, p);
+    await page.locator('h1').waitFor();
+    await sleep(1500);
+    assert.deepEqual(errors, [], p);
+    await page.close();
+  }
+}
+
+// The console, a browser on it, and the screenshot folder, once the pipeline's processes run.
+export async function startConsole(cfg, img) {
+  const base = await consoleURL(run('console', ['console', '-c', cfg, '--listen', '127.0.0.1:0']));
+  const browser = await launch();
+  fs.mkdirSync(img, {recursive: true});
+  return {base, browser};
+}
+
+export async function closeAll(browser, hook) {
+  if (browser) await browser.close();
+  await stopAll();
+  if (hook) hook.server.close();
+}
