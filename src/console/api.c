@@ -586,7 +586,7 @@ void sl_con_dispatch(struct sl_console *c, const struct sl_con_req *rq, struct s
 		return;
 	}
 	/* Credentials before anything else, so nothing (not even a 404) tells a stranger what is there. */
-	if (!sl_con_auth_ok(&c->sec, rq->authorization)) {
+	if (!sl_http_auth_ok(&c->sec, rq->authorization)) {
 		pthread_mutex_lock(&c->lock);
 		c->unauthorized++;
 		pthread_mutex_unlock(&c->lock);

@@ -40,8 +40,7 @@ struct sl_con_remote_conf {
 /* The top-level `console:` section, bound through sl_console_opts. */
 struct sl_console_conf {
 	char *listen;            /* host:port */
-	char *token_env, *token_file;       /* bearer token */
-	char *user, *password_env, *password_file; /* basic auth */
+	struct sl_http_auth_conf auth;      /* where the bearer token and basic credentials come from */
 	int64_t max_body;        /* bytes of a request body */
 	int64_t max_uri;         /* bytes of the request line's target */
 	int64_t poll_ms;         /* how often the collector samples the log and the tables */

@@ -25,18 +25,6 @@ int sl_con_query_int(const char *query, const char *key, int64_t def, int64_t mi
 /* Decodes %XX and (form) '+'. Returns the length, or -1 on a bad escape, a NUL, or overflow. */
 int sl_con_pct_decode(const char *s, size_t n, bool plus_space, char *out, size_t outsz);
 
-struct sl_con_secrets {
-	char *token;            /* bearer token; NULL when none */
-	char *user, *password;  /* basic; NULL when none */
-};
-static inline bool sl_con_auth_on(const struct sl_con_secrets *s) { return s->token || (s->user && s->password); }
-/* Whether an Authorization header value grants access. Compares in constant time (over SHA-256 digests, so the
- * secret's length does not leak either). Always true when no secret is configured. */
-bool sl_con_auth_ok(const struct sl_con_secrets *s, const char *authorization);
-/* Constant-time equality of two byte strings of any lengths. */
-bool sl_con_ct_equal(const void *a, size_t alen, const void *b, size_t blen);
-/* Base64 (standard alphabet, padding optional) into out; returns the length or -1. */
-int sl_con_b64_decode(const char *s, size_t n, unsigned char *out, size_t outsz);
 /* Whether Accept-Encoding allows gzip (a "gzip" or "*" token whose q is not 0). */
 bool sl_con_accepts_gzip(const char *accept_encoding);
 /* Whether a browser's Origin header names the host:port it sent the request to (Host). */
@@ -45,7 +33,6 @@ bool sl_con_same_origin(const char *origin, const char *host);
 bool sl_con_etag_matches(const char *if_none_match, const char *etag);
 /* "host:port", "[v6]:port" or ":port" (loopback). Returns 0 or -1. */
 int sl_con_parse_listen(const char *listen, char *host, size_t hostsz, int *port);
-bool sl_con_is_loopback(const char *host);
 
 /* ---- Burrow's evaluator (burrow.c) ---- */
 
@@ -145,7 +132,7 @@ struct sl_console {
 	struct sl_console_rule *rules;
 	size_t nrules;
 	bool rules_bound;
-	struct sl_con_secrets sec;
+	struct sl_http_auth sec;         /* the listener's secrets (core/httpauth) */
 	bool embedded;
 	char address[300];
 	char host[256];

@@ -165,95 +165,11 @@ int sl_con_query_int(const char *query, const char *key, int64_t def, int64_t mi
 	return 0;
 }
 
-bool sl_con_ct_equal(const void *a, size_t alen, const void *b, size_t blen)
-{
-	unsigned char da[SHA256_DIGEST_LENGTH], db[SHA256_DIGEST_LENGTH];
-	SHA256(a, alen, da);
-	SHA256(b, blen, db);
-	return CRYPTO_memcmp(da, db, sizeof da) == 0;
-}
-
-int sl_con_b64_decode(const char *s, size_t n, unsigned char *out, size_t outsz)
-{
-	uint32_t acc = 0;
-	int bits = 0;
-	size_t o = 0, pad = 0;
-	for (size_t i = 0; i < n; i++) {
-		int ch = (unsigned char)s[i], v;
-		if (ch == '=') {
-			pad++;
-			continue;
-		}
-		if (pad)
-			return -1; /* data after padding */
-		if (ch >= 'A' && ch <= 'Z')
-			v = ch - 'A';
-		else if (ch >= 'a' && ch <= 'z')
-			v = ch - 'a' + 26;
-		else if (ch >= '0' && ch <= '9')
-			v = ch - '0' + 52;
-		else if (ch == '+')
-			v = 62;
-		else if (ch == '/')
-			v = 63;
-		else
-			return -1;
-		acc = (acc << 6) | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			if (o >= outsz)
-				return -1;
-			out[o++] = (unsigned char)(acc >> bits);
-			acc &= (1u << bits) - 1;
-		}
-	}
-	if (pad > 2 || bits >= 6)
-		return -1;
-	return (int)o;
-}
-
 static const char *skip_ws(const char *p)
 {
 	while (*p == ' ' || *p == '\t')
 		p++;
 	return p;
-}
-
-bool sl_con_auth_ok(const struct sl_con_secrets *s, const char *authorization)
-{
-	if (!sl_con_auth_on(s))
-		return true;
-	if (!authorization)
-		return false;
-	const char *p = skip_ws(authorization);
-	if (s->token && !strncasecmp(p, "Bearer", 6) && (p[6] == ' ' || p[6] == '\t')) {
-		const char *t = skip_ws(p + 6);
-		size_t n = strlen(t);
-		while (n && (t[n - 1] == ' ' || t[n - 1] == '\t'))
-			n--;
-		return sl_con_ct_equal(t, n, s->token, strlen(s->token));
-	}
-	if (s->user && s->password && !strncasecmp(p, "Basic", 5) && (p[5] == ' ' || p[5] == '\t')) {
-		const char *t = skip_ws(p + 5);
-		size_t n = strlen(t);
-		while (n && (t[n - 1] == ' ' || t[n - 1] == '\t'))
-			n--;
-		unsigned char dec[1024];
-		int dn = sl_con_b64_decode(t, n, dec, sizeof dec);
-		if (dn < 0)
-			return false;
-		unsigned char *colon = memchr(dec, ':', (size_t)dn);
-		if (!colon)
-			return false;
-		size_t ulen = (size_t)(colon - dec), plen = (size_t)dn - ulen - 1;
-		/* Both compared every time, so a wrong user costs what a wrong password does. */
-		bool u = sl_con_ct_equal(dec, ulen, s->user, strlen(s->user));
-		bool pw = sl_con_ct_equal(colon + 1, plen, s->password, strlen(s->password));
-		OPENSSL_cleanse(dec, sizeof dec);
-		return u & pw;
-	}
-	return false;
 }
 
 /* Iterates comma-separated tokens of a header; calls fn(token, len, q) until it returns true. */
@@ -349,7 +265,3 @@ int sl_con_parse_listen(const char *listen, char *host, size_t hostsz, int *port
 	return 0;
 }
 
-bool sl_con_is_loopback(const char *host)
-{
-	return !strcmp(host, "localhost") || !strncmp(host, "127.", 4) || !strcmp(host, "::1");
-}

@@ -22,15 +22,7 @@
 const struct sl_opt sl_console_opts[] = {
 	{"listen", SL_OPT_STRING, "127.0.0.1:8080", offsetof(struct sl_console_conf, listen),
 	 "host:port of the web console, JSON API and /metrics. Beyond loopback, auth is required"},
-	{"token_env", SL_OPT_STRING, "SLUICE_CONSOLE_TOKEN", offsetof(struct sl_console_conf, token_env),
-	 "environment variable holding a bearer token (`Authorization: Bearer ...`); auth is on when it is set"},
-	{"token_file", SL_OPT_STRING, NULL, offsetof(struct sl_console_conf, token_file),
-	 "file holding the bearer token (first line), instead of token_env"},
-	{"user", SL_OPT_STRING, "admin", offsetof(struct sl_console_conf, user), "basic auth user name"},
-	{"password_env", SL_OPT_STRING, "SLUICE_CONSOLE_PASSWORD", offsetof(struct sl_console_conf, password_env),
-	 "environment variable holding the basic auth password; basic auth is on when it is set"},
-	{"password_file", SL_OPT_STRING, NULL, offsetof(struct sl_console_conf, password_file),
-	 "file holding the basic auth password (first line), instead of password_env"},
+	SL_HTTP_AUTH_OPTS(struct sl_console_conf, auth, "SLUICE_CONSOLE_TOKEN", "SLUICE_CONSOLE_PASSWORD"),
 	{"max_body", SL_OPT_SIZE, "1MiB", offsetof(struct sl_console_conf, max_body),
 	 "largest request body; larger ones get 413", .min = 1024, .max = 1 << 30},
 	{"max_uri", SL_OPT_SIZE, "8KiB", offsetof(struct sl_console_conf, max_uri),
@@ -62,52 +54,6 @@ const struct sl_opt sl_console_opts[] = {
 	{NULL},
 };
 
-static char *read_secret_file(const char *path, struct sl_err *err)
-{
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		sl_err_set(err, SL_ECONFIG, "console: cannot read secret file %s: %s", path, strerror(errno));
-		return NULL;
-	}
-	char buf[1024];
-	char *r = NULL;
-	if (fgets(buf, sizeof buf, f)) {
-		buf[strcspn(buf, "\r\n")] = 0;
-		if (buf[0])
-			r = strdup(buf);
-	}
-	OPENSSL_cleanse(buf, sizeof buf);
-	fclose(f);
-	if (!r)
-		sl_err_set(err, SL_ECONFIG, "console: secret file %s is empty", path);
-	return r;
-}
-
-static int load_secrets(struct sl_console *c, struct sl_err *err)
-{
-	const struct sl_console_conf *cc = &c->cc;
-	if (cc->token_file) {
-		if (!(c->sec.token = read_secret_file(cc->token_file, err)))
-			return SL_ECONFIG;
-	} else if (cc->token_env && getenv(cc->token_env) && *getenv(cc->token_env))
-		c->sec.token = strdup(getenv(cc->token_env));
-	char *pw = NULL;
-	if (cc->password_file) {
-		if (!(pw = read_secret_file(cc->password_file, err)))
-			return SL_ECONFIG;
-	} else if (cc->password_env && getenv(cc->password_env) && *getenv(cc->password_env))
-		pw = strdup(getenv(cc->password_env));
-	if (pw) {
-		if (!cc->user || !*cc->user) {
-			free(pw);
-			return sl_err_set(err, SL_ECONFIG, "console: a password is set but console.user is empty");
-		}
-		c->sec.user = strdup(cc->user);
-		c->sec.password = pw;
-	}
-	return 0;
-}
-
 int sl_con_init(struct sl_console *c, struct sl_conf *conf, const struct sl_console_start_opts *o,
 		struct sl_err *err)
 {
@@ -128,15 +74,10 @@ int sl_con_init(struct sl_console *c, struct sl_conf *conf, const struct sl_cons
 	if (sl_con_parse_listen(c->cc.listen, c->host, sizeof c->host, &c->port))
 		return sl_err_set(err, SL_ECONFIG, "console.listen: '%s' is not host:port (e.g. 127.0.0.1:8080)",
 				  c->cc.listen);
-	if ((rc = load_secrets(c, err)) || (rc = sl_con_remotes_init(c, err)))
+	if ((rc = sl_http_auth_load(&c->sec, &c->cc.auth, "console", err)) || (rc = sl_con_remotes_init(c, err)))
 		return rc;
-	if (!sl_con_is_loopback(c->host) && !sl_con_auth_on(&c->sec))
-		return sl_err_set(err, SL_ECONFIG,
-				  "console: listening on %s (beyond loopback) needs auth: set $%s (a bearer token) or "
-				  "$%s (basic auth for user '%s'), or console.token_file/password_file",
-				  c->host, c->cc.token_env ? c->cc.token_env : "SLUICE_CONSOLE_TOKEN",
-				  c->cc.password_env ? c->cc.password_env : "SLUICE_CONSOLE_PASSWORD",
-				  c->cc.user ? c->cc.user : "admin");
+	if ((rc = sl_http_auth_require(&c->sec, &c->cc.auth, c->host, "console", err)))
+		return rc;
 	c->npipes = conf->np;
 	c->pipes = calloc(c->npipes ? c->npipes : 1, sizeof *c->pipes);
 	if (!c->pipes)
@@ -167,11 +108,7 @@ void sl_con_destroy(struct sl_console *c)
 	free(c->pipes);
 	sl_con_rules_free(c);
 	sl_opt_free(sl_console_opts, &c->cc);
-	for (char **s = (char *[]){c->sec.token, c->sec.password, NULL}; *s; s++)
-		OPENSSL_cleanse(*s, strlen(*s));
-	free(c->sec.token);
-	free(c->sec.user);
-	free(c->sec.password);
+	sl_http_auth_free(&c->sec);
 	pthread_mutex_destroy(&c->lock);
 	pthread_mutex_destroy(&c->cql_lock);
 	pthread_mutex_destroy(&c->avro_lock);

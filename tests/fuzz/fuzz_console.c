@@ -65,8 +65,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			sl_con_page_token_decode(v, tok, sizeof tok);
 	}
 	if (f[2]) {
-		struct sl_con_secrets s = {.token = "t", .user = "u", .password = "p"};
-		sl_con_auth_ok(&s, f[2]);
+		struct sl_http_auth s = {.token = "t", .user = "u", .password = "p"};
+		sl_http_auth_ok(&s, f[2]);
 		char host[64];
 		int port;
 		sl_con_parse_listen(f[2], host, sizeof host, &port);
