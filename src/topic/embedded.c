@@ -292,7 +292,28 @@ struct emb_producer {
 	struct pending *done; /* written (or failed), awaiting their delivery callback */
 	size_t ndone, done_cap;
 	char errmsg[SL_ERR_MSG_MAX];
+	/* A write that failed for a reason that passes (disk full, I/O error, the database locked for too long) keeps
+	 * its messages pending and is tried again, like a Kafka producer riding out a broker outage: the source waits
+	 * (SL_EFULL once PRODUCER_HOLD is reached) instead of failing its pages, and goes on once space returns. */
+	double stalled_since, next_try, last_warn;
 };
+
+/* Pending messages a stalled producer holds before produce() answers SL_EFULL (backpressure, bounded memory). */
+#define PRODUCER_HOLD (2 * PRODUCER_BATCH)
+#define PRODUCER_HOLD_BYTES (2 * PRODUCER_BATCH_BYTES)
+
+static double mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static bool transient(int code)
+{
+	code &= 0xff;
+	return code == SQLITE_FULL || code == SQLITE_IOERR || code == SQLITE_BUSY || code == SQLITE_LOCKED;
+}
 
 static void pending_free(struct pending *p)
 {
@@ -317,8 +338,10 @@ static int producer_write(struct emb_producer *p)
 {
 	if (!p->npend)
 		return 0;
+	if (p->stalled_since > 0 && mono_s() < p->next_try)
+		return SL_EAGAIN;
 	struct sl_err err = {0};
-	int rc = 0;
+	int rc = 0, code = SQLITE_OK;
 	if (sqlite3_exec(p->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
 		rc = db_err(&err, p->db, "begin", p->log->path);
 	/* Partition offsets: read once per (topic, partition) per transaction, under the write lock. */
@@ -372,9 +395,31 @@ static int producer_write(struct emb_producer *p)
 	if (rc == 0 && sqlite3_exec(p->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
 		rc = db_err(&err, p->db, "commit", p->log->path);
 	if (rc) {
+		code = sqlite3_extended_errcode(p->db);
 		sqlite3_exec(p->db, "ROLLBACK", NULL, NULL, NULL);
 		snprintf(p->errmsg, sizeof p->errmsg, "%s", err.msg);
+	}
+	if (rc && transient(code)) {
+		/* Nothing of the transaction is in the log: keep every message pending and try again shortly. */
+		double now = mono_s();
+		for (size_t i = 0; i < p->npend; i++)
+			p->pend[i].offset = -1;
+		if (p->stalled_since == 0)
+			p->stalled_since = now;
+		if (now - p->last_warn >= 10) {
+			sl_warn("topic", "%s; holding %zu messages and retrying (stalled %.0f s)", err.msg, p->npend,
+				now - p->stalled_since);
+			p->last_warn = now;
+		}
+		p->next_try = now + 0.5;
+		return rc;
+	}
+	if (rc)
 		sl_warn("topic", "%s", err.msg);
+	else if (p->stalled_since > 0) {
+		sl_info("topic", "embedded log %s: writes resumed after %.1f s", p->log->path, mono_s() - p->stalled_since);
+		p->stalled_since = 0;
+		p->last_warn = 0;
 	}
 	/* Move to done: everything on failure (reported as failed), or the written prefix on success. */
 	size_t moved = p->npend;
@@ -407,6 +452,8 @@ static int emb_produce(struct sl_producer *bp, const struct sl_msg *m, void *opa
 	struct emb_producer *p = (struct emb_producer *)bp;
 	if (p->npend >= PRODUCER_BATCH || p->pend_bytes >= PRODUCER_BATCH_BYTES)
 		producer_write(p); /* failures are reported per message through the delivery callback */
+	if (p->stalled_since > 0 && (p->npend >= PRODUCER_HOLD || p->pend_bytes >= PRODUCER_HOLD_BYTES))
+		return sl_err_set(err, SL_EFULL, "%s; %zu messages held", p->errmsg, p->npend);
 	if (p->npend == p->cap) {
 		size_t cap = p->cap ? p->cap * 2 : 256;
 		struct pending *n = realloc(p->pend, cap * sizeof *n);
@@ -471,8 +518,15 @@ static int emb_produce(struct sl_producer *bp, const struct sl_msg *m, void *opa
 static int emb_poll(struct sl_producer *bp, int timeout_ms)
 {
 	struct emb_producer *p = (struct emb_producer *)bp;
-	(void)timeout_ms;
 	producer_write(p);
+	if (p->stalled_since > 0 && !p->ndone && timeout_ms > 0) {
+		/* Stalled: wait for the next try rather than spin on a full disk. */
+		double wait = p->next_try - mono_s();
+		if (wait > timeout_ms / 1000.0)
+			wait = timeout_ms / 1000.0;
+		if (wait > 0)
+			usleep((useconds_t)(wait * 1e6));
+	}
 	size_t n = p->ndone;
 	for (size_t i = 0; i < n; i++) {
 		struct pending *d = &p->done[i];
