@@ -80,8 +80,7 @@ static int answer_error(const char *what, long status, struct sl_buf *body, stru
 	if (!sl_rj_parse(body->data ? body->data : "", body->len, &j, &perr)) {
 		struct sl_rj *c = sl_rj_get(j, "error_code");
 		msg = sl_rj_getstr(j, "message");
-		if (c && c->t == SL_RJ_NUM)
-			code = (int)c->d;
+		sl_rj_int(c, &code);
 	}
 	int rc = sl_err_set(err, status == 409 ? SL_ETYPE : status == 422 ? SL_EINVAL : status == 404 ? SL_ENOTFOUND
 						: SL_ESERVER,
@@ -132,10 +131,8 @@ int sl_registry_http_register(const char *base, const struct sl_http_auth_conf *
 		struct sl_rj *j = NULL;
 		struct sl_rj *v;
 		if ((rc = sl_rj_parse(out.data ? out.data : "", out.len, &j, err)) ||
-		    !(v = sl_rj_get(j, "id")) || v->t != SL_RJ_NUM)
+		    !sl_rj_int((v = sl_rj_get(j, "id")), id))
 			rc = sl_err_set(err, SL_EPROTO, "%s: the answer has no id", what);
-		else
-			*id = (int)v->d;
 		sl_rj_free(j);
 	}
 	sl_buf_free(&url);

@@ -35,6 +35,8 @@ void sl_rj_free(struct sl_rj *j);
 struct sl_rj *sl_rj_get(const struct sl_rj *obj, const char *key);
 /* The string value of obj[key], or NULL when absent or not a string. */
 const char *sl_rj_getstr(const struct sl_rj *obj, const char *key);
+/* j as an int: true only for an integral number within int's range (a JSON number may be anything: 1e300, 2.5). */
+bool sl_rj_int(const struct sl_rj *j, int *out);
 bool sl_rj_equal(const struct sl_rj *a, const struct sl_rj *b);
 void sl_rj_render(const struct sl_rj *j, struct sl_buf *out);
 struct sl_rj *sl_rj_new(enum sl_rj_type t);

@@ -2,6 +2,7 @@
  * compatibility check walks two documents at once; simdjson's handles live only until the next parse on their
  * parser, so the registry copies each document into this small tree once. Numbers are re-rendered from their value (1.50
  * becomes 1.5), as Jackson does in Confluent's canonical strings. */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -146,6 +147,14 @@ const char *sl_rj_getstr(const struct sl_rj *obj, const char *key)
 {
 	struct sl_rj *v = sl_rj_get(obj, key);
 	return v && v->t == SL_RJ_STR ? v->s : NULL;
+}
+
+bool sl_rj_int(const struct sl_rj *j, int *out)
+{
+	if (!j || j->t != SL_RJ_NUM || !(j->d >= INT_MIN && j->d <= INT_MAX) || j->d != (double)(int)j->d)
+		return false;
+	*out = (int)j->d;
+	return true;
 }
 
 bool sl_rj_equal(const struct sl_rj *a, const struct sl_rj *b)

@@ -5,6 +5,7 @@
  * stored + 1, soft-deleted versions hidden but still served by id. The REST mapping is in service.c. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -200,17 +201,17 @@ void sl_reg_apply(struct sl_registry *r, const char *key, size_t keylen, const c
 	if (!kt)
 		goto out;
 	if (!strcmp(kt, "SCHEMA")) {
-		struct sl_rj *ver = sl_rj_get(k, "version");
-		if (!subject || !ver || ver->t != SL_RJ_NUM)
+		int version, sid;
+		if (!subject || !sl_rj_int(sl_rj_get(k, "version"), &version))
 			goto out;
 		if (!v || v->t == SL_RJ_NULL) {
-			drop_version(r, subject, (int)ver->d);
+			drop_version(r, subject, version);
 			goto out;
 		}
 		struct sl_rj *id = sl_rj_get(v, "id"), *del = sl_rj_get(v, "deleted"), *refs = sl_rj_get(v, "references");
 		const char *text = sl_rj_getstr(v, "schema"), *type = sl_rj_getstr(v, "schemaType");
 		char *refstr = NULL;
-		if (!id || id->t != SL_RJ_NUM || !text)
+		if (!sl_rj_int(id, &sid) || !text)
 			goto out;
 		if (refs && refs->t == SL_RJ_ARR && refs->n) {
 			struct sl_buf b;
@@ -219,9 +220,9 @@ void sl_reg_apply(struct sl_registry *r, const char *key, size_t keylen, const c
 			refstr = strdup(sl_buf_cstr(&b));
 			sl_buf_free(&b);
 		}
-		put_schema(r, (int)id->d, type ? type : "AVRO", text, refstr);
+		put_schema(r, sid, type ? type : "AVRO", text, refstr);
 		free(refstr);
-		put_version(r, subject, (int)ver->d, (int)id->d, del && del->t == SL_RJ_BOOL && del->b);
+		put_version(r, subject, version, sid, del && del->t == SL_RJ_BOOL && del->b);
 	} else if (!strcmp(kt, "CONFIG")) {
 		kv_set(&r->compat, &r->ncompat, &r->capcompat, subject,
 		       v ? sl_rj_getstr(v, "compatibilityLevel") : NULL);
@@ -230,8 +231,11 @@ void sl_reg_apply(struct sl_registry *r, const char *key, size_t keylen, const c
 	} else if (!strcmp(kt, "DELETE_SUBJECT") && subject && v) {
 		/* Confluent's soft delete of a subject: every version up to "version" is deleted. */
 		struct sl_rj *ver = sl_rj_get(v, "version");
+		int upto = INT_MAX;
+		if (ver && !sl_rj_int(ver, &upto))
+			goto out;
 		for (size_t i = 0; i < r->nvers; i++)
-			if (!strcmp(r->vers[i].subject, subject) && (!ver || r->vers[i].version <= (int)ver->d))
+			if (!strcmp(r->vers[i].subject, subject) && r->vers[i].version <= upto)
 				r->vers[i].deleted = true;
 	}
 out:
@@ -338,17 +342,18 @@ static int collect_refs(struct sl_registry *r, const struct sl_rj *refs, int dep
 		const struct sl_rj *ver = sl_rj_get(ref, "version");
 		struct sl_reg_version *v = NULL;
 		struct sl_reg_schema *s;
-		if (!name || !subject || !ver || ver->t != SL_RJ_NUM || !ver->is_int)
+		int want;
+		if (!name || !subject || !ver || !ver->is_int || !sl_rj_int(ver, &want))
 			return sl_err_set(err, SL_EINVAL,
 					  "reference %zu needs a string name, a string subject and an integer version", i);
-		if (ver->d == -1) {
+		if (want == -1) {
 			struct sl_reg_version **vs;
 			size_t nv = sl_reg_subject_versions(r, subject, false, &vs);
 			if (nv)
 				v = vs[nv - 1];
 			free(vs);
 		} else
-			v = sl_reg_find_version(r, subject, (int)ver->d);
+			v = sl_reg_find_version(r, subject, want);
 		if (!v || !(s = sl_reg_schema_by_id(r, v->id)))
 			return sl_err_set(err, SL_EINVAL, "reference '%s': subject '%s' version %s not found", name,
 					  subject, ver->s);

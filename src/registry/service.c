@@ -523,7 +523,8 @@ static void get_version(struct req *q, const char *subject, const char *vstr, co
 			for (size_t j = 0; j < refs->n && !hit; j++) {
 				const char *rs = sl_rj_getstr(refs->v[j], "subject");
 				struct sl_rj *rv = sl_rj_get(refs->v[j], "version");
-				hit = rs && rv && !strcmp(rs, subject) && (int)rv->d == v->version;
+				int rvn;
+				hit = rs && sl_rj_int(rv, &rvn) && !strcmp(rs, subject) && rvn == v->version;
 			}
 			sl_rj_free(refs);
 			if (hit)
@@ -561,7 +562,8 @@ static bool referenced(struct sl_registry *r, const char *subject, int version)
 		for (size_t j = 0; j < refs->n && !hit; j++) {
 			const char *rs = sl_rj_getstr(refs->v[j], "subject");
 			struct sl_rj *rv = sl_rj_get(refs->v[j], "version");
-			hit = rs && rv && !strcmp(rs, subject) && (!version || (int)rv->d == version);
+			int rvn;
+			hit = rs && sl_rj_int(rv, &rvn) && !strcmp(rs, subject) && (!version || rvn == version);
 		}
 		sl_rj_free(refs);
 		if (hit)

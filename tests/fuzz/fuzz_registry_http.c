@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/log.h"
 #include "registry/internal.h"
 
 static struct sl_registry *g_reg;
@@ -34,6 +35,7 @@ static void reopen(void)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (!g_dir[0]) {
+		sl_log_set_level(SL_LOG_WARN); /* every registration logs at info */
 		snprintf(g_dir, sizeof g_dir, "/tmp/sluice-fuzz-registry-%d", (int)getpid());
 		mkdir(g_dir, 0700);
 	}
