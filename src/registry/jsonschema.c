@@ -598,12 +598,76 @@ static bool obj_open(const struct js *s)
 	return s->npat == 0 && !s->add && s->permits_add;
 }
 
+/* Whether glibc's regcomp can be trusted with a pattern from a request: it builds a tree whose size multiplies with
+ * nested and stacked repetitions ("a++++...", "(a{200}){200}"), so a 500-byte schema could take gigabytes. Refused:
+ * long patterns, a repetition of a repetition (stacked, or of a group that repeats inside), bounds over 255, more
+ * than 32 repetitions. A refused pattern matches nothing, as an invalid one does. */
+static bool regex_safe(const char *p)
+{
+	enum { MAXLEN = 512, MAXREP = 32, MAXBOUND = 255, MAXDEPTH = 32 };
+	bool group_rep[MAXDEPTH + 1] = {false};
+	int depth = 0, reps = 0;
+	enum { ATOM, REP, GROUP_WITH_REP } prev = ATOM;
+	if (strlen(p) > MAXLEN)
+		return false;
+	for (const char *c = p; *c; c++) {
+		if (*c == '\\') {
+			if (!*++c)
+				return false;
+			prev = ATOM;
+		} else if (*c == '[') {
+			/* a bracket expression: skip to its end ("[]...]" and "[^]...]" keep a leading ']') */
+			c++;
+			if (*c == '^')
+				c++;
+			if (*c == ']')
+				c++;
+			while (*c && *c != ']')
+				c++;
+			if (!*c)
+				return false;
+			prev = ATOM;
+		} else if (*c == '(') {
+			if (++depth > MAXDEPTH)
+				return false;
+			group_rep[depth] = false;
+			prev = ATOM;
+		} else if (*c == ')') {
+			if (depth == 0)
+				return false;
+			bool inner = group_rep[depth--];
+			prev = inner ? GROUP_WITH_REP : ATOM;
+		} else if (*c == '*' || *c == '+' || *c == '?' || *c == '{') {
+			if (prev != ATOM || ++reps > MAXREP)
+				return false;
+			if (*c == '{') {
+				for (c++; *c && *c != '}'; c++) {
+					if (*c >= '0' && *c <= '9') {
+						long n = strtol(c, (char **)&c, 10);
+						if (n > MAXBOUND)
+							return false;
+						c--;
+					} else if (*c != ',')
+						return false;
+				}
+				if (!*c)
+					return false;
+			}
+			prev = REP;
+			for (int d = 1; d <= depth; d++)
+				group_rep[d] = true;
+		} else
+			prev = ATOM;
+	}
+	return true;
+}
+
 static struct js *obj_partial(const struct js *s, const char *key)
 {
 	for (size_t i = 0; i < s->npat; i++) {
 		regex_t re;
 		bool hit = false;
-		if (regcomp(&re, s->patkeys[i], REG_EXTENDED | REG_NOSUB) == 0) {
+		if (regex_safe(s->patkeys[i]) && regcomp(&re, s->patkeys[i], REG_EXTENDED | REG_NOSUB) == 0) {
 			hit = regexec(&re, key, 0, NULL, 0) == 0;
 			regfree(&re);
 		}
