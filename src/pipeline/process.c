@@ -251,7 +251,7 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 	size_t head = 0, used = 0; /* the ring: slots[head .. head+used) are in flight, oldest first */
 	double t0 = sl_mono_s(), last_progress = t0, last_lag = 0, first_record = 0, last_commit = 0;
 	int rc = 0;
-	bool be_open = false, paused = false;
+	bool be_open = false, paused = false, input_since_lag = false;
 	double full_since = 0;
 	if (!slots || !in) {
 		rc = sl_err_set(err, SL_ENOMEM, "out of memory");
@@ -340,11 +340,13 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 					goto out;
 				in_off += taken;
 				used++;
-				got_input = true;
+				got_input = input_since_lag = true;
 				submit_slot(&pr, sink, s);
 			} else if (used == 0) {
-				if (sl_mono_s() - last_lag >= 1.0) {
-					/* The group-wide lag costs a round trip to the broker: at most once a second. */
+				if (sl_mono_s() - last_lag >= (input_since_lag ? 0.1 : 1.0)) {
+					/* The group-wide lag costs a round trip to the broker: at most once a second while idle,
+					 * but soon after the input stops (a drain ends there, not up to a second later). */
+					input_since_lag = false;
 					last_lag = sl_mono_s();
 					st->lag = sl_backend_lag(&be, cons, p->group, p->topic);
 					sl_gauge_set(pr.m.lag, st->lag);
