@@ -316,6 +316,20 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 		if (stopping && used == 0)
 			break; /* messages read but not yet in a slot are not committed: read again on restart */
 
+		/* 0. A slot is free again: resume the partitions paused in 1b before reading (a ring that drained whole
+		 * while paused reads nothing and goes round step 1 alone, so resuming after it would never happen). */
+		if (used < nslots) {
+			full_since = 0;
+			if (paused) {
+				struct sl_err perr = {0};
+				if (cons->ops->pause(cons, false, &perr) == 0) {
+					paused = false;
+					sl_gauge_set(pr.m.paused, 0);
+				} else
+					sl_warn("process", "pipeline %s: %s", p->name, perr.msg);
+			}
+		}
+
 		/* 1. Read the next batch while there is room in the ring. */
 		bool got_input = false;
 		if (!stopping && used < nslots) {
@@ -383,16 +397,6 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 				}
 				in_off = 0;
 				in_n = (size_t)n; /* fetched before the pause took hold: kept for the next free slot */
-			}
-		} else if (used < nslots) {
-			full_since = 0;
-			if (paused) {
-				struct sl_err perr = {0};
-				if (cons->ops->pause(cons, false, &perr) == 0) {
-					paused = false;
-					sl_gauge_set(pr.m.paused, 0);
-				} else
-					sl_warn("process", "pipeline %s: %s", p->name, perr.msg);
 			}
 		}
 
