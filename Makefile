@@ -53,6 +53,18 @@ bench: all
 	  if [ "$$b" = peers ]; then echo "=== bench/run"; bench/run || echo "bench/run failed"; \
 	  elif [ -x bench/$$b/run ]; then echo "=== bench/$$b"; bench/$$b/run || echo "bench/$$b failed"; fi; done
 
+# The fault harness (tests/faults/faults.py) on the real Kafka and Cassandra: every scenario at the issue's numbers
+# (20 kills each for ingest, process and up; Cassandra down 60 s). `make test` runs its short form (SL_FAULTS_SHORT=1).
+faults: all
+	@bash tests/services/run up kafka cassandra
+	@VENV=$$(bash scripts/venv.sh) && SLUICE=$(BUILD)/sluice $$VENV/bin/python tests/faults/faults.py
+
+# An hour (SOAK_SECONDS) of `sluice up` at half load, RSS and end-to-end latency sampled: docs/faults.md and
+# docs/img/faults-soak.png.
+soak: all
+	@bash tests/services/run up kafka cassandra
+	@VENV=$$(bash scripts/venv.sh) && SLUICE=$(BUILD)/sluice $$VENV/bin/python tests/faults/soak.py
+
 services-up:
 	@bash tests/services/run up
 services-down:
