@@ -741,6 +741,7 @@ def main():
     ap.add_argument("--seed")
     ap.add_argument("--out", default=OUT_DIR)
     ap.add_argument("--keep", action="store_true", help="keep the work dir (configs, logs, data)")
+    ap.add_argument("--doc", action="store_true", help="put the report into docs/faults.md as the latest one")
     args = ap.parse_args()
     h = Harness(args)
     names = [s[0] for s in SCENARIOS]
@@ -794,6 +795,15 @@ def main():
                    "binary": os.path.relpath(h.binary, ROOT), "seconds": round(time.time() - t_all, 1),
                    "scenarios": rows}, f, indent=1)
     print("\n" + text, flush=True)
+    if args.doc:
+        doc = os.path.join(ROOT, "docs", "faults.md")
+        with open(doc) as f:
+            old = f.read()
+        new = re.sub(r"<!-- report.*?<!-- /report -->", lambda _m: "<!-- report: written by tests/faults/faults.py "
+                     f"--doc -->\nMeasured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. " + text +
+                     "<!-- /report -->", old, flags=re.S)
+        with open(doc, "w") as f:
+            f.write(new)
     if not args.keep:
         shutil.rmtree(h.work, ignore_errors=True)
     bad = [r for r in rows if r["result"] == "FAIL"]
