@@ -133,9 +133,11 @@ class ApiServer:
 class FaultProxy:
     """Forwards /api requests to the apiserver, adding fault parameters chosen by page number, so one run meets each
     kind of trouble on a page of its own (the apiserver's faults apply per URL). Raw bytes are relayed back, so a
-    truncated body or a slow answer reaches the client as the apiserver sends it. One request per connection."""
+    truncated body or a slow answer reaches the client as the apiserver sends it. One request per connection.
+    on_request(page) runs before a request goes upstream (it may wait: pacing), on_served(page) once its answer was
+    relayed in full."""
 
-    def __init__(self, upstream_port, faults):
+    def __init__(self, upstream_port, faults, on_request=None, on_served=None):
         self.faults = faults  # page number -> "k=v&k=v"
         proxy = self
 
@@ -151,6 +153,8 @@ class FaultProxy:
                 method, target, ver = lines[0].split(b" ")
                 q = parse_qs(urlsplit(target.decode()).query)
                 page = int(q.get("page", ["1"])[0])
+                if on_request:
+                    on_request(page)
                 extra = proxy.faults.get(page)
                 if extra:
                     target += (b"&" if b"?" in target else b"?") + extra.encode()
@@ -165,6 +169,8 @@ class FaultProxy:
                         if not data:
                             break
                         self.request.sendall(data)
+                    if on_served:
+                        on_served(page)
                 except OSError:
                     pass
                 finally:

@@ -182,6 +182,12 @@ class Monitor:
         self.t.join(5)
 
 
+def shut(*socks):
+    for s in socks:
+        with contextlib.suppress(OSError):
+            s.shutdown(socket.SHUT_RDWR)
+
+
 class SlowProxy:
     """TCP proxy to Cassandra that holds every client->server chunk for `delay` seconds and lets at most `bps` bytes
     a second through (per connection), so writes are acknowledged late and slowly; server->client is relayed as is.
@@ -254,9 +260,7 @@ class SlowProxy:
         except OSError:
             pass
         finally:
-            for s in (c, u):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
+            shut(c, u)
 
     @staticmethod
     def _relay(a, b):
@@ -269,9 +273,7 @@ class SlowProxy:
         except OSError:
             pass
         finally:
-            for s in (a, b):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
+            shut(a, b)
 
     def close(self):
         self.closed = True
@@ -354,6 +356,14 @@ class Run:
             m = e2e.format_data(r)
             out[m["id"]] = m
         return out
+
+    def stream(self, span, before):
+        """Starts ingest (paced over `span` s) and process side by side; returns once a fifth of the rows are in."""
+        cfg = self.config(rate=self.rate_for(span))
+        self.monitor()
+        ing, proc = self.start("ingest", cfg), self.start("process", cfg)
+        check(self.mon.wait_for(self.n // 5, 60, [ing, proc]), f"no rows before {before}")
+        return ing, proc
 
     def rate_for(self, seconds):
         """rate_limit (pages a second) that spreads the source over about `seconds`."""
@@ -536,10 +546,7 @@ def sc_kill_up(h, r):
 def sc_kafka_restart(h, r):
     """The broker restarted while ingest and process stream: both ride it out without a restart of their own."""
     span = 30 if h.short else 60
-    cfg = r.config(rate=r.rate_for(span))
-    r.monitor()
-    ing, proc = r.start("ingest", cfg), r.start("process", cfg)
-    check(r.mon.wait_for(r.n // 5, 60, [ing, proc]), "no rows before the restart")
+    ing, proc = r.stream(span, "the restart")
     try:
         e2e.service("restart", "kafka")
     finally:
@@ -551,14 +558,10 @@ def sc_kafka_restart(h, r):
 
 
 def sc_cassandra_down(h, r):
-    """Cassandra stopped for `down` s while records keep arriving: the processor stays up, commits nothing it has
-    not written, and writes everything once the node is back."""
+    """Cassandra stopped for `down` s while records keep arriving: the processor stays up and writes everything
+    once the node is back. (tests/e2e/test_process_cassandra.py checks the offsets during such an outage.)"""
     down = 20 if h.short else 60
-    span = down + 30
-    cfg = r.config(rate=r.rate_for(span))
-    r.monitor()
-    ing, proc = r.start("ingest", cfg), r.start("process", cfg)
-    check(r.mon.wait_for(r.n // 10, 60, [ing, proc]), "no rows before the outage")
+    ing, proc = r.stream(down + 30, "the outage")
     try:
         e2e.service("stop", "cassandra")
         t0 = time.time()

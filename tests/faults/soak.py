@@ -23,9 +23,6 @@ import sys
 import threading
 import time
 import uuid
-from socketserver import StreamRequestHandler, ThreadingTCPServer
-from urllib.parse import parse_qs, urlsplit
-import socket
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
@@ -42,58 +39,26 @@ PLOT = os.path.join(ROOT, "docs", "img", "faults-soak.png")
 
 
 class PacedApi:
-    """A proxy in front of the API server that lets through `pages_per_s` pages a second at most (the API serving at
-    a fixed rate) and records when each page's response was sent in full."""
+    """The API server behind a proxy that lets through `pages_per_s` pages a second at most (the API serving at a
+    fixed rate) and records when each page's response was sent in full."""
 
     def __init__(self, upstream_port, pages_per_s):
         self.interval = 1.0 / pages_per_s if pages_per_s else 0.0
         self.next_slot = time.time()
         self.lock = threading.Lock()
         self.served = {}  # page -> time the response left
-        proxy = self
+        self.proxy = e2e.FaultProxy(upstream_port, {}, on_request=self.wait_slot,
+                                    on_served=lambda page: self.served.setdefault(page, time.time()))
+        self.port = self.proxy.port
 
-        class H(StreamRequestHandler):
-            def handle(self):
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    chunk = self.request.recv(65536)
-                    if not chunk:
-                        return
-                    head += chunk
-                lines = head.split(b"\r\n")
-                method, target, ver = lines[0].split(b" ")
-                page = int(parse_qs(urlsplit(target.decode()).query).get("page", ["1"])[0])
-                with proxy.lock:
-                    slot = max(proxy.next_slot, time.time())
-                    proxy.next_slot = slot + proxy.interval
-                time.sleep(max(0.0, slot - time.time()))
-                hdrs = [l for l in lines[1:] if l and not l.lower().startswith(b"connection:")]
-                req = b" ".join([method, target, ver]) + b"\r\n" + b"\r\n".join(hdrs) + b"\r\nConnection: close\r\n\r\n"
-                up = socket.create_connection(("127.0.0.1", upstream_port))
-                try:
-                    up.sendall(req)
-                    while True:
-                        data = up.recv(262144)
-                        if not data:
-                            break
-                        self.request.sendall(data)
-                    proxy.served.setdefault(page, time.time())
-                except OSError:
-                    pass
-                finally:
-                    up.close()
-
-        class S(ThreadingTCPServer):
-            daemon_threads = True
-            allow_reuse_address = True
-
-        self.srv = S(("127.0.0.1", 0), H)
-        self.port = self.srv.server_address[1]
-        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+    def wait_slot(self, _page):
+        with self.lock:
+            slot = max(self.next_slot, time.time())
+            self.next_slot = slot + self.interval
+        time.sleep(max(0.0, slot - time.time()))
 
     def close(self):
-        self.srv.shutdown()
-        self.srv.server_close()
+        self.proxy.close()
 
 
 def retry(fn, attempts=5):
