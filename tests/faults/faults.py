@@ -326,8 +326,10 @@ class Run:
                                 topic=self.topic, keyspace=self.ks, group=self.group, source_yaml=src,
                                 batch_yaml=BATCH_YAML, kafka_extra=KAFKA_EXTRA, cassandra_extra=cass)
 
-    def start(self, role, cfg, *extra, log=None):
-        p = e2e.Proc([role, "-c", str(cfg), *extra], os.path.join(self.dir, log or f"{role}.log"))
+    def start(self, role, cfg, *extra):
+        # a log per run: wait_assigned reads this run's own "kafka assigned"
+        n = sum(1 for q in self.procs if q.role == role)
+        p = e2e.Proc([role, "-c", str(cfg), *extra], os.path.join(self.dir, f"{role}{n or ''}.log"))
         p.role = role
         self.procs.append(p)
         return p
