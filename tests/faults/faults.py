@@ -604,6 +604,8 @@ def sc_api_faults(h, r):
     for what, pat in (("500", r"HTTP 500; retry"), ("429", r"HTTP 429; retry"), ("timeout", r"[Tt]imeout|timed out")):
         check(re.search(pat, out), f"ingest's log shows no {what}:\n{out[-2000:]}")
     r.finish(r.expected(), dlq_expected=len(r.bad_pages), alive=[proc], stop=[proc])
+    r.notes.append(f"{len(r.bad_pages)} garbage pages ({len(r.bad_pages) * r.page} records) in the DLQ whole, as "
+                   "they should be")
 
 
 def sc_slow_cassandra(h, r):
@@ -724,10 +726,12 @@ def fmt(v, unit=""):
 
 
 def report(h, rows, elapsed):
+    own = sum(r["seconds"] for r in rows)
     head = ("| scenario | records sent | in table | duplicates absorbed | DLQ entries | recovery (s) | peak RSS (MiB) "
             "| RSS bound (MiB) | result |")
     lines = [f"Fault harness, {'short' if h.short else 'long'} form: {h.kills} kills per kill scenario, seed "
-             f"{h.seed}, {os.path.relpath(h.binary, ROOT)}{' (ASan)' if h.asan else ''}, {elapsed:.0f} s in all.", "",
+             f"{h.seed}, {os.path.relpath(h.binary, ROOT)}{' (ASan)' if h.asan else ''}, {own:.0f} s of scenarios"
+             f"{f' (and {elapsed - own:.0f} s waiting for the services lock)' if elapsed - own > 30 else ''}.", "",
              head, "|" + "---|" * 9]
     for r in rows:
         lines.append(f"| {r['scenario']} | {r['sent']} | {fmt(r['in_table'])} | {fmt(r['dups'])} | {fmt(r['dlq'])} "
