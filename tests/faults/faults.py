@@ -535,10 +535,10 @@ def sc_kill_process(h, r):
 def sc_kill_up(h, r):
     """`sluice up` (ingest and process in one process) killed at random moments and restarted; the last run must
     end by itself once every record is in the table."""
-    span = 10 * h.kills
+    span = 16 * h.kills  # each restart waits ~6 s for its partitions, then runs 0.2-4 s: every kill mid-stream
     cfg = r.config(rate=r.rate_for(span))
     r.monitor()
-    last = r.kill_loop("up", cfg, h.kills, 1.0, 8.0, wait_assigned=True)
+    last = r.kill_loop("up", cfg, h.kills, 0.2, 4.0, wait_assigned=True)
     expected = r.expected()
     r.finish(expected, alive=[], stop=[])
     rc = last.wait(300)
