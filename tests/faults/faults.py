@@ -734,7 +734,8 @@ def report(h, rows, elapsed):
              f"{f' (and {elapsed - own:.0f} s waiting for the services lock)' if elapsed - own > 30 else ''}.", "",
              head, "|" + "---|" * 9]
     for r in rows:
-        lines.append(f"| {r['scenario']} | {r['sent']} | {fmt(r['in_table'])} | {fmt(r['dups'])} | {fmt(r['dlq'])} "
+        kills = f" ({r['kills']} kills)" if r.get("kills") else ""
+        lines.append(f"| {r['scenario']}{kills} | {r['sent']} | {fmt(r['in_table'])} | {fmt(r['dups'])} | {fmt(r['dlq'])} "
                      f"| {fmt(r['recovery_s'])} | {fmt(r['peak_rss_mib'])} | {fmt(r['bound_mib'])} "
                      f"| {r['result']} |")
     notes = [f"- {r['scenario']}: {r['reason']}" for r in rows if r["reason"]]
