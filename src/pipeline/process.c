@@ -232,6 +232,17 @@ static void submit_slot(struct proc *pr, struct sl_sink *sink, struct slot *s)
 	(void)pr;
 }
 
+/* Pauses or resumes the consumer's partitions (backpressure), keeping *paused and the gauge in step. */
+static void set_paused(struct proc *pr, struct sl_consumer *cons, const char *name, bool on, bool *paused)
+{
+	struct sl_err perr = {0};
+	if (cons->ops->pause(cons, on, &perr) == 0) {
+		*paused = on;
+		sl_gauge_set(pr->m.paused, on ? 1 : 0);
+	} else
+		sl_warn("process", "pipeline %s: %s", name, perr.msg);
+}
+
 int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run_opts *o,
 		   struct sl_process_stats *st, struct sl_err *err)
 {
@@ -320,14 +331,8 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 		 * while paused reads nothing and goes round step 1 alone, so resuming after it would never happen). */
 		if (used < nslots) {
 			full_since = 0;
-			if (paused) {
-				struct sl_err perr = {0};
-				if (cons->ops->pause(cons, false, &perr) == 0) {
-					paused = false;
-					sl_gauge_set(pr.m.paused, 0);
-				} else
-					sl_warn("process", "pipeline %s: %s", p->name, perr.msg);
-			}
+			if (paused)
+				set_paused(&pr, cons, p->name, false, &paused);
 		}
 
 		/* 1. Read the next batch while there is room in the ring. */
@@ -381,14 +386,8 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 		if (used == nslots && in_off == in_n && cons->ops->pause) {
 			if (full_since == 0)
 				full_since = sl_mono_s();
-			else if (!paused && sl_mono_s() - full_since > 1.0) {
-				struct sl_err perr = {0};
-				if (cons->ops->pause(cons, true, &perr) == 0) {
-					paused = true;
-					sl_gauge_set(pr.m.paused, 1);
-				} else
-					sl_warn("process", "pipeline %s: %s", p->name, perr.msg);
-			}
+			else if (!paused && sl_mono_s() - full_since > 1.0)
+				set_paused(&pr, cons, p->name, true, &paused);
 			if (paused) {
 				int n = cons->ops->poll(cons, in, max, 0, err);
 				if (n < 0) {
