@@ -66,7 +66,7 @@ LOCK_PATH = os.path.join(ROOT, ".cache", "services.lock")
 # allowance for the program itself (code, libraries, SQLite's and librdkafka's caches, thread stacks).
 BASE_MIB = 64          # the program with nothing queued
 BUFFER_MAX_MIB = 8     # kafka.buffer_max: the producer's queue
-CONSUMER_QUEUE_MIB = 16  # the consumer's prefetch queue (queued.max.messages.kbytes)
+CONSUMER_QUEUE_MIB = 16  # the consumer's prefetch queue (queued.max.messages.kbytes, 4 MiB as the processor sets it)
 IN_FLIGHT, MAX_BYTES_MIB = 4, 1  # batch.in_flight x batch.max_bytes: the processor's batches
 BATCH_YAML = f"    batch: {{ max_records: 500, max_bytes: {MAX_BYTES_MIB}MiB, in_flight: {IN_FLIGHT} }}\n"
 # a killed processor's partitions move after 6 s: the restarted one is not kept waiting for the dead one's session
