@@ -253,8 +253,11 @@ pages.data = {
   },
   async load() {
     if (!this.pipeline) return;
+    // Only the latest request may draw: a slower answer for the table or page shown before must not overwrite it.
+    const seq = this.seq = (this.seq || 0) + 1;
     const tok = this.tokens[this.tokens.length - 1];
     const r = await api('/api/data/rows?pipeline=' + encodeURIComponent(this.pipeline) + '&size=' + this.size + (tok ? '&token=' + tok : ''));
+    if (seq !== this.seq) return;
     if (!r.ok) { this.out.replaceChildren(h('div', {class: 'notice'}, (r.body && r.body.error) || ('HTTP ' + r.status))); return; }
     const d = r.body, t = this.table;
     this.nextToken = d.next_token;
