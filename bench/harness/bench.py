@@ -338,20 +338,26 @@ def run_contender(name, argv, env, done_check=None, first_row=False, cwd=ROOT):
 
 # ---------------------------------------------------------------- the contenders
 
+def drained_check(group):
+    """A done_check for a contender that does not stop by itself: true once group committed N (asked at most every
+    0.2 s)."""
+    last = [0.0]
+
+    def drained():
+        if time.time() - last[0] < 0.2:
+            return False
+        last[0] = time.time()
+        return committed(group, TOPIC) >= N
+    return drained
+
+
 def run_sluice(sink, tag):
     group = f"bench-sluice-{tag}-{uuid.uuid4().hex[:8]}"
     d = tempfile.mkdtemp(dir=RUN, prefix="sluice-")
     cfg = write(os.path.join(d, "sluice.yaml"),
                 pipeline_yaml(TOPIC, N, "cassandra" if sink == "cassandra" else "discard", group, os.path.join(d, "data")))
     if tag == "lat":      # the topic starts empty: --drain would stop at once; stop once the group committed N
-        last = [0.0]
-
-        def drained():
-            if time.time() - last[0] < 0.2:
-                return False
-            last[0] = time.time()
-            return committed(group, TOPIC) >= N
-        r = run_contender("sluice", [SLUICE, "process", "users", "-c", cfg], {}, done_check=drained)
+        r = run_contender("sluice", [SLUICE, "process", "users", "-c", cfg], {}, done_check=drained_check(group))
     else:
         r = run_contender("sluice", [SLUICE, "process", "users", "-c", cfg, "--drain"], {},
                           first_row=sink == "cassandra")
@@ -386,14 +392,8 @@ def run_rpconnect(sink, tag):
     env = {"TOPIC": TOPIC, "GROUP": group, "KAFKA_BROKERS": BROKERS, "CASSANDRA_HOST": CASS, "KEYSPACE": KS,
            "TABLE": TABLE}
     conf = os.path.join(ROOT, "bench", "rpconnect", "config.yaml" if sink == "cassandra" else "drop.yaml")
-    last = [0.0]
-
-    def drained():
-        if time.time() - last[0] < 0.2:
-            return False
-        last[0] = time.time()
-        return committed(group, TOPIC) >= N
-    r = run_contender("rpconnect", [RPC, "-c", conf], env, done_check=drained, first_row=sink == "cassandra")
+    r = run_contender("rpconnect", [RPC, "-c", conf], env, done_check=drained_check(group),
+                      first_row=sink == "cassandra")
     r["processed"] = committed(group, TOPIC)
     return r
 
