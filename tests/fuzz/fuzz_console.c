@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fields.h"
+
 #include "console/internal.h"
 
 static struct sl_console g_con;
@@ -28,22 +30,10 @@ static void init_once(void)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	init_once();
-	char *buf = malloc(size + 1);
+	char *f[6];
+	char *buf = sl_fuzz_fields(data, size, f, 6);
 	if (!buf)
 		return 0;
-	memcpy(buf, data, size);
-	buf[size] = 0;
-	char *f[6] = {0};
-	char *p = buf;
-	for (int i = 0; i < 6 && p; i++) {
-		f[i] = p;
-		char *nl = i < 5 ? memchr(p, '\n', (size_t)(buf + size - p)) : NULL;
-		if (nl) {
-			*nl = 0;
-			p = nl + 1;
-		} else
-			p = NULL;
-	}
 	struct sl_con_req rq = {.method = f[0], .target = f[1], .authorization = f[2], .accept_encoding = f[3],
 				.if_none_match = f[4], .body = f[5], .len = f[5] ? strlen(f[5]) : 0};
 	struct sl_con_resp rs = {0};

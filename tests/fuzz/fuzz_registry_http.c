@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "fields.h"
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -41,22 +43,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (!g_reg || ++g_runs % 500 == 0)
 		reopen();
-	char *buf = malloc(size + 1);
+	char *f[4];
+	char *buf = sl_fuzz_fields(data, size, f, 4);
 	if (!buf)
 		return 0;
-	memcpy(buf, data, size);
-	buf[size] = 0;
-	char *f[4] = {0};
-	char *p = buf;
-	for (int i = 0; i < 4 && p; i++) {
-		f[i] = p;
-		char *nl = i < 3 ? memchr(p, '\n', (size_t)(buf + size - p)) : NULL;
-		if (nl) {
-			*nl = 0;
-			p = nl + 1;
-		} else
-			p = NULL;
-	}
 	struct sl_http_auth a = {.token = "fuzz-token", .user = "admin", .password = "fuzz-pass"};
 	if (f[2])
 		sl_http_auth_ok(&a, f[2]);
