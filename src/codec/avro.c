@@ -16,9 +16,16 @@
 /* Nesting a datum may have (records in records, arrays of arrays): recursive schemas would otherwise let a payload
  * pick the stack depth. */
 #define MAX_DEPTH 64
-/* Items a datum may hold in all its arrays and maps: zero-byte items (null, empty records) cost no input bytes,
- * so the input length alone does not bound the work. */
+/* Items a datum may hold in all its arrays and maps. Zero-byte items (null, empty records) cost no input bytes, so
+ * the input length alone does not bound the work: a 10-byte datum can declare a million nulls. The bound is a
+ * million, and no more than 1024 plus 8 per byte of the datum, so the work stays proportional to the input. */
 #define MAX_ITEMS (1 << 20)
+#define ITEMS_PER_BYTE 8
+
+static size_t items_bound(size_t n)
+{
+	return n > (MAX_ITEMS - 1024) / ITEMS_PER_BYTE ? MAX_ITEMS : 1024 + ITEMS_PER_BYTE * n;
+}
 
 /* ---- the schema of a mapping ---- */
 
@@ -257,7 +264,7 @@ void sl_avro_reader_free(struct sl_avro_reader *rd)
 
 struct rd {
 	const unsigned char *p, *end, *start;
-	size_t items;
+	size_t items, max_items;
 	struct sl_err *err;
 	const char *field; /* the top-level field being read, for messages */
 };
@@ -356,8 +363,12 @@ static int next_block(struct rd *r, int64_t *count)
 		if ((rc = get_long(r, &size)))
 			return rc;
 	}
-	if ((uint64_t)*count > (uint64_t)(MAX_ITEMS - r->items))
-		return fail(r, SL_ETOOBIG, "more than 1048576 array/map items");
+	if ((uint64_t)*count > (uint64_t)(r->max_items - r->items)) {
+		char what[96];
+		snprintf(what, sizeof what, "more than %zu array/map items in a %td-byte datum", r->max_items,
+			 r->end - r->start);
+		return fail(r, SL_ETOOBIG, what);
+	}
 	r->items += (size_t)*count;
 	return 0;
 }
@@ -507,7 +518,7 @@ static int read_value(struct rd *r, const struct sl_avro *w, enum sl_type t, str
 int sl_avro_decode(const struct sl_avro_reader *rd, const void *p, size_t n, struct sl_record *rec,
 		   struct sl_arena *a, struct sl_err *err)
 {
-	struct rd r = {.p = p, .end = (const unsigned char *)p + n, .start = p, .err = err};
+	struct rd r = {.p = p, .end = (const unsigned char *)p + n, .start = p, .max_items = items_bound(n), .err = err};
 	const struct sl_avro *root = rd->ws->root;
 	int rc;
 	if ((rc = sl_record_init(rec, rd->rs, a, err)))
@@ -667,7 +678,7 @@ static int to_json(struct rd *r, const struct sl_avro *w, struct sl_buf *out, in
 
 int sl_avro_to_json(const struct sl_avro_reader *rd, const void *p, size_t n, struct sl_buf *out, struct sl_err *err)
 {
-	struct rd r = {.p = p, .end = (const unsigned char *)p + n, .start = p, .err = err};
+	struct rd r = {.p = p, .end = (const unsigned char *)p + n, .start = p, .max_items = items_bound(n), .err = err};
 	size_t mark = out->len;
 	int rc = to_json(&r, rd->ws->root, out, 0);
 	if (!rc && r.p != r.end)

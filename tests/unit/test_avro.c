@@ -202,6 +202,13 @@ static void test_hostile(void **state)
 	/* A huge block of zero-byte items: bounded work, not a loop over 2^62 items. */
 	static const unsigned char huge[] = {0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0x00, 0x00};
 	assert_int_equal(sl_avro_decode(rd, huge, sizeof huge, &r, &a, &err), SL_ETOOBIG);
+	/* The bound follows the datum's size: 1024 + 8 per byte. A 4-byte datum (a 2-byte count, the end of the array,
+	 * an empty string) holds 1056 nulls; 1057 is refused with the datum's size named. */
+	unsigned char nulls[] = {0xc0, 0x10, 0x00, 0x00}; /* zigzag(1056) = 2112: varint c0 10 */
+	assert_int_equal(sl_avro_decode(rd, nulls, sizeof nulls, &r, &a, &err), 0);
+	unsigned char more[] = {0xc2, 0x10, 0x00, 0x00}; /* 1057 */
+	assert_int_equal(sl_avro_decode(rd, more, sizeof more, &r, &a, &err), SL_ETOOBIG);
+	assert_non_null(strstr(err.msg, "4-byte datum"));
 	/* A negative string length and one past the end. */
 	static const unsigned char neg[] = {0x00, 0x01};
 	assert_int_equal(sl_avro_decode(rd, neg, sizeof neg, &r, &a, &err), SL_EINVAL);
