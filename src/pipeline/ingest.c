@@ -131,6 +131,45 @@ static int produce(struct ingest *in, struct sl_producer *prod, struct page_slot
 	}
 }
 
+/* Delivers what is queued before leaving. A run that ends by itself waits as long as a message may wait for its ack
+ * (kafka.message_timeout, 5 min by default; the embedded log holds its messages through a full disk for as long), so
+ * an outage shorter than that costs time, not records; a run told to stop waits at most 30 s. What is still
+ * undelivered then counts as failed: its page's cursor stays unsaved, the next run fetches it again, and the run
+ * ends non-zero saying so. */
+static void final_flush(struct ingest *in, struct sl_producer *prod, const struct sl_backend *be,
+			const volatile sig_atomic_t *stop)
+{
+	const double t0 = sl_mono_s(), patience = be->kafka && be->kc.message_timeout_ms > 0
+							? be->kc.message_timeout_ms / 1000.0 + 5
+							: 300;
+	double last_note = t0;
+	struct sl_err ferr = {0};
+	for (;;) {
+		double left = (stop && *stop ? 30 : patience) - (sl_mono_s() - t0);
+		if (left <= 0)
+			break;
+		memset(&ferr, 0, sizeof ferr);
+		if (prod->ops->flush(prod, left > 1 ? 1000 : (int)(left * 1000) + 1, &ferr) == 0)
+			break;
+		advance_cursor(in);
+		if (sl_mono_s() - last_note >= 10) {
+			last_note = sl_mono_s();
+			sl_info("ingest", "pipeline %s: waiting for %" PRId64 " records to be delivered (%.0f s so far): %s",
+				in->p->name, prod->ops->in_flight(prod), last_note - t0, ferr.msg);
+		}
+	}
+	prod->ops->poll(prod, 0);
+	advance_cursor(in);
+	int64_t undelivered = prod->ops->in_flight(prod);
+	if (undelivered > 0) {
+		in->st->delivery_failures += (uint64_t)undelivered;
+		sl_counter_add(in->m.delivery_failures, undelivered);
+		snprintf(in->last_error, sizeof in->last_error, "%s", ferr.msg);
+		sl_warn("ingest", "pipeline %s: giving up on %" PRId64 " undelivered records after %.0f s: %s",
+			in->p->name, undelivered, sl_mono_s() - t0, ferr.msg);
+	}
+}
+
 static void progress(const struct sl_pipeline *p, const struct sl_ingest_stats *st, double t0, bool final)
 {
 	double dt = sl_mono_s() - t0;
@@ -341,13 +380,7 @@ int sl_ingest_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run_
 	}
 out:
 	if (prod) {
-		struct sl_err ferr = {0};
-		/* Deliver what is queued before leaving, within a deadline; what cannot be delivered keeps its page's
-		 * cursor unsaved, so the next run fetches it again. */
-		if (prod->ops->flush(prod, 30000, &ferr))
-			sl_warn("ingest", "pipeline %s: %s", p->name, ferr.msg);
-		prod->ops->poll(prod, 0);
-		advance_cursor(&in);
+		final_flush(&in, prod, &be, o->stop);
 		prod->ops->destroy(prod);
 	}
 	if (src) {

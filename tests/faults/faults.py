@@ -660,7 +660,10 @@ def sc_disk_full(h, r):
         return
     data = os.path.join(r.dir, "data")
     os.makedirs(data, exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "sluice-faults", data], check=True)
+    # Room for the run's own data (log, table and their WALs: about 1.3 KiB a record) with some to spare, so that
+    # only the filler makes the disk full: 24 MiB for the short form's 5,000 records, 96 MiB for the long form's 20,000.
+    size_mib = max(24, 24 * r.n // 5000)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mib}m", "sluice-faults", data], check=True)
     r.cleanup = lambda: subprocess.run(["umount", "-l", data], check=False)
     full_for = 10 if h.short else 30
     cfg = embedded_config(r, rate=r.rate_for(25 if h.short else 60))
