@@ -98,7 +98,8 @@ struct sl_cql_options {
 	int request_timeout_ms;       /* 12000, per request unless the statement sets its own */
 	int heartbeat_interval_ms;    /* 30000: OPTIONS on an idle connection; 0 disables */
 	int idle_timeout_ms;          /* 60000: no answer to traffic or heartbeat for this long closes the connection */
-	int reconnect_base_ms;        /* 2000, doubling up to reconnect_max_ms (600000) */
+	int reconnect_base_ms;        /* 1000, doubling up to reconnect_max_ms (60000); with no host up and requests
+	                                 * waiting, every 2 s whatever the backoff */
 	int reconnect_max_ms;
 	int schema_agreement_ms;      /* 10000: how long DDL waits for all hosts to report the same schema version */
 	int max_inflight;             /* 4096: requests in flight per session (backpressure bound) */

@@ -20,6 +20,9 @@
 #include "cql/internal.h"
 #include "cql/types.h"
 
+/* How soon hosts are tried again when a request finds none up (see dispatch). */
+#define DEMAND_RECONNECT_MS 2000
+
 uint64_t sl_cql_now_ms(void)
 {
 	struct timespec ts;
@@ -38,8 +41,8 @@ void sl_cql_options_init(struct sl_cql_options *o)
 	o->request_timeout_ms = 12000;
 	o->heartbeat_interval_ms = 30000;
 	o->idle_timeout_ms = 60000;
-	o->reconnect_base_ms = 2000;
-	o->reconnect_max_ms = 600000;
+	o->reconnect_base_ms = 1000;
+	o->reconnect_max_ms = 60000;
 	o->schema_agreement_ms = 10000;
 	o->max_inflight = 4096;
 	o->consistency = SL_CQL_LOCAL_ONE;
@@ -310,6 +313,12 @@ static void dispatch(struct sl_cql_session *s, struct sl_cql_req *r)
 		pend(s, r);
 		return;
 	}
+	/* No host at all, and requests want one: whatever their backoff, the hosts are tried again within
+	 * DEMAND_RECONNECT_MS, so a node back from a long outage is found in seconds, not after a doubled backoff. */
+	uint64_t soon = sl_cql_now_ms() + DEMAND_RECONNECT_MS;
+	for (int i = 0; i < s->nhosts; i++)
+		if (s->hosts[i]->enabled && s->hosts[i]->nconns == 0 && s->hosts[i]->next_attempt_ms > soon)
+			s->hosts[i]->next_attempt_ms = soon;
 	char msg[400];
 	int n = snprintf(msg, sizeof msg, "no host available");
 	for (int i = 0; i < s->nhosts && n > 0 && (size_t)n < sizeof msg; i++)
@@ -1548,7 +1557,7 @@ int sl_cql_session_connect(struct sl_cql_session **out, const struct sl_cql_opti
 	if (s->o.idle_timeout_ms <= 0)
 		s->o.idle_timeout_ms = 60000;
 	if (s->o.reconnect_max_ms <= 0)
-		s->o.reconnect_max_ms = 600000;
+		s->o.reconnect_max_ms = 60000;
 	if (s->o.keyspace)
 		snprintf(s->keyspace, sizeof s->keyspace, "%s", s->o.keyspace);
 	if (s->o.local_dc)

@@ -36,6 +36,7 @@ struct slot {
 	char errmsg[SL_ERR_MSG_MAX];
 	int64_t backoff_ms;
 	double retry_at, started;
+	bool retry_when_up; /* failed while the sink could not reach its store: retried as soon as it can */
 	uint64_t rejected;
 };
 
@@ -415,7 +416,12 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 					s->backoff_ms, s->errmsg);
 				s->retry_at = sl_mono_s() + (double)s->backoff_ms / 1000.0;
 				s->backoff_ms = s->backoff_ms * 2 > 30000 ? 30000 : s->backoff_ms * 2;
-			} else if (sl_mono_s() >= s->retry_at) {
+				s->retry_when_up = sink->ops->available && !sink->ops->available(sink);
+			} else if (sl_mono_s() >= s->retry_at ||
+				   (s->retry_when_up && sink->ops->available(sink))) {
+				if (sl_mono_s() < s->retry_at)
+					sl_info("process", "pipeline %s: the sink's store is reachable again; retrying now",
+						p->name);
 				s->retry_at = 0;
 				s->err = 0;
 				submit_slot(&pr, sink, s);

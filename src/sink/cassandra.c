@@ -87,6 +87,7 @@ struct cbatch {
 	char last_error[SL_ERR_MSG_MAX];
 	int attempt;
 	double retry_at;
+	bool retry_when_up;       /* scheduled while no host was up: retried as soon as one is */
 };
 
 struct cass_sink {
@@ -108,6 +109,13 @@ struct cass_sink {
 	struct cbatch *active, *active_tail;
 	uint64_t rng;
 };
+
+static int hosts_up(struct cass_sink *s)
+{
+	struct sl_cql_session_stats st;
+	sl_cql_session_stats(s->session, &st);
+	return st.hosts_up;
+}
 
 static double mono_s(void)
 {
@@ -466,10 +474,11 @@ static int settle(struct cass_sink *s, struct cbatch *cb)
 		s->rng = s->rng * 6364136223846793005ULL + 1442695040888963407ULL;
 		double u = (double)(s->rng >> 11) / 9007199254740992.0;
 		cb->retry_at = mono_s() + u * (base < cap ? base : cap);
+		cb->retry_when_up = hosts_up(s) == 0;
 		sl_warn("cassandra", "sink %s: %zu rows failed (try %d of %" PRId64 "), retrying: %s", s->fq, cb->nretry,
 			cb->attempt, s->cc.max_attempts, cb->last_error);
 	}
-	if (mono_s() < cb->retry_at)
+	if (mono_s() < cb->retry_at && !(cb->retry_when_up && hosts_up(s) > 0))
 		return 0;
 	cb->retry_at = 0;
 	cb->attempt++;
@@ -581,6 +590,11 @@ static int64_t cs_count(struct sl_sink *bs, struct sl_err *err)
 	return n;
 }
 
+static int cs_available(struct sl_sink *bs)
+{
+	return hosts_up((struct cass_sink *)bs) > 0;
+}
+
 static void cs_destroy(struct sl_sink *bs)
 {
 	struct cass_sink *s = (struct cass_sink *)bs;
@@ -610,6 +624,7 @@ static const struct sl_sink_ops cassandra_ops = {
 	.poll = cs_poll,
 	.stored_offset = cs_stored_offset,
 	.count = cs_count,
+	.available = cs_available,
 	.destroy = cs_destroy,
 };
 

@@ -51,6 +51,9 @@ struct sl_sink_ops {
 	int (*stored_offset)(struct sl_sink *s, const char *group, const char *topic, int32_t partition, int64_t *out);
 	/* Rows in the table (for summaries and tests); negative SL_E* when unknown. */
 	int64_t (*count)(struct sl_sink *s, struct sl_err *err);
+	/* Optional: whether the store can be reached now (1) or not (0). The processor retries batches that failed
+	 * while it could not as soon as it can again, instead of waiting out their backoff. */
+	int (*available)(struct sl_sink *s);
 	void (*destroy)(struct sl_sink *s);
 };
 

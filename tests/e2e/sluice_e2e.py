@@ -398,18 +398,23 @@ def headers_dict(h):
 
 # ---- Cassandra --------------------------------------------------------------------------------------------------
 
-_cluster = None
+_cluster = _session = None
+_session_lock = threading.Lock()
 
 
 def cql_session():
-    global _cluster
+    """One driver session for the test process (a session per call would open a pool per call)."""
+    global _cluster, _session
     from cassandra.cluster import Cluster
     from cassandra.policies import ConstantReconnectionPolicy
-    if _cluster is None:
-        # a constant 1 s: after a test stopped Cassandra, the driver must not wait out an exponential backoff
-        _cluster = Cluster([CASSANDRA], connect_timeout=20, control_connection_timeout=20,
-                           reconnection_policy=ConstantReconnectionPolicy(1.0))
-    return _cluster.connect()
+    with _session_lock:
+        if _session is None:
+            # a constant 1 s, and no limit on attempts (the policy's default gives up after 64): after a test
+            # stopped Cassandra for a minute or more, the driver must find the node again as soon as it is back
+            _cluster = Cluster([CASSANDRA], connect_timeout=20, control_connection_timeout=20,
+                               reconnection_policy=ConstantReconnectionPolicy(1.0, max_attempts=None))
+            _session = _cluster.connect()
+        return _session
 
 
 def table_rows(keyspace, table="created_users"):

@@ -129,6 +129,7 @@ class Monitor:
     def __init__(self, count_fn, every=0.5):
         self.count_fn, self.every = count_fn, every
         self.samples = []
+        self.last_error = None  # why the last unreadable sample was, for the failure message
         self._stop = threading.Event()
         self.t = threading.Thread(target=self._run, daemon=True)
         self.t.start()
@@ -137,8 +138,9 @@ class Monitor:
         while not self._stop.is_set():
             try:
                 c = self.count_fn()
-            except Exception:
+            except Exception as e:
                 c = None
+                self.last_error = f"{type(e).__name__}: {e}"
             self.samples.append((time.time(), c))
             self._stop.wait(self.every)
 
@@ -364,7 +366,9 @@ class Run:
         cfg = self.config(rate=self.rate_for(span))
         self.monitor()
         ing, proc = self.start("ingest", cfg), self.start("process", cfg)
-        check(self.mon.wait_for(self.n // 5, 60, [ing, proc]), f"no rows before {before}")
+        check(self.mon.wait_for(self.n // 5, 60, [ing, proc]),
+              f"no {self.n // 5} rows before {before} (table count {self.mon.last()}, last count error "
+              f"{self.mon.last_error}; ingest alive {ing.alive()}, process alive {proc.alive()})")
         return ing, proc
 
     def rate_for(self, seconds):
