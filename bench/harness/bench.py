@@ -157,12 +157,12 @@ def committed(group, topic):
         return 0
 
 
-def pipeline_yaml(topic, count, sink_type, group, data_dir, rate=0):
+def pipeline_yaml(topic, count, sink_type, group, data_dir, rate=0, page=1000):
     return f"""data_dir: {data_dir}
 log_level: warn
 pipelines:
   users:
-    source: {{ type: generate, seed: 42, count: {count}, page_size: 1000, rate: {rate} }}
+    source: {{ type: generate, seed: 42, count: {count}, page_size: {page}, rate: {rate} }}
     topic: {topic}
     partitions: {PARTITIONS}
     group: {group}
@@ -194,9 +194,13 @@ def write(path, text):
 
 
 def produce(topic, count, rate=0):
-    """sluice ingest with the generate source; a fresh data_dir so the generator starts over."""
+    """sluice ingest with the generate source; a fresh data_dir so the generator starts over. Paced (rate > 0), the
+    records go out in pages of a hundredth of the rate (at least 10), about every 10 ms: a steady offered load, not
+    bursts of a thousand records that any sink takes tens of milliseconds to write."""
     d = tempfile.mkdtemp(dir=RUN, prefix="ingest-")
-    cfg = write(os.path.join(d, "ingest.yaml"), pipeline_yaml(topic, count, "discard", "unused", os.path.join(d, "data"), rate))
+    page = max(10, int(rate) // 100) if rate else 1000
+    cfg = write(os.path.join(d, "ingest.yaml"),
+                pipeline_yaml(topic, count, "discard", "unused", os.path.join(d, "data"), rate, page))
     t0 = time.time()
     r = subprocess.run([SLUICE, "--log-level", "warn", "ingest", "users", "-c", cfg, "--count", str(count)],
                        capture_output=True, text=True)
@@ -659,7 +663,8 @@ def report(summary, ceil, lat, meta):
         L.append(f"- `sluice ingest` (generate source) filled the topic at {N / ceil['ingest_s']:,.0f} records/s")
     L.append("")
     if lat:
-        L.append(f"End-to-end latency at a fixed offered load (records/s for {LAT_SECONDS} s by `sluice ingest`; "
+        L.append(f"End-to-end latency at a fixed offered load (records/s for {LAT_SECONDS} s by `sluice ingest`, in "
+                 "pages of a hundredth of the rate, so about every 10 ms; "
                  "a row's latency is its Cassandra write time minus its Kafka timestamp; the first "
                  f"{LAT_WARMUP} s of the stream, with the consumer group's join, are not counted). Every contender at "
                  f"{LAT_RATE:,} records/s, a load the Spark job keeps up with; sluice also at half its own median "

@@ -19,6 +19,8 @@ from bench import timed, replace_section  # noqa: E402  (bench/ingest/bench.py)
 SEED = 42
 STATE = os.path.join(ROOT, ".cache", "services", "state")
 TICK = os.sysconf("SC_CLK_TCK")
+# lz4 on the CQL wire for both the processor and the CQL bench (the processor's default is on): CQL_LZ4=0 for off
+LZ4 = os.environ.get("CQL_LZ4", "1") != "0"
 
 
 def service_cpu(name):
@@ -33,14 +35,71 @@ def service_cpu(name):
         return None
 
 
+# Cassandra's threads by what they do, from their names (/proc/PID/task/TID/comm, 15 characters at most).
+THREAD_GROUPS = [
+    ("requests (native transport)", re.compile(r"^(Native-Transpor|epollEventLoop|Messaging)")),
+    ("writes (MutationStage)", re.compile(r"^MutationStage")),
+    ("commit log", re.compile(r"^(COMMIT-LOG|PERIODIC-COMMIT|GROUP-COMMIT|BATCH-COMMIT)")),
+    ("memtable flush", re.compile(r"^(MemtableFlush|PerDiskMemtable|MemtablePostFlu|MemtableReclaim|SlabPool)")),
+    ("compaction", re.compile(r"^Compaction")),
+    ("GC and JIT", re.compile(r"^(GC Thread|G1 |VM Thread|C[12] CompilerThre|Sweeper)")),
+]
+
+
+def service_pid(name):
+    try:
+        with open(os.path.join(STATE, name, "pid")) as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def thread_cpu(pid):
+    """{tid: (name, CPU seconds)} for a process's live threads."""
+    out = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                name = f.read().strip()
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            out[tid] = (name, (int(fields[11]) + int(fields[12])) / TICK)
+        except (OSError, ValueError, IndexError):
+            pass
+    return out
+
+
+def thread_groups(before, after, total):
+    """CPU seconds per THREAD_GROUPS entry between two thread_cpu() samples; what threads that ended took (their
+    time is in the process's total but no longer in a thread of it) and what matches no group go to 'other'."""
+    used = {g: 0.0 for g, _ in THREAD_GROUPS}
+    for tid, (name, cpu) in after.items():
+        d = cpu - before.get(tid, (name, 0.0))[1]
+        for g, rx in THREAD_GROUPS:
+            if rx.match(name):
+                used[g] += d
+                break
+    used["other (and threads that ended)"] = max(0.0, total - sum(used.values())) if total is not None else None
+    return used
+
+
 def jvm_cpu_during(fn):
-    """Runs fn(); returns its result and the CPU seconds Kafka's and Cassandra's JVMs used meanwhile."""
+    """Runs fn(); returns its result and the CPU seconds Kafka's and Cassandra's JVMs used meanwhile, with Cassandra's
+    split by thread group under 'cassandra_threads'."""
     before = {s: service_cpu(s) for s in ("kafka", "cassandra")}
+    cpid = service_pid("cassandra")
+    tb = thread_cpu(cpid) if cpid else {}
     r = fn()
+    ta = thread_cpu(cpid) if cpid else {}
     used = {}
     for s, b in before.items():
         a = service_cpu(s)
         used[s] = a - b if a is not None and b is not None else None
+    used["cassandra_threads"] = thread_groups(tb, ta, used["cassandra"]) if ta else None
     return r, used
 
 
@@ -71,8 +130,9 @@ def main():
                 f"      count: {n}\n      page_size: 100\n    topic: {topic}\n    partitions: 3\n"
                 f"{e2e.MAPPING_YAML}    sink:\n      keyspace: {ks}\n      table: created_users\n"
                 f"      primary_key: [id]\n"
-                f"kafka:\n  brokers: {e2e.BROKERS}\ncassandra:\n  contact_points: [{e2e.CASSANDRA}]\n")
-    out = {"records": n}
+                f"kafka:\n  brokers: {e2e.BROKERS}\ncassandra:\n  contact_points: [{e2e.CASSANDRA}]\n"
+                f"  compression: {'true' if LZ4 else 'false'}\n")
+    out = {"records": n, "lz4": LZ4}
     try:
         rc, wall, _, _ = timed([sluice, "--log-level", "warn", "ingest", "-c", cfg], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
@@ -88,7 +148,8 @@ def main():
         m = re.search(r"\(([0-9]+) records/s while streaming\)", stdout)
         out["processor"] = {"seconds": wall, "rows_per_s": n / wall, "cpu_s": cpu, "cpu_us_per_row": 1e6 * cpu / n,
                             "peak_rss_mib": rss / 1024, "streaming_rows_per_s": float(m.group(1)) if m else None,
-                            "kafka_cpu_s": jvm["kafka"], "cassandra_cpu_s": jvm["cassandra"]}
+                            "kafka_cpu_s": jvm["kafka"], "cassandra_cpu_s": jvm["cassandra"],
+                            "cassandra_threads": jvm["cassandra_threads"]}
         # the node's ceiling: sluice's CQL bench at high concurrency, best of two
         bench_cql = os.path.join(ROOT, "build", "bench_cql")
         cql("CREATE KEYSPACE IF NOT EXISTS sl_bench_cql WITH replication = "
@@ -101,11 +162,12 @@ def main():
         for conc in (256, 1024):
             cql("TRUNCATE sl_bench_cql.created_users")
             proc, jvm = jvm_cpu_during(lambda: subprocess.run(
-                [bench_cql, e2e.CASSANDRA, "9042", str(crows), str(conc)], capture_output=True, text=True,
-                check=True))
+                [bench_cql, e2e.CASSANDRA, "9042", str(crows), str(conc)] + (["lz4"] if LZ4 else []),
+                capture_output=True, text=True, check=True))
             r = json.loads(proc.stdout.strip().splitlines()[-1])
             r["concurrency"] = conc
             r["kafka_cpu_s"], r["cassandra_cpu_s"] = jvm["kafka"], jvm["cassandra"]
+            r["cassandra_threads"] = jvm["cassandra_threads"]
             out.setdefault("ceiling_runs", []).append(r)
             if best is None or r["rows_per_s"] > best["rows_per_s"]:
                 best = r
@@ -126,9 +188,9 @@ def main():
                  f"`sluice process --drain` from a pre-filled 3-partition topic of {n:,} seed records (JSON, written "
                  f"by `sluice ingest` from the `generate` source) into the seed table (uuid key + 11 text columns) on "
                  f"the local Cassandra 5.0 node, default settings (batches of 1000 records / 4 MiB / 200 ms, 4 in "
-                 f"flight, 2048 requests in flight, LOCAL_QUORUM); the node's ceiling in the same run is the best of "
-                 f"sluice's CQL bench (bench/cql/bench_cql.c, prepared single-row inserts, async) at concurrency 256 "
-                 f"and 1024 over {crows:,} rows. All on one {os.cpu_count()}-CPU machine: Kafka, Cassandra and the "
+                 f"flight, 2048 requests in flight, LOCAL_QUORUM, lz4 {'on' if LZ4 else 'off'}); the node's ceiling in the same run is the best of "
+                 f"sluice's CQL bench (bench/cql/bench_cql.c, prepared single-row inserts, async, lz4 {'on' if LZ4 else 'off'} "
+                 f"as for the processor) at concurrency 256 and 1024 over {crows:,} rows. All on one {os.cpu_count()}-CPU machine: Kafka, Cassandra and the "
                  f"client share it. Rows counted after the run: {n:,}. CPU per row is each party's user+system "
                  f"time over the run divided by the rows.", "",
                  "| what | rows/s | client CPU µs/row | Cassandra CPU µs/row | Kafka CPU µs/row | peak RSS |",
@@ -160,6 +222,14 @@ def main():
                       f"spent {us(p['cassandra_cpu_s'], n)} µs per row of the processor's writes against "
                       f"{us(c['cassandra_cpu_s'], c['rows'])} for the CQL bench's (the same row shape; the runs share "
                       f"the node with whatever else the machine does, so this moves from run to run)."]
+        pt, ct = p.get("cassandra_threads"), c.get("cassandra_threads")
+        if pt and ct:
+            lines += ["", "Cassandra's CPU per row by thread group (each thread's time from /proc over the run; "
+                      "threads that ended during the run are in 'other'):", "",
+                      f"| Cassandra threads | processor µs/row | CQL bench (concurrency {c['concurrency']}) µs/row |",
+                      "|---|---|---|"]
+            for g in pt:
+                lines.append(f"| {g} | {us(pt[g], n)} | {us(ct.get(g), c['rows'])} |")
         lines.append("<!-- process-bench:end -->")
         replace_section(os.path.join(ROOT, "docs", "benchmarks.md"), "process-bench", "\n".join(lines))
 
