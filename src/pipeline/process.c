@@ -42,6 +42,10 @@ struct slot {
 
 struct proc {
 	struct sl_pipeline *p;
+	struct sl_conf *c;
+	struct sl_backend *be;
+	/* Opened at the first record to dead-letter: a clean stream has none, and an idle Kafka producer still costs
+	 * three threads and their heaps (~1 MiB of the processor's peak RSS, docs/benchmarks.md). */
 	struct sl_producer *dlq;
 	struct sl_process_stats *st;
 	int64_t dlq_outstanding, dlq_failed;
@@ -68,6 +72,8 @@ static int to_dlq(struct proc *pr, const struct sl_msg *m, const char *stage, co
 	struct sl_msg d = {.topic = pr->p->dlq_topic, .partition = -1, .key = m->key, .key_len = m->key_len,
 			   .value = m->value, .value_len = m->value_len, .headers = h, .n_headers = 6};
 	int rc;
+	if (!pr->dlq && (rc = sl_backend_producer(pr->be, pr->c, on_dlq_delivery, pr, &pr->dlq, err)))
+		return rc;
 	while ((rc = pr->dlq->ops->produce(pr->dlq, &d, NULL, 1000, err)) == SL_EFULL)
 		pr->dlq->ops->poll(pr->dlq, 100);
 	if (rc == 0) {
@@ -248,9 +254,9 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 		   struct sl_process_stats *st, struct sl_err *err)
 {
 	memset(st, 0, sizeof *st);
-	struct proc pr = {.p = p, .st = st};
-	sl_pipeline_metrics(p->name, &pr.m);
 	struct sl_backend be;
+	struct proc pr = {.p = p, .c = c, .be = &be, .st = st};
+	sl_pipeline_metrics(p->name, &pr.m);
 	struct sl_consumer *cons = NULL;
 	struct sl_sink *sink = NULL;
 	struct sl_json_parser *jp = NULL;
@@ -285,7 +291,6 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 	if ((rc = sl_backend_ensure_topic(&be, c, p->topic, (int)p->partitions, (int)p->replication, err)) ||
 	    (rc = sl_backend_ensure_topic(&be, c, p->dlq_topic, 1, (int)p->replication, err)) ||
 	    (rc = sl_backend_consumer(&be, c, p->group, p->topic, &cons, err)) ||
-	    (rc = sl_backend_producer(&be, c, on_dlq_delivery, &pr, &pr.dlq, err)) ||
 	    (rc = sl_json_parser_new(&jp, (size_t)p->max_record_bytes * 2, SL_JSON_DEFAULT_MAX_DEPTH, err)))
 		goto out;
 	/* A database that is not up yet (a restart, a deploy in the wrong order) is waited for, with backoff; a
