@@ -785,6 +785,11 @@ if __name__ == "__main__":
             log(f"latency: {name} at {LAT_RATE} rec/s")
             res["latency"][name] = latency(name)
             log(f"  {json.dumps({k: v for k, v in (res['latency'][name] or {}).items() if k != 'cdf'})}")
+        half = half_load(res["summary"])
+        if LAT_HALF and half and "sluice" in CONTENDERS:
+            log(f"latency: sluice at half its drain rate, {half} rec/s")
+            res["latency"][HALF_KEY] = latency("sluice", half)
+            log(f"  {json.dumps({k: v for k, v in (res['latency'][HALF_KEY] or {}).items() if k != 'cdf'})}")
         json.dump(res, open(os.path.join(C, "results.json"), "w"), indent=1)
         plots(res["summary"], res["latency"])
         write_doc(report(res["summary"], res["ceilings"], res["latency"], res["meta"]))
