@@ -19,8 +19,9 @@ from bench import timed, replace_section  # noqa: E402  (bench/ingest/bench.py)
 SEED = 42
 STATE = os.path.join(ROOT, ".cache", "services", "state")
 TICK = os.sysconf("SC_CLK_TCK")
-# lz4 on the CQL wire for both the processor and the CQL bench (the processor's default is on): CQL_LZ4=0 for off
-LZ4 = os.environ.get("CQL_LZ4", "1") != "0"
+# lz4 on the CQL wire, for both the processor and the CQL bench: off by default, as the processor's default is;
+# CQL_LZ4=1 for on
+LZ4 = os.environ.get("CQL_LZ4", "0") == "1"
 
 
 def service_cpu(name):

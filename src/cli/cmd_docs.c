@@ -8,6 +8,7 @@
 #include "pipeline/pipeline.h"
 #include "sink/sink.h"
 #include "source/source.h"
+#include "topic/topic.h"
 
 int sl_cli_config_doc(int argc, char **argv)
 {
@@ -22,6 +23,9 @@ int sl_cli_config_doc(int argc, char **argv)
 	sl_conf_doc_markdown(stdout);
 	printf("\n## Sources\n");
 	sl_opt_doc_markdown(sl_source_generate_opts, "pipelines.<name>.source (type: generate)", stdout);
+	printf("\n## Connections\n");
+	sl_opt_doc_markdown(sl_kafka_opts, "kafka", stdout);
+	sl_opt_doc_markdown(sl_cassandra_opts, "cassandra", stdout);
 	printf("\n## Console\n");
 	sl_opt_doc_markdown(sl_console_opts, "console", stdout);
 	return 0;

@@ -33,7 +33,9 @@ const struct sl_opt sl_cassandra_opts[] = {
 	 "user for PasswordAuthenticator"},
 	{"password_env", SL_OPT_STRING, NULL, offsetof(struct sl_cassandra_conf, password_env),
 	 "environment variable holding the password (never put the password in the file)"},
-	{"compression", SL_OPT_BOOL, "true", offsetof(struct sl_cassandra_conf, compression), "lz4 on the wire"},
+	{"compression", SL_OPT_BOOL, "false", offsetof(struct sl_cassandra_conf, compression),
+	 "lz4 on the wire: fewer bytes over a slow link, but every node spends CPU on each request (about a quarter more "
+	 "per row on a CPU-bound node, docs/benchmarks.md)"},
 	{"tls", SL_OPT_BOOL, "false", offsetof(struct sl_cassandra_conf, tls), "TLS to the nodes"},
 	{"tls_ca_file", SL_OPT_STRING, NULL, offsetof(struct sl_cassandra_conf, tls_ca_file),
 	 "CA bundle (PEM) that verifies the nodes' certificates (default: the system's CA store; always verified)"},
