@@ -115,6 +115,9 @@ def run_capture(cmd):
 
 
 WARM_ROWS = int(os.environ.get("WARM_ROWS", "300000"))
+# PROC_IN_FLIGHT=N sets the processor's batch.in_flight (batches written at once) for an A/B; default: sluice's
+BATCH_YAML = (f"    batch: {{ in_flight: {int(os.environ['PROC_IN_FLIGHT'])} }}\n"
+              if os.environ.get("PROC_IN_FLIGHT") else "")
 
 
 def cql_bench(rows, conc):
@@ -138,7 +141,7 @@ def main():
     with open(cfg, "w") as f:
         f.write(f"data_dir: {tmp}/data\npipelines:\n  users:\n    source:\n      type: generate\n      seed: {SEED}\n"
                 f"      count: {n}\n      page_size: 100\n    topic: {topic}\n    partitions: 3\n"
-                f"{e2e.MAPPING_YAML}    sink:\n      keyspace: {ks}\n      table: created_users\n"
+                f"{e2e.MAPPING_YAML}{BATCH_YAML}    sink:\n      keyspace: {ks}\n      table: created_users\n"
                 f"      primary_key: [id]\n"
                 f"kafka:\n  brokers: {e2e.BROKERS}\ncassandra:\n  contact_points: [{e2e.CASSANDRA}]\n"
                 f"  compression: {'true' if LZ4 else 'false'}\n")
