@@ -119,13 +119,6 @@ static int hosts_up(struct cass_sink *s)
 	return st.hosts_up;
 }
 
-static double mono_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static const char *cql_type(enum sl_type t)
 {
 	switch (t) {
@@ -475,12 +468,12 @@ static int settle(struct cass_sink *s, struct cbatch *cb)
 		double base = 0.1 * (double)(1u << (cb->attempt < 16 ? cb->attempt : 16));
 		s->rng = s->rng * 6364136223846793005ULL + 1442695040888963407ULL;
 		double u = (double)(s->rng >> 11) / 9007199254740992.0;
-		cb->retry_at = mono_s() + u * (base < cap ? base : cap);
+		cb->retry_at = sl_mono_s() + u * (base < cap ? base : cap);
 		cb->retry_when_up = hosts_up(s) == 0;
 		sl_warn("cassandra", "sink %s: %zu rows failed (try %d of %" PRId64 "), retrying: %s", s->fq, cb->nretry,
 			cb->attempt, s->cc.max_attempts, cb->last_error);
 	}
-	if (mono_s() < cb->retry_at && !(cb->retry_when_up && hosts_up(s) > 0))
+	if (sl_mono_s() < cb->retry_at && !(cb->retry_when_up && hosts_up(s) > 0))
 		return 0;
 	cb->retry_at = 0;
 	cb->attempt++;
