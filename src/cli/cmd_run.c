@@ -127,6 +127,8 @@ static void print_process(const struct sl_pipeline *p, const struct sl_process_s
 	if (st->table_rows >= 0)
 		printf("  table %s.%s has %" PRId64 " rows; look at them with:\n    %s\n", p->sink.keyspace, p->sink.table,
 		       st->table_rows, st->where);
+	else if (st->where[0])
+		printf("  rows are in %s.%s; look at them with:\n    %s\n", p->sink.keyspace, p->sink.table, st->where);
 }
 
 /* After a SIGHUP: the new config replaces c when it loads; otherwise c stays. Returns true to run again. */

@@ -69,8 +69,9 @@ void sl_schema_free(struct sl_schema *s)
 
 int sl_schema_find(const struct sl_schema *s, const char *name, size_t len)
 {
+	/* strncmp stops at the end of the shorter name; the NUL check makes it an exact match (no strlen per field) */
 	for (size_t i = 0; i < s->n; i++)
-		if (strlen(s->fields[i].name) == len && !memcmp(s->fields[i].name, name, len))
+		if (!strncmp(s->fields[i].name, name, len) && s->fields[i].name[len] == '\0')
 			return (int)i;
 	return -1;
 }
@@ -202,14 +203,16 @@ void sl_uuid_format(const uint8_t u[16], char out[SL_UUID_STR_LEN + 1])
 	*o = '\0';
 }
 
-static int hexval(unsigned char c)
+/* Hex digit values, -1 for anything else: a table, as every uuid column of every record is parsed here. */
+static const int8_t hexval_tab[256] = {
+	['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5, ['5'] = 6, ['6'] = 7, ['7'] = 8, ['8'] = 9, ['9'] = 10,
+	['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+	['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
+};
+
+static inline int hexval(unsigned char c)
 {
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c |= 0x20;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
+	return hexval_tab[c] - 1; /* stored +1 so that the zero-filled rest reads as -1 */
 }
 
 int sl_uuid_parse(const char *s, size_t n, uint8_t out[16])

@@ -294,6 +294,8 @@ int sl_cql_conn_send(struct sl_cql_conn *c, struct sl_cql_req *r)
 		c->head = r;
 	c->tail = r;
 	c->inflight++;
+	if (r->deadline_ms && (!c->next_deadline_ms || r->deadline_ms < c->next_deadline_ms))
+		c->next_deadline_ms = r->deadline_ms;
 	return 0;
 }
 
@@ -646,8 +648,16 @@ void sl_cql_conn_tick(struct sl_cql_conn *c, uint64_t now)
 		}
 		return;
 	}
-	for (struct sl_cql_req *r = c->head, *next; r; r = next) {
+	/* Walking thousands of requests in flight every tick cost the I/O thread more than their responses: walk
+	 * only once the earliest deadline may have passed, and note the next earliest on the way. */
+	uint64_t next_deadline = 0;
+	bool walk = c->next_deadline_ms && now >= c->next_deadline_ms;
+	if (walk)
+		c->next_deadline_ms = 0; /* what is sent meanwhile (a retry from a callback) notes its own */
+	for (struct sl_cql_req *r = walk ? c->head : NULL, *next; r; r = next) {
 		next = r->next;
+		if (r->deadline_ms && now < r->deadline_ms && (!next_deadline || r->deadline_ms < next_deadline))
+			next_deadline = r->deadline_ms;
 		if (r->deadline_ms && now >= r->deadline_ms) {
 			unlink_req(c, r);
 			c->streams[r->stream] = ORPHAN;
@@ -663,6 +673,8 @@ void sl_cql_conn_tick(struct sl_cql_conn *c, uint64_t now)
 				return;
 		}
 	}
+	if (walk && next_deadline && (!c->next_deadline_ms || next_deadline < c->next_deadline_ms))
+		c->next_deadline_ms = next_deadline;
 	if (c->orphans > SL_CQL_MAX_STREAMS / 4) {
 		sl_cql_conn_close(c, SL_ETIMEDOUT, "too many requests timed out on this connection");
 		return;

@@ -48,6 +48,7 @@ struct sl_cql_prepared {
 	uint8_t id[64];
 	uint16_t idlen;
 	char keyspace[64];                /* for token-aware routing */
+	char desc[SL_CQL_DESC_MAX];       /* the statement for error messages, made once (requests point here) */
 };
 
 /* A bound value slot: off/len into the statement's values buffer; len -1 null, -2 unset. */
@@ -121,11 +122,19 @@ struct sl_cql_req {
 	int plan[SL_CQL_MAX_PLAN], nplan, plan_pos;
 	struct sl_cql_conn *conn;
 	int stream;
-	char desc[SL_CQL_DESC_MAX];       /* the statement, for error messages */
+	char desc[SL_CQL_DESC_MAX];       /* the statement, for error messages ... */
+	const char *desc_ref;             /* ... or one that outlives the request (a prepared statement's) */
 	char sv[40];                      /* schema agreement: the coordinator's schema version */
 	uint64_t agree_deadline_ms;
 	bool refresh_boot;                /* ring refresh: part of the session's bootstrap */
 };
+
+/* The request's statement for messages: an EXECUTE points at its prepared statement's description instead of
+ * formatting its own on every request (the hot path). */
+static inline const char *sl_cql_req_desc(const struct sl_cql_req *r)
+{
+	return r->desc_ref ? r->desc_ref : r->desc;
+}
 
 enum sl_cql_conn_state {
 	SL_CQL_CONN_CONNECTING, SL_CQL_CONN_TLS, SL_CQL_CONN_STARTUP, SL_CQL_CONN_AUTH, SL_CQL_CONN_USE,
@@ -148,6 +157,7 @@ struct sl_cql_conn {
 	int16_t *free_ids;
 	int nfree;
 	int inflight, orphans;
+	uint64_t next_deadline_ms;         /* no request in flight expires before this: tick skips its scan */
 	struct sl_cql_req *head, *tail;   /* in-flight, oldest first */
 	uint64_t opened_ms, last_read_ms, last_write_ms;
 	bool heartbeat_out;

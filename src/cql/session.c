@@ -143,7 +143,7 @@ static void fail(struct sl_cql_session *s, struct sl_cql_req *r, int code, int32
 		 const char *msg)
 {
 	struct sl_err e;
-	sl_err_set(&e, code, "\"%s\": %s", r->desc, msg);
+	sl_err_set(&e, code, "\"%s\": %s", sl_cql_req_desc(r), msg);
 	complete(s, r, code, &e, server_code, retryable, NULL, NULL);
 }
 
@@ -409,7 +409,7 @@ static void reprepare_done(struct sl_cql_session *s, struct sl_cql_req *rp, int 
 	sl_cql_result_free(res);
 	atomic_fetch_add(&s->st_reprepares, 1);
 	sl_info("cql", "re-prepared statement after UNPREPARED host=%s statement=\"%s\"", s->hosts[rp->target]->name,
-		r->desc);
+		sl_cql_req_desc(r));
 	dispatch(s, r);
 }
 
@@ -439,7 +439,7 @@ static void reprepare(struct sl_cql_session *s, struct sl_cql_conn *c, struct sl
 	rp->parent = r;
 	rp->prepared = p;
 	rp->target = c->host;
-	snprintf(rp->desc, sizeof rp->desc, "PREPARE %s", r->desc);
+	snprintf(rp->desc, sizeof rp->desc, "PREPARE %s", sl_cql_req_desc(r));
 	/* The retried request goes back to the host that did not know the statement. */
 	r->nplan = 0;
 	r->target = r->target >= 0 ? r->target : -1;
@@ -461,7 +461,7 @@ static void agree_finish(struct sl_cql_session *s, struct sl_cql_req *r, bool ag
 	res->schema_agreed = agreed;
 	if (!agreed)
 		sl_warn("cql", "schema agreement not reached within %d ms statement=\"%s\"", s->o.schema_agreement_ms,
-			r->desc);
+			sl_cql_req_desc(r));
 	complete(s, r, 0, NULL, -1, false, res, NULL);
 }
 
@@ -1109,10 +1109,10 @@ static void on_set_keyspace(struct sl_cql_session *s, struct sl_cql_conn *from, 
 			if (c == from || c->state != SL_CQL_CONN_READY)
 				continue;
 			struct sl_cql_req *r = internal_query(s, q, i, use_done, NULL);
+			if (r)
+				r->deadline_ms = sl_cql_now_ms() + (uint64_t)s->o.request_timeout_ms;
 			if (r && sl_cql_conn_send(c, r) != 0)
 				sl_cql_req_free(r);
-			else if (r)
-				r->deadline_ms = sl_cql_now_ms() + (uint64_t)s->o.request_timeout_ms;
 		}
 }
 
@@ -1664,7 +1664,7 @@ static struct sl_cql_future *submit(struct sl_cql_session *s, struct sl_cql_req 
 	int rc = acquire_slot(s, timeout);
 	if (rc < 0) {
 		struct sl_err e;
-		sl_err_set(&e, rc, "\"%s\": %s", r->desc,
+		sl_err_set(&e, rc, "\"%s\": %s", sl_cql_req_desc(r),
 			   rc == SL_EFULL ? "too many requests in flight (max_inflight)"
 					  : "no request slot freed within the request timeout");
 		sl_cql_req_free(r);

@@ -191,6 +191,7 @@ struct sl_cql_prepared *sl_cql_prepared_from_result(const char *query, struct sl
 		return NULL;
 	p->query_len = strlen(query);
 	p->query = strdup(query);
+	sl_cql_describe(p->desc, query, p->query_len);
 	if (!p->query || res->prepared_id_len > sizeof p->id) {
 		free(p->query);
 		free(p);
@@ -585,6 +586,12 @@ int sl_cql_statement_encode(const struct sl_cql_statement *st, int default_cl, s
 {
 	struct sl_buf vals;
 	sl_buf_init(&vals);
+	/* Sized once: growing two buffers by doubling cost every request a few reallocs and copies. */
+	size_t need = 0;
+	for (int i = 0; i < st->nvalues; i++)
+		need += 4 + (st->slots[i].len > 0 ? (size_t)st->slots[i].len : 0);
+	sl_buf_reserve(&vals, need);
+	sl_buf_reserve(&r->body, need + 128 + (st->prepared ? 0 : st->query_len));
 	encode_values(st, &vals);
 	struct sl_cql_qparams q = {
 		.consistency = st->consistency >= 0 ? st->consistency : default_cl,
@@ -604,7 +611,7 @@ int sl_cql_statement_encode(const struct sl_cql_statement *st, int default_cl, s
 		pthread_mutex_unlock(&p->mu);
 		r->opcode = SL_CQL_OP_EXECUTE;
 		r->prepared = p;
-		sl_cql_describe(r->desc, p->query, p->query_len);
+		r->desc_ref = p->desc;
 		snprintf(r->keyspace, sizeof r->keyspace, "%s", p->keyspace);
 	} else {
 		sl_cql_enc_query(&r->body, st->query, st->query_len, &q);
@@ -615,7 +622,7 @@ int sl_cql_statement_encode(const struct sl_cql_statement *st, int default_cl, s
 	bool ok = sl_buf_ok(&vals);
 	sl_buf_free(&vals);
 	if (!ok || !sl_buf_ok(&r->body))
-		return sl_err_set(e, SL_ENOMEM, "out of memory encoding statement: %s", r->desc);
+		return sl_err_set(e, SL_ENOMEM, "out of memory encoding statement: %s", sl_cql_req_desc(r));
 	r->has_token = routing_token(st, &r->token);
 	r->idempotent = st->idempotent;
 	r->timeout_ms = st->timeout_ms;

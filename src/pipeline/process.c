@@ -254,6 +254,7 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 		   struct sl_process_stats *st, struct sl_err *err)
 {
 	memset(st, 0, sizeof *st);
+	st->table_rows = -1;
 	struct sl_backend be;
 	struct proc pr = {.p = p, .c = c, .be = &be, .st = st};
 	sl_pipeline_metrics(p->name, &pr.m);
@@ -293,6 +294,7 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 	    (rc = sl_backend_consumer(&be, c, p->group, p->topic, &cons, err)) ||
 	    (rc = sl_json_parser_new(&jp, (size_t)p->max_record_bytes * 2, SL_JSON_DEFAULT_MAX_DEPTH, err)))
 		goto out;
+	cons->skip_headers = true; /* records are decoded from their value; a dead letter gets headers of its own */
 	/* A database that is not up yet (a restart, a deploy in the wrong order) is waited for, with backoff; a
 	 * configuration or authentication error is not going to pass and ends the run. */
 	for (int64_t backoff_ms = 1000;;) {
@@ -504,7 +506,7 @@ out:
 	if (cons && be_open)
 		st->lag = sl_backend_lag(&be, cons, p->group, p->topic);
 	if (sink) {
-		st->table_rows = sink->ops->count(sink, NULL);
+		st->table_rows = sink->ops->count ? sink->ops->count(sink, NULL) : -1;
 		sink->ops->destroy(sink);
 	}
 	if (pr.dlq) {

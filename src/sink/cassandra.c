@@ -98,6 +98,8 @@ struct cass_sink {
 	const struct sl_sink_conf *conf;
 	struct sl_cql_session *session;
 	struct sl_cql_prepared *insert;
+	struct sl_cql_statement *row;   /* bound again for every row (execute copies what it needs) */
+	struct sl_cql_batch *batch;     /* likewise for the rows of one partition */
 	const struct sl_schema *schema;
 	int part_field;          /* field index of the partition key */
 	int *cols;               /* field indexes written as columns, in bind order */
@@ -227,7 +229,16 @@ static int cs_prepare(struct sl_sink *bs, const struct sl_schema *schema, struct
 		if (s->wt_field >= 0)
 			sl_buf_printf(&q, "%sTIMESTAMP ?", sep);
 		rc = sl_cql_session_prepare_wait(s->session, sl_buf_cstr(&q), &s->insert, err);
-		if (rc)
+		if (rc == 0) {
+			sl_cql_statement_free(s->row);
+			s->row = sl_cql_prepared_bind(s->insert);
+			if (!s->batch && (s->batch = sl_cql_batch_new(SL_CQL_BATCH_UNLOGGED))) {
+				sl_cql_batch_set_consistency(s->batch, s->consistency);
+				sl_cql_batch_set_idempotent(s->batch, true); /* upserts of fixed values, as each row */
+			}
+			if (!s->row || !s->batch)
+				rc = sl_err_set(err, SL_ENOMEM, "out of memory");
+		} else
 			sl_err_prefix(err, "sink %s: preparing the insert (does the existing table have every mapped "
 					   "column?): ", s->fq);
 	}
@@ -372,20 +383,17 @@ static int submit(struct cass_sink *s, struct cbatch *cb, const size_t *idx, siz
 		struct group *gr = &cb->groups[g];
 		struct sl_cql_future *f;
 		if (gr->n == 1) {
-			struct sl_cql_statement *st = sl_cql_prepared_bind(s->insert);
-			bind_row(s, st, &b->recs[cb->order[gr->first]]);
-			f = sl_cql_session_execute(s->session, st);
-			sl_cql_statement_free(st);
+			sl_cql_statement_reset(s->row);
+			bind_row(s, s->row, &b->recs[cb->order[gr->first]]);
+			f = sl_cql_session_execute(s->session, s->row);
 		} else {
-			struct sl_cql_batch *bt = sl_cql_batch_new(SL_CQL_BATCH_UNLOGGED);
+			sl_cql_batch_clear(s->batch);
 			for (size_t k = 0; k < gr->n; k++) {
-				struct sl_cql_statement *st = sl_cql_prepared_bind(s->insert);
-				bind_row(s, st, &b->recs[cb->order[gr->first + k]]);
-				sl_cql_batch_add(bt, st);
-				sl_cql_statement_free(st);
+				sl_cql_statement_reset(s->row);
+				bind_row(s, s->row, &b->recs[cb->order[gr->first + k]]);
+				sl_cql_batch_add(s->batch, s->row);
 			}
-			f = sl_cql_session_execute_batch(s->session, bt);
-			sl_cql_batch_free(bt);
+			f = sl_cql_session_execute_batch(s->session, s->batch);
 		}
 		sl_cql_future_set_callback(f, on_write, gr);
 		sl_cql_future_release(f);
@@ -559,32 +567,6 @@ static int cs_stored_offset(struct sl_sink *bs, const char *group, const char *t
 	return SL_ENOTFOUND; /* offsets live in the Kafka group */
 }
 
-static int64_t cs_count(struct sl_sink *bs, struct sl_err *err)
-{
-	struct cass_sink *s = (struct cass_sink *)bs;
-	char q[600];
-	snprintf(q, sizeof q, "SELECT count(*) FROM %s", s->fq);
-	struct sl_cql_statement *st = sl_cql_statement_new(q, 0);
-	sl_cql_statement_set_timeout(st, 120000);
-	sl_cql_statement_set_consistency(st, s->consistency);
-	struct sl_cql_future *f = sl_cql_session_execute(s->session, st);
-	sl_cql_statement_free(st);
-	int64_t n = SL_EIO;
-	if (sl_cql_future_wait(f) == 0) {
-		const struct sl_cql_result *r = sl_cql_future_result(f);
-		struct sl_cql_iter it;
-		sl_cql_iter_init(&it, r);
-		if (sl_cql_iter_next(&it) && sl_cql_value_int64(&it.cells[0], &n) != 0)
-			n = SL_EIO;
-		sl_cql_iter_free(&it);
-	} else if (err) {
-		const struct sl_err *e = sl_cql_future_error(f);
-		sl_err_set(err, SL_EIO, "counting rows of %s: %s", s->fq, e ? e->msg : "");
-	}
-	sl_cql_future_release(f);
-	return n;
-}
-
 static int cs_available(struct sl_sink *bs)
 {
 	return hosts_up((struct cass_sink *)bs) > 0;
@@ -605,6 +587,8 @@ static void cs_destroy(struct sl_sink *bs)
 		cbatch_free(cb);
 		cb = next;
 	}
+	sl_cql_statement_free(s->row);
+	sl_cql_batch_free(s->batch);
 	sl_opt_free(sl_cassandra_opts, &s->cc);
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cv);
@@ -618,7 +602,6 @@ static const struct sl_sink_ops cassandra_ops = {
 	.write = cs_write,
 	.poll = cs_poll,
 	.stored_offset = cs_stored_offset,
-	.count = cs_count,
 	.available = cs_available,
 	.destroy = cs_destroy,
 };

@@ -49,7 +49,9 @@ struct sl_sink_ops {
 	/* For sinks that store consumer offsets with the rows (exactly once): the next offset to read. SL_ENOTFOUND
 	 * when none is stored or the sink does not store offsets. */
 	int (*stored_offset)(struct sl_sink *s, const char *group, const char *topic, int32_t partition, int64_t *out);
-	/* Rows in the table (for summaries and tests); negative SL_E* when unknown. */
+	/* Optional: rows in the table, for the run's summary; negative SL_E* when unknown. Only for a sink where that
+	 * is cheap: NULL where it would mean a scan of a distributed table (Cassandra's count(*) reads every row of
+	 * every node, and a summary must not put that load on a production cluster at every exit). */
 	int64_t (*count)(struct sl_sink *s, struct sl_err *err);
 	/* Optional: whether the store can be reached now (1) or not (0). The processor retries batches that failed
 	 * while it could not as soon as it can again, instead of waiting out their backoff. */

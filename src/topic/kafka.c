@@ -530,15 +530,45 @@ struct kcons {
 	struct sl_header *hdrs;    /* headers of the held messages, one array for all */
 	size_t caphdrs;
 	/* Offsets asked to be committed. Commits go out asynchronously (a synchronous round trip per batch would
-	 * cap the processor's rate); a synchronous commit of these settles them when partitions are revoked and
-	 * when the consumer closes, so a clean handover or shutdown replays nothing. */
+	 * cap the processor's rate) and at most every COMMIT_INTERVAL_MS, all partitions in one request: the broker
+	 * appends every commit to __consumer_offsets, and one request per batch and partition cost it more CPU than
+	 * serving the fetches. A synchronous commit of these settles them when partitions are revoked, when the lag
+	 * is asked and when the consumer closes, so a clean handover, a drain or a shutdown replays nothing; a crash
+	 * replays at most the interval's batches more (the sink's writes are upserts). */
 	struct pending_commit {
 		int32_t partition;
 		int64_t offset;
-		bool dirty;
+		bool dirty;  /* not yet committed synchronously */
+		bool unsent; /* not yet in any commit request */
 	} *pc;
 	size_t npc, cappc;
+	int64_t last_commit_ms;
 };
+
+#define COMMIT_INTERVAL_MS 100
+
+/* Sends the offsets not yet in a commit request: asynchronously, or synchronously (then they are settled). */
+static rd_kafka_resp_err_t commit_unsent(struct kcons *c, bool sync)
+{
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)(c->npc ? c->npc : 1));
+	for (size_t i = 0; i < c->npc; i++)
+		if (c->pc[i].unsent) {
+			rd_kafka_topic_partition_list_add(l, c->topic, c->pc[i].partition)->offset = c->pc[i].offset;
+			c->pc[i].unsent = false;
+			if (sync)
+				c->pc[i].dirty = false;
+		}
+	rd_kafka_resp_err_t e = l->cnt ? rd_kafka_commit(c->rk, l, sync ? 0 : 1) : RD_KAFKA_RESP_ERR_NO_ERROR;
+	/* Not taken (a rebalance under way, the coordinator moving): keep them for the next try, or for the
+	 * synchronous commit at revoke or close. */
+	for (int k = 0; e && k < l->cnt; k++)
+		for (size_t i = 0; i < c->npc; i++)
+			if (c->pc[i].partition == l->elems[k].partition && c->pc[i].offset == l->elems[k].offset)
+				c->pc[i].unsent = c->pc[i].dirty = true;
+	rd_kafka_topic_partition_list_destroy(l);
+	c->last_commit_ms = mono_ms();
+	return e;
+}
 
 /* Commits the dirty pending offsets (of the given partitions, or all when parts is NULL) synchronously. */
 static void commit_pending_sync(struct kcons *c, const rd_kafka_topic_partition_list_t *parts)
@@ -554,7 +584,7 @@ static void commit_pending_sync(struct kcons *c, const rd_kafka_topic_partition_
 		if (!want)
 			continue;
 		rd_kafka_topic_partition_list_add(l, c->topic, c->pc[i].partition)->offset = c->pc[i].offset;
-		c->pc[i].dirty = false;
+		c->pc[i].dirty = c->pc[i].unsent = false;
 	}
 	if (l->cnt) {
 		rd_kafka_resp_err_t e = rd_kafka_commit(c->rk, l, 0);
@@ -619,6 +649,11 @@ static int kc_poll(struct sl_consumer *bc, struct sl_msg *out, size_t max, int t
 {
 	struct kcons *c = (struct kcons *)bc;
 	release_held(c);
+	if (mono_ms() - c->last_commit_ms >= COMMIT_INTERVAL_MS) {
+		rd_kafka_resp_err_t ce = commit_unsent(c, false);
+		if (ce)
+			sl_warn(COMP, "commit topic=%s failed: %s", c->topic, rd_kafka_err2str(ce));
+	}
 	if (max > c->capheld) {
 		rd_kafka_message_t **h = realloc(c->held, max * sizeof *h);
 		if (!h)
@@ -659,7 +694,7 @@ static int kc_poll(struct sl_consumer *bc, struct sl_msg *out, size_t max, int t
 		c->held[c->nheld++] = m;
 		size_t hn = 0;
 		rd_kafka_headers_t *hs = NULL;
-		if (!rd_kafka_message_headers(m, &hs) && hs)
+		if (!c->base.skip_headers && !rd_kafka_message_headers(m, &hs) && hs)
 			hn = rd_kafka_header_cnt(hs);
 		nh += hn;
 		n++;
@@ -688,7 +723,7 @@ static int kc_poll(struct sl_consumer *bc, struct sl_msg *out, size_t max, int t
 		o->value = m->payload;
 		o->value_len = m->len;
 		rd_kafka_headers_t *hs = NULL;
-		if (!rd_kafka_message_headers(m, &hs) && hs) {
+		if (!c->base.skip_headers && !rd_kafka_message_headers(m, &hs) && hs) {
 			o->headers = &c->hdrs[hi];
 			const char *name;
 			const void *val;
@@ -723,11 +758,10 @@ static int kc_commit(struct sl_consumer *bc, const char *topic, int32_t partitio
 		}
 		c->npc++;
 	}
-	c->pc[i] = (struct pending_commit){partition, next_offset, true};
-	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-	rd_kafka_topic_partition_list_add(l, topic, partition)->offset = next_offset;
-	rd_kafka_resp_err_t e = rd_kafka_commit(c->rk, l, 1);
-	rd_kafka_topic_partition_list_destroy(l);
+	c->pc[i] = (struct pending_commit){partition, next_offset, true, true};
+	if (mono_ms() - c->last_commit_ms < COMMIT_INTERVAL_MS)
+		return 0;
+	rd_kafka_resp_err_t e = commit_unsent(c, false);
 	if (e)
 		return sl_err_set(err, map_err(e), "kafka: commit %s [%" PRId32 "] offset %" PRId64 ": %s", topic,
 				  partition, next_offset, rd_kafka_err2str(e));
@@ -774,8 +808,13 @@ static int64_t lag_of(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts, st
 static int64_t kc_lag(struct sl_consumer *bc, struct sl_err *err)
 {
 	struct kcons *c = (struct kcons *)bc;
+	/* The lag is counted from the broker's committed offsets: settle what is held back first, or a drain would
+	 * wait out the commit interval to see its last batches. */
+	rd_kafka_resp_err_t e = commit_unsent(c, true);
+	if (e)
+		sl_warn(COMP, "commit topic=%s failed: %s", c->topic, rd_kafka_err2str(e));
 	rd_kafka_topic_partition_list_t *parts = NULL;
-	rd_kafka_resp_err_t e = rd_kafka_assignment(c->rk, &parts);
+	e = rd_kafka_assignment(c->rk, &parts);
 	if (e)
 		return sl_err_set(err, map_err(e), "kafka: assignment of %s: %s", c->topic, rd_kafka_err2str(e));
 	int64_t lag = lag_of(c->rk, parts, err);

@@ -80,6 +80,9 @@ struct sl_consumer {
 	void (*on_assign)(void *ctx, const char *topic, int32_t partition);
 	void (*on_revoke)(void *ctx, const char *topic, int32_t partition);
 	void *ctx;
+	/* Set by a caller that never reads headers (the processor): Kafka parses them only when asked, and asking
+	 * for every message costs the poll a varint walk per record. */
+	bool skip_headers;
 };
 
 /* ---- the embedded log ---- */

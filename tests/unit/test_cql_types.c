@@ -322,7 +322,7 @@ static void test_statement_binds(void **state)
 	assert_true(r.has_token);
 	assert_true(r.token == sl_cql_murmur3_token("\0\0\0\x07", 4));
 	assert_string_equal(r.keyspace, "ks");
-	assert_non_null(strstr(r.desc, "INSERT INTO t"));
+	assert_non_null(strstr(sl_cql_req_desc(&r), "INSERT INTO t"));
 	sl_buf_free(&r.body);
 	/* Null partition key: no token. */
 	sl_cql_bind_null(st, 0);
