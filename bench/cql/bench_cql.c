@@ -4,7 +4,8 @@
  *
  * Rows are synthetic by default. With `seed CONFIG SEED`, they are the very rows the processor writes: records
  * SEED:0 .. SEED:ROWS-1 of the `generate` source mapped by the first pipeline of CONFIG (the seed's mapping), made
- * before the clock starts, so bench/process measures the node's ceiling for the same inserts.
+ * before the clock starts, and written at the consistency of that pipeline's sink, so bench/process measures the
+ * node's ceiling for the same inserts.
  * Usage: bench_cql HOST PORT ROWS CONCURRENCY [lz4] [seed CONFIG SEED] */
 #include <pthread.h>
 #include <stdio.h>
@@ -98,7 +99,7 @@ static void bind_seed(struct sl_cql_statement *st, const struct sl_record *r)
 }
 
 /* The processor's rows: generated raw records mapped by the config's first pipeline, all in one arena. */
-static struct sl_record *seed_rows(const char *config, uint64_t seed, long rows, struct sl_arena *a)
+static struct sl_record *seed_rows(const char *config, uint64_t seed, long rows, struct sl_arena *a, int *cl)
 {
 	struct sl_conf c;
 	struct sl_err e = {0};
@@ -128,6 +129,7 @@ static struct sl_record *seed_rows(const char *config, uint64_t seed, long rows,
 			exit(1);
 		}
 	}
+	*cl = sl_cql_consistency_parse(c.p[0].sink.consistency); /* the sink's, LOCAL_QUORUM by default */
 	sl_json_parser_free(jp);
 	sl_mapping_env_free(&env);
 	sl_buf_free(&raw);
@@ -150,13 +152,14 @@ int main(int argc, char **argv)
 	o.max_inflight = atoi(argv[4]);
 	o.compression = false;
 	struct sl_record *recs = NULL;
+	int cl = -1; /* the session's default (LOCAL_ONE), or the sink's with seed */
 	struct sl_arena arena;
 	sl_arena_init(&arena, 64 << 20);
 	for (int i = 5; i < argc; i++) {
 		if (!strcmp(argv[i], "lz4"))
 			o.compression = true;
 		else if (!strcmp(argv[i], "seed") && i + 2 < argc) {
-			recs = seed_rows(argv[i + 1], strtoull(argv[i + 2], NULL, 10), rows, &arena);
+			recs = seed_rows(argv[i + 1], strtoull(argv[i + 2], NULL, 10), rows, &arena, &cl);
 			i += 2;
 		} else {
 			fprintf(stderr, "bench_cql: unknown argument %s\n", argv[i]);
@@ -182,6 +185,8 @@ int main(int argc, char **argv)
 	struct ctx c = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 	struct sl_cql_statement *st = sl_cql_prepared_bind(p);
 	sl_cql_statement_set_idempotent(st, true);
+	if (cl >= 0)
+		sl_cql_statement_set_consistency(st, cl);
 	unsigned seed = 42;
 	double w0 = now_s(CLOCK_MONOTONIC), c0 = cpu_s();
 	for (long i = 0; i < rows; i++) {
