@@ -174,19 +174,22 @@ def per_row(x, rows):
     return 1e6 * x / rows if x is not None else None
 
 
+# Both parties write into this one table, truncated before each run: a new keyspace per processor run made the node
+# take a schema change the CQL bench never paid for, and its cost grew with the node's age (dropped tables pile up).
+KS = "sl_bench_cql"
+
+
 def processor_run(sluice, tmp, n, topic, rep):
-    """One drain of the whole topic by a new consumer group into a new keyspace; the keyspace is dropped after."""
-    ks, cfg = e2e.uniq("bench_process_ks"), os.path.join(tmp, f"process-{rep}.yaml")
-    write_config(cfg, tmp, n, topic, ks, e2e.uniq("bench_process_group"))
+    """One drain of the whole topic by a new consumer group into the truncated bench table."""
+    cfg = os.path.join(tmp, f"process-{rep}.yaml")
+    write_config(cfg, tmp, n, topic, KS, e2e.uniq("bench_process_group"))
+    cql(f"TRUNCATE {KS}.created_users")
     quiet = wait_quiet()
-    try:
-        (rc, wall, cpu, rss, stdout), jvm = jvm_cpu_during(
-            lambda: run_capture([sluice, "--log-level", "warn", "process", "-c", cfg, "--drain"]))
-        assert rc == 0, "sluice process failed"
-        rows = e2e.table_count(ks, ranges=64)
-        assert rows == n, f"{rows} rows of {n}"
-    finally:
-        e2e.drop_keyspace(ks)
+    (rc, wall, cpu, rss, stdout), jvm = jvm_cpu_during(
+        lambda: run_capture([sluice, "--log-level", "warn", "process", "-c", cfg, "--drain"]))
+    assert rc == 0, "sluice process failed"
+    rows = e2e.table_count(KS, ranges=64)
+    assert rows == n, f"{rows} rows of {n}"
     # The streaming rate (first record read to last batch committed) is the one to set against the CQL bench, which
     # also times its inserts only, not its connecting and preparing.
     m = re.search(r"\(([0-9]+) records/s while streaming\)", stdout)
@@ -198,7 +201,7 @@ def processor_run(sluice, tmp, n, topic, rep):
 
 
 def ceiling_run(n, conc, cfg, rep):
-    cql("TRUNCATE sl_bench_cql.created_users")
+    cql(f"TRUNCATE {KS}.created_users")
     quiet = wait_quiet()
     proc, jvm = jvm_cpu_during(lambda: cql_bench(n, conc, cfg))
     r = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -245,14 +248,12 @@ def main():
             "registered_date text, phone text, picture text)")
         cql("TRUNCATE sl_bench_cql.created_users")
         cql_bench(WARM_ROWS, 1024, cfg)
-        # ... and its processor's paths too (a new table, its consistency, the group's join): the first processor run
+        # ... and the processor's paths too (its consistency, its batches, the group's join): the first processor run
         # of a fresh node paid ~20 % more of Cassandra's CPU per row than the next, mostly GC and JIT
-        warm_ks = e2e.uniq("bench_process_warm")
         warm_cfg = os.path.join(tmp, "warm.yaml")
-        write_config(warm_cfg, tmp, n, topic, warm_ks, e2e.uniq("bench_process_warm"))
+        write_config(warm_cfg, tmp, n, topic, KS, e2e.uniq("bench_process_warm"))
         subprocess.run([sluice, "--log-level", "warn", "process", "-c", warm_cfg, "--for", f"{WARM_SECONDS}s"],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-        e2e.drop_keyspace(warm_ks)
         for rep in range(REPS):
             # The machine drifts (other tenants, the node's own compactions): odd repetitions run in the reverse
             # order, so neither party always goes first.
@@ -315,7 +316,7 @@ def write_doc(out, n):
              f"2048 writes in flight, LOCAL_QUORUM, lz4 {'on' if LZ4 else 'off'}). The node's ceiling is sluice's "
              f"CQL bench (bench/cql/bench_cql.c: prepared single-row inserts, async, lz4 as for the processor) "
              f"writing the same {n:,} rows: the same generated records through the same mapping, made before its "
-             f"clock starts. {out['reps']} repetitions, each the processor and then the CQL bench at concurrency "
+             f"clock starts, at the same consistency, into the same table (truncated before every run of either). {out['reps']} repetitions, each the processor and then the CQL bench at concurrency "
              f"{', '.join(str(c) for c in CONCURRENCIES)}, every run after the node has gone quiet; medians (min–max). "
              f"The node was warmed first, uncounted, by {WARM_ROWS:,} inserts of the CQL bench and {WARM_SECONDS} s of "
              f"the processor; odd repetitions run in the reverse order. All on one {os.cpu_count()}-CPU "
