@@ -57,6 +57,12 @@ const struct sl_opt sl_kafka_opts[] = {
 	{"message_timeout", SL_OPT_DURATION, "5m", offsetof(struct sl_kafka_conf, message_timeout_ms),
 	 "How long a message may wait for the broker's ack (retrying through outages) before it is reported failed.",
 	 .min = 1000, .max = 2147483647},
+	{"commit_interval", SL_OPT_DURATION, "1s", offsetof(struct sl_kafka_conf, commit_interval_ms),
+	 "How often the processor's consumer sends the offsets of the batches written since the last commit, all "
+	 "partitions in one request. A crash replays at most this much more (upserts absorb it); a rebalance, a drain "
+	 "and a clean stop commit at once. 0 commits after every batch, which costs the broker more CPU than serving "
+	 "the fetches.",
+	 .min = 0, .max = 60000},
 	{"properties", SL_OPT_STRMAP, NULL, offsetof(struct sl_kafka_conf, properties),
 	 "Raw librdkafka properties, applied last (they override everything above); secrets are refused here."},
 	{"security_protocol", SL_OPT_ENUM, "plaintext", offsetof(struct sl_kafka_conf, security_protocol),
@@ -530,9 +536,9 @@ struct kcons {
 	struct sl_header *hdrs;    /* headers of the held messages, one array for all */
 	size_t caphdrs;
 	/* Offsets asked to be committed. Commits go out asynchronously (a synchronous round trip per batch would
-	 * cap the processor's rate) and at most every COMMIT_INTERVAL_MS, all partitions in one request: the broker
-	 * appends every commit to __consumer_offsets, and one request per batch and partition cost it more CPU than
-	 * serving the fetches. A synchronous commit of these settles them when partitions are revoked, when the lag
+	 * cap the processor's rate) and at most every commit_interval_ms (kafka.commit_interval), all partitions in
+	 * one request: the broker appends every commit to __consumer_offsets, and one request per batch and
+	 * partition cost it more CPU than serving the fetches. A synchronous commit of these settles them when partitions are revoked, when the lag
 	 * is asked and when the consumer closes, so a clean handover, a drain or a shutdown replays nothing; a crash
 	 * replays at most the interval's batches more (the sink's writes are upserts). */
 	struct pending_commit {
@@ -542,10 +548,8 @@ struct kcons {
 		bool unsent; /* not yet in any commit request */
 	} *pc;
 	size_t npc, cappc;
-	int64_t last_commit_ms;
+	int64_t last_commit_ms, commit_interval_ms;
 };
-
-#define COMMIT_INTERVAL_MS 100
 
 /* Sends the offsets not yet in a commit request: asynchronously, or synchronously (then they are settled). */
 static rd_kafka_resp_err_t commit_unsent(struct kcons *c, bool sync)
@@ -649,7 +653,7 @@ static int kc_poll(struct sl_consumer *bc, struct sl_msg *out, size_t max, int t
 {
 	struct kcons *c = (struct kcons *)bc;
 	release_held(c);
-	if (mono_ms() - c->last_commit_ms >= COMMIT_INTERVAL_MS) {
+	if (mono_ms() - c->last_commit_ms >= c->commit_interval_ms) {
 		rd_kafka_resp_err_t ce = commit_unsent(c, false);
 		if (ce)
 			sl_warn(COMP, "commit topic=%s failed: %s", c->topic, rd_kafka_err2str(ce));
@@ -759,7 +763,7 @@ static int kc_commit(struct sl_consumer *bc, const char *topic, int32_t partitio
 		c->npc++;
 	}
 	c->pc[i] = (struct pending_commit){partition, next_offset, true, true};
-	if (mono_ms() - c->last_commit_ms < COMMIT_INTERVAL_MS)
+	if (mono_ms() - c->last_commit_ms < c->commit_interval_ms)
 		return 0;
 	rd_kafka_resp_err_t e = commit_unsent(c, false);
 	if (e)
@@ -895,6 +899,7 @@ int sl_kafka_consumer(const struct sl_kafka_conf *kc, const char *group, const c
 		return rc;
 	}
 	c->base.ops = &kafka_consumer_ops;
+	c->commit_interval_ms = kc ? kc->commit_interval_ms : 1000;
 	rd_kafka_poll_set_consumer(c->rk);
 	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
 	rd_kafka_topic_partition_list_add(l, topic, RD_KAFKA_PARTITION_UA);
