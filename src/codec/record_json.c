@@ -186,10 +186,8 @@ int sl_record_from_json(struct sl_record *r, const struct sl_schema *s, struct s
 	sl_json_iter_init(&it, obj);
 	size_t next = 0; /* sluice writes the fields in schema order: try the one after the last match first */
 	while (sl_json_object_next(&it, &key, &kl, &v)) {
-		int i;
-		if (next < s->n && !strncmp(s->fields[next].name, key, kl) && s->fields[next].name[kl] == '\0')
-			i = (int)next;
-		else if ((i = sl_schema_find(s, key, kl)) < 0)
+		int i = sl_schema_find_from(s, key, kl, next);
+		if (i < 0)
 			continue;
 		next = (size_t)i + 1;
 		if ((rc = decode_value(&s->fields[i], v, &r->v[i], a, err)))

@@ -67,13 +67,20 @@ void sl_schema_free(struct sl_schema *s)
 	sl_schema_init(s);
 }
 
-int sl_schema_find(const struct sl_schema *s, const char *name, size_t len)
+int sl_schema_find_from(const struct sl_schema *s, const char *name, size_t len, size_t start)
 {
 	/* strncmp stops at the end of the shorter name; the NUL check makes it an exact match (no strlen per field) */
-	for (size_t i = 0; i < s->n; i++)
+	for (size_t k = 0; k < s->n; k++) {
+		size_t i = (start + k) % s->n;
 		if (!strncmp(s->fields[i].name, name, len) && s->fields[i].name[len] == '\0')
 			return (int)i;
+	}
 	return -1;
+}
+
+int sl_schema_find(const struct sl_schema *s, const char *name, size_t len)
+{
+	return sl_schema_find_from(s, name, len, 0);
 }
 
 int sl_schema_add(struct sl_schema *s, const char *name, enum sl_type type, bool required, struct sl_err *err)

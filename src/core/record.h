@@ -52,6 +52,9 @@ void sl_schema_free(struct sl_schema *s);
 int sl_schema_add(struct sl_schema *s, const char *name, enum sl_type type, bool required, struct sl_err *err);
 /* Index of the column, or -1. */
 int sl_schema_find(const struct sl_schema *s, const char *name, size_t len);
+/* The same, trying the fields from start on first (then wrapping): a decoder that reads fields in schema order
+ * passes the index after its last match and finds each field at the first try. */
+int sl_schema_find_from(const struct sl_schema *s, const char *name, size_t len, size_t start);
 int sl_schema_set_key(struct sl_schema *s, const char *name, struct sl_err *err);
 
 struct sl_value {

@@ -532,6 +532,11 @@ int sl_cql_bind_coll(struct sl_cql_statement *st, int i, const struct sl_cql_col
 
 static void encode_values(const struct sl_cql_statement *st, struct sl_buf *out)
 {
+	/* Sized once: growing by doubling cost every request a few reallocs and copies. */
+	size_t need = 0;
+	for (int i = 0; i < st->nvalues; i++)
+		need += 4 + (st->slots[i].len > 0 ? (size_t)st->slots[i].len : 0);
+	sl_buf_reserve(out, need);
 	for (int i = 0; i < st->nvalues; i++) {
 		const struct sl_cql_slot *sl = &st->slots[i];
 		if (sl->len < 0)
@@ -586,13 +591,8 @@ int sl_cql_statement_encode(const struct sl_cql_statement *st, int default_cl, s
 {
 	struct sl_buf vals;
 	sl_buf_init(&vals);
-	/* Sized once: growing two buffers by doubling cost every request a few reallocs and copies. */
-	size_t need = 0;
-	for (int i = 0; i < st->nvalues; i++)
-		need += 4 + (st->slots[i].len > 0 ? (size_t)st->slots[i].len : 0);
-	sl_buf_reserve(&vals, need);
-	sl_buf_reserve(&r->body, need + 128 + (st->prepared ? 0 : st->query_len));
 	encode_values(st, &vals);
+	sl_buf_reserve(&r->body, vals.len + 128 + (st->prepared ? 0 : st->query_len)); /* the frame around them */
 	struct sl_cql_qparams q = {
 		.consistency = st->consistency >= 0 ? st->consistency : default_cl,
 		.serial_consistency = st->serial_consistency,

@@ -551,35 +551,17 @@ struct kcons {
 	int64_t last_commit_ms, commit_interval_ms;
 };
 
-/* Sends the offsets not yet in a commit request: asynchronously, or synchronously (then they are settled). */
-static rd_kafka_resp_err_t commit_unsent(struct kcons *c, bool sync)
+/* Commits pending offsets (of the partitions in parts, or all when parts is NULL). settle: every offset not yet
+ * committed synchronously, committed synchronously (a revoke or the close; a failure is only warned about, as those
+ * partitions are leaving). Otherwise the offsets not yet in any request, asynchronously or with sync synchronously;
+ * a failure keeps them for the next try. */
+static rd_kafka_resp_err_t commit_offsets(struct kcons *c, const rd_kafka_topic_partition_list_t *parts, bool settle,
+					  bool sync)
 {
-	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)(c->npc ? c->npc : 1));
-	for (size_t i = 0; i < c->npc; i++)
-		if (c->pc[i].unsent) {
-			rd_kafka_topic_partition_list_add(l, c->topic, c->pc[i].partition)->offset = c->pc[i].offset;
-			c->pc[i].unsent = false;
-			if (sync)
-				c->pc[i].dirty = false;
-		}
-	rd_kafka_resp_err_t e = l->cnt ? rd_kafka_commit(c->rk, l, sync ? 0 : 1) : RD_KAFKA_RESP_ERR_NO_ERROR;
-	/* Not taken (a rebalance under way, the coordinator moving): keep them for the next try, or for the
-	 * synchronous commit at revoke or close. */
-	for (int k = 0; e && k < l->cnt; k++)
-		for (size_t i = 0; i < c->npc; i++)
-			if (c->pc[i].partition == l->elems[k].partition && c->pc[i].offset == l->elems[k].offset)
-				c->pc[i].unsent = c->pc[i].dirty = true;
-	rd_kafka_topic_partition_list_destroy(l);
-	c->last_commit_ms = mono_ms();
-	return e;
-}
-
-/* Commits the dirty pending offsets (of the given partitions, or all when parts is NULL) synchronously. */
-static void commit_pending_sync(struct kcons *c, const rd_kafka_topic_partition_list_t *parts)
-{
+	sync = sync || settle;
 	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)(c->npc ? c->npc : 1));
 	for (size_t i = 0; i < c->npc; i++) {
-		if (!c->pc[i].dirty)
+		if (!(settle ? c->pc[i].dirty : c->pc[i].unsent))
 			continue;
 		bool want = !parts;
 		for (int k = 0; parts && k < parts->cnt; k++)
@@ -588,15 +570,22 @@ static void commit_pending_sync(struct kcons *c, const rd_kafka_topic_partition_
 		if (!want)
 			continue;
 		rd_kafka_topic_partition_list_add(l, c->topic, c->pc[i].partition)->offset = c->pc[i].offset;
-		c->pc[i].dirty = c->pc[i].unsent = false;
+		c->pc[i].unsent = false;
+		if (sync)
+			c->pc[i].dirty = false;
 	}
-	if (l->cnt) {
-		rd_kafka_resp_err_t e = rd_kafka_commit(c->rk, l, 0);
-		if (e)
-			sl_warn(COMP, "final commit topic=%s partitions=%d failed: %s", c->topic, l->cnt,
-				rd_kafka_err2str(e));
-	}
+	rd_kafka_resp_err_t e = l->cnt ? rd_kafka_commit(c->rk, l, sync ? 0 : 1) : RD_KAFKA_RESP_ERR_NO_ERROR;
+	if (e && settle)
+		sl_warn(COMP, "final commit topic=%s partitions=%d failed: %s", c->topic, l->cnt, rd_kafka_err2str(e));
+	/* Not taken (a rebalance under way, the coordinator moving): keep them for the next try, or for the
+	 * synchronous commit at revoke or close. */
+	for (int k = 0; e && !settle && k < l->cnt; k++)
+		for (size_t i = 0; i < c->npc; i++)
+			if (c->pc[i].partition == l->elems[k].partition && c->pc[i].offset == l->elems[k].offset)
+				c->pc[i].unsent = c->pc[i].dirty = true;
 	rd_kafka_topic_partition_list_destroy(l);
+	c->last_commit_ms = mono_ms();
+	return e;
 }
 
 static void hook_each(struct kcons *c, const rd_kafka_topic_partition_list_t *parts, bool assign)
@@ -630,7 +619,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_p
 	} else {
 		/* Revoke hooks first, so the processor can flush and commit while it still owns the partitions. */
 		hook_each(c, parts, false);
-		commit_pending_sync(c, parts);
+		commit_offsets(c, parts, true, true);
 		sl_info(COMP, "revoked topic=%s partitions=%d reason=%s", c->topic, parts->cnt, rd_kafka_err2name(e));
 		if (coop) {
 			rd_kafka_error_t *ke = rd_kafka_incremental_unassign(rk, parts);
@@ -654,7 +643,7 @@ static int kc_poll(struct sl_consumer *bc, struct sl_msg *out, size_t max, int t
 	struct kcons *c = (struct kcons *)bc;
 	release_held(c);
 	if (mono_ms() - c->last_commit_ms >= c->commit_interval_ms) {
-		rd_kafka_resp_err_t ce = commit_unsent(c, false);
+		rd_kafka_resp_err_t ce = commit_offsets(c, NULL, false, false);
 		if (ce)
 			sl_warn(COMP, "commit topic=%s failed: %s", c->topic, rd_kafka_err2str(ce));
 	}
@@ -765,7 +754,7 @@ static int kc_commit(struct sl_consumer *bc, const char *topic, int32_t partitio
 	c->pc[i] = (struct pending_commit){partition, next_offset, true, true};
 	if (mono_ms() - c->last_commit_ms < c->commit_interval_ms)
 		return 0;
-	rd_kafka_resp_err_t e = commit_unsent(c, false);
+	rd_kafka_resp_err_t e = commit_offsets(c, NULL, false, false);
 	if (e)
 		return sl_err_set(err, map_err(e), "kafka: commit %s [%" PRId32 "] offset %" PRId64 ": %s", topic,
 				  partition, next_offset, rd_kafka_err2str(e));
@@ -814,7 +803,7 @@ static int64_t kc_lag(struct sl_consumer *bc, struct sl_err *err)
 	struct kcons *c = (struct kcons *)bc;
 	/* The lag is counted from the broker's committed offsets: settle what is held back first, or a drain would
 	 * wait out the commit interval to see its last batches. */
-	rd_kafka_resp_err_t e = commit_unsent(c, true);
+	rd_kafka_resp_err_t e = commit_offsets(c, NULL, false, true);
 	if (e)
 		sl_warn(COMP, "commit topic=%s failed: %s", c->topic, rd_kafka_err2str(e));
 	rd_kafka_topic_partition_list_t *parts = NULL;
@@ -832,7 +821,7 @@ static void kc_destroy(struct sl_consumer *bc)
 	if (!c)
 		return;
 	release_held(c);
-	commit_pending_sync(c, NULL);
+	commit_offsets(c, NULL, true, true);
 	/* Leaves the group cleanly (revoke hooks run from here) so the others rebalance at once, not after the
 	 * session timeout. */
 	rd_kafka_consumer_close(c->rk);
