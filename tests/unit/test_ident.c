@@ -3,10 +3,15 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "core/ident.h"
+#include "pipeline/pipeline.h"
+#include "scheduler/sched.h"
 
 static int check(enum sl_ident_kind k, const char *s)
 {
@@ -95,6 +100,60 @@ static void test_subjects(void **state)
 	assert_int_equal(sl_ident_check(SL_IDENT_SUBJECT, s, 513, NULL), SL_EINVAL);
 }
 
+/* The config loader checks names where they enter, at file:line. */
+static const char base_cfg[] = "data_dir: /tmp/x\n"
+			       "pipelines:\n"
+			       "  %s:\n"
+			       "    source: { type: generate, count: 1 }\n"
+			       "    topic: %s\n"
+			       "    key: id\n"
+			       "    mapping: { id: login.uuid }\n"
+			       "    sink: { keyspace: %s, table: t, primary_key: [id] }\n"
+			       "dags:\n"
+			       "  %s:\n"
+			       "    tasks:\n"
+			       "      %s: { kind: shell, command: 'true' }\n";
+
+static int load(const char *pipe, const char *topic, const char *ks, const char *dag, const char *task, char *msg)
+{
+	char path[] = "/tmp/sluice-ident-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	FILE *fp = fdopen(fd, "w");
+	fprintf(fp, base_cfg, pipe, topic, ks, dag, task);
+	fclose(fp);
+	struct sl_conf c;
+	struct sl_err e = {0};
+	int rc = sl_conf_load(path, &c, &e);
+	if (!rc) {
+		struct sl_dag *d = NULL;
+		size_t n = 0;
+		rc = sl_sched_dags_load(c.dags, &d, &n, &e);
+		sl_sched_dags_free(d, n);
+		sl_conf_free(&c);
+	}
+	snprintf(msg, SL_ERR_MSG_MAX, "%s", e.msg);
+	unlink(path);
+	return rc;
+}
+
+static void test_config_names(void **state)
+{
+	(void)state;
+	char msg[SL_ERR_MSG_MAX];
+	assert_int_equal(load("users", "users.raw", "ks", "etl", "say", msg), 0);
+	assert_int_equal(load("us/ers", "users.raw", "ks", "etl", "say", msg), SL_ECONFIG);
+	assert_non_null(strstr(msg, ":3: pipelines: pipeline name 'us/ers'"));
+	assert_int_equal(load("users", "users:raw", "ks", "etl", "say", msg), SL_ECONFIG);
+	assert_non_null(strstr(msg, ":5:")), assert_non_null(strstr(msg, "topic name 'users:raw'"));
+	assert_int_equal(load("users", "users", "../ks", "etl", "say", msg), SL_ECONFIG);
+	assert_non_null(strstr(msg, "sink.keyspace: table name '../ks'"));
+	assert_int_equal(load("users", "users", "ks", "'../../x'", "say", msg), SL_ECONFIG);
+	assert_non_null(strstr(msg, ":10: dags: DAG id '../../x'"));
+	assert_int_equal(load("users", "users", "ks", "etl", "'a b'", msg), SL_ECONFIG);
+	assert_non_null(strstr(msg, ":12: dags.etl.tasks: task id 'a b'"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -102,6 +161,7 @@ int main(void)
 		cmocka_unit_test(test_dag_task_pipeline),
 		cmocka_unit_test(test_topics_tables),
 		cmocka_unit_test(test_subjects),
+		cmocka_unit_test(test_config_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
