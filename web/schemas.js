@@ -1,11 +1,13 @@
 /* The Schemas view (#/schemas): the registry's subjects with their versions and compatibility levels (global and per
  * subject, which can be set here), a side-by-side diff of two versions of a subject, and a compatibility test box
- * (a pasted schema against the subject's latest version, with the registry's verbose reasons). Polls
- * /api/console/schemas; everything else is the registry's own REST API under /api/schemas/. */
+ * (a pasted schema against the subject's latest version, with the registry's verbose reasons). Polls one page of
+ * /api/console/schemas (?offset=&limit=, PAGE subjects at a time, with the total for the pager); everything else is
+ * the registry's own REST API under /api/schemas/. */
 'use strict';
 
 const LEVELS = ['BACKWARD', 'BACKWARD_TRANSITIVE', 'FORWARD', 'FORWARD_TRANSITIVE', 'FULL', 'FULL_TRANSITIVE', 'NONE'];
 const subj = (s) => encodeURIComponent(s);
+const PAGE = 100;
 
 /* Pretty text of a registered schema: JSON schemas (Avro, JSON Schema) indented, anything else as it is. */
 function schemaText(v) {
@@ -39,7 +41,7 @@ function diffLines(a, b) {
 
 pages.schemas = {
   init(main) {
-    this.main = main; this.sig = ''; this.cache = new Map(); this.diffKey = '';
+    this.main = main; this.sig = ''; this.cache = new Map(); this.diffKey = ''; this.offset = 0;
     this.subject = null; this.left = null; this.right = null;
     main.append(h('h1', {}, 'Schemas'), h('div', {id: 'schemas-body'}, h('div', {class: 'muted'}, 'loading…')));
   },
@@ -53,9 +55,10 @@ pages.schemas = {
     return this.cache.get(k);
   },
   async tick() {
-    const r = await api('/api/console/schemas');
+    const r = await api('/api/console/schemas?offset=' + this.offset + '&limit=' + PAGE);
     if (!r.ok) { notRunning(this.main, 'Schemas', r, 'Run `sluice up` with a registry: section, or name a `sluice registry` elsewhere in console.registry.url, to see subjects, versions and compatibility here.'); this.built = false; return; }
     const d = r.body;
+    if (d.total > 0 && this.offset >= d.total) { this.offset = Math.floor((d.total - 1) / PAGE) * PAGE; this.sig = ''; return this.tick(); }
     if (!this.built) this.build();
     const sig = JSON.stringify(d);
     if (sig === this.sig) return;
@@ -70,6 +73,9 @@ pages.schemas = {
     this.built = true;
     this.list = h('div', {id: 's-list'});
     this.global = h('span', {id: 's-global'});
+    this.pageInfo = h('span', {class: 'muted', id: 's-page'});
+    this.prev = h('button', {class: 'secondary', id: 's-prev', onclick: () => this.page(-PAGE)}, '‹ previous');
+    this.next = h('button', {class: 'secondary', id: 's-next', onclick: () => this.page(PAGE)}, 'next ›');
     this.pSubject = h('select', {id: 's-subject', onchange: () => { this.subject = this.pSubject.value; this.left = this.right = null; this.renderSubjects(); this.renderPickers(); this.renderDiff(); }});
     this.pLeft = h('select', {id: 's-left', onchange: () => { this.left = Number(this.pLeft.value); this.renderDiff(); }});
     this.pRight = h('select', {id: 's-right', onchange: () => { this.right = Number(this.pRight.value); this.renderDiff(); }});
@@ -83,7 +89,8 @@ pages.schemas = {
     const body = $('#schemas-body', this.main) || h('div', {id: 'schemas-body'});
     if (!body.parentNode) this.main.replaceChildren(h('h1', {}, 'Schemas'), body);
     body.replaceChildren(
-      h('div', {class: 'card'}, h('h2', {}, 'Subjects', h('span', {class: 'muted'}, 'global compatibility'), this.global), this.list),
+      h('div', {class: 'card'}, h('h2', {}, 'Subjects', h('span', {class: 'muted'}, 'global compatibility'), this.global), this.list,
+        h('div', {class: 'row'}, this.prev, this.pageInfo, this.next)),
       h('div', {class: 'card'}, h('h2', {}, 'Versions side by side'),
         h('div', {class: 'row'}, h('label', {}, 'subject', this.pSubject), h('label', {}, 'version', this.pLeft),
           h('label', {}, 'against version', this.pRight), h('label', {}, 'subject compatibility', this.level), this.levelMsg),
@@ -94,8 +101,17 @@ pages.schemas = {
         h('div', {class: 'row'}, h('button', {id: 'c-test', onclick: () => this.test()}, 'Test compatibility'), this.cLoad),
         this.cResult));
   },
+  async page(delta) {
+    this.offset = Math.max(0, this.offset + delta);
+    this.sig = '';
+    await this.tick();
+  },
   renderSubjects() {
     const d = this.data;
+    const total = d.total === undefined ? d.subjects.length : d.total;
+    this.pageInfo.textContent = total ? 'subjects ' + (d.offset + 1) + '–' + (d.offset + d.subjects.length) + ' of ' + total : '';
+    this.prev.disabled = !d.offset;
+    this.next.disabled = d.offset + d.subjects.length >= total;
     fill(this.global, h('span', {class: 'badge b-level'}, d.compatibility || '—'));
     if (!d.subjects.length) { fill(this.list, h('div', {class: 'notice'}, 'No subjects yet: register a schema (POST /api/schemas/subjects/{subject}/versions) or run a pipeline with format: avro.')); return; }
     fill(this.list, h('table', {id: 'subjects'},

@@ -198,9 +198,7 @@ static void api_overview(struct sl_console *c, struct sl_buf *b)
 				 c->brokers[i].port);
 		jstr(b, k);
 	} else {
-		char k[4200];
-		snprintf(k, sizeof k, "embedded log %s/log.db", c->conf->data_dir);
-		jstr(b, k);
+		jstr(b, "embedded log data_dir/log.db"); /* answers name data files relative to data_dir, never where it is */
 	}
 	sl_buf_puts(b, ",\"sink\":");
 	jstr(b, c->conf->cassandra ? "cassandra" : "sqlite");

@@ -189,12 +189,13 @@ static sqlite3 *emb_db(struct sl_console *c)
 	char path[4200];
 	snprintf(path, sizeof path, "%s/log.db", c->conf->data_dir);
 	if (access(path, R_OK) != 0) {
-		snprintf(c->log_error, sizeof c->log_error, "embedded log %s: not there yet (no pipeline has run)", path);
+		/* Messages reach the API's answers: data files are named relative to data_dir. */
+		snprintf(c->log_error, sizeof c->log_error, "embedded log data_dir/log.db: not there yet (no pipeline has run)");
 		return NULL;
 	}
 	sqlite3 *db = NULL;
 	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-		snprintf(c->log_error, sizeof c->log_error, "embedded log %s: %s", path, db ? sqlite3_errmsg(db) : "oom");
+		snprintf(c->log_error, sizeof c->log_error, "embedded log data_dir/log.db: %s", db ? sqlite3_errmsg(db) : "oom");
 		sqlite3_close(db);
 		return NULL;
 	}
@@ -273,7 +274,7 @@ static int64_t sqlite_rows(struct sl_console *c, struct sl_pipeline *p, char *er
 	char path[4200];
 	snprintf(path, sizeof path, "%s/%s.db", c->conf->data_dir, p->sink.keyspace);
 	if (access(path, R_OK) != 0) {
-		snprintf(errbuf, errsz, "sqlite sink %s: not there yet", path);
+		snprintf(errbuf, errsz, "sqlite sink data_dir/%s.db: not there yet", p->sink.keyspace);
 		return -1;
 	}
 	sqlite3 *db = NULL;
@@ -287,11 +288,11 @@ static int64_t sqlite_rows(struct sl_console *c, struct sl_pipeline *p, char *er
 		bool ok = true;
 		n = q_int(db, sql, NULL, 0, 0, 0, &ok);
 		if (!ok) {
-			snprintf(errbuf, errsz, "sqlite sink %s: %s", path, sqlite3_errmsg(db));
+			snprintf(errbuf, errsz, "sqlite sink data_dir/%s.db: %s", p->sink.keyspace, sqlite3_errmsg(db));
 			n = -1;
 		}
 	} else
-		snprintf(errbuf, errsz, "sqlite sink %s: %s", path, db ? sqlite3_errmsg(db) : "oom");
+		snprintf(errbuf, errsz, "sqlite sink data_dir/%s.db: %s", p->sink.keyspace, db ? sqlite3_errmsg(db) : "oom");
 	sqlite3_close(db);
 	return n;
 }
@@ -657,7 +658,7 @@ static int browse_emb(struct sl_console *c, const char *topic, int32_t partition
 	sqlite3 *db = NULL;
 	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		sqlite3_close(db);
-		return sl_err_set(err, SL_ENOTFOUND, "embedded log %s: cannot open", path);
+		return sl_err_set(err, SL_ENOTFOUND, "embedded log data_dir/log.db: cannot open");
 	}
 	sqlite3_busy_timeout(db, 2000);
 	sqlite3_stmt *st = NULL;
@@ -957,7 +958,7 @@ static int rows_sqlite(struct sl_console *c, struct sl_pipeline *p, const unsign
 	if (access(path, R_OK) != 0 ||
 	    sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		sqlite3_close(db);
-		return sl_err_set(err, SL_ENOTFOUND, "sqlite sink %s: not there yet", path);
+		return sl_err_set(err, SL_ENOTFOUND, "sqlite sink data_dir/%s.db: not there yet", p->sink.keyspace);
 	}
 	sqlite3_busy_timeout(db, 2000);
 	char *sql = sqlite3_mprintf("SELECT rowid, * FROM \"%w\" WHERE rowid < ?1 ORDER BY rowid DESC LIMIT ?2 OFFSET ?3",
@@ -965,7 +966,7 @@ static int rows_sqlite(struct sl_console *c, struct sl_pipeline *p, const unsign
 	sqlite3_stmt *st = NULL;
 	int rc = 0;
 	if (!sql || sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-		rc = sl_err_set(err, SL_EIO, "sqlite sink %s: %s", path, sqlite3_errmsg(db));
+		rc = sl_err_set(err, SL_EIO, "sqlite sink data_dir/%s.db: %s", p->sink.keyspace, sqlite3_errmsg(db));
 	} else {
 		sqlite3_bind_int64(st, 1, below);
 		sqlite3_bind_int64(st, 2, size + 1);

@@ -120,11 +120,15 @@ struct sl_con_remote {
 	bool on;                             /* a url is configured */
 };
 extern const struct sl_opt sl_con_registry_opts[], sl_con_scheduler_opts[];
-/* How the Schemas summary asks a registry (plug.c): in this process, or over HTTP. */
+/* How the Schemas summary asks a registry (plug.c): in this process, or over HTTP; cache is the summary's (plug.c),
+ * made when the source is plugged in and freed with the remotes (sl_con_remotes_free). */
+struct sl_con_schema_cache;
 struct sl_con_reg_source {
 	void (*get)(void *ctx, const char *target, int *status, struct sl_buf *out);
 	void *ctx;
+	struct sl_con_schema_cache *cache;
 };
+void sl_con_schema_cache_free(struct sl_con_schema_cache *sc);
 
 struct sl_console {
 	struct sl_conf *conf;

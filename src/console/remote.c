@@ -69,6 +69,10 @@ int sl_con_remotes_init(struct sl_console *c, struct sl_err *err)
 void sl_con_remotes_free(struct sl_console *c)
 {
 	for (int i = 0; i < 2; i++) {
+		sl_con_schema_cache_free(c->reg_source[i].cache);
+		c->reg_source[i].cache = NULL;
+	}
+	for (int i = 0; i < 2; i++) {
 		char *a = c->remote[i].authorization;
 		if (a)
 			OPENSSL_cleanse(a, strlen(a));

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/ident.h"
 #include "core/log.h"
 #include "pipeline/pipeline.h"
 
@@ -121,6 +122,23 @@ static int load_pipeline(struct sl_conf *c, struct sl_pipeline *p, const char *n
 			return sl_err_set(err, SL_ENOMEM, "out of memory");
 		snprintf(p->dlq_topic, l, "%s.dlq", p->topic);
 	}
+	/* Names that become Kafka topics, CQL names and (the keyspace, with the SQLite sink) a file under data_dir:
+	 * checked here, at file:line, rather than failing later at the broker or the filesystem. */
+	const struct sl_cfg_node *sink = sl_cfg_get(n, "sink");
+	const struct {
+		enum sl_ident_kind kind;
+		const char *key, *val;
+		const struct sl_cfg_node *at;
+	} names[] = {
+		{SL_IDENT_TOPIC, "topic", p->topic, sl_cfg_get(n, "topic")},
+		{SL_IDENT_TOPIC, "dlq_topic", p->dlq_topic, sl_cfg_get(n, "dlq_topic")},
+		{SL_IDENT_TABLE, "sink.keyspace", p->sink.keyspace, sl_cfg_get(sink, "keyspace")},
+		{SL_IDENT_TABLE, "sink.table", p->sink.table, sl_cfg_get(sink, "table")},
+	};
+	for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+		if (names[i].val && sl_ident_check(names[i].kind, names[i].val, strlen(names[i].val), err))
+			return sl_err_prefix(err, "%s: %s.%s: ", sl_cfg_where(names[i].at ? names[i].at : n, w, sizeof w),
+					     section, names[i].key);
 	if (!p->group) {
 		size_t l = strlen(name) + 8;
 		if (!(p->group = malloc(l)))
@@ -171,6 +189,11 @@ int sl_conf_load(const char *path, struct sl_conf *c, struct sl_err *err)
 		return sl_err_set(err, SL_ENOMEM, "out of memory");
 	}
 	for (size_t i = 0; i < ps->n; i++) {
+		if (sl_ident_check(SL_IDENT_PIPELINE, ps->keys[i], strlen(ps->keys[i]), err)) {
+			sl_err_prefix(err, "%s:%d: pipelines: ", ps->file, ps->key_lines ? ps->key_lines[i] : ps->line);
+			sl_conf_free(c);
+			return SL_ECONFIG;
+		}
 		c->np++;
 		if (load_pipeline(c, &c->p[i], ps->keys[i], ps->items[i], err)) {
 			sl_conf_free(c);

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/ident.h"
 #include "registry/internal.h"
 
 #define MAX_SEGS 8
@@ -32,6 +33,7 @@ struct req {
 	int bad_status, bad_code;
 	char *own[MAX_SEGS + 2 * MAX_QUERY]; /* decoded, UTF-8-cleaned copies, freed after the request */
 	size_t nown;
+	bool nul[MAX_SEGS]; /* the raw segment held %00: decoding cut it there, so it is not the name that was sent */
 };
 
 /* Decodes s (see pct_decode) into a clean UTF-8 copy owned by the request; falls back to s on OOM. */
@@ -1004,6 +1006,20 @@ static void mode(struct req *q, const char *subject)
 
 /* ---- routing ---- */
 
+/* Subjects are checked where they enter (core/ident.h): no NUL, no control characters, a length bound; '/' and ':'
+ * (contexts) stay valid, as in Confluent's registry. Replies 422 with Confluent's 42208 when the segment is not a
+ * valid subject. */
+static bool subject_ok(struct req *q, size_t i)
+{
+	struct sl_err err = {0};
+	if (q->nul[i])
+		sl_err_set(&err, SL_EINVAL, "subject holds a NUL byte (%%00)");
+	else if (!sl_ident_check(SL_IDENT_SUBJECT, q->segs[i], strlen(q->segs[i]), &err))
+		return true;
+	reply_err(q, 422, 42208, "The specified subject is not valid: %s", err.msg);
+	return false;
+}
+
 static bool is(struct req *q, size_t i, const char *s)
 {
 	return i < q->nsegs && !strcmp(q->segs[i], s);
@@ -1062,6 +1078,8 @@ static void route(struct req *q)
 			http_err(q, 404);
 			return;
 		}
+		if (n > 1 && !subject_ok(q, 1))
+			return;
 		if (n == 1) {
 			if (allow(q, "GET"))
 				get_subjects(q);
@@ -1082,17 +1100,17 @@ static void route(struct req *q)
 		return;
 	}
 	if (is(q, 0, "compatibility") && is(q, 1, "subjects") && n >= 4 && n <= 5 && is(q, 3, "versions") && *s[2]) {
-		if (allow(q, "POST"))
+		if (subject_ok(q, 2) && allow(q, "POST"))
 			compatibility(q, s[2], n == 5 ? s[4] : NULL);
 		return;
 	}
 	if (is(q, 0, "config") && n <= 2 && (n == 1 || *s[1])) {
-		if (allow(q, "GET|PUT|DELETE"))
+		if ((n == 1 || subject_ok(q, 1)) && allow(q, "GET|PUT|DELETE"))
 			config(q, n == 2 ? s[1] : NULL);
 		return;
 	}
 	if (is(q, 0, "mode") && n <= 2 && (n == 1 || *s[1])) {
-		if (allow(q, "GET|PUT|DELETE"))
+		if ((n == 1 || subject_ok(q, 1)) && allow(q, "GET|PUT|DELETE"))
 			mode(q, n == 2 ? s[1] : NULL);
 		return;
 	}
@@ -1144,8 +1162,10 @@ void sl_registry_handle(struct sl_registry *r, const char *method_, const char *
 		if (q.nsegs > 1 && !*q.segs[q.nsegs - 1])
 			q.nsegs--; /* a trailing slash */
 	}
-	for (size_t i = 0; i < q.nsegs; i++)
+	for (size_t i = 0; i < q.nsegs; i++) {
+		q.nul[i] = strstr(q.segs[i], "%00") != NULL;
 		q.segs[i] = decoded(&q, q.segs[i], false);
+	}
 	for (char *kv = query; kv && *kv && q.nq < MAX_QUERY - 1;) {
 		char *amp = strchr(kv, '&'), *eq;
 		if (amp)

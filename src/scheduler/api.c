@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "codec/json.h"
+#include "core/ident.h"
 #include "core/log.h"
 #include "scheduler/sched.h"
 
@@ -174,6 +175,12 @@ int sl_sched_api_handle(struct sl_sched *s, const char *method, const char *path
 		sl_buf_printf(out, "],\"total_entries\":%zu}", nd);
 		return 0;
 	}
+	/* Identifiers are checked where they enter (core/ident.h): a DAG, run or task id that could not exist is a
+	 * 400, whatever the route would have done with it. */
+	static const enum sl_ident_kind seg_kind[8] = {[1] = SL_IDENT_DAG, [3] = SL_IDENT_RUN, [5] = SL_IDENT_TASK};
+	for (int i = 1; i < n && i < 6; i += 2)
+		if (sl_ident_check(seg_kind[i], seg[i], strlen(seg[i]), &err))
+			return *status = problem(out, 400, "Bad Request", err.msg), 0;
 	struct sl_dag *d = sl_sched_dag(s, seg[1], &err);
 	if (!d)
 		return *status = problem(out, 404, "DAG not found", err.msg), 0;
@@ -225,10 +232,16 @@ int sl_sched_api_handle(struct sl_sched *s, const char *method, const char *path
 			bool have_ld = false;
 			if (jp && sl_json_get(root, "conf", 4, &v) && sl_json_type(v) == SL_JSON_OBJECT)
 				sl_json_render(v, &conf);
-			if (jp && sl_json_get(root, "dag_run_id", 10, &v) && sl_json_type(v) == SL_JSON_STRING) {
+			if (jp && sl_json_get(root, "dag_run_id", 10, &v) && !sl_json_is_null(v)) {
 				const char *p;
 				size_t pl;
-				sl_json_str(v, &p, &pl);
+				if (sl_json_str(v, &p, &pl) || sl_ident_check(SL_IDENT_RUN, p, pl, &err)) {
+					*status = problem(out, 400, "Bad Request",
+							  err.msg[0] ? err.msg : "dag_run_id must be a string");
+					sl_buf_free(&conf);
+					sl_buf_free(&rid);
+					goto done;
+				}
 				sl_buf_append(&rid, p, pl);
 			}
 			if (jp && (sl_json_get(root, "logical_date", 12, &v) || sl_json_get(root, "execution_date", 14, &v)) &&
@@ -250,22 +263,9 @@ int sl_sched_api_handle(struct sl_sched *s, const char *method, const char *path
 			if (sl_sched_trigger(s, d->id, conf.len ? sl_buf_cstr(&conf) : NULL, have_ld ? &ld : NULL,
 					     rid.len ? sl_buf_cstr(&rid) : NULL, made, sizeof made, &err)) {
 				*status = problem(out, err.code == SL_EINVAL ? 409 : 400, "Conflict", err.msg);
-			} else {
-				struct sl_buf all;
-				sl_buf_init(&all);
-				sl_sched_runs_json(s, d->id, 100000, &all, &err);
-				/* Return the created run as Airflow does: find its object in the list. */
-				char needle[260];
-				snprintf(needle, sizeof needle, "\"dag_run_id\":\"%s\"", made);
-				const char *p = strstr(sl_buf_cstr(&all), needle);
-				while (p && p > all.data && *p != '{')
-					p--;
-				const char *e = p ? strchr(p, '}') : NULL;
-				if (p && e && (e = strchr(e + 1, '}')))
-					sl_buf_append(out, p, (size_t)(e - p + 1));
-				else
-					sl_buf_printf(out, "{\"dag_run_id\":\"%s\"}", made);
-				sl_buf_free(&all);
+			} else if (sl_sched_run_json(s, d->id, made, out, &err)) {
+				/* Answers the one run created (Airflow's shape), read back by its key: never the whole list. */
+				*status = problem(out, 500, "Internal Server Error", err.msg);
 			}
 			sl_buf_free(&conf);
 			sl_buf_free(&rid);
@@ -285,18 +285,8 @@ int sl_sched_api_handle(struct sl_sched *s, const char *method, const char *path
 		goto done;
 	}
 	if (n == 4) {
-		struct sl_buf all;
-		sl_buf_init(&all);
-		sl_sched_runs_json(s, d->id, 100000, &all, &err);
-		char needle[260];
-		snprintf(needle, sizeof needle, "\"dag_run_id\":\"%s\"", run_id);
-		const char *p = strstr(sl_buf_cstr(&all), needle);
-		while (p && p > all.data && *p != '{')
-			p--;
-		const char *e = p ? strchr(p, '}') : NULL;
-		if (p && e && (e = strchr(e + 1, '}')))
-			sl_buf_append(out, p, (size_t)(e - p + 1));
-		sl_buf_free(&all);
+		if (sl_sched_run_json(s, d->id, run_id, out, &err))
+			*status = problem(out, 404, "DAGRun not found", run_id);
 		goto done;
 	}
 	if (strcmp(seg[4], "taskInstances")) {
@@ -308,27 +298,24 @@ int sl_sched_api_handle(struct sl_sched *s, const char *method, const char *path
 		goto done;
 	}
 	if (n == 8 && !strcmp(seg[6], "logs")) {
-		char lp[1200];
-		int tn = atoi(seg[7]);
-		if (tn < 1 || sl_sched_log_path(s, d->id, run_id, seg[5], tn, lp, sizeof lp)) {
-			*status = problem(out, 400, "Bad Request", "bad task id or try number");
-			goto done;
-		}
-		FILE *fp = fopen(lp, "r");
-		if (!fp) {
-			*status = problem(out, 404, "Log not found", lp);
+		char *end;
+		long tn = strtol(seg[7], &end, 10);
+		if (*end || tn < 1 || tn > 100000) {
+			*status = problem(out, 400, "Bad Request", "the try number must be an integer from 1");
 			goto done;
 		}
 		struct sl_buf content;
 		sl_buf_init(&content);
-		char chunk[4096];
-		size_t r;
-		while ((r = fread(chunk, 1, sizeof chunk, fp)) > 0 && content.len < (8u << 20))
-			sl_buf_append(&content, chunk, r);
-		fclose(fp);
-		sl_buf_puts(out, "{\"continuation_token\":null,\"content\":");
-		sl_buf_json_str(out, content.data ? content.data : "", content.len);
-		sl_buf_putc(out, '}');
+		int lrc = sl_sched_log_read(s, d->id, run_id, seg[5], (int)tn, 8u << 20, &content, &err);
+		if (lrc) {
+			/* err names the log relative to data_dir: answers never show where data_dir is. */
+			*status = problem(out, lrc == SL_ENOTFOUND ? 404 : lrc == SL_EINVAL ? 400 : 500,
+					  lrc == SL_ENOTFOUND ? "Log not found" : "Bad Request", err.msg);
+		} else {
+			sl_buf_puts(out, "{\"continuation_token\":null,\"content\":");
+			sl_buf_json_str(out, content.data ? content.data : "", content.len);
+			sl_buf_putc(out, '}');
+		}
 		sl_buf_free(&content);
 		goto done;
 	}

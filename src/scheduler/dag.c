@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/ident.h"
 #include "scheduler/sched.h"
 
 static const struct sl_opt dag_opts[] = {
@@ -203,9 +204,14 @@ static int check_task(struct sl_dag *dag, struct sl_task *t, const struct sl_cfg
 		return sl_err_set(err, SL_ECONFIG,
 				  "%s: dags.%s.tasks.%s: an ingest task needs for: (60s) or count: so that it ends", w,
 				  dag->id, t->id);
-	if (t->table && !strchr(t->table, '.'))
+	const char *dot = t->table ? strchr(t->table, '.') : NULL;
+	if (t->table && !dot)
 		return sl_err_set(err, SL_ECONFIG, "%s: dags.%s.tasks.%s: table '%s' must be keyspace.table", w, dag->id,
 				  t->id, t->table);
+	/* The keyspace names a file under data_dir with the SQLite sink (cmd_dag.c): checked like the pipelines'. */
+	if (t->table && (sl_ident_check(SL_IDENT_TABLE, t->table, (size_t)(dot - t->table), err) ||
+			 sl_ident_check(SL_IDENT_TABLE, dot + 1, strlen(dot + 1), err)))
+		return sl_err_prefix(err, "%s: dags.%s.tasks.%s.table: ", w, dag->id, t->id);
 	return 0;
 }
 
@@ -279,6 +285,9 @@ static int load_dag(struct sl_dag *d, const char *id, const struct sl_cfg_node *
 		struct sl_task *t = &d->tasks[i];
 		d->ntasks = i + 1;
 		t->id = strdup(tn->keys[i]);
+		if (sl_ident_check(SL_IDENT_TASK, tn->keys[i], strlen(tn->keys[i]), err))
+			return sl_err_prefix(err, "%s:%d: %s.tasks: ", tn->file, tn->key_lines ? tn->key_lines[i] : tn->line,
+					     sect);
 		char ts[400];
 		snprintf(ts, sizeof ts, "%s.tasks.%s", sect, t->id);
 		if (sl_opt_bind(task_opts, tn->items[i], ts, t, err) || check_task(d, t, tn->items[i], err))
@@ -331,6 +340,12 @@ int sl_sched_dags_load(const struct sl_cfg_node *dags, struct sl_dag **out, size
 	if (!d)
 		return sl_err_set(err, SL_ENOMEM, "out of memory");
 	for (size_t i = 0; i < dags->n; i++) {
+		/* DAG and task ids name directories of the task logs and go into URLs: checked at file:line. */
+		if (sl_ident_check(SL_IDENT_DAG, dags->keys[i], strlen(dags->keys[i]), err)) {
+			sl_err_prefix(err, "%s:%d: dags: ", dags->file, dags->key_lines ? dags->key_lines[i] : dags->line);
+			sl_sched_dags_free(d, i);
+			return SL_ECONFIG;
+		}
 		if (load_dag(&d[i], dags->keys[i], dags->items[i], err)) {
 			sl_sched_dags_free(d, i + 1);
 			return SL_ECONFIG;

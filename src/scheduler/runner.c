@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "codec/json.h"
+#include "core/ident.h"
 #include "core/log.h"
 #include "pipeline/pipeline.h"
 #include "scheduler/sched.h"
@@ -46,6 +48,9 @@ struct sl_sched {
 	bool ignore_pause;
 	int lock_fd;
 	char only_dag[256], only_prefix[256];
+	/* Task environment (see task_env): names a `sluice` task may inherit beyond the base set, and names no task
+	 * inherits (the servers' secrets). */
+	struct sl_strlist client_env, deny_env;
 };
 
 static double mono(void)
@@ -112,6 +117,186 @@ static int mkdirs(const char *path)
 	return mkdir(tmp, 0755) && errno != EEXIST ? -1 : 0;
 }
 
+/* ---- the task environment ----
+ *
+ * A task try is a child process. It used to inherit the scheduler's whole environment, the API tokens and passwords
+ * of the console, registry and scheduler included, so any shell task (or anything an ingest source runs) could read
+ * them. A try now gets:
+ *   - the base set: PATH, HOME, USER, LOGNAME, SHELL, TMPDIR, TERM, LANG, LANGUAGE, LC_*, TZ, TZDIR, the TLS and
+ *     Kerberos client settings (SSL_CERT_FILE, SSL_CERT_DIR, KRB5_CONFIG, KRB5CCNAME) and the sanitizers' options;
+ *   - the run's SLUICE_* variables (SLUICE_DAG_ID, SLUICE_RUN_ID, SLUICE_CONF, SLUICE_CONFIG, ...);
+ *   - ingest, process, cql and sensor tries (which run `sluice` on the same config): every variable the config
+ *     names as a client secret (any *_env key outside the console: and registry: sections: the Kafka SASL and key
+ *     passwords, Cassandra's password_env, the sources' token/password/value_env), every ${VAR} the config file
+ *     expands (the child loads the same file), and the registry: section's token/password variables when a
+ *     pipeline sends schemas to a registry elsewhere (registry_url: they are then the client's credentials);
+ *   - shell tries: their task's env: map, which is how a shell task is given anything else.
+ * The servers' own secrets (console and scheduler API credentials, the console's credentials for remote roles, the
+ * registry's unless it is a client of it as above) are never passed on, even when the config expands them. */
+
+static const char *const base_env[] = {"PATH", "HOME", "USER", "LOGNAME", "SHELL", "TMPDIR", "TERM", "LANG",
+				       "LANGUAGE", "TZ", "TZDIR", "SSL_CERT_FILE", "SSL_CERT_DIR", "KRB5_CONFIG",
+				       "KRB5CCNAME", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "NO_COLOR", NULL};
+
+static bool list_has(const struct sl_strlist *l, const char *name, size_t n)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (strlen(l->v[i]) == n && !strncmp(l->v[i], name, n))
+			return true;
+	return false;
+}
+
+static void list_add(struct sl_strlist *l, const char *name, size_t n)
+{
+	if (!n || list_has(l, name, n))
+		return;
+	char **v = realloc(l->v, (l->n + 1) * sizeof *v);
+	if (!v)
+		return;
+	l->v = v;
+	if ((v[l->n] = strndup(name, n)))
+		l->n++;
+}
+
+static void list_free(struct sl_strlist *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+static void list_add_s(struct sl_strlist *l, const char *name) { list_add(l, name, strlen(name)); }
+
+static const char *scalar_at(const struct sl_cfg_node *n, const char *key, const char *def)
+{
+	const struct sl_cfg_node *v = sl_cfg_get(n, key);
+	return v && v->kind == SL_CFG_SCALAR && v->value ? v->value : def;
+}
+
+/* Values of the *_env keys anywhere under n: the variables the config names as secrets. */
+static void collect_env_keys(const struct sl_cfg_node *n, struct sl_strlist *out, int depth)
+{
+	if (!n || depth > 16)
+		return;
+	for (size_t i = 0; i < n->n; i++) {
+		const struct sl_cfg_node *it = n->items[i];
+		size_t kl = n->kind == SL_CFG_MAP && n->keys ? strlen(n->keys[i]) : 0;
+		if (kl > 4 && !strcmp(n->keys[i] + kl - 4, "_env") && it && it->kind == SL_CFG_SCALAR && it->value)
+			list_add(out, it->value, strlen(it->value));
+		else
+			collect_env_keys(it, out, depth + 1);
+	}
+}
+
+/* The ${NAME} and ${NAME:-default} the config file expands. */
+static void collect_expanded(const char *file, struct sl_strlist *out)
+{
+	FILE *fp = file ? fopen(file, "r") : NULL;
+	if (!fp)
+		return;
+	char line[4096];
+	while (fgets(line, sizeof line, fp))
+		for (char *p = strstr(line, "${"); p; p = strstr(p + 2, "${")) {
+			size_t n = strcspn(p + 2, ":}");
+			if (p[2 + n] == '}' || p[2 + n] == ':')
+				list_add(out, p + 2, n);
+		}
+	fclose(fp);
+}
+
+static void task_env_init(struct sl_sched *s, struct sl_conf *c)
+{
+	const struct sl_cfg_node *con = c->console;
+	list_add_s(&s->deny_env, scalar_at(con, "token_env", "SLUICE_CONSOLE_TOKEN"));
+	list_add_s(&s->deny_env, scalar_at(con, "password_env", "SLUICE_CONSOLE_PASSWORD"));
+	const char *remote[][3] = {{"registry", "SLUICE_REGISTRY_TOKEN", "SLUICE_REGISTRY_PASSWORD"},
+				   {"scheduler", "SLUICE_SCHEDULER_TOKEN", "SLUICE_SCHEDULER_PASSWORD"}};
+	for (int i = 0; i < 2; i++) {
+		const struct sl_cfg_node *r = sl_cfg_get(con, remote[i][0]);
+		const char *t = scalar_at(r, "token_env", remote[i][1]), *pw = scalar_at(r, "password_env", remote[i][2]);
+		list_add_s(&s->deny_env, t);
+		list_add_s(&s->deny_env, pw);
+	}
+	list_add_s(&s->deny_env, sl_sched_api_auth.token_env);
+	list_add_s(&s->deny_env, sl_sched_api_auth.password_env);
+	bool registry_client = false;
+	for (size_t i = 0; i < c->np; i++)
+		registry_client |= c->p[i].registry_url && *c->p[i].registry_url;
+	const char *rt = scalar_at(c->registry, "token_env", "SLUICE_REGISTRY_TOKEN");
+	const char *rp = scalar_at(c->registry, "password_env", "SLUICE_REGISTRY_PASSWORD");
+	struct sl_strlist allow = {0};
+	if (registry_client) {
+		list_add_s(&allow, rt);
+		list_add_s(&allow, rp);
+	} else {
+		list_add_s(&s->deny_env, rt);
+		list_add_s(&s->deny_env, rp);
+	}
+	const struct sl_cfg_node *root = c->doc.root;
+	for (size_t i = 0; root && root->kind == SL_CFG_MAP && i < root->n; i++)
+		if (strcmp(root->keys[i], "console") && strcmp(root->keys[i], "registry") && strcmp(root->keys[i], "dags"))
+			collect_env_keys(root->items[i], &allow, 0);
+	collect_expanded(c->doc.file, &allow);
+	for (size_t i = 0; i < allow.n; i++)
+		if (!list_has(&s->deny_env, allow.v[i], strlen(allow.v[i])))
+			list_add_s(&s->client_env, allow.v[i]);
+	list_free(&allow);
+}
+
+/* Sets name=value in env (replacing an earlier value). */
+static void env_set(struct sl_strlist *env, const char *name, const char *value)
+{
+	size_t nl = strlen(name);
+	char *kv = malloc(nl + strlen(value) + 2);
+	if (!kv)
+		return;
+	sprintf(kv, "%s=%s", name, value);
+	for (size_t i = 0; i < env->n; i++)
+		if (!strncmp(env->v[i], name, nl) && env->v[i][nl] == '=') {
+			free(env->v[i]);
+			env->v[i] = kv;
+			return;
+		}
+	char **v = realloc(env->v, (env->n + 2) * sizeof *v);
+	if (!v) {
+		free(kv);
+		return;
+	}
+	env->v = v;
+	v[env->n++] = kv;
+	v[env->n] = NULL;
+}
+
+static void env_pass(struct sl_strlist *env, const struct sl_strlist *deny, const char *name)
+{
+	const char *v = getenv(name);
+	if (v && !list_has(deny, name, strlen(name)))
+		env_set(env, name, v);
+}
+
+extern char **environ;
+
+/* The environment of one try (built before fork: the child of a threaded process should not allocate). */
+static void task_env(struct sl_sched *s, const struct sl_task *t, struct sl_strlist *env)
+{
+	for (size_t i = 0; base_env[i]; i++)
+		env_pass(env, &s->deny_env, base_env[i]);
+	for (char **e = environ; e && *e; e++)
+		if (!strncmp(*e, "LC_", 3)) {
+			const char *eq = strchr(*e, '=');
+			char name[128];
+			if (eq && (size_t)(eq - *e) < sizeof name) {
+				snprintf(name, sizeof name, "%.*s", (int)(eq - *e), *e);
+				env_pass(env, &s->deny_env, name);
+			}
+		}
+	if (t->kind != SL_TASK_SHELL)
+		for (size_t i = 0; i < s->client_env.n; i++)
+			env_pass(env, &s->deny_env, s->client_env.v[i]);
+}
+
 int sl_sched_open(struct sl_sched **out, struct sl_conf *c, const struct sl_sched_opts *o, struct sl_err *err)
 {
 	*out = NULL;
@@ -133,6 +318,7 @@ int sl_sched_open(struct sl_sched **out, struct sl_conf *c, const struct sl_sche
 		free(s);
 		return rc;
 	}
+	task_env_init(s, c);
 	char path[700];
 	if (mkdirs(s->data_dir)) {
 		sl_sched_close(s);
@@ -207,6 +393,8 @@ static void free_all(struct sl_sched *s)
 	if (s->db)
 		sqlite3_close(s->db);
 	sl_sched_dags_free(s->dags, s->ndags);
+	list_free(&s->client_env);
+	list_free(&s->deny_env);
 	free(s->ch);
 	pthread_mutex_destroy(&s->mu);
 	free(s);
@@ -416,8 +604,22 @@ int sl_sched_trigger(struct sl_sched *s, const char *dag_id, const char *conf_js
 	struct sl_dag *d = sl_sched_dag(s, dag_id, err);
 	if (!d)
 		return SL_ENOTFOUND;
-	if (conf_json && *conf_json != '{')
-		return sl_err_set(err, SL_EINVAL, "trigger %s: conf must be a JSON object, got '%.40s'", dag_id, conf_json);
+	/* The run id names a directory under data_dir/logs and goes into JSON and environments: checked here, where
+	 * every caller (API, CLI, console) passes. The conf is stored and answered as is, so it must be a JSON object. */
+	if (run_id_in && *run_id_in && sl_ident_check(SL_IDENT_RUN, run_id_in, strlen(run_id_in), err))
+		return sl_err_prefix(err, "trigger %s: ", dag_id);
+	if (conf_json) {
+		struct sl_json_parser *jp = NULL;
+		struct sl_json_val root;
+		struct sl_err jerr = {0};
+		bool ok = !sl_json_parser_new(&jp, 1 << 20, 64, &jerr) &&
+			  !sl_json_parse(jp, conf_json, strlen(conf_json), &root, &jerr) &&
+			  sl_json_type(root) == SL_JSON_OBJECT;
+		sl_json_parser_free(jp);
+		if (!ok)
+			return sl_err_set(err, SL_EINVAL, "trigger %s: conf must be a JSON object, got '%.40s'%s%s", dag_id,
+					  conf_json, jerr.msg[0] ? ": " : "", jerr.msg);
+	}
 	lock(s);
 	int64_t ld = logical_date ? *logical_date : now_s(s);
 	/* Logical dates are unique per DAG (as in Airflow) and ours have whole seconds: two manual runs in one second
@@ -478,23 +680,93 @@ int sl_sched_backfill(struct sl_sched *s, const char *dag_id, int64_t start, int
 
 /* ---- task processes ---- */
 
-static void task_log_path(struct sl_sched *s, const char *dag, const char *run, const char *task, int try_number,
-			  char *out, size_t outsz, bool dir_only)
+/* Task logs live at data_dir/logs/dag_id=D/run_id=R/task_id=T/attempt=N.log. The ids are checked by the identifier
+ * validator (no '/', no '..', no control bytes), and the file is reached one directory at a time from a descriptor
+ * of data_dir with O_NOFOLLOW, so neither an id nor a symlink planted under logs/ can put a log outside data_dir. */
+static int log_ids_ok(const char *dag, const char *run, const char *task, int try_number, struct sl_err *err)
 {
-	if (dir_only)
-		snprintf(out, outsz, "%s/logs/dag_id=%s/run_id=%s/task_id=%s", s->data_dir, dag, run, task);
-	else
-		snprintf(out, outsz, "%s/logs/dag_id=%s/run_id=%s/task_id=%s/attempt=%d.log", s->data_dir, dag, run, task,
-			 try_number);
+	int rc;
+	if ((rc = sl_ident_check(SL_IDENT_DAG, dag, strlen(dag), err)) ||
+	    (rc = sl_ident_check(SL_IDENT_RUN, run, strlen(run), err)) ||
+	    (rc = sl_ident_check(SL_IDENT_TASK, task, strlen(task), err)))
+		return rc;
+	if (try_number < 1)
+		return sl_err_set(err, SL_EINVAL, "try number %d: tries count from 1", try_number);
+	return 0;
+}
+
+/* The log's path relative to data_dir (what answers and messages show). */
+static void task_log_rel(const char *dag, const char *run, const char *task, int try_number, char *out, size_t outsz)
+{
+	snprintf(out, outsz, "logs/dag_id=%s/run_id=%s/task_id=%s/attempt=%d.log", dag, run, task, try_number);
+}
+
+/* Opens a try's log: flags O_RDONLY to read it, or O_WRONLY|O_APPEND|O_CREAT to write it (then the directories are
+ * created as needed). Returns the descriptor, or a negative SL_E* (SL_ENOTFOUND when it does not exist). */
+static int task_log_open(struct sl_sched *s, const char *dag, const char *run, const char *task, int try_number,
+			 int flags, struct sl_err *err)
+{
+	int rc = log_ids_ok(dag, run, task, try_number, err);
+	if (rc)
+		return rc;
+	bool create = flags & O_CREAT;
+	char comp[4][300], rel[1100];
+	snprintf(comp[0], sizeof comp[0], "logs");
+	snprintf(comp[1], sizeof comp[1], "dag_id=%s", dag);
+	snprintf(comp[2], sizeof comp[2], "run_id=%s", run);
+	snprintf(comp[3], sizeof comp[3], "task_id=%s", task);
+	task_log_rel(dag, run, task, try_number, rel, sizeof rel);
+	int dfd = open(s->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return sl_err_set(err, SL_EIO, "cannot open data_dir: %s", strerror(errno));
+	for (int i = 0; i < 4; i++) {
+		if (create && mkdirat(dfd, comp[i], 0755) && errno != EEXIST) {
+			rc = sl_err_set(err, SL_EIO, "cannot create %s in data_dir: %s", rel, strerror(errno));
+			close(dfd);
+			return rc;
+		}
+		int next = openat(dfd, comp[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		int e = errno;
+		close(dfd);
+		if (next < 0)
+			return sl_err_set(err, e == ENOENT ? SL_ENOTFOUND : SL_EIO, "%s: %s", rel,
+					  e == ELOOP ? "a symlink on the way (refused)" : strerror(e));
+		dfd = next;
+	}
+	char name[40];
+	snprintf(name, sizeof name, "attempt=%d.log", try_number);
+	int fd = openat(dfd, name, flags | O_NOFOLLOW | O_CLOEXEC, 0644);
+	int e = errno;
+	close(dfd);
+	if (fd < 0)
+		return sl_err_set(err, e == ENOENT ? SL_ENOTFOUND : SL_EIO, "%s: %s", rel,
+				  e == ELOOP ? "a symlink (refused)" : strerror(e));
+	return fd;
 }
 
 int sl_sched_log_path(struct sl_sched *s, const char *dag_id, const char *run_id, const char *task_id, int try_number,
 		      char *out, size_t outsz)
 {
-	if (strstr(dag_id, "..") || strstr(run_id, "..") || strstr(task_id, "..") || strchr(run_id, '/'))
+	if (log_ids_ok(dag_id, run_id, task_id, try_number, NULL))
 		return SL_EINVAL;
-	task_log_path(s, dag_id, run_id, task_id, try_number, out, outsz, false);
+	char rel[1100];
+	task_log_rel(dag_id, run_id, task_id, try_number, rel, sizeof rel);
+	snprintf(out, outsz, "%s/%s", s->data_dir, rel);
 	return 0;
+}
+
+int sl_sched_log_read(struct sl_sched *s, const char *dag_id, const char *run_id, const char *task_id, int try_number,
+		      size_t max, struct sl_buf *out, struct sl_err *err)
+{
+	int fd = task_log_open(s, dag_id, run_id, task_id, try_number, O_RDONLY, err);
+	if (fd < 0)
+		return fd;
+	char chunk[4096];
+	ssize_t r;
+	while (out->len < max && (r = read(fd, chunk, sizeof chunk)) > 0)
+		sl_buf_append(out, chunk, (size_t)r);
+	close(fd);
+	return sl_buf_ok(out) ? 0 : sl_err_set(err, SL_ENOMEM, "out of memory");
 }
 
 static int spawn(struct sl_sched *s, size_t di, size_t ti, const char *run_id, int try_number, int64_t logical,
@@ -502,14 +774,11 @@ static int spawn(struct sl_sched *s, size_t di, size_t ti, const char *run_id, i
 {
 	struct sl_dag *d = &s->dags[di];
 	struct sl_task *t = &d->tasks[ti];
-	char dir[900], path[1000];
-	task_log_path(s, d->id, run_id, t->id, try_number, dir, sizeof dir, true);
-	task_log_path(s, d->id, run_id, t->id, try_number, path, sizeof path, false);
-	if (mkdirs(dir))
-		return sl_err_set(err, SL_EIO, "cannot create log directory %s: %s", dir, strerror(errno));
-	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	char path[1100];
+	task_log_rel(d->id, run_id, t->id, try_number, path, sizeof path);
+	int fd = task_log_open(s, d->id, run_id, t->id, try_number, O_WRONLY | O_CREAT | O_APPEND, err);
 	if (fd < 0)
-		return sl_err_set(err, SL_EIO, "cannot open task log %s: %s", path, strerror(errno));
+		return sl_err_prefix(err, "task %s.%s run=%s: ", d->id, t->id, run_id);
 	const char *bin = s->o.sluice_bin ? s->o.sluice_bin : "sluice";
 	const char *cfg = s->o.config_path ? s->o.config_path : "sluice.yaml";
 	char num[64];
@@ -549,9 +818,31 @@ static int spawn(struct sl_sched *s, size_t di, size_t ti, const char *run_id, i
 	for (int i = 0; i < ac; i++)
 		dprintf(fd, " %s", argv[i]);
 	dprintf(fd, "\n");
+	char tn[16], ds[11];
+	snprintf(tn, sizeof tn, "%d", try_number);
+	snprintf(ds, sizeof ds, "%.10s", ts);
+	struct sl_strlist env = {0};
+	task_env(s, t, &env);
+	env_set(&env, "SLUICE_DAG_ID", d->id);
+	env_set(&env, "SLUICE_TASK_ID", t->id);
+	env_set(&env, "SLUICE_RUN_ID", run_id);
+	env_set(&env, "SLUICE_LOGICAL_DATE", ts);
+	env_set(&env, "SLUICE_DS", ds);
+	env_set(&env, "SLUICE_DATA_INTERVAL_START", ist);
+	env_set(&env, "SLUICE_DATA_INTERVAL_END", ie);
+	env_set(&env, "SLUICE_TRY_NUMBER", tn);
+	env_set(&env, "SLUICE_CONF", conf ? conf : "{}");
+	env_set(&env, "SLUICE_CONFIG", cfg);
+	for (size_t i = 0; i < t->env.n; i++)
+		env_set(&env, t->env.k[i], t->env.v[i]);
+	if (!env.v) {
+		close(fd);
+		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	}
 	pid_t pid = fork();
 	if (pid < 0) {
 		close(fd);
+		list_free(&env);
 		return sl_err_set(err, SL_EIO, "fork for task %s.%s: %s", d->id, t->id, strerror(errno));
 	}
 	if (pid == 0) {
@@ -562,28 +853,14 @@ static int spawn(struct sl_sched *s, size_t di, size_t ti, const char *run_id, i
 			dup2(nul, 0);
 		dup2(fd, 1);
 		dup2(fd, 2);
-		char tn[16];
-		snprintf(tn, sizeof tn, "%d", try_number);
-		setenv("SLUICE_DAG_ID", d->id, 1);
-		setenv("SLUICE_TASK_ID", t->id, 1);
-		setenv("SLUICE_RUN_ID", run_id, 1);
-		setenv("SLUICE_LOGICAL_DATE", ts, 1);
-		char ds[11];
-		snprintf(ds, sizeof ds, "%.10s", ts);
-		setenv("SLUICE_DS", ds, 1);
-		setenv("SLUICE_DATA_INTERVAL_START", ist, 1);
-		setenv("SLUICE_DATA_INTERVAL_END", ie, 1);
-		setenv("SLUICE_TRY_NUMBER", tn, 1);
-		setenv("SLUICE_CONF", conf ? conf : "{}", 1);
-		setenv("SLUICE_CONFIG", cfg, 1);
-		for (size_t i = 0; i < t->env.n; i++)
-			setenv(t->env.k[i], t->env.v[i], 1);
-		execvp(argv[0], (char *const *)argv);
+		/* execvpe searches the PATH of the scheduler, the one the task's own PATH came from. */
+		execvpe(argv[0], (char *const *)argv, env.v);
 		dprintf(2, "sluice scheduler: cannot run %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
 	}
 	setpgid(pid, pid);
 	close(fd);
+	list_free(&env);
 	if (s->nch == s->capch) {
 		size_t nc = s->capch ? s->capch * 2 : 8;
 		struct child *n = realloc(s->ch, nc * sizeof *n);
@@ -654,9 +931,10 @@ static int reap(struct sl_sched *s)
 		struct sl_dag *d = &s->dags[c->dag];
 		struct sl_task *t = &d->tasks[c->task];
 		int code = r < 0 ? -1 : WIFEXITED(wst) ? WEXITSTATUS(wst) : 128 + WTERMSIG(wst);
-		char path[1000];
-		task_log_path(s, d->id, c->run_id, t->id, c->try_number, path, sizeof path, false);
-		FILE *lf = fopen(path, "a");
+		int lfd = task_log_open(s, d->id, c->run_id, t->id, c->try_number, O_WRONLY | O_APPEND, NULL);
+		FILE *lf = lfd >= 0 ? fdopen(lfd, "a") : NULL;
+		if (lfd >= 0 && !lf)
+			close(lfd);
 		int state;
 		int64_t next_try = 0;
 		if (code == 0 && !c->timed_out) {
@@ -1005,47 +1283,86 @@ static void json_time(struct sl_buf *b, sqlite3_stmt *st, int col)
 	sl_buf_printf(b, "\"%s\"", ts);
 }
 
+static const char run_cols[] = "SELECT run_id, run_type, logical_date, interval_start, interval_end, state, conf,"
+				" queued_at, start_date, end_date FROM dag_run";
+
+/* One dag_run row (run_cols) as Airflow's DAGRun object. */
+static void run_row_json(sqlite3_stmt *st, const char *dag_id, struct sl_buf *out)
+{
+	const char *rid = (const char *)sqlite3_column_text(st, 0);
+	const char *type = (const char *)sqlite3_column_text(st, 1);
+	const char *state = (const char *)sqlite3_column_text(st, 5);
+	const char *conf = (const char *)sqlite3_column_text(st, 6);
+	sl_buf_puts(out, "{\"dag_id\":");
+	sl_buf_json_str(out, dag_id, strlen(dag_id));
+	sl_buf_puts(out, ",\"dag_run_id\":");
+	sl_buf_json_str(out, rid, strlen(rid));
+	sl_buf_puts(out, ",\"run_type\":");
+	sl_buf_json_str(out, type, strlen(type));
+	sl_buf_puts(out, ",\"logical_date\":");
+	json_time(out, st, 2);
+	sl_buf_puts(out, ",\"execution_date\":");
+	json_time(out, st, 2);
+	sl_buf_puts(out, ",\"data_interval_start\":");
+	json_time(out, st, 3);
+	sl_buf_puts(out, ",\"data_interval_end\":");
+	json_time(out, st, 4);
+	sl_buf_puts(out, ",\"state\":");
+	sl_buf_json_str(out, state, strlen(state));
+	/* conf was checked to be a JSON object when the run was created (sl_sched_trigger); a row written otherwise
+	 * (an older sluice, a hand edit) shows as {} rather than breaking the document. */
+	sl_buf_puts(out, ",\"conf\":");
+	sl_buf_puts(out, conf && *conf == '{' && conf[strlen(conf) - 1] == '}' ? conf : "{}");
+	sl_buf_printf(out, ",\"external_trigger\":%s,\"queued_at\":", strcmp(type, "manual") ? "false" : "true");
+	json_time(out, st, 7);
+	sl_buf_puts(out, ",\"start_date\":");
+	json_time(out, st, 8);
+	sl_buf_puts(out, ",\"end_date\":");
+	json_time(out, st, 9);
+	sl_buf_putc(out, '}');
+}
+
 int sl_sched_runs_json(struct sl_sched *s, const char *dag_id, int limit, struct sl_buf *out, struct sl_err *err)
 {
 	if (!sl_sched_dag(s, dag_id, err))
 		return SL_ENOTFOUND;
 	lock(s);
-	sqlite3_stmt *st = prep(s, "SELECT run_id, run_type, logical_date, interval_start, interval_end, state, conf,"
-				   " queued_at, start_date, end_date FROM dag_run WHERE dag_id = ?"
-				   " ORDER BY logical_date DESC LIMIT ?");
+	char sql[300];
+	snprintf(sql, sizeof sql, "%s WHERE dag_id = ? ORDER BY logical_date DESC LIMIT ?", run_cols);
+	sqlite3_stmt *st = prep(s, sql);
 	sqlite3_bind_text(st, 1, dag_id, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 2, limit > 0 ? limit : 100);
 	sl_buf_puts(out, "{\"dag_runs\":[");
 	int n = 0;
 	while (sqlite3_step(st) == SQLITE_ROW) {
-		const char *rid = (const char *)sqlite3_column_text(st, 0);
-		sl_buf_puts(out, n++ ? ",{\"dag_id\":" : "{\"dag_id\":");
-		sl_buf_json_str(out, dag_id, strlen(dag_id));
-		sl_buf_puts(out, ",\"dag_run_id\":");
-		sl_buf_json_str(out, rid, strlen(rid));
-		sl_buf_printf(out, ",\"run_type\":\"%s\",\"logical_date\":", (const char *)sqlite3_column_text(st, 1));
-		json_time(out, st, 2);
-		sl_buf_puts(out, ",\"execution_date\":");
-		json_time(out, st, 2);
-		sl_buf_puts(out, ",\"data_interval_start\":");
-		json_time(out, st, 3);
-		sl_buf_puts(out, ",\"data_interval_end\":");
-		json_time(out, st, 4);
-		sl_buf_printf(out, ",\"state\":\"%s\",\"conf\":%s,\"external_trigger\":%s,\"queued_at\":",
-			      (const char *)sqlite3_column_text(st, 5), (const char *)sqlite3_column_text(st, 6),
-			      strcmp((const char *)sqlite3_column_text(st, 1), "manual") ? "false" : "true");
-		json_time(out, st, 7);
-		sl_buf_puts(out, ",\"start_date\":");
-		json_time(out, st, 8);
-		sl_buf_puts(out, ",\"end_date\":");
-		json_time(out, st, 9);
-		sl_buf_putc(out, '}');
+		if (n++)
+			sl_buf_putc(out, ',');
+		run_row_json(st, dag_id, out);
 	}
 	sqlite3_finalize(st);
 	sl_buf_printf(out, "],\"total_entries\":%lld}",
 		      (long long)scalar(s, "SELECT count(*) FROM dag_run WHERE dag_id = ?", dag_id, NULL, 0));
 	unlock(s);
 	return 0;
+}
+
+int sl_sched_run_json(struct sl_sched *s, const char *dag_id, const char *run_id, struct sl_buf *out,
+		      struct sl_err *err)
+{
+	lock(s);
+	char sql[300];
+	snprintf(sql, sizeof sql, "%s WHERE dag_id = ? AND run_id = ?", run_cols);
+	sqlite3_stmt *st = prep(s, sql);
+	sqlite3_bind_text(st, 1, dag_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, run_id, -1, SQLITE_STATIC);
+	int rc = 0;
+	if (st && sqlite3_step(st) == SQLITE_ROW)
+		run_row_json(st, dag_id, out);
+	else
+		rc = sl_err_set(err, SL_ENOTFOUND, "no run '%s' of DAG '%s'", run_id, dag_id);
+	sqlite3_finalize(st);
+	unlock(s);
+	return rc;
 }
 
 int sl_sched_task_instances_json(struct sl_sched *s, const char *dag_id, const char *run_id, struct sl_buf *out,

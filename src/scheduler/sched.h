@@ -138,12 +138,20 @@ void sl_sched_ignore_pause(struct sl_sched *s, bool on);
 
 /* Queries for the CLI and the REST API: JSON shaped like Airflow's stable API. */
 int sl_sched_runs_json(struct sl_sched *s, const char *dag_id, int limit, struct sl_buf *out, struct sl_err *err);
+/* One run as Airflow's DAGRun object (what creating or getting a run answers); SL_ENOTFOUND when absent. */
+int sl_sched_run_json(struct sl_sched *s, const char *dag_id, const char *run_id, struct sl_buf *out,
+		      struct sl_err *err);
 int sl_sched_run_state(struct sl_sched *s, const char *dag_id, const char *run_id, char *state, size_t sz);
 int sl_sched_task_instances_json(struct sl_sched *s, const char *dag_id, const char *run_id, struct sl_buf *out,
 				 struct sl_err *err);
-/* The path of a try's log file. */
+/* The path of a try's log file (for the CLI); SL_EINVAL when an id is not valid (core/ident.h). */
 int sl_sched_log_path(struct sl_sched *s, const char *dag_id, const char *run_id, const char *task_id, int try_number,
 		      char *out, size_t outsz);
+/* Appends up to about max bytes of a try's log to out, opened inside data_dir without following symlinks.
+ * SL_EINVAL for an invalid id, SL_ENOTFOUND when there is no such log; messages name the path relative to
+ * data_dir. */
+int sl_sched_log_read(struct sl_sched *s, const char *dag_id, const char *run_id, const char *task_id, int try_number,
+		      size_t max, struct sl_buf *out, struct sl_err *err);
 /* Counts for tests: task instance of (dag, run, task): state and try number. */
 int sl_sched_ti(struct sl_sched *s, const char *dag_id, const char *run_id, const char *task_id, int *state,
 		int *try_number, int64_t *next_try_at);

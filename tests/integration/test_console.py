@@ -524,7 +524,7 @@ def test_standalone_console_reaches_registry_and_scheduler_elsewhere(tmp_path):
         con = Console(str(cfg))
         status, _, body = con.get("/api/console/schemas")
         assert status == 200, body
-        assert json.loads(body) == {"compatibility": "BACKWARD",
+        assert json.loads(body) == {"compatibility": "BACKWARD", "total": 1, "offset": 0, "limit": 100,
                                     "subjects": [{"subject": "users value", "versions": [1, 2], "compatibility": None}]}
         status, h, body = con.get("/api/schemas/subjects/users%20value/versions/2")
         assert status == 200 and json.loads(body)["version"] == 2 and "schemaregistry" in h["Content-Type"]
