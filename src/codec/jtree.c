@@ -1,7 +1,7 @@
 /* An owned JSON tree (codec/jtree.h). Avro schemas are kept and compared long after the text was parsed, and a
  * compatibility check walks two documents at once; simdjson's handles live only until the next parse on their
- * parser, so the schema model and the registry copy each document into this small tree once. Numbers are re-rendered from their value (1.50
- * becomes 1.5), as Jackson does in Confluent's canonical strings. */
+ * parser, so the schema model and the registry copy each document into this small tree once. Numbers are re-rendered
+ * from their value (1.50 becomes 1.5), as Jackson does in Confluent's canonical strings. */
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
