@@ -1,7 +1,8 @@
 /* Avro records in Confluent's wire format (see avro.h): the schema a mapping implies, the encoder, a bounded
- * generic decoder that resolves any writer schema into the mapping schema, the registry access a pipeline needs,
- * and a per-id cache of resolved readers. Writer schemas are parsed by the registry's own Avro parser
- * (src/registry/avro.c), so what the registry accepted is exactly what the decoder understands. */
+ * generic decoder that resolves any writer schema into the mapping schema, and a per-id cache of resolved readers
+ * that asks its owner's fetch function for unknown ids (the pipeline wires it to the registry client). Writer schemas
+ * are parsed by the schema model the registry also uses (codec/avro_schema.c), so what the registry accepted is
+ * exactly what the decoder understands. */
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -10,8 +11,7 @@
 #include <time.h>
 
 #include "codec/avro.h"
-#include "registry/internal.h"
-#include "registry/registry.h"
+#include "codec/avro_schema.h"
 
 /* Nesting a datum may have (records in records, arrays of arrays): recursive schemas would otherwise let a payload
  * pick the stack depth. */
@@ -175,9 +175,7 @@ static const char *logical(const struct sl_avro *a)
 
 static const char *wname(const struct sl_avro *a)
 {
-	static const char *const n[] = {"null", "boolean", "int", "long", "float", "double", "bytes",
-					"string", "record", "enum", "array", "map", "union", "fixed"};
-	return a->t <= SL_AVRO_FIXED ? n[a->t] : "?";
+	return a->t <= SL_AVRO_FIXED ? sl_avro_type_names[a->t] : "?";
 }
 
 /* Whether a writer value of (non-union) type w can be read as column type t. */
@@ -691,92 +689,6 @@ int sl_avro_to_json(const struct sl_avro_reader *rd, const void *p, size_t n, st
 	return rc;
 }
 
-/* ---- registry access ---- */
-
-struct sl_avro_registry {
-	struct sl_registry *local;
-	struct sl_registry_conf conf;
-	bool bound;
-	char *url;
-	sl_avro_fetch_fn fetch;
-	void *fetch_ctx;
-};
-
-int sl_avro_registry_custom(struct sl_avro_registry **out, sl_avro_fetch_fn fetch, void *ctx, struct sl_err *err)
-{
-	struct sl_avro_registry *g = calloc(1, sizeof *g);
-	if (!g)
-		return sl_err_set(err, SL_ENOMEM, "out of memory");
-	g->fetch = fetch;
-	g->fetch_ctx = ctx;
-	*out = g;
-	return 0;
-}
-
-int sl_avro_registry_open(struct sl_avro_registry **out, const char *url, const struct sl_cfg_node *section,
-			  const char *data_dir, struct sl_err *err)
-{
-	struct sl_avro_registry *g = calloc(1, sizeof *g);
-	int rc;
-	*out = NULL;
-	if (!g)
-		return sl_err_set(err, SL_ENOMEM, "out of memory");
-	g->bound = true;
-	if (section)
-		rc = sl_opt_bind(sl_registry_opts, section, "registry", &g->conf, err);
-	else if (!(rc = sl_opt_defaults(sl_registry_opts, &g->conf, err)) && !url) {
-		/* The embedded default: schemas beside the embedded log. */
-		char *d = NULL;
-		if (asprintf(&d, "%s/registry", data_dir ? data_dir : "var/sluice") < 0)
-			rc = sl_err_set(err, SL_ENOMEM, "out of memory");
-		else {
-			free(g->conf.data_dir);
-			g->conf.data_dir = d;
-		}
-	}
-	/* A registry elsewhere (registry_url): the registry: section (or its defaults) says which credentials to send. */
-	if (!rc && url && !(g->url = strdup(url)))
-		rc = sl_err_set(err, SL_ENOMEM, "out of memory");
-	else if (!rc && !url)
-		rc = sl_registry_open(&g->local, &g->conf, err);
-	if (rc) {
-		sl_avro_registry_close(g);
-		return rc;
-	}
-	*out = g;
-	return 0;
-}
-
-void sl_avro_registry_close(struct sl_avro_registry *g)
-{
-	if (!g)
-		return;
-	sl_registry_close(g->local);
-	if (g->bound)
-		sl_opt_free(sl_registry_opts, &g->conf);
-	free(g->url);
-	free(g);
-}
-
-int sl_avro_registry_register(struct sl_avro_registry *g, const char *subject, const char *schema, int *id,
-			      struct sl_err *err)
-{
-	if (g->fetch)
-		return sl_err_set(err, SL_EINVAL, "this registry handle only fetches schemas");
-	if (g->url)
-		return sl_registry_http_register(g->url, &g->conf.auth, subject, schema, "AVRO", id, err);
-	return sl_registry_register(g->local, subject, schema, "AVRO", id, err);
-}
-
-int sl_avro_registry_fetch(struct sl_avro_registry *g, int id, char **schema, char **type, struct sl_err *err)
-{
-	if (g->fetch)
-		return g->fetch(g->fetch_ctx, id, schema, type, err);
-	if (g->url)
-		return sl_registry_http_schema(g->url, &g->conf.auth, id, schema, type, err);
-	return sl_registry_schema_by_id(g->local, id, schema, type, err);
-}
-
 /* ---- readers by id ---- */
 
 struct cache_entry {
@@ -788,20 +700,22 @@ struct cache_entry {
 };
 
 struct sl_avro_cache {
-	struct sl_avro_registry *reg;
+	sl_avro_fetch_fn fetch;
+	void *fetch_ctx;
 	const struct sl_schema *reader;
 	struct cache_entry *e;
 	size_t n, cap;
 	size_t last;                 /* the entry used last: a topic mostly carries one id */
 };
 
-int sl_avro_cache_new(struct sl_avro_registry *reg, const struct sl_schema *reader, struct sl_avro_cache **out,
+int sl_avro_cache_new(sl_avro_fetch_fn fetch, void *ctx, const struct sl_schema *reader, struct sl_avro_cache **out,
 		      struct sl_err *err)
 {
 	struct sl_avro_cache *c = calloc(1, sizeof *c);
 	if (!c)
 		return sl_err_set(err, SL_ENOMEM, "out of memory");
-	c->reg = reg;
+	c->fetch = fetch;
+	c->fetch_ctx = ctx;
 	c->reader = reader;
 	*out = c;
 	return 0;
@@ -836,7 +750,7 @@ static struct cache_entry *lookup(struct sl_avro_cache *c, int32_t id, struct sl
 	char *text = NULL, *type = NULL;
 	struct sl_err ferr = {0};
 	struct sl_avro_reader *rd = NULL;
-	int frc = sl_avro_registry_fetch(c->reg, id, &text, &type, &ferr);
+	int frc = c->fetch(c->fetch_ctx, id, &text, &type, &ferr);
 	if (frc && frc != SL_ENOTFOUND) {
 		/* The registry is away: not this record's fault. */
 		*rc = sl_err_set(err, frc, "schema id %" PRId32 ": %s", id, ferr.msg);

@@ -2,8 +2,8 @@
  * Avro binary datum), so Confluent's serializers and sluice read each other's topics.
  *
  * Writing uses the Avro schema derived from the pipeline's mapping schema (sl_avro_schema_for). Reading takes any
- * writer schema (fetched by id from the registry, cached) and resolves it into the mapping schema with Avro's rules,
- * by field name: promotions int->long->float->double, string<->bytes, a column the writer lacks is null,
+ * writer schema (fetched by id through the caller's function, cached) and resolves it into the mapping schema with
+ * Avro's rules, by field name: promotions int->long->float->double, string<->bytes, a column the writer lacks is null,
  * writer-only fields are skipped whatever their type, unions pick their branch per datum. The decoder is sluice's
  * own: every varint, length, block count and nesting level is bounded by the bytes at hand, because the payload
  * comes from anyone who can write to the topic (avro-c 1.11.1 would hand a negative or huge length to malloc). */
@@ -15,7 +15,6 @@
 
 #include "core/arena.h"
 #include "core/buf.h"
-#include "core/config.h"
 #include "core/err.h"
 #include "core/record.h"
 
@@ -53,27 +52,15 @@ int sl_avro_decode(const struct sl_avro_reader *rd, const void *p, size_t n, str
  * sl_avro_decode; every byte must be consumed. On error out is left as it was. */
 int sl_avro_to_json(const struct sl_avro_reader *rd, const void *p, size_t n, struct sl_buf *out, struct sl_err *err);
 
-/* Where schemas are registered and fetched: a registry in this process (sqlite or kafka store, the same store a
- * `registry:` section names) or one elsewhere over HTTP (registry_url). */
-struct sl_avro_registry;
-/* url non-NULL: HTTP. Otherwise the registry: section (may be NULL: the sqlite store in data_dir/registry). */
-int sl_avro_registry_open(struct sl_avro_registry **out, const char *url, const struct sl_cfg_node *section,
-			  const char *data_dir, struct sl_err *err);
-/* Schemas fetched by a function of the caller's (a registry in this process, or one reached with credentials):
- * such a handle only fetches. fetch returns as sl_avro_registry_fetch does. */
+/* How a cache gets the writer schema of an id it has not seen: the canonical text and type ("AVRO", "JSON"), both
+ * malloc'd; SL_ENOTFOUND for an unknown id, other errors when the registry could not be asked. The pipeline passes
+ * the registry client's fetch (registry.h), the console its own. */
 typedef int (*sl_avro_fetch_fn)(void *ctx, int id, char **schema, char **type, struct sl_err *err);
-int sl_avro_registry_custom(struct sl_avro_registry **out, sl_avro_fetch_fn fetch, void *ctx, struct sl_err *err);
-void sl_avro_registry_close(struct sl_avro_registry *reg);
-/* Registers schema under subject; an incompatible change is SL_ETYPE with the registry's message (which rule). */
-int sl_avro_registry_register(struct sl_avro_registry *reg, const char *subject, const char *schema, int *id,
-			      struct sl_err *err);
-/* SL_ENOTFOUND for an unknown id; other errors are the registry being unreachable. */
-int sl_avro_registry_fetch(struct sl_avro_registry *reg, int id, char **schema, char **type, struct sl_err *err);
 
 /* Readers by schema id, built on first use (reader NULL: for sl_avro_cache_json). Unknown ids are remembered for a few seconds so a stream of poison
  * records does not become a stream of registry lookups. */
 struct sl_avro_cache;
-int sl_avro_cache_new(struct sl_avro_registry *reg, const struct sl_schema *reader, struct sl_avro_cache **out,
+int sl_avro_cache_new(sl_avro_fetch_fn fetch, void *ctx, const struct sl_schema *reader, struct sl_avro_cache **out,
 		      struct sl_err *err);
 void sl_avro_cache_free(struct sl_avro_cache *c);
 /* Decodes a whole wire-format value. SL_EINVAL/SL_ENOTFOUND/SL_ETYPE: this record is bad (dead-letter it, the

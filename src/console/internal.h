@@ -148,10 +148,9 @@ struct sl_console {
 	struct sl_con_reg_source reg_source[2]; /* the Schemas summary's registry: [0] in this process, [1] remote */
 	struct sl_registry *registry;        /* plugged in (sluice up): schemas for the message browser */
 
-	pthread_mutex_t avro_lock;           /* guards the three below */
+	pthread_mutex_t avro_lock;           /* guards the two below */
 	void *avro_cache;                    /* struct sl_avro_cache *: writer schemas by id, for JSON */
-	void *avro_reg;                      /* struct sl_avro_registry *: fetches through remote.c */
-	void *pipes_registry;                /* struct sl_avro_registry *: the pipelines' own, opened on demand */
+	void *pipes_registry;                /* struct sl_registry_client *: the pipelines' own, opened on demand */
 
 	pthread_mutex_t lock;                /* guards everything below */
 	struct sl_con_pipe *pipes;

@@ -226,12 +226,12 @@ static int fetch_schema(void *ctx, int id, char **schema, char **type, struct sl
 		const char *url = NULL;
 		for (size_t i = 0; i < c->conf->np && !url; i++)
 			url = c->conf->p[i].registry_url;
-		int rc = sl_avro_registry_open((struct sl_avro_registry **)&c->pipes_registry, url, c->conf->registry,
-					       c->conf->data_dir, err);
+		int rc = sl_registry_client_open((struct sl_registry_client **)&c->pipes_registry, url, c->conf->registry,
+						 c->conf->data_dir, err);
 		if (rc)
 			return rc;
 	}
-	return sl_avro_registry_fetch(c->pipes_registry, id, schema, type, err);
+	return sl_registry_client_fetch(c->pipes_registry, id, schema, type, err);
 }
 
 int sl_con_avro_json(struct sl_console *c, const void *p, size_t n, int32_t *schema_id, struct sl_buf *out,
@@ -239,12 +239,8 @@ int sl_con_avro_json(struct sl_console *c, const void *p, size_t n, int32_t *sch
 {
 	pthread_mutex_lock(&c->avro_lock);
 	int rc = 0;
-	if (!c->avro_cache) {
-		if (!c->avro_reg)
-			rc = sl_avro_registry_custom((struct sl_avro_registry **)&c->avro_reg, fetch_schema, c, err);
-		if (!rc)
-			rc = sl_avro_cache_new(c->avro_reg, NULL, (struct sl_avro_cache **)&c->avro_cache, err);
-	}
+	if (!c->avro_cache)
+		rc = sl_avro_cache_new(fetch_schema, c, NULL, (struct sl_avro_cache **)&c->avro_cache, err);
 	if (!rc)
 		rc = sl_avro_cache_json(c->avro_cache, p, n, schema_id, out, err);
 	pthread_mutex_unlock(&c->avro_lock);
@@ -254,7 +250,6 @@ int sl_con_avro_json(struct sl_console *c, const void *p, size_t n, int32_t *sch
 void sl_con_avro_close(struct sl_console *c)
 {
 	sl_avro_cache_free(c->avro_cache);
-	sl_avro_registry_close(c->avro_reg);
-	sl_avro_registry_close(c->pipes_registry);
-	c->avro_cache = c->avro_reg = c->pipes_registry = NULL;
+	sl_registry_client_close(c->pipes_registry);
+	c->avro_cache = c->pipes_registry = NULL;
 }

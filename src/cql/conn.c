@@ -482,6 +482,49 @@ void sl_cql_conn_flush(struct sl_cql_conn *c)
 		conn_epoll(c, false);
 }
 
+/* ---- TLS ---- */
+
+int sl_cql_tls_init(struct sl_cql_session *s, struct sl_err *e)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	if (!ctx)
+		return sl_err_set(e, SL_ENOMEM, "TLS: SSL_CTX_new failed");
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	/* The write buffer may move between a short write and its retry. */
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	/* The node's certificate is always verified: against tls_ca_file, else the system's CA store (before, no
+	 * tls_ca_file meant no verification at all, which a man in the middle would welcome). */
+	if (s->o.tls_ca_file ? SSL_CTX_load_verify_locations(ctx, s->o.tls_ca_file, NULL) != 1
+			     : SSL_CTX_set_default_verify_paths(ctx) != 1) {
+		char eb[200];
+		ERR_error_string_n(ERR_get_error(), eb, sizeof eb);
+		SSL_CTX_free(ctx);
+		return sl_err_set(e, SL_ECONFIG, "TLS: cannot load %s %s: %s", s->o.tls_ca_file ? "CA file" : "the system's CA store",
+				  s->o.tls_ca_file ? s->o.tls_ca_file : "", eb);
+	}
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	if (s->o.tls_cert_file &&
+	    (SSL_CTX_use_certificate_chain_file(ctx, s->o.tls_cert_file) != 1 ||
+	     SSL_CTX_use_PrivateKey_file(ctx, s->o.tls_key_file ? s->o.tls_key_file : s->o.tls_cert_file,
+					 SSL_FILETYPE_PEM) != 1 ||
+	     SSL_CTX_check_private_key(ctx) != 1)) {
+		char eb[200];
+		ERR_error_string_n(ERR_get_error(), eb, sizeof eb);
+		SSL_CTX_free(ctx);
+		return sl_err_set(e, SL_ECONFIG, "TLS: cannot load client certificate %s with key %s: %s", s->o.tls_cert_file,
+				  s->o.tls_key_file ? s->o.tls_key_file : s->o.tls_cert_file, eb);
+	}
+	ERR_clear_error();
+	s->ssl_ctx = ctx;
+	return 0;
+}
+
+void sl_cql_tls_free(struct sl_cql_session *s)
+{
+	if (s->ssl_ctx)
+		SSL_CTX_free(s->ssl_ctx);
+}
+
 static void tls_handshake(struct sl_cql_conn *c)
 {
 	int rc = SSL_do_handshake(c->ssl);

@@ -7,14 +7,14 @@
  * statements). Results are read with an iterator and typed getters; values borrowed from a result live as long as
  * the result.
  *
- * Typical writer (the sink):
+ * Typical writer (the sink; tests/integration/test_cql_session.c runs it, test_header_example):
  *     sl_cql_options_init(&o); o.contact_points = "10.0.0.1,10.0.0.2"; o.keyspace = "ks";
  *     sl_cql_session_connect(&s, &o, &err);
- *     sl_cql_session_query_wait(s, "CREATE TABLE ...", &err);     // waits for schema agreement
+ *     sl_cql_session_query(s, "CREATE TABLE ...", NULL, &err);     // waits for schema agreement
  *     sl_cql_session_prepare_wait(s, "INSERT INTO t (a, b) VALUES (?, ?)", &p, &err);
- *     st = sl_cql_prepared_bind(p); sl_cql_statement_bind_text(st, 0, ...); ...
+ *     st = sl_cql_prepared_bind(p); sl_cql_bind_str(st, 0, "x"); sl_cql_bind_int32(st, 1, 42);
  *     f = sl_cql_session_execute(s, st); sl_cql_future_set_callback(f, on_done, ctx); sl_cql_future_release(f);
- *     sl_cql_statement_free(st);
+ *     sl_cql_statement_free(st);                                    // execute encoded it: free at once
  * In the callback: sl_cql_future_rc(f) is 0 or a negative SL_E*; sl_cql_future_error(f) has the message and
  * sl_cql_future_retryable(f) says whether trying again later can succeed. The session bounds requests in flight
  * (options.max_inflight): execute blocks a non-I/O thread until a slot frees, and fails with SL_EFULL on the I/O

@@ -9,7 +9,10 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "core/buf.h"
 #include "core/err.h"
@@ -250,7 +253,51 @@ struct sl_cql_session {
 	atomic_int st_hosts_up, st_connections;
 };
 
-uint64_t sl_cql_now_ms(void);
+/* The hot helpers several files share (inlined where they were when one file held them all). */
+
+static inline uint64_t sl_cql_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static inline struct sl_cql_req *sl_cql_req_new(void)
+{
+	struct sl_cql_req *r = calloc(1, sizeof *r);
+	if (!r)
+		return NULL;
+	sl_buf_init(&r->body);
+	r->target = -1;
+	return r;
+}
+
+/* Whether host i has a ready connection. */
+static inline bool sl_cql_host_up(struct sl_cql_session *s, int i)
+{
+	struct sl_cql_host *h = s->hosts[i];
+	for (int k = 0; k < h->nconns; k++)
+		if (h->conns[k]->state == SL_CQL_CONN_READY)
+			return true;
+	return false;
+}
+
+/* Whether host i is in the local data centre (or either is unknown). */
+static inline bool sl_cql_host_local(struct sl_cql_session *s, int i)
+{
+	return !s->local_dc[0] || !s->hosts[i]->dc[0] || !strcmp(s->hosts[i]->dc, s->local_dc);
+}
+
+/* Whether a connection may still come up: some enabled host has one open or has not failed three times yet. */
+static inline bool sl_cql_any_connecting(struct sl_cql_session *s)
+{
+	for (int i = 0; i < s->nhosts; i++) {
+		struct sl_cql_host *h = s->hosts[i];
+		if (h->enabled && (h->nconns > 0 || h->failures < 3))
+			return true;
+	}
+	return false;
+}
 
 /* statement.c */
 /* Encodes QUERY/EXECUTE bodies for st into r (user thread); fills routing and description. */
@@ -271,16 +318,52 @@ void sl_cql_conn_close(struct sl_cql_conn *c, int code, const char *why);
 void sl_cql_conn_tick(struct sl_cql_conn *c, uint64_t now);
 void sl_cql_conn_free(struct sl_cql_conn *c);
 
-/* session.c (I/O thread), called by conn.c */
+/* conn.c: the session's TLS context (tls: on), made once at connect; conn.c makes each connection's SSL from it. */
+int sl_cql_tls_init(struct sl_cql_session *s, struct sl_err *e);
+void sl_cql_tls_free(struct sl_cql_session *s);
+
+/* io.c (I/O thread) */
+/* The loop; the thread's start routine (session.c starts it). */
+void *sl_cql_io_main(void *arg);
+/* Runs fn(s, arg) at or after at (ms, sl_cql_now_ms); when the table is full, runs it now. */
+void sl_cql_add_timer(struct sl_cql_session *s, uint64_t at, void (*fn)(struct sl_cql_session *, void *), void *arg);
+/* c has bytes to write: flushed at the end of this loop iteration. */
+void sl_cql_mark_dirty(struct sl_cql_session *s, struct sl_cql_conn *c);
+/* Connection hooks, called by conn.c. */
 void sl_cql_on_conn_ready(struct sl_cql_session *s, struct sl_cql_conn *c);
 void sl_cql_on_conn_closed(struct sl_cql_session *s, struct sl_cql_conn *c, const char *why);
+
+/* plan.c (I/O thread) */
+void sl_cql_req_free(struct sl_cql_req *r);
+/* Finishes r: its future (freeing its max_inflight slot) or its internal function; frees r. */
+void sl_cql_complete(struct sl_cql_session *s, struct sl_cql_req *r, int rc, const struct sl_err *err,
+		     int32_t server_code, bool retryable, struct sl_cql_result *res, struct sl_cql_prepared *prep);
+/* Completes r with an error: code and msg, prefixed with the statement. */
+void sl_cql_fail(struct sl_cql_session *s, struct sl_cql_req *r, int code, int32_t server_code, bool retryable,
+		 const char *msg);
+/* The ready connection of host i with a free stream and the fewest requests in flight, or NULL. */
+struct sl_cql_conn *sl_cql_pick_conn(struct sl_cql_session *s, int i);
+/* Sends r along its plan (made on first dispatch); pends it while a connection may come up, else fails it. */
+void sl_cql_dispatch(struct sl_cql_session *s, struct sl_cql_req *r);
+/* A QUERY at ONE for the session's own use (to host target, or -1 any), completing through cb. */
+struct sl_cql_req *sl_cql_internal_query(struct sl_cql_session *s, const char *q, int target, sl_cql_icb cb,
+					 struct sl_cql_req *parent);
 /* A response for r arrived (body is malloc'd, ownership passes). */
 void sl_cql_on_response(struct sl_cql_session *s, struct sl_cql_conn *c, struct sl_cql_req *r,
 			const struct sl_cql_header *h, uint8_t *body, size_t len);
 /* r could not complete on its connection (closed, timed out): retry if allowed, else fail. */
 void sl_cql_on_req_failed(struct sl_cql_session *s, struct sl_cql_req *r, int code, const char *msg);
+
+/* topology.c (I/O thread) */
+/* The host with this address (added if new); -1 when the table is full or out of memory. */
+int sl_cql_add_host(struct sl_cql_session *s, const struct sockaddr_storage *ss, socklen_t len);
+/* Ends the bootstrap that connect waits for (rc < 0: failed with msg); later calls do nothing. */
+void sl_cql_boot_done(struct sl_cql_session *s, int rc, const char *msg);
+/* Re-reads system.local, the peers table and keyspaces on the control host, unless a refresh is running. */
+void sl_cql_start_refresh(struct sl_cql_session *s, bool boot);
+/* Schema agreement for a DDL request r (r->held, r->agree_deadline_ms set): asks until versions agree or the
+ * deadline passes, then completes r. Also the timer continuation, with r as arg. */
+void sl_cql_agree_step(struct sl_cql_session *s, void *arg);
 void sl_cql_on_event(struct sl_cql_session *s, const struct sl_cql_event *ev);
-void sl_cql_mark_dirty(struct sl_cql_session *s, struct sl_cql_conn *c);
-void sl_cql_req_free(struct sl_cql_req *r);
 
 #endif

@@ -15,6 +15,7 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "pipeline/runtime.h"
+#include "registry/registry.h"
 #include "source/source.h"
 
 struct page_slot {
@@ -180,7 +181,7 @@ static void progress(const struct sl_pipeline *p, const struct sl_ingest_stats *
 
 /* format avro: registers the mapping's Avro schema under the pipeline's subject before anything is written, so an
  * incompatible change stops the pipeline here, with the registry's message naming the rule that broke. */
-static int avro_register(struct sl_conf *c, struct sl_pipeline *p, struct sl_avro_registry **reg, int *id,
+static int avro_register(struct sl_conf *c, struct sl_pipeline *p, struct sl_registry_client **reg, int *id,
 			 struct sl_err *err)
 {
 	struct sl_buf text, subject;
@@ -188,7 +189,7 @@ static int avro_register(struct sl_conf *c, struct sl_pipeline *p, struct sl_avr
 	sl_buf_init(&text);
 	sl_buf_init(&subject);
 	if ((rc = sl_avro_schema_for(sl_mapping_schema(p->map), p->name, &text, err)) ||
-	    (rc = sl_avro_registry_open(reg, p->registry_url, c->registry, c->data_dir, err)))
+	    (rc = sl_registry_client_open(reg, p->registry_url, c->registry, c->data_dir, err)))
 		goto out;
 	/* The record name as written in the schema (sl_avro_schema_for made it a valid Avro name). */
 	const char *nm = strstr(sl_buf_cstr(&text), "\"name\":\"") + 8;
@@ -199,7 +200,7 @@ static int avro_register(struct sl_conf *c, struct sl_pipeline *p, struct sl_avr
 		sl_buf_printf(&subject, "%s-%.*s", p->topic, nl, nm);
 	else
 		sl_buf_printf(&subject, "%s-value", p->topic);
-	if ((rc = sl_avro_registry_register(*reg, sl_buf_cstr(&subject), sl_buf_cstr(&text), id, err))) {
+	if ((rc = sl_registry_client_register(*reg, sl_buf_cstr(&subject), sl_buf_cstr(&text), "AVRO", id, err))) {
 		sl_err_prefix(err, "pipeline %s: schema of the mapping: ", p->name);
 		goto out;
 	}
@@ -213,7 +214,7 @@ out:
 int sl_ingest_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run_opts *o, struct sl_ingest_stats *st,
 		  struct sl_err *err)
 {
-	struct sl_avro_registry *reg = NULL;
+	struct sl_registry_client *reg = NULL;
 	int avro_id = -1;
 	memset(st, 0, sizeof *st);
 	struct ingest in = {.p = p, .st = st};
@@ -399,7 +400,7 @@ out_noclose:
 	if (rc == 0 && st->records > 0 && st->delivered == 0)
 		rc = sl_err_set(err, SL_EIO, "pipeline %s: nothing could be delivered", p->name);
 	free(in.slots);
-	sl_avro_registry_close(reg);
+	sl_registry_client_close(reg);
 	sl_json_parser_free(jp);
 	sl_mapping_env_free(&env);
 	sl_arena_free(&arena);

@@ -19,6 +19,7 @@
 #include "core/arena.h"
 #include "core/log.h"
 #include "pipeline/runtime.h"
+#include "registry/registry.h"
 
 /* One micro-batch: its own copies of the messages (a consumer's messages live only until its next poll), the
  * decoded records, and the offsets it covers. */
@@ -112,6 +113,12 @@ static void progress(const struct sl_pipeline *p, const struct sl_process_stats 
 	sl_progress(final, "process %s: %" PRIu64 " consumed, %" PRIu64 " written, %" PRIu64 " dlq, lag %" PRId64
 		    ", %.0f rec/s", p->name, st->consumed, st->written, st->dlq, st->lag,
 		    dt > 0 ? (double)st->written / dt : 0);
+}
+
+/* format avro: the decoder's cache asks the registry client for writer schemas it has not seen (once per id). */
+static int fetch_schema(void *ctx, int id, char **schema, char **type, struct sl_err *err)
+{
+	return sl_registry_client_fetch(ctx, id, schema, type, err);
 }
 
 static int open_sink(struct sl_conf *c, struct sl_pipeline *p, struct sl_sink **out, struct sl_err *err)
@@ -261,7 +268,7 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 	struct sl_consumer *cons = NULL;
 	struct sl_sink *sink = NULL;
 	struct sl_json_parser *jp = NULL;
-	struct sl_avro_registry *reg = NULL;
+	struct sl_registry_client *reg = NULL;
 	size_t max = (size_t)p->batch.max_records;
 	size_t nslots = (size_t)p->batch.in_flight;
 	struct slot *slots = calloc(nslots, sizeof *slots);
@@ -286,8 +293,8 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 	be_open = true;
 	const struct sl_schema *schema = sl_mapping_schema(p->map);
 	if (!strcmp(p->format, "avro") &&
-	    ((rc = sl_avro_registry_open(&reg, p->registry_url, c->registry, c->data_dir, err)) ||
-	     (rc = sl_avro_cache_new(reg, schema, &pr.avro, err))))
+	    ((rc = sl_registry_client_open(&reg, p->registry_url, c->registry, c->data_dir, err)) ||
+	     (rc = sl_avro_cache_new(fetch_schema, reg, schema, &pr.avro, err))))
 		goto out;
 	if ((rc = sl_backend_ensure_topic(&be, c, p->topic, (int)p->partitions, (int)p->replication, err)) ||
 	    (rc = sl_backend_ensure_topic(&be, c, p->dlq_topic, 1, (int)p->replication, err)) ||
@@ -524,7 +531,7 @@ out:
 		progress(p, st, t0, true);
 	sl_json_parser_free(jp);
 	sl_avro_cache_free(pr.avro);
-	sl_avro_registry_close(reg);
+	sl_registry_client_close(reg);
 	for (size_t i = 0; slots && i < nslots; i++)
 		slot_free(&slots[i]);
 	free(slots);

@@ -1,6 +1,8 @@
-/* A small client of the registry's REST API (ours or Confluent's), over libcurl: what a pipeline needs when the
- * registry runs elsewhere (`registry_url`) and what a follower of the Kafka store uses to register through its
- * leader. Only two calls: register a schema under a subject, fetch a schema by id. */
+/* The registry as its clients see it. A small client of the registry's REST API (ours or Confluent's), over
+ * libcurl: what a pipeline needs when the registry runs elsewhere (`registry_url`) and what a follower of the Kafka
+ * store uses to register through its leader. Only two calls: register a schema under a subject, fetch a schema by
+ * id. And the handle a pipeline (or the console) holds, which makes the same two calls on a registry in this process
+ * or on one over HTTP, whichever the config names. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +10,7 @@
 #include <curl/curl.h>
 #include <openssl/crypto.h>
 
+#include "core/config.h"
 #include "registry/internal.h"
 
 #define CLIENT_MAX_RESPONSE (64 << 20)
@@ -181,4 +184,70 @@ int sl_registry_http_schema(const char *base, const struct sl_http_auth_conf *au
 	}
 	sl_buf_free(&out);
 	return rc;
+}
+
+/* ---- the handle a pipeline holds ---- */
+
+struct sl_registry_client {
+	struct sl_registry *local;
+	struct sl_registry_conf conf;
+	char *url;
+};
+
+int sl_registry_client_open(struct sl_registry_client **out, const char *url, const struct sl_cfg_node *section,
+			    const char *data_dir, struct sl_err *err)
+{
+	struct sl_registry_client *g = calloc(1, sizeof *g);
+	int rc;
+	*out = NULL;
+	if (!g)
+		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	if (section)
+		rc = sl_opt_bind(sl_registry_opts, section, "registry", &g->conf, err);
+	else if (!(rc = sl_opt_defaults(sl_registry_opts, &g->conf, err)) && !url) {
+		/* The embedded default: schemas beside the embedded log. */
+		char *d = NULL;
+		if (asprintf(&d, "%s/registry", data_dir ? data_dir : "var/sluice") < 0)
+			rc = sl_err_set(err, SL_ENOMEM, "out of memory");
+		else {
+			free(g->conf.data_dir);
+			g->conf.data_dir = d;
+		}
+	}
+	/* A registry elsewhere (registry_url): the registry: section (or its defaults) says which credentials to send. */
+	if (!rc && url && !(g->url = strdup(url)))
+		rc = sl_err_set(err, SL_ENOMEM, "out of memory");
+	else if (!rc && !url)
+		rc = sl_registry_open(&g->local, &g->conf, err);
+	if (rc) {
+		sl_registry_client_close(g);
+		return rc;
+	}
+	*out = g;
+	return 0;
+}
+
+void sl_registry_client_close(struct sl_registry_client *g)
+{
+	if (!g)
+		return;
+	sl_registry_close(g->local);
+	sl_opt_free(sl_registry_opts, &g->conf);
+	free(g->url);
+	free(g);
+}
+
+int sl_registry_client_register(struct sl_registry_client *g, const char *subject, const char *schema,
+				const char *type, int *id, struct sl_err *err)
+{
+	if (g->url)
+		return sl_registry_http_register(g->url, &g->conf.auth, subject, schema, type, id, err);
+	return sl_registry_register(g->local, subject, schema, type, id, err);
+}
+
+int sl_registry_client_fetch(struct sl_registry_client *g, int id, char **schema, char **type, struct sl_err *err)
+{
+	if (g->url)
+		return sl_registry_http_schema(g->url, &g->conf.auth, id, schema, type, err);
+	return sl_registry_schema_by_id(g->local, id, schema, type, err);
 }

@@ -1208,7 +1208,7 @@ static void compare(struct ctx *c, const struct js *o, const struct js *u)
 	p->n--;
 }
 
-int sl_jsonschema_compatible(const struct sl_rj *reader, const struct sl_rj *writer, struct sl_buf *msgs)
+int sl_reg_jsonschema_compatible(const struct sl_rj *reader, const struct sl_rj *writer, struct sl_buf *msgs)
 {
 	struct loader lo = {writer}, lu = {reader};
 	struct js *o = load(&lo, writer, 0), *u = load(&lu, reader, 0);
@@ -1237,7 +1237,7 @@ int sl_jsonschema_compatible(const struct sl_rj *reader, const struct sl_rj *wri
 }
 
 /* Confluent loads the schema with everit, which refuses malformed keywords; these are the checks users hit. */
-int sl_jsonschema_validate(const char *text, size_t len, struct sl_err *err)
+int sl_reg_jsonschema_validate(const char *text, size_t len, struct sl_err *err)
 {
 	struct sl_rj *j;
 	int rc = sl_rj_parse(text, len, &j, err);

@@ -398,10 +398,10 @@ int sl_reg_parse(struct sl_registry *r, const char *type, const char *text, size
 			rc = sl_avro_parse(text, len, &ar, &p->avro, err);
 		free((void *)ar.texts);
 		if (!rc)
-			sl_avro_canonical(p->avro, &b);
+			sl_reg_avro_canonical(p->avro, &b);
 	} else if (!strcmp(type, "JSON")) {
 		p->type = "JSON";
-		if (!(rc = sl_jsonschema_validate(text, len, err)) && !(rc = sl_rj_parse(text, len, &p->json, err)))
+		if (!(rc = sl_reg_jsonschema_validate(text, len, err)) && !(rc = sl_rj_parse(text, len, &p->json, err)))
 			sl_rj_render(p->json, &b);
 	} else if (!strcmp(type, "PROTOBUF")) {
 		rc = sl_err_set(err, SL_EINVAL, "schema type PROTOBUF is not supported by sluice registry (AVRO, JSON are)");
@@ -469,8 +469,8 @@ static int pair_compatible(const struct sl_reg_parsed *reader, const struct sl_r
 		return 1;
 	}
 	if (!strcmp(reader->type, "AVRO"))
-		return sl_avro_compatible(reader->avro->root, writer->avro->root, msgs);
-	return sl_jsonschema_compatible(reader->json, writer->json, msgs);
+		return sl_reg_avro_compatible(reader->avro->root, writer->avro->root, msgs);
+	return sl_reg_jsonschema_compatible(reader->json, writer->json, msgs);
 }
 
 int sl_reg_check(struct sl_registry *r, const char *level, const struct sl_reg_parsed *p,

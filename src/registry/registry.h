@@ -48,6 +48,19 @@ int sl_registry_http_register(const char *base, const struct sl_http_auth_conf *
 int sl_registry_http_schema(const char *base, const struct sl_http_auth_conf *auth, int id, char **schema, char **type,
 			    struct sl_err *err);
 
+/* A client's handle on the registry a config names: one in this process (the registry: section's store; section
+ * NULL: the sqlite store in data_dir/registry) or, url non-NULL, one elsewhere over HTTP with the section's
+ * credentials. It registers and fetches as the calls above do. */
+struct sl_registry_client;
+int sl_registry_client_open(struct sl_registry_client **out, const char *url, const struct sl_cfg_node *section,
+			    const char *data_dir, struct sl_err *err);
+void sl_registry_client_close(struct sl_registry_client *g);
+/* type: "AVRO" (or NULL) or "JSON"; errors as sl_registry_register. */
+int sl_registry_client_register(struct sl_registry_client *g, const char *subject, const char *schema,
+				const char *type, int *id, struct sl_err *err);
+/* SL_ENOTFOUND for an unknown id; other errors are the registry being unreachable. */
+int sl_registry_client_fetch(struct sl_registry_client *g, int id, char **schema, char **type, struct sl_err *err);
+
 /* Answers one REST request in-process: method ("GET"...), the raw request target (path and query, still
  * percent-encoded), the body. Sets *status and fills out with the JSON response (cleared first). */
 void sl_registry_handle(struct sl_registry *r, const char *method, const char *target, const char *body, size_t len,

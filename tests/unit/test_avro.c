@@ -301,12 +301,18 @@ static void test_round_trip(void **state)
 	sl_schema_free(&s);
 }
 
+/* What process.c wires: the cache asks the registry client for ids it has not seen. */
+static int fetch_from_client(void *ctx, int id, char **schema, char **type, struct sl_err *err)
+{
+	return sl_registry_client_fetch(ctx, id, schema, type, err);
+}
+
 static void test_cache_with_registry(void **state)
 {
 	(void)state;
 	char dir[] = "/tmp/sl-avro-test-XXXXXX";
 	assert_non_null(mkdtemp(dir));
-	struct sl_avro_registry *reg;
+	struct sl_registry_client *reg;
 	struct sl_avro_cache *cache;
 	struct sl_schema s = mk_schema();
 	struct sl_buf text, b;
@@ -317,10 +323,10 @@ static void test_cache_with_registry(void **state)
 	sl_buf_init(&text);
 	sl_buf_init(&b);
 	sl_arena_init(&a, 4096);
-	assert_int_equal(sl_avro_registry_open(&reg, NULL, NULL, dir, &err), 0);
+	assert_int_equal(sl_registry_client_open(&reg, NULL, NULL, dir, &err), 0);
 	assert_int_equal(sl_avro_schema_for(&s, "c", &text, NULL), 0);
-	assert_int_equal(sl_avro_registry_register(reg, "t-value", sl_buf_cstr(&text), &id, &err), 0);
-	assert_int_equal(sl_avro_cache_new(reg, &s, &cache, &err), 0);
+	assert_int_equal(sl_registry_client_register(reg, "t-value", sl_buf_cstr(&text), "AVRO", &id, &err), 0);
+	assert_int_equal(sl_avro_cache_new(fetch_from_client, reg, &s, &cache, &err), 0);
 	assert_int_equal(sl_record_init(&r, &s, &a, NULL), 0);
 	r.v[0].null = false;
 	r.v[7] = (struct sl_value){.u.days = 9};
@@ -337,11 +343,12 @@ static void test_cache_with_registry(void **state)
 	assert_int_equal(sl_avro_cache_decode(cache, "{\"id\":1}", 8, &back, &a, &err), SL_EINVAL);
 	assert_non_null(strstr(err.msg, "Unknown magic byte!"));
 	/* An incompatible change is refused with the rule that broke. */
-	assert_int_equal(sl_avro_registry_register(reg, "t-value",
-		"{\"type\":\"record\",\"name\":\"c\",\"fields\":[{\"name\":\"zz\",\"type\":\"int\"}]}", &id, &err), SL_ETYPE);
+	assert_int_equal(sl_registry_client_register(reg, "t-value",
+		"{\"type\":\"record\",\"name\":\"c\",\"fields\":[{\"name\":\"zz\",\"type\":\"int\"}]}", "AVRO", &id,
+		&err), SL_ETYPE);
 	assert_non_null(strstr(err.msg, "READER_FIELD_MISSING_DEFAULT_VALUE"));
 	sl_avro_cache_free(cache);
-	sl_avro_registry_close(reg);
+	sl_registry_client_close(reg);
 	sl_arena_free(&a);
 	sl_buf_free(&text);
 	sl_buf_free(&b);

@@ -94,7 +94,7 @@ static bool reads(const char *reader, const char *writer)
 	if (sl_avro_parse(writer, strlen(writer), NULL, &w, &err))
 		fail_msg("writer %s: %s", writer, err.msg);
 	sl_buf_init(&msgs);
-	rc = sl_avro_compatible(r->root, w->root, &msgs);
+	rc = sl_reg_avro_compatible(r->root, w->root, &msgs);
 	/* An incompatible verdict always says which rule broke. */
 	assert_true(rc == 0 || msgs.len > 0);
 	if (rc && msgs.len)
@@ -178,7 +178,7 @@ static void test_json_schema_cases(void **state)
 		assert_non_null(upd);
 		assert_true(want && want->t == SL_RJ_BOOL);
 		sl_buf_init(&msgs);
-		bool got = sl_jsonschema_compatible(upd, orig, &msgs) == 0;
+		bool got = sl_reg_jsonschema_compatible(upd, orig, &msgs) == 0;
 		if (got == want->b)
 			passed++;
 		else
@@ -201,7 +201,7 @@ static void canon_is(const char *in, const char *want)
 	if (sl_avro_parse(in, strlen(in), NULL, &s, &err))
 		fail_msg("%s: %s", in, err.msg);
 	sl_buf_init(&b);
-	sl_avro_canonical(s, &b);
+	sl_reg_avro_canonical(s, &b);
 	assert_string_equal(sl_buf_cstr(&b), want);
 	sl_buf_free(&b);
 	sl_avro_free(s);

@@ -1,13 +1,13 @@
-/* An owned JSON tree for the registry. Schemas are kept and compared long after the text was parsed, and a
+/* An owned JSON tree (codec/jtree.h). Avro schemas are kept and compared long after the text was parsed, and a
  * compatibility check walks two documents at once; simdjson's handles live only until the next parse on their
- * parser, so the registry copies each document into this small tree once. Numbers are re-rendered from their value (1.50
- * becomes 1.5), as Jackson does in Confluent's canonical strings. */
+ * parser, so the schema model and the registry copy each document into this small tree once. Numbers are re-rendered
+ * from their value (1.50 becomes 1.5), as Jackson does in Confluent's canonical strings. */
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec/jtree.h"
 #include "codec/json.h"
-#include "registry/internal.h"
 
 struct sl_rj *sl_rj_new(enum sl_rj_type t)
 {
