@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <cmocka.h>
 
 #include "registry/internal.h"
@@ -151,17 +152,25 @@ static char *read_file(const char *path)
 
 static void test_json_schema_cases(void **state)
 {
-	char path[4096];
+	char dir[4096], path[4200];
 	const char *shared = getenv("SL_SHARED_DIR"), *src = getenv("SL_SOURCE_DIR");
 	struct sl_rj *doc;
 	struct sl_err err;
+	struct stat st;
 	size_t passed = 0;
 	char *text;
 	(void)state;
 	if (shared)
-		snprintf(path, sizeof path, "%s/specs/json-schema-diff-examples.json", shared);
+		snprintf(dir, sizeof dir, "%s", shared);
 	else
-		snprintf(path, sizeof path, "%s/../shared/specs/json-schema-diff-examples.json", src ? src : ".");
+		snprintf(dir, sizeof dir, "%s/../shared", src ? src : ".");
+	/* ../shared is the project's CI checkout of specs next to the repository; a user's clone has none. Its absence
+	 * skips the test; a present ../shared without the file is a failure. */
+	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		print_message("%s absent: skipped (CI runs it)\n", dir);
+		skip();
+	}
+	snprintf(path, sizeof path, "%s/specs/json-schema-diff-examples.json", dir);
 	text = read_file(path);
 	if (!text)
 		fail_msg("cannot read %s (set SL_SHARED_DIR)", path);
