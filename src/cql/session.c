@@ -25,9 +25,7 @@
 
 uint64_t sl_cql_now_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	return (uint64_t)sl_mono_ms();
 }
 
 void sl_cql_options_init(struct sl_cql_options *o)
