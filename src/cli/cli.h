@@ -3,6 +3,11 @@
 #ifndef SL_CLI_H
 #define SL_CLI_H
 
+#include <stdbool.h>
+
+struct sl_conf;
+struct sl_sched;
+
 struct sl_cli_cmd {
 	const char *name;
 	int (*run)(int argc, char **argv); /* argv[0] is the command name */
@@ -24,5 +29,8 @@ int sl_cli_dag(int argc, char **argv);
 
 /* Prints "sluice <cmd>: <msg>" to stderr; returns 1. */
 int sl_cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Loads the config cfg into c and opens its scheduler (cmd_dag.c); owner: the scheduler proper (`sluice scheduler`,
+ * sl_sched_opts.owner), else a handle for `sluice dag`. Returns 0, or 1 after printing why. */
+int sl_cli_open_sched(const char *cmd, const char *cfg, bool owner, struct sl_conf *c, struct sl_sched **s);
 
 #endif

@@ -95,9 +95,6 @@ int sl_cli_cron_next(int argc, char **argv)
 	return 0;
 }
 
-
-int sl_cli_open_sched(const char *cmd, const char *cfg, bool owner, struct sl_conf *c, struct sl_sched **s);
-
 static volatile sig_atomic_t sched_stop;
 static void sched_on_signal(int sig) { (void)sig; sched_stop = 1; }
 

@@ -170,7 +170,7 @@ struct sl_avro_reader {
 
 static const char *logical(const struct sl_avro *a)
 {
-	return a->src && a->src->t == SL_RJ_OBJ ? sl_rj_getstr(a->src, "logicalType") : NULL;
+	return a->src && a->src->t == SL_RJ_OBJ ? sl_jtree_getstr(a->src, "logicalType") : NULL;
 }
 
 static const char *wname(const struct sl_avro *a)
@@ -204,7 +204,7 @@ int sl_avro_reader_new(const char *writer_schema, const struct sl_schema *reader
 	if (!rd)
 		return sl_err_set(err, SL_ENOMEM, "out of memory");
 	rd->rs = reader;
-	if ((rc = sl_avro_parse(writer_schema, strlen(writer_schema), NULL, &rd->ws, err))) {
+	if ((rc = sl_avro_schema_parse(writer_schema, strlen(writer_schema), NULL, &rd->ws, err))) {
 		sl_err_prefix(err, "writer schema: ");
 		goto fail;
 	}
@@ -253,7 +253,7 @@ void sl_avro_reader_free(struct sl_avro_reader *rd)
 {
 	if (!rd)
 		return;
-	sl_avro_free(rd->ws);
+	sl_avro_schema_free(rd->ws);
 	free(rd->col);
 	free(rd);
 }

@@ -137,8 +137,8 @@ static int parse(struct pctx *c, const struct sl_rj *j, const char *space, int d
 
 static int set_name(struct pctx *c, struct sl_avro *a, const struct sl_rj *j, const char **space)
 {
-	const char *name = sl_rj_getstr(j, "name");
-	const struct sl_rj *ns = sl_rj_get(j, "namespace");
+	const char *name = sl_jtree_getstr(j, "name");
+	const struct sl_rj *ns = sl_jtree_get(j, "namespace");
 	const char *sp = *space;
 	const char *dot;
 	if (!name)
@@ -178,7 +178,7 @@ static int set_name(struct pctx *c, struct sl_avro *a, const struct sl_rj *j, co
 static int parse_aliases(struct pctx *c, const struct sl_rj *j, const char *space, const char *what, char ***out,
 			 size_t *n, bool qualify)
 {
-	const struct sl_rj *al = sl_rj_get(j, "aliases");
+	const struct sl_rj *al = sl_jtree_get(j, "aliases");
 	if (!al || al->t == SL_RJ_NULL)
 		return 0;
 	if (al->t != SL_RJ_ARR)
@@ -202,12 +202,12 @@ static int parse_aliases(struct pctx *c, const struct sl_rj *j, const char *spac
 
 static const char *doc_of(const struct sl_rj *j)
 {
-	return sl_rj_getstr(j, "doc");
+	return sl_jtree_getstr(j, "doc");
 }
 
 static int parse_record(struct pctx *c, struct sl_avro *a, const struct sl_rj *j, const char *space, int depth)
 {
-	const struct sl_rj *fs = sl_rj_get(j, "fields");
+	const struct sl_rj *fs = sl_jtree_get(j, "fields");
 	int rc;
 	if (!fs || fs->t != SL_RJ_ARR)
 		return sl_err_set(c->err, SL_EINVAL, "Record has no fields: '%s' needs a \"fields\" array", a->fullname);
@@ -216,11 +216,11 @@ static int parse_record(struct pctx *c, struct sl_avro *a, const struct sl_rj *j
 	for (size_t i = 0; i < fs->n; i++) {
 		const struct sl_rj *f = fs->v[i];
 		struct sl_avro_field *fd = &a->fields[i];
-		const struct sl_rj *ft = sl_rj_get(f, "type");
+		const struct sl_rj *ft = sl_jtree_get(f, "type");
 		const char *order;
 		if (f->t != SL_RJ_OBJ)
 			return sl_err_set(c->err, SL_EINVAL, "field %zu of '%s' is not an object", i, a->fullname);
-		if (!(fd->name = (char *)sl_rj_getstr(f, "name")))
+		if (!(fd->name = (char *)sl_jtree_getstr(f, "name")))
 			return sl_err_set(c->err, SL_EINVAL, "No field name: field %zu of '%s'", i, a->fullname);
 		if (!valid_name_part(fd->name, strlen(fd->name)))
 			return sl_err_set(c->err, SL_EINVAL, "Illegal character in field name '%s' of '%s'", fd->name,
@@ -233,9 +233,9 @@ static int parse_record(struct pctx *c, struct sl_avro *a, const struct sl_rj *j
 			return sl_err_set(c->err, SL_EINVAL, "No field type: field '%s' of '%s'", fd->name, a->fullname);
 		a->nfields = i + 1;
 		fd->src = f;
-		fd->def = sl_rj_get(f, "default");
-		order = sl_rj_getstr(f, "order");
-		if (sl_rj_get(f, "order") && (!order || (strcmp(order, "ascending") && strcmp(order, "descending") &&
+		fd->def = sl_jtree_get(f, "default");
+		order = sl_jtree_getstr(f, "order");
+		if (sl_jtree_get(f, "order") && (!order || (strcmp(order, "ascending") && strcmp(order, "descending") &&
 							  strcmp(order, "ignore"))))
 			return sl_err_set(c->err, SL_EINVAL,
 					  "field '%s' of '%s': order must be ascending, descending or ignore", fd->name,
@@ -251,8 +251,8 @@ static int parse_record(struct pctx *c, struct sl_avro *a, const struct sl_rj *j
 
 static int parse_enum(struct pctx *c, struct sl_avro *a, const struct sl_rj *j)
 {
-	const struct sl_rj *sy = sl_rj_get(j, "symbols");
-	const struct sl_rj *def = sl_rj_get(j, "default");
+	const struct sl_rj *sy = sl_jtree_get(j, "symbols");
+	const struct sl_rj *def = sl_jtree_get(j, "default");
 	if (!sy || sy->t != SL_RJ_ARR)
 		return sl_err_set(c->err, SL_EINVAL, "Enum symbols must be an array of strings: enum '%s'", a->fullname);
 	if (sy->n && !(a->symbols = calloc(sy->n, sizeof *a->symbols)))
@@ -332,15 +332,15 @@ static int parse(struct pctx *c, const struct sl_rj *j, const char *space, int d
 	if (j->t != SL_RJ_OBJ) {
 		struct sl_buf b;
 		sl_buf_init(&b);
-		sl_rj_render(j, &b);
+		sl_jtree_render(j, &b);
 		rc = sl_err_set(c->err, SL_EINVAL, "Schema is not a type name, an object or a union: %.200s",
 				sl_buf_cstr(&b));
 		sl_buf_free(&b);
 		return rc;
 	}
-	const char *type = sl_rj_getstr(j, "type");
+	const char *type = sl_jtree_getstr(j, "type");
 	if (!type) {
-		if (sl_rj_get(j, "type"))
+		if (sl_jtree_get(j, "type"))
 			return sl_err_set(c->err, SL_EINVAL,
 					  "No type: \"type\" must be a string (nest a complex type as a field's type)");
 		return sl_err_set(c->err, SL_EINVAL, "No type: the object has no \"type\"");
@@ -374,7 +374,7 @@ static int parse(struct pctx *c, const struct sl_rj *j, const char *space, int d
 		return parse_enum(c, a, j);
 	}
 	if (!strcmp(type, "fixed")) {
-		const struct sl_rj *sz = sl_rj_get(j, "size");
+		const struct sl_rj *sz = sl_jtree_get(j, "size");
 		if (!(a = node(c, SL_AVRO_FIXED, j)))
 			return oom(c);
 		if ((rc = set_name(c, a, j, &space)))
@@ -391,7 +391,7 @@ static int parse(struct pctx *c, const struct sl_rj *j, const char *space, int d
 	}
 	if (!strcmp(type, "array") || !strcmp(type, "map")) {
 		bool arr = type[0] == 'a';
-		const struct sl_rj *it = sl_rj_get(j, arr ? "items" : "values");
+		const struct sl_rj *it = sl_jtree_get(j, arr ? "items" : "values");
 		if (!(a = node(c, arr ? SL_AVRO_ARRAY : SL_AVRO_MAP, j)))
 			return oom(c);
 		if (!it)
@@ -405,7 +405,7 @@ static int parse(struct pctx *c, const struct sl_rj *j, const char *space, int d
 	return sl_err_set(c->err, SL_EINVAL, "Type not supported: %s", type);
 }
 
-void sl_avro_free(struct sl_avro_schema *s)
+void sl_avro_schema_free(struct sl_avro_schema *s)
 {
 	if (!s)
 		return;
@@ -422,7 +422,7 @@ void sl_avro_free(struct sl_avro_schema *s)
 	for (size_t i = 0; i < s->nstrs; i++)
 		free(s->strs[i]);
 	for (size_t i = 0; i < s->njsons; i++)
-		sl_rj_free(s->jsons[i]);
+		sl_jtree_free(s->jsons[i]);
 	free(s->jsons);
 	free(s->strs);
 	free(s->all);
@@ -432,14 +432,14 @@ void sl_avro_free(struct sl_avro_schema *s)
 static int parse_text(struct pctx *c, const char *text, size_t len, struct sl_avro **out)
 {
 	struct sl_rj *j;
-	int rc = sl_rj_parse(text, len, &j, c->err);
+	int rc = sl_jtree_parse(text, len, &j, c->err);
 	if (rc)
 		return rc;
 	c->s->jsons[c->s->njsons++] = j;
 	return parse(c, j, NULL, 0, out);
 }
 
-int sl_avro_parse(const char *text, size_t len, const struct sl_avro_refs *refs, struct sl_avro_schema **out,
+int sl_avro_schema_parse(const char *text, size_t len, const struct sl_avro_refs *refs, struct sl_avro_schema **out,
 		  struct sl_err *err)
 {
 	struct sl_avro_schema *s = calloc(1, sizeof *s);
@@ -461,7 +461,7 @@ int sl_avro_parse(const char *text, size_t len, const struct sl_avro_refs *refs,
 	if (!rc)
 		rc = parse_text(&c, text, len, &s->root);
 	if (rc) {
-		sl_avro_free(s);
+		sl_avro_schema_free(s);
 		return rc;
 	}
 	*out = s;

@@ -74,8 +74,8 @@ struct sl_avro_refs {
 };
 
 /* Parses and validates an Avro schema. refs may be NULL. Messages say what is wrong and where. */
-int sl_avro_parse(const char *text, size_t len, const struct sl_avro_refs *refs, struct sl_avro_schema **out,
+int sl_avro_schema_parse(const char *text, size_t len, const struct sl_avro_refs *refs, struct sl_avro_schema **out,
 		  struct sl_err *err);
-void sl_avro_free(struct sl_avro_schema *s);
+void sl_avro_schema_free(struct sl_avro_schema *s);
 
 #endif

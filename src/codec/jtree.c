@@ -9,7 +9,7 @@
 #include "codec/jtree.h"
 #include "codec/json.h"
 
-struct sl_rj *sl_rj_new(enum sl_rj_type t)
+struct sl_rj *sl_jtree_new(enum sl_jtree_type t)
 {
 	struct sl_rj *j = calloc(1, sizeof *j);
 	if (j)
@@ -34,15 +34,15 @@ static struct sl_rj *copy(struct sl_json_val v, struct sl_buf *tmp)
 	struct sl_json_val e;
 	switch (sl_json_type(v)) {
 	case SL_JSON_NULL:
-		return sl_rj_new(SL_RJ_NULL);
+		return sl_jtree_new(SL_RJ_NULL);
 	case SL_JSON_BOOL:
-		if ((j = sl_rj_new(SL_RJ_BOOL)))
+		if ((j = sl_jtree_new(SL_RJ_BOOL)))
 			sl_json_bool(v, &j->b);
 		return j;
 	case SL_JSON_INT:
 	case SL_JSON_UINT:
 	case SL_JSON_DOUBLE:
-		if (!(j = sl_rj_new(SL_RJ_NUM)))
+		if (!(j = sl_jtree_new(SL_RJ_NUM)))
 			return NULL;
 		sl_json_double(v, &j->d);
 		j->is_int = sl_json_type(v) != SL_JSON_DOUBLE;
@@ -55,7 +55,7 @@ static struct sl_rj *copy(struct sl_json_val v, struct sl_buf *tmp)
 	case SL_JSON_STRING: {
 		const char *s;
 		size_t n;
-		if (!(j = sl_rj_new(SL_RJ_STR)))
+		if (!(j = sl_jtree_new(SL_RJ_STR)))
 			return NULL;
 		sl_json_str(v, &s, &n);
 		if (!(j->s = dupn(s, n)))
@@ -67,7 +67,7 @@ static struct sl_rj *copy(struct sl_json_val v, struct sl_buf *tmp)
 	case SL_JSON_OBJECT: {
 		bool obj = sl_json_type(v) == SL_JSON_OBJECT;
 		size_t n = sl_json_len(v), i = 0;
-		if (!(j = sl_rj_new(obj ? SL_RJ_OBJ : SL_RJ_ARR)))
+		if (!(j = sl_jtree_new(obj ? SL_RJ_OBJ : SL_RJ_ARR)))
 			return NULL;
 		if (n && !(j->v = calloc(n, sizeof *j->v)))
 			goto fail;
@@ -94,11 +94,11 @@ static struct sl_rj *copy(struct sl_json_val v, struct sl_buf *tmp)
 		return NULL;
 	}
 fail:
-	sl_rj_free(j);
+	sl_jtree_free(j);
 	return NULL;
 }
 
-int sl_rj_parse(const char *text, size_t len, struct sl_rj **out, struct sl_err *err)
+int sl_jtree_parse(const char *text, size_t len, struct sl_rj **out, struct sl_err *err)
 {
 	struct sl_json_parser *p;
 	struct sl_json_val root;
@@ -118,14 +118,14 @@ int sl_rj_parse(const char *text, size_t len, struct sl_rj **out, struct sl_err 
 	return rc;
 }
 
-void sl_rj_free(struct sl_rj *j)
+void sl_jtree_free(struct sl_rj *j)
 {
 	if (!j)
 		return;
 	for (size_t i = 0; i < j->n && (j->t == SL_RJ_ARR || j->t == SL_RJ_OBJ); i++) {
 		if (j->keys)
 			free(j->keys[i]);
-		sl_rj_free(j->v[i]);
+		sl_jtree_free(j->v[i]);
 	}
 	free(j->keys);
 	free(j->v);
@@ -133,7 +133,7 @@ void sl_rj_free(struct sl_rj *j)
 	free(j);
 }
 
-struct sl_rj *sl_rj_get(const struct sl_rj *obj, const char *key)
+struct sl_rj *sl_jtree_get(const struct sl_rj *obj, const char *key)
 {
 	if (!obj || obj->t != SL_RJ_OBJ)
 		return NULL;
@@ -143,13 +143,13 @@ struct sl_rj *sl_rj_get(const struct sl_rj *obj, const char *key)
 	return NULL;
 }
 
-const char *sl_rj_getstr(const struct sl_rj *obj, const char *key)
+const char *sl_jtree_getstr(const struct sl_rj *obj, const char *key)
 {
-	struct sl_rj *v = sl_rj_get(obj, key);
+	struct sl_rj *v = sl_jtree_get(obj, key);
 	return v && v->t == SL_RJ_STR ? v->s : NULL;
 }
 
-bool sl_rj_int(const struct sl_rj *j, int *out)
+bool sl_jtree_int(const struct sl_rj *j, int *out)
 {
 	if (!j || j->t != SL_RJ_NUM || !(j->d >= INT_MIN && j->d <= INT_MAX) || j->d != (double)(int)j->d)
 		return false;
@@ -157,7 +157,7 @@ bool sl_rj_int(const struct sl_rj *j, int *out)
 	return true;
 }
 
-bool sl_rj_equal(const struct sl_rj *a, const struct sl_rj *b)
+bool sl_jtree_equal(const struct sl_rj *a, const struct sl_rj *b)
 {
 	if (!a || !b)
 		return a == b;
@@ -176,7 +176,7 @@ bool sl_rj_equal(const struct sl_rj *a, const struct sl_rj *b)
 		if (a->n != b->n)
 			return false;
 		for (size_t i = 0; i < a->n; i++)
-			if (!sl_rj_equal(a->v[i], b->v[i]))
+			if (!sl_jtree_equal(a->v[i], b->v[i]))
 				return false;
 		return true;
 	case SL_RJ_OBJ:
@@ -184,14 +184,14 @@ bool sl_rj_equal(const struct sl_rj *a, const struct sl_rj *b)
 		if (a->n != b->n)
 			return false;
 		for (size_t i = 0; i < a->n; i++)
-			if (!sl_rj_equal(a->v[i], sl_rj_get(b, a->keys[i])))
+			if (!sl_jtree_equal(a->v[i], sl_jtree_get(b, a->keys[i])))
 				return false;
 		return true;
 	}
 	return false;
 }
 
-void sl_rj_render(const struct sl_rj *j, struct sl_buf *out)
+void sl_jtree_render(const struct sl_rj *j, struct sl_buf *out)
 {
 	switch (j->t) {
 	case SL_RJ_NULL:
@@ -211,7 +211,7 @@ void sl_rj_render(const struct sl_rj *j, struct sl_buf *out)
 		for (size_t i = 0; i < j->n; i++) {
 			if (i)
 				sl_buf_putc(out, ',');
-			sl_rj_render(j->v[i], out);
+			sl_jtree_render(j->v[i], out);
 		}
 		sl_buf_putc(out, ']');
 		break;
@@ -222,7 +222,7 @@ void sl_rj_render(const struct sl_rj *j, struct sl_buf *out)
 				sl_buf_putc(out, ',');
 			sl_buf_json_str(out, j->keys[i], strlen(j->keys[i]));
 			sl_buf_putc(out, ':');
-			sl_rj_render(j->v[i], out);
+			sl_jtree_render(j->v[i], out);
 		}
 		sl_buf_putc(out, '}');
 		break;

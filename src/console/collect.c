@@ -14,6 +14,7 @@
 
 #include "codec/avro.h"
 #include "console/internal.h"
+#include "core/assert.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "cql/cql.h"
@@ -410,6 +411,7 @@ static void sample_pipe_kafka(struct sl_console *c, struct con_kafka *k, size_t 
 static void ring_push(struct sl_console *c, struct sl_con_pipe *cp, const struct sl_con_sample *s)
 {
 	size_t cap = (size_t)c->cc.history;
+	SL_ASSERT(cap > 0 && cp->nring <= cap && cp->ring_head < cap);
 	if (cp->nring < cap) {
 		cp->ring[cp->nring++] = *s;
 	} else {
@@ -424,6 +426,7 @@ const struct sl_con_sample *sl_con_ring_at(const struct sl_console *c, const str
 	size_t cap = (size_t)c->cc.history;
 	if (i >= cp->nring)
 		return NULL;
+	SL_ASSERT(cp->nring <= cap && cp->ring_head < cap);
 	return &cp->ring[cp->nring < cap ? i : (cp->ring_head + i) % cap];
 }
 

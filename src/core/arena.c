@@ -1,5 +1,6 @@
 /* Bump allocator (see arena.h). */
 #include "core/arena.h"
+#include "core/assert.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -24,6 +25,8 @@ void *sl_arena_alloc(struct sl_arena *a, size_t n)
 	if (need < n)
 		return NULL;
 	struct sl_arena_chunk *c = a->head;
+	SL_ASSERT(a->chunk_size > 0);             /* sl_arena_init ran */
+	SL_ASSERT(!c || c->used <= c->size);
 	if (!c || c->size - c->used < need) {
 		size_t size = need > a->chunk_size ? need : a->chunk_size;
 		if (size > SIZE_MAX - sizeof *c)
@@ -39,11 +42,13 @@ void *sl_arena_alloc(struct sl_arena *a, size_t n)
 	void *p = c->data + c->used;
 	c->used += need;
 	a->used_bytes += need;
+	SL_ASSERT(c->used <= c->size && ((uintptr_t)p & 15) == 0);
 	return p;
 }
 
 void *sl_arena_memdup(struct sl_arena *a, const void *p, size_t n)
 {
+	SL_ASSERT(p || n == 0);
 	void *d = sl_arena_alloc(a, n ? n : 1);
 	if (d && n)
 		memcpy(d, p, n);
@@ -73,6 +78,7 @@ void sl_arena_reset(struct sl_arena *a)
 		c = prev;
 	}
 	if (keep) {
+		SL_ASSERT(keep->size == a->chunk_size);
 		keep->used = 0;
 		keep->prev = NULL;
 	}

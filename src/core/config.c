@@ -504,7 +504,7 @@ static size_t edit_distance(const char *a, const char *b)
 	return d[la][lb];
 }
 
-const char *sl_suggest(const char *word, const char *const *candidates, size_t n)
+const char *sl_cfg_suggest(const char *word, const char *const *candidates, size_t n)
 {
 	const char *best = NULL;
 	size_t best_d = (size_t)-1;
@@ -723,7 +723,7 @@ int sl_opt_bind(const struct sl_opt *table, const struct sl_cfg_node *map, const
 			size_t cnt = 0;
 			for (const struct sl_opt *q = table; q->name && cnt < 256; q++)
 				names[cnt++] = q->name;
-			const char *s = sl_suggest(map->keys[i], names, cnt);
+			const char *s = sl_cfg_suggest(map->keys[i], names, cnt);
 			char list[1024] = "";
 			size_t used = 0;
 			for (size_t k = 0; k < cnt && used + 2 < sizeof list; k++) {

@@ -98,6 +98,6 @@ void sl_opt_free(const struct sl_opt *table, void *dst);
 void sl_opt_doc_markdown(const struct sl_opt *table, const char *section, FILE *fp);
 
 /* The closest of candidates to word by edit distance, or NULL when none is close enough to suggest. */
-const char *sl_suggest(const char *word, const char *const *candidates, size_t n);
+const char *sl_cfg_suggest(const char *word, const char *const *candidates, size_t n);
 
 #endif

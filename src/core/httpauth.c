@@ -113,7 +113,7 @@ int sl_http_auth_load(struct sl_http_auth *a, const struct sl_http_auth_conf *c,
 	return 0;
 }
 
-bool sl_http_is_loopback(const char *host)
+bool sl_http_auth_is_loopback(const char *host)
 {
 	return !strcmp(host, "localhost") || !strncmp(host, "127.", 4) || !strcmp(host, "::1") ||
 	       !strcmp(host, "[::1]");
@@ -122,7 +122,7 @@ bool sl_http_is_loopback(const char *host)
 int sl_http_auth_require(const struct sl_http_auth *a, const struct sl_http_auth_conf *c, const char *host,
 			 const char *what, struct sl_err *err)
 {
-	if (sl_http_is_loopback(host) || sl_http_auth_on(a))
+	if (sl_http_auth_is_loopback(host) || sl_http_auth_on(a))
 		return 0;
 	return sl_err_set(err, SL_ECONFIG,
 			  "%s: listening on %s (beyond loopback) needs auth: set $%s (a bearer token) or $%s (basic "
@@ -131,7 +131,7 @@ int sl_http_auth_require(const struct sl_http_auth *a, const struct sl_http_auth
 			  c->password_env ? c->password_env : "(password_env)", c->user ? c->user : "admin", what);
 }
 
-bool sl_ct_equal(const void *a, size_t alen, const void *b, size_t blen)
+bool sl_http_auth_ct_equal(const void *a, size_t alen, const void *b, size_t blen)
 {
 	unsigned char da[SHA256_DIGEST_LENGTH], db[SHA256_DIGEST_LENGTH];
 	SHA256(a, alen, da);
@@ -139,7 +139,7 @@ bool sl_ct_equal(const void *a, size_t alen, const void *b, size_t blen)
 	return CRYPTO_memcmp(da, db, sizeof da) == 0;
 }
 
-int sl_b64_decode(const char *s, size_t n, unsigned char *out, size_t outsz)
+int sl_http_auth_b64_decode(const char *s, size_t n, unsigned char *out, size_t outsz)
 {
 	uint32_t acc = 0;
 	int bits = 0;
@@ -209,10 +209,10 @@ bool sl_http_auth_ok(const struct sl_http_auth *a, const char *authorization)
 	if (!authorization)
 		return false;
 	if (a->token && (t = credentials(authorization, "Bearer", &n)))
-		return sl_ct_equal(t, n, a->token, strlen(a->token));
+		return sl_http_auth_ct_equal(t, n, a->token, strlen(a->token));
 	if (a->user && a->password && (t = credentials(authorization, "Basic", &n))) {
 		unsigned char dec[1024];
-		int dn = sl_b64_decode(t, n, dec, sizeof dec);
+		int dn = sl_http_auth_b64_decode(t, n, dec, sizeof dec);
 		if (dn < 0)
 			return false;
 		unsigned char *colon = memchr(dec, ':', (size_t)dn);
@@ -220,8 +220,8 @@ bool sl_http_auth_ok(const struct sl_http_auth *a, const char *authorization)
 			return false;
 		size_t ulen = (size_t)(colon - dec), plen = (size_t)dn - ulen - 1;
 		/* Both compared every time, so a wrong user costs what a wrong password does. */
-		bool u = sl_ct_equal(dec, ulen, a->user, strlen(a->user));
-		bool pw = sl_ct_equal(colon + 1, plen, a->password, strlen(a->password));
+		bool u = sl_http_auth_ct_equal(dec, ulen, a->user, strlen(a->user));
+		bool pw = sl_http_auth_ct_equal(colon + 1, plen, a->password, strlen(a->password));
 		OPENSSL_cleanse(dec, sizeof dec);
 		return u & pw;
 	}

@@ -57,10 +57,10 @@ bool sl_http_auth_ok(const struct sl_http_auth *a, const char *authorization);
  * cannot be read. The caller cleanses and frees *line. */
 int sl_http_auth_header(const struct sl_http_auth_conf *c, char **line, const char *what, struct sl_err *err);
 
-bool sl_http_is_loopback(const char *host);
+bool sl_http_auth_is_loopback(const char *host);
 /* Constant-time equality of two byte strings of any lengths. */
-bool sl_ct_equal(const void *a, size_t alen, const void *b, size_t blen);
+bool sl_http_auth_ct_equal(const void *a, size_t alen, const void *b, size_t blen);
 /* Base64 (standard alphabet, padding optional) into out; returns the length or -1. */
-int sl_b64_decode(const char *s, size_t n, unsigned char *out, size_t outsz);
+int sl_http_auth_b64_decode(const char *s, size_t n, unsigned char *out, size_t outsz);
 
 #endif

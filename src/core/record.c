@@ -46,7 +46,7 @@ const char *sl_type_suggest(const char *name)
 		cands[i] = type_names[i];
 	for (int i = 0; i < NA; i++)
 		cands[SL_T__COUNT + i] = aliases[i][0];
-	const char *best = sl_suggest(name, cands, SL_T__COUNT + NA);
+	const char *best = sl_cfg_suggest(name, cands, SL_T__COUNT + NA);
 	for (int i = 0; best && i < NA; i++)
 		if (best == aliases[i][0])
 			return aliases[i][1];
@@ -259,7 +259,7 @@ void sl_uuid_v4_from_random(uint64_t hi, uint64_t lo, uint8_t out[16])
 
 /* ---- calendar ---- */
 
-int64_t sl_days_from_civil(int64_t y, unsigned m, unsigned d)
+int64_t sl_date_days_from_civil(int64_t y, unsigned m, unsigned d)
 {
 	y -= m <= 2;
 	int64_t era = (y >= 0 ? y : y - 399) / 400;
@@ -269,7 +269,7 @@ int64_t sl_days_from_civil(int64_t y, unsigned m, unsigned d)
 	return era * 146097 + (int64_t)doe - 719468;
 }
 
-void sl_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
+void sl_date_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
 {
 	z += 719468;
 	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
@@ -293,7 +293,7 @@ int sl_date_format(int32_t days, char out[SL_DATE_STR_MAX])
 		return SL_EINVAL;
 	int64_t y;
 	unsigned m, d;
-	sl_civil_from_days(days, &y, &m, &d);
+	sl_date_civil_from_days(days, &y, &m, &d);
 	snprintf(out, SL_DATE_STR_MAX, "%04d-%02u-%02u", (int)y, m, d);
 	return 0;
 }
@@ -309,7 +309,7 @@ int sl_timestamp_format(int64_t ms, char out[SL_TIMESTAMP_STR_MAX])
 		return SL_EINVAL;
 	int64_t y;
 	unsigned m, d;
-	sl_civil_from_days(days, &y, &m, &d);
+	sl_date_civil_from_days(days, &y, &m, &d);
 	unsigned msec = (unsigned)(rem % 1000), sec = (unsigned)(rem / 1000);
 	snprintf(out, SL_TIMESTAMP_STR_MAX, "%04d-%02u-%02uT%02u:%02u:%02u.%03uZ", (int)y, m, d, sec / 3600,
 		 sec / 60 % 60, sec % 60, msec);
@@ -344,7 +344,7 @@ static int parse_ymd(const char *s, size_t n, size_t *i, int64_t *days)
 	if (digits(s, n, i, 4, &y) || *i >= n || s[(*i)++] != '-' || digits(s, n, i, 2, &m) || *i >= n ||
 	    s[(*i)++] != '-' || digits(s, n, i, 2, &d) || !valid_ymd(y, m, d))
 		return SL_EINVAL;
-	*days = sl_days_from_civil(y, (unsigned)m, (unsigned)d);
+	*days = sl_date_days_from_civil(y, (unsigned)m, (unsigned)d);
 	return 0;
 }
 

@@ -114,8 +114,8 @@ int sl_date_format(int32_t days, char out[SL_DATE_STR_MAX]);
 /* Exactly YYYY-MM-DD. */
 int sl_date_parse(const char *s, size_t n, int32_t *days);
 /* Days since the epoch for a proleptic Gregorian civil date (no validation). */
-int64_t sl_days_from_civil(int64_t y, unsigned m, unsigned d);
-void sl_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d);
+int64_t sl_date_days_from_civil(int64_t y, unsigned m, unsigned d);
+void sl_date_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d);
 /* Floor division of a millisecond timestamp into days. */
 static inline int32_t sl_days_from_ms(int64_t ms)
 {

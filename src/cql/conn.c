@@ -16,6 +16,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "core/assert.h"
 #include "core/log.h"
 #include "cql/internal.h"
 
@@ -426,6 +427,7 @@ static void on_readable(struct sl_cql_conn *c)
 			memcpy(body, bp, blen);
 		}
 		c->roff += SL_CQL_HEADER_LEN + h.length;
+		SL_ASSERT(c->roff <= c->rbuf.len); /* the whole frame was in the buffer */
 		dispatch_frame(c, &h, body, blen);
 	}
 	if (c->state == SL_CQL_CONN_CLOSED)

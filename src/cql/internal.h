@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "core/buf.h"
+#include "core/clock.h"
 #include "core/err.h"
 #include "cql/cql.h"
 #include "cql/proto.h"
@@ -257,9 +258,7 @@ struct sl_cql_session {
 
 static inline uint64_t sl_cql_now_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	return (uint64_t)sl_mono_ms();
 }
 
 static inline struct sl_cql_req *sl_cql_req_new(void)

@@ -1,6 +1,7 @@
 /* CQL native protocol v4 framing, notations, request encoders and response decoders (see proto.h). Every count and
  * length that comes from the network is checked against the bytes that remain before it is used. */
 #include "cql/proto.h"
+#include "core/assert.h"
 
 #include <arpa/inet.h>
 #include <lz4.h>
@@ -94,6 +95,7 @@ bool sl_cql_error_code_retryable(int32_t code)
 
 void sl_cql_header_encode(uint8_t out[SL_CQL_HEADER_LEN], const struct sl_cql_header *h)
 {
+	SL_ASSERT(h->length <= SL_CQL_MAX_BODY); /* the server closes the connection on a longer body */
 	out[0] = h->version;
 	out[1] = h->flags;
 	sl_cql_put_u16(out + 2, (uint16_t)h->stream);
@@ -120,12 +122,14 @@ int sl_cql_header_decode(const uint8_t in[SL_CQL_HEADER_LEN], struct sl_cql_head
 
 const uint8_t *sl_cql_rd_raw(struct sl_cql_rd *r, size_t n)
 {
+	SL_ASSERT(r->p <= r->end);
 	if (r->bad || sl_cql_rd_left(r) < n) {
 		r->bad = true;
 		return NULL;
 	}
 	const uint8_t *p = r->p;
 	r->p += n;
+	SL_ASSERT(r->p <= r->end);
 	return p;
 }
 
@@ -858,6 +862,7 @@ int sl_cql_lz4_compress(struct sl_buf *out, const uint8_t *in, size_t n)
 	int c = LZ4_compress_default((const char *)in, d + 4, (int)n, bound);
 	if (c <= 0 && n > 0)
 		return SL_EIO;
+	SL_ASSERT(c <= bound); /* inside what sl_buf_reserve gave */
 	out->len += 4 + (size_t)c;
 	return 0;
 }

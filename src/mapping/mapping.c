@@ -334,7 +334,7 @@ static int column_compile(struct sl_mapping *m, struct column *c, const struct s
 		for (size_t k = 0; k < sizeof spec_keys / sizeof spec_keys[0]; k++)
 			known |= !strcmp(spec->keys[i], spec_keys[k]);
 		if (!known) {
-			const char *sug = sl_suggest(spec->keys[i], spec_keys, sizeof spec_keys / sizeof spec_keys[0]);
+			const char *sug = sl_cfg_suggest(spec->keys[i], spec_keys, sizeof spec_keys / sizeof spec_keys[0]);
 			return cfg_err(err, spec, spec->key_lines ? spec->key_lines[i] : 0, name, "unknown key '%s'%s%s%s",
 				       spec->keys[i], sug ? " (did you mean '" : "", sug ? sug : "", sug ? "'?)" : "");
 		}
@@ -369,7 +369,7 @@ static int column_compile(struct sl_mapping *m, struct column *c, const struct s
 		char fname[64];
 		c->fn = fn_parse(nexpr->value, &fwhy, fname, sizeof fname);
 		if (c->fn == FN_NONE) {
-			const char *sug = sl_suggest(fname, fn_names, 2);
+			const char *sug = sl_cfg_suggest(fname, fn_names, 2);
 			return cfg_err(err, nexpr, 0, name, "expr '%s' %s%s%s%s (functions: uuid(), now())", nexpr->value,
 				       fwhy, sug ? "; did you mean " : "", sug ? sug : "", sug ? "()?" : "");
 		}
@@ -416,7 +416,7 @@ static int column_compile(struct sl_mapping *m, struct column *c, const struct s
 						       sl_type_name(c->type));
 				c->def_fn = f;
 			} else if (strchr(ndef->value, '(') && strchr(ndef->value, ')') && c->type != SL_T_TEXT) {
-				const char *sug = sl_suggest(fname, fn_names, 2);
+				const char *sug = sl_cfg_suggest(fname, fn_names, 2);
 				return cfg_err(err, ndef, 0, name, "default '%s' %s%s%s%s", ndef->value, fwhy,
 					       sug ? "; did you mean " : "", sug ? sug : "", sug ? "()?" : "");
 			}
@@ -498,7 +498,7 @@ int sl_mapping_compile(const struct sl_cfg_node *columns, const char *key, struc
 			size_t nn = m->n < 64 ? m->n : 64;
 			for (size_t i = 0; i < nn; i++)
 				names[i] = m->cols[i].name;
-			const char *sug = sl_suggest(key, names, nn);
+			const char *sug = sl_cfg_suggest(key, names, nn);
 			rc = cfg_err(err, columns, 0, NULL, "key '%s' is not one of the mapping's columns%s%s%s", key,
 				     sug ? " (did you mean '" : "", sug ? sug : "", sug ? "'?)" : "");
 			goto fail;

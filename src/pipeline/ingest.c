@@ -12,6 +12,7 @@
 #include "codec/json.h"
 #include "codec/record_json.h"
 #include "core/arena.h"
+#include "core/assert.h"
 #include "core/buf.h"
 #include "core/log.h"
 #include "pipeline/runtime.h"
@@ -52,6 +53,7 @@ static struct page_slot *slot_push(struct ingest *in, uint64_t seq, const char *
 		in->head = 0;
 		in->cap = cap;
 	}
+	SL_ASSERT(in->count < in->cap && in->head < in->cap);
 	struct page_slot *s = &in->slots[(in->head + in->count++) % in->cap];
 	memset(s, 0, sizeof *s);
 	s->seq = seq;
@@ -75,6 +77,7 @@ static void advance_cursor(struct ingest *in)
 	const char *last = NULL;
 	while (in->count) {
 		struct page_slot *s = &in->slots[in->head];
+		SL_ASSERT(in->count <= in->cap && in->head < in->cap && s->outstanding >= 0);
 		if (!s->closed || s->outstanding > 0)
 			break;
 		if (s->failed) {
@@ -103,6 +106,7 @@ static void on_delivery(void *ctx, void *opaque, int err, const char *errmsg, in
 	(void)offset;
 	if (!s)
 		return;
+	SL_ASSERT(s->outstanding > 0); /* one report per produced record: the cursor waits for each */
 	s->outstanding--;
 	if (err) {
 		s->failed++;

@@ -17,6 +17,7 @@
 #include "codec/json.h"
 #include "codec/record_json.h"
 #include "core/arena.h"
+#include "core/assert.h"
 #include "core/log.h"
 #include "pipeline/runtime.h"
 #include "registry/registry.h"
@@ -199,6 +200,8 @@ static int fill_slot(struct proc *pr, struct slot *s, const struct sl_msg *in, i
 			s->marks[s->nmarks++] = (struct sl_offset_mark){p->topic, m->partition, m->offset + 1};
 		} else if (m->offset + 1 > s->marks[k].next_offset)
 			s->marks[k].next_offset = m->offset + 1;
+		/* The slot's commit mark covers every record it holds: committing it never skips one of them. */
+		SL_ASSERT(m->offset >= 0 && s->marks[k].next_offset > m->offset);
 		struct sl_err derr = {0};
 		int drc;
 		if (!m->value)
@@ -368,6 +371,7 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 			if (n > 0) {
 				struct slot *s = &slots[(head + used) % nslots];
 				size_t taken = 0;
+				SL_ASSERT(used < nslots && head < nslots && !s->busy); /* the ring's next slot is free */
 				if (first_record == 0)
 					first_record = sl_mono_s();
 				if ((rc = fill_slot(&pr, s, in + in_off, n, &taken, jp, schema, err)))
@@ -458,6 +462,11 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 		while (used > 0 && slots[head].done && !slots[head].err) {
 			struct slot *s = &slots[head];
 			size_t nrec = s->b.n;
+			/* Offsets are committed from the oldest batch only, once the sink has it: every batch before it
+			 * is committed and freed, every batch after it is still held, so no commit passes a record the
+			 * sink does not have. */
+			SL_ASSERT(used <= nslots && head < nslots && s->busy);
+			SL_ASSERT(used == nslots || !slots[(head + used) % nslots].busy);
 			st->batches++;
 			st->written += nrec - s->rejected;
 			sl_live.written += nrec - s->rejected;
@@ -488,6 +497,7 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 			}
 			for (size_t i = 0; i < s->nmarks; i++) {
 				struct sl_err cerr = {0};
+				SL_ASSERT(s->marks[i].next_offset > 0); /* one past a record the batch held */
 				/* A commit can fail when a rebalance just gave the partition to another member: the rows
 				 * are written, the new owner reads them again from the last commit and rewrites them
 				 * (upserts), so this is a duplicate at worst, never a loss. Warn and go on. */

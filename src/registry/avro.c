@@ -44,7 +44,7 @@ static void props(const struct sl_rj *j, const char *const *set, bool is_enum, s
 		sl_buf_putc(out, ',');
 		sl_buf_json_str(out, j->keys[i], strlen(j->keys[i]));
 		sl_buf_putc(out, ':');
-		sl_rj_render(j->v[i], out);
+		sl_jtree_render(j->v[i], out);
 	}
 }
 
@@ -109,7 +109,7 @@ static void canon(struct cctx *c, const struct sl_avro *a, struct sl_buf *out)
 			sl_buf_puts(out, ",\"fields\":[");
 			for (size_t i = 0; i < a->nfields; i++) {
 				const struct sl_avro_field *f = &a->fields[i];
-				const char *fdoc = sl_rj_getstr(f->src, "doc");
+				const char *fdoc = sl_jtree_getstr(f->src, "doc");
 				if (i)
 					sl_buf_putc(out, ',');
 				sl_buf_puts(out, "{\"name\":");
@@ -120,7 +120,7 @@ static void canon(struct cctx *c, const struct sl_avro *a, struct sl_buf *out)
 					key_str(out, "doc", fdoc);
 				if (f->def) {
 					sl_buf_puts(out, ",\"default\":");
-					sl_rj_render(f->def, out);
+					sl_jtree_render(f->def, out);
 				}
 				if (f->order && strcmp(f->order, "ascending"))
 					key_str(out, "order", f->order);

@@ -80,15 +80,15 @@ static int answer_error(const char *what, long status, struct sl_buf *body, stru
 	struct sl_err perr;
 	const char *msg = NULL;
 	int code = 0;
-	if (!sl_rj_parse(body->data ? body->data : "", body->len, &j, &perr)) {
-		struct sl_rj *c = sl_rj_get(j, "error_code");
-		msg = sl_rj_getstr(j, "message");
-		sl_rj_int(c, &code);
+	if (!sl_jtree_parse(body->data ? body->data : "", body->len, &j, &perr)) {
+		struct sl_rj *c = sl_jtree_get(j, "error_code");
+		msg = sl_jtree_getstr(j, "message");
+		sl_jtree_int(c, &code);
 	}
 	int rc = sl_err_set(err, status == 409 ? SL_ETYPE : status == 422 ? SL_EINVAL : status == 404 ? SL_ENOTFOUND
 						: SL_ESERVER,
 			    "%s: HTTP %ld: %s (error_code %d)", what, status, msg ? msg : "no message", code);
-	sl_rj_free(j);
+	sl_jtree_free(j);
 	return rc;
 }
 
@@ -133,10 +133,10 @@ int sl_registry_http_register(const char *base, const struct sl_http_auth_conf *
 	if (!rc) {
 		struct sl_rj *j = NULL;
 		struct sl_rj *v;
-		if ((rc = sl_rj_parse(out.data ? out.data : "", out.len, &j, err)) ||
-		    !sl_rj_int((v = sl_rj_get(j, "id")), id))
+		if ((rc = sl_jtree_parse(out.data ? out.data : "", out.len, &j, err)) ||
+		    !sl_jtree_int((v = sl_jtree_get(j, "id")), id))
 			rc = sl_err_set(err, SL_EPROTO, "%s: the answer has no id", what);
-		sl_rj_free(j);
+		sl_jtree_free(j);
 	}
 	sl_buf_free(&url);
 	sl_buf_free(&body);
@@ -168,10 +168,10 @@ int sl_registry_http_schema(const char *base, const struct sl_http_auth_conf *au
 	if (!rc) {
 		struct sl_rj *j = NULL;
 		const char *s, *t;
-		if ((rc = sl_rj_parse(out.data ? out.data : "", out.len, &j, err)) || !(s = sl_rj_getstr(j, "schema")))
+		if ((rc = sl_jtree_parse(out.data ? out.data : "", out.len, &j, err)) || !(s = sl_jtree_getstr(j, "schema")))
 			rc = sl_err_set(err, SL_EPROTO, "%s: the answer has no schema", what);
 		else {
-			t = sl_rj_getstr(j, "schemaType");
+			t = sl_jtree_getstr(j, "schemaType");
 			*schema = strdup(s);
 			*type = strdup(t ? t : "AVRO");
 			if (!*schema || !*type) {
@@ -180,7 +180,7 @@ int sl_registry_http_schema(const char *base, const struct sl_http_auth_conf *au
 				rc = sl_err_set(err, SL_ENOMEM, "out of memory");
 			}
 		}
-		sl_rj_free(j);
+		sl_jtree_free(j);
 	}
 	sl_buf_free(&out);
 	return rc;

@@ -122,7 +122,7 @@ static struct js *load(struct loader *L, const struct sl_rj *j, int depth);
 static bool has_any(const struct sl_rj *j, const char *const *keys)
 {
 	for (size_t i = 0; keys[i]; i++)
-		if (sl_rj_get(j, keys[i]))
+		if (sl_jtree_get(j, keys[i]))
 			return true;
 	return false;
 }
@@ -137,7 +137,7 @@ static const char *const string_kw[] = {"minLength", "maxLength", "pattern", "fo
 
 static const struct sl_rj *num(const struct sl_rj *j, const char *k)
 {
-	const struct sl_rj *v = sl_rj_get(j, k);
+	const struct sl_rj *v = sl_jtree_get(j, k);
 	return v && v->t == SL_RJ_NUM ? v : NULL;
 }
 
@@ -150,7 +150,7 @@ static struct js *typed(struct loader *L, const struct sl_rj *j, const char *typ
 			return NULL;
 		n->min_len = num(j, "minLength");
 		n->max_len = num(j, "maxLength");
-		n->pattern = sl_rj_get(j, "pattern");
+		n->pattern = sl_jtree_get(j, "pattern");
 		if (n->pattern && n->pattern->t != SL_RJ_STR)
 			n->pattern = NULL;
 		return n;
@@ -171,8 +171,8 @@ static struct js *typed(struct loader *L, const struct sl_rj *j, const char *typ
 	if (!strcmp(type, "null"))
 		return alloc_js(L, JS_NULL, j);
 	if (!strcmp(type, "object")) {
-		const struct sl_rj *p = sl_rj_get(j, "properties"), *ap = sl_rj_get(j, "additionalProperties");
-		const struct sl_rj *pp = sl_rj_get(j, "patternProperties"), *dp = sl_rj_get(j, "dependencies");
+		const struct sl_rj *p = sl_jtree_get(j, "properties"), *ap = sl_jtree_get(j, "additionalProperties");
+		const struct sl_rj *pp = sl_jtree_get(j, "patternProperties"), *dp = sl_jtree_get(j, "dependencies");
 		if (!(n = alloc_js(L, JS_OBJECT, j)))
 			return NULL;
 		if (p && p->t == SL_RJ_OBJ && p->n) {
@@ -187,7 +187,7 @@ static struct js *typed(struct loader *L, const struct sl_rj *j, const char *typ
 				n->nprops = i + 1;
 			}
 		}
-		n->required = sl_rj_get(j, "required");
+		n->required = sl_jtree_get(j, "required");
 		if (n->required && n->required->t != SL_RJ_ARR)
 			n->required = NULL;
 		if (ap && ap->t == SL_RJ_BOOL)
@@ -219,8 +219,8 @@ static struct js *typed(struct loader *L, const struct sl_rj *j, const char *typ
 		return n;
 	}
 	if (!strcmp(type, "array")) {
-		const struct sl_rj *it = sl_rj_get(j, "items"), *ai = sl_rj_get(j, "additionalItems");
-		const struct sl_rj *u = sl_rj_get(j, "uniqueItems");
+		const struct sl_rj *it = sl_jtree_get(j, "items"), *ai = sl_jtree_get(j, "additionalItems");
+		const struct sl_rj *u = sl_jtree_get(j, "uniqueItems");
 		if (!(n = alloc_js(L, JS_ARRAY, j)))
 			return NULL;
 		if (it && it->t == SL_RJ_ARR) {
@@ -266,7 +266,7 @@ static const struct sl_rj *resolve_ref(struct loader *L, const char *ref)
 		}
 		tok[n] = 0;
 		if (cur->t == SL_RJ_OBJ)
-			cur = sl_rj_get(cur, tok);
+			cur = sl_jtree_get(cur, tok);
 		else if (cur->t == SL_RJ_ARR) {
 			char *end;
 			long i = strtol(tok, &end, 10);
@@ -320,7 +320,7 @@ static struct js *load(struct loader *L, const struct sl_rj *j, int depth)
 	L->memo_src[L->nmemo] = j;
 	L->memo_js[L->nmemo++] = n;
 	/* Filled in place so references that loop back to j already hold n. */
-	if ((v = sl_rj_get(j, "$ref")) && v->t == SL_RJ_STR) {
+	if ((v = sl_jtree_get(j, "$ref")) && v->t == SL_RJ_STR) {
 		const struct sl_rj *target = resolve_ref(L, v->s);
 		n->k = JS_REF;
 		if (target && !(n->inner = load(L, target, depth + 1)))
@@ -329,13 +329,13 @@ static struct js *load(struct loader *L, const struct sl_rj *j, int depth)
 			n->k = JS_EMPTY;
 		return n;
 	}
-	if ((v = sl_rj_get(j, "enum")) && v->t == SL_RJ_ARR) {
+	if ((v = sl_jtree_get(j, "enum")) && v->t == SL_RJ_ARR) {
 		if (!(ex[nex] = alloc_js(L, JS_ENUM, j)))
 			return NULL;
 		ex[nex++]->values = v;
 	}
 	for (int c = CRIT_ALL; c <= CRIT_ONE; c++)
-		if ((v = sl_rj_get(j, crit_names[c])) && v->t == SL_RJ_ARR) {
+		if ((v = sl_jtree_get(j, crit_names[c])) && v->t == SL_RJ_ARR) {
 			struct js *cb = alloc_js(L, JS_COMBINED, j);
 			if (!cb || (v->n && !(cb->subs = calloc(v->n, sizeof *cb->subs))))
 				return L->oom = true, NULL;
@@ -347,17 +347,17 @@ static struct js *load(struct loader *L, const struct sl_rj *j, int depth)
 			}
 			ex[nex++] = cb;
 		}
-	if ((v = sl_rj_get(j, "not"))) {
+	if ((v = sl_jtree_get(j, "not"))) {
 		if (!(ex[nex] = alloc_js(L, JS_NOT, j)) || !(ex[nex]->inner = load(L, v, depth + 1)))
 			return NULL;
 		nex++;
 	}
-	if ((v = sl_rj_get(j, "const"))) {
+	if ((v = sl_jtree_get(j, "const"))) {
 		if (!(ex[nex] = alloc_js(L, JS_CONST, j)))
 			return NULL;
 		ex[nex++]->values = v;
 	}
-	if ((v = sl_rj_get(j, "type")) && (v->t == SL_RJ_STR || v->t == SL_RJ_ARR)) {
+	if ((v = sl_jtree_get(j, "type")) && (v->t == SL_RJ_STR || v->t == SL_RJ_ARR)) {
 		if (v->t == SL_RJ_STR) {
 			if (!(ex[nex++] = typed(L, j, v->s, depth)))
 				return NULL;
@@ -679,7 +679,7 @@ static struct js *obj_partial(const struct js *s, const char *key)
 
 static bool has_default(const struct js *s)
 {
-	return s->src && s->src->t == SL_RJ_OBJ && sl_rj_get(s->src, "default");
+	return s->src && s->src->t == SL_RJ_OBJ && sl_jtree_get(s->src, "default");
 }
 
 static void compare_object(struct ctx *c, const struct js *o, const struct js *u)
@@ -765,8 +765,8 @@ static void compare_object(struct ctx *c, const struct js *o, const struct js *u
 			const struct js *s = side ? u : o;
 			for (size_t i = 0; s->deps && i < s->deps->n; i++) {
 				const char *k = s->deps->keys[i];
-				const struct sl_rj *ov = o->deps ? sl_rj_get(o->deps, k) : NULL;
-				const struct sl_rj *uv = u->deps ? sl_rj_get(u->deps, k) : NULL;
+				const struct sl_rj *ov = o->deps ? sl_jtree_get(o->deps, k) : NULL;
+				const struct sl_rj *uv = u->deps ? sl_jtree_get(u->deps, k) : NULL;
 				bool oarr = ov && ov->t == SL_RJ_ARR, uarr = uv && uv->t == SL_RJ_ARR;
 				if (side && ov && (pass ? !oarr : oarr))
 					continue;
@@ -780,18 +780,18 @@ static void compare_object(struct ctx *c, const struct js *o, const struct js *u
 						add_diff(c, "DEPENDENCY_ARRAY_REMOVED");
 					else if (!oarr)
 						add_diff(c, "DEPENDENCY_ARRAY_ADDED");
-					else if (!sl_rj_equal(ov, uv)) {
+					else if (!sl_jtree_equal(ov, uv)) {
 						bool u_all = true, o_all = true;
 						for (size_t a = 0; a < ov->n; a++) {
 							bool f = false;
 							for (size_t b = 0; b < uv->n && !f; b++)
-								f = sl_rj_equal(ov->v[a], uv->v[b]);
+								f = sl_jtree_equal(ov->v[a], uv->v[b]);
 							u_all &= f;
 						}
 						for (size_t b = 0; b < uv->n; b++) {
 							bool f = false;
 							for (size_t a = 0; a < ov->n && !f; a++)
-								f = sl_rj_equal(ov->v[a], uv->v[b]);
+								f = sl_jtree_equal(ov->v[a], uv->v[b]);
 							o_all &= f;
 						}
 						add_diff(c, u_all ? "DEPENDENCY_ARRAY_EXTENDED"
@@ -923,7 +923,7 @@ static size_t dedupe(const struct js *s, const struct js **out)
 	for (size_t i = 0; i < s->nsubs; i++) {
 		bool dup = false;
 		for (size_t k = 0; k < n && !dup; k++)
-			dup = out[k] == s->subs[i] || sl_rj_equal(out[k]->src, s->subs[i]->src);
+			dup = out[k] == s->subs[i] || sl_jtree_equal(out[k]->src, s->subs[i]->src);
 		if (!dup)
 			out[n++] = s->subs[i];
 	}
@@ -1000,7 +1000,7 @@ out:
 static bool values_contain(const struct sl_rj *set, const struct sl_rj *v)
 {
 	for (size_t i = 0; i < set->n; i++)
-		if (sl_rj_equal(set->v[i], v))
+		if (sl_jtree_equal(set->v[i], v))
 			return true;
 	return false;
 }
@@ -1014,8 +1014,8 @@ static bool same_kind(const struct js *a, const struct js *b)
 
 static bool common_differs(const struct js *o, const struct js *u, const char *k)
 {
-	const struct sl_rj *a = o->common ? sl_rj_get(o->src, k) : NULL, *b = u->common ? sl_rj_get(u->src, k) : NULL;
-	return !sl_rj_equal(a, b);
+	const struct sl_rj *a = o->common ? sl_jtree_get(o->src, k) : NULL, *b = u->common ? sl_jtree_get(u->src, k) : NULL;
+	return !sl_jtree_equal(a, b);
 }
 
 static void compare(struct ctx *c, const struct js *o, const struct js *u)
@@ -1168,7 +1168,7 @@ static void compare(struct ctx *c, const struct js *o, const struct js *u)
 	case JS_ENUM:
 	case JS_CONST: {
 		size_t l = push(c, o->k == JS_ENUM ? "enum" : "const");
-		if (!sl_rj_equal(o->values, u->values)) {
+		if (!sl_jtree_equal(o->values, u->values)) {
 			if (o->k == JS_CONST)
 				add_diff(c, "ENUM_ARRAY_CHANGED");
 			else {
@@ -1240,7 +1240,7 @@ int sl_reg_jsonschema_compatible(const struct sl_rj *reader, const struct sl_rj 
 int sl_reg_jsonschema_validate(const char *text, size_t len, struct sl_err *err)
 {
 	struct sl_rj *j;
-	int rc = sl_rj_parse(text, len, &j, err);
+	int rc = sl_jtree_parse(text, len, &j, err);
 	if (rc)
 		return rc;
 	if (j->t != SL_RJ_OBJ && j->t != SL_RJ_BOOL)
@@ -1248,7 +1248,7 @@ int sl_reg_jsonschema_validate(const char *text, size_t len, struct sl_err *err)
 				j->t == SL_RJ_ARR ? "an array" : "a scalar");
 	else if (j->t == SL_RJ_OBJ) {
 		static const char *const types[] = {"string", "number", "integer", "boolean", "null", "object", "array", NULL};
-		const struct sl_rj *t = sl_rj_get(j, "type");
+		const struct sl_rj *t = sl_jtree_get(j, "type");
 		size_t n = t ? (t->t == SL_RJ_ARR ? t->n : 1) : 0;
 		for (size_t i = 0; i < n && !rc; i++) {
 			const struct sl_rj *x = t->t == SL_RJ_ARR ? t->v[i] : t;
@@ -1260,6 +1260,6 @@ int sl_reg_jsonschema_validate(const char *text, size_t len, struct sl_err *err)
 						x->t == SL_RJ_STR ? x->s : "a non-string");
 		}
 	}
-	sl_rj_free(j);
+	sl_jtree_free(j);
 	return rc;
 }

@@ -192,31 +192,31 @@ void sl_reg_apply(struct sl_registry *r, const char *key, size_t keylen, const c
 	struct sl_rj *k = NULL, *v = NULL;
 	struct sl_err err;
 	const char *kt, *subject;
-	if (sl_rj_parse(key, keylen, &k, &err) || (value && sl_rj_parse(value, valuelen, &v, &err))) {
+	if (sl_jtree_parse(key, keylen, &k, &err) || (value && sl_jtree_parse(value, valuelen, &v, &err))) {
 		sl_warn("registry", "skipping a malformed _schemas record: %s key=%.*s", err.msg, (int)(keylen > 200 ? 200 : keylen), key);
 		goto out;
 	}
-	kt = sl_rj_getstr(k, "keytype");
-	subject = sl_rj_getstr(k, "subject");
+	kt = sl_jtree_getstr(k, "keytype");
+	subject = sl_jtree_getstr(k, "subject");
 	if (!kt)
 		goto out;
 	if (!strcmp(kt, "SCHEMA")) {
 		int version, sid;
-		if (!subject || !sl_rj_int(sl_rj_get(k, "version"), &version))
+		if (!subject || !sl_jtree_int(sl_jtree_get(k, "version"), &version))
 			goto out;
 		if (!v || v->t == SL_RJ_NULL) {
 			drop_version(r, subject, version);
 			goto out;
 		}
-		struct sl_rj *id = sl_rj_get(v, "id"), *del = sl_rj_get(v, "deleted"), *refs = sl_rj_get(v, "references");
-		const char *text = sl_rj_getstr(v, "schema"), *type = sl_rj_getstr(v, "schemaType");
+		struct sl_rj *id = sl_jtree_get(v, "id"), *del = sl_jtree_get(v, "deleted"), *refs = sl_jtree_get(v, "references");
+		const char *text = sl_jtree_getstr(v, "schema"), *type = sl_jtree_getstr(v, "schemaType");
 		char *refstr = NULL;
-		if (!sl_rj_int(id, &sid) || !text)
+		if (!sl_jtree_int(id, &sid) || !text)
 			goto out;
 		if (refs && refs->t == SL_RJ_ARR && refs->n) {
 			struct sl_buf b;
 			sl_buf_init(&b);
-			sl_rj_render(refs, &b);
+			sl_jtree_render(refs, &b);
 			refstr = strdup(sl_buf_cstr(&b));
 			sl_buf_free(&b);
 		}
@@ -225,22 +225,22 @@ void sl_reg_apply(struct sl_registry *r, const char *key, size_t keylen, const c
 		put_version(r, subject, version, sid, del && del->t == SL_RJ_BOOL && del->b);
 	} else if (!strcmp(kt, "CONFIG")) {
 		kv_set(&r->compat, &r->ncompat, &r->capcompat, subject,
-		       v ? sl_rj_getstr(v, "compatibilityLevel") : NULL);
+		       v ? sl_jtree_getstr(v, "compatibilityLevel") : NULL);
 	} else if (!strcmp(kt, "MODE")) {
-		kv_set(&r->mode, &r->nmode, &r->capmode, subject, v ? sl_rj_getstr(v, "mode") : NULL);
+		kv_set(&r->mode, &r->nmode, &r->capmode, subject, v ? sl_jtree_getstr(v, "mode") : NULL);
 	} else if (!strcmp(kt, "DELETE_SUBJECT") && subject && v) {
 		/* Confluent's soft delete of a subject: every version up to "version" is deleted. */
-		struct sl_rj *ver = sl_rj_get(v, "version");
+		struct sl_rj *ver = sl_jtree_get(v, "version");
 		int upto = INT_MAX;
-		if (ver && !sl_rj_int(ver, &upto))
+		if (ver && !sl_jtree_int(ver, &upto))
 			goto out;
 		for (size_t i = 0; i < r->nvers; i++)
 			if (!strcmp(r->vers[i].subject, subject) && r->vers[i].version <= upto)
 				r->vers[i].deleted = true;
 	}
 out:
-	sl_rj_free(k);
-	sl_rj_free(v);
+	sl_jtree_free(k);
+	sl_jtree_free(v);
 }
 
 /* ---- writing records ---- */
@@ -319,8 +319,8 @@ void sl_reg_parsed_free(struct sl_reg_parsed *p)
 {
 	if (!p)
 		return;
-	sl_avro_free(p->avro);
-	sl_rj_free(p->json);
+	sl_avro_schema_free(p->avro);
+	sl_jtree_free(p->json);
 	free(p->canon);
 	free(p->refs);
 	free(p);
@@ -338,12 +338,12 @@ static int collect_refs(struct sl_registry *r, const struct sl_rj *refs, int dep
 		return sl_err_set(err, SL_EINVAL, "references nest deeper than 32 levels");
 	for (size_t i = 0; i < refs->n; i++) {
 		const struct sl_rj *ref = refs->v[i];
-		const char *name = sl_rj_getstr(ref, "name"), *subject = sl_rj_getstr(ref, "subject");
-		const struct sl_rj *ver = sl_rj_get(ref, "version");
+		const char *name = sl_jtree_getstr(ref, "name"), *subject = sl_jtree_getstr(ref, "subject");
+		const struct sl_rj *ver = sl_jtree_get(ref, "version");
 		struct sl_reg_version *v = NULL;
 		struct sl_reg_schema *s;
 		int want;
-		if (!name || !subject || !ver || !ver->is_int || !sl_rj_int(ver, &want))
+		if (!name || !subject || !ver || !ver->is_int || !sl_jtree_int(ver, &want))
 			return sl_err_set(err, SL_EINVAL,
 					  "reference %zu needs a string name, a string subject and an integer version", i);
 		if (want == -1) {
@@ -360,10 +360,10 @@ static int collect_refs(struct sl_registry *r, const struct sl_rj *refs, int dep
 		if (s->refs) {
 			struct sl_rj *sub;
 			int rc;
-			if ((rc = sl_rj_parse(s->refs, strlen(s->refs), &sub, err)))
+			if ((rc = sl_jtree_parse(s->refs, strlen(s->refs), &sub, err)))
 				return rc;
 			rc = collect_refs(r, sub, depth + 1, texts, n, err);
-			sl_rj_free(sub);
+			sl_jtree_free(sub);
 			if (rc)
 				return rc;
 		}
@@ -395,14 +395,14 @@ int sl_reg_parse(struct sl_registry *r, const char *type, const char *text, size
 		struct sl_avro_refs ar = {0};
 		p->type = "AVRO";
 		if (!(rc = collect_refs(r, refs, 0, &ar.texts, &ar.n, err)))
-			rc = sl_avro_parse(text, len, &ar, &p->avro, err);
+			rc = sl_avro_schema_parse(text, len, &ar, &p->avro, err);
 		free((void *)ar.texts);
 		if (!rc)
 			sl_reg_avro_canonical(p->avro, &b);
 	} else if (!strcmp(type, "JSON")) {
 		p->type = "JSON";
-		if (!(rc = sl_reg_jsonschema_validate(text, len, err)) && !(rc = sl_rj_parse(text, len, &p->json, err)))
-			sl_rj_render(p->json, &b);
+		if (!(rc = sl_reg_jsonschema_validate(text, len, err)) && !(rc = sl_jtree_parse(text, len, &p->json, err)))
+			sl_jtree_render(p->json, &b);
 	} else if (!strcmp(type, "PROTOBUF")) {
 		rc = sl_err_set(err, SL_EINVAL, "schema type PROTOBUF is not supported by sluice registry (AVRO, JSON are)");
 	} else {
@@ -414,14 +414,14 @@ int sl_reg_parse(struct sl_registry *r, const char *type, const char *text, size
 		/* References in a fixed member order so equal references compare equal as text. */
 		sl_buf_putc(&rb, '[');
 		for (size_t i = 0; i < refs->n; i++) {
-			const char *name = sl_rj_getstr(refs->v[i], "name"), *subj = sl_rj_getstr(refs->v[i], "subject");
+			const char *name = sl_jtree_getstr(refs->v[i], "name"), *subj = sl_jtree_getstr(refs->v[i], "subject");
 			if (i)
 				sl_buf_putc(&rb, ',');
 			sl_buf_puts(&rb, "{\"name\":");
 			sl_buf_json_str(&rb, name, strlen(name));
 			sl_buf_puts(&rb, ",\"subject\":");
 			sl_buf_json_str(&rb, subj, strlen(subj));
-			sl_buf_printf(&rb, ",\"version\":%s}", sl_rj_get(refs->v[i], "version")->s);
+			sl_buf_printf(&rb, ",\"version\":%s}", sl_jtree_get(refs->v[i], "version")->s);
 		}
 		sl_buf_putc(&rb, ']');
 		p->refs = strdup(sl_buf_cstr(&rb));
@@ -443,10 +443,10 @@ int sl_reg_parse_stored(struct sl_registry *r, const struct sl_reg_schema *s, st
 {
 	struct sl_rj *refs = NULL;
 	int rc;
-	if (s->refs && (rc = sl_rj_parse(s->refs, strlen(s->refs), &refs, err)))
+	if (s->refs && (rc = sl_jtree_parse(s->refs, strlen(s->refs), &refs, err)))
 		return rc;
 	rc = sl_reg_parse(r, s->type, s->text, strlen(s->text), refs, out, err);
-	sl_rj_free(refs);
+	sl_jtree_free(refs);
 	return rc;
 }
 

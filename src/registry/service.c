@@ -232,16 +232,16 @@ static struct sl_rj *body_object(struct req *q, bool empty_ok)
 	struct sl_err err;
 	if (!q->len) {
 		if (empty_ok)
-			return sl_rj_new(SL_RJ_OBJ);
+			return sl_jtree_new(SL_RJ_OBJ);
 		reply_err(q, q->bad_status, q->bad_code, "Empty request: the request has no body");
 		return NULL;
 	}
-	if (sl_rj_parse(q->body, q->len, &j, &err)) {
+	if (sl_jtree_parse(q->body, q->len, &j, &err)) {
 		reply_err(q, q->bad_status, q->bad_code, "Unexpected character in the request body: %s", err.msg);
 		return NULL;
 	}
 	if (j->t != SL_RJ_OBJ) {
-		sl_rj_free(j);
+		sl_jtree_free(j);
 		reply_err(q, q->bad_status, q->bad_code, "Cannot deserialize the request body: expected a JSON object");
 		return NULL;
 	}
@@ -253,8 +253,8 @@ static struct sl_rj *body_object(struct req *q, bool empty_ok)
 static bool schema_request(struct req *q, struct sl_rj *j, const char **text, size_t *len, const char **type,
 			   const struct sl_rj **refs, char *coerced, size_t csz)
 {
-	struct sl_rj *s = sl_rj_get(j, "schema"), *t = sl_rj_get(j, "schemaType");
-	*refs = sl_rj_get(j, "references");
+	struct sl_rj *s = sl_jtree_get(j, "schema"), *t = sl_jtree_get(j, "schemaType");
+	*refs = sl_jtree_get(j, "references");
 	*type = "AVRO";
 	if (t && t->t == SL_RJ_STR)
 		*type = t->s;
@@ -285,8 +285,8 @@ static bool schema_request(struct req *q, struct sl_rj *j, const char **text, si
 	if (*refs && (*refs)->t == SL_RJ_ARR)
 		for (size_t i = 0; i < (*refs)->n; i++) {
 			const struct sl_rj *ref = (*refs)->v[i];
-			const struct sl_rj *ver = sl_rj_get(ref, "version");
-			if (ref->t != SL_RJ_OBJ || !sl_rj_getstr(ref, "name") || !sl_rj_getstr(ref, "subject") || !ver ||
+			const struct sl_rj *ver = sl_jtree_get(ref, "version");
+			if (ref->t != SL_RJ_OBJ || !sl_jtree_getstr(ref, "name") || !sl_jtree_getstr(ref, "subject") || !ver ||
 			    ver->t != SL_RJ_NUM || !ver->is_int) {
 				reply_err(q, q->bad_status, q->bad_code,
 					  "Invalid schema: reference %zu needs a string name, a string subject and an "
@@ -520,15 +520,15 @@ static void get_version(struct req *q, const char *subject, const char *vstr, co
 			struct sl_rj *refs;
 			struct sl_err err;
 			bool hit = false;
-			if (!o->refs || !sl_reg_id_in_use(q->r, o->id, false) || sl_rj_parse(o->refs, strlen(o->refs), &refs, &err))
+			if (!o->refs || !sl_reg_id_in_use(q->r, o->id, false) || sl_jtree_parse(o->refs, strlen(o->refs), &refs, &err))
 				continue;
 			for (size_t j = 0; j < refs->n && !hit; j++) {
-				const char *rs = sl_rj_getstr(refs->v[j], "subject");
-				struct sl_rj *rv = sl_rj_get(refs->v[j], "version");
+				const char *rs = sl_jtree_getstr(refs->v[j], "subject");
+				struct sl_rj *rv = sl_jtree_get(refs->v[j], "version");
 				int rvn;
-				hit = rs && sl_rj_int(rv, &rvn) && !strcmp(rs, subject) && rvn == v->version;
+				hit = rs && sl_jtree_int(rv, &rvn) && !strcmp(rs, subject) && rvn == v->version;
 			}
-			sl_rj_free(refs);
+			sl_jtree_free(refs);
 			if (hit)
 				sl_buf_printf(q->out, "%s%d", k++ ? "," : "", o->id);
 		}
@@ -559,15 +559,15 @@ static bool referenced(struct sl_registry *r, const char *subject, int version)
 		struct sl_rj *refs;
 		struct sl_err err;
 		bool hit = false;
-		if (!o->refs || !sl_reg_id_in_use(r, o->id, false) || sl_rj_parse(o->refs, strlen(o->refs), &refs, &err))
+		if (!o->refs || !sl_reg_id_in_use(r, o->id, false) || sl_jtree_parse(o->refs, strlen(o->refs), &refs, &err))
 			continue;
 		for (size_t j = 0; j < refs->n && !hit; j++) {
-			const char *rs = sl_rj_getstr(refs->v[j], "subject");
-			struct sl_rj *rv = sl_rj_get(refs->v[j], "version");
+			const char *rs = sl_jtree_getstr(refs->v[j], "subject");
+			struct sl_rj *rv = sl_jtree_get(refs->v[j], "version");
 			int rvn;
-			hit = rs && sl_rj_int(rv, &rvn) && !strcmp(rs, subject) && (!version || rvn == version);
+			hit = rs && sl_jtree_int(rv, &rvn) && !strcmp(rs, subject) && (!version || rvn == version);
 		}
-		sl_rj_free(refs);
+		sl_jtree_free(refs);
 		if (hit)
 			return true;
 	}
@@ -727,10 +727,10 @@ static void register_schema(struct req *q, const char *subject)
 	if (!j)
 		return;
 	if (!schema_request(q, j, &text, &len, &type, &refs, coerced, sizeof coerced)) {
-		sl_rj_free(j);
+		sl_jtree_free(j);
 		return;
 	}
-	struct sl_rj *wid = sl_rj_get(j, "id"), *wver = sl_rj_get(j, "version");
+	struct sl_rj *wid = sl_jtree_get(j, "id"), *wver = sl_jtree_get(j, "version");
 	int want_id = wid && wid->t == SL_RJ_NUM && wid->is_int && wid->d > 0 && wid->d <= INT_MAX ? (int)wid->d : -1;
 	int want_ver = wver && wver->t == SL_RJ_NUM && wver->is_int && wver->d > 0 && wver->d <= INT_MAX ? (int)wver->d : -1;
 	sl_buf_init(&msg);
@@ -743,7 +743,7 @@ static void register_schema(struct req *q, const char *subject)
 		sl_buf_printf(q->out, "{\"id\":%d}", id);
 	}
 	sl_buf_free(&msg);
-	sl_rj_free(j);
+	sl_jtree_free(j);
 }
 
 static void lookup_schema(struct req *q, const char *subject)
@@ -763,20 +763,20 @@ static void lookup_schema(struct req *q, const char *subject)
 	if (!j)
 		return;
 	if (!schema_request(q, j, &text, &len, &type, &refs, coerced, sizeof coerced)) {
-		sl_rj_free(j);
+		sl_jtree_free(j);
 		return;
 	}
 	n = sl_reg_subject_versions(q->r, subject, deleted, &vs);
 	if (!n) {
 		reply_err(q, 404, 40401, "Subject '%s' not found.", subject);
-		sl_rj_free(j);
+		sl_jtree_free(j);
 		return;
 	}
 	if (sl_reg_parse(q->r, type, text, len, refs, &p, &err)) {
 		reply_err(q, q->bad_status, q->bad_code, "Schema not found: the schema is invalid (type %s): %s", type,
 			  err.msg);
 		free(vs);
-		sl_rj_free(j);
+		sl_jtree_free(j);
 		return;
 	}
 	reply_err(q, 404, 40403, "Schema not found");
@@ -792,7 +792,7 @@ static void lookup_schema(struct req *q, const char *subject)
 	}
 	sl_reg_parsed_free(p);
 	free(vs);
-	sl_rj_free(j);
+	sl_jtree_free(j);
 }
 
 static void compatibility(struct req *q, const char *subject, const char *vstr)
@@ -867,7 +867,7 @@ out:
 	sl_buf_free(&msgs);
 	sl_reg_parsed_free(p);
 	free(vs);
-	sl_rj_free(j);
+	sl_jtree_free(j);
 }
 
 /* ---- /config and /mode ---- */
@@ -900,18 +900,18 @@ static void config(struct req *q, const char *subject)
 		char level[64];
 		if (!j)
 			return;
-		c = sl_rj_get(j, "compatibility");
+		c = sl_jtree_get(j, "compatibility");
 		if (!c || c->t == SL_RJ_NULL)
-			c = sl_rj_get(j, "compatibilityLevel");
+			c = sl_jtree_get(j, "compatibilityLevel");
 		if (!c || c->t != SL_RJ_STR || c->n >= sizeof level ||
 		    (snprintf(level, sizeof level, "%s", c->s), upcase(level), !sl_reg_valid_level(level))) {
-			sl_rj_free(j);
+			sl_jtree_free(j);
 			reply_err(q, 422, 42203,
 				  "Invalid compatibility level. Valid values are none, backward, forward, full, "
 				  "backward_transitive, forward_transitive, and full_transitive");
 			return;
 		}
-		sl_rj_free(j);
+		sl_jtree_free(j);
 		if (subject && readonly(q, subject))
 			return;
 		if (sl_reg_write_setting(r, "CONFIG", subject, level, &err)) {
@@ -959,14 +959,14 @@ static void mode(struct req *q, const char *subject)
 		bool valid = false;
 		if (!j)
 			return;
-		m = sl_rj_get(j, "mode");
+		m = sl_jtree_get(j, "mode");
 		if (m && m->t == SL_RJ_STR && m->n < sizeof val) {
 			snprintf(val, sizeof val, "%s", m->s);
 			upcase(val);
 			for (size_t i = 0; sl_reg_modes[i]; i++)
 				valid |= !strcmp(val, sl_reg_modes[i]);
 		}
-		sl_rj_free(j);
+		sl_jtree_free(j);
 		if (!valid) {
 			reply_err(q, 422, 42204,
 				  "Invalid mode. Valid values are READWRITE, READONLY, READONLY_OVERRIDE, IMPORT");

@@ -21,6 +21,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "registry/internal.h"
 
@@ -62,9 +63,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 
 static int64_t now_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return sl_mono_ms();
 }
 
 static int set_conf(rd_kafka_conf_t *c, const char *k, const char *v, struct sl_err *err)

@@ -304,7 +304,7 @@ static int load_dag(struct sl_dag *d, const char *id, const struct sl_cfg_node *
 			while (j < d->ntasks && strcmp(ids[j], t->upstream.v[k]))
 				j++;
 			if (j == d->ntasks) {
-				const char *sug = sl_suggest(t->upstream.v[k], ids, d->ntasks);
+				const char *sug = sl_cfg_suggest(t->upstream.v[k], ids, d->ntasks);
 				sl_err_set(err, SL_ECONFIG, "%s: %s.tasks.%s.depends_on: no task '%s' in this DAG%s%s%s",
 					   sl_cfg_where(tn->items[i], w, sizeof w), sect, t->id, t->upstream.v[k],
 					   sug ? " (did you mean '" : "", sug ? sug : "", sug ? "'?)" : "");

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "codec/json.h"
+#include "core/clock.h"
 #include "core/ident.h"
 #include "core/log.h"
 #include "pipeline/pipeline.h"
@@ -52,13 +53,6 @@ struct sl_sched {
 	 * inherits (the servers' secrets). */
 	struct sl_strlist client_env, deny_env;
 };
-
-static double mono(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static int64_t now_s(struct sl_sched *s)
 {
@@ -445,7 +439,7 @@ struct sl_dag *sl_sched_dag(struct sl_sched *s, const char *dag_id, struct sl_er
 		const char **ids = calloc(s->ndags + 1, sizeof *ids);
 		for (size_t i = 0; i < s->ndags; i++)
 			ids[i] = s->dags[i].id;
-		const char *sug = sl_suggest(dag_id, ids, s->ndags);
+		const char *sug = sl_cfg_suggest(dag_id, ids, s->ndags);
 		sl_err_set(err, SL_ENOTFOUND, "no DAG '%s' in the config%s%s%s", dag_id, sug ? " (did you mean '" : "",
 			   sug ? sug : "", sug ? "'?)" : "");
 		free(ids);
@@ -918,11 +912,11 @@ static int reap(struct sl_sched *s)
 		if (r == 0) {
 			if (c->deadline && now >= c->deadline && !c->timed_out) {
 				c->timed_out = true;
-				c->term_at = mono();
+				c->term_at = sl_mono_s();
 				kill(-c->pid, SIGTERM);
 				sl_warn("scheduler", "task %s.%s run=%s try=%d exceeded its execution_timeout; sent SIGTERM",
 					s->dags[c->dag].id, s->dags[c->dag].tasks[c->task].id, c->run_id, c->try_number);
-			} else if (c->timed_out && mono() - c->term_at > (double)s->o.kill_grace_ms / 1000) {
+			} else if (c->timed_out && sl_mono_s() - c->term_at > (double)s->o.kill_grace_ms / 1000) {
 				kill(-c->pid, SIGKILL);
 			}
 			i++;

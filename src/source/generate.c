@@ -207,8 +207,8 @@ static void put_date_age(struct sl_buf *b, struct rng *r, int64_t from_ms, int64
 	sl_timestamp_format(ms, ts);
 	int64_t y, ry;
 	unsigned m, d, rm, rd;
-	sl_civil_from_days(sl_days_from_ms(ms), &y, &m, &d);
-	sl_civil_from_days(sl_days_from_ms(SL_GENERATE_REF_MS), &ry, &rm, &rd);
+	sl_date_civil_from_days(sl_days_from_ms(ms), &y, &m, &d);
+	sl_date_civil_from_days(sl_days_from_ms(SL_GENERATE_REF_MS), &ry, &rm, &rd);
 	int64_t age = ry - y - ((rm < m || (rm == m && rd < d)) ? 1 : 0);
 	sl_buf_printf(b, "{\"date\":\"%s\",\"age\":%lld}", ts, (long long)age);
 }

@@ -31,9 +31,11 @@
 
 #include "codec/json.h"
 #include "core/buf.h"
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "source/http.h"
 #include "source/source.h"
 
 #define COMP "http"
@@ -41,17 +43,7 @@
 #define MAX_CONCURRENCY 64
 #define URL_LOG_MAX 512
 
-/* ---- pure helpers (exported for unit tests and fuzzers; declared where they are tested) ---- */
-
-int sl_http_expand(const char *tmpl, int64_t page, int64_t offset, int64_t limit, const char *cursor,
-		   struct sl_buf *out, struct sl_err *err);
-int64_t sl_http_retry_after_ms(const char *v, size_t len, int64_t now_epoch_s);
-int64_t sl_http_backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms, uint64_t rnd);
-int sl_http_link_next(const char *h, size_t len, char *out, size_t outsz);
-struct sl_http_bucket;
-struct sl_http_bucket *sl_http_bucket_new(double per_second, double burst, int64_t now_ms);
-int64_t sl_http_bucket_take(struct sl_http_bucket *b, int64_t now_ms);
-void sl_http_bucket_free(struct sl_http_bucket *b);
+/* ---- pure helpers (source/http.h: exported for unit tests and fuzzers) ---- */
 
 static void put_urlenc(struct sl_buf *b, const char *s)
 {
@@ -70,7 +62,7 @@ static void put_urlenc(struct sl_buf *b, const char *s)
 
 /* {page} {offset} {limit} {cursor} ({cursor} URL-encoded); "{{" and "}}" are literal braces. Anything else in
  * braces is an error naming it, so a typo in a URL fails at load time rather than hitting the API. */
-int sl_http_expand(const char *tmpl, int64_t page, int64_t offset, int64_t limit, const char *cursor,
+int sl_source_http_expand(const char *tmpl, int64_t page, int64_t offset, int64_t limit, const char *cursor,
 		   struct sl_buf *out, struct sl_err *err)
 {
 	for (const char *p = tmpl; *p;) {
@@ -131,7 +123,7 @@ static int64_t days_from_civil(int64_t y, int m, int d)
 
 /* Retry-After: delay-seconds or an HTTP-date (IMF-fixdate, RFC 850, asctime). Returns the wait in ms from
  * now_epoch_s (0 for a date in the past), or -1 when the value is neither. */
-int64_t sl_http_retry_after_ms(const char *v, size_t len, int64_t now_epoch_s)
+int64_t sl_source_http_retry_after_ms(const char *v, size_t len, int64_t now_epoch_s)
 {
 	char s[80];
 	while (len && (*v == ' ' || *v == '\t'))
@@ -180,7 +172,7 @@ int64_t sl_http_retry_after_ms(const char *v, size_t len, int64_t now_epoch_s)
 
 /* Full jitter (AWS architecture blog, "Exponential Backoff and Jitter"): uniform in [0, min(cap, base * 2^attempt)].
  * Spreads the retries of many clients instead of having them return in step. */
-int64_t sl_http_backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms, uint64_t rnd)
+int64_t sl_source_http_backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms, uint64_t rnd)
 {
 	if (attempt < 0)
 		attempt = 0;
@@ -198,7 +190,7 @@ int64_t sl_http_backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms, uint64_
 
 /* The URI of the first link-value with rel "next" (RFC 8288): `<uri>; rel="next"`, `<uri>; rel=next`,
  * `<uri>; rel="next last"`. Returns 0 and the URI in out, SL_ENOTFOUND, or SL_ETOOBIG when it does not fit. */
-int sl_http_link_next(const char *h, size_t len, char *out, size_t outsz)
+int sl_source_http_link_next(const char *h, size_t len, char *out, size_t outsz)
 {
 	size_t i = 0;
 	while (i < len) {
@@ -273,14 +265,14 @@ int sl_http_link_next(const char *h, size_t len, char *out, size_t outsz)
 	return SL_ENOTFOUND;
 }
 
-struct sl_http_bucket {
+struct sl_source_http_bucket {
 	double rate, burst, tokens;
 	int64_t last_ms;
 };
 
-struct sl_http_bucket *sl_http_bucket_new(double per_second, double burst, int64_t now_ms)
+struct sl_source_http_bucket *sl_source_http_bucket_new(double per_second, double burst, int64_t now_ms)
 {
-	struct sl_http_bucket *b = calloc(1, sizeof *b);
+	struct sl_source_http_bucket *b = calloc(1, sizeof *b);
 	if (!b)
 		return NULL;
 	b->rate = per_second;
@@ -292,7 +284,7 @@ struct sl_http_bucket *sl_http_bucket_new(double per_second, double burst, int64
 
 /* 0 when a request may start now (a token is taken), else the ms until one will be there. A rate of 0 means no
  * limit. */
-int64_t sl_http_bucket_take(struct sl_http_bucket *b, int64_t now_ms)
+int64_t sl_source_http_bucket_take(struct sl_source_http_bucket *b, int64_t now_ms)
 {
 	if (!b || b->rate <= 0)
 		return 0;
@@ -310,7 +302,7 @@ int64_t sl_http_bucket_take(struct sl_http_bucket *b, int64_t now_ms)
 	return w < 1 ? 1 : w;
 }
 
-void sl_http_bucket_free(struct sl_http_bucket *b)
+void sl_source_http_bucket_free(struct sl_source_http_bucket *b)
 {
 	free(b);
 }
@@ -458,7 +450,7 @@ struct http_src {
 	CURLM *multi;
 	struct curl_slist *hdrs;
 	char *password, *query_key; /* secrets from the environment */
-	struct sl_http_bucket *bucket;
+	struct sl_source_http_bucket *bucket;
 	uint64_t rnd;
 	struct req *win[MAX_CONCURRENCY];
 	size_t nwin;
@@ -474,13 +466,6 @@ struct http_src {
 	struct sl_json_parser *jp;
 	struct sl_metric *m_req, *m_retry, *m_fail, *m_bytes, *m_lat;
 };
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static uint64_t rnd_next(struct http_src *s)
 {
@@ -519,10 +504,10 @@ static size_t on_header(char *p, size_t sz, size_t n, void *ud)
 		free(r->link_next);
 		r->link_next = NULL;
 	} else if (len > 12 && !strncasecmp(p, "Retry-After:", 12)) {
-		r->retry_after_ms = sl_http_retry_after_ms(p + 12, len - 12, (int64_t)time(NULL));
+		r->retry_after_ms = sl_source_http_retry_after_ms(p + 12, len - 12, (int64_t)time(NULL));
 	} else if (len > 5 && !strncasecmp(p, "Link:", 5) && r->s->mode == P_LINK) {
 		char u[4096];
-		if (sl_http_link_next(p + 5, len - 5, u, sizeof u) == 0) {
+		if (sl_source_http_link_next(p + 5, len - 5, u, sizeof u) == 0) {
 			free(r->link_next);
 			r->link_next = strdup(u);
 		}
@@ -562,7 +547,7 @@ static char *next_plain_url(struct http_src *s, int64_t pos, struct sl_err *err)
 		offset = pos;
 		page = pos / limit + 1;
 	}
-	if (sl_http_expand(s->c.url, page, offset, limit, s->next_token, &b, err)) {
+	if (sl_source_http_expand(s->c.url, page, offset, limit, s->next_token, &b, err)) {
 		sl_buf_free(&b);
 		return NULL;
 	}
@@ -670,7 +655,7 @@ static bool retryable_curl(CURLcode cc)
 /* Classifies a finished attempt: done, retry later, or a failure of the run. */
 static void req_finished(struct http_src *s, struct req *r, CURLcode cc)
 {
-	int64_t now = mono_ms();
+	int64_t now = sl_mono_ms();
 	curl_multi_remove_handle(s->multi, r->eh);
 	curl_easy_getinfo(r->eh, CURLINFO_RESPONSE_CODE, &r->status);
 	sl_histogram_observe(s->m_lat, (double)(now - r->started) / 1000.0);
@@ -714,7 +699,7 @@ static void req_finished(struct http_src *s, struct req *r, CURLcode cc)
 			 s->name, s->c.method, r->url_log, why, r->attempt);
 		return;
 	}
-	int64_t wait = sl_http_backoff_ms(r->attempt, s->c.backoff_ms, s->c.backoff_max_ms, rnd_next(s));
+	int64_t wait = sl_source_http_backoff_ms(r->attempt, s->c.backoff_ms, s->c.backoff_max_ms, rnd_next(s));
 	if (r->retry_after_ms >= 0) {
 		int64_t ra = r->retry_after_ms > s->c.retry_after_max_ms ? s->c.retry_after_max_ms : r->retry_after_ms;
 		if (ra > wait)
@@ -777,7 +762,7 @@ static int64_t start_due(struct http_src *s, int64_t now)
 				wake = r->not_before - now;
 			continue;
 		}
-		int64_t w = sl_http_bucket_take(s->bucket, now);
+		int64_t w = sl_source_http_bucket_take(s->bucket, now);
 		if (w > 0) {
 			if (w < wake)
 				wake = w;
@@ -875,7 +860,7 @@ static int take_head(struct http_src *s, struct sl_page *out, struct sl_err *err
 			s->next_url = strdup(r->url_plain);
 		}
 		s->ended = true;
-		s->resume_at = mono_ms() + s->c.poll_interval_ms;
+		s->resume_at = sl_mono_ms() + s->c.poll_interval_ms;
 		drop_window(s);
 		free(next);
 		return SL_ENOTFOUND;
@@ -902,7 +887,7 @@ static int take_head(struct http_src *s, struct sl_page *out, struct sl_err *err
 			next = NULL;
 		} else {
 			s->ended = true;
-			s->resume_at = mono_ms() + s->c.poll_interval_ms;
+			s->resume_at = sl_mono_ms() + s->c.poll_interval_ms;
 		}
 		rc = set_cursor(s, out, "next_cursor", s->next_token ? s->next_token : "", err);
 		break;
@@ -919,7 +904,7 @@ static int take_head(struct http_src *s, struct sl_page *out, struct sl_err *err
 			free(s->next_url);
 			s->next_url = strdup(r->url_plain);
 			s->ended = true;
-			s->resume_at = mono_ms() + s->c.poll_interval_ms;
+			s->resume_at = sl_mono_ms() + s->c.poll_interval_ms;
 		}
 		rc = set_cursor(s, out, "next_url", s->next_url ? s->next_url : "", err);
 		break;
@@ -945,9 +930,9 @@ static int http_next_page(struct sl_source *bs, struct sl_page *out, struct sl_e
 	struct http_src *s = (struct http_src *)bs;
 	req_free(s->cur);
 	s->cur = NULL;
-	int64_t deadline = mono_ms() + QUANTUM_MS;
+	int64_t deadline = sl_mono_ms() + QUANTUM_MS;
 	for (;;) {
-		int64_t now = mono_ms();
+		int64_t now = sl_mono_ms();
 		if (s->ended && s->nwin == 0 && s->c.poll_interval_ms <= 0)
 			return SL_ENOTFOUND;
 		int rc = fill_window(s, now, err);
@@ -1010,7 +995,7 @@ static int http_next_page(struct sl_source *bs, struct sl_page *out, struct sl_e
 				return SL_EAGAIN;
 			return rc;
 		}
-		now = mono_ms();
+		now = sl_mono_ms();
 		if (now >= deadline)
 			return SL_EAGAIN;
 		int64_t wait = deadline - now;
@@ -1042,7 +1027,7 @@ static void http_destroy(struct sl_source *bs)
 	free(s->query_key);
 	free(s->next_token);
 	free(s->next_url);
-	sl_http_bucket_free(s->bucket);
+	sl_source_http_bucket_free(s->bucket);
 	sl_json_parser_free(s->jp);
 	sl_opt_free(http_opts, &s->c);
 	free(s);
@@ -1159,7 +1144,7 @@ int sl_source_http_new(const char *name, const struct sl_cfg_node *conf, const c
 	/* Expand once now so a bad template fails at load time. */
 	struct sl_buf tb;
 	sl_buf_init(&tb);
-	rc = sl_http_expand(s->c.url, 1, 0, 1, "x", &tb, err);
+	rc = sl_source_http_expand(s->c.url, 1, 0, 1, "x", &tb, err);
 	sl_buf_free(&tb);
 	if (rc) {
 		sl_err_prefix(err, "%s: %s.url: ", where, section);
@@ -1220,7 +1205,7 @@ int sl_source_http_new(const char *name, const struct sl_cfg_node *conf, const c
 	if ((rc = apply_resume(s, resume, err)))
 		goto fail;
 	s->multi = curl_multi_init();
-	s->bucket = sl_http_bucket_new(s->c.rate_limit.per_second, (double)s->c.rate_limit.burst, mono_ms());
+	s->bucket = sl_source_http_bucket_new(s->c.rate_limit.per_second, (double)s->c.rate_limit.burst, sl_mono_ms());
 	if (!s->multi || !s->bucket)
 		goto oom;
 	curl_multi_setopt(s->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)s->window);

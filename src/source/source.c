@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "core/buf.h"
+#include "core/clock.h"
 #include "source/generate.h"
 #include "source/source.h"
 
@@ -41,16 +42,9 @@ struct gen_source {
 	uint64_t next;      /* index of the next record */
 	uint64_t seq;
 	struct sl_buf page;
-	struct timespec start;
+	double start; /* sl_mono_s() at open: the rate limit counts from here */
 	uint64_t first;
 };
-
-static double elapsed_s(const struct timespec *t0)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double)(now.tv_sec - t0->tv_sec) + (double)(now.tv_nsec - t0->tv_nsec) / 1e9;
-}
 
 static int gen_next(struct sl_source *bs, struct sl_page *out, struct sl_err *err)
 {
@@ -62,7 +56,7 @@ static int gen_next(struct sl_source *bs, struct sl_page *out, struct sl_err *er
 		if (s->next + n > (uint64_t)s->conf.count)
 			n = (uint64_t)s->conf.count - s->next;
 	}
-	if (s->conf.rate > 0 && (double)(s->next - s->first) >= s->conf.rate * elapsed_s(&s->start))
+	if (s->conf.rate > 0 && (double)(s->next - s->first) >= s->conf.rate * (sl_mono_s() - s->start))
 		return SL_EAGAIN;
 	sl_buf_reset(&s->page);
 	if (sl_generate_page((uint64_t)s->conf.seed, s->next, (uint32_t)n, &s->page) != 0 || !sl_buf_ok(&s->page))
@@ -114,7 +108,7 @@ int sl_source_generate_new(const char *name, const struct sl_cfg_node *conf, con
 		s->next = v;
 	}
 	s->first = s->next;
-	clock_gettime(CLOCK_MONOTONIC, &s->start);
+	s->start = sl_mono_s();
 	*out = &s->base;
 	return 0;
 }

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "core/arena.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "topic/topic.h"
 
@@ -304,9 +305,7 @@ struct emb_producer {
 
 static double mono_s(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return sl_mono_s();
 }
 
 static bool transient(int code)

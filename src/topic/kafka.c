@@ -33,6 +33,8 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "core/assert.h"
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "topic/topic.h"
@@ -91,9 +93,7 @@ const struct sl_opt sl_kafka_opts[] = {
 
 static int64_t mono_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return sl_mono_ms();
 }
 
 static int map_err(rd_kafka_resp_err_t e)
@@ -738,6 +738,7 @@ static int kc_commit(struct sl_consumer *bc, const char *topic, int32_t partitio
 {
 	struct kcons *c = (struct kcons *)bc;
 	size_t i = 0;
+	SL_ASSERT(next_offset > 0 && partition >= 0); /* one past a record that was read */
 	while (i < c->npc && c->pc[i].partition != partition)
 		i++;
 	if (i == c->npc) {

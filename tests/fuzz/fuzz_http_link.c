@@ -7,9 +7,7 @@
 #include <string.h>
 
 #include "core/err.h"
-
-int sl_http_link_next(const char *h, size_t len, char *out, size_t outsz);
-int64_t sl_http_retry_after_ms(const char *v, size_t len, int64_t now_epoch_s);
+#include "source/http.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -19,12 +17,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(h, data, size);
 	char out[64];
-	int rc = sl_http_link_next(h, size, out, sizeof out);
+	int rc = sl_source_http_link_next(h, size, out, sizeof out);
 	if (rc == 0 && (strlen(out) == 0 || strlen(out) >= sizeof out))
 		abort();
 	if (rc != 0 && rc != SL_ENOTFOUND && rc != SL_ETOOBIG)
 		abort();
-	int64_t ra = sl_http_retry_after_ms(h, size, 1700000000);
+	int64_t ra = sl_source_http_retry_after_ms(h, size, 1700000000);
 	if (ra < -1)
 		abort();
 	free(h);

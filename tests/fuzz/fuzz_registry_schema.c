@@ -14,12 +14,12 @@ static void one_avro(const char *text, size_t len, struct sl_avro_schema **out)
 	struct sl_buf c1, c2;
 	struct sl_avro_schema *again;
 	*out = NULL;
-	if (sl_avro_parse(text, len, NULL, out, &err))
+	if (sl_avro_schema_parse(text, len, NULL, out, &err))
 		return;
 	sl_buf_init(&c1);
 	sl_buf_init(&c2);
 	sl_reg_avro_canonical(*out, &c1);
-	if (sl_avro_parse(c1.data, c1.len, NULL, &again, &err))
+	if (sl_avro_schema_parse(c1.data, c1.len, NULL, &again, &err))
 		abort(); /* a canonical string must parse */
 	sl_reg_avro_canonical(again, &c2);
 	if (c1.len != c2.len || memcmp(c1.data, c2.data, c1.len))
@@ -27,7 +27,7 @@ static void one_avro(const char *text, size_t len, struct sl_avro_schema **out)
 	sl_buf_putc(&c2, 0);
 	if (sl_reg_avro_compatible((*out)->root, again->root, &c2) != 0 && !memmem(c2.data, c2.len, "TOO_COMPLEX", 11))
 		abort(); /* a schema reads its own data (unless it is too large to compare within the budget) */
-	sl_avro_free(again);
+	sl_avro_schema_free(again);
 	sl_buf_free(&c1);
 	sl_buf_free(&c2);
 }
@@ -56,17 +56,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		sl_reg_avro_compatible(b->root, a->root, &msgs);
 		sl_reg_avro_compatible(a->root, b->root, &msgs);
 	}
-	if (!sl_rj_parse(s, la, &ja, &err)) {
+	if (!sl_jtree_parse(s, la, &ja, &err)) {
 		sl_reg_jsonschema_compatible(ja, ja, &msgs);
-		if (sep && !sl_rj_parse(sep + 5, size - la - 5, &jb, &err)) {
+		if (sep && !sl_jtree_parse(sep + 5, size - la - 5, &jb, &err)) {
 			sl_reg_jsonschema_compatible(jb, ja, &msgs);
 			sl_reg_jsonschema_compatible(ja, jb, &msgs);
 		}
 	}
-	sl_rj_free(ja);
-	sl_rj_free(jb);
-	sl_avro_free(a);
-	sl_avro_free(b);
+	sl_jtree_free(ja);
+	sl_jtree_free(jb);
+	sl_avro_schema_free(a);
+	sl_avro_schema_free(b);
 	sl_buf_free(&msgs);
 	return 0;
 }

@@ -20,6 +20,7 @@
 
 #include "codec/json.h"
 #include "core/buf.h"
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "source/source.h"
@@ -33,13 +34,6 @@ static struct sl_json_parser *jp;
 #define BEARER "tok-SECRET-b3arer"
 #define BASIC_PW "pw-SECRET-basic"
 #define API_KEY "key-SECRET-query"
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int setup(void **state)
 {
@@ -169,12 +163,12 @@ struct drained {
 static void drain(struct sl_source *s, int max_pages, int64_t budget_ms, struct drained *d)
 {
 	memset(d, 0, sizeof *d);
-	int64_t deadline = now_ms() + budget_ms;
+	int64_t deadline = sl_mono_ms() + budget_ms;
 	while (d->pages < max_pages) {
 		struct sl_page pg;
 		int rc = s->ops->next_page(s, &pg, &d->err);
 		if (rc == SL_EAGAIN) {
-			if (now_ms() > deadline)
+			if (sl_mono_ms() > deadline)
 				fail_msg("drain: no page within %ld ms", (long)budget_ms);
 			continue;
 		}
@@ -343,10 +337,10 @@ static void test_retry_429_retry_after(void **state)
 	(void)state;
 	struct sl_source *s;
 	struct drained d;
-	int64_t t0 = now_ms();
+	int64_t t0 = sl_mono_ms();
 	one_page("type: http\nurl: \"http://127.0.0.1:%d/api/?seed=ra&results=5&fail429=1&retry_after=1\"\n"
 		 "backoff: 10ms\n", &s, &d);
-	int64_t el = now_ms() - t0;
+	int64_t el = sl_mono_ms() - t0;
 	assert_int_equal(d.rc, 0);
 	assert_int_equal(s->stats.retries, 1);
 	assert_true(el >= 1000);
@@ -354,10 +348,10 @@ static void test_retry_429_retry_after(void **state)
 	drained_free(&d);
 	s->ops->destroy(s);
 	/* as an HTTP-date (1 s resolution, so the wait is between 0 and 2 s) */
-	t0 = now_ms();
+	t0 = sl_mono_ms();
 	one_page("type: http\nurl: \"http://127.0.0.1:%d/api/?seed=rd&results=5&fail429=1&retry_after=2&retry_date=1\"\n"
 		 "backoff: 10ms\n", &s, &d);
-	el = now_ms() - t0;
+	el = sl_mono_ms() - t0;
 	assert_int_equal(d.rc, 0);
 	assert_int_equal(s->stats.retries, 1);
 	assert_true(el >= 900);
@@ -370,10 +364,10 @@ static void test_timeout_then_success(void **state)
 	(void)state;
 	struct sl_source *s;
 	struct drained d;
-	int64_t t0 = now_ms();
+	int64_t t0 = sl_mono_ms();
 	one_page("type: http\nurl: \"http://127.0.0.1:%d/api/?seed=sl&results=5&slow=1&delay=3\"\n"
 		 "timeout: 400ms\nbackoff: 10ms\n", &s, &d);
-	int64_t el = now_ms() - t0;
+	int64_t el = sl_mono_ms() - t0;
 	assert_int_equal(d.rc, 0);
 	check_exact(&d, "sl", 0, 5);
 	assert_int_equal(s->stats.retries, 1);
@@ -521,9 +515,9 @@ static void test_rate_limit_and_poll_interval(void **state)
 	struct sl_source *s = make("type: http\nurl: \"http://127.0.0.1:%d/api/?seed=rl&results=1\"\n"
 				   "rate_limit: {per_second: 10, burst: 1}\n", NULL, NULL, &e);
 	struct drained d;
-	int64_t t0 = now_ms();
+	int64_t t0 = sl_mono_ms();
 	drain(s, 6, 10000, &d);
-	int64_t el = now_ms() - t0;
+	int64_t el = sl_mono_ms() - t0;
 	assert_int_equal(d.pages, 6);
 	assert_true(el >= 490);
 	drained_free(&d);
@@ -531,9 +525,9 @@ static void test_rate_limit_and_poll_interval(void **state)
 	/* poll_interval between requests of an unpaginated API */
 	s = make("type: http\nurl: \"http://127.0.0.1:%d/api/?seed=pi&results=1\"\npoll_interval: 300ms\n", NULL, NULL,
 		 &e);
-	t0 = now_ms();
+	t0 = sl_mono_ms();
 	drain(s, 3, 10000, &d);
-	el = now_ms() - t0;
+	el = sl_mono_ms() - t0;
 	assert_int_equal(d.pages, 3);
 	assert_true(el >= 590);
 	drained_free(&d);
@@ -543,8 +537,8 @@ static void test_rate_limit_and_poll_interval(void **state)
 		 "pagination: {type: page, limit: 200}\npoll_interval: 200ms\n", NULL, NULL, &e);
 	struct sl_page pg;
 	int pages = 0, again = 0;
-	t0 = now_ms();
-	while (now_ms() - t0 < 1000) {
+	t0 = sl_mono_ms();
+	while (sl_mono_ms() - t0 < 1000) {
 		int rc = s->ops->next_page(s, &pg, &e);
 		if (rc == 0)
 			pages++;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "topic/topic.h"
@@ -23,13 +24,6 @@
 
 static char topic[128];
 static struct sl_kafka_conf kc;
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 struct dr {
 	int err;
@@ -87,7 +81,7 @@ static void test_ensure_topic(void **state)
 {
 	(void)state;
 	struct sl_err e = {0};
-	int64_t t0 = now_ms();
+	int64_t t0 = sl_mono_ms();
 	if (sl_kafka_ensure_topic(&kc, topic, PARTS, 1, &e) != 0)
 		fail_msg("ensure_topic %s on %s: %s (is the broker up? tests/services/run up)", topic, kc.brokers, e.msg);
 	int n = 0;
@@ -95,7 +89,7 @@ static void test_ensure_topic(void **state)
 	assert_int_equal(n, PARTS);
 	/* A second call finds it and changes nothing. */
 	assert_int_equal(sl_kafka_ensure_topic(&kc, topic, PARTS, 1, &e), 0);
-	fprintf(stderr, "ensure_topic: %ld ms\n", (long)(now_ms() - t0));
+	fprintf(stderr, "ensure_topic: %ld ms\n", (long)(sl_mono_ms() - t0));
 	/* An absent topic is reported as such. */
 	char absent[160];
 	snprintf(absent, sizeof absent, "%s_absent", topic);
@@ -108,7 +102,7 @@ static void test_produce(void **state)
 	struct sl_err e = {0};
 	struct sl_producer *p = NULL;
 	assert_int_equal(sl_kafka_producer(&kc, on_delivery, NULL, &p, &e), 0);
-	int64_t t0 = now_ms();
+	int64_t t0 = sl_mono_ms();
 	for (int i = 0; i < N_MSGS; i++) {
 		char key[32], val[96], hv[16];
 		key_of(i, key, sizeof key);
@@ -125,7 +119,7 @@ static void test_produce(void **state)
 	if (p->ops->flush(p, 30000, &e) != 0)
 		fail_msg("flush: %s", e.msg);
 	assert_int_equal(p->ops->in_flight(p), 0);
-	fprintf(stderr, "produced %d in %ld ms\n", N_MSGS, (long)(now_ms() - t0));
+	fprintf(stderr, "produced %d in %ld ms\n", N_MSGS, (long)(sl_mono_ms() - t0));
 	p->ops->destroy(p);
 
 	assert_int_equal(n_reports, N_MSGS);
@@ -199,8 +193,8 @@ static void test_consume_commit_reopen(void **state)
 	int n = 0;
 	struct sl_msg ms[500];
 	struct sl_err e = {0};
-	int64_t deadline = now_ms() + 40000;
-	while (n < N_MSGS && now_ms() < deadline) {
+	int64_t deadline = sl_mono_ms() + 40000;
+	while (n < N_MSGS && sl_mono_ms() < deadline) {
 		int k = c->ops->poll(c, ms, 500, 500, &e);
 		if (k < 0)
 			fail_msg("poll: %s", e.msg);
@@ -251,9 +245,9 @@ static void test_consume_commit_reopen(void **state)
 	/* Reopen: the group resumes after its commits, so nothing comes back. */
 	struct hooks h2 = {0};
 	c = open_consumer(group, &h2);
-	deadline = now_ms() + 20000;
+	deadline = sl_mono_ms() + 20000;
 	int again = 0;
-	while (h2.n_assign < PARTS && now_ms() < deadline) {
+	while (h2.n_assign < PARTS && sl_mono_ms() < deadline) {
 		int k = c->ops->poll(c, ms, 500, 200, &e);
 		assert_true(k >= 0);
 		again += k;
@@ -269,8 +263,8 @@ static void test_consume_commit_reopen(void **state)
 	assert_int_equal(c->ops->seek(c, topic, 0, 0, &e), 0);
 	int64_t want = next[0];
 	int64_t seen0 = 0;
-	deadline = now_ms() + 20000;
-	while (seen0 < want && now_ms() < deadline) {
+	deadline = sl_mono_ms() + 20000;
+	while (seen0 < want && sl_mono_ms() < deadline) {
 		int k = c->ops->poll(c, ms, 500, 200, &e);
 		assert_true(k >= 0);
 		for (int j = 0; j < k; j++) {
@@ -291,12 +285,12 @@ static void test_two_consumers_split(void **state)
 	struct sl_consumer *c1 = open_consumer(group, &h1);
 	struct sl_msg ms[200];
 	struct sl_err e = {0};
-	int64_t deadline = now_ms() + 20000;
-	while (h1.n_assign == 0 && now_ms() < deadline)
+	int64_t deadline = sl_mono_ms() + 20000;
+	while (h1.n_assign == 0 && sl_mono_ms() < deadline)
 		assert_true(c1->ops->poll(c1, ms, 200, 200, &e) >= 0);
 	assert_true(h1.n_assign > 0);
 	struct sl_consumer *c2 = open_consumer(group, &h2);
-	deadline = now_ms() + 40000;
+	deadline = sl_mono_ms() + 40000;
 	for (;;) {
 		assert_true(c1->ops->poll(c1, ms, 200, 100, &e) >= 0);
 		assert_true(c2->ops->poll(c2, ms, 200, 100, &e) >= 0);
@@ -308,7 +302,7 @@ static void test_two_consumers_split(void **state)
 		}
 		if (a1 > 0 && a2 > 0 && a1 + a2 == PARTS && both == 0)
 			break;
-		if (now_ms() > deadline)
+		if (sl_mono_ms() > deadline)
 			fail_msg("partitions not split: c1 has %d, c2 has %d", a1, a2);
 	}
 	assert_true(h2.n_assign > 0);

@@ -194,9 +194,9 @@ static void test_units(void **state)
 	assert_int_equal(v, 100000);
 	assert_int_equal(sl_parse_size("12 bananas", &v), -1);
 	const char *c[] = {"topic", "table", "keyspace"};
-	assert_string_equal(sl_suggest("topc", c, 3), "topic");
-	assert_string_equal(sl_suggest("keyspcae", c, 3), "keyspace");
-	assert_null(sl_suggest("zebra", c, 3));
+	assert_string_equal(sl_cfg_suggest("topc", c, 3), "topic");
+	assert_string_equal(sl_cfg_suggest("keyspcae", c, 3), "keyspace");
+	assert_null(sl_cfg_suggest("zebra", c, 3));
 }
 
 static void test_doc_markdown(void **state)

@@ -131,8 +131,8 @@ static void test_headers(void **state)
 	assert_string_equal(host, "127.0.0.1");
 	assert_int_equal(sl_con_parse_listen("[::1]:9", host, sizeof host, &port), 0);
 	assert_string_equal(host, "::1");
-	assert_true(sl_http_is_loopback(host));
-	assert_false(sl_http_is_loopback("0.0.0.0"));
+	assert_true(sl_http_auth_is_loopback(host));
+	assert_false(sl_http_auth_is_loopback("0.0.0.0"));
 	assert_int_equal(sl_con_parse_listen("8080", host, sizeof host, &port), -1);
 	assert_int_equal(sl_con_parse_listen("h:70000", host, sizeof host, &port), -1);
 	assert_int_equal(sl_con_parse_listen("::1:80", host, sizeof host, &port), -1);

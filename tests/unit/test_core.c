@@ -1,11 +1,10 @@
-/* Core pieces: errors, secret redaction, arena, buffer, bounded queue, metrics. */
+/* Core pieces: errors, secret redaction, arena, buffer, metrics. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <pthread.h>
 #include <cmocka.h>
 
 #include "core/arena.h"
@@ -13,7 +12,6 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/metrics.h"
-#include "core/queue.h"
 
 static void test_err(void **state)
 {
@@ -79,67 +77,6 @@ static void test_buf(void **state)
 	sl_buf_free(&b);
 }
 
-struct qctx {
-	struct sl_queue *q;
-	int n;
-	long sum;
-};
-
-static void *consumer(void *arg)
-{
-	struct qctx *c = arg;
-	void *item;
-	while (sl_queue_pop(c->q, &item, -1) == 0) {
-		c->sum += (long)(intptr_t)item;
-		c->n++;
-	}
-	return NULL;
-}
-
-static void test_queue_bounds(void **state)
-{
-	(void)state;
-	struct sl_queue q;
-	assert_int_equal(sl_queue_init(&q, 100, 1000), 0);
-	assert_int_equal(sl_queue_push(&q, (void *)1, 600, 0), 0);
-	/* 600 + 600 > 1000: a second item must wait (backpressure), not be dropped or admitted. */
-	assert_int_equal(sl_queue_push(&q, (void *)2, 600, 0), SL_ETIMEDOUT);
-	assert_int_equal(sl_queue_push(&q, (void *)2, 600, 30), SL_ETIMEDOUT);
-	assert_true(q.blocked_pushes >= 1);
-	assert_int_equal(sl_queue_bytes(&q), 600);
-	void *it;
-	assert_int_equal(sl_queue_pop(&q, &it, 0), 0);
-	assert_ptr_equal(it, (void *)1);
-	/* An item bigger than the limit still passes through an empty queue. */
-	assert_int_equal(sl_queue_push(&q, (void *)3, 5000, 0), 0);
-	assert_int_equal(sl_queue_pop(&q, &it, 0), 0);
-	assert_int_equal(sl_queue_pop(&q, &it, 10), SL_ETIMEDOUT);
-	sl_queue_close(&q);
-	assert_int_equal(sl_queue_push(&q, (void *)4, 1, 0), SL_ECLOSED);
-	assert_int_equal(sl_queue_pop(&q, &it, -1), SL_ECLOSED);
-	sl_queue_destroy(&q);
-}
-
-static void test_queue_threads(void **state)
-{
-	(void)state;
-	struct sl_queue q;
-	assert_int_equal(sl_queue_init(&q, 16, 64), 0);
-	struct qctx c = {.q = &q};
-	pthread_t t;
-	pthread_create(&t, NULL, consumer, &c);
-	long expect = 0;
-	for (int i = 1; i <= 20000; i++) {
-		assert_int_equal(sl_queue_push(&q, (void *)(intptr_t)i, 8, -1), 0);
-		expect += i;
-	}
-	sl_queue_close(&q);
-	pthread_join(t, NULL);
-	assert_int_equal(c.n, 20000);
-	assert_int_equal(c.sum, expect);
-	sl_queue_destroy(&q);
-}
-
 static void test_metrics(void **state)
 {
 	(void)state;
@@ -180,7 +117,6 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_err),          cmocka_unit_test(test_redact),
 		cmocka_unit_test(test_arena),        cmocka_unit_test(test_buf),
-		cmocka_unit_test(test_queue_bounds), cmocka_unit_test(test_queue_threads),
 		cmocka_unit_test(test_metrics),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -129,8 +129,8 @@ static void test_shape(void **state)
 		sl_json_int64(get(rec, "dob.age", SL_JSON_INT), &age);
 		int64_t y, ry;
 		unsigned m, d, rm, rd;
-		sl_civil_from_days(sl_days_from_ms(ms), &y, &m, &d);
-		sl_civil_from_days(sl_days_from_ms(SL_GENERATE_REF_MS), &ry, &rm, &rd);
+		sl_date_civil_from_days(sl_days_from_ms(ms), &y, &m, &d);
+		sl_date_civil_from_days(sl_days_from_ms(SL_GENERATE_REF_MS), &ry, &rm, &rd);
 		assert_true(age == ry - y || age == ry - y - 1);
 		assert_true(age >= 20 && age <= 81);
 	}

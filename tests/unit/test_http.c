@@ -1,6 +1,5 @@
 /* The pure parts of the http source (src/source/http.c): URL templates, Retry-After in both forms, backoff bounds,
- * Link header parsing and the token-bucket rate limiter. The functions have no header of their own (source.h is
- * the source's public face), so they are declared here as http.c defines them. */
+ * Link header parsing and the token-bucket rate limiter (source/http.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,16 +9,7 @@
 
 #include "core/buf.h"
 #include "core/err.h"
-
-int sl_http_expand(const char *tmpl, int64_t page, int64_t offset, int64_t limit, const char *cursor,
-		   struct sl_buf *out, struct sl_err *err);
-int64_t sl_http_retry_after_ms(const char *v, size_t len, int64_t now_epoch_s);
-int64_t sl_http_backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms, uint64_t rnd);
-int sl_http_link_next(const char *h, size_t len, char *out, size_t outsz);
-struct sl_http_bucket;
-struct sl_http_bucket *sl_http_bucket_new(double per_second, double burst, int64_t now_ms);
-int64_t sl_http_bucket_take(struct sl_http_bucket *b, int64_t now_ms);
-void sl_http_bucket_free(struct sl_http_bucket *b);
+#include "source/http.h"
 
 static void test_expand(void **state)
 {
@@ -27,24 +17,24 @@ static void test_expand(void **state)
 	struct sl_buf b;
 	struct sl_err e = {0};
 	sl_buf_init(&b);
-	assert_int_equal(sl_http_expand("http://h/api?page={page}&o={offset}&n={limit}&c={cursor}", 3, 200, 100,
+	assert_int_equal(sl_source_http_expand("http://h/api?page={page}&o={offset}&n={limit}&c={cursor}", 3, 200, 100,
 					"a b/c=&", &b, &e), 0);
 	assert_string_equal(sl_buf_cstr(&b), "http://h/api?page=3&o=200&n=100&c=a%20b%2Fc%3D%26");
 	sl_buf_reset(&b);
-	assert_int_equal(sl_http_expand("x{{y}}{cursor}", 0, 0, 0, NULL, &b, &e), 0);
+	assert_int_equal(sl_source_http_expand("x{{y}}{cursor}", 0, 0, 0, NULL, &b, &e), 0);
 	assert_string_equal(sl_buf_cstr(&b), "x{y}");
 	sl_buf_reset(&b);
-	assert_int_equal(sl_http_expand("http://h/?p={pgae}", 0, 0, 0, NULL, &b, &e), SL_ECONFIG);
+	assert_int_equal(sl_source_http_expand("http://h/?p={pgae}", 0, 0, 0, NULL, &b, &e), SL_ECONFIG);
 	assert_non_null(strstr(e.msg, "{pgae}"));
 	sl_buf_reset(&b);
-	assert_int_equal(sl_http_expand("http://h/?p={page", 0, 0, 0, NULL, &b, &e), SL_ECONFIG);
+	assert_int_equal(sl_source_http_expand("http://h/?p={page", 0, 0, 0, NULL, &b, &e), SL_ECONFIG);
 	sl_buf_free(&b);
 }
 
 static void test_retry_after(void **state)
 {
 	(void)state;
-#define RA(s, now) sl_http_retry_after_ms(s, strlen(s), now)
+#define RA(s, now) sl_source_http_retry_after_ms(s, strlen(s), now)
 	assert_int_equal(RA("120", 0), 120000);
 	assert_int_equal(RA("  0 \r\n", 0), 0);
 	assert_int_equal(RA("", 0), -1);
@@ -75,7 +65,7 @@ static void test_backoff(void **state)
 			ceil = 5000;
 		int64_t lo = INT64_MAX, hi = -1;
 		for (uint64_t r = 0; r < 20000; r += 7) {
-			int64_t w = sl_http_backoff_ms(attempt, 100, 5000, r * 0x9e3779b97f4a7c15ULL);
+			int64_t w = sl_source_http_backoff_ms(attempt, 100, 5000, r * 0x9e3779b97f4a7c15ULL);
 			assert_true(w >= 0 && w <= ceil);
 			if (w < lo)
 				lo = w;
@@ -86,15 +76,15 @@ static void test_backoff(void **state)
 		assert_true(lo < ceil / 10 + 1);
 		assert_true(hi > ceil - ceil / 10 - 1);
 	}
-	assert_int_equal(sl_http_backoff_ms(3, 100, 5000, 800), 800);
-	assert_int_equal(sl_http_backoff_ms(1000, 100, 5000, UINT64_MAX) <= 5000, 1);
+	assert_int_equal(sl_source_http_backoff_ms(3, 100, 5000, 800), 800);
+	assert_int_equal(sl_source_http_backoff_ms(1000, 100, 5000, UINT64_MAX) <= 5000, 1);
 }
 
 static void test_link(void **state)
 {
 	(void)state;
 	char out[256];
-#define LN(s) sl_http_link_next(s, strlen(s), out, sizeof out)
+#define LN(s) sl_source_http_link_next(s, strlen(s), out, sizeof out)
 	assert_int_equal(LN("<https://api.github.com/x?page=2>; rel=\"next\", <https://api.github.com/x?page=9>; rel=\"last\""), 0);
 	assert_string_equal(out, "https://api.github.com/x?page=2");
 	assert_int_equal(LN("<a?page=1>; rel=\"prev\", </p?page=3&x=1,2>; rel=next"), 0);
@@ -109,38 +99,38 @@ static void test_link(void **state)
 	assert_int_equal(LN(""), SL_ENOTFOUND);
 	assert_int_equal(LN("<>; rel=next"), SL_ENOTFOUND);
 	char small[4];
-	assert_int_equal(sl_http_link_next("<abcdef>; rel=next", 18, small, sizeof small), SL_ETOOBIG);
+	assert_int_equal(sl_source_http_link_next("<abcdef>; rel=next", 18, small, sizeof small), SL_ETOOBIG);
 #undef LN
 }
 
 static void test_bucket(void **state)
 {
 	(void)state;
-	struct sl_http_bucket *b = sl_http_bucket_new(10, 3, 1000);
+	struct sl_source_http_bucket *b = sl_source_http_bucket_new(10, 3, 1000);
 	/* a burst of 3 at once, then one per 100 ms */
-	assert_int_equal(sl_http_bucket_take(b, 1000), 0);
-	assert_int_equal(sl_http_bucket_take(b, 1000), 0);
-	assert_int_equal(sl_http_bucket_take(b, 1000), 0);
-	int64_t w = sl_http_bucket_take(b, 1000);
+	assert_int_equal(sl_source_http_bucket_take(b, 1000), 0);
+	assert_int_equal(sl_source_http_bucket_take(b, 1000), 0);
+	assert_int_equal(sl_source_http_bucket_take(b, 1000), 0);
+	int64_t w = sl_source_http_bucket_take(b, 1000);
 	assert_true(w > 0 && w <= 101);
-	assert_true(sl_http_bucket_take(b, 1050) > 0);
-	assert_int_equal(sl_http_bucket_take(b, 1101), 0);
-	assert_true(sl_http_bucket_take(b, 1101) > 0);
+	assert_true(sl_source_http_bucket_take(b, 1050) > 0);
+	assert_int_equal(sl_source_http_bucket_take(b, 1101), 0);
+	assert_true(sl_source_http_bucket_take(b, 1101) > 0);
 	/* a long pause refills only up to the burst */
 	for (int i = 0; i < 3; i++)
-		assert_int_equal(sl_http_bucket_take(b, 100000), 0);
-	assert_true(sl_http_bucket_take(b, 100000) > 0);
+		assert_int_equal(sl_source_http_bucket_take(b, 100000), 0);
+	assert_true(sl_source_http_bucket_take(b, 100000) > 0);
 	/* over 10 s of continuous demand, about 10/s pass */
 	int passed = 0;
 	for (int64_t t = 200000; t < 210000; t++)
-		passed += sl_http_bucket_take(b, t) == 0;
+		passed += sl_source_http_bucket_take(b, t) == 0;
 	assert_true(passed >= 99 && passed <= 104);
-	sl_http_bucket_free(b);
+	sl_source_http_bucket_free(b);
 	/* rate 0: no limit */
-	b = sl_http_bucket_new(0, 1, 0);
+	b = sl_source_http_bucket_new(0, 1, 0);
 	for (int i = 0; i < 1000; i++)
-		assert_int_equal(sl_http_bucket_take(b, 0), 0);
-	sl_http_bucket_free(b);
+		assert_int_equal(sl_source_http_bucket_take(b, 0), 0);
+	sl_source_http_bucket_free(b);
 }
 
 int main(void)

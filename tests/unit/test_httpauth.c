@@ -43,11 +43,11 @@ static void test_check(void **state)
 	memset(big + 6, 'A', sizeof big - 7);
 	assert_false(sl_http_auth_ok(&bas, big));
 	unsigned char out[4];
-	assert_int_equal(sl_b64_decode("aGk", 3, out, sizeof out), 2);
-	assert_int_equal(sl_b64_decode("aGVsbG8=", 8, out, sizeof out), -1); /* 5 bytes do not fit in 4 */
-	assert_true(sl_ct_equal("abc", 3, "abc", 3));
-	assert_false(sl_ct_equal("abc", 3, "abcd", 4));
-	assert_true(sl_ct_equal("", 0, "", 0));
+	assert_int_equal(sl_http_auth_b64_decode("aGk", 3, out, sizeof out), 2);
+	assert_int_equal(sl_http_auth_b64_decode("aGVsbG8=", 8, out, sizeof out), -1); /* 5 bytes do not fit in 4 */
+	assert_true(sl_http_auth_ct_equal("abc", 3, "abc", 3));
+	assert_false(sl_http_auth_ct_equal("abc", 3, "abcd", 4));
+	assert_true(sl_http_auth_ct_equal("", 0, "", 0));
 }
 
 static void test_load_and_header(void **state)

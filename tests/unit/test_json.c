@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "core/clock.h"
 #include "codec/json.h"
 #include "source/generate.h"
 
@@ -221,13 +222,6 @@ static void test_page_walk(void **state)
 	sl_buf_free(&b);
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* DESIGN.md §5's measurement: parse one randomuser record and read 8 fields. */
 static void test_bench(void **state)
 {
@@ -241,7 +235,7 @@ static void test_bench(void **state)
 		plen[i] = strlen(paths[i]);
 	int iters = 200000;
 	size_t sink = 0;
-	double t0 = now_s();
+	double t0 = sl_mono_s();
 	for (int k = 0; k < iters; k++) {
 		struct sl_json_val root, v;
 		struct sl_err err;
@@ -254,7 +248,7 @@ static void test_bench(void **state)
 				sink += n;
 		}
 	}
-	double dt = now_s() - t0;
+	double dt = sl_mono_s() - t0;
 	assert_true(sink > 0);
 	printf("json bench: %zu-byte randomuser record, parse + 8 field reads: %.3f us/record (%.0f records/s)\n", b.len,
 	       dt / iters * 1e6, iters / dt);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <cmocka.h>
 
 #include "registry/internal.h"
@@ -89,9 +90,9 @@ static bool reads(const char *reader, const char *writer)
 	struct sl_err err;
 	struct sl_buf msgs;
 	int rc;
-	if (sl_avro_parse(reader, strlen(reader), NULL, &r, &err))
+	if (sl_avro_schema_parse(reader, strlen(reader), NULL, &r, &err))
 		fail_msg("reader %s: %s", reader, err.msg);
-	if (sl_avro_parse(writer, strlen(writer), NULL, &w, &err))
+	if (sl_avro_schema_parse(writer, strlen(writer), NULL, &w, &err))
 		fail_msg("writer %s: %s", writer, err.msg);
 	sl_buf_init(&msgs);
 	rc = sl_reg_avro_compatible(r->root, w->root, &msgs);
@@ -100,8 +101,8 @@ static bool reads(const char *reader, const char *writer)
 	if (rc && msgs.len)
 		assert_non_null(strstr(msgs.data, "Incompatibility{type:"));
 	sl_buf_free(&msgs);
-	sl_avro_free(r);
-	sl_avro_free(w);
+	sl_avro_schema_free(r);
+	sl_avro_schema_free(w);
 	return rc == 0;
 }
 
@@ -151,28 +152,36 @@ static char *read_file(const char *path)
 
 static void test_json_schema_cases(void **state)
 {
-	char path[4096];
+	char dir[4096], path[4200];
 	const char *shared = getenv("SL_SHARED_DIR"), *src = getenv("SL_SOURCE_DIR");
 	struct sl_rj *doc;
 	struct sl_err err;
+	struct stat st;
 	size_t passed = 0;
 	char *text;
 	(void)state;
 	if (shared)
-		snprintf(path, sizeof path, "%s/specs/json-schema-diff-examples.json", shared);
+		snprintf(dir, sizeof dir, "%s", shared);
 	else
-		snprintf(path, sizeof path, "%s/../shared/specs/json-schema-diff-examples.json", src ? src : ".");
+		snprintf(dir, sizeof dir, "%s/../shared", src ? src : ".");
+	/* ../shared is the project's CI checkout of specs next to the repository; a user's clone has none. Its absence
+	 * skips the test; a present ../shared without the file is a failure. */
+	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		print_message("%s absent: skipped (CI runs it)\n", dir);
+		skip();
+	}
+	snprintf(path, sizeof path, "%s/specs/json-schema-diff-examples.json", dir);
 	text = read_file(path);
 	if (!text)
 		fail_msg("cannot read %s (set SL_SHARED_DIR)", path);
-	if (sl_rj_parse(text, strlen(text), &doc, &err))
+	if (sl_jtree_parse(text, strlen(text), &doc, &err))
 		fail_msg("%s: %s", path, err.msg);
 	assert_int_equal(doc->t, SL_RJ_ARR);
 	assert_int_equal(doc->n, 104);
 	for (size_t i = 0; i < doc->n; i++) {
 		const struct sl_rj *c = doc->v[i];
-		const struct sl_rj *orig = sl_rj_get(c, "original_schema"), *upd = sl_rj_get(c, "update_schema");
-		const struct sl_rj *want = sl_rj_get(c, "compatible");
+		const struct sl_rj *orig = sl_jtree_get(c, "original_schema"), *upd = sl_jtree_get(c, "update_schema");
+		const struct sl_rj *want = sl_jtree_get(c, "compatible");
 		struct sl_buf msgs;
 		assert_non_null(orig);
 		assert_non_null(upd);
@@ -182,14 +191,14 @@ static void test_json_schema_cases(void **state)
 		if (got == want->b)
 			passed++;
 		else
-			print_error("json-schema case %zu '%s': want %s, got %s (%s)\n", i, sl_rj_getstr(c, "description"),
+			print_error("json-schema case %zu '%s': want %s, got %s (%s)\n", i, sl_jtree_getstr(c, "description"),
 				    want->b ? "compatible" : "incompatible", got ? "compatible" : "incompatible",
 				    msgs.len ? msgs.data : "no breaking change");
 		sl_buf_free(&msgs);
 	}
 	printf("json-schema compatibility: %zu of %zu Confluent cases pass\n", passed, doc->n);
 	assert_int_equal(passed, doc->n);
-	sl_rj_free(doc);
+	sl_jtree_free(doc);
 	free(text);
 }
 
@@ -198,13 +207,13 @@ static void canon_is(const char *in, const char *want)
 	struct sl_avro_schema *s;
 	struct sl_err err;
 	struct sl_buf b;
-	if (sl_avro_parse(in, strlen(in), NULL, &s, &err))
+	if (sl_avro_schema_parse(in, strlen(in), NULL, &s, &err))
 		fail_msg("%s: %s", in, err.msg);
 	sl_buf_init(&b);
 	sl_reg_avro_canonical(s, &b);
 	assert_string_equal(sl_buf_cstr(&b), want);
 	sl_buf_free(&b);
-	sl_avro_free(s);
+	sl_avro_schema_free(s);
 }
 
 static void test_canonical(void **state)
@@ -228,7 +237,7 @@ static void refused(const char *in, const char *why)
 {
 	struct sl_avro_schema *s = NULL;
 	struct sl_err err;
-	int rc = sl_avro_parse(in, strlen(in), NULL, &s, &err);
+	int rc = sl_avro_schema_parse(in, strlen(in), NULL, &s, &err);
 	if (rc == 0)
 		fail_msg("accepted %s", in);
 	if (!strstr(err.msg, why))
