@@ -167,10 +167,9 @@ struct sl_console {
 	pthread_t thread;
 	bool thread_started;
 	volatile int stop;
-	void *kafka;                         /* struct con_kafka (collect.c) */
-	void *emb_db;                        /* sqlite3 * read-only on log.db */
-	pthread_mutex_t cql_lock;            /* guards cql's creation */
-	void *cql;                           /* struct sl_cql_session *: the data page on Cassandra sinks */
+	void *log;                           /* struct sl_topic_store * (topic/): opened by the collector */
+	pthread_mutex_t cql_lock;            /* guards sinks (each reader is used by one thread at a time) */
+	void *sinks;                         /* struct sl_sink *[npipes]: readers of the pipelines' tables (sink/) */
 	void *mhd;                           /* struct MHD_Daemon * */
 };
 
@@ -191,7 +190,6 @@ int sl_con_rows(struct sl_console *c, struct sl_pipeline *p, const unsigned char
 /* A page token as the API shows it (lowercase hex) back into bytes; the length, or -1. */
 #define SL_CON_TOKEN_MAX 2048
 int sl_con_page_token_decode(const char *hex, unsigned char *out, size_t outsz);
-bool sl_con_sink_is_cassandra(const struct sl_console *c, const struct sl_pipeline *p);
 
 /* remote.c */
 int sl_con_remotes_init(struct sl_console *c, struct sl_err *err);

@@ -153,6 +153,11 @@ int sl_sink_primary_key(const struct sl_sink_conf *conf, const struct sl_schema 
  * SQLite in data_dir; discard). pipeline names it in messages. */
 int sl_sink_open(const struct sl_cfg_node *cassandra, const char *data_dir, const char *pipeline,
 		 const struct sl_sink_conf *conf, struct sl_sink **out, struct sl_err *err);
+/* Whether rows() of the sink the section chooses is an exact, cheap count (SQLite), so a reader that wants only
+ * that need not open the others (a CQL session per poll for an estimate). */
+bool sl_sink_counts_exactly(const struct sl_cfg_node *cassandra, const struct sl_sink_conf *conf);
+/* "cassandra" | "sqlite" | "discard": the kind of sink the section chooses, for display. */
+const char *sl_sink_kind(const struct sl_cfg_node *cassandra, const struct sl_sink_conf *conf);
 /* The same for a reader (the console, a sensor): never creates anything; a SQLite table's file that is not there
  * yet is SL_ENOTFOUND ("not there yet"). Cassandra: a LOCAL_ONE session. */
 int sl_sink_open_reader(const struct sl_cfg_node *cassandra, const char *data_dir, const char *pipeline,

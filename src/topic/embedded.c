@@ -23,6 +23,7 @@
 
 struct sl_embedded_log {
 	char *path;
+	char where[4200]; /* "log PATH", for displays */
 	sqlite3 *db; /* admin and cursors; guarded by lock */
 	pthread_mutex_t lock;
 };
@@ -108,6 +109,7 @@ int sl_embedded_open(const char *data_dir, struct sl_embedded_log **out, struct 
 		return sl_err_set(err, SL_ENOMEM, "out of memory");
 	}
 	snprintf(log->path, n, "%s/log.db", data_dir);
+	snprintf(log->where, sizeof log->where, "log %s", log->path);
 	pthread_mutex_init(&log->lock, NULL);
 	int rc = open_conn(log->path, &log->db, err);
 	if (rc == 0 && sqlite3_exec(log->db, SCHEMA_SQL, NULL, NULL, NULL) != SQLITE_OK)
@@ -1118,7 +1120,7 @@ int sl_embedded_store_open(struct sl_embedded_log *log, bool own, struct sl_topi
 		return sl_err_set(err, SL_ENOMEM, "out of memory");
 	s->base.ops = &embedded_store_ops;
 	s->base.backend = "embedded";
-	s->base.where = log->path;
+	s->base.where = log->where;
 	s->base.state = own ? log : NULL;
 	s->base.consumer_owns_all = true;
 	/* The embedded log holds a message through a full disk for about as long as Kafka's default message timeout

@@ -1537,6 +1537,12 @@ int sl_kafka_store_open(const struct sl_cfg_node *kafka, struct sl_topic_store *
 	s->base.backend = "kafka";
 	s->base.where = brokers_of(&s->kc);
 	s->base.message_timeout_ms = s->kc.message_timeout_ms > 0 ? s->kc.message_timeout_ms : 295000;
+	/* Made now, not on first use: the store's callers may ask from several threads (the console). */
+	int rc = ks_meta(s, err);
+	if (rc) {
+		ks_close(&s->base);
+		return rc;
+	}
 	*out = &s->base;
 	return 0;
 }

@@ -62,3 +62,8 @@ void sl_topic_descs_free(struct sl_topic_desc *d, size_t n)
 		free(d[i].parts);
 	free(d);
 }
+
+const char *sl_topic_backend_name(const struct sl_cfg_node *kafka)
+{
+	return kafka ? "kafka" : "embedded";
+}

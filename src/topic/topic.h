@@ -299,6 +299,8 @@ enum {
 int sl_topic_store_open(const struct sl_cfg_node *kafka, const char *data_dir, int flags, struct sl_topic_store **out,
 			struct sl_err *err);
 void sl_topic_store_close(struct sl_topic_store *s);
+/* "kafka" | "embedded": the backend sl_topic_store_open would choose, for display before it is open. */
+const char *sl_topic_backend_name(const struct sl_cfg_node *kafka);
 /* Source cursors (beside the log, whatever the backend). */
 int sl_topic_cursor_get(struct sl_topic_store *s, const char *name, char *out, size_t outsz, struct sl_err *err);
 int sl_topic_cursor_put(struct sl_topic_store *s, const char *name, const char *value, struct sl_err *err);
