@@ -2,20 +2,15 @@
  * `sluice dag run-task` that a cql or sensor task try runs as (a child process, so timeouts can kill it). */
 #include <limits.h>
 #include <signal.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "cql/cql.h"
 #include "pipeline/pipeline.h"
-#include "pipeline/runtime.h"
 #include "scheduler/sched.h"
-#include "sink/sink.h"
 
 static volatile sig_atomic_t stop_flag;
 static void on_signal(int sig) { (void)sig; stop_flag = 1; }
@@ -70,140 +65,14 @@ static void print_tis(struct sl_sched *s, const struct sl_dag *d, const char *ru
 	}
 }
 
-/* `dag run-task DAG TASK`: the body of a cql or sensor try. */
-static int count_rows(struct sl_conf *c, const char *table, int64_t *out, struct sl_err *err)
-{
-	char ks[256];
-	const char *dot = strchr(table, '.');
-	snprintf(ks, sizeof ks, "%.*s", (int)(dot - table), table);
-	if (c->cassandra) {
-		struct sl_cassandra_conf cc;
-		if (sl_opt_bind(sl_cassandra_opts, c->cassandra, "cassandra", &cc, err))
-			return SL_ECONFIG;
-		struct sl_cql_session *s = NULL;
-		int rc = sl_cassandra_connect(&cc, SL_CQL_LOCAL_QUORUM, &s, err);
-		if (!rc) {
-			char q[600];
-			snprintf(q, sizeof q, "SELECT count(*) FROM %s", table);
-			struct sl_cql_result *r = NULL;
-			rc = sl_cql_session_query(s, q, &r, err);
-			if (!rc) {
-				struct sl_cql_iter it;
-				sl_cql_iter_init(&it, r);
-				if (!sl_cql_iter_next(&it) || sl_cql_value_int64(sl_cql_iter_value(&it, 0), out))
-					rc = sl_err_set(err, SL_EPROTO, "%s: no count in the result", q);
-				sl_cql_iter_free(&it);
-				sl_cql_result_free(r);
-			}
-			sl_cql_session_close(s);
-		}
-		sl_opt_free(sl_cassandra_opts, &cc);
-		return rc;
-	}
-	char path[1024];
-	snprintf(path, sizeof path, "%s/%s.db", c->data_dir, ks);
-	sqlite3 *db;
-	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-		sqlite3_close(db);
-		*out = 0;
-		return 0; /* not created yet: no rows */
-	}
-	char q[600];
-	snprintf(q, sizeof q, "SELECT count(*) FROM \"%s\"", dot + 1);
-	sqlite3_stmt *st;
-	*out = 0;
-	if (sqlite3_prepare_v2(db, q, -1, &st, NULL) == SQLITE_OK) {
-		if (sqlite3_step(st) == SQLITE_ROW)
-			*out = sqlite3_column_int64(st, 0);
-		sqlite3_finalize(st);
-	}
-	sqlite3_close(db);
-	return 0;
-}
-
-static int group_lag(struct sl_conf *c, struct sl_pipeline *p, int64_t *out, struct sl_err *err)
-{
-	struct sl_backend b;
-	if (sl_backend_open(c, &b, err))
-		return SL_EIO;
-	int rc;
-	if (b.kafka) {
-		rc = sl_kafka_group_lag(&b.kc, p->group, p->topic, out, err);
-	} else {
-		struct sl_consumer *cons;
-		rc = sl_embedded_consumer(b.emb, p->group, p->topic, &cons, err);
-		if (!rc) {
-			int64_t l = cons->ops->lag(cons, err);
-			rc = l < 0 ? (int)l : 0;
-			*out = l;
-			cons->ops->destroy(cons);
-		}
-	}
-	sl_backend_close(&b);
-	return rc;
-}
-
+/* `dag run-task DAG TASK`: the body of a cql or sensor try (src/scheduler/tasks.c). */
 static int run_task(struct sl_conf *c, struct sl_dag *d, struct sl_task *t)
 {
 	struct sl_err err = {0};
-	if (t->kind == SL_TASK_CQL) {
-		if (!c->cassandra)
-			return sl_cli_fail("dag run-task", "task %s.%s: cql tasks need the cassandra: section", d->id, t->id);
-		struct sl_cassandra_conf cc;
-		if (sl_opt_bind(sl_cassandra_opts, c->cassandra, "cassandra", &cc, &err))
-			return sl_cli_fail("dag run-task", "%s", err.msg);
-		struct sl_cql_session *s = NULL;
-		int rc = sl_cassandra_connect(&cc, SL_CQL_LOCAL_QUORUM, &s, &err);
-		for (size_t i = 0; !rc && i < t->statements.n; i++) {
-			printf("cql: %s\n", t->statements.v[i]);
-			fflush(stdout);
-			struct sl_cql_result *r = NULL;
-			rc = sl_cql_session_query(s, t->statements.v[i], &r, &err);
-			if (r)
-				sl_cql_result_free(r);
-			if (rc)
-				sl_err_prefix(&err, "statement %zu (%s): ", i + 1, t->statements.v[i]);
-		}
-		if (s && !rc)
-			sl_cql_session_close(s);
-		sl_opt_free(sl_cassandra_opts, &cc);
-		return rc ? sl_cli_fail("dag run-task", "task %s.%s: %s", d->id, t->id, err.msg) : 0;
-	}
-	/* sensor: poke until the condition holds; the scheduler's timeout ends it otherwise. */
-	for (;;) {
-		int ok = 0;
-		if (t->command) {
-			int st = system(t->command);
-			ok = st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0;
-			printf("poke: command exited %d\n", st == -1 ? -1 : WEXITSTATUS(st));
-		} else if (t->table && t->rows_at_least >= 0) {
-			int64_t n = 0;
-			if (count_rows(c, t->table, &n, &err))
-				printf("poke: counting rows of %s: %s\n", t->table, err.msg);
-			else
-				printf("poke: %s has %lld rows (want >= %lld)\n", t->table, (long long)n,
-				       (long long)t->rows_at_least);
-			ok = n >= t->rows_at_least;
-		} else {
-			struct sl_pipeline *p = sl_conf_pipeline(c, t->pipeline, &err);
-			if (!p)
-				return sl_cli_fail("dag run-task", "task %s.%s: %s", d->id, t->id, err.msg);
-			int64_t lag = 0;
-			if (group_lag(c, p, &lag, &err))
-				printf("poke: lag of %s: %s\n", p->group, err.msg);
-			else
-				printf("poke: group %s lag %lld (want < %lld)\n", p->group, (long long)lag,
-				       (long long)t->lag_under);
-			ok = !err.code && lag < t->lag_under;
-			sl_err_clear(&err);
-		}
-		fflush(stdout);
-		if (ok)
-			return 0;
-		if (stop_flag)
-			return 1;
-		usleep((useconds_t)(t->poke_interval_ms > 0 ? t->poke_interval_ms : 1000) * 1000);
-	}
+	int rc = sl_sched_task_run(c, d, t, &stop_flag, stdout, &err);
+	if (rc < 0)
+		return sl_cli_fail("dag run-task", "%s", err.msg);
+	return rc;
 }
 
 int sl_cli_dag(int argc, char **argv)

@@ -52,13 +52,15 @@ int sl_cli_registry(int argc, char **argv)
 				return sl_cli_fail("registry", "%s", err.msg);
 			}
 		}
-		sl_cfg_free(&doc);
+		/* The kafka store's security settings (kept with the document until the registry closes). */
+		conf.kafka = sl_cfg_get(doc.root, "kafka");
 	}
 	for (int i = 1; i < argc; i++) {
 		bool done = false;
 		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
 			usage();
 			sl_opt_free(sl_registry_opts, &conf);
+			sl_cfg_free(&doc);
 			return 0;
 		}
 		if (!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) {
@@ -69,6 +71,7 @@ int sl_cli_registry(int argc, char **argv)
 			if (!strcmp(argv[i], flags[f].flag)) {
 				if (i + 1 >= argc) {
 					sl_opt_free(sl_registry_opts, &conf);
+					sl_cfg_free(&doc);
 					return sl_cli_fail("registry", "%s needs a value", argv[i]);
 				}
 				free(*flags[f].dst);
@@ -77,6 +80,7 @@ int sl_cli_registry(int argc, char **argv)
 			}
 		if (!done) {
 			sl_opt_free(sl_registry_opts, &conf);
+			sl_cfg_free(&doc);
 			return sl_cli_fail("registry", "unexpected argument '%s' (see --help)", argv[i]);
 		}
 	}
@@ -87,6 +91,7 @@ int sl_cli_registry(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	if (sl_registry_open(&r, &conf, &err)) {
 		sl_opt_free(sl_registry_opts, &conf);
+		sl_cfg_free(&doc);
 		return sl_cli_fail("registry", "%s", err.msg);
 	}
 	if (sl_registry_serve(r, &port, &err)) {
@@ -98,5 +103,6 @@ int sl_cli_registry(int argc, char **argv)
 	}
 	sl_registry_close(r);
 	sl_opt_free(sl_registry_opts, &conf);
+	sl_cfg_free(&doc);
 	return rc;
 }

@@ -106,7 +106,6 @@ void sl_con_rules_free(struct sl_console *c)
 	c->nrules = c->nalerts = 0;
 }
 
-const struct sl_con_sample *sl_con_ring_at(const struct sl_console *c, const struct sl_con_pipe *cp, size_t i);
 
 /* The sample closest to (at or after) now - window, and the latest. */
 static void window_ends(const struct sl_console *c, const struct sl_con_pipe *cp, int64_t now, int64_t window,
@@ -126,7 +125,6 @@ static void window_ends(const struct sl_console *c, const struct sl_con_pipe *cp
 	*a = *b;
 }
 
-double sl_con_error_rate(const struct sl_console *c, const struct sl_con_pipe *cp, int64_t now, int64_t window);
 double sl_con_error_rate(const struct sl_console *c, const struct sl_con_pipe *cp, int64_t now, int64_t window)
 {
 	const struct sl_con_sample *a, *b;

@@ -9,10 +9,10 @@
 #include <zlib.h>
 
 #include "console/internal.h"
+#include "sink/sink.h"
+#include "topic/topic.h"
 #include "core/metrics.h"
 
-const struct sl_con_sample *sl_con_ring_at(const struct sl_console *c, const struct sl_con_pipe *cp, size_t i);
-double sl_con_error_rate(const struct sl_console *c, const struct sl_con_pipe *cp, int64_t now, int64_t window);
 
 /* ---- assets ---- */
 
@@ -191,17 +191,21 @@ static void api_overview(struct sl_console *c, struct sl_buf *b)
 	sl_buf_printf(b, "{\"time\":%" PRId64 ",\"last_poll\":%" PRId64 ",\"poll_ms\":%" PRId64
 			 ",\"in_process\":%s,\"log\":",
 		      now, c->last_poll_ms, c->cc.poll_ms, c->embedded ? "true" : "false");
-	if (c->conf->kafka) {
-		char k[400] = "kafka";
+	{
+		/* "kafka host:port,..." (the brokers metadata named, else the configured ones) or "embedded log PATH". */
+		const struct sl_topic_store *ls = c->log;
+		char k[4400];
+		snprintf(k, sizeof k, "%s", ls ? ls->backend : sl_topic_backend_name(c->conf->kafka));
 		for (size_t i = 0; i < c->nbrokers && strlen(k) < 300; i++)
 			snprintf(k + strlen(k), sizeof k - strlen(k), "%s%s:%d", i ? "," : " ", c->brokers[i].host,
 				 c->brokers[i].port);
+		if (!c->nbrokers && ls)
+			snprintf(k + strlen(k), sizeof k - strlen(k), " %s", ls->where);
+		sl_con_scrub_paths(c, k, sizeof k);
 		jstr(b, k);
-	} else {
-		jstr(b, "embedded log data_dir/log.db"); /* answers name data files relative to data_dir, never where it is */
 	}
 	sl_buf_puts(b, ",\"sink\":");
-	jstr(b, c->conf->cassandra ? "cassandra" : "sqlite");
+	jstr(b, c->npipes ? sl_sink_kind(c->conf->cassandra, &c->pipes[0].p->sink) : "sqlite");
 	sl_buf_printf(b, ",\"log_ok\":%s,\"log_error\":", c->log_ok ? "true" : "false");
 	jstr(b, c->log_error[0] ? c->log_error : NULL);
 	sl_buf_printf(b, ",\"alerts_firing\":%zu,\"pipelines\":[", firing);
@@ -268,7 +272,7 @@ static void part_basic(struct sl_buf *b, const struct sl_con_part *pt)
 static void api_kafka(struct sl_console *c, struct sl_buf *b)
 {
 	int64_t now = sl_con_now_ms();
-	sl_buf_printf(b, "{\"backend\":\"%s\",\"ok\":%s,\"error\":", c->conf->kafka ? "kafka" : "embedded",
+	sl_buf_printf(b, "{\"backend\":\"%s\",\"ok\":%s,\"error\":", sl_topic_backend_name(c->conf->kafka),
 		      c->log_ok ? "true" : "false");
 	jstr(b, c->log_error[0] ? c->log_error : NULL);
 	sl_buf_puts(b, ",\"brokers\":[");
@@ -333,9 +337,7 @@ static void api_data(struct sl_console *c, struct sl_buf *b)
 		sl_buf_puts(b, ",\"table\":");
 		jstr(b, cp->p->sink.table);
 		sl_buf_puts(b, ",\"sink\":");
-		jstr(b, cp->p->sink.type && !strcmp(cp->p->sink.type, "discard") ? "discard"
-			: sl_con_sink_is_cassandra(c, cp->p)                     ? "cassandra"
-										  : "sqlite");
+		jstr(b, sl_sink_kind(c->conf->cassandra, &cp->p->sink));
 		sl_buf_puts(b, ",\"rows\":");
 		if (cp->table_rows >= 0)
 			sl_buf_printf(b, "%" PRId64, cp->table_rows);
@@ -535,7 +537,10 @@ static void api_messages(struct sl_console *c, const char *query, struct sl_con_
 	}
 	struct sl_err err = {0};
 	if (sl_con_browse(c, topic, (int32_t)part, off, limit, filter, &rs->body, &err))
+	{
+		sl_con_scrub_paths(c, err.msg, sizeof err.msg);
 		jerror(rs, err.code == SL_ENOTFOUND ? 404 : 503, err.msg);
+	}
 }
 
 static void api_rows(struct sl_console *c, const char *query, struct sl_con_resp *rs)
@@ -562,8 +567,10 @@ static void api_rows(struct sl_console *c, const char *query, struct sl_con_resp
 		return;
 	}
 	struct sl_err err = {0};
-	if (sl_con_rows(c, p, ntoken ? token : NULL, (size_t)ntoken, page, size, &rs->body, &err))
+	if (sl_con_rows(c, p, ntoken ? token : NULL, (size_t)ntoken, page, size, &rs->body, &err)) {
+		sl_con_scrub_paths(c, err.msg, sizeof err.msg);
 		jerror(rs, err.code == SL_ENOTFOUND ? 404 : err.code == SL_EINVAL ? 400 : 503, err.msg);
+	}
 }
 
 void sl_con_dispatch(struct sl_console *c, const struct sl_con_req *rq, struct sl_con_resp *rs)

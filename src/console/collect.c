@@ -1,11 +1,9 @@
 /* The collector: every poll interval it samples what the console shows — per pipeline, the topic's partitions (low and
  * high watermarks), the group's committed offsets and lag, the dead-letter topic's size, the sink table's row count,
  * and (inside `sluice up`) the pipelines' own counters — then evaluates Burrow's rules and the alert rules, and keeps
- * a short history for the charts. It reads the embedded log through its own read-only SQLite connection, and Kafka
- * through long-lived librdkafka handles (one for metadata and watermarks, one per consumer group for its commits). */
+ * a short history for the charts. The log is read through topic/'s store (whatever the backend; its Kafka clients are
+ * long-lived) and the tables through sink/'s readers, so neither layout is known here. */
 #include <inttypes.h>
-#include <librdkafka/rdkafka.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +15,6 @@
 #include "core/assert.h"
 #include "core/log.h"
 #include "core/metrics.h"
-#include "cql/cql.h"
 #include "sink/sink.h"
 #include "topic/topic.h"
 
@@ -31,272 +28,76 @@ int64_t sl_con_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* ---- Kafka ---- */
-
-struct con_kafka {
-	struct sl_kafka_conf kc;
-	rd_kafka_t *meta;    /* metadata and watermarks */
-	rd_kafka_t **groups; /* per pipeline: a consumer handle with the group's id, never subscribed */
-	size_t ngroups;
-};
-
-static void k_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+/* Messages reach the API's answers, which name data files relative to data_dir, never where it is: every
+ * occurrence of the data_dir path in s becomes "data_dir". */
+void sl_con_scrub_paths(const struct sl_console *c, char *s, size_t cap)
 {
-	(void)fac;
-	if (level <= 3)
-		sl_debug(COMP, "kafka: %s client=%s", buf, rd_kafka_name(rk));
-}
-
-static rd_kafka_t *k_client(const struct sl_kafka_conf *kc, const char *group, char *errbuf, size_t errsz)
-{
-	rd_kafka_conf_t *c = rd_kafka_conf_new();
-	char es[256];
-	bool ok = rd_kafka_conf_set(c, "bootstrap.servers", kc->brokers, es, sizeof es) == RD_KAFKA_CONF_OK &&
-		  rd_kafka_conf_set(c, "client.id", "sluice-console", es, sizeof es) == RD_KAFKA_CONF_OK &&
-		  rd_kafka_conf_set(c, "enable.auto.commit", "false", es, sizeof es) == RD_KAFKA_CONF_OK &&
-		  rd_kafka_conf_set(c, "group.id", group ? group : "sluice-console", es, sizeof es) ==
-			  RD_KAFKA_CONF_OK;
-	for (size_t i = 0; ok && i < kc->properties.n; i++)
-		ok = rd_kafka_conf_set(c, kc->properties.k[i], kc->properties.v[i], es, sizeof es) == RD_KAFKA_CONF_OK;
-	if (!ok) {
-		snprintf(errbuf, errsz, "kafka: %s", es);
-		rd_kafka_conf_destroy(c);
-		return NULL;
-	}
-	rd_kafka_conf_set_log_cb(c, k_log_cb);
-	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, es, sizeof es);
-	if (!rk) {
-		snprintf(errbuf, errsz, "kafka: %s", es);
-		rd_kafka_conf_destroy(c);
-	}
-	return rk;
-}
-
-static struct con_kafka *k_open(struct sl_console *c)
-{
-	struct con_kafka *k = calloc(1, sizeof *k);
-	struct sl_err err = {0};
-	if (!k)
-		return NULL;
-	if (sl_opt_bind(sl_kafka_opts, c->conf->kafka, "kafka", &k->kc, &err)) {
-		snprintf(c->log_error, sizeof c->log_error, "%s", err.msg);
-		sl_opt_free(sl_kafka_opts, &k->kc);
-		free(k);
-		return NULL;
-	}
-	k->meta = k_client(&k->kc, NULL, c->log_error, sizeof c->log_error);
-	k->ngroups = c->npipes;
-	k->groups = calloc(k->ngroups ? k->ngroups : 1, sizeof *k->groups);
-	for (size_t i = 0; k->meta && k->groups && i < k->ngroups; i++)
-		k->groups[i] = k_client(&k->kc, c->pipes[i].p->group, c->log_error, sizeof c->log_error);
-	return k;
-}
-
-static void k_close(struct con_kafka *k)
-{
-	if (!k)
+	const char *dir = c->conf ? c->conf->data_dir : NULL;
+	size_t dl = dir ? strlen(dir) : 0;
+	while (dl > 1 && dir[dl - 1] == '/')
+		dl--;
+	if (!dl || !s)
 		return;
-	for (size_t i = 0; i < k->ngroups && k->groups; i++)
-		if (k->groups[i])
-			rd_kafka_destroy(k->groups[i]);
-	free(k->groups);
-	if (k->meta)
-		rd_kafka_destroy(k->meta);
-	sl_opt_free(sl_kafka_opts, &k->kc);
-	free(k);
-}
-
-static void set_isr(struct sl_con_part *pt, const rd_kafka_metadata_partition_t *mp)
-{
-	size_t o = 0;
-	pt->isr[0] = 0;
-	for (int i = 0; i < mp->isr_cnt && o + 12 < sizeof pt->isr; i++)
-		o += (size_t)snprintf(pt->isr + o, sizeof pt->isr - o, "%s%" PRId32, i ? "," : "", mp->isrs[i]);
-	pt->leader = mp->leader;
-}
-
-/* Fills topics and brokers from metadata; watermarks of each partition. Lock not held. */
-static int k_topics(struct sl_console *c, struct con_kafka *k, struct sl_con_topic **out, size_t *nout,
-		    struct sl_con_broker *brokers, size_t *nbrokers, char *errbuf, size_t errsz)
-{
-	const struct rd_kafka_metadata *md = NULL;
-	rd_kafka_resp_err_t e = rd_kafka_metadata(k->meta, 1, NULL, &md, 5000);
-	if (e) {
-		snprintf(errbuf, errsz, "kafka %s: metadata: %s", k->kc.brokers, rd_kafka_err2str(e));
-		return -1;
-	}
-	*nbrokers = 0;
-	for (int i = 0; i < md->broker_cnt && *nbrokers < 32; i++) {
-		struct sl_con_broker *b = &brokers[(*nbrokers)++];
-		b->id = md->brokers[i].id;
-		snprintf(b->host, sizeof b->host, "%s", md->brokers[i].host);
-		b->port = md->brokers[i].port;
-	}
-	struct sl_con_topic *ts = calloc(MAX_TOPICS, sizeof *ts);
-	size_t n = 0;
-	/* The pipelines' own topics first, so a busy cluster's other topics cannot crowd them out of the list (and
-	 * their groups' lag out of /metrics); then the others, up to MAX_TOPICS. */
-	for (int pass = 0; pass < 2; pass++)
-	for (int i = 0; ts && i < md->topic_cnt && n < MAX_TOPICS; i++) {
-		const rd_kafka_metadata_topic_t *mt = &md->topics[i];
-		if (mt->topic[0] == '_' && mt->topic[1] == '_')
-			continue; /* __consumer_offsets and friends */
-		bool ours = false;
-		for (size_t q = 0; c && c->conf && q < c->conf->np; q++)
-			if (!strcmp(mt->topic, c->conf->p[q].topic) || !strcmp(mt->topic, c->conf->p[q].dlq_topic))
-				ours = true;
-		if (ours != (pass == 0))
+	for (char *p = strstr(s, dir); p; p = strstr(p, dir)) {
+		if (p[dl] && p[dl] != '/') { /* "/data2" is not inside "/data" */
+			p += dl;
 			continue;
-		struct sl_con_topic *t = &ts[n++];
-		snprintf(t->name, sizeof t->name, "%s", mt->topic);
-		t->nparts = mt->partition_cnt;
-		t->parts = calloc(t->nparts ? (size_t)t->nparts : 1, sizeof *t->parts);
-		for (int p = 0; t->parts && p < mt->partition_cnt; p++) {
-			struct sl_con_part *pt = &t->parts[p];
-			pt->partition = mt->partitions[p].id;
-			set_isr(pt, &mt->partitions[p]);
-			if (rd_kafka_query_watermark_offsets(k->meta, t->name, pt->partition, &pt->low, &pt->high, 3000))
-				pt->low = pt->high = -1;
-			else
-				t->messages += pt->high - pt->low;
 		}
+		static const char rep[] = "data_dir";
+		size_t rl = sizeof rep - 1, tail = strlen(p + dl) + 1;
+		if (rl > dl && (size_t)(p - s) + rl + tail > cap)
+			break;
+		memmove(p + rl, p + dl, tail);
+		memcpy(p, rep, rl);
+		p += rl;
 	}
-	rd_kafka_metadata_destroy(md);
-	*out = ts;
-	*nout = n;
-	return 0;
 }
 
-static int k_committed(struct con_kafka *k, size_t gi, const char *topic, struct sl_con_part *parts, int n)
-{
-	if (gi >= k->ngroups || !k->groups[gi] || n <= 0)
-		return -1;
-	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
-	for (int i = 0; i < n; i++)
-		rd_kafka_topic_partition_list_add(l, topic, parts[i].partition);
-	rd_kafka_resp_err_t e = rd_kafka_committed(k->groups[gi], l, 5000);
-	for (int i = 0; !e && i < l->cnt; i++)
-		parts[i].committed = l->elems[i].offset >= 0 ? l->elems[i].offset : -1;
-	rd_kafka_topic_partition_list_destroy(l);
-	return e ? -1 : 0;
-}
+/* ---- the log and the tables: through topic/ and sink/ ---- */
 
-/* ---- the embedded log (read-only) ---- */
-
-static sqlite3 *emb_db(struct sl_console *c)
+/* The topic store, opened on the first round that finds the log (the embedded log appears with the first pipeline
+ * run) and kept: its Kafka clients are long-lived. Only the collector thread opens it. */
+static struct sl_topic_store *log_store(struct sl_console *c, char *errbuf, size_t errsz)
 {
-	if (c->emb_db)
-		return c->emb_db;
-	char path[4200];
-	snprintf(path, sizeof path, "%s/log.db", c->conf->data_dir);
-	if (access(path, R_OK) != 0) {
-		/* Messages reach the API's answers: data files are named relative to data_dir. */
-		snprintf(c->log_error, sizeof c->log_error, "embedded log data_dir/log.db: not there yet (no pipeline has run)");
+	if (c->log)
+		return c->log;
+	struct sl_topic_store *ts = NULL;
+	struct sl_err err = {0};
+	if (sl_topic_store_open(c->conf->kafka, c->conf->data_dir, SL_TOPIC_INSPECT, &ts, &err)) {
+		snprintf(errbuf, errsz, "%s", err.msg);
+		sl_con_scrub_paths(c, errbuf, errsz);
 		return NULL;
 	}
-	sqlite3 *db = NULL;
-	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-		snprintf(c->log_error, sizeof c->log_error, "embedded log data_dir/log.db: %s", db ? sqlite3_errmsg(db) : "oom");
-		sqlite3_close(db);
+	pthread_mutex_lock(&c->lock);
+	c->log = ts;
+	pthread_mutex_unlock(&c->lock);
+	return ts;
+}
+
+/* The pipeline's sink, opened for reading on first use and kept; NULL with err when it cannot be (yet). Called
+ * with c->cql_lock held (a reader's connection is used by one thread at a time). */
+static struct sl_sink *sink_reader(struct sl_console *c, size_t i, struct sl_err *err)
+{
+	struct sl_sink **sinks = c->sinks;
+	if (!sinks && !(sinks = c->sinks = calloc(c->npipes ? c->npipes : 1, sizeof *sinks))) {
+		sl_err_set(err, SL_ENOMEM, "out of memory");
 		return NULL;
 	}
-	sqlite3_busy_timeout(db, 2000);
-	c->emb_db = db;
-	return db;
+	if (!sinks[i] && sl_sink_open_reader(c->conf->cassandra, c->conf->data_dir, c->pipes[i].p->name,
+					     &c->pipes[i].p->sink, &sinks[i], err))
+		return NULL;
+	return sinks[i];
 }
 
-static int64_t q_int(sqlite3 *db, const char *sql, const char *topic, int64_t a, int64_t b, int nargs, bool *ok)
+static void copy_part(struct sl_con_part *d, const struct sl_topic_part *s)
 {
-	sqlite3_stmt *st = NULL;
-	int64_t v = -1;
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-		*ok = false;
-		return -1;
-	}
-	if (topic)
-		sqlite3_bind_text(st, 1, topic, -1, SQLITE_STATIC);
-	if (nargs > 1)
-		sqlite3_bind_int64(st, 2, a);
-	if (nargs > 2)
-		sqlite3_bind_int64(st, 3, b);
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-		v = sqlite3_column_int64(st, 0);
-	else if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		*ok = false;
-	sqlite3_finalize(st);
-	return v;
+	d->partition = s->partition;
+	d->low = s->low;
+	d->high = s->high;
+	d->leader = s->leader;
+	snprintf(d->isr, sizeof d->isr, "%s", s->isr);
 }
 
-static void emb_watermarks(sqlite3 *db, const char *topic, struct sl_con_part *pt, bool *ok)
-{
-	int64_t hi = q_int(db, "SELECT MAX(offset) FROM messages WHERE topic=? AND partition=?", topic, pt->partition,
-			   0, 2, ok);
-	int64_t lo = q_int(db, "SELECT MIN(offset) FROM messages WHERE topic=? AND partition=?", topic, pt->partition,
-			   0, 2, ok);
-	pt->high = hi < 0 ? 0 : hi + 1;
-	pt->low = lo < 0 ? pt->high : lo;
-}
-
-static int emb_topics(sqlite3 *db, struct sl_con_topic **out, size_t *nout, char *errbuf, size_t errsz)
-{
-	sqlite3_stmt *st = NULL;
-	if (sqlite3_prepare_v2(db, "SELECT name, partitions FROM topics ORDER BY name", -1, &st, NULL) != SQLITE_OK) {
-		snprintf(errbuf, errsz, "embedded log: reading topics: %s", sqlite3_errmsg(db));
-		return -1;
-	}
-	struct sl_con_topic *ts = calloc(MAX_TOPICS, sizeof *ts);
-	size_t n = 0;
-	bool ok = true;
-	while (ts && n < MAX_TOPICS && sqlite3_step(st) == SQLITE_ROW) {
-		struct sl_con_topic *t = &ts[n++];
-		snprintf(t->name, sizeof t->name, "%s", (const char *)sqlite3_column_text(st, 0));
-		t->nparts = sqlite3_column_int(st, 1);
-		if (t->nparts < 0 || t->nparts > 10000)
-			t->nparts = 0;
-		t->parts = calloc(t->nparts ? (size_t)t->nparts : 1, sizeof *t->parts);
-		for (int p = 0; t->parts && p < t->nparts; p++) {
-			t->parts[p].partition = p;
-			t->parts[p].leader = -1;
-			emb_watermarks(db, t->name, &t->parts[p], &ok);
-			t->messages += t->parts[p].high - t->parts[p].low;
-		}
-	}
-	sqlite3_finalize(st);
-	*out = ts;
-	*nout = n;
-	return 0;
-}
-
-/* ---- sinks ---- */
-
-static int64_t sqlite_rows(struct sl_console *c, struct sl_pipeline *p, char *errbuf, size_t errsz)
-{
-	char path[4200];
-	snprintf(path, sizeof path, "%s/%s.db", c->conf->data_dir, p->sink.keyspace);
-	if (access(path, R_OK) != 0) {
-		snprintf(errbuf, errsz, "sqlite sink data_dir/%s.db: not there yet", p->sink.keyspace);
-		return -1;
-	}
-	sqlite3 *db = NULL;
-	int64_t n = -1;
-	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) == SQLITE_OK) {
-		sqlite3_busy_timeout(db, 2000);
-		char sql[600];
-		char *q = sqlite3_mprintf("SELECT COUNT(*) FROM \"%w\"", p->sink.table);
-		snprintf(sql, sizeof sql, "%s", q ? q : "");
-		sqlite3_free(q);
-		bool ok = true;
-		n = q_int(db, sql, NULL, 0, 0, 0, &ok);
-		if (!ok) {
-			snprintf(errbuf, errsz, "sqlite sink data_dir/%s.db: %s", p->sink.keyspace, sqlite3_errmsg(db));
-			n = -1;
-		}
-	} else
-		snprintf(errbuf, errsz, "sqlite sink data_dir/%s.db: %s", p->sink.keyspace, db ? sqlite3_errmsg(db) : "oom");
-	sqlite3_close(db);
-	return n;
-}
 
 /* ---- one round ---- */
 
@@ -335,76 +136,46 @@ struct pipe_sample {
 	char log_error[256], sink_error[256];
 };
 
-static void sample_pipe_emb(struct sl_console *c, sqlite3 *db, struct sl_pipeline *p, struct pipe_sample *s)
-{
-	bool ok = true;
-	int64_t np = q_int(db, "SELECT partitions FROM topics WHERE name=?", p->topic, 0, 0, 1, &ok);
-	s->nparts = np < 0 ? 0 : (np > 256 ? 256 : (int)np);
-	int64_t now = sl_con_now_ms(), oldest = -1;
-	for (int i = 0; i < s->nparts; i++) {
-		struct sl_con_part *pt = &s->parts[i];
-		pt->partition = i;
-		pt->leader = -1;
-		emb_watermarks(db, p->topic, pt, &ok);
-		sqlite3_stmt *st = NULL;
-		pt->committed = -1;
-		if (sqlite3_prepare_v2(db, "SELECT next_offset, updated_ms FROM group_offsets WHERE grp=? AND topic=? AND "
-					   "partition=?", -1, &st, NULL) == SQLITE_OK) {
-			sqlite3_bind_text(st, 1, p->group, -1, SQLITE_STATIC);
-			sqlite3_bind_text(st, 2, p->topic, -1, SQLITE_STATIC);
-			sqlite3_bind_int(st, 3, i);
-			if (sqlite3_step(st) == SQLITE_ROW) {
-				pt->committed = sqlite3_column_int64(st, 0);
-				pt->seen_commit_ms = sqlite3_column_int64(st, 1);
-			}
-		} else
-			ok = false;
-		sqlite3_finalize(st);
-		int64_t from = pt->committed >= 0 ? pt->committed : pt->low;
-		if (from < pt->high) {
-			int64_t ts = q_int(db, "SELECT ts_ms FROM messages WHERE topic=? AND partition=? AND offset=?",
-					   p->topic, i, from, 3, &ok);
-			if (ts > 0 && (oldest < 0 || ts < oldest))
-				oldest = ts;
-		}
-	}
-	s->lag_seconds = oldest > 0 ? now - oldest : 0;
-	bool dok = true;
-	int64_t dn = q_int(db, "SELECT partitions FROM topics WHERE name=?", p->dlq_topic, 0, 0, 1, &dok);
-	s->dlq_high = 0;
-	for (int i = 0; i < dn && i < 256; i++) {
-		struct sl_con_part d = {.partition = i};
-		emb_watermarks(db, p->dlq_topic, &d, &dok);
-		s->dlq_high += d.high;
-	}
-	s->log_ok = ok;
-	if (!ok)
-		snprintf(s->log_error, sizeof s->log_error, "embedded log: %s", sqlite3_errmsg(db));
-	(void)c;
-}
-
-static void sample_pipe_kafka(struct sl_console *c, struct con_kafka *k, size_t gi, struct sl_pipeline *p,
-			      struct sl_con_topic *ts, size_t nts, struct pipe_sample *s)
+static void sample_pipe(struct sl_console *c, struct sl_topic_store *ts, struct sl_pipeline *p,
+			const struct sl_topic_desc *td, size_t ntd, struct pipe_sample *s)
 {
 	s->nparts = 0;
-	s->lag_seconds = -1;
+	s->lag_seconds = ts->ops->timestamp_at ? 0 : -1;
 	s->dlq_high = 0;
-	for (size_t i = 0; i < nts; i++) {
-		if (!strcmp(ts[i].name, p->topic)) {
-			s->nparts = ts[i].nparts > 256 ? 256 : ts[i].nparts;
+	struct sl_topic_part parts[256];
+	for (size_t i = 0; i < ntd; i++) {
+		if (!strcmp(td[i].name, p->topic)) {
+			s->nparts = td[i].nparts > 256 ? 256 : td[i].nparts;
 			for (int j = 0; j < s->nparts; j++) {
-				s->parts[j] = ts[i].parts[j];
+				parts[j] = td[i].parts[j];
+				copy_part(&s->parts[j], &td[i].parts[j]);
 				s->parts[j].committed = -1;
 			}
-		} else if (!strcmp(ts[i].name, p->dlq_topic))
-			for (int j = 0; j < ts[i].nparts; j++)
-				s->dlq_high += ts[i].parts[j].high > 0 ? ts[i].parts[j].high : 0;
+		} else if (!strcmp(td[i].name, p->dlq_topic))
+			for (int j = 0; j < td[i].nparts; j++)
+				s->dlq_high += td[i].parts[j].high > 0 ? td[i].parts[j].high : 0;
 	}
 	s->log_ok = true;
-	if (s->nparts && k_committed(k, gi, p->topic, s->parts, s->nparts)) {
+	struct sl_err err = {0};
+	if (s->nparts && ts->ops->committed(ts, p->group, p->topic, parts, s->nparts, &err)) {
 		s->log_ok = false;
-		snprintf(s->log_error, sizeof s->log_error, "kafka: committed offsets of group %s unavailable", p->group);
+		snprintf(s->log_error, sizeof s->log_error, "committed offsets of group %s unavailable: %s", p->group,
+			 err.msg);
+		return;
 	}
+	int64_t now = sl_con_now_ms(), oldest = -1;
+	for (int i = 0; i < s->nparts; i++) {
+		s->parts[i].committed = parts[i].committed;
+		s->parts[i].seen_commit_ms = parts[i].commit_ms;
+		/* How old the oldest record the group has not processed is, where the log can say cheaply. */
+		int64_t from = parts[i].committed >= 0 ? parts[i].committed : parts[i].low, ts_ms = 0;
+		if (ts->ops->timestamp_at && from >= 0 && from < parts[i].high &&
+		    ts->ops->timestamp_at(ts, p->topic, parts[i].partition, from, &ts_ms, NULL) == 0 && ts_ms > 0 &&
+		    (oldest < 0 || ts_ms < oldest))
+			oldest = ts_ms;
+	}
+	if (ts->ops->timestamp_at)
+		s->lag_seconds = oldest > 0 ? now - oldest : 0;
 	(void)c;
 }
 
@@ -420,13 +191,13 @@ static void ring_push(struct sl_console *c, struct sl_con_pipe *cp, const struct
 	}
 }
 
-const struct sl_con_sample *sl_con_ring_at(const struct sl_console *c, const struct sl_con_pipe *cp, size_t i);
+
 const struct sl_con_sample *sl_con_ring_at(const struct sl_console *c, const struct sl_con_pipe *cp, size_t i)
 {
 	size_t cap = (size_t)c->cc.history;
+	SL_ASSERT(cp->nring <= cap && cp->ring_head < cap);
 	if (i >= cp->nring)
 		return NULL;
-	SL_ASSERT(cp->nring <= cap && cp->ring_head < cap);
 	return &cp->ring[cp->nring < cap ? i : (cp->ring_head + i) % cap];
 }
 
@@ -508,6 +279,7 @@ void sl_con_collect(struct sl_console *c)
 {
 	int64_t now = sl_con_now_ms();
 	struct sl_con_topic *ts = NULL;
+	struct sl_topic_desc *td = NULL;
 	size_t nts = 0;
 	struct sl_con_broker brokers[32];
 	size_t nbrokers = 0;
@@ -516,37 +288,67 @@ void sl_con_collect(struct sl_console *c)
 	struct pipe_sample *s = calloc(c->npipes ? c->npipes : 1, sizeof *s);
 	if (!s)
 		return;
-	if (c->conf->kafka) {
-		if (!c->kafka)
-			c->kafka = k_open(c);
-		struct con_kafka *k = c->kafka;
-		if (k && k->meta && k_topics(c, k, &ts, &nts, brokers, &nbrokers, err, sizeof err) == 0) {
+	struct sl_topic_store *log = log_store(c, err, sizeof err);
+	if (log) {
+		/* The pipelines' own topics first, so a busy cluster's other topics cannot crowd them out of the list
+		 * (and their groups' lag out of /metrics). */
+		const char **first = calloc(2 * c->npipes + 1, sizeof *first);
+		for (size_t i = 0; first && i < c->npipes; i++) {
+			first[2 * i] = c->pipes[i].p->topic;
+			first[2 * i + 1] = c->pipes[i].p->dlq_topic;
+		}
+		struct sl_topic_broker tb[32];
+		struct sl_err e = {0};
+		if (first && log->ops->describe(log, first, 2 * c->npipes, MAX_TOPICS, &td, &nts, tb, 32, &nbrokers,
+						&e) == 0) {
 			log_ok = true;
+			for (size_t i = 0; i < nbrokers; i++) {
+				brokers[i].id = tb[i].id;
+				snprintf(brokers[i].host, sizeof brokers[i].host, "%s", tb[i].host);
+				brokers[i].port = tb[i].port;
+			}
 			for (size_t i = 0; i < c->npipes; i++)
-				sample_pipe_kafka(c, k, i, c->pipes[i].p, ts, nts, &s[i]);
-		} else if (!err[0])
-			snprintf(err, sizeof err, "%s", c->log_error[0] ? c->log_error : "kafka: cannot create a client");
-	} else {
-		sqlite3 *db = emb_db(c);
-		if (db && emb_topics(db, &ts, &nts, err, sizeof err) == 0) {
-			log_ok = true;
-			for (size_t i = 0; i < c->npipes; i++)
-				sample_pipe_emb(c, db, c->pipes[i].p, &s[i]);
-		} else if (!err[0])
-			snprintf(err, sizeof err, "%s", c->log_error);
+				sample_pipe(c, log, c->pipes[i].p, td, nts, &s[i]);
+		} else
+			snprintf(err, sizeof err, "%s", first ? e.msg : "out of memory");
+		free(first);
 	}
+	ts = calloc(nts ? nts : 1, sizeof *ts);
+	for (size_t i = 0; ts && i < nts; i++) {
+		snprintf(ts[i].name, sizeof ts[i].name, "%s", td[i].name);
+		ts[i].messages = td[i].messages;
+		ts[i].parts = calloc(td[i].nparts ? (size_t)td[i].nparts : 1, sizeof *ts[i].parts);
+		ts[i].nparts = ts[i].parts ? td[i].nparts : 0;
+		for (int j = 0; j < ts[i].nparts; j++)
+			copy_part(&ts[i].parts[j], &td[i].parts[j]);
+	}
+	if (!ts)
+		nts = 0;
+	sl_topic_descs_free(td, nts ? nts : 0);
 	for (size_t i = 0; i < c->npipes; i++) {
 		if (!log_ok) {
 			s[i].log_ok = false;
 			snprintf(s[i].log_error, sizeof s[i].log_error, "%s", err);
 		}
+		/* Rows only where the sink counts them exactly and cheaply (SQLite); a Cassandra table's row count
+		 * would be a full scan, and an estimate is not what a "rows" column promises: unknown there. */
 		s[i].table_rows = -1;
-		if (c->conf->cassandra) {
-			s[i].sink_ok = true; /* row counts over CQL are a full scan: not sampled */
-		} else {
-			s[i].table_rows = sqlite_rows(c, c->pipes[i].p, s[i].sink_error, sizeof s[i].sink_error);
-			s[i].sink_ok = s[i].table_rows >= 0;
+		s[i].sink_ok = true;
+		if (!sl_sink_counts_exactly(c->conf->cassandra, &c->pipes[i].p->sink))
+			continue;
+		struct sl_err e = {0};
+		pthread_mutex_lock(&c->cql_lock);
+		struct sl_sink *sk = sink_reader(c, i, &e);
+		bool exact = false;
+		if (sk && sk->ops->rows && sk->ops->rows(sk, &s[i].table_rows, &exact, &e) == 0 && exact)
+			s[i].sink_ok = true;
+		else {
+			s[i].table_rows = -1;
+			s[i].sink_ok = false;
+			snprintf(s[i].sink_error, sizeof s[i].sink_error, "%s", e.msg);
+			sl_con_scrub_paths(c, s[i].sink_error, sizeof s[i].sink_error);
 		}
+		pthread_mutex_unlock(&c->cql_lock);
 	}
 
 	pthread_mutex_lock(&c->lock);
@@ -570,14 +372,14 @@ void sl_con_collect(struct sl_console *c)
 
 void sl_con_collect_close(struct sl_console *c)
 {
-	if (c->cql)
-		sl_cql_session_close(c->cql);
-	c->cql = NULL;
-	k_close(c->kafka);
-	c->kafka = NULL;
-	if (c->emb_db)
-		sqlite3_close(c->emb_db);
-	c->emb_db = NULL;
+	struct sl_sink **sinks = c->sinks;
+	for (size_t i = 0; sinks && i < c->npipes; i++)
+		if (sinks[i])
+			sinks[i]->ops->destroy(sinks[i]);
+	free(sinks);
+	c->sinks = NULL;
+	sl_topic_store_close(c->log);
+	c->log = NULL;
 	free_topics(c->topics, c->ntopics);
 	c->topics = NULL;
 	c->ntopics = 0;
@@ -653,127 +455,51 @@ static bool emit(struct sl_console *c, struct sl_buf *out, int64_t n, int32_t pa
 	return true;
 }
 
-static int browse_emb(struct sl_console *c, const char *topic, int32_t partition, int64_t offset, int64_t limit,
-		      const char *filter, struct sl_buf *out, struct sl_err *err)
-{
-	char path[4200];
-	snprintf(path, sizeof path, "%s/log.db", c->conf->data_dir);
-	sqlite3 *db = NULL;
-	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-		sqlite3_close(db);
-		return sl_err_set(err, SL_ENOTFOUND, "embedded log data_dir/log.db: cannot open");
-	}
-	sqlite3_busy_timeout(db, 2000);
-	sqlite3_stmt *st = NULL;
-	int rc = 0;
-	/* A filter scans at most 10000 records past the offset, so one request stays cheap. */
-	if (sqlite3_prepare_v2(db, "SELECT partition, offset, ts_ms, key, value FROM messages WHERE topic=?1 AND "
-				   "(?2 < 0 OR partition=?2) AND offset>=?3 ORDER BY offset, partition LIMIT ?4",
-			       -1, &st, NULL) != SQLITE_OK) {
-		rc = sl_err_set(err, SL_EIO, "embedded log: %s", sqlite3_errmsg(db));
-	} else {
-		sqlite3_bind_text(st, 1, topic, -1, SQLITE_STATIC);
-		sqlite3_bind_int(st, 2, partition);
-		sqlite3_bind_int64(st, 3, offset);
-		sqlite3_bind_int64(st, 4, filter && *filter ? 10000 : limit);
-		int64_t n = 0, scanned = 0, next = offset;
-		struct shown sh[2];
-		sl_buf_init(&sh[0].json);
-		sl_buf_init(&sh[1].json);
-		sl_buf_puts(out, "{\"messages\":[");
-		while (n < limit && sqlite3_step(st) == SQLITE_ROW) {
-			scanned++;
-			const void *k = sqlite3_column_blob(st, 3), *v = sqlite3_column_blob(st, 4);
-			size_t kn = (size_t)sqlite3_column_bytes(st, 3), vn = (size_t)sqlite3_column_bytes(st, 4);
-			next = sqlite3_column_int64(st, 1) + 1;
-			if (emit(c, out, n, sqlite3_column_int(st, 0), sqlite3_column_int64(st, 1),
-				 sqlite3_column_int64(st, 2), k, kn, v, vn, filter, sh))
-				n++;
-		}
-		sl_buf_printf(out, "],\"scanned\":%" PRId64 ",\"next_offset\":%" PRId64 "}", scanned, next);
-		sl_buf_free(&sh[0].json);
-		sl_buf_free(&sh[1].json);
-	}
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return rc;
-}
-
-static int browse_kafka(struct sl_console *c, const char *topic, int32_t partition, int64_t offset, int64_t limit,
-			const char *filter, struct sl_buf *out, struct sl_err *err)
-{
-	struct con_kafka *k = c->kafka;
-	if (!k)
-		return sl_err_set(err, SL_EAGAIN, "kafka: not connected yet");
-	char eb[256];
-	rd_kafka_t *rk = k_client(&k->kc, "sluice-console-browser", eb, sizeof eb);
-	if (!rk)
-		return sl_err_set(err, SL_ECONFIG, "%s", eb);
-	int np = 0;
-	pthread_mutex_lock(&c->lock);
-	for (size_t i = 0; i < c->ntopics; i++)
-		if (!strcmp(c->topics[i].name, topic))
-			np = c->topics[i].nparts;
-	pthread_mutex_unlock(&c->lock);
-	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(np ? np : 1);
-	for (int i = 0; i < np; i++)
-		if (partition < 0 || partition == i)
-			rd_kafka_topic_partition_list_add(l, topic, i)->offset = offset;
-	int rc = 0;
-	if (l->cnt == 0)
-		rc = sl_err_set(err, SL_ENOTFOUND, "kafka: topic %s partition %d not found", topic, partition);
-	else if (rd_kafka_assign(rk, l))
-		rc = sl_err_set(err, SL_EIO, "kafka: cannot assign %s", topic);
-	rd_kafka_topic_partition_list_destroy(l);
-	int64_t n = 0, scanned = 0, next = offset;
+struct browse_ctx {
+	struct sl_console *c;
+	struct sl_buf *out;
+	const char *filter;
+	int64_t n, limit, scanned;
 	struct shown sh[2];
-	sl_buf_init(&sh[0].json);
-	sl_buf_init(&sh[1].json);
-	sl_buf_puts(out, "{\"messages\":[");
-	int64_t deadline = sl_con_now_ms() + 3000;
-	int eof = 0;
-	while (!rc && n < limit && scanned < 10000 && sl_con_now_ms() < deadline && eof < np) {
-		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
-		if (!m)
-			continue;
-		if (m->err) {
-			if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
-				eof++;
-			rd_kafka_message_destroy(m);
-			continue;
-		}
-		scanned++;
-		if (m->offset + 1 > next)
-			next = m->offset + 1;
-		rd_kafka_timestamp_type_t tt;
-		if (emit(c, out, n, m->partition, m->offset, rd_kafka_message_timestamp(m, &tt), m->key, m->key_len,
-			 m->payload, m->len, filter, sh))
-			n++;
-		rd_kafka_message_destroy(m);
-	}
-	sl_buf_printf(out, "],\"scanned\":%" PRId64 ",\"next_offset\":%" PRId64 "}", scanned, next);
-	sl_buf_free(&sh[0].json);
-	sl_buf_free(&sh[1].json);
-	rd_kafka_consumer_close(rk);
-	rd_kafka_destroy(rk);
-	return rc;
+};
+
+static bool browse_one(void *ctx, const struct sl_msg *m)
+{
+	struct browse_ctx *b = ctx;
+	b->scanned++;
+	if (emit(b->c, b->out, b->n, m->partition, m->offset, m->timestamp_ms, m->key, m->key_len, m->value,
+		 m->value_len, b->filter, b->sh))
+		b->n++;
+	return b->n < b->limit;
 }
 
 int sl_con_browse(struct sl_console *c, const char *topic, int32_t partition, int64_t offset, int64_t limit,
 		  const char *filter, struct sl_buf *out, struct sl_err *err)
 {
-	if (c->conf->kafka)
-		return browse_kafka(c, topic, partition, offset, limit, filter, out, err);
-	return browse_emb(c, topic, partition, offset, limit, filter, out, err);
+	pthread_mutex_lock(&c->lock);
+	struct sl_topic_store *log = c->log;
+	pthread_mutex_unlock(&c->lock);
+	if (!log)
+		return sl_err_set(err, SL_EAGAIN, "the log is not reachable yet: %s", c->log_error);
+	struct browse_ctx b = {.c = c, .out = out, .filter = filter, .limit = limit};
+	sl_buf_init(&b.sh[0].json);
+	sl_buf_init(&b.sh[1].json);
+	size_t mark = out->len;
+	sl_buf_puts(out, "{\"messages\":[");
+	int64_t next = offset;
+	/* A filter scans at most 10000 records past the offset, so one request stays cheap. */
+	int rc = log->ops->browse(log, topic, partition, offset, -1, filter && *filter ? 10000 : limit, 3000, browse_one,
+				  &b, &next, err);
+	if (rc)
+		out->len = mark;
+	else
+		sl_buf_printf(out, "],\"scanned\":%" PRId64 ",\"next_offset\":%" PRId64 "}", b.scanned, next);
+	sl_buf_free(&b.sh[0].json);
+	sl_buf_free(&b.sh[1].json);
+	return rc;
 }
 
 /* ---- the data page: the newest rows of a sink table, a page at a time ---- */
-
-bool sl_con_sink_is_cassandra(const struct sl_console *c, const struct sl_pipeline *p)
-{
-	const char *t = p->sink.type ? p->sink.type : "auto";
-	return !strcmp(t, "cassandra") || (!strcmp(t, "auto") && c->conf->cassandra);
-}
 
 int sl_con_page_token_decode(const char *hex, unsigned char *out, size_t outsz)
 {
@@ -818,209 +544,45 @@ static void rows_head(struct sl_buf *out, const struct sl_pipeline *p)
 	sl_buf_puts(out, ",\"columns\":[");
 }
 
-/* The console's own CQL session (connected on the first Cassandra page, kept for the next ones). */
-static struct sl_cql_session *cql_session(struct sl_console *c, struct sl_err *err)
+int sl_con_rows(struct sl_console *c, struct sl_pipeline *p, const unsigned char *token, size_t ntoken, int64_t page,
+		int64_t size, struct sl_buf *out, struct sl_err *err)
 {
+	size_t i = 0;
+	while (i < c->npipes && c->pipes[i].p != p)
+		i++;
+	if (i == c->npipes)
+		return sl_err_set(err, SL_ENOTFOUND, "no pipeline %s", p->name);
+	struct sl_sink_page pg;
+	sl_sink_page_init(&pg);
 	pthread_mutex_lock(&c->cql_lock);
-	struct sl_cql_session *s = c->cql;
-	if (!s) {
-		struct sl_cassandra_conf cc;
-		memset(&cc, 0, sizeof cc);
-		if (!sl_opt_bind(sl_cassandra_opts, c->conf->cassandra, "cassandra", &cc, err) &&
-		    !sl_cassandra_connect(&cc, SL_CQL_LOCAL_ONE, &s, err))
-			c->cql = s;
-		sl_opt_free(sl_cassandra_opts, &cc);
+	struct sl_sink *sk = sink_reader(c, i, err);
+	int rc = !sk ? (err->code ? err->code : SL_EIO)
+	     : !sk->ops->browse ? sl_err_set(err, SL_ENOTFOUND, "pipeline %s: its sink has no rows to show", p->name)
+				: sk->ops->browse(sk, token, ntoken, page, size, &pg, err);
+	if (rc && sk && rc != SL_EINVAL) {
+		/* A reader that failed (a node restarted, a file replaced) is opened afresh next time. */
+		sk->ops->destroy(sk);
+		((struct sl_sink **)c->sinks)[i] = NULL;
 	}
 	pthread_mutex_unlock(&c->cql_lock);
-	return s;
-}
-
-/* A full page comes with a paging state even when nothing follows: one row past it says whether a next page has
- * any (so the last page's "next" is off instead of leading to an empty page). */
-static bool more_rows(struct sl_cql_session *s, struct sl_cql_statement *st, const uint8_t *ps, size_t pn)
-{
-	bool more = true;
-	sl_cql_statement_set_page_size(st, 1);
-	if (sl_cql_statement_set_paging_state_raw(st, ps, pn) == 0) {
-		struct sl_cql_future *f = sl_cql_session_execute(s, st);
-		if (f && sl_cql_future_wait(f) == 0)
-			more = sl_cql_result_row_count(sl_cql_future_result(f)) > 0;
-		sl_cql_future_release(f);
-	}
-	return more;
-}
-
-/* Cassandra has no "newest first" over a whole table: pages come in the table's token order, each continuing from
- * the previous page's paging state, which the browser holds as an opaque token. */
-static int rows_cassandra(struct sl_console *c, struct sl_pipeline *p, const unsigned char *token, size_t ntoken,
-			  int64_t size, struct sl_buf *out, struct sl_err *err)
-{
-	struct sl_cql_session *s = cql_session(c, err);
-	if (!s)
-		return err->code ? err->code : SL_EIO;
-	struct sl_buf q;
-	sl_buf_init(&q);
-	sl_buf_puts(&q, "SELECT * FROM ");
-	sl_sink_ident(&q, p->sink.keyspace);
-	sl_buf_putc(&q, '.');
-	sl_sink_ident(&q, p->sink.table);
-	struct sl_cql_statement *st = sl_buf_ok(&q) ? sl_cql_statement_new(sl_buf_cstr(&q), 0) : NULL;
-	sl_buf_free(&q);
-	if (!st)
-		return sl_err_set(err, SL_ENOMEM, "out of memory");
-	sl_cql_statement_set_page_size(st, (int32_t)size);
-	sl_cql_statement_set_timeout(st, 10000);
-	int rc = token ? sl_cql_statement_set_paging_state_raw(st, token, ntoken) : 0;
-	struct sl_cql_future *f = rc ? NULL : sl_cql_session_execute(s, st);
-	if (!f) {
-		sl_cql_statement_free(st);
-		return sl_err_set(err, SL_ENOMEM, "out of memory");
-	}
-	if (sl_cql_future_wait(f) < 0) {
-		/* A token the server cannot read (forged, or from before the table changed) is the client's mistake. */
-		int32_t code = sl_cql_future_server_code(f);
-		rc = sl_err_set(err, code == SL_CQL_ERR_INVALID || code == SL_CQL_ERR_PROTOCOL ? SL_EINVAL : SL_EIO,
-				"cassandra %s.%s: %s", p->sink.keyspace, p->sink.table, sl_cql_future_error(f)->msg);
-	} else {
-		const struct sl_cql_result *r = sl_cql_future_result(f);
-		int nc = sl_cql_result_column_count(r);
+	if (!rc) {
 		rows_head(out, p);
-		for (int i = 0; i < nc; i++) {
-			const char *cn = sl_cql_result_column(r, i)->name;
-			if (i)
-				sl_buf_putc(out, ',');
-			sl_buf_json_str(out, cn, strlen(cn));
-		}
+		sl_buf_append(out, pg.columns.data, pg.columns.len);
 		sl_buf_puts(out, "],\"rows\":[");
-		struct sl_cql_iter it;
-		sl_cql_iter_init(&it, r);
-		for (int n = 0; sl_cql_iter_next(&it); n++) {
-			sl_buf_puts(out, n ? ",[" : "[");
-			for (int i = 0; i < nc; i++) {
-				if (i)
-					sl_buf_putc(out, ',');
-				const struct sl_cql_value *v = sl_cql_iter_value(&it, i);
-				size_t mark = out->len;
-				if (sl_cql_value_is_null(v) || sl_cql_value_format(out, v, true) < 0) {
-					out->len = mark;
-					sl_buf_puts(out, "null");
-				}
-			}
-			sl_buf_putc(out, ']');
-		}
-		sl_cql_iter_free(&it);
-		const uint8_t *ps;
-		size_t pn;
-		sl_buf_printf(out, "],\"size\":%lld,\"order\":\"token\",\"next_token\":", (long long)size);
-		if (sl_cql_result_paging_state(r, &ps, &pn) == 0 && sl_cql_result_row_count(r) > 0 &&
-		    more_rows(s, st, ps, pn))
-			page_token(out, ps, pn);
+		sl_buf_append(out, pg.rows.data, pg.rows.len);
+		sl_buf_puts(out, "]");
+		if (!strcmp(pg.order, "newest"))
+			sl_buf_printf(out, ",\"page\":%lld,\"size\":%lld,\"has_more\":%s", (long long)page,
+				      (long long)size, pg.more ? "true" : "false");
+		else
+			sl_buf_printf(out, ",\"size\":%lld", (long long)size);
+		sl_buf_printf(out, ",\"order\":\"%s\",\"next_token\":", pg.order);
+		if (pg.next_token_len)
+			page_token(out, pg.next_token, pg.next_token_len);
 		else
 			sl_buf_puts(out, "null");
 		sl_buf_puts(out, "}");
 	}
-	sl_cql_future_release(f);
-	sl_cql_statement_free(st);
+	sl_sink_page_free(&pg);
 	return rc;
-}
-
-static void sqlite_cell(struct sl_buf *out, sqlite3_stmt *st, int i)
-{
-	switch (sqlite3_column_type(st, i)) {
-	case SQLITE_NULL: sl_buf_puts(out, "null"); break;
-	case SQLITE_INTEGER: sl_buf_printf(out, "%lld", (long long)sqlite3_column_int64(st, i)); break;
-	case SQLITE_FLOAT: sl_buf_printf(out, "%.17g", sqlite3_column_double(st, i)); break;
-	default: {
-		const unsigned char *t = sqlite3_column_text(st, i);
-		json_bytes(out, t, (size_t)sqlite3_column_bytes(st, i));
-	}
-	}
-}
-
-/* SQLite: newest first by rowid. The token is the last rowid shown, so a page continues below it however many
- * rows arrived meanwhile (page=N, an offset, is kept for scripts). */
-static int rows_sqlite(struct sl_console *c, struct sl_pipeline *p, const unsigned char *token, size_t ntoken,
-		       int64_t page, int64_t size, struct sl_buf *out, struct sl_err *err)
-{
-	int64_t below = INT64_MAX;
-	if (token) {
-		char num[24];
-		char *end;
-		if (ntoken == 0 || ntoken >= sizeof num)
-			return sl_err_set(err, SL_EINVAL, "bad page token");
-		memcpy(num, token, ntoken);
-		num[ntoken] = 0;
-		long long v = strtoll(num, &end, 10);
-		if (*end || v <= 0)
-			return sl_err_set(err, SL_EINVAL, "bad page token");
-		below = v;
-	}
-	char path[4200];
-	snprintf(path, sizeof path, "%s/%s.db", c->conf->data_dir, p->sink.keyspace);
-	sqlite3 *db = NULL;
-	if (access(path, R_OK) != 0 ||
-	    sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-		sqlite3_close(db);
-		return sl_err_set(err, SL_ENOTFOUND, "sqlite sink data_dir/%s.db: not there yet", p->sink.keyspace);
-	}
-	sqlite3_busy_timeout(db, 2000);
-	char *sql = sqlite3_mprintf("SELECT rowid, * FROM \"%w\" WHERE rowid < ?1 ORDER BY rowid DESC LIMIT ?2 OFFSET ?3",
-				    p->sink.table);
-	sqlite3_stmt *st = NULL;
-	int rc = 0;
-	if (!sql || sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-		rc = sl_err_set(err, SL_EIO, "sqlite sink data_dir/%s.db: %s", p->sink.keyspace, sqlite3_errmsg(db));
-	} else {
-		sqlite3_bind_int64(st, 1, below);
-		sqlite3_bind_int64(st, 2, size + 1);
-		sqlite3_bind_int64(st, 3, token ? 0 : page * size);
-		int nc = sqlite3_column_count(st);
-		rows_head(out, p);
-		for (int i = 1; i < nc; i++) {
-			const char *cn = sqlite3_column_name(st, i);
-			if (i > 1)
-				sl_buf_putc(out, ',');
-			sl_buf_json_str(out, cn, strlen(cn));
-		}
-		sl_buf_puts(out, "],\"rows\":[");
-		int64_t n = 0, last = 0;
-		bool more = false;
-		while (sqlite3_step(st) == SQLITE_ROW) {
-			if (n == size) {
-				more = true;
-				break;
-			}
-			last = sqlite3_column_int64(st, 0);
-			sl_buf_puts(out, n++ ? ",[" : "[");
-			for (int i = 1; i < nc; i++) {
-				if (i > 1)
-					sl_buf_putc(out, ',');
-				sqlite_cell(out, st, i);
-			}
-			sl_buf_putc(out, ']');
-		}
-		sl_buf_printf(out, "],\"page\":%lld,\"size\":%lld,\"has_more\":%s,\"order\":\"newest\",\"next_token\":",
-			      (long long)page, (long long)size, more ? "true" : "false");
-		if (more) {
-			char t[24];
-			int tn = snprintf(t, sizeof t, "%lld", (long long)last);
-			page_token(out, (const unsigned char *)t, (size_t)tn);
-		} else
-			sl_buf_puts(out, "null");
-		sl_buf_puts(out, "}");
-	}
-	sqlite3_free(sql);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return rc;
-}
-
-int sl_con_rows(struct sl_console *c, struct sl_pipeline *p, const unsigned char *token, size_t ntoken, int64_t page,
-		int64_t size, struct sl_buf *out, struct sl_err *err)
-{
-	if (p->sink.type && !strcmp(p->sink.type, "discard"))
-		return sl_err_set(err, SL_ENOTFOUND, "pipeline %s discards its rows (sink type discard)", p->name);
-	if (sl_con_sink_is_cassandra(c, p))
-		return rows_cassandra(c, p, token, ntoken, size, out, err);
-	return rows_sqlite(c, p, token, ntoken, page, size, out, err);
 }

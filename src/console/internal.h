@@ -170,10 +170,9 @@ struct sl_console {
 	pthread_t thread;
 	bool thread_started;
 	volatile int stop;
-	void *kafka;                         /* struct con_kafka (collect.c) */
-	void *emb_db;                        /* sqlite3 * read-only on log.db */
-	pthread_mutex_t cql_lock;            /* guards cql's creation */
-	void *cql;                           /* struct sl_cql_session *: the data page on Cassandra sinks */
+	void *log;                           /* struct sl_topic_store * (topic/): opened by the collector */
+	pthread_mutex_t cql_lock;            /* guards sinks (each reader is used by one thread at a time) */
+	void *sinks;                         /* struct sl_sink *[npipes]: readers of the pipelines' tables (sink/) */
 	void *mhd;                           /* struct MHD_Daemon * */
 };
 
@@ -194,7 +193,6 @@ int sl_con_rows(struct sl_console *c, struct sl_pipeline *p, const unsigned char
 /* A page token as the API shows it (lowercase hex) back into bytes; the length, or -1. */
 #define SL_CON_TOKEN_MAX 2048
 int sl_con_page_token_decode(const char *hex, unsigned char *out, size_t outsz);
-bool sl_con_sink_is_cassandra(const struct sl_console *c, const struct sl_pipeline *p);
 
 /* remote.c */
 int sl_con_remotes_init(struct sl_console *c, struct sl_err *err);
@@ -259,5 +257,11 @@ const char *sl_con_mime(const char *path);
 int sl_con_gzip(const void *data, size_t len, struct sl_buf *out);
 
 int64_t sl_con_now_ms(void);
+
+/* The history ring's i-th sample, oldest first (NULL past the end); errors per record over the last window ms. */
+const struct sl_con_sample *sl_con_ring_at(const struct sl_console *c, const struct sl_con_pipe *cp, size_t i);
+double sl_con_error_rate(const struct sl_console *c, const struct sl_con_pipe *cp, int64_t now, int64_t window);
+/* Rewrites every occurrence of data_dir's path in s (a message bound for an API answer) to "data_dir". */
+void sl_con_scrub_paths(const struct sl_console *c, char *s, size_t cap);
 
 #endif

@@ -43,20 +43,17 @@ static const char *header(const struct sl_msg *m, const char *key, char *buf, si
 	return buf;
 }
 
-static int high_watermark(struct sl_backend *be, const char *topic, int64_t *hw, struct sl_err *err)
+static int high_watermark(struct sl_topic_store *ts, const char *topic, int64_t *hw, struct sl_err *err)
 {
-	if (be->kafka) {
-		int64_t lo;
-		return sl_kafka_watermarks(&be->kc, topic, 0, &lo, hw, err);
-	}
-	return sl_embedded_high_watermark(be->emb, topic, 0, hw, err);
+	int64_t lo;
+	return ts->ops->watermarks(ts, topic, 0, &lo, hw, err);
 }
 
 int sl_dlq_run(struct sl_conf *c, struct sl_pipeline *p, bool replay, int64_t from, int64_t limit,
 	       struct sl_dlq_stats *st, FILE *out, struct sl_err *err)
 {
 	memset(st, 0, sizeof *st);
-	struct sl_backend be;
+	struct sl_topic_store *ts = NULL;
 	struct sl_consumer *cons = NULL;
 	struct sl_producer *prod = NULL;
 	struct sl_json_parser *jp = NULL;
@@ -69,20 +66,20 @@ int sl_dlq_run(struct sl_conf *c, struct sl_pipeline *p, bool replay, int64_t fr
 	sl_buf_init(&payload);
 	sl_buf_init(&key);
 	struct sl_msg msgs[256];
-	int rc = sl_backend_open(c, &be, err);
+	int rc = sl_pipeline_topics(c, &ts, err);
 	if (rc)
 		goto done;
 	int64_t hw = 0;
-	if ((rc = sl_backend_ensure_topic(&be, c, p->dlq_topic, 1, (int)p->replication, err)) ||
-	    (rc = high_watermark(&be, p->dlq_topic, &hw, err)))
+	if ((rc = ts->ops->ensure_topic(ts, p->dlq_topic, 1, (int)p->replication, err)) ||
+	    (rc = high_watermark(ts, p->dlq_topic, &hw, err)))
 		goto out;
 	/* A reader of its own that never commits: a fresh group name each time. */
 	char group[300];
 	snprintf(group, sizeof group, "sluice-dlq-reader-%s-%lld-%d", p->name, (long long)sl_now_ms(), (int)getpid());
-	if ((rc = sl_backend_consumer(&be, c, group, p->dlq_topic, &cons, err)))
+	if ((rc = ts->ops->consumer(ts, group, p->dlq_topic, &cons, err)))
 		goto out;
-	if (replay && ((rc = sl_backend_ensure_topic(&be, c, p->topic, (int)p->partitions, (int)p->replication, err)) ||
-		       (rc = sl_backend_producer(&be, c, on_replay_delivery, &rctx, &prod, err)) ||
+	if (replay && ((rc = ts->ops->ensure_topic(ts, p->topic, (int)p->partitions, (int)p->replication, err)) ||
+		       (rc = ts->ops->producer(ts, on_replay_delivery, &rctx, &prod, err)) ||
 		       (rc = sl_json_parser_new(&jp, SL_JSON_DEFAULT_MAX_BYTES, SL_JSON_DEFAULT_MAX_DEPTH, err))))
 		goto out;
 	st->high_watermark = hw;
@@ -181,7 +178,7 @@ out:
 	}
 	if (cons)
 		cons->ops->destroy(cons);
-	sl_backend_close(&be);
+	sl_topic_store_close(ts);
 done:
 	sl_json_parser_free(jp);
 	sl_mapping_env_free(&env);

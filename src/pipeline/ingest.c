@@ -29,7 +29,7 @@ struct page_slot {
 
 struct ingest {
 	struct sl_pipeline *p;
-	struct sl_embedded_log *state;
+	struct sl_topic_store *state;
 	char cursor_name[300];
 	struct page_slot *slots; /* a FIFO of pages in flight */
 	size_t head, count, cap;
@@ -92,7 +92,7 @@ static void advance_cursor(struct ingest *in)
 	}
 	if (last) {
 		struct sl_err err = {0};
-		if (sl_embedded_cursor_put(in->state, in->cursor_name, in->st->cursor, &err))
+		if (sl_topic_cursor_put(in->state, in->cursor_name, in->st->cursor, &err))
 			sl_warn("ingest", "pipeline %s: cannot save cursor: %s", in->p->name, err.msg);
 	}
 }
@@ -141,12 +141,10 @@ static int produce(struct ingest *in, struct sl_producer *prod, struct page_slot
  * an outage shorter than that costs time, not records; a run told to stop waits at most 30 s. What is still
  * undelivered then counts as failed: its page's cursor stays unsaved, the next run fetches it again, and the run
  * ends non-zero saying so. */
-static void final_flush(struct ingest *in, struct sl_producer *prod, const struct sl_backend *be,
+static void final_flush(struct ingest *in, struct sl_producer *prod, const struct sl_topic_store *ts,
 			const volatile sig_atomic_t *stop)
 {
-	const double t0 = sl_mono_s(), patience = be->kafka && be->kc.message_timeout_ms > 0
-							? be->kc.message_timeout_ms / 1000.0 + 5
-							: 300;
+	const double t0 = sl_mono_s(), patience = (double)ts->message_timeout_ms / 1000.0 + 5;
 	double last_note = t0;
 	struct sl_err ferr = {0};
 	for (;;) {
@@ -223,7 +221,7 @@ int sl_ingest_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run_
 	memset(st, 0, sizeof *st);
 	struct ingest in = {.p = p, .st = st};
 	sl_pipeline_metrics(p->name, &in.m);
-	struct sl_backend be;
+	struct sl_topic_store *ts = NULL;
 	struct sl_source *src = NULL;
 	struct sl_producer *prod = NULL;
 	struct sl_json_parser *jp = NULL;
@@ -236,21 +234,21 @@ int sl_ingest_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run_
 	sl_buf_init(&key);
 	sl_buf_init(&raw);
 	double t0 = sl_mono_s(), last_progress = t0;
-	int rc = sl_backend_open(c, &be, err);
+	int rc = sl_pipeline_topics(c, &ts, err);
 	if (rc)
 		goto out_noclose;
-	in.state = be.emb;
+	in.state = ts;
 	snprintf(in.cursor_name, sizeof in.cursor_name, "ingest:%s", p->name);
 	char resume[SL_CURSOR_MAX] = "";
-	bool have_resume = sl_embedded_cursor_get(be.emb, in.cursor_name, resume, sizeof resume, NULL) == 0;
+	bool have_resume = sl_topic_cursor_get(ts, in.cursor_name, resume, sizeof resume, NULL) == 0;
 	if (have_resume)
 		sl_info("ingest", "pipeline %s resumes after cursor %s", p->name, resume);
 	bool avro = !strcmp(p->format, "avro");
 	if ((avro && (rc = avro_register(c, p, &reg, &avro_id, err))) ||
 	    (rc = sl_source_new(p->name, p->source, have_resume ? resume : NULL, &src, err)) ||
-	    (rc = sl_backend_ensure_topic(&be, c, p->topic, (int)p->partitions, (int)p->replication, err)) ||
-	    (rc = sl_backend_ensure_topic(&be, c, p->dlq_topic, 1, (int)p->replication, err)) ||
-	    (rc = sl_backend_producer(&be, c, on_delivery, &in, &prod, err)) ||
+	    (rc = ts->ops->ensure_topic(ts, p->topic, (int)p->partitions, (int)p->replication, err)) ||
+	    (rc = ts->ops->ensure_topic(ts, p->dlq_topic, 1, (int)p->replication, err)) ||
+	    (rc = ts->ops->producer(ts, on_delivery, &in, &prod, err)) ||
 	    (rc = sl_json_parser_new(&jp, SL_JSON_DEFAULT_MAX_BYTES, SL_JSON_DEFAULT_MAX_DEPTH, err)))
 		goto out;
 	const struct sl_schema *schema = sl_mapping_schema(p->map);
@@ -385,7 +383,7 @@ int sl_ingest_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run_
 	}
 out:
 	if (prod) {
-		final_flush(&in, prod, &be, o->stop);
+		final_flush(&in, prod, ts, o->stop);
 		prod->ops->destroy(prod);
 	}
 	if (src) {
@@ -393,7 +391,7 @@ out:
 		st->retries = src->stats.retries;
 		src->ops->destroy(src);
 	}
-	sl_backend_close(&be);
+	sl_topic_store_close(ts);
 out_noclose:
 	st->seconds = sl_mono_s() - t0;
 	if (o->progress)

@@ -45,7 +45,7 @@ struct slot {
 struct proc {
 	struct sl_pipeline *p;
 	struct sl_conf *c;
-	struct sl_backend *be;
+	struct sl_topic_store *ts;
 	/* Opened at the first record to dead-letter: a clean stream has none, and an idle Kafka producer still costs
 	 * three threads and their heaps (~1 MiB of the processor's peak RSS, docs/benchmarks.md). */
 	struct sl_producer *dlq;
@@ -74,7 +74,7 @@ static int to_dlq(struct proc *pr, const struct sl_msg *m, const char *stage, co
 	struct sl_msg d = {.topic = pr->p->dlq_topic, .partition = -1, .key = m->key, .key_len = m->key_len,
 			   .value = m->value, .value_len = m->value_len, .headers = h, .n_headers = 6};
 	int rc;
-	if (!pr->dlq && (rc = sl_backend_producer(pr->be, pr->c, on_dlq_delivery, pr, &pr->dlq, err)))
+	if (!pr->dlq && (rc = pr->ts->ops->producer(pr->ts, on_dlq_delivery, pr, &pr->dlq, err)))
 		return rc;
 	while ((rc = pr->dlq->ops->produce(pr->dlq, &d, NULL, 1000, err)) == SL_EFULL)
 		pr->dlq->ops->poll(pr->dlq, 100);
@@ -120,20 +120,6 @@ static void progress(const struct sl_pipeline *p, const struct sl_process_stats 
 static int fetch_schema(void *ctx, int id, char **schema, char **type, struct sl_err *err)
 {
 	return sl_registry_client_fetch(ctx, id, schema, type, err);
-}
-
-static int open_sink(struct sl_conf *c, struct sl_pipeline *p, struct sl_sink **out, struct sl_err *err)
-{
-	const char *t = p->sink.type;
-	if (!strcmp(t, "discard"))
-		return sl_sink_null_new(out, err);
-	if (!strcmp(t, "cassandra") || (!strcmp(t, "auto") && c->cassandra)) {
-		if (!c->cassandra)
-			return sl_err_set(err, SL_ECONFIG, "pipeline %s: sink type cassandra needs a cassandra: section",
-					  p->name);
-		return sl_sink_cassandra_new(c->cassandra, &p->sink, out, err);
-	}
-	return sl_sink_sqlite_new(c->data_dir, &p->sink, out, err);
 }
 
 static void slot_free(struct slot *s)
@@ -265,8 +251,8 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 {
 	memset(st, 0, sizeof *st);
 	st->table_rows = -1;
-	struct sl_backend be;
-	struct proc pr = {.p = p, .c = c, .be = &be, .st = st};
+	struct sl_topic_store *log = NULL;
+	struct proc pr = {.p = p, .c = c, .st = st};
 	sl_pipeline_metrics(p->name, &pr.m);
 	struct sl_consumer *cons = NULL;
 	struct sl_sink *sink = NULL;
@@ -291,24 +277,25 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 			rc = sl_err_set(err, SL_ENOMEM, "out of memory");
 			goto out;
 		}
-	if ((rc = sl_backend_open(c, &be, err)))
+	if ((rc = sl_pipeline_topics(c, &log, err)))
 		goto out;
+	pr.ts = log;
 	be_open = true;
 	const struct sl_schema *schema = sl_mapping_schema(p->map);
 	if (!strcmp(p->format, "avro") &&
 	    ((rc = sl_registry_client_open(&reg, p->registry_url, c->registry, c->data_dir, err)) ||
 	     (rc = sl_avro_cache_new(fetch_schema, reg, schema, &pr.avro, err))))
 		goto out;
-	if ((rc = sl_backend_ensure_topic(&be, c, p->topic, (int)p->partitions, (int)p->replication, err)) ||
-	    (rc = sl_backend_ensure_topic(&be, c, p->dlq_topic, 1, (int)p->replication, err)) ||
-	    (rc = sl_backend_consumer(&be, c, p->group, p->topic, &cons, err)) ||
+	if ((rc = log->ops->ensure_topic(log, p->topic, (int)p->partitions, (int)p->replication, err)) ||
+	    (rc = log->ops->ensure_topic(log, p->dlq_topic, 1, (int)p->replication, err)) ||
+	    (rc = log->ops->consumer(log, p->group, p->topic, &cons, err)) ||
 	    (rc = sl_json_parser_new(&jp, (size_t)p->max_record_bytes * 2, SL_JSON_DEFAULT_MAX_DEPTH, err)))
 		goto out;
 	cons->skip_headers = true; /* records are decoded from their value; a dead letter gets headers of its own */
 	/* A database that is not up yet (a restart, a deploy in the wrong order) is waited for, with backoff; a
 	 * configuration or authentication error is not going to pass and ends the run. */
 	for (int64_t backoff_ms = 1000;;) {
-		rc = open_sink(c, p, &sink, err);
+		rc = sl_sink_open(c->cassandra, c->data_dir, p->name, &p->sink, &sink, err);
 		if (rc == 0 && (rc = sink->ops->prepare(sink, schema, err)) != 0) {
 			sink->ops->destroy(sink);
 			sink = NULL;
@@ -329,9 +316,9 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 	sink->reject = on_reject;
 	sink->ctx = &pr;
 	/* A sink that keeps offsets with its rows is the truth about what is written: start there. */
-	if (!be.kafka) {
+	if (log->consumer_owns_all) {
 		int parts = 0;
-		sl_embedded_partitions(be.emb, p->topic, &parts, NULL);
+		log->ops->partitions(log, p->topic, &parts, NULL);
 		for (int i = 0; i < parts; i++) {
 			int64_t off;
 			if (sink->ops->stored_offset(sink, p->group, p->topic, i, &off) == 0)
@@ -386,7 +373,7 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 					 * but soon after the input stops (a drain ends there, not up to a second later). */
 					input_since_lag = false;
 					last_lag = sl_mono_s();
-					st->lag = sl_backend_lag(&be, cons, p->group, p->topic);
+					st->lag = sl_pipeline_lag(log, p->group, p->topic);
 					sl_gauge_set(pr.m.lag, st->lag);
 					if (o->until_drained && (!o->upstream_done || *o->upstream_done) && st->lag == 0)
 						break;
@@ -514,14 +501,14 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 		}
 		if (o->progress && sl_mono_s() - last_progress >= 1) {
 			last_progress = last_lag = sl_mono_s();
-			st->lag = sl_backend_lag(&be, cons, p->group, p->topic);
+			st->lag = sl_pipeline_lag(log, p->group, p->topic);
 			progress(p, st, t0, false);
 		}
 	}
 out:
 	/* Writes still in flight finish before the sink goes (its destroy waits for them). */
 	if (cons && be_open)
-		st->lag = sl_backend_lag(&be, cons, p->group, p->topic);
+		st->lag = sl_pipeline_lag(log, p->group, p->topic);
 	if (sink) {
 		st->table_rows = sink->ops->count ? sink->ops->count(sink, NULL) : -1;
 		sink->ops->destroy(sink);
@@ -534,7 +521,7 @@ out:
 	if (cons)
 		cons->ops->destroy(cons);
 	if (be_open)
-		sl_backend_close(&be);
+		sl_topic_store_close(log);
 	st->seconds = sl_mono_s() - t0;
 	st->active_seconds = first_record > 0 && last_commit > first_record ? last_commit - first_record : 0;
 	if (o->progress)

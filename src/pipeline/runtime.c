@@ -1,4 +1,4 @@
-/* The log backend chosen by the config, and helpers shared by ingest and process (see runtime.h). */
+/* Helpers shared by ingest and process (see runtime.h). */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <unistd.h>
@@ -59,68 +59,12 @@ void sl_pipeline_metrics(const char *pipeline, struct sl_pipeline_metrics *m)
 				      sl_latency_nbuckets);
 }
 
-int sl_backend_open(struct sl_conf *c, struct sl_backend *b, struct sl_err *err)
+int64_t sl_pipeline_lag(struct sl_topic_store *ts, const char *group, const char *topic)
 {
-	memset(b, 0, sizeof *b);
-	b->kafka = c->kafka != NULL;
-	if (b->kafka && sl_opt_bind(sl_kafka_opts, c->kafka, "kafka", &b->kc, err)) {
-		sl_opt_free(sl_kafka_opts, &b->kc);
-		return SL_ECONFIG;
-	}
-	int rc = sl_embedded_open(c->data_dir, &b->emb, err);
-	if (rc && b->kafka)
-		sl_opt_free(sl_kafka_opts, &b->kc);
-	return rc;
-}
-
-void sl_backend_close(struct sl_backend *b)
-{
-	sl_embedded_close(b->emb);
-	b->emb = NULL;
-	sl_kafka_lagger_close(b->lagger);
-	b->lagger = NULL;
-	if (b->kafka)
-		sl_opt_free(sl_kafka_opts, &b->kc);
-}
-
-int sl_backend_ensure_topic(struct sl_backend *b, struct sl_conf *c, const char *topic, int partitions,
-			    int replication, struct sl_err *err)
-{
-	(void)c;
-	if (b->kafka)
-		return sl_kafka_ensure_topic(&b->kc, topic, partitions, replication, err);
-	return sl_embedded_ensure_topic(b->emb, topic, partitions, err);
-}
-
-int sl_backend_producer(struct sl_backend *b, struct sl_conf *c, sl_delivery_fn fn, void *ctx,
-			struct sl_producer **out, struct sl_err *err)
-{
-	(void)c;
-	if (b->kafka)
-		return sl_kafka_producer(&b->kc, fn, ctx, out, err);
-	return sl_embedded_producer(b->emb, fn, ctx, out, err);
-}
-
-int sl_backend_consumer(struct sl_backend *b, struct sl_conf *c, const char *group, const char *topic,
-			struct sl_consumer **out, struct sl_err *err)
-{
-	(void)c;
-	if (b->kafka)
-		return sl_kafka_consumer(&b->kc, group, topic, out, err);
-	return sl_embedded_consumer(b->emb, group, topic, out, err);
-}
-
-int64_t sl_backend_lag(struct sl_backend *b, struct sl_consumer *cons, const char *group, const char *topic)
-{
-	if (b->kafka) {
-		int64_t lag = 0;
-		struct sl_err err = {0};
-		if (!b->lagger && sl_kafka_lagger_open(&b->kc, group, topic, &b->lagger, &err))
-			return err.code ? err.code : SL_EIO;
-		int rc = sl_kafka_lagger_get(b->lagger, &lag, &err);
-		return rc ? rc : lag;
-	}
-	return cons->ops->lag(cons, NULL);
+	int64_t lag = 0;
+	struct sl_err err = {0};
+	int rc = ts->ops->group_lag(ts, group, topic, &lag, &err);
+	return rc ? rc : lag;
 }
 
 void sl_dlq_headers(struct sl_header h[6], const char *stage, const char *error, const char *pipeline,

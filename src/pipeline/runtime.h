@@ -1,5 +1,5 @@
-/* What the ingest and process loops share: opening the log backend chosen by the config (embedded or Kafka), the
- * dead-letter producer, and time helpers. Internal to src/pipeline/. */
+/* What the ingest and process loops share: the dead-letter headers, metrics and progress lines. The log backend is
+ * topic/'s (sl_topic_store_open). Internal to src/pipeline/. */
 #ifndef SL_PIPELINE_RUNTIME_H
 #define SL_PIPELINE_RUNTIME_H
 
@@ -10,25 +10,15 @@
 #include "core/metrics.h"
 #include "topic/topic.h"
 
-struct sl_backend {
-	struct sl_embedded_log *emb; /* always open: cursors live here; and topics when there is no kafka section */
-	bool kafka;
-	struct sl_kafka_conf kc;     /* bound from the kafka: section when present */
-	struct sl_kafka_lagger *lagger; /* the group-wide lag, one client for the run */
-};
-
-int sl_backend_open(struct sl_conf *c, struct sl_backend *b, struct sl_err *err);
-void sl_backend_close(struct sl_backend *b);
-int sl_backend_ensure_topic(struct sl_backend *b, struct sl_conf *c, const char *topic, int partitions,
-			    int replication, struct sl_err *err);
-int sl_backend_producer(struct sl_backend *b, struct sl_conf *c, sl_delivery_fn fn, void *ctx,
-			struct sl_producer **out, struct sl_err *err);
-int sl_backend_consumer(struct sl_backend *b, struct sl_conf *c, const char *group, const char *topic,
-			struct sl_consumer **out, struct sl_err *err);
+/* The config's log backend (topic.h). */
+static inline int sl_pipeline_topics(const struct sl_conf *c, struct sl_topic_store **out, struct sl_err *err)
+{
+	return sl_topic_store_open(c->kafka, c->data_dir, 0, out, err);
+}
 
 /* The group's lag over every partition of topic (not only those assigned to this process), so draining cannot end
- * before a consumer got its partitions. */
-int64_t sl_backend_lag(struct sl_backend *b, struct sl_consumer *cons, const char *group, const char *topic);
+ * before a consumer got its partitions; negative SL_E* when unknown. */
+int64_t sl_pipeline_lag(struct sl_topic_store *ts, const char *group, const char *topic);
 
 /* Headers that say why a record went to the dead-letter topic. */
 void sl_dlq_headers(struct sl_header h[6], const char *stage, const char *error, const char *pipeline,

@@ -634,8 +634,9 @@ const struct sl_opt sl_registry_opts[] = {
 	 "Directory of the SQLite store (registry.db), used when store is sqlite."},
 	{"store", SL_OPT_ENUM, "sqlite", offsetof(struct sl_registry_conf, store),
 	 "Where schemas live: sqlite (one process) or kafka (the _schemas topic, shared by several registries).", "sqlite|kafka"},
-	{"brokers", SL_OPT_STRING, "127.0.0.1:9092", offsetof(struct sl_registry_conf, brokers),
-	 "Kafka bootstrap servers for the kafka store."},
+	{"brokers", SL_OPT_STRING, NULL, offsetof(struct sl_registry_conf, brokers),
+	 "Kafka bootstrap servers for the kafka store (default: the kafka: section's brokers, else 127.0.0.1:9092; "
+	 "security settings always come from the kafka: section)."},
 	{"topic", SL_OPT_STRING, "_schemas", offsetof(struct sl_registry_conf, topic),
 	 "The compacted topic of the kafka store (Confluent's key/value format)."},
 	{"group", SL_OPT_STRING, "schema-registry", offsetof(struct sl_registry_conf, group),
@@ -657,7 +658,8 @@ int sl_registry_open(struct sl_registry **out, const struct sl_registry_conf *co
 	r->conf.listen = xstrdup(conf->listen ? conf->listen : "127.0.0.1:8081");
 	r->conf.data_dir = xstrdup(conf->data_dir ? conf->data_dir : "var/registry");
 	r->conf.store = xstrdup(conf->store ? conf->store : "sqlite");
-	r->conf.brokers = xstrdup(conf->brokers ? conf->brokers : "127.0.0.1:9092");
+	r->conf.brokers = xstrdup(conf->brokers); /* NULL: the kafka: section's */
+	r->conf.kafka = conf->kafka;
 	r->conf.topic = xstrdup(conf->topic ? conf->topic : "_schemas");
 	r->conf.group = xstrdup(conf->group ? conf->group : "schema-registry");
 	r->conf.max_body = conf->max_body > 0 ? conf->max_body : 16 << 20;

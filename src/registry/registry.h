@@ -21,6 +21,10 @@ struct sl_registry_conf {
 	char *brokers;         /* kafka store: bootstrap servers */
 	char *topic;           /* kafka store: "_schemas" */
 	char *group;           /* kafka store: the group whose single member is the leader */
+	/* kafka store: the config's top-level kafka: section (security, properties, brokers when registry.brokers is
+	 * not set); NULL: plaintext with defaults. Not an option of registry:; set by the caller, must outlive the
+	 * registry. */
+	const struct sl_cfg_node *kafka;
 	int64_t max_body;      /* request body limit in bytes */
 	struct sl_http_auth_conf auth; /* token/basic auth of the REST API; also what this process sends to another */
 };

@@ -11,7 +11,11 @@
  * is its REST URL, which is how followers find it: they describe the group, pick the member whose assignment holds
  * partition 0 and forward writes there (api.c); with no leader they answer 50004. Before allocating an id the
  * leader writes a NOOP record and reads up to it (barrier), so every record written before it took over (by a
- * previous leader that has not yet noticed it was deposed, say) is applied first; ids are max seen + 1. */
+ * previous leader that has not yet noticed it was deposed, say) is applied first; ids are max seen + 1.
+ *
+ * Every client is configured by topic/'s sl_kafka_conf_build from the `kafka:` section (conf->kafka), so the store
+ * reaches a secured cluster (SASL, TLS, client certificates) as ingest and process do, and stops at once with the
+ * broker's reason on wrong credentials. registry.brokers, when set, overrides kafka.brokers. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +28,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "registry/internal.h"
+#include "topic/topic.h"
 
 #define NOOP_KEY "{\"keytype\":\"NOOP\",\"magic\":0}"
 #define OP_TIMEOUT_MS 10000
@@ -32,6 +37,8 @@ struct kafka_store {
 	struct sl_reg_store base;
 	struct sl_registry *r;
 	char *topic, *group, *brokers;
+	struct sl_kafka_conf kc;     /* the kafka: section (security, properties), brokers as above */
+	struct sl_kafka_watch pw, rw, ew; /* what each client's error callback saw (their opaques) */
 	rd_kafka_t *prod;
 	rd_kafka_t *reader;          /* simple consumer of partition 0: no group, no commits */
 	rd_kafka_topic_t *rkt;
@@ -68,10 +75,27 @@ static int64_t now_ms(void)
 
 static int set_conf(rd_kafka_conf_t *c, const char *k, const char *v, struct sl_err *err)
 {
-	char e[256];
-	if (rd_kafka_conf_set(c, k, v, e, sizeof e) != RD_KAFKA_CONF_OK)
-		return sl_err_set(err, SL_ECONFIG, "registry kafka store: %s=%s: %s", k, v, e);
-	return 0;
+	int rc = sl_kafka_conf_set(c, k, v, err);
+	if (rc)
+		sl_err_prefix(err, "registry kafka store: ");
+	return rc;
+}
+
+/* A client of the store from the kafka: section; w becomes its opaque (its owner is the store). */
+static int new_conf(struct kafka_store *s, struct sl_kafka_watch *w, const char *client_id, rd_kafka_conf_t **out,
+		    struct sl_err *err)
+{
+	int rc = sl_kafka_conf_build(&s->kc, SL_KAFKA_ADMIN, w, out, err);
+	if (rc) {
+		sl_err_prefix(err, "registry kafka store: ");
+		return rc;
+	}
+	w->owner = s;
+	if ((rc = set_conf(*out, "client.id", client_id, err)) || (rc = set_conf(*out, "log_level", "3", err))) {
+		rd_kafka_conf_destroy(*out);
+		*out = NULL;
+	}
+	return rc;
 }
 
 /* Applies records until the next offset to read is at least target (or the deadline passes). */
@@ -242,7 +266,7 @@ static void set_leader(struct kafka_store *s, bool lead)
 
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
-	struct kafka_store *s = opaque;
+	struct kafka_store *s = ((struct sl_kafka_watch *)opaque)->owner;
 	if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
 		bool lead = false;
 		for (int i = 0; i < parts->cnt; i++)
@@ -260,22 +284,20 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_p
 
 static int join_group(struct kafka_store *s, const char *url)
 {
-	rd_kafka_conf_t *c = rd_kafka_conf_new();
+	rd_kafka_conf_t *c = NULL;
 	char e[256];
 	struct sl_err err;
-	if (set_conf(c, "bootstrap.servers", s->brokers, &err) || set_conf(c, "group.id", s->group, &err) ||
-	    /* client.id carries the REST URL: followers read it from the group description. */
-	    set_conf(c, "client.id", url, &err) || set_conf(c, "enable.auto.commit", "false", &err) ||
-	    set_conf(c, "auto.offset.reset", "latest", &err) ||
+	/* client.id carries the REST URL: followers read it from the group description. */
+	if (new_conf(s, &s->ew, url, &c, &err) || set_conf(c, "group.id", s->group, &err) ||
+	    set_conf(c, "enable.auto.commit", "false", &err) || set_conf(c, "auto.offset.reset", "latest", &err) ||
 	    set_conf(c, "partition.assignment.strategy", "range", &err) ||
 	    /* A killed leader is replaced after this long. */
-	    set_conf(c, "session.timeout.ms", "6000", &err) || set_conf(c, "heartbeat.interval.ms", "1000", &err) ||
-	    set_conf(c, "log_level", "3", &err)) {
+	    set_conf(c, "session.timeout.ms", "6000", &err) || set_conf(c, "heartbeat.interval.ms", "1000", &err)) {
 		sl_warn("registry", "%s", err.msg);
-		rd_kafka_conf_destroy(c);
+		if (c)
+			rd_kafka_conf_destroy(c);
 		return -1;
 	}
-	rd_kafka_conf_set_opaque(c, s);
 	rd_kafka_conf_set_rebalance_cb(c, rebalance_cb);
 	if (!(s->elect = rd_kafka_new(RD_KAFKA_CONSUMER, c, e, sizeof e))) {
 		sl_warn("registry", "kafka store: cannot create the group member: %s", e);
@@ -367,32 +389,26 @@ static void ks_close(struct sl_reg_store *st)
 	free(s->topic);
 	free(s->group);
 	free(s->brokers);
+	sl_opt_free(sl_kafka_opts, &s->kc);
 	free(s);
 }
 
 /* Creates the topic as Confluent's registry would (1 partition, compacted) when it does not exist. */
 static int ensure_topic(struct kafka_store *s, struct sl_err *err)
 {
-	const struct rd_kafka_metadata *md = NULL;
-	rd_kafka_topic_t *t = rd_kafka_topic_new(s->prod, s->topic, NULL);
-	rd_kafka_resp_err_t e = rd_kafka_metadata(s->prod, 0, t, &md, OP_TIMEOUT_MS);
-	bool exists = false;
-	int rc = 0;
-	if (e) {
-		rd_kafka_topic_destroy(t);
-		return sl_err_set(err, SL_EIO, "registry kafka store: metadata of %s from %s: %s", s->topic, s->brokers,
-				  rd_kafka_err2str(e));
+	/* The first call of the store: it stops at once on wrong credentials or an untrusted certificate, with the
+	 * broker's reason, instead of librdkafka retrying them for minutes. */
+	int have = 0, rc = sl_kafka_client_partitions(s->prod, &s->pw, s->topic, &have, err);
+	if (rc) {
+		sl_err_prefix(err, "registry kafka store: ");
+		return rc;
 	}
-	if (md->topic_cnt == 1 && !md->topics[0].err) {
-		exists = true;
-		if (md->topics[0].partition_cnt != 1)
+	if (have > 0) {
+		if (have != 1)
 			sl_warn("registry", "kafka store: topic %s has %d partitions; only partition 0 is used", s->topic,
-				md->topics[0].partition_cnt);
-	}
-	rd_kafka_metadata_destroy(md);
-	rd_kafka_topic_destroy(t);
-	if (exists)
+				have);
 		return 0;
+	}
 	char es[256];
 	rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(s->topic, 1, -1, es, sizeof es);
 	rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
@@ -446,17 +462,25 @@ int sl_reg_store_kafka_open(struct sl_reg_store **out, struct sl_registry *r, co
 	s->r = r;
 	s->topic = strdup(conf->topic);
 	s->group = strdup(conf->group);
-	s->brokers = strdup(conf->brokers);
-	if (!s->topic || !s->group || !s->brokers) {
+	if (conf->kafka && sl_opt_bind(sl_kafka_opts, conf->kafka, "kafka", &s->kc, err)) {
+		rc = SL_ECONFIG;
+		goto fail;
+	}
+	if (!conf->kafka && (rc = sl_opt_defaults(sl_kafka_opts, &s->kc, err)))
+		goto fail;
+	if (conf->brokers) { /* registry.brokers (or --brokers) wins over kafka.brokers */
+		free(s->kc.brokers);
+		s->kc.brokers = strdup(conf->brokers);
+	}
+	s->brokers = strdup(s->kc.brokers ? s->kc.brokers : "127.0.0.1:9092");
+	if (!s->topic || !s->group || !s->brokers || (conf->brokers && !s->kc.brokers)) {
 		rc = sl_err_set(err, SL_ENOMEM, "out of memory");
 		goto fail;
 	}
 	r->leader = false; /* until the group says so */
-	pc = rd_kafka_conf_new();
-	if ((rc = set_conf(pc, "bootstrap.servers", s->brokers, err)) ||
+	if ((rc = new_conf(s, &s->pw, "sluice-registry-writer", &pc, err)) ||
 	    (rc = set_conf(pc, "enable.idempotence", "true", err)) || (rc = set_conf(pc, "acks", "all", err)) ||
-	    (rc = set_conf(pc, "linger.ms", "0", err)) || (rc = set_conf(pc, "message.timeout.ms", "30000", err)) ||
-	    (rc = set_conf(pc, "client.id", "sluice-registry-writer", err)) || (rc = set_conf(pc, "log_level", "3", err)))
+	    (rc = set_conf(pc, "linger.ms", "0", err)) || (rc = set_conf(pc, "message.timeout.ms", "30000", err)))
 		goto fail;
 	rd_kafka_conf_set_dr_msg_cb(pc, dr_cb);
 	if (!(s->prod = rd_kafka_new(RD_KAFKA_PRODUCER, pc, e, sizeof e))) {
@@ -466,11 +490,8 @@ int sl_reg_store_kafka_open(struct sl_reg_store **out, struct sl_registry *r, co
 	pc = NULL;
 	if ((rc = ensure_topic(s, err)))
 		goto fail;
-	cc = rd_kafka_conf_new();
-	if ((rc = set_conf(cc, "bootstrap.servers", s->brokers, err)) ||
-	    (rc = set_conf(cc, "client.id", "sluice-registry-reader", err)) ||
-	    (rc = set_conf(cc, "enable.partition.eof", "false", err)) ||
-	    (rc = set_conf(cc, "fetch.wait.max.ms", "50", err)) || (rc = set_conf(cc, "log_level", "3", err)))
+	if ((rc = new_conf(s, &s->rw, "sluice-registry-reader", &cc, err)) ||
+	    (rc = set_conf(cc, "enable.partition.eof", "false", err)) || (rc = set_conf(cc, "fetch.wait.max.ms", "50", err)))
 		goto fail;
 	if (!(s->reader = rd_kafka_new(RD_KAFKA_CONSUMER, cc, e, sizeof e))) {
 		rc = sl_err_set(err, SL_ECONFIG, "registry kafka store: reader for %s: %s", s->brokers, e);

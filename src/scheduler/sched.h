@@ -10,6 +10,7 @@
 #define SL_SCHED_H
 
 #include <signal.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -157,6 +158,13 @@ int sl_sched_ti(struct sl_sched *s, const char *dag_id, const char *run_id, cons
 		int *try_number, int64_t *next_try_at);
 int64_t sl_sched_count_runs(struct sl_sched *s, const char *dag_id, const char *run_type);
 const struct sl_dag *sl_sched_dags(struct sl_sched *s, size_t *n);
+
+/* The body of a cql or sensor task try (`sluice dag run-task`, a child process the runner starts, so a timeout can
+ * kill it): cql runs the task's statements against the cassandra: section; a sensor pokes (a line per poke on out)
+ * until its condition holds (0) or *stop is set (1). Negative SL_E* with err on an error that will not pass. */
+struct sl_conf;
+int sl_sched_task_run(struct sl_conf *c, const struct sl_dag *d, const struct sl_task *t,
+		      const volatile sig_atomic_t *stop, FILE *out, struct sl_err *err);
 
 /* REST API shaped like Airflow's stable API under /api/v1. Any HTTP server can call it: fills out with a JSON body
  * and *status with the HTTP status. */

@@ -572,6 +572,181 @@ static int cs_available(struct sl_sink *bs)
 	return hosts_up((struct cass_sink *)bs) > 0;
 }
 
+/* A CQL text literal: quoted, quotes doubled. */
+static void cql_literal(struct sl_buf *b, const char *v)
+{
+	sl_buf_putc(b, '\'');
+	for (const char *p = v; *p; p++) {
+		if (*p == '\'')
+			sl_buf_putc(b, '\'');
+		sl_buf_putc(b, *p);
+	}
+	sl_buf_putc(b, '\'');
+}
+
+static int query_about_table(struct cass_sink *s, const char *select_from, struct sl_cql_result **r,
+			     struct sl_err *err)
+{
+	struct sl_buf q;
+	sl_buf_init(&q);
+	sl_buf_puts(&q, select_from);
+	sl_buf_puts(&q, " WHERE keyspace_name = ");
+	cql_literal(&q, s->conf->keyspace);
+	sl_buf_puts(&q, " AND table_name = ");
+	cql_literal(&q, s->conf->table);
+	int rc = sl_buf_ok(&q) ? sl_cql_session_query(s->session, sl_buf_cstr(&q), r, err)
+			       : sl_err_set(err, SL_ENOMEM, "out of memory");
+	sl_buf_free(&q);
+	return rc;
+}
+
+/* Never count(*): it reads every row on every node. The node's own estimate (partitions per token range, refreshed
+ * every few minutes; a partition is a row when the primary key is the partition key, as in the seed's table) costs
+ * one local read. */
+static int cs_rows(struct sl_sink *bs, int64_t *out, bool *exact, struct sl_err *err)
+{
+	struct cass_sink *s = (struct cass_sink *)bs;
+	struct sl_cql_result *r = NULL;
+	int rc = query_about_table(s, "SELECT partitions_count FROM system.size_estimates", &r, err);
+	if (rc)
+		return rc;
+	int64_t n = 0;
+	struct sl_cql_iter it;
+	sl_cql_iter_init(&it, r);
+	while (sl_cql_iter_next(&it)) {
+		int64_t v = 0;
+		if (sl_cql_value_int64(sl_cql_iter_value(&it, 0), &v) == 0 && v > 0)
+			n += v;
+	}
+	sl_cql_iter_free(&it);
+	sl_cql_result_free(r);
+	*out = n;
+	*exact = false;
+	return 0;
+}
+
+static int cs_describe(struct sl_sink *bs, struct sl_sink_column **cols, size_t *n, struct sl_err *err)
+{
+	struct cass_sink *s = (struct cass_sink *)bs;
+	struct sl_cql_result *r = NULL;
+	*cols = NULL;
+	*n = 0;
+	int rc = query_about_table(s, "SELECT column_name, type, kind, position FROM system_schema.columns", &r, err);
+	if (rc)
+		return rc;
+	int rows = sl_cql_result_row_count(r);
+	*cols = calloc(rows > 0 ? (size_t)rows : 1, sizeof **cols);
+	if (!*cols) {
+		sl_cql_result_free(r);
+		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	}
+	struct sl_cql_iter it;
+	sl_cql_iter_init(&it, r);
+	while (sl_cql_iter_next(&it) && *n < (size_t)rows) {
+		struct sl_sink_column *c = &(*cols)[(*n)++];
+		const char *t;
+		size_t tl;
+		if (!sl_cql_value_text(sl_cql_iter_value(&it, 0), &t, &tl))
+			snprintf(c->name, sizeof c->name, "%.*s", (int)tl, t);
+		if (!sl_cql_value_text(sl_cql_iter_value(&it, 1), &t, &tl))
+			snprintf(c->type, sizeof c->type, "%.*s", (int)tl, t);
+		if (!sl_cql_value_text(sl_cql_iter_value(&it, 2), &t, &tl))
+			c->key = tl != 7 || memcmp(t, "regular", 7);
+	}
+	sl_cql_iter_free(&it);
+	sl_cql_result_free(r);
+	if (*n == 0) {
+		free(*cols);
+		*cols = NULL;
+		return sl_err_set(err, SL_ENOTFOUND, "cassandra: no table %s.%s", s->conf->keyspace, s->conf->table);
+	}
+	return 0;
+}
+
+/* A full page comes with a paging state even when nothing follows: one row past it says whether a next page has
+ * any (so the last page's "next" is off instead of leading to an empty page). */
+static bool more_rows(struct sl_cql_session *session, struct sl_cql_statement *st, const uint8_t *ps, size_t pn)
+{
+	bool more = true;
+	sl_cql_statement_set_page_size(st, 1);
+	if (sl_cql_statement_set_paging_state_raw(st, ps, pn) == 0) {
+		struct sl_cql_future *f = sl_cql_session_execute(session, st);
+		if (f && sl_cql_future_wait(f) == 0)
+			more = sl_cql_result_row_count(sl_cql_future_result(f)) > 0;
+		sl_cql_future_release(f);
+	}
+	return more;
+}
+
+/* Cassandra has no "newest first" over a whole table: pages come in the table's token order, each continuing from
+ * the previous page's paging state, which the reader holds as an opaque token. */
+static int cs_browse(struct sl_sink *bs, const unsigned char *token, size_t ntoken, int64_t page, int64_t size,
+		     struct sl_sink_page *out, struct sl_err *err)
+{
+	struct cass_sink *s = (struct cass_sink *)bs;
+	(void)page;
+	struct sl_buf q;
+	sl_buf_init(&q);
+	sl_buf_puts(&q, "SELECT * FROM ");
+	sl_buf_puts(&q, s->fq);
+	struct sl_cql_statement *st = sl_buf_ok(&q) ? sl_cql_statement_new(sl_buf_cstr(&q), 0) : NULL;
+	sl_buf_free(&q);
+	if (!st)
+		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	sl_cql_statement_set_page_size(st, (int32_t)size);
+	sl_cql_statement_set_timeout(st, 10000);
+	int rc = token ? sl_cql_statement_set_paging_state_raw(st, token, ntoken) : 0;
+	struct sl_cql_future *f = rc ? NULL : sl_cql_session_execute(s->session, st);
+	if (!f) {
+		sl_cql_statement_free(st);
+		return rc ? sl_err_set(err, SL_EINVAL, "bad page token") : sl_err_set(err, SL_ENOMEM, "out of memory");
+	}
+	if (sl_cql_future_wait(f) < 0) {
+		/* A token the server cannot read (forged, or from before the table changed) is the client's mistake. */
+		int32_t code = sl_cql_future_server_code(f);
+		rc = sl_err_set(err, code == SL_CQL_ERR_INVALID || code == SL_CQL_ERR_PROTOCOL ? SL_EINVAL : SL_EIO,
+				"cassandra %s.%s: %s", s->conf->keyspace, s->conf->table, sl_cql_future_error(f)->msg);
+	} else {
+		const struct sl_cql_result *r = sl_cql_future_result(f);
+		int nc = sl_cql_result_column_count(r);
+		out->order = "token";
+		for (int i = 0; i < nc; i++) {
+			const char *cn = sl_cql_result_column(r, i)->name;
+			if (i)
+				sl_buf_putc(&out->columns, ',');
+			sl_buf_json_str(&out->columns, cn, strlen(cn));
+		}
+		struct sl_cql_iter it;
+		sl_cql_iter_init(&it, r);
+		while (sl_cql_iter_next(&it)) {
+			sl_buf_puts(&out->rows, out->nrows++ ? ",[" : "[");
+			for (int i = 0; i < nc; i++) {
+				if (i)
+					sl_buf_putc(&out->rows, ',');
+				const struct sl_cql_value *v = sl_cql_iter_value(&it, i);
+				size_t mark = out->rows.len;
+				if (sl_cql_value_is_null(v) || sl_cql_value_format(&out->rows, v, true) < 0) {
+					out->rows.len = mark;
+					sl_buf_puts(&out->rows, "null");
+				}
+			}
+			sl_buf_putc(&out->rows, ']');
+		}
+		sl_cql_iter_free(&it);
+		const uint8_t *ps;
+		size_t pn;
+		if (sl_cql_result_paging_state(r, &ps, &pn) == 0 && pn <= sizeof out->next_token &&
+		    sl_cql_result_row_count(r) > 0 && more_rows(s->session, st, ps, pn)) {
+			memcpy(out->next_token, ps, pn);
+			out->next_token_len = pn;
+			out->more = true;
+		}
+	}
+	sl_cql_future_release(f);
+	sl_cql_statement_free(st);
+	return rc;
+}
+
 static void cs_destroy(struct sl_sink *bs)
 {
 	struct cass_sink *s = (struct cass_sink *)bs;
@@ -603,6 +778,9 @@ static const struct sl_sink_ops cassandra_ops = {
 	.poll = cs_poll,
 	.stored_offset = cs_stored_offset,
 	.available = cs_available,
+	.rows = cs_rows,
+	.browse = cs_browse,
+	.describe = cs_describe,
 	.destroy = cs_destroy,
 };
 

@@ -72,3 +72,55 @@ int sl_sink_check_fields(const struct sl_sink_conf *conf, const struct sl_schema
 	}
 	return 0;
 }
+
+int sl_sink_open(const struct sl_cfg_node *cassandra, const char *data_dir, const char *pipeline,
+		 const struct sl_sink_conf *conf, struct sl_sink **out, struct sl_err *err)
+{
+	const char *t = conf->type ? conf->type : "auto";
+	if (!strcmp(t, "discard"))
+		return sl_sink_null_new(out, err);
+	if (!strcmp(t, "cassandra") || (!strcmp(t, "auto") && cassandra)) {
+		if (!cassandra)
+			return sl_err_set(err, SL_ECONFIG, "pipeline %s: sink type cassandra needs a cassandra: section",
+					  pipeline);
+		return sl_sink_cassandra_new(cassandra, conf, out, err);
+	}
+	return sl_sink_sqlite_new(data_dir, conf, out, err);
+}
+
+int sl_sink_open_reader(const struct sl_cfg_node *cassandra, const char *data_dir, const char *pipeline,
+			const struct sl_sink_conf *conf, struct sl_sink **out, struct sl_err *err)
+{
+	const char *kind = sl_sink_kind(cassandra, conf);
+	if (!strcmp(kind, "discard"))
+		return sl_err_set(err, SL_ENOTFOUND, "pipeline %s discards its rows (sink type discard)", pipeline);
+	if (!strcmp(kind, "cassandra"))
+		return sl_sink_open(cassandra, data_dir, pipeline, conf, out, err);
+	return sl_sink_sqlite_reader(data_dir, conf, out, err);
+}
+
+void sl_sink_page_init(struct sl_sink_page *p)
+{
+	memset(p, 0, sizeof *p);
+	sl_buf_init(&p->columns);
+	sl_buf_init(&p->rows);
+}
+
+void sl_sink_page_free(struct sl_sink_page *p)
+{
+	sl_buf_free(&p->columns);
+	sl_buf_free(&p->rows);
+}
+
+const char *sl_sink_kind(const struct sl_cfg_node *cassandra, const struct sl_sink_conf *conf)
+{
+	const char *t = conf->type ? conf->type : "auto";
+	if (!strcmp(t, "discard"))
+		return "discard";
+	return !strcmp(t, "cassandra") || (!strcmp(t, "auto") && cassandra) ? "cassandra" : "sqlite";
+}
+
+bool sl_sink_counts_exactly(const struct sl_cfg_node *cassandra, const struct sl_sink_conf *conf)
+{
+	return !strcmp(sl_sink_kind(cassandra, conf), "sqlite");
+}

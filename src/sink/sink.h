@@ -35,6 +35,25 @@ struct sl_sink_batch {
 	void *opaque_sink;  /* the sink's */
 };
 
+/* A page of a table as readers show it: cells rendered as JSON values (null, numbers, strings). */
+struct sl_sink_page {
+	struct sl_buf columns;           /* JSON strings, comma-separated: "id","name" */
+	struct sl_buf rows;              /* JSON arrays, comma-separated: [1,"a"],[2,"b"] */
+	int64_t nrows;
+	bool more;                       /* a next page has rows */
+	const char *order;               /* "newest" | "token" */
+	unsigned char next_token[512];   /* opaque; pass back to continue */
+	size_t next_token_len;           /* 0: no next page */
+};
+void sl_sink_page_init(struct sl_sink_page *p);
+void sl_sink_page_free(struct sl_sink_page *p);
+
+struct sl_sink_column {
+	char name[128];
+	char type[64];
+	bool key;
+};
+
 struct sl_sink;
 typedef void (*sl_sink_done_fn)(void *ctx, struct sl_sink_batch *b, int err, const char *errmsg);
 typedef void (*sl_sink_reject_fn)(void *ctx, struct sl_sink_batch *b, size_t index, const char *reason);
@@ -56,6 +75,17 @@ struct sl_sink_ops {
 	/* Optional: whether the store can be reached now (1) or not (0). The processor retries batches that failed
 	 * while it could not as soon as it can again, instead of waiting out their backoff. */
 	int (*available)(struct sl_sink *s);
+	/* Optional, for readers (the console, the scheduler's sensor): rows in the table, never a scan of a distributed
+	 * table. *exact is false for an estimate (Cassandra: system.size_estimates, which the node refreshes every few
+	 * minutes and which counts partitions, not rows). SL_ENOTFOUND while the table does not exist. */
+	int (*rows)(struct sl_sink *s, int64_t *out, bool *exact, struct sl_err *err);
+	/* Optional: a page of rows (see struct sl_sink_page): newest first where the store knows the order (SQLite),
+	 * else in the store's own order (Cassandra: token order). token/ntoken continue from a previous page's
+	 * next_token (NULL: the first page); page is an offset in pages for stores without tokens' order. */
+	int (*browse)(struct sl_sink *s, const unsigned char *token, size_t ntoken, int64_t page, int64_t size,
+		      struct sl_sink_page *out, struct sl_err *err);
+	/* Optional: the table's columns and their types as the store names them. */
+	int (*describe)(struct sl_sink *s, struct sl_sink_column **cols, size_t *n, struct sl_err *err);
 	void (*destroy)(struct sl_sink *s);
 };
 
@@ -119,11 +149,28 @@ void sl_sink_ident(struct sl_buf *b, const char *name);
 int sl_sink_primary_key(const struct sl_sink_conf *conf, const struct sl_schema *schema, const char *table,
 			struct sl_buf *cols, const char **partition, struct sl_err *err);
 
+/* Opens the sink the pipeline's sink: section chose (type auto: Cassandra when there is a cassandra: section, else
+ * SQLite in data_dir; discard). pipeline names it in messages. */
+int sl_sink_open(const struct sl_cfg_node *cassandra, const char *data_dir, const char *pipeline,
+		 const struct sl_sink_conf *conf, struct sl_sink **out, struct sl_err *err);
+/* Whether rows() of the sink the section chooses is an exact, cheap count (SQLite), so a reader that wants only
+ * that need not open the others (a CQL session per poll for an estimate). */
+bool sl_sink_counts_exactly(const struct sl_cfg_node *cassandra, const struct sl_sink_conf *conf);
+/* "cassandra" | "sqlite" | "discard": the kind of sink the section chooses, for display. */
+const char *sl_sink_kind(const struct sl_cfg_node *cassandra, const struct sl_sink_conf *conf);
+/* The same for a reader (the console, a sensor): never creates anything; a SQLite table's file that is not there
+ * yet is SL_ENOTFOUND ("not there yet"). Cassandra: a LOCAL_ONE session. */
+int sl_sink_open_reader(const struct sl_cfg_node *cassandra, const char *data_dir, const char *pipeline,
+			const struct sl_sink_conf *conf, struct sl_sink **out, struct sl_err *err);
+
 /* Discards every row (benchmarks of the engine alone). */
 int sl_sink_null_new(struct sl_sink **out, struct sl_err *err);
 
 /* SQLite: data_dir/<keyspace>.db, table <table>. */
 int sl_sink_sqlite_new(const char *data_dir, const struct sl_sink_conf *conf, struct sl_sink **out,
 		       struct sl_err *err);
+/* Read-only, never creating the file (SL_ENOTFOUND when it is not there yet). */
+int sl_sink_sqlite_reader(const char *data_dir, const struct sl_sink_conf *conf, struct sl_sink **out,
+			  struct sl_err *err);
 
 #endif

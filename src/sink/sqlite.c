@@ -273,6 +273,136 @@ static int64_t sq_count(struct sl_sink *bs, struct sl_err *err)
 	return n;
 }
 
+static int sq_rows(struct sl_sink *bs, int64_t *out, bool *exact, struct sl_err *err)
+{
+	int64_t n = sq_count(bs, err);
+	if (n < 0)
+		return (int)n;
+	*out = n;
+	*exact = true;
+	return 0;
+}
+
+static void json_text(struct sl_buf *out, const void *p, size_t n)
+{
+	sl_buf_json_str(out, p, n > 4096 ? 4096 : n);
+}
+
+static void cell(struct sl_buf *out, sqlite3_stmt *st, int i)
+{
+	switch (sqlite3_column_type(st, i)) {
+	case SQLITE_NULL: sl_buf_puts(out, "null"); break;
+	case SQLITE_INTEGER: sl_buf_printf(out, "%lld", (long long)sqlite3_column_int64(st, i)); break;
+	case SQLITE_FLOAT: sl_buf_printf(out, "%.17g", sqlite3_column_double(st, i)); break;
+	default: {
+		const unsigned char *t = sqlite3_column_text(st, i);
+		json_text(out, t, (size_t)sqlite3_column_bytes(st, i));
+	}
+	}
+}
+
+/* Newest first by rowid. The token is the last rowid shown, so a page continues below it however many rows arrived
+ * meanwhile (page=N, an offset, is kept for scripts). */
+static int sq_browse(struct sl_sink *bs, const unsigned char *token, size_t ntoken, int64_t page, int64_t size,
+		     struct sl_sink_page *out, struct sl_err *err)
+{
+	struct sqlite_sink *s = (struct sqlite_sink *)bs;
+	int64_t below = INT64_MAX;
+	if (token) {
+		char num[24];
+		char *end;
+		if (ntoken == 0 || ntoken >= sizeof num)
+			return sl_err_set(err, SL_EINVAL, "bad page token");
+		memcpy(num, token, ntoken);
+		num[ntoken] = 0;
+		long long v = strtoll(num, &end, 10);
+		if (*end || v <= 0)
+			return sl_err_set(err, SL_EINVAL, "bad page token");
+		below = v;
+	}
+	char *sql = sqlite3_mprintf("SELECT rowid, * FROM \"%w\" WHERE rowid < ?1 ORDER BY rowid DESC LIMIT ?2 OFFSET ?3",
+				    s->table);
+	sqlite3_stmt *st = NULL;
+	int rc = 0;
+	if (!sql || sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		rc = db_err(err, s, "reading rows");
+	} else {
+		sqlite3_bind_int64(st, 1, below);
+		sqlite3_bind_int64(st, 2, size + 1);
+		sqlite3_bind_int64(st, 3, token ? 0 : page * size);
+		int nc = sqlite3_column_count(st);
+		for (int i = 1; i < nc; i++) {
+			const char *cn = sqlite3_column_name(st, i);
+			if (i > 1)
+				sl_buf_putc(&out->columns, ',');
+			sl_buf_json_str(&out->columns, cn, strlen(cn));
+		}
+		int64_t last = 0;
+		int step;
+		out->order = "newest";
+		while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+			if (out->nrows == size) {
+				out->more = true;
+				break;
+			}
+			last = sqlite3_column_int64(st, 0);
+			sl_buf_puts(&out->rows, out->nrows++ ? ",[" : "[");
+			for (int i = 1; i < nc; i++) {
+				if (i > 1)
+					sl_buf_putc(&out->rows, ',');
+				cell(&out->rows, st, i);
+			}
+			sl_buf_putc(&out->rows, ']');
+		}
+		if (step != SQLITE_ROW && step != SQLITE_DONE)
+			rc = db_err(err, s, "reading rows");
+		if (out->more)
+			out->next_token_len = (size_t)snprintf((char *)out->next_token, sizeof out->next_token, "%lld",
+							       (long long)last);
+	}
+	sqlite3_free(sql);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int sq_describe(struct sl_sink *bs, struct sl_sink_column **cols, size_t *n, struct sl_err *err)
+{
+	struct sqlite_sink *s = (struct sqlite_sink *)bs;
+	sqlite3_stmt *st = NULL;
+	*cols = NULL;
+	*n = 0;
+	if (sqlite3_prepare_v2(s->db, "SELECT name, type, pk FROM pragma_table_info(?1) ORDER BY cid", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return db_err(err, s, "describing");
+	sqlite3_bind_text(st, 1, s->table, -1, SQLITE_STATIC);
+	int rc = 0;
+	size_t cap = 0;
+	while (!rc && sqlite3_step(st) == SQLITE_ROW) {
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 16;
+			struct sl_sink_column *nc = realloc(*cols, cap * sizeof *nc);
+			if (!nc) {
+				rc = sl_err_set(err, SL_ENOMEM, "out of memory");
+				break;
+			}
+			*cols = nc;
+		}
+		struct sl_sink_column *c = &(*cols)[(*n)++];
+		snprintf(c->name, sizeof c->name, "%s", (const char *)sqlite3_column_text(st, 0));
+		snprintf(c->type, sizeof c->type, "%s", (const char *)sqlite3_column_text(st, 1));
+		c->key = sqlite3_column_int(st, 2) > 0;
+	}
+	sqlite3_finalize(st);
+	if (!rc && *n == 0)
+		rc = sl_err_set(err, SL_ENOTFOUND, "sqlite sink %s: no table %s", s->path, s->table);
+	if (rc) {
+		free(*cols);
+		*cols = NULL;
+		*n = 0;
+	}
+	return rc;
+}
+
 static void sq_destroy(struct sl_sink *bs)
 {
 	struct sqlite_sink *s = (struct sqlite_sink *)bs;
@@ -292,6 +422,9 @@ static const struct sl_sink_ops sqlite_ops = {
 	.poll = sq_poll,
 	.stored_offset = sq_stored_offset,
 	.count = sq_count,
+	.rows = sq_rows,
+	.browse = sq_browse,
+	.describe = sq_describe,
 	.destroy = sq_destroy,
 };
 
@@ -329,6 +462,39 @@ int sl_sink_sqlite_new(const char *data_dir, const struct sl_sink_conf *conf, st
 			break;
 		usleep(50000);
 	}
+	snprintf(s->base.where, sizeof s->base.where, "sqlite3 %s 'SELECT * FROM %s LIMIT 5'", s->path, conf->table);
+	*out = &s->base;
+	return 0;
+}
+
+int sl_sink_sqlite_reader(const char *data_dir, const struct sl_sink_conf *conf, struct sl_sink **out,
+			  struct sl_err *err)
+{
+	struct sqlite_sink *s = calloc(1, sizeof *s);
+	if (!s)
+		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	s->base.ops = &sqlite_ops;
+	s->conf = conf;
+	sl_buf_init(&s->scratch);
+	size_t n = strlen(data_dir) + strlen(conf->keyspace) + 8;
+	s->path = malloc(n);
+	s->table = strdup(conf->table);
+	if (!s->path || !s->table) {
+		sq_destroy(&s->base);
+		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	}
+	snprintf(s->path, n, "%s/%s.db", data_dir, conf->keyspace);
+	if (access(s->path, R_OK) != 0) {
+		int rc = sl_err_set(err, SL_ENOTFOUND, "sqlite sink %s: not there yet", s->path);
+		sq_destroy(&s->base);
+		return rc;
+	}
+	if (sqlite3_open_v2(s->path, &s->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		int rc = db_err(err, s, "opening");
+		sq_destroy(&s->base);
+		return rc;
+	}
+	sqlite3_busy_timeout(s->db, 2000);
 	snprintf(s->base.where, sizeof s->base.where, "sqlite3 %s 'SELECT * FROM %s LIMIT 5'", s->path, conf->table);
 	*out = &s->base;
 	return 0;

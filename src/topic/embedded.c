@@ -24,6 +24,7 @@
 
 struct sl_embedded_log {
 	char *path;
+	char where[4200]; /* "log PATH", for displays */
 	sqlite3 *db; /* admin and cursors; guarded by lock */
 	pthread_mutex_t lock;
 };
@@ -109,6 +110,7 @@ int sl_embedded_open(const char *data_dir, struct sl_embedded_log **out, struct 
 		return sl_err_set(err, SL_ENOMEM, "out of memory");
 	}
 	snprintf(log->path, n, "%s/log.db", data_dir);
+	snprintf(log->where, sizeof log->where, "log %s", log->path);
 	pthread_mutex_init(&log->lock, NULL);
 	int rc = open_conn(log->path, &log->db, err);
 	if (rc == 0 && sqlite3_exec(log->db, SCHEMA_SQL, NULL, NULL, NULL) != SQLITE_OK)
@@ -844,5 +846,286 @@ int sl_embedded_consumer(struct sl_embedded_log *log, const char *group, const c
 		return rc;
 	}
 	*out = &c->base;
+	return 0;
+}
+
+/* ---- the topic store (topic.h): the embedded log ---- */
+
+/* Inspection goes through the log's own connection (under its lock), so nothing outside this file knows the
+ * tables. */
+struct estore {
+	struct sl_topic_store base;
+	struct sl_embedded_log *log;
+};
+
+#define ELOG(bs) (((struct estore *)(bs))->log)
+
+static int es_ensure_topic(struct sl_topic_store *bs, const char *topic, int partitions, int replication,
+			   struct sl_err *err)
+{
+	(void)replication;
+	return sl_embedded_ensure_topic(ELOG(bs), topic, partitions, err);
+}
+
+static int es_partitions(struct sl_topic_store *bs, const char *topic, int *out, struct sl_err *err)
+{
+	return sl_embedded_partitions(ELOG(bs), topic, out, err);
+}
+
+/* Low and high watermarks under the lock already held. */
+static int watermarks_locked(struct sl_embedded_log *log, const char *topic, int32_t partition, int64_t *low,
+			     int64_t *high, struct sl_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = 0;
+	if (sqlite3_prepare_v2(log->db, "SELECT MIN(offset), MAX(offset) FROM messages WHERE topic=? AND partition=?",
+			       -1, &st, NULL) != SQLITE_OK) {
+		rc = db_err(err, log->db, "reading watermarks", log->path);
+	} else {
+		sqlite3_bind_text(st, 1, topic, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 2, partition);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			bool none = sqlite3_column_type(st, 1) == SQLITE_NULL;
+			*high = none ? 0 : sqlite3_column_int64(st, 1) + 1;
+			*low = none ? *high : sqlite3_column_int64(st, 0);
+		} else
+			rc = db_err(err, log->db, "reading watermarks", log->path);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int es_watermarks(struct sl_topic_store *bs, const char *topic, int32_t partition, int64_t *low,
+			 int64_t *high, struct sl_err *err)
+{
+	struct sl_embedded_log *log = ELOG(bs);
+	pthread_mutex_lock(&log->lock);
+	int rc = watermarks_locked(log, topic, partition, low, high, err);
+	pthread_mutex_unlock(&log->lock);
+	return rc;
+}
+
+static int es_producer(struct sl_topic_store *bs, sl_delivery_fn fn, void *ctx, struct sl_producer **out,
+		       struct sl_err *err)
+{
+	return sl_embedded_producer(ELOG(bs), fn, ctx, out, err);
+}
+
+static int es_consumer(struct sl_topic_store *bs, const char *group, const char *topic, struct sl_consumer **out,
+		       struct sl_err *err)
+{
+	return sl_embedded_consumer(ELOG(bs), group, topic, out, err);
+}
+
+static int es_committed(struct sl_topic_store *bs, const char *group, const char *topic, struct sl_topic_part *parts,
+			int n, struct sl_err *err)
+{
+	struct sl_embedded_log *log = ELOG(bs);
+	pthread_mutex_lock(&log->lock);
+	sqlite3_stmt *st = NULL;
+	int rc = 0;
+	if (sqlite3_prepare_v2(log->db, "SELECT next_offset, updated_ms FROM group_offsets WHERE grp=? AND topic=? AND "
+				       "partition=?", -1, &st, NULL) != SQLITE_OK)
+		rc = db_err(err, log->db, "reading group offsets", log->path);
+	for (int i = 0; !rc && i < n; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, group, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, topic, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 3, parts[i].partition);
+		int s = sqlite3_step(st);
+		parts[i].committed = s == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+		parts[i].commit_ms = s == SQLITE_ROW ? sqlite3_column_int64(st, 1) : 0;
+		if (s != SQLITE_ROW && s != SQLITE_DONE)
+			rc = db_err(err, log->db, "reading group offsets", log->path);
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&log->lock);
+	return rc;
+}
+
+static int es_group_lag(struct sl_topic_store *bs, const char *group, const char *topic, int64_t *out,
+			struct sl_err *err)
+{
+	int n = 0;
+	int rc = sl_embedded_partitions(ELOG(bs), topic, &n, err);
+	struct sl_topic_part *parts = rc ? NULL : calloc(n ? (size_t)n : 1, sizeof *parts);
+	if (!rc && !parts)
+		rc = sl_err_set(err, SL_ENOMEM, "out of memory");
+	for (int i = 0; !rc && i < n; i++) {
+		parts[i].partition = i;
+		rc = es_watermarks(bs, topic, i, &parts[i].low, &parts[i].high, err);
+	}
+	if (!rc)
+		rc = es_committed(bs, group, topic, parts, n, err);
+	int64_t lag = 0;
+	for (int i = 0; !rc && i < n; i++) {
+		int64_t from = parts[i].committed >= 0 ? parts[i].committed : parts[i].low;
+		lag += parts[i].high > from ? parts[i].high - from : 0;
+	}
+	free(parts);
+	if (!rc)
+		*out = lag;
+	return rc;
+}
+
+static int es_describe(struct sl_topic_store *bs, const char *const *first, size_t nfirst, size_t max,
+		       struct sl_topic_desc **out, size_t *nout, struct sl_topic_broker *brokers, size_t maxb,
+		       size_t *nbrokers, struct sl_err *err)
+{
+	struct sl_embedded_log *log = ELOG(bs);
+	(void)brokers;
+	(void)maxb;
+	if (nbrokers)
+		*nbrokers = 0;
+	struct sl_topic_desc *ts = calloc(max ? max : 1, sizeof *ts);
+	if (!ts)
+		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	size_t n = 0;
+	int rc = 0;
+	pthread_mutex_lock(&log->lock);
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(log->db, "SELECT name, partitions FROM topics ORDER BY name", -1, &st, NULL) != SQLITE_OK)
+		rc = db_err(err, log->db, "reading topics", log->path);
+	for (int pass = 0; !rc && pass < 2; pass++) {
+		sqlite3_reset(st);
+		while (n < max && sqlite3_step(st) == SQLITE_ROW) {
+			const char *name = (const char *)sqlite3_column_text(st, 0);
+			bool named = false;
+			for (size_t q = 0; q < nfirst; q++)
+				named |= first[q] && !strcmp(name, first[q]);
+			if (named != (pass == 0))
+				continue;
+			struct sl_topic_desc *t = &ts[n++];
+			snprintf(t->name, sizeof t->name, "%s", name);
+			t->nparts = sqlite3_column_int(st, 1);
+			if (t->nparts < 0 || t->nparts > 10000)
+				t->nparts = 0;
+			t->parts = calloc(t->nparts ? (size_t)t->nparts : 1, sizeof *t->parts);
+			if (!t->parts)
+				t->nparts = 0;
+			for (int p = 0; !rc && p < t->nparts; p++) {
+				struct sl_topic_part *pt = &t->parts[p];
+				pt->partition = p;
+				pt->leader = -1;
+				pt->committed = -1;
+				rc = watermarks_locked(log, t->name, p, &pt->low, &pt->high, err);
+				t->messages += pt->high - pt->low;
+			}
+		}
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&log->lock);
+	if (rc) {
+		sl_topic_descs_free(ts, n);
+		return rc;
+	}
+	*out = ts;
+	*nout = n;
+	return 0;
+}
+
+static int es_browse(struct sl_topic_store *bs, const char *topic, int32_t partition, int64_t offset, int64_t from_ms,
+		     int64_t max_scan, int timeout_ms, sl_topic_browse_fn fn, void *ctx, int64_t *next,
+		     struct sl_err *err)
+{
+	struct sl_embedded_log *log = ELOG(bs);
+	(void)timeout_ms; /* max_scan bounds a local read */
+	/* Its own connection: the callback may take long (decoding through the registry), and the log's shared
+	 * connection must not be held that long. */
+	sqlite3 *db = NULL;
+	int rc = open_conn(log->path, &db, err);
+	if (rc)
+		return rc;
+	sqlite3_stmt *st = NULL;
+	int64_t last = offset;
+	if (sqlite3_prepare_v2(db, "SELECT partition, offset, ts_ms, key, value FROM messages WHERE topic=?1 AND "
+				   "(?2 < 0 OR partition=?2) AND offset>=?3 AND ts_ms>=?4 ORDER BY offset, partition "
+				   "LIMIT ?5", -1, &st, NULL) != SQLITE_OK) {
+		rc = db_err(err, db, "reading messages", log->path);
+	} else {
+		sqlite3_bind_text(st, 1, topic, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 2, partition);
+		sqlite3_bind_int64(st, 3, from_ms >= 0 ? 0 : offset);
+		sqlite3_bind_int64(st, 4, from_ms >= 0 ? from_ms : INT64_MIN);
+		sqlite3_bind_int64(st, 5, max_scan);
+		int s;
+		while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+			struct sl_msg m = {.topic = topic, .partition = sqlite3_column_int(st, 0),
+					   .offset = sqlite3_column_int64(st, 1), .timestamp_ms = sqlite3_column_int64(st, 2),
+					   .key = sqlite3_column_blob(st, 3), .key_len = (size_t)sqlite3_column_bytes(st, 3),
+					   .value = sqlite3_column_blob(st, 4),
+					   .value_len = (size_t)sqlite3_column_bytes(st, 4)};
+			last = m.offset + 1;
+			if (!fn(ctx, &m))
+				break;
+		}
+		if (s != SQLITE_ROW && s != SQLITE_DONE)
+			rc = db_err(err, db, "reading messages", log->path);
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	if (next)
+		*next = last;
+	return rc;
+}
+
+static int es_timestamp_at(struct sl_topic_store *bs, const char *topic, int32_t partition, int64_t offset,
+			   int64_t *ts_ms, struct sl_err *err)
+{
+	struct sl_embedded_log *log = ELOG(bs);
+	pthread_mutex_lock(&log->lock);
+	sqlite3_stmt *st = NULL;
+	int rc = 0;
+	if (sqlite3_prepare_v2(log->db, "SELECT ts_ms FROM messages WHERE topic=? AND partition=? AND offset=?", -1, &st,
+			       NULL) != SQLITE_OK) {
+		rc = db_err(err, log->db, "reading messages", log->path);
+	} else {
+		sqlite3_bind_text(st, 1, topic, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 2, partition);
+		sqlite3_bind_int64(st, 3, offset);
+		int s = sqlite3_step(st);
+		if (s == SQLITE_ROW)
+			*ts_ms = sqlite3_column_int64(st, 0);
+		else if (s == SQLITE_DONE)
+			rc = sl_err_set(err, SL_ENOTFOUND, "embedded log %s: no message %s [%d] @%lld", log->path, topic,
+					(int)partition, (long long)offset);
+		else
+			rc = db_err(err, log->db, "reading messages", log->path);
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&log->lock);
+	return rc;
+}
+
+static void es_close(struct sl_topic_store *bs)
+{
+	struct estore *s = (struct estore *)bs;
+	/* The log doubles as the cursor store: state points at it, closed once. */
+	sl_embedded_close(s->base.state);
+	free(s);
+}
+
+static const struct sl_topic_store_ops embedded_store_ops = {
+	.ensure_topic = es_ensure_topic, .partitions = es_partitions, .watermarks = es_watermarks,
+	.producer = es_producer,	 .consumer = es_consumer,     .group_lag = es_group_lag,
+	.committed = es_committed,	 .describe = es_describe,     .browse = es_browse,
+	.timestamp_at = es_timestamp_at, .close = es_close,
+};
+
+int sl_embedded_store_open(struct sl_embedded_log *log, bool own, struct sl_topic_store **out, struct sl_err *err)
+{
+	struct estore *s = calloc(1, sizeof *s);
+	if (!s)
+		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	s->base.ops = &embedded_store_ops;
+	s->base.backend = "embedded";
+	s->base.where = log->where;
+	s->base.state = own ? log : NULL;
+	s->base.consumer_owns_all = true;
+	/* The embedded log holds a message through a full disk for about as long as Kafka's default message timeout
+	 * (ingest waits this + 5 s). */
+	s->base.message_timeout_ms = 295000;
+	s->log = log;
+	*out = &s->base;
 	return 0;
 }

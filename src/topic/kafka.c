@@ -19,7 +19,7 @@
  * - Security (security_protocol, sasl_*, ssl_*): passwords come only from the environment (the *_env keys name the
  *   variables) and are never logged; raw `properties` may not carry secrets. librdkafka treats an authentication
  *   or TLS failure as transient and retries forever, which turns a wrong password into minutes of silence. Every
- *   client here records such failures from librdkafka's error callback (struct kwatch), and the metadata calls
+ *   client here records such failures from librdkafka's error callback (struct sl_kafka_watch), and the metadata calls
  *   every command starts with (ensure_topic and friends) return them at once as SL_EAUTH, with librdkafka's
  *   reason, which names the broker. */
 #include <errno.h>
@@ -133,25 +133,12 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
 	(void)fac;
 }
 
-/* What a client's error callback saw. Every client's opaque points at one; owner is the kprod/kcons it belongs to.
- * The callback runs on the thread that polls the client, the readers on the same thread; fatal is atomic anyway
- * because librdkafka's background threads may also serve callbacks in later versions. */
-struct kwatch {
-	void *owner;
-	char brokers[256];         /* copies: the conf may go before the client */
-	char protocol[16];
-	atomic_int fatal;          /* 0, or SL_EAUTH once an authentication or TLS failure was seen */
-	char why[512];             /* the first such failure, librdkafka's text (names the broker) */
-	char last[512];            /* the last error of any kind but "all brokers down", for timeouts */
-	bool dropped;              /* a broker closed the connection (__TRANSPORT) */
-};
-
 static const char *brokers_of(const struct sl_kafka_conf *kc)
 {
 	return kc && kc->brokers ? kc->brokers : "127.0.0.1:9092";
 }
 
-static void watch_init(struct kwatch *w, void *owner, const struct sl_kafka_conf *kc)
+static void watch_init(struct sl_kafka_watch *w, void *owner, const struct sl_kafka_conf *kc)
 {
 	memset(w, 0, sizeof *w);
 	w->owner = owner;
@@ -164,7 +151,7 @@ static void watch_init(struct kwatch *w, void *owner, const struct sl_kafka_conf
  * they are recorded for the caller to stop on. */
 static void error_cb(rd_kafka_t *rk, int e, const char *reason, void *opaque)
 {
-	struct kwatch *w = opaque;
+	struct sl_kafka_watch *w = opaque;
 	if (w) {
 		if (e != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || !*w->last)
 			snprintf(w->last, sizeof w->last, "%s", reason);
@@ -281,11 +268,10 @@ static int security_conf(rd_kafka_conf_t *c, const struct sl_kafka_conf *kc, str
 	return 0;
 }
 
-enum role { ROLE_PRODUCER, ROLE_CONSUMER, ROLE_ADMIN };
 
 /* The common part of every client's configuration: brokers, client id, logging, then (producer) delivery settings,
  * then the raw properties. */
-static int build_conf(const struct sl_kafka_conf *kc, enum role role, rd_kafka_conf_t **out, struct sl_err *err)
+static int build_conf(const struct sl_kafka_conf *kc, enum sl_kafka_role role, rd_kafka_conf_t **out, struct sl_err *err)
 {
 	rd_kafka_conf_t *c = rd_kafka_conf_new();
 	char num[32];
@@ -294,7 +280,7 @@ static int build_conf(const struct sl_kafka_conf *kc, enum role role, rd_kafka_c
 		rc = set(c, "client.id", kc && kc->client_id ? kc->client_id : "sluice", err);
 	if (!rc)
 		rc = set(c, "log.connection.close", "false", err);
-	if (!rc && role == ROLE_PRODUCER) {
+	if (!rc && role == SL_KAFKA_PRODUCER) {
 		rc = set(c, "enable.idempotence", "true", err);
 		if (!rc)
 			rc = set(c, "acks", "all", err);
@@ -321,7 +307,7 @@ static int build_conf(const struct sl_kafka_conf *kc, enum role role, rd_kafka_c
 			snprintf(num, sizeof num, "%" PRId64, kc->message_max);
 			rc = set(c, "message.max.bytes", num, err);
 		}
-	} else if (!rc && role == ROLE_CONSUMER) {
+	} else if (!rc && role == SL_KAFKA_CONSUMER) {
 		rc = set(c, "enable.auto.commit", "false", err);
 		if (!rc)
 			rc = set(c, "enable.auto.offset.store", "false", err);
@@ -378,18 +364,36 @@ static int new_client(rd_kafka_type_t type, rd_kafka_conf_t *c, rd_kafka_t **out
 	return 0;
 }
 
+int sl_kafka_conf_build(const struct sl_kafka_conf *kc, enum sl_kafka_role role, struct sl_kafka_watch *w,
+			rd_kafka_conf_t **out, struct sl_err *err)
+{
+	int rc = build_conf(kc, role, out, err);
+	if (rc)
+		return rc;
+	if (w) {
+		watch_init(w, NULL, kc);
+		rd_kafka_conf_set_opaque(*out, w);
+	}
+	return 0;
+}
+
+int sl_kafka_conf_set(rd_kafka_conf_t *c, const char *key, const char *value, struct sl_err *err)
+{
+	return set(c, key, value, err);
+}
+
 /* ---- producer ---- */
 
 struct kprod {
 	struct sl_producer base;
-	struct kwatch w;
+	struct sl_kafka_watch w;
 	rd_kafka_t *rk;
 	int64_t in_flight; /* enqueued, not yet reported; touched only on the caller's thread */
 };
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
-	struct kprod *p = ((struct kwatch *)opaque)->owner;
+	struct kprod *p = ((struct sl_kafka_watch *)opaque)->owner;
 	(void)rk;
 	p->in_flight--;
 	if (!p->base.on_delivery)
@@ -504,7 +508,7 @@ int sl_kafka_producer(const struct sl_kafka_conf *kc, sl_delivery_fn fn, void *c
 	if (!p)
 		return sl_err_set(err, SL_ENOMEM, "out of memory");
 	rd_kafka_conf_t *c;
-	int rc = build_conf(kc, ROLE_PRODUCER, &c, err);
+	int rc = build_conf(kc, SL_KAFKA_PRODUCER, &c, err);
 	if (rc) {
 		free(p);
 		return rc;
@@ -528,7 +532,7 @@ int sl_kafka_producer(const struct sl_kafka_conf *kc, sl_delivery_fn fn, void *c
 
 struct kcons {
 	struct sl_consumer base;
-	struct kwatch w;
+	struct sl_kafka_watch w;
 	rd_kafka_t *rk;
 	char *topic;
 	rd_kafka_message_t **held; /* messages returned by the last poll, destroyed at the next */
@@ -598,7 +602,7 @@ static void hook_each(struct kcons *c, const rd_kafka_topic_partition_list_t *pa
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_partition_list_t *parts,
 			 void *opaque)
 {
-	struct kcons *c = ((struct kwatch *)opaque)->owner;
+	struct kcons *c = ((struct sl_kafka_watch *)opaque)->owner;
 	bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
 	if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
 		rd_kafka_error_t *ke = NULL;
@@ -871,7 +875,7 @@ int sl_kafka_consumer(const struct sl_kafka_conf *kc, const char *group, const c
 		return sl_err_set(err, SL_ENOMEM, "out of memory");
 	}
 	rd_kafka_conf_t *conf = NULL;
-	int rc = build_conf(kc, ROLE_CONSUMER, &conf, err);
+	int rc = build_conf(kc, SL_KAFKA_CONSUMER, &conf, err);
 	if (!rc && (rc = set(conf, "group.id", group, err)) != 0)
 		rd_kafka_conf_destroy(conf);
 	if (rc) {
@@ -909,7 +913,7 @@ int sl_kafka_consumer(const struct sl_kafka_conf *kc, const char *group, const c
 
 /* The error for a client that could not get metadata: an authentication/TLS failure its error callback saw, or a
  * timeout with the last error librdkafka reported (and a hint when that looks like a protocol mismatch). */
-static int connect_error(struct kwatch *w, rd_kafka_resp_err_t e, const char *what, int waited_ms,
+static int connect_error(struct sl_kafka_watch *w, rd_kafka_resp_err_t e, const char *what, int waited_ms,
 			 struct sl_err *err)
 {
 	const char *brokers = w->brokers;
@@ -927,7 +931,7 @@ static int connect_error(struct kwatch *w, rd_kafka_resp_err_t e, const char *wh
 
 /* Partition count of topic as the cluster's metadata says, 0 when absent (or still without leaders). Keeps asking
  * for up to 10 s while the brokers do not answer, but stops at once on an authentication or TLS failure. */
-static int topic_partitions(rd_kafka_t *rk, struct kwatch *w, const char *topic, int *out, bool need_leaders,
+static int topic_partitions(rd_kafka_t *rk, struct sl_kafka_watch *w, const char *topic, int *out, bool need_leaders,
 			    struct sl_err *err)
 {
 	/* All topics, not just this one: a metadata request naming a topic makes a broker with
@@ -964,15 +968,21 @@ static int topic_partitions(rd_kafka_t *rk, struct kwatch *w, const char *topic,
 }
 
 /* w must outlive the client. */
-static int admin_client(const struct sl_kafka_conf *kc, rd_kafka_t **rk, struct kwatch *w, struct sl_err *err)
+static int admin_client(const struct sl_kafka_conf *kc, rd_kafka_t **rk, struct sl_kafka_watch *w, struct sl_err *err)
 {
 	rd_kafka_conf_t *c = NULL;
-	int rc = build_conf(kc, ROLE_ADMIN, &c, err);
+	int rc = build_conf(kc, SL_KAFKA_ADMIN, &c, err);
 	if (rc)
 		return rc;
 	watch_init(w, NULL, kc);
 	rd_kafka_conf_set_opaque(c, w);
 	return new_client(RD_KAFKA_PRODUCER, c, rk, err);
+}
+
+int sl_kafka_client_partitions(rd_kafka_t *rk, struct sl_kafka_watch *w, const char *topic, int *out,
+			       struct sl_err *err)
+{
+	return topic_partitions(rk, w, topic, out, false, err);
 }
 
 int sl_kafka_ensure_topic(const struct sl_kafka_conf *kc, const char *topic, int partitions, int replication,
@@ -982,7 +992,7 @@ int sl_kafka_ensure_topic(const struct sl_kafka_conf *kc, const char *topic, int
 		return sl_err_set(err, SL_EINVAL, "kafka: ensure topic %s: need a name and partitions >= 1",
 				  topic ? topic : "(null)");
 	rd_kafka_t *rk = NULL;
-	struct kwatch w;
+	struct sl_kafka_watch w;
 	int rc = admin_client(kc, &rk, &w, err);
 	if (rc)
 		return rc;
@@ -1053,7 +1063,7 @@ int sl_kafka_ensure_topic(const struct sl_kafka_conf *kc, const char *topic, int
 int sl_kafka_partitions(const struct sl_kafka_conf *kc, const char *topic, int *out, struct sl_err *err)
 {
 	rd_kafka_t *rk = NULL;
-	struct kwatch w;
+	struct sl_kafka_watch w;
 	int rc = admin_client(kc, &rk, &w, err);
 	if (rc)
 		return rc;
@@ -1068,7 +1078,7 @@ int sl_kafka_watermarks(const struct sl_kafka_conf *kc, const char *topic, int32
 			int64_t *high, struct sl_err *err)
 {
 	rd_kafka_t *rk = NULL;
-	struct kwatch w;
+	struct sl_kafka_watch w;
 	int rc = admin_client(kc, &rk, &w, err);
 	if (rc)
 		return rc;
@@ -1091,9 +1101,9 @@ int sl_kafka_group_lag(const struct sl_kafka_conf *kc, const char *group, const 
 	if (rc)
 		return rc;
 	rd_kafka_conf_t *c = NULL;
-	struct kwatch w;
+	struct sl_kafka_watch w;
 	watch_init(&w, NULL, kc);
-	rc = build_conf(kc, ROLE_CONSUMER, &c, err);
+	rc = build_conf(kc, SL_KAFKA_CONSUMER, &c, err);
 	if (!rc && (rc = set(c, "group.id", group, err)) != 0)
 		rd_kafka_conf_destroy(c);
 	if (!rc)
@@ -1119,7 +1129,7 @@ int sl_kafka_group_lag(const struct sl_kafka_conf *kc, const char *group, const 
  * question (threads, connections, a metadata round trip) would churn the broker. Not subscribed, so it never joins
  * the group it reads. */
 struct sl_kafka_lagger {
-	struct kwatch w;
+	struct sl_kafka_watch w;
 	rd_kafka_t *rk;
 	char *group, *topic;
 };
@@ -1131,7 +1141,7 @@ int sl_kafka_lagger_open(const struct sl_kafka_conf *kc, const char *group, cons
 	if (!l)
 		return sl_err_set(err, SL_ENOMEM, "out of memory");
 	rd_kafka_conf_t *c = NULL;
-	int rc = build_conf(kc, ROLE_CONSUMER, &c, err);
+	int rc = build_conf(kc, SL_KAFKA_CONSUMER, &c, err);
 	if (!rc && (rc = set(c, "group.id", group, err)) != 0)
 		rd_kafka_conf_destroy(c);
 	watch_init(&l->w, l, kc);
@@ -1186,11 +1196,11 @@ int sl_kafka_check(const struct sl_kafka_conf *kc, struct sl_err *err)
 	/* Building the client configuration runs every check a producer and a consumer would (security
 	 * combinations, secrets in raw properties, properties librdkafka does not know), without connecting. */
 	rd_kafka_conf_t *c = NULL;
-	int rc = build_conf(kc, ROLE_PRODUCER, &c, err);
+	int rc = build_conf(kc, SL_KAFKA_PRODUCER, &c, err);
 	if (rc)
 		return rc;
 	rd_kafka_conf_destroy(c);
-	if ((rc = build_conf(kc, ROLE_CONSUMER, &c, err)))
+	if ((rc = build_conf(kc, SL_KAFKA_CONSUMER, &c, err)))
 		return rc;
 	rd_kafka_conf_destroy(c);
 	return 0;
@@ -1199,4 +1209,341 @@ int sl_kafka_check(const struct sl_kafka_conf *kc, struct sl_err *err)
 const char *sl_kafka_version(void)
 {
 	return rd_kafka_version_str();
+}
+
+/* ---- the topic store (topic.h): Kafka ---- */
+
+/* One metadata client for the store's life (describe, watermarks), one never-subscribed member per group whose
+ * commits are asked (the console asks every few seconds), and the group-wide lag client: asking through new clients
+ * each time would churn threads and connections on the brokers. */
+struct kstore {
+	struct sl_topic_store base;
+	struct sl_kafka_conf kc;
+	struct sl_kafka_watch mw;
+	rd_kafka_t *meta;
+	struct kgroup {
+		char *group;
+		struct sl_kafka_watch w;
+		rd_kafka_t *rk;
+	} *groups;
+	size_t ngroups;
+	struct sl_kafka_lagger *lagger;
+	char *lag_group, *lag_topic;
+};
+
+static int ks_client(struct kstore *s, const char *group, struct sl_kafka_watch *w, rd_kafka_t **out,
+		     struct sl_err *err)
+{
+	rd_kafka_conf_t *c = NULL;
+	int rc = sl_kafka_conf_build(&s->kc, SL_KAFKA_ADMIN, w, &c, err);
+	if (rc)
+		return rc;
+	if ((rc = set(c, "group.id", group, err)) || (rc = set(c, "enable.auto.commit", "false", err))) {
+		rd_kafka_conf_destroy(c);
+		return rc;
+	}
+	return new_client(RD_KAFKA_CONSUMER, c, out, err);
+}
+
+static int ks_meta(struct kstore *s, struct sl_err *err)
+{
+	return s->meta ? 0 : ks_client(s, "sluice-inspect", &s->mw, &s->meta, err);
+}
+
+static int ks_ensure_topic(struct sl_topic_store *bs, const char *topic, int partitions, int replication,
+			   struct sl_err *err)
+{
+	return sl_kafka_ensure_topic(&((struct kstore *)bs)->kc, topic, partitions, replication, err);
+}
+
+static int ks_partitions(struct sl_topic_store *bs, const char *topic, int *out, struct sl_err *err)
+{
+	struct kstore *s = (struct kstore *)bs;
+	int rc = ks_meta(s, err);
+	if (!rc)
+		rc = topic_partitions(s->meta, &s->mw, topic, out, false, err);
+	if (!rc && *out == 0)
+		rc = sl_err_set(err, SL_ENOTFOUND, "kafka: topic %s does not exist", topic);
+	return rc;
+}
+
+static int ks_watermarks(struct sl_topic_store *bs, const char *topic, int32_t partition, int64_t *low,
+			 int64_t *high, struct sl_err *err)
+{
+	struct kstore *s = (struct kstore *)bs;
+	int rc = ks_meta(s, err);
+	if (rc)
+		return rc;
+	rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(s->meta, topic, partition, low, high, 10000);
+	rd_kafka_poll(s->meta, 0);
+	if (e && atomic_load(&s->mw.fatal))
+		return connect_error(&s->mw, e, "watermarks", 10000, err);
+	if (e)
+		return sl_err_set(err, map_err(e), "kafka: watermarks of %s [%" PRId32 "]: %s", topic, partition,
+				  rd_kafka_err2str(e));
+	return 0;
+}
+
+static int ks_producer(struct sl_topic_store *bs, sl_delivery_fn fn, void *ctx, struct sl_producer **out,
+		       struct sl_err *err)
+{
+	return sl_kafka_producer(&((struct kstore *)bs)->kc, fn, ctx, out, err);
+}
+
+static int ks_consumer(struct sl_topic_store *bs, const char *group, const char *topic, struct sl_consumer **out,
+		       struct sl_err *err)
+{
+	return sl_kafka_consumer(&((struct kstore *)bs)->kc, group, topic, out, err);
+}
+
+static int ks_group_lag(struct sl_topic_store *bs, const char *group, const char *topic, int64_t *out,
+			struct sl_err *err)
+{
+	struct kstore *s = (struct kstore *)bs;
+	if (s->lagger && (strcmp(s->lag_group, group) || strcmp(s->lag_topic, topic))) {
+		sl_kafka_lagger_close(s->lagger);
+		s->lagger = NULL;
+	}
+	if (!s->lagger) {
+		free(s->lag_group);
+		free(s->lag_topic);
+		s->lag_group = strdup(group);
+		s->lag_topic = strdup(topic);
+		if (!s->lag_group || !s->lag_topic)
+			return sl_err_set(err, SL_ENOMEM, "out of memory");
+		int rc = sl_kafka_lagger_open(&s->kc, group, topic, &s->lagger, err);
+		if (rc)
+			return rc;
+	}
+	return sl_kafka_lagger_get(s->lagger, out, err);
+}
+
+static int ks_committed(struct sl_topic_store *bs, const char *group, const char *topic, struct sl_topic_part *parts,
+			int n, struct sl_err *err)
+{
+	struct kstore *s = (struct kstore *)bs;
+	struct kgroup *g = NULL;
+	for (size_t i = 0; i < s->ngroups; i++)
+		if (!strcmp(s->groups[i].group, group))
+			g = &s->groups[i];
+	if (!g) {
+		struct kgroup *ng = realloc(s->groups, (s->ngroups + 1) * sizeof *ng);
+		if (!ng)
+			return sl_err_set(err, SL_ENOMEM, "out of memory");
+		s->groups = ng;
+		g = &ng[s->ngroups];
+		memset(g, 0, sizeof *g);
+		if (!(g->group = strdup(group)))
+			return sl_err_set(err, SL_ENOMEM, "out of memory");
+		int rc = ks_client(s, group, &g->w, &g->rk, err);
+		if (rc) {
+			free(g->group);
+			return rc;
+		}
+		s->ngroups++;
+	}
+	if (n <= 0)
+		return 0;
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
+	for (int i = 0; i < n; i++)
+		rd_kafka_topic_partition_list_add(l, topic, parts[i].partition);
+	rd_kafka_resp_err_t e = rd_kafka_committed(g->rk, l, 5000);
+	rd_kafka_poll(g->rk, 0);
+	for (int i = 0; !e && i < l->cnt; i++) {
+		parts[i].committed = l->elems[i].offset >= 0 ? l->elems[i].offset : -1;
+		parts[i].commit_ms = 0;
+	}
+	rd_kafka_topic_partition_list_destroy(l);
+	if (e && atomic_load(&g->w.fatal))
+		return connect_error(&g->w, e, "committed offsets", 5000, err);
+	if (e)
+		return sl_err_set(err, map_err(e), "kafka: committed offsets of group %s on %s: %s", group, topic,
+				  rd_kafka_err2str(e));
+	return 0;
+}
+
+static void set_isr(struct sl_topic_part *pt, const rd_kafka_metadata_partition_t *mp)
+{
+	size_t o = 0;
+	pt->isr[0] = 0;
+	for (int i = 0; i < mp->isr_cnt && o + 12 < sizeof pt->isr; i++)
+		o += (size_t)snprintf(pt->isr + o, sizeof pt->isr - o, "%s%" PRId32, i ? "," : "", mp->isrs[i]);
+	pt->leader = mp->leader;
+}
+
+static int ks_describe(struct sl_topic_store *bs, const char *const *first, size_t nfirst, size_t max,
+		       struct sl_topic_desc **out, size_t *nout, struct sl_topic_broker *brokers, size_t maxb,
+		       size_t *nbrokers, struct sl_err *err)
+{
+	struct kstore *s = (struct kstore *)bs;
+	int rc = ks_meta(s, err);
+	if (rc)
+		return rc;
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_resp_err_t e = rd_kafka_metadata(s->meta, 1, NULL, &md, 5000);
+	rd_kafka_poll(s->meta, 0);
+	if (e)
+		return connect_error(&s->mw, e, "metadata", 5000, err);
+	size_t nb = 0;
+	for (int i = 0; brokers && i < md->broker_cnt && nb < maxb; i++, nb++) {
+		brokers[nb].id = md->brokers[i].id;
+		snprintf(brokers[nb].host, sizeof brokers[nb].host, "%s", md->brokers[i].host);
+		brokers[nb].port = md->brokers[i].port;
+	}
+	if (nbrokers)
+		*nbrokers = nb;
+	struct sl_topic_desc *ts = calloc(max ? max : 1, sizeof *ts);
+	size_t n = 0;
+	for (int pass = 0; ts && pass < 2; pass++)
+		for (int i = 0; i < md->topic_cnt && n < max; i++) {
+			const rd_kafka_metadata_topic_t *mt = &md->topics[i];
+			if (mt->topic[0] == '_' && mt->topic[1] == '_')
+				continue; /* __consumer_offsets and friends */
+			bool named = false;
+			for (size_t q = 0; q < nfirst; q++)
+				named |= first[q] && !strcmp(mt->topic, first[q]);
+			if (named != (pass == 0))
+				continue;
+			struct sl_topic_desc *t = &ts[n++];
+			snprintf(t->name, sizeof t->name, "%s", mt->topic);
+			t->nparts = mt->partition_cnt;
+			t->parts = calloc(t->nparts ? (size_t)t->nparts : 1, sizeof *t->parts);
+			for (int p = 0; t->parts && p < mt->partition_cnt; p++) {
+				struct sl_topic_part *pt = &t->parts[p];
+				pt->partition = mt->partitions[p].id;
+				pt->committed = -1;
+				set_isr(pt, &mt->partitions[p]);
+				if (rd_kafka_query_watermark_offsets(s->meta, t->name, pt->partition, &pt->low, &pt->high,
+								     3000))
+					pt->low = pt->high = -1;
+				else
+					t->messages += pt->high - pt->low;
+			}
+			if (!t->parts)
+				t->nparts = 0;
+		}
+	rd_kafka_metadata_destroy(md);
+	if (!ts)
+		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	*out = ts;
+	*nout = n;
+	return 0;
+}
+
+static int ks_browse(struct sl_topic_store *bs, const char *topic, int32_t partition, int64_t offset, int64_t from_ms,
+		     int64_t max_scan, int timeout_ms, sl_topic_browse_fn fn, void *ctx, int64_t *next,
+		     struct sl_err *err)
+{
+	struct kstore *s = (struct kstore *)bs;
+	int np = 0;
+	int rc = ks_partitions(bs, topic, &np, err);
+	if (rc)
+		return rc;
+	struct sl_kafka_watch w;
+	rd_kafka_t *rk = NULL;
+	rd_kafka_conf_t *c = NULL;
+	if ((rc = sl_kafka_conf_build(&s->kc, SL_KAFKA_ADMIN, &w, &c, err)))
+		return rc;
+	if ((rc = set(c, "group.id", "sluice-browser", err)) || (rc = set(c, "enable.auto.commit", "false", err)) ||
+	    (rc = set(c, "enable.partition.eof", "true", err))) {
+		rd_kafka_conf_destroy(c);
+		return rc;
+	}
+	if ((rc = new_client(RD_KAFKA_CONSUMER, c, &rk, err)))
+		return rc;
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(np);
+	for (int i = 0; i < np; i++)
+		if (partition < 0 || partition == i)
+			rd_kafka_topic_partition_list_add(l, topic, i)->offset = from_ms >= 0 ? from_ms : offset;
+	if (l->cnt == 0)
+		rc = sl_err_set(err, SL_ENOTFOUND, "kafka: topic %s has no partition %" PRId32, topic, partition);
+	rd_kafka_resp_err_t e = 0;
+	/* By time: the broker maps the timestamp to each partition's first offset at or after it. */
+	if (!rc && from_ms >= 0 && (e = rd_kafka_offsets_for_times(rk, l, 10000)))
+		rc = sl_err_set(err, map_err(e), "kafka: offsets of %s at %" PRId64 " ms: %s", topic, from_ms,
+				rd_kafka_err2str(e));
+	if (!rc && (e = rd_kafka_assign(rk, l)))
+		rc = sl_err_set(err, map_err(e), "kafka: assigning %s: %s", topic, rd_kafka_err2str(e));
+	int nparts = l->cnt;
+	rd_kafka_topic_partition_list_destroy(l);
+	int64_t scanned = 0, last = offset, deadline = mono_ms() + timeout_ms;
+	int eof = 0;
+	bool go = true;
+	while (!rc && go && scanned < max_scan && mono_ms() < deadline && eof < nparts) {
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+		if (!m) {
+			if (atomic_load(&w.fatal))
+				rc = connect_error(&w, RD_KAFKA_RESP_ERR__AUTHENTICATION, "browse", 0, err);
+			continue;
+		}
+		if (m->err) {
+			if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+				eof++;
+			rd_kafka_message_destroy(m);
+			continue;
+		}
+		scanned++;
+		if (m->offset + 1 > last)
+			last = m->offset + 1;
+		rd_kafka_timestamp_type_t tt;
+		struct sl_msg msg = {.topic = topic, .partition = m->partition, .offset = m->offset,
+				     .timestamp_ms = rd_kafka_message_timestamp(m, &tt), .key = m->key,
+				     .key_len = m->key_len, .value = m->payload, .value_len = m->len};
+		go = fn(ctx, &msg);
+		rd_kafka_message_destroy(m);
+	}
+	if (next)
+		*next = last;
+	rd_kafka_consumer_close(rk);
+	rd_kafka_destroy(rk);
+	return rc;
+}
+
+static void ks_close(struct sl_topic_store *bs)
+{
+	struct kstore *s = (struct kstore *)bs;
+	for (size_t i = 0; i < s->ngroups; i++) {
+		rd_kafka_destroy(s->groups[i].rk); /* never subscribed: nothing to close */
+		free(s->groups[i].group);
+	}
+	free(s->groups);
+	if (s->meta)
+		rd_kafka_destroy(s->meta);
+	sl_kafka_lagger_close(s->lagger);
+	free(s->lag_group);
+	free(s->lag_topic);
+	sl_embedded_close(s->base.state);
+	sl_opt_free(sl_kafka_opts, &s->kc);
+	free(s);
+}
+
+static const struct sl_topic_store_ops kafka_store_ops = {
+	.ensure_topic = ks_ensure_topic, .partitions = ks_partitions, .watermarks = ks_watermarks,
+	.producer = ks_producer,	 .consumer = ks_consumer,     .group_lag = ks_group_lag,
+	.committed = ks_committed,	 .describe = ks_describe,     .browse = ks_browse,
+	.close = ks_close,
+};
+
+int sl_kafka_store_open(const struct sl_cfg_node *kafka, struct sl_topic_store **out, struct sl_err *err)
+{
+	struct kstore *s = calloc(1, sizeof *s);
+	if (!s)
+		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	if (sl_opt_bind(sl_kafka_opts, kafka, "kafka", &s->kc, err)) {
+		sl_opt_free(sl_kafka_opts, &s->kc);
+		free(s);
+		return SL_ECONFIG;
+	}
+	s->base.ops = &kafka_store_ops;
+	s->base.backend = "kafka";
+	s->base.where = brokers_of(&s->kc);
+	s->base.message_timeout_ms = s->kc.message_timeout_ms > 0 ? s->kc.message_timeout_ms : 295000;
+	/* Made now, not on first use: the store's callers may ask from several threads (the console). */
+	int rc = ks_meta(s, err);
+	if (rc) {
+		ks_close(&s->base);
+		return rc;
+	}
+	*out = &s->base;
+	return 0;
 }

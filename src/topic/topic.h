@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/config.h"
 #include "core/err.h"
 
 struct sl_header {
@@ -167,11 +168,146 @@ int sl_kafka_check(const struct sl_kafka_conf *kc, struct sl_err *err);
 /* The librdkafka sluice runs with, as "2.12.1" (for --version and bug reports). */
 const char *sl_kafka_version(void);
 
+/* ---- the one place librdkafka configurations are made ---- */
+
+/* What a client's error callback saw. librdkafka treats an authentication or TLS failure as transient and retries
+ * forever; the callback keeps the first one here so a caller stops at once with librdkafka's reason (which names the
+ * broker) instead of minutes of silence. owner is the caller's: a client's opaque points at its watch, so a
+ * rebalance callback finds its own object through it. */
+struct sl_kafka_watch {
+	void *owner;
+	char brokers[256];
+	char protocol[16];
+	_Atomic int fatal;         /* 0, or SL_EAUTH once an authentication or TLS failure was seen */
+	char why[512];
+	char last[512];            /* the last error of any kind but "all brokers down", for timeouts */
+	bool dropped;              /* a broker closed the connection (__TRANSPORT) */
+};
+
+enum sl_kafka_role {
+	SL_KAFKA_PRODUCER, /* idempotent, acks=all, the byte-capped queue, compression, linger */
+	SL_KAFKA_CONSUMER, /* manual commits, earliest, cooperative-sticky, small prefetch */
+	SL_KAFKA_ADMIN     /* metadata, watermarks, committed offsets, a reader or group member a caller tunes */
+};
+
+/* Builds a librdkafka configuration from the kafka: section: brokers, client id, the role's settings, security
+ * (SASL, TLS, client certificates; secrets from the environment), then the raw properties; our logger and an error
+ * callback that records authentication/TLS failures into w (initialised here; may be NULL; it must outlive the
+ * client; it becomes the configuration's opaque). Every librdkafka client of sluice is made from this. Callers may
+ * set more properties on *out before rd_kafka_new(). */
+struct rd_kafka_conf_s;
+int sl_kafka_conf_build(const struct sl_kafka_conf *kc, enum sl_kafka_role role, struct sl_kafka_watch *w,
+			struct rd_kafka_conf_s **out, struct sl_err *err);
+/* Sets one property on a configuration from sl_kafka_conf_build (the message redacts secrets). */
+int sl_kafka_conf_set(struct rd_kafka_conf_s *c, const char *key, const char *value, struct sl_err *err);
+/* Partition count of topic (0 when absent) from a client built as above: asks for up to 10 s while the brokers do
+ * not answer, stops at once on an authentication or TLS failure (SL_EAUTH, "cannot authenticate to BROKERS: why").
+ * Callers use it as the first call of a new client, to fail fast on wrong credentials. */
+struct rd_kafka_s;
+int sl_kafka_client_partitions(struct rd_kafka_s *rk, struct sl_kafka_watch *w, const char *topic, int *out,
+			       struct sl_err *err);
+
 /* The same lag from one long-lived client (for callers that ask often). */
 struct sl_kafka_lagger;
 int sl_kafka_lagger_open(const struct sl_kafka_conf *kc, const char *group, const char *topic,
 			 struct sl_kafka_lagger **out, struct sl_err *err);
 int sl_kafka_lagger_get(struct sl_kafka_lagger *l, int64_t *out, struct sl_err *err);
 void sl_kafka_lagger_close(struct sl_kafka_lagger *l);
+
+
+/* ---- the topic store: the log backend the config chose, and everything others ask of it ---- */
+
+/* A partition as the inspection calls see it. */
+struct sl_topic_part {
+	int32_t partition;
+	int64_t low, high;      /* watermarks; -1 when unknown */
+	int64_t committed;      /* a group's next offset; -1 when the group has none */
+	int64_t commit_ms;      /* when the group last committed (embedded); 0 when the backend does not say (Kafka) */
+	int32_t leader;         /* broker id; -1 where there are no brokers (embedded) */
+	char isr[64];           /* in-sync replicas "1,2,3"; empty on the embedded log */
+};
+struct sl_topic_desc {
+	char name[256];
+	int nparts;
+	struct sl_topic_part *parts; /* malloc'd; sl_topic_descs_free */
+	int64_t messages;            /* sum of high - low */
+};
+struct sl_topic_broker {
+	int32_t id;
+	char host[256];
+	int port;
+};
+/* Called per message by browse; false stops. The message lives only during the call. */
+typedef bool (*sl_topic_browse_fn)(void *ctx, const struct sl_msg *m);
+
+struct sl_topic_store;
+struct sl_topic_store_ops {
+	/* Creates topic when absent (an existing one is kept as it is). replication <= 0: the broker's default. */
+	int (*ensure_topic)(struct sl_topic_store *s, const char *topic, int partitions, int replication,
+			    struct sl_err *err);
+	/* Partition count; SL_ENOTFOUND when the topic does not exist. */
+	int (*partitions)(struct sl_topic_store *s, const char *topic, int *out, struct sl_err *err);
+	int (*watermarks)(struct sl_topic_store *s, const char *topic, int32_t partition, int64_t *low, int64_t *high,
+			  struct sl_err *err);
+	int (*producer)(struct sl_topic_store *s, sl_delivery_fn fn, void *ctx, struct sl_producer **out,
+			struct sl_err *err);
+	int (*consumer)(struct sl_topic_store *s, const char *group, const char *topic, struct sl_consumer **out,
+			struct sl_err *err);
+	/* The group's lag over every partition of topic (high watermark - committed; uncommitted from the low
+	 * watermark), without joining the group. One long-lived client per store, so callers may ask often. */
+	int (*group_lag)(struct sl_topic_store *s, const char *group, const char *topic, int64_t *out,
+			 struct sl_err *err);
+	/* Fills committed (and commit_ms) of parts[0..n) (their partition numbers set) for group on topic. */
+	int (*committed)(struct sl_topic_store *s, const char *group, const char *topic, struct sl_topic_part *parts,
+			 int n, struct sl_err *err);
+	/* Up to max topics (those named in first[] first, so a busy cluster's others cannot crowd them out), with
+	 * partitions and watermarks; brokers (up to maxb; NULL allowed) where the backend has any. */
+	int (*describe)(struct sl_topic_store *s, const char *const *first, size_t nfirst, size_t max,
+			struct sl_topic_desc **out, size_t *nout, struct sl_topic_broker *brokers, size_t maxb,
+			size_t *nbrokers, struct sl_err *err);
+	/* Messages of topic (partition < 0: every partition) from offset, or from the first message at or after
+	 * from_ms when from_ms >= 0; at most max_scan messages and about timeout_ms, each to fn until it says stop.
+	 * *next gets the offset after the last message seen. */
+	int (*browse)(struct sl_topic_store *s, const char *topic, int32_t partition, int64_t offset, int64_t from_ms,
+		      int64_t max_scan, int timeout_ms, sl_topic_browse_fn fn, void *ctx, int64_t *next,
+		      struct sl_err *err);
+	/* Optional (NULL where it would cost a fetch per call, as on Kafka): the timestamp of the message at offset
+	 * (for how old the oldest unprocessed record is). SL_ENOTFOUND when there is none. */
+	int (*timestamp_at)(struct sl_topic_store *s, const char *topic, int32_t partition, int64_t offset,
+			    int64_t *ts_ms, struct sl_err *err);
+	void (*close)(struct sl_topic_store *s);
+};
+
+struct sl_topic_store {
+	const struct sl_topic_store_ops *ops;
+	const char *backend;            /* "kafka" | "embedded", for messages and the console */
+	const char *where;              /* brokers or the log's path, for messages */
+	struct sl_embedded_log *state;  /* source cursors (always embedded); NULL with SL_TOPIC_INSPECT on Kafka */
+	int64_t message_timeout_ms;     /* how long the log may hold an unacknowledged message (ingest's patience) */
+	/* The consumer holds every partition from its creation (no group rebalance), so it can be positioned (seek)
+	 * before its first poll: a sink that keeps offsets with its rows starts it there. */
+	bool consumer_owns_all;
+};
+
+enum {
+	SL_TOPIC_INSPECT = 1, /* a reader (the console): do not create data_dir or the embedded log; SL_ENOTFOUND
+			       * ("not there yet") while no pipeline has made it */
+};
+
+/* Opens the backend the config chose: Kafka when kafka (the top-level `kafka:` section) is given, else the embedded
+ * log in data_dir. The embedded log is also opened beside Kafka for source cursors (unless SL_TOPIC_INSPECT). */
+int sl_topic_store_open(const struct sl_cfg_node *kafka, const char *data_dir, int flags, struct sl_topic_store **out,
+			struct sl_err *err);
+void sl_topic_store_close(struct sl_topic_store *s);
+/* "kafka" | "embedded": the backend sl_topic_store_open would choose, for display before it is open. */
+const char *sl_topic_backend_name(const struct sl_cfg_node *kafka);
+/* Source cursors (beside the log, whatever the backend). */
+int sl_topic_cursor_get(struct sl_topic_store *s, const char *name, char *out, size_t outsz, struct sl_err *err);
+int sl_topic_cursor_put(struct sl_topic_store *s, const char *name, const char *value, struct sl_err *err);
+void sl_topic_descs_free(struct sl_topic_desc *d, size_t n);
+
+/* The backends' stores (callers use sl_topic_store_open). kafka: the bound `kafka:` section. */
+int sl_kafka_store_open(const struct sl_cfg_node *kafka, struct sl_topic_store **out, struct sl_err *err);
+int sl_embedded_store_open(struct sl_embedded_log *log, bool own, struct sl_topic_store **out, struct sl_err *err);
 
 #endif
