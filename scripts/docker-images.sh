@@ -73,6 +73,7 @@ if [ ! -f deploy/.env ]; then
   gen() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
   cat > deploy/.env <<ENV
 # Secrets and settings of deploy/compose.yaml, made by scripts/docker-images.sh (not in git). See docs/deploy.md.
+COMPOSE_PROJECT_NAME=sluice
 SLUICE_CONSOLE_TOKEN=$(gen)
 SLUICE_REGISTRY_TOKEN=$(gen)
 SLUICE_SCHEDULER_TOKEN=$(gen)

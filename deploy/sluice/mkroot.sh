@@ -5,7 +5,8 @@
 set -eu
 R=$1
 mkdir -p "$R/usr/bin" "$R/bin" "$R/usr/local/bin" "$R/etc/sluice" "$R/etc/ssl/certs" "$R/usr/lib/ssl" \
-         "$R/usr/share" "$R/var/lib/sluice" "$R/tmp"
+         "$R/usr/share" "$R/tmp"
+mkdir -p /sluice-data && chown 10001:10001 /sluice-data   # becomes /var/lib/sluice (COPY --chown in the Dockerfile)
 cp build/sluice "$R/usr/bin/sluice"
 cp /usr/bin/curl "$R/usr/bin/curl"
 cp /bin/dash "$R/bin/sh"
@@ -17,7 +18,7 @@ done
 # Libraries loaded at run time rather than linked: SASL mechanism plugins (Kafka SASL), and their own deps.
 for d in /usr/lib/x86_64-linux-gnu/sasl2; do
   if [ -d "$d" ]; then
-    cp -a --parents "$d" "$R/"
+    mkdir -p "$R$d" && cp -a "$d/." "$R$d/"
     for so in "$d"/*.so*; do
       [ -f "$so" ] && ldd "$so" | awk '/=>/ && $3 ~ /^\// {print $3}' | while read -r lib; do
         [ -e "$R$lib" ] || cp -L --parents "$lib" "$R/"; done
