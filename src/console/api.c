@@ -585,8 +585,29 @@ void sl_con_dispatch(struct sl_console *c, const struct sl_con_req *rq, struct s
 		jerror(rs, 400, "malformed request target");
 		return;
 	}
-	/* Credentials before anything else, so nothing (not even a 404) tells a stranger what is there. */
-	if (!sl_http_auth_ok(&c->sec, rq->authorization)) {
+	/* Credentials before anything else, so nothing (not even a 404) tells a stranger what is there. /health and
+	 * /ready answer anyone (load balancers, probes), with nothing but the verdict. */
+	bool anon = !sl_http_auth_ok(&c->sec, rq->authorization);
+	const char *m0 = rq->method ? rq->method : "";
+	if (anon && (!strcmp(m0, "GET") || !strcmp(m0, "HEAD")) && (!strcmp(path, "/health") || !strcmp(path, "/ready"))) {
+		rs->head = !strcmp(m0, "HEAD");
+		struct sl_con_resp full = {0};
+		sl_buf_init(&full.body);
+		pthread_mutex_lock(&c->lock);
+		if (!strcmp(path, "/health"))
+			api_health(c, &full);
+		else
+			api_ready(c, &full);
+		pthread_mutex_unlock(&c->lock);
+		rs->status = full.status ? full.status : 200;
+		sl_buf_free(&full.body);
+		if (!strcmp(path, "/health"))
+			sl_buf_printf(&rs->body, "{\"status\":\"%s\"}", rs->status == 200 ? "ok" : "failing");
+		else
+			sl_buf_printf(&rs->body, "{\"ready\":%s}", rs->status == 200 ? "true" : "false");
+		return;
+	}
+	if (anon) {
 		pthread_mutex_lock(&c->lock);
 		c->unauthorized++;
 		pthread_mutex_unlock(&c->lock);

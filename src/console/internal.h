@@ -171,7 +171,7 @@ struct sl_console {
 	void *emb_db;                        /* sqlite3 * read-only on log.db */
 	pthread_mutex_t cql_lock;            /* guards cql's creation */
 	void *cql;                           /* struct sl_cql_session *: the data page on Cassandra sinks */
-	void *mhd;                           /* struct MHD_Daemon * */
+	void *httpd;                         /* struct sl_http_server * */
 };
 
 int sl_con_init(struct sl_console *c, struct sl_conf *conf, const struct sl_console_start_opts *o,
