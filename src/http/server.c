@@ -363,6 +363,11 @@ static void head_done(struct sl_http_server *s, struct conn *c)
 		return;
 	}
 	sl_http_policy_check(&s->policy, &c->head, c->path, &c->v);
+	/* Credentials, Host and Origin come first; a body too large is said before a wrong content type. */
+	if (c->v.status == 415 && c->head.content_length > s->o.max_body) {
+		c->v.status = 413;
+		c->v.message = "request body too large";
+	}
 	if (c->v.status) {
 		if (s->o.on_refused)
 			s->o.on_refused(s->o.ctx, c->v.status);
