@@ -140,6 +140,7 @@ int sl_cli_scheduler(int argc, char **argv)
 			sl_conf_free(&c);
 			return sl_cli_fail("scheduler", "%s", err.msg);
 		}
+		sl_cli_warn_auth_parity(c.console, c.registry, c.scheduler, "scheduler");
 		sl_info("scheduler", "REST API on http://%s:%d/api/v1/dags", addr, sl_sched_api_port(h));
 	}
 	signal(SIGINT, sched_on_signal);
