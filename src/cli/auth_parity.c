@@ -59,9 +59,10 @@ int sl_cli_auth_parity(const struct sl_cfg_node *console, const struct sl_cfg_no
 		return 0;
 	}
 	snprintf(msg, msgsz,
-		 "WITHOUT CREDENTIALS: %s answers anyone on its port while %s %s credentials; set its token_env / "
-		 "password_env (docs/security.md, \"HTTP servers: threat model\")",
-		 without, with, nwith > 1 ? "require" : "requires");
+		 "WITHOUT CREDENTIALS: %s %s anyone on %s port while %s %s credentials; set token_env / "
+		 "password_env there too (docs/security.md, \"HTTP servers: threat model\")",
+		 without, nwithout > 1 ? "answer" : "answers", nwithout > 1 ? "their" : "its", with,
+		 nwith > 1 ? "require" : "requires");
 	return 1;
 }
 
