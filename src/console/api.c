@@ -573,12 +573,17 @@ void sl_con_dispatch(struct sl_console *c, const struct sl_con_req *rq, struct s
 	rs->status = 200;
 	rs->ctype = "application/json";
 	rs->cache_control = "no-store";
-	char path[2048], query[4096];
+	char path[2048], query[8200]; /* a query up to the default max_uri (8 KiB) */
 	pthread_mutex_lock(&c->lock);
 	c->requests++;
 	pthread_mutex_unlock(&c->lock);
 	if (!rq->target || strlen(rq->target) > (size_t)c->cc.max_uri) {
 		jerror(rs, 414, "request target too long");
+		return;
+	}
+	size_t plen = strcspn(rq->target, "?");
+	if (plen >= sizeof path || (rq->target[plen] && strlen(rq->target + plen + 1) >= sizeof query)) {
+		jerror(rs, 414, "request target too long"); /* too long for this console, not malformed */
 		return;
 	}
 	if (sl_con_split_target(rq->target, path, sizeof path, query, sizeof query)) {

@@ -81,6 +81,13 @@ static void on_request(void *ctx, const struct sl_http_req *rq, struct sl_http_r
 	struct sl_buf *out = &rs->body;
 	int status;
 	rs->ctype = CONTENT_TYPE;
+	if (!strcmp(rq->path, "/health") && !sl_http_is_write(method)) {
+		/* For probes, answered without credentials (src/http's open paths): the verdict and nothing else. */
+		rs->ctype = "application/json";
+		sl_buf_puts(out, "{\"status\":\"ok\"}");
+		rs->status = 200;
+		return;
+	}
 	char *leader = NULL;
 	bool write = strcmp(method, "GET") && strcmp(method, "HEAD");
 	/* Lookups and compatibility checks are POSTs that write nothing: any node answers them. */
@@ -119,7 +126,7 @@ send:
 	rs->status = status;
 }
 
-static const char *const open_paths[] = {"/health", "/ready", NULL};
+static const char *const open_paths[] = {"/health", NULL};
 
 int sl_registry_serve(struct sl_registry *r, int *port, struct sl_err *err)
 {
