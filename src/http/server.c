@@ -42,6 +42,7 @@ struct conn {
 	int fd;
 	enum cstate st;
 	bool dead;                /* the peer went away while a worker had it: close when it comes back */
+	bool closed;              /* closed in this turn of the loop: freed at its end (events may still name it) */
 	bool close_after;
 	bool in_epoll;
 	int64_t t_idle;           /* when it last became idle (eviction order, idle timeout) */
@@ -79,6 +80,7 @@ struct sl_http_server {
 	struct conn *qhead, *qtail, *done;
 
 	struct conn *conns;       /* I/O thread only */
+	struct conn *grave;       /* closed this turn, freed at its end */
 	size_t nconns;
 	atomic_uint_fast64_t buffered, accepted, requests, refused_limit, evicted, timeouts;
 };
@@ -263,7 +265,21 @@ static void conn_close(struct sl_http_server *s, struct conn *c)
 	free(c->in);
 	free(c->path);
 	free(c->out);
-	free(c);
+	c->in = c->path = c->out = NULL;
+	c->closed = true;
+	/* Not freed yet: an event for it may still wait in this turn's epoll batch (an eviction closes a connection
+	 * that a later event of the same batch names). */
+	c->qnext = s->grave;
+	s->grave = c;
+}
+
+static void bury(struct sl_http_server *s)
+{
+	while (s->grave) {
+		struct conn *c = s->grave;
+		s->grave = c->qnext;
+		free(c);
+	}
 }
 
 /* Starts writing c->out; the answer goes out from the I/O thread. */
@@ -726,6 +742,8 @@ static void *io_main(void *arg)
 			}
 			struct conn *c = p;
 			uint32_t e = evs[i].events;
+			if (c->closed)
+				continue;
 			if (c->st == C_WORK) {
 				/* The peer is gone while a worker has it (only HUP and ERR are reported now): close when it
 				 * comes back. */
@@ -752,6 +770,7 @@ static void *io_main(void *arg)
 			last_check = now;
 			check_deadlines(s);
 		}
+		bury(s);
 	}
 	return NULL;
 }
@@ -986,5 +1005,6 @@ void sl_http_stop(struct sl_http_server *s)
 		pthread_join(s->workers[i], NULL);
 	while (s->conns)
 		conn_close(s, s->conns);
+	bury(s);
 	free_server(s);
 }
