@@ -23,6 +23,7 @@ const struct sl_opt sl_console_opts[] = {
 	{"listen", SL_OPT_STRING, "127.0.0.1:8080", offsetof(struct sl_console_conf, listen),
 	 "host:port of the web console, JSON API and /metrics. Beyond loopback, auth is required"},
 	SL_HTTP_AUTH_OPTS(struct sl_console_conf, auth, "SLUICE_CONSOLE_TOKEN", "SLUICE_CONSOLE_PASSWORD"),
+	SL_HTTP_AUTH_READ_OPTS(struct sl_console_conf, auth),
 	{"max_body", SL_OPT_SIZE, "1MiB", offsetof(struct sl_console_conf, max_body),
 	 "largest request body; larger ones get 413", .min = 1024, .max = 1 << 30},
 	{"max_uri", SL_OPT_SIZE, "8KiB", offsetof(struct sl_console_conf, max_uri),

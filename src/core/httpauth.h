@@ -33,7 +33,10 @@ struct sl_http_auth_conf {
 	{"password_env", SL_OPT_STRING, env_password, offsetof(type, field.password_env),                           \
 	 "environment variable holding the basic auth password; basic auth is on when it is set"},                  \
 	{"password_file", SL_OPT_STRING, NULL, offsetof(type, field.password_file),                                 \
-	 "file holding the basic auth password (first line), instead of password_env"},                             \
+	 "file holding the basic auth password (first line), instead of password_env"}
+
+/* The option-table rows of the read-only set (servers only: a client sends the read-write set's credentials). */
+#define SL_HTTP_AUTH_READ_OPTS(type, field)                                                                        \
 	{"read_token_env", SL_OPT_STRING, NULL, offsetof(type, field.read_token_env),                               \
 	 "environment variable holding a read-only bearer token: GET and HEAD only, writes answer 403"},             \
 	{"read_token_file", SL_OPT_STRING, NULL, offsetof(type, field.read_token_file),                             \

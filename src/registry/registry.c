@@ -643,6 +643,7 @@ const struct sl_opt sl_registry_opts[] = {
 	{"max_body", SL_OPT_SIZE, "16MiB", offsetof(struct sl_registry_conf, max_body),
 	 "Largest request body accepted; larger requests get 413.", NULL, NULL, false, 1024, (int64_t)1 << 32},
 	SL_HTTP_AUTH_OPTS(struct sl_registry_conf, auth, "SLUICE_REGISTRY_TOKEN", "SLUICE_REGISTRY_PASSWORD"),
+	SL_HTTP_AUTH_READ_OPTS(struct sl_registry_conf, auth),
 	SL_HTTP_SERVER_OPTS(struct sl_registry_conf, http),
 	{NULL},
 };

@@ -342,6 +342,7 @@ const struct sl_http_auth_conf sl_sched_api_auth = {
 
 const struct sl_opt sl_sched_api_opts[] = {
 	SL_HTTP_AUTH_OPTS(struct sl_sched_api_conf, auth, "SLUICE_SCHEDULER_TOKEN", "SLUICE_SCHEDULER_PASSWORD"),
+	SL_HTTP_AUTH_READ_OPTS(struct sl_sched_api_conf, auth),
 	{"max_body", SL_OPT_SIZE, "1MiB", offsetof(struct sl_sched_api_conf, max_body),
 	 "largest request body; larger ones get 413", .min = 1024, .max = 1 << 30},
 	SL_HTTP_SERVER_OPTS(struct sl_sched_api_conf, http),
