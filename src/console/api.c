@@ -635,12 +635,18 @@ void sl_con_dispatch(struct sl_console *c, const struct sl_con_req *rq, struct s
 		return;
 	}
 
-	/* Plugged-in roles first (the latest added wins). */
+	/* Plugged-in roles first (the latest added wins). They get the path with "%2F", "%3F", "%23" and "%25" still
+	 * encoded: decoded, a subject "a/b" would become two segments and change the registry's route. */
+	char rpath[sizeof path * 3];
+	if (sl_con_route_path(rq->target, rpath, sizeof rpath) < 0) {
+		jerror(rs, 414, "request target too long");
+		return;
+	}
 	for (size_t i = c->nroutes; i-- > 0;) {
-		if (has_prefix(path, c->routes[i].prefix)) {
+		if (has_prefix(rpath, c->routes[i].prefix)) {
 			const char *ct = "application/json";
 			int st = 200;
-			int rc = c->routes[i].handler(c->routes[i].ctx, m, path, query, rq->body, rq->len, &rs->body, &st,
+			int rc = c->routes[i].handler(c->routes[i].ctx, m, rpath, query, rq->body, rq->len, &rs->body, &st,
 						      &ct);
 			if (rc) {
 				jerror(rs, 500, sl_strerror(rc));

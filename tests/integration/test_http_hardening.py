@@ -523,3 +523,15 @@ def test_slow_big_bodies_stay_within_the_buffer_cap(tmp_path):
         assert after - base < 16, (base, after)
     finally:
         s.stop()
+
+
+def test_console_keeps_encoded_slash_when_routing_to_the_registry(stack):
+    """A subject with '/' (or '?', '#', '%') through the console's /api/schemas: the console must not decode those
+    before routing, or "a%2Fb" becomes the route /subjects/a/b/versions."""
+    c, r = stack.cport, stack.rport
+    for subject, enc in (("a/b", "a%2Fb"), ("q?x", "q%3Fx"), ("h#1", "h%231"), ("p%41", "p%2541")):
+        resp = request(c, "POST", "/api/schemas/subjects/%s/versions" % enc, {"schema": '"int"'})
+        assert resp.status_code == 200, (subject, resp.status_code, resp.text)
+        assert subject in requests.get("http://127.0.0.1:%d/subjects" % r, timeout=10).json()
+        resp = request(c, "GET", "/api/schemas/subjects/%s/versions" % enc)
+        assert resp.status_code == 200 and resp.json() == [1], (subject, resp.text)
