@@ -21,6 +21,10 @@ import requests
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SLUICE = os.environ.get("SLUICE", os.path.join(ROOT, "build", "sluice"))
 LONG = os.environ.get("SLUICE_SLOW_LONG") == "1"
+# Under AddressSanitizer freed memory sits in its quarantine and RSS says nothing about the server's own bounds: the
+# memory assertions are made on release builds only (the latency ones always).
+with open(SLUICE, "rb") as _f:
+    SANITIZED = b"__asan_init" in _f.read()
 
 CONFIG = """
 data_dir: {data}
@@ -478,7 +482,8 @@ def test_slow_clients_do_not_lock_out_normal_ones(tmp_path, server):
         assert failed == 0
         assert worst < 1.0
         # 1,024 connections with at most a 4 KiB head each and their bookkeeping: well under 60 MB more.
-        assert peak - base_rss < 60, (base_rss, peak)
+        if not SANITIZED:
+            assert peak - base_rss < 60, (base_rss, peak)
     finally:
         s.stop()
 
@@ -514,13 +519,15 @@ def test_slow_big_bodies_stay_within_the_buffer_cap(tmp_path):
         peak = rss_mb(pid)
         print(f"registry: {refused} of 30 bodies refused; RSS {base:.0f} -> {peak:.0f} MB")
         assert refused >= 25
-        assert peak - base < 64 + 24, (base, peak)  # the cap plus a stated 24 MB margin
+        if not SANITIZED:
+            assert peak - base < 64 + 24, (base, peak)  # the cap plus a stated 24 MB margin
         for c in socks:
             c.close()
         time.sleep(1.5)
         after = rss_mb(pid)
         print(f"registry: RSS after the connections closed {after:.0f} MB")
-        assert after - base < 16, (base, after)
+        if not SANITIZED:
+            assert after - base < 16, (base, after)
     finally:
         s.stop()
 
