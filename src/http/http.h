@@ -64,7 +64,8 @@ ssize_t sl_http_chunked_feed(struct sl_http_chunked *c, const char *in, size_t n
 
 /* Splits a request target (origin-form) into its path, percent-decoded exactly once, and its raw query (after '?',
  * "" when none; a pointer into target). Refuses (-1) what is not "/...", a '#', a bad escape, NUL or control bytes
- * (raw or decoded), a backslash, and "." or ".." segments (refused, never resolved). */
+ * (raw or decoded), and "." or ".." segments (refused, never resolved). A backslash is only a character (a registry
+ * subject may hold one). */
 int sl_http_split_target(const char *target, char *path, size_t pathsz, const char **query);
 
 /* ---- the access policy (policy.c) ---- */

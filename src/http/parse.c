@@ -302,7 +302,7 @@ int sl_http_split_target(const char *target, char *path, size_t pathsz, const ch
 			ch = hi * 16 + lo;
 			i += 2;
 		}
-		if (ch < 0x20 || ch == 0x7f || ch == '\\')
+		if (ch < 0x20 || ch == 0x7f)
 			return -1;
 		if (o + 1 >= pathsz)
 			return -1;

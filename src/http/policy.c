@@ -144,12 +144,13 @@ void sl_http_policy_check(const struct sl_http_policy *p, const struct sl_http_h
 		return;
 	}
 	if (write) {
-		/* Bodyless DELETEs are what clients send (Confluent's among them); a browser cannot send a cross-site DELETE
-		 * without a preflight. POST, PUT and PATCH need a JSON type even without a body: an empty no-cors POST
-		 * would otherwise trigger a DAG run. */
+		/* A body must be JSON whatever the method. Without a body only POST needs a JSON type: it is the one write
+		 * method a page elsewhere can send with no CORS preflight (an empty no-cors POST would trigger a DAG run);
+		 * PUT, PATCH and DELETE cross-site need a preflight these servers never grant, and clients send bodyless
+		 * DELETEs and PUTs (Confluent's among them) without a Content-Type. */
 		const char *ct = sl_http_head_get(h, "Content-Type");
 		bool body = h->chunked || h->content_length > 0;
-		bool need = strcmp(h->method, "DELETE") || body;
+		bool need = !strcmp(h->method, "POST") || body;
 		if (need && !(sl_http_ctype_json(ct) || (p->octet_stream && ct && ctype_is(ct, "application/octet-stream")))) {
 			v->status = 415;
 			v->message = "writes need Content-Type: application/json";
