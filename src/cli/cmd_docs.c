@@ -6,6 +6,8 @@
 #include "cli/cli.h"
 #include "console/console.h"
 #include "pipeline/pipeline.h"
+#include "registry/registry.h"
+#include "scheduler/sched.h"
 #include "sink/sink.h"
 #include "source/source.h"
 #include "topic/topic.h"
@@ -28,5 +30,9 @@ int sl_cli_config_doc(int argc, char **argv)
 	sl_opt_doc_markdown(sl_cassandra_opts, "cassandra", stdout);
 	printf("\n## Console\n");
 	sl_opt_doc_markdown(sl_console_opts, "console", stdout);
+	printf("\n## Schema registry\n");
+	sl_opt_doc_markdown(sl_registry_opts, "registry", stdout);
+	printf("\n## Scheduler API\n");
+	sl_opt_doc_markdown(sl_sched_api_opts, "scheduler", stdout);
 	return 0;
 }

@@ -45,6 +45,8 @@ int sl_cli_registry(int argc, char **argv)
 		struct sl_cfg_node *sec;
 		if (sl_cfg_load_file(&doc, file, &err))
 			return sl_cli_fail("registry", "%s", err.msg);
+		sl_cli_warn_auth_parity(sl_cfg_get(doc.root, "console"), sl_cfg_get(doc.root, "registry"),
+					sl_cfg_get(doc.root, "scheduler"), "registry");
 		if ((sec = sl_cfg_get(doc.root, "registry"))) {
 			sl_opt_free(sl_registry_opts, &conf);
 			if (sl_opt_bind(sl_registry_opts, sec, "registry", &conf, &err)) {
@@ -84,6 +86,8 @@ int sl_cli_registry(int argc, char **argv)
 			return sl_cli_fail("registry", "unexpected argument '%s' (see --help)", argv[i]);
 		}
 	}
+	if (!file)
+		sl_cli_warn_auth_parity(NULL, NULL, NULL, "registry");
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);

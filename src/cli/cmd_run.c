@@ -338,6 +338,7 @@ static int services_start(const struct args *a, struct sl_conf *c, struct servic
 		    (sv->rconf.kafka = c->kafka, false) || sl_registry_open(&sv->reg, &sv->rconf, &err) || sl_registry_serve(sv->reg, NULL, &err))
 			goto fail;
 		sl_info("up", "schema registry on %s", sv->rconf.listen);
+		sl_cli_warn_auth_parity(c->console, c->registry, c->scheduler, "registry");
 	}
 	if (c->dags) {
 		static char exe[4096]; /* the scheduler keeps the pointer */
@@ -359,6 +360,7 @@ static int services_start(const struct args *a, struct sl_conf *c, struct servic
 		if ((sv->reg && sl_console_plug_registry(sv->con, sv->reg)) ||
 		    (sv->sched && sl_console_plug_scheduler(sv->con, sv->sched)))
 			sl_warn("up", "console: could not add the registry or scheduler pages");
+		sl_cli_warn_auth_parity(c->console, c->registry, c->scheduler, "console");
 		printf("console: http://%s/\n", sl_console_address(sv->con));
 		fflush(stdout);
 	}

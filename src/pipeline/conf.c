@@ -12,7 +12,7 @@ struct top {
 	char *data_dir;
 	char *log_level;
 	const struct sl_cfg_node *dags; /* scheduler DAGs (src/scheduler/) */
-	const struct sl_cfg_node *pipelines, *kafka, *cassandra, *console, *registry;
+	const struct sl_cfg_node *pipelines, *kafka, *cassandra, *console, *registry, *scheduler;
 };
 
 static const struct sl_opt top_opts[] = {
@@ -31,6 +31,8 @@ static const struct sl_opt top_opts[] = {
 	 "the schema registry `sluice up` serves (listen, store); see docs/registry.md"},
 	{"console", SL_OPT_NODE, NULL, offsetof(struct top, console),
 	 "the web console, JSON API and /metrics (listen, auth, alerts); see docs/console.md"},
+	{"scheduler", SL_OPT_NODE, NULL, offsetof(struct top, scheduler),
+	 "the scheduler's REST API (`sluice scheduler --api`): auth, allowed_hosts, limits; see docs/security.md"},
 	{NULL},
 };
 
@@ -175,6 +177,7 @@ int sl_conf_load(const char *path, struct sl_conf *c, struct sl_err *err)
 	c->cassandra = t.cassandra;
 	c->console = t.console;
 	c->registry = t.registry;
+	c->scheduler = t.scheduler;
 	char w[300];
 	const struct sl_cfg_node *ps = t.pipelines;
 	if (ps->kind != SL_CFG_MAP || ps->n == 0) {

@@ -47,7 +47,7 @@ struct sl_conf {
 	char *data_dir;
 	char *log_level;
 	const struct sl_cfg_node *dags; /* the dags: section, bound by src/scheduler/ */
-	const struct sl_cfg_node *pipelines_node, *kafka, *cassandra, *console, *registry;
+	const struct sl_cfg_node *pipelines_node, *kafka, *cassandra, *console, *registry, *scheduler;
 	struct sl_pipeline *p;
 	size_t np;
 };

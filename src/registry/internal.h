@@ -89,7 +89,7 @@ struct sl_registry {
 	struct sl_reg_kv *compat, *mode;
 	size_t ncompat, capcompat, nmode, capmode;
 	int max_id;
-	void *httpd;        /* struct MHD_Daemon (api.c) */
+	void *httpd;        /* struct sl_http_server (api.c) */
 	char *forward_url;  /* kafka store: the leader's REST URL when this node is a follower, else NULL */
 	bool leader;        /* may write (sqlite: always) */
 	char *self_url;     /* this node's REST URL once serving (the kafka store advertises it to the group) */

@@ -644,6 +644,8 @@ const struct sl_opt sl_registry_opts[] = {
 	{"max_body", SL_OPT_SIZE, "16MiB", offsetof(struct sl_registry_conf, max_body),
 	 "Largest request body accepted; larger requests get 413.", NULL, NULL, false, 1024, (int64_t)1 << 32},
 	SL_HTTP_AUTH_OPTS(struct sl_registry_conf, auth, "SLUICE_REGISTRY_TOKEN", "SLUICE_REGISTRY_PASSWORD"),
+	SL_HTTP_AUTH_READ_OPTS(struct sl_registry_conf, auth),
+	SL_HTTP_SERVER_OPTS(struct sl_registry_conf, http),
 	{NULL},
 };
 
@@ -664,7 +666,11 @@ int sl_registry_open(struct sl_registry **out, const struct sl_registry_conf *co
 	r->conf.group = xstrdup(conf->group ? conf->group : "schema-registry");
 	r->conf.max_body = conf->max_body > 0 ? conf->max_body : 16 << 20;
 	r->leader = true;
-	if (sl_http_auth_conf_copy(&r->conf.auth, &conf->auth)) {
+	struct sl_http_conf hdef;
+	sl_http_conf_defaults(&hdef);
+	/* A conf built by hand (tests, sluice up's defaults) may leave the HTTP settings zero: the defaults then. */
+	if (sl_http_conf_copy(&r->conf.http, conf->http.max_connections ? &conf->http : &hdef) ||
+	    sl_http_auth_conf_copy(&r->conf.auth, &conf->auth)) {
 		sl_registry_close(r);
 		return sl_err_set(err, SL_ENOMEM, "out of memory");
 	}
@@ -722,6 +728,7 @@ void sl_registry_close(struct sl_registry *r)
 	free(r->conf.group);
 	sl_http_auth_free(&r->auth);
 	sl_http_auth_conf_free(&r->conf.auth);
+	sl_http_conf_free(&r->conf.http);
 	free(r->forward_url);
 	free(r->self_url);
 	pthread_mutex_destroy(&r->mu);

@@ -11,6 +11,7 @@
 #include "core/config.h"
 #include "core/err.h"
 #include "core/httpauth.h"
+#include "http/http.h"
 
 struct sl_registry;
 
@@ -27,6 +28,7 @@ struct sl_registry_conf {
 	const struct sl_cfg_node *kafka;
 	int64_t max_body;      /* request body limit in bytes */
 	struct sl_http_auth_conf auth; /* token/basic auth of the REST API; also what this process sends to another */
+	struct sl_http_conf http;      /* allowed_hosts, connection limits and timeouts (src/http) */
 };
 
 /* The `registry:` section of a config file (see docs/registry.md). */

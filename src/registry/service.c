@@ -1,6 +1,6 @@
 /* The REST API of the registry, independent of the HTTP server: a request (method, raw target, body) becomes a
  * status and a JSON body with Confluent's status codes, error_code values and messages (notes/schema-registry.md,
- * the OpenAPI file in ../shared/specs). Keeping it apart from libmicrohttpd lets the unit tests and the fuzzer drive
+ * the OpenAPI file in ../shared/specs). Keeping it apart from the HTTP server lets the unit tests and the fuzzer drive
  * every route in-process. Paths are split before percent-decoding so subjects may hold any character, '/' too. */
 #include <ctype.h>
 #include <errno.h>
