@@ -1063,7 +1063,7 @@ static void route(struct req *q)
 		} else if (n == 2 && is(q, 1, "types")) {
 			if (allow(q, "GET")) {
 				ok(q);
-				sl_buf_puts(q->out, "[\"JSON\",\"AVRO\"]");
+				sl_buf_puts(q->out, "[\"JSON\",\"PROTOBUF\",\"AVRO\"]");
 			}
 		} else if (is(q, 1, "ids") && (n == 3 || (n == 4 && (is(q, 3, "schema") || is(q, 3, "subjects") ||
 								      is(q, 3, "versions"))))) {
