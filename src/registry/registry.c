@@ -138,9 +138,26 @@ const char *sl_reg_mode(struct sl_registry *r, const char *subject)
 
 static void put_schema(struct sl_registry *r, int id, const char *type, const char *text, const char *refs)
 {
-	struct sl_reg_schema *s;
-	if (sl_reg_schema_by_id(r, id))
+	struct sl_reg_schema *s = sl_reg_schema_by_id(r, id);
+	if (s) {
+		/* An id whose every version was permanently deleted is free again (Confluent's IMPORT reuses it). */
+		if (sl_reg_id_in_use(r, id, true) || (!strcmp(s->type, type) && !strcmp(s->text, text) && streq_null(s->refs, refs)))
+			return;
+		char *t = xstrdup(type), *x = xstrdup(text), *f = xstrdup(refs);
+		if (!t || !x || (refs && !f)) {
+			free(t);
+			free(x);
+			free(f);
+			return;
+		}
+		free(s->type);
+		free(s->text);
+		free(s->refs);
+		s->type = t;
+		s->text = x;
+		s->refs = f;
 		return;
+	}
 	if (r->nschemas == r->capschemas) {
 		size_t nc = r->capschemas ? r->capschemas * 2 : 16;
 		struct sl_reg_schema *a = realloc(r->schemas, nc * sizeof *a);
@@ -636,6 +653,11 @@ int sl_reg_register(struct sl_registry *r, const char *subject, const char *type
 		sl_buf_printf(msg, "Subject %s is not in import mode: registering with an id needs IMPORT mode", subject);
 		return 422;
 	}
+	if (want_id <= 0 && !strcmp(mode, "IMPORT")) {
+		*code = 42205;
+		sl_buf_printf(msg, "Subject %s is in import mode: a schema id is required to register", subject);
+		return 422;
+	}
 	if (r->store->barrier)
 		rc = r->store->barrier(r->store, r, &err);
 	else
@@ -700,8 +722,9 @@ int sl_reg_register(struct sl_registry *r, const char *subject, const char *type
 	}
 	if (want_id > 0) {
 		struct sl_reg_schema *s = sl_reg_schema_by_id(r, want_id);
-		if (s && (strcmp(s->text, p->canon) || strcmp(s->type, p->type))) {
-			*code = 42207;
+		if (s && sl_reg_id_in_use(r, want_id, true) &&
+		    (strcmp(s->text, p->canon) || strcmp(s->type, p->type) || !streq_null(s->refs, p->refs))) {
+			*code = 42205;
 			sl_buf_printf(msg, "Schema id %d is already used by a different schema", want_id);
 			status = 422;
 			goto done;
