@@ -772,6 +772,19 @@ const struct sl_opt sl_registry_opts[] = {
 	{NULL},
 };
 
+int sl_registry_conf_dir(struct sl_registry_conf *conf, const struct sl_cfg_node *section, const char *data_dir,
+			 struct sl_err *err)
+{
+	char *d = NULL;
+	if ((section && sl_cfg_get(section, "data_dir")) || !data_dir || !*data_dir)
+		return 0;
+	if (asprintf(&d, "%s/registry", data_dir) < 0)
+		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	free(conf->data_dir);
+	conf->data_dir = d;
+	return 0;
+}
+
 int sl_registry_open(struct sl_registry **out, const struct sl_registry_conf *conf, struct sl_err *err)
 {
 	struct sl_registry *r = calloc(1, sizeof *r);
