@@ -249,6 +249,23 @@ static void put_schema_obj(struct sl_buf *b, const struct sl_reg_version *v, con
 	sl_buf_putc(b, '}');
 }
 
+/* ?format=serialized on a PROTOBUF schema: the text becomes base64 of its FileDescriptorProto, as Confluent's
+ * clients (their ProtobufDeserializer) ask for it. Returns a malloc'd copy, or NULL to answer the stored text. */
+static char *serialized_text(struct req *q, const struct sl_reg_schema *s)
+{
+	struct sl_reg_parsed *p;
+	struct sl_err err;
+	char *out = NULL;
+	const char *f = qget(q, "format");
+	if (!f || strcmp(f, "serialized") || strcmp(s->type, "PROTOBUF"))
+		return NULL;
+	if (sl_reg_parse_stored(q->r, s, &p, &err))
+		return NULL;
+	out = strdup(p->pb->serialized);
+	sl_reg_parsed_free(p);
+	return out;
+}
+
 static void ok(struct req *q)
 {
 	*q->status = 200;
@@ -382,8 +399,10 @@ static void get_schema_by_id(struct req *q, const char *idstr, const char *what)
 		sl_buf_putc(q->out, '{');
 		if (strcmp(s->type, "AVRO"))
 			sl_buf_printf(q->out, "\"schemaType\":\"%s\",", s->type);
+		char *ser = serialized_text(q, s);
 		sl_buf_puts(q->out, "\"schema\":");
-		json_str(q->out, s->text);
+		json_str(q->out, ser ? ser : s->text);
+		free(ser);
 		if (s->refs)
 			sl_buf_printf(q->out, ",\"references\":%s", s->refs);
 		if (qbool(q, "fetchMaxId"))
@@ -545,8 +564,14 @@ static void get_version(struct req *q, const char *subject, const char *vstr, co
 		return;
 	}
 	ok(q);
-	if (!what)
-		put_schema_obj(q->out, v, s);
+	if (!what) {
+		char *ser = serialized_text(q, s);
+		struct sl_reg_schema copy = *s;
+		if (ser)
+			copy.text = ser;
+		put_schema_obj(q->out, v, &copy);
+		free(ser);
+	}
 	else if (!strcmp(what, "schema"))
 		sl_buf_puts(q->out, s->text);
 	else {
