@@ -439,7 +439,7 @@ def test_versions_latest_and_minus_one(registry, client):
     b = raw(registry, "GET", f"/subjects/{q}/versions/-1").json()
     assert a == b and a["version"] == 1 and a["schema"] == '"int"'
     assert raw(registry, "GET", f"/subjects/{q}/versions/1/schema").json() == "int"
-    assert raw(registry, "GET", "/schemas/types").json() == ["JSON", "AVRO"]
+    assert raw(registry, "GET", "/schemas/types").json() == ["JSON", "PROTOBUF", "AVRO"]
 
 
 def test_state_survives_restart(client):
