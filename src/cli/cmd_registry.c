@@ -54,6 +54,14 @@ int sl_cli_registry(int argc, char **argv)
 				return sl_cli_fail("registry", "%s", err.msg);
 			}
 		}
+		/* Without registry.data_dir, the store goes under the config's top-level data_dir. */
+		struct sl_cfg_node *top = sl_cfg_get(doc.root, "data_dir");
+		if (top && top->kind == SL_CFG_SCALAR &&
+		    sl_registry_conf_dir(&conf, sec, top->value, &err)) {
+			sl_opt_free(sl_registry_opts, &conf);
+			sl_cfg_free(&doc);
+			return sl_cli_fail("registry", "%s", err.msg);
+		}
 		/* The kafka store's security settings (kept with the document until the registry closes). */
 		conf.kafka = sl_cfg_get(doc.root, "kafka");
 	}

@@ -335,7 +335,7 @@ static int services_start(const struct args *a, struct sl_conf *c, struct servic
 	memset(sv, 0, sizeof *sv);
 	if (c->registry) {
 		if (sl_opt_bind(sl_registry_opts, c->registry, "registry", &sv->rconf, &err) ||
-		    (sv->rconf.kafka = c->kafka, false) || sl_registry_open(&sv->reg, &sv->rconf, &err) || sl_registry_serve(sv->reg, NULL, &err))
+		    sl_registry_conf_dir(&sv->rconf, c->registry, c->data_dir, &err) || (sv->rconf.kafka = c->kafka, false) || sl_registry_open(&sv->reg, &sv->rconf, &err) || sl_registry_serve(sv->reg, NULL, &err))
 			goto fail;
 		sl_info("up", "schema registry on %s", sv->rconf.listen);
 		sl_cli_warn_auth_parity(c->console, c->registry, c->scheduler, "registry");
