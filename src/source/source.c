@@ -51,8 +51,10 @@ static int gen_next(struct sl_source *bs, struct sl_page *out, struct sl_err *er
 	struct gen_source *s = (struct gen_source *)bs;
 	uint64_t n = (uint64_t)s->conf.page_size;
 	if (s->conf.count) {
-		if (s->next >= (uint64_t)s->conf.count)
+		if (s->next >= (uint64_t)s->conf.count) {
+			s->base.stats.ends++;
 			return SL_ENOTFOUND;
+		}
 		if (s->next + n > (uint64_t)s->conf.count)
 			n = (uint64_t)s->conf.count - s->next;
 	}
@@ -96,6 +98,8 @@ int sl_source_generate_new(const char *name, const struct sl_cfg_node *conf, con
 	}
 	s->base.ops = &gen_ops;
 	s->base.records_path = "$.results";
+	s->base.count = s->conf.count;
+	s->base.dlq_max_bytes = 64 << 20;
 	sl_buf_init(&s->page);
 	if (resume && *resume) {
 		char *end;
