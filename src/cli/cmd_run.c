@@ -112,10 +112,10 @@ static struct sl_pipeline *pick(const char *cmd, struct sl_conf *c, const char *
  * the run ended, so a run that exits 1 never reads as a clean one. */
 static void print_ingest(const struct sl_pipeline *p, const struct sl_ingest_stats *st, int rc)
 {
-	printf("ingest %s: %" PRIu64 " pages (%" PRIu64 " bad), %" PRIu64 " records, %" PRIu64 " bytes, %" PRIu64
+	printf("ingest %s: %" PRIu64 " pages, %" PRIu64 " records, %" PRIu64 " bytes, %" PRIu64 " bad pages, %" PRIu64
 	       " delivered to '%s', %" PRIu64 " to the dead-letter topic '%s' (%" PRIu64 " dropped), %" PRIu64
 	       " requests, %" PRIu64 " retries, %" PRIu64 " undelivered, %.1f s, %.0f records/s",
-	       p->name, st->pages, st->bad_pages, st->records, st->bytes, st->delivered, p->topic, st->dlq, p->dlq_topic,
+	       p->name, st->pages, st->records, st->bytes, st->bad_pages, st->delivered, p->topic, st->dlq, p->dlq_topic,
 	       st->dlq_dropped, st->requests, st->retries, st->delivery_failures, st->seconds,
 	       st->seconds > 0 ? (double)st->records / st->seconds : 0);
 	if (st->total_limit)

@@ -39,6 +39,7 @@ struct sl_pipeline {
 	struct sl_sink_conf sink;
 	struct sl_batch_conf batch;
 	int64_t max_record_bytes;
+	bool random_keys;                  /* a uuid() on a primary-key column is intended (a replay adds rows) */
 	struct sl_mapping *map;            /* compiled mapping */
 };
 
