@@ -296,7 +296,7 @@ int sl_ingest_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run_
 	in.m_dlq_dropped = sl_counter(sl_metrics_global(), "sluice_ingest_dlq_dropped_total", labels,
 				      "Dead-letter entries dropped because the run reached the source's dlq_max_bytes");
 	in.m_bad_pages = sl_counter(sl_metrics_global(), "sluice_ingest_bad_pages_total", labels,
-				    "Pages that were not JSON, had no records array where records_path says, or no object");
+				    "Pages that were not JSON, had no records array at records_path, or no usable record");
 	struct sl_topic_store *ts = NULL;
 	struct sl_source *src = NULL;
 	struct sl_producer *prod = NULL;
@@ -444,7 +444,7 @@ int sl_ingest_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run_
 		} else {
 			struct sl_json_iter it;
 			bool is_array = sl_json_type(arr) == SL_JSON_ARRAY;
-			uint64_t idx = 0, objects = 0;
+			uint64_t idx = 0, objects = 0, rows = 0;
 			if (is_array)
 				sl_json_iter_init(&it, arr);
 			while (is_array ? sl_json_array_next(&it, &item) : (idx == 0 && (item = arr, true))) {
@@ -484,6 +484,7 @@ int sl_ingest_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run_
 					m.key_len = key.len;
 					m.value = payload.data;
 					m.value_len = payload.len;
+					rows++;
 					rc = produce(&in, prod, slot, &m, o->stop, err);
 				} else {
 					sl_buf_reset(&raw);
@@ -503,9 +504,12 @@ int sl_ingest_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run_
 			}
 			slot->total = total;
 			if (src->ops->page_verdict) {
-				if (idx > 0 && objects == 0 && !src->any_records) {
+				if (idx > 0 && rows == 0) {
+					/* Nothing usable in a page of records (not objects, or none maps) is a bad page
+					 * too: a broken API or a mapping that fits nothing, which should not run on. */
 					char why[300];
-					snprintf(why, sizeof why, "none of its %" PRIu64 " records is a JSON object", idx);
+					snprintf(why, sizeof why, "none of its %" PRIu64 " records could be used (%" PRIu64
+						 " not JSON objects); see the dead-letter topic", idx, idx - objects);
 					st->bad_pages++;
 					sl_counter_add(in.m_bad_pages, 1);
 					src->ops->page_verdict(src, true, why);

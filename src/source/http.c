@@ -422,7 +422,7 @@ static const struct sl_opt http_opts[] = {
 	 "(pagination none, page, offset: noted in the dead-letter topic and skipped; otherwise the run fails).",
 	 .min = 1, .max = (int64_t)1 << 32},
 	{"max_bad_pages", SL_OPT_INT, "10", offsetof(struct http_conf, max_bad_pages),
-	 "Circuit breaker: bad pages in a row (not JSON, no array at records_path, no record an object, oversize) "
+	 "Circuit breaker: bad pages in a row (not JSON, no array at records_path, no usable record, oversize) "
 	 "before the run fails naming the URL and the fault. Each bad page delays the next request like a retry "
 	 "(backoff, doubling up to backoff_max); a good page resets the count.", .min = 1, .max = 1000000},
 	{"dlq_max_bytes", SL_OPT_SIZE, "64MiB", offsetof(struct http_conf, dlq_max_bytes),
