@@ -394,7 +394,7 @@ int sl_ingest_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run_
 		 * one dead-letter entry and no rows; the source hears the verdict (its circuit breaker). */
 		bool page_bad = false;
 		if (fetch_err[0]) {
-			sl_dlq_headers(h, "fetch", fetch_err, p->name, NULL, pb, -1, ob, (int64_t)page.seq);
+			sl_dlq_headers(h, "fetch", fetch_err, p->name, NULL, pb, -1, ob, -1);
 			struct sl_msg m = {.partition = -1, .value = page.url, .value_len = strlen(page.url),
 					   .headers = h, .n_headers = 6};
 			if ((rc = dead_letter(&in, prod, slot, &m, src->dlq_max_bytes, o->stop, err)))
@@ -432,7 +432,7 @@ int sl_ingest_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run_
 			/* The whole page is unusable: keep it (its head) in the DLQ with the reason. */
 			sl_err_prefix(&perr, "%s: ", page_name(&page));
 			sl_warn("ingest", "pipeline %s: %s", p->name, perr.msg);
-			sl_dlq_headers(h, "parse", perr.msg, p->name, NULL, pb, -1, ob, (int64_t)page.seq);
+			sl_dlq_headers(h, "parse", perr.msg, p->name, NULL, pb, -1, ob, -1); /* the URL is in the error */
 			struct sl_msg m = {.partition = -1, .value = page.body, .value_len = page.len, .headers = h,
 					   .n_headers = 6};
 			if ((rc = dead_letter(&in, prod, slot, &m, src->dlq_max_bytes, o->stop, err)))

@@ -43,6 +43,7 @@ struct gen_source {
 	uint64_t seq;
 	struct sl_buf page;
 	double start; /* sl_mono_s() at open: the rate limit counts from here */
+	char name[64]; /* the page as asked for, for messages: "generate records 100-199" */
 	uint64_t first;
 };
 
@@ -66,7 +67,8 @@ static int gen_next(struct sl_source *bs, struct sl_page *out, struct sl_err *er
 	out->body = s->page.data;
 	out->len = s->page.len;
 	out->seq = s->seq++;
-	out->url = NULL;
+	snprintf(s->name, sizeof s->name, "generate records %" PRIu64 "-%" PRIu64, s->next, s->next + n - 1);
+	out->url = s->name;
 	s->next += n;
 	snprintf(out->cursor, sizeof out->cursor, "%" PRIu64, s->next);
 	s->base.stats.requests++;
