@@ -10,6 +10,7 @@ import collections
 import json
 import os
 import random
+import re
 import sys
 import time
 
@@ -134,7 +135,43 @@ def test_non_object_items_never_become_rows(work):
         not_obj = sum(c for e, c in errs.items() if "not an object" in e)
         assert not_obj == 4 * pages, errs
         assert f"{n} delivered" in out and f"{5 * pages} to the dead-letter topic" in out, out[-1000:]
+        # one source of truth: the last progress line and the summary say the same
+        prog = re.findall(r"(\d+) delivered, (\d+) dlq,", out)[-1]
+        summ = re.search(r"(\d+) delivered to '[^']+', (\d+) to the dead-letter topic", out).groups()
+        assert prog == summ == (str(n), str(5 * pages)), (prog, summ)
         assert reqs <= pages + 1
+    finally:
+        api.close()
+
+
+def test_dlq_is_bounded_in_bytes(work):
+    """dlq_max_bytes: the dead-letter entries of a run stop at the bound; the rest are dropped and counted."""
+    tmp, topics = work
+    api = e2e.ApiServer(10 ** 6, seed=e2e.uniq("s"))
+    try:
+        rc, out, topic, _s, reqs = ingest(tmp, topics, api, source(api.port, "&html=1", extra="      dlq_max_bytes: 150\n")
+                                          .replace(f"max_bad_pages: {MAX_BAD}", "max_bad_pages: 6"))
+        assert rc == 1 and reqs == 6, out[-2000:]
+        dlq = e2e.consume_all(topic + ".dlq", expect=2)
+        assert len(dlq) == 2 and sum(len(m[1]) for m in dlq) <= 150, [len(m[1]) for m in dlq]
+        assert "(4 dropped)" in out and "dlq_max_bytes" in out, out[-2000:]
+    finally:
+        api.close()
+
+
+def test_single_record_responses(work):
+    """results as an object is one record each with single_record: true (a bad page without it: see above); the
+    API never ends, so --count 3 stops after three."""
+    tmp, topics = work
+    api = e2e.ApiServer(30, seed=e2e.uniq("s"))
+    try:
+        rc, out, topic, _s, _r = ingest(tmp, topics, api, source(api.port, "&results_as=object",
+                                                               extra="      single_record: true\n"),
+                                        args=["--count", "3"])
+        assert rc == 0, out[-2000:]
+        got = {json.loads(v)["id"] for _k, v, _h, _p, _o in e2e.consume_all(topic, expect=3)}
+        want = {e2e.format_data(api.records()[i * PAGE])["id"] for i in range(3)}
+        assert got == want, (got, want)
     finally:
         api.close()
 
