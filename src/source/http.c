@@ -427,7 +427,7 @@ static const struct sl_opt http_opts[] = {
 	 "(backoff, doubling up to backoff_max); a good page resets the count.", .min = 1, .max = 1000000},
 	{"dlq_max_bytes", SL_OPT_SIZE, "64MiB", offsetof(struct http_conf, dlq_max_bytes),
 	 "Per run: dead-letter bytes this source may cause; beyond it entries are dropped and counted "
-	 "(sluice_ingest_dlq_dropped_total). A page in the dead-letter topic is cut to its first 256 KiB.",
+	 "(sluice_ingest_dlq_dropped_total); 0 = no bound. A page in the dead-letter topic is cut to its first 256 KiB.",
 	 .min = 0, .max = INT64_MAX},
 	{"concurrency", SL_OPT_INT, "1", offsetof(struct http_conf, concurrency),
 	 "Requests in flight; above 1 only with pagination none, page or offset.", .min = 1, .max = MAX_CONCURRENCY},
