@@ -25,6 +25,8 @@ int sl_cli_config_doc(int argc, char **argv)
 	sl_conf_doc_markdown(stdout);
 	printf("\n## Sources\n");
 	sl_opt_doc_markdown(sl_source_generate_opts, "pipelines.<name>.source (type: generate)", stdout);
+	sl_opt_doc_markdown(sl_source_http_opts, "pipelines.<name>.source (type: http)", stdout);
+	fputs(sl_source_http_examples_md, stdout);
 	printf("\n## Connections\n");
 	sl_opt_doc_markdown(sl_kafka_opts, "kafka", stdout);
 	sl_opt_doc_markdown(sl_cassandra_opts, "cassandra", stdout);
