@@ -44,8 +44,15 @@ struct js {
 	size_t npat;
 	const char **patkeys;
 	struct js **patvals;
-	const struct sl_rj *deps; /* the dependencies object */
-	struct js **depschemas;   /* parallel to deps members; NULL where the dependency is an array */
+	/* property dependencies: "dependencies" members that are arrays, and (draft 2019-09 on) "dependentRequired" */
+	size_t ndeparr;
+	const char **deparr_k;
+	const struct sl_rj **deparr_v;
+	/* schema dependencies: "dependencies" members that are schemas, and (2019-09 on) "dependentSchemas" */
+	size_t ndepsch;
+	const char **depsch_k;
+	struct js **depsch_v;
+	struct js *uneval_props; /* "unevaluatedProperties" (2019-09 on); NULL when absent */
 	const struct sl_rj *min_props, *max_props;
 	/* array */
 	struct js *all_items;
@@ -55,6 +62,8 @@ struct js {
 	struct js *add_items;
 	const struct sl_rj *min_items, *max_items;
 	bool unique;
+	struct js *uneval_items; /* "unevaluatedItems" (2019-09 on); NULL when absent */
+	const struct sl_rj *min_contains, *max_contains;
 	/* enum / const */
 	const struct sl_rj *values;
 	/* combined */
@@ -67,6 +76,7 @@ struct js {
 
 struct loader {
 	const struct sl_rj *root;
+	int draft; /* 2019 or 2020 when the root's "$schema" names draft 2019-09 or 2020-12, else 0 (draft 4 to 7) */
 	struct js **pool;
 	size_t n, cap;
 	const struct sl_rj **memo_src;
@@ -107,7 +117,10 @@ static void loader_free(struct loader *L)
 		free(j->pvals);
 		free(j->patkeys);
 		free(j->patvals);
-		free(j->depschemas);
+		free(j->deparr_k);
+		free(j->deparr_v);
+		free(j->depsch_k);
+		free(j->depsch_v);
 		free(j->items);
 		free(j->subs);
 		free(j);
@@ -118,6 +131,11 @@ static void loader_free(struct loader *L)
 }
 
 static struct js *load(struct loader *L, const struct sl_rj *j, int depth);
+
+static bool is_empty_kind(const struct js *s)
+{
+	return s->k == JS_EMPTY || s->k == JS_TRUE;
+}
 
 static bool has_any(const struct sl_rj *j, const char *const *keys)
 {
@@ -134,6 +152,57 @@ static const char *const array_kw[] = {"items", "additionalItems", "minItems", "
 static const char *const number_kw[] = {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
 					NULL};
 static const char *const string_kw[] = {"minLength", "maxLength", "pattern", "format", NULL};
+/* Keywords of draft 2019-09 and 2020-12 that also imply their type; earlier drafts ignore them, as everit does. */
+static const char *const object_kw_2019[] = {"dependentRequired", "dependentSchemas", "unevaluatedProperties", NULL};
+static const char *const array_kw_2019[] = {"prefixItems", "unevaluatedItems", "minContains", "maxContains", NULL};
+
+/* Adds one dependency of either kind; a key named twice (in "dependencies" and in "dependentRequired") keeps the
+ * first, as a map would. */
+static int add_dep(struct loader *L, struct js *n, const char *key, const struct sl_rj *v, int depth)
+{
+	if (v->t == SL_RJ_ARR) {
+		for (size_t i = 0; i < n->ndeparr; i++)
+			if (!strcmp(n->deparr_k[i], key))
+				return 0;
+		const char **k = realloc(n->deparr_k, (n->ndeparr + 1) * sizeof *k);
+		if (!k)
+			return L->oom = true, -1;
+		n->deparr_k = k;
+		const struct sl_rj **a = realloc(n->deparr_v, (n->ndeparr + 1) * sizeof *a);
+		if (!a)
+			return L->oom = true, -1;
+		n->deparr_v = a;
+		n->deparr_k[n->ndeparr] = key;
+		n->deparr_v[n->ndeparr++] = v;
+		return 0;
+	}
+	for (size_t i = 0; i < n->ndepsch; i++)
+		if (!strcmp(n->depsch_k[i], key))
+			return 0;
+	const char **k = realloc(n->depsch_k, (n->ndepsch + 1) * sizeof *k);
+	if (!k)
+		return L->oom = true, -1;
+	n->depsch_k = k;
+	struct js **a = realloc(n->depsch_v, (n->ndepsch + 1) * sizeof *a);
+	if (!a)
+		return L->oom = true, -1;
+	n->depsch_v = a;
+	n->depsch_k[n->ndepsch] = key;
+	if (!(n->depsch_v[n->ndepsch] = load(L, v, depth + 1)))
+		return -1;
+	n->ndepsch++;
+	return 0;
+}
+
+/* Loads an optional subschema member (boolean or object); NULL when absent or of another JSON type. */
+static int load_opt(struct loader *L, const struct sl_rj *j, const char *key, int depth, struct js **out)
+{
+	const struct sl_rj *v = sl_jtree_get(j, key);
+	*out = NULL;
+	if (!v || (v->t != SL_RJ_BOOL && v->t != SL_RJ_OBJ))
+		return 0;
+	return (*out = load(L, v, depth + 1)) ? 0 : -1;
+}
 
 static const struct sl_rj *num(const struct sl_rj *j, const char *k)
 {
@@ -206,13 +275,22 @@ static struct js *typed(struct loader *L, const struct sl_rj *j, const char *typ
 				n->npat = i + 1;
 			}
 		}
-		if (dp && dp->t == SL_RJ_OBJ) {
-			n->deps = dp;
-			if (dp->n && !(n->depschemas = calloc(dp->n, sizeof *n->depschemas)))
-				return L->oom = true, NULL;
+		if (dp && dp->t == SL_RJ_OBJ)
 			for (size_t i = 0; i < dp->n; i++)
-				if (dp->v[i]->t != SL_RJ_ARR && !(n->depschemas[i] = load(L, dp->v[i], depth + 1)))
+				if (add_dep(L, n, dp->keys[i], dp->v[i], depth) < 0)
 					return NULL;
+		if (L->draft) {
+			/* 2019-09 split "dependencies" in two; Confluent diffs both halves as dependencies */
+			const struct sl_rj *dr = sl_jtree_get(j, "dependentRequired"), *ds = sl_jtree_get(j, "dependentSchemas");
+			for (size_t i = 0; dr && dr->t == SL_RJ_OBJ && i < dr->n; i++)
+				if (dr->v[i]->t == SL_RJ_ARR && add_dep(L, n, dr->keys[i], dr->v[i], depth) < 0)
+					return NULL;
+			for (size_t i = 0; ds && ds->t == SL_RJ_OBJ && i < ds->n; i++)
+				if ((ds->v[i]->t == SL_RJ_OBJ || ds->v[i]->t == SL_RJ_BOOL) &&
+				    add_dep(L, n, ds->keys[i], ds->v[i], depth) < 0)
+					return NULL;
+			if (load_opt(L, j, "unevaluatedProperties", depth, &n->uneval_props) < 0)
+				return NULL;
 		}
 		n->min_props = num(j, "minProperties");
 		n->max_props = num(j, "maxProperties");
@@ -223,6 +301,30 @@ static struct js *typed(struct loader *L, const struct sl_rj *j, const char *typ
 		const struct sl_rj *u = sl_jtree_get(j, "uniqueItems");
 		if (!(n = alloc_js(L, JS_ARRAY, j)))
 			return NULL;
+		if (L->draft == 2020) {
+			/* 2020-12: "prefixItems" is the tuple, and "items" then (or when it is a boolean) says what may follow
+			 * it, the role "additionalItems" had; an "items" array is not 2020-12 and is read the old way. */
+			const struct sl_rj *pi = sl_jtree_get(j, "prefixItems");
+			if (pi && pi->t == SL_RJ_ARR) {
+				if (pi->n && !(n->items = calloc(pi->n, sizeof *n->items)))
+					return L->oom = true, NULL;
+				for (size_t i = 0; i < pi->n; i++) {
+					if (!(n->items[i] = load(L, pi->v[i], depth + 1)))
+						return NULL;
+					n->nitems = i + 1;
+				}
+			}
+			if (it && (it->t == SL_RJ_BOOL || (it->t == SL_RJ_OBJ && pi && pi->t == SL_RJ_ARR))) {
+				ai = it;
+				it = NULL;
+			}
+		}
+		if (L->draft) {
+			if (load_opt(L, j, "unevaluatedItems", depth, &n->uneval_items) < 0)
+				return NULL;
+			n->min_contains = num(j, "minContains");
+			n->max_contains = num(j, "maxContains");
+		}
 		if (it && it->t == SL_RJ_ARR) {
 			if (it->n && !(n->items = calloc(it->n, sizeof *n->items)))
 				return L->oom = true, NULL;
@@ -375,9 +477,11 @@ static struct js *load(struct loader *L, const struct sl_rj *j, int depth)
 		}
 	} else {
 		/* No "type": everit infers a schema for each keyword group present. */
-		if (has_any(j, object_kw) && !(ex[nex++] = typed(L, j, "object", depth)))
+		if ((has_any(j, object_kw) || (L->draft && has_any(j, object_kw_2019))) &&
+		    !(ex[nex++] = typed(L, j, "object", depth)))
 			return NULL;
-		if (has_any(j, array_kw) && !(ex[nex++] = typed(L, j, "array", depth)))
+		if ((has_any(j, array_kw) || (L->draft && has_any(j, array_kw_2019))) &&
+		    !(ex[nex++] = typed(L, j, "array", depth)))
 			return NULL;
 		if (has_any(j, number_kw) && !(ex[nex++] = typed(L, j, "number", depth)))
 			return NULL;
@@ -388,7 +492,8 @@ static struct js *load(struct loader *L, const struct sl_rj *j, int depth)
 		*n = *ex[0]; /* ex[0]'s arrays now belong to n too: clear ex[0] so they are freed once */
 	if (nex == 1) {
 		struct js *e = ex[0];
-		e->pkeys = NULL, e->pvals = NULL, e->patkeys = NULL, e->patvals = NULL, e->depschemas = NULL;
+		e->pkeys = NULL, e->pvals = NULL, e->patkeys = NULL, e->patvals = NULL;
+		e->deparr_k = NULL, e->deparr_v = NULL, e->depsch_k = NULL, e->depsch_v = NULL;
 		e->items = NULL, e->subs = NULL;
 	} else if (nex > 1) {
 		n->k = JS_COMBINED;
@@ -423,6 +528,9 @@ static const char *const compatible_changes[] = {
 	"ITEM_ADDED_TO_CLOSED_CONTENT_MODEL", "ITEM_WITH_FALSE_REMOVED_FROM_CLOSED_CONTENT_MODEL",
 	"ITEM_REMOVED_FROM_OPEN_CONTENT_MODEL", "ITEM_ADDED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL",
 	"ITEM_REMOVED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL", "ENUM_ARRAY_EXTENDED", "COMBINED_TYPE_EXTENDED",
+	"UNEVALUATED_PROPERTIES_ADDED", "UNEVALUATED_PROPERTIES_EXTENDED", "UNEVALUATED_ITEMS_ADDED",
+	"UNEVALUATED_ITEMS_EXTENDED", "MAX_CONTAINS_INCREASED", "MAX_CONTAINS_REMOVED", "MIN_CONTAINS_DECREASED",
+	"MIN_CONTAINS_REMOVED",
 	"PRODUCT_TYPE_NARROWED", "SUM_TYPE_EXTENDED", "NOT_TYPE_NARROWED", NULL,
 };
 
@@ -548,11 +656,8 @@ static void add_diff_at(struct ctx *c, const char *attr, const char *type)
 }
 
 static void compare(struct ctx *c, const struct js *o, const struct js *u);
+static bool values_contain(const struct sl_rj *set, const struct sl_rj *v);
 
-static bool is_empty_kind(const struct js *s)
-{
-	return s->k == JS_EMPTY || s->k == JS_TRUE;
-}
 
 static int numcmp(const struct sl_rj *a, const struct sl_rj *b)
 {
@@ -593,9 +698,20 @@ static struct js *prop(const struct js *s, const char *key)
 	return NULL;
 }
 
+/* Open: additionalProperties true or absent, no patternProperties, and unevaluatedProperties absent or true. */
 static bool obj_open(const struct js *s)
 {
-	return s->npat == 0 && !s->add && s->permits_add;
+	return s->npat == 0 && !s->add && s->permits_add && (!s->uneval_props || is_empty_kind(s->uneval_props));
+}
+
+/* unevaluatedProperties/Items as the schema of what is not listed: only when additional* is absent, and it is
+ * neither true nor false */
+static struct js *uneval_partial(const struct js *s, bool permits, const struct js *add, struct js *uneval)
+{
+	(void)s;
+	if (!permits || add || !uneval || is_empty_kind(uneval) || uneval->k == JS_FALSE)
+		return NULL;
+	return uneval;
 }
 
 /* Whether glibc's regcomp can be trusted with a pattern from a request: it builds a tree whose size multiplies with
@@ -674,7 +790,32 @@ static struct js *obj_partial(const struct js *s, const char *key)
 		if (hit)
 			return s->patvals[i];
 	}
-	return s->add;
+	return s->add ? s->add : uneval_partial(s, s->permits_add, s->add, s->uneval_props);
+}
+
+/* unevaluatedProperties/Items: absent, false and true are content models of their own; two schemas are diffed */
+static void compare_uneval(struct ctx *c, const char *attr, const struct js *o, const struct js *u, const char *added,
+			   const char *removed, const char *narrowed, const char *extended)
+{
+	size_t l;
+	if (!o && !u)
+		return;
+	l = push(c, "%s", attr);
+	if (!o)
+		add_diff(c, u->k == JS_FALSE ? removed : narrowed);
+	else if (!u)
+		add_diff(c, o->k == JS_FALSE ? added : extended);
+	else if (o->k == JS_FALSE && u->k != JS_FALSE)
+		add_diff(c, added);
+	else if (o->k != JS_FALSE && u->k == JS_FALSE)
+		add_diff(c, removed);
+	else if (is_empty_kind(o) && !is_empty_kind(u))
+		add_diff(c, narrowed);
+	else if (!is_empty_kind(o) && is_empty_kind(u))
+		add_diff(c, extended);
+	else
+		compare(c, o, u);
+	pop(c, l);
 }
 
 static bool has_default(const struct js *s)
@@ -758,63 +899,62 @@ static void compare_object(struct ctx *c, const struct js *o, const struct js *u
 		}
 	}
 	pop(c, l);
-	/* dependencies */
+	/* dependencies: property (array) dependencies first, then schema dependencies, each over the keys of both */
 	l = push(c, "dependencies");
-	for (int pass = 0; pass < 2; pass++) /* 0: arrays, 1: schemas */
-		for (int side = 0; side < 2; side++) {
-			const struct js *s = side ? u : o;
-			for (size_t i = 0; s->deps && i < s->deps->n; i++) {
-				const char *k = s->deps->keys[i];
-				const struct sl_rj *ov = o->deps ? sl_jtree_get(o->deps, k) : NULL;
-				const struct sl_rj *uv = u->deps ? sl_jtree_get(u->deps, k) : NULL;
-				bool oarr = ov && ov->t == SL_RJ_ARR, uarr = uv && uv->t == SL_RJ_ARR;
-				if (side && ov && (pass ? !oarr : oarr))
-					continue;
-				if (pass == 0 && !(side ? uarr : oarr))
-					continue;
-				if (pass == 1 && (side ? (!uv || uarr) : (!ov || oarr)))
-					continue;
-				l2 = push(c, "%s", k);
-				if (pass == 0) {
-					if (!uarr)
-						add_diff(c, "DEPENDENCY_ARRAY_REMOVED");
-					else if (!oarr)
-						add_diff(c, "DEPENDENCY_ARRAY_ADDED");
-					else if (!sl_jtree_equal(ov, uv)) {
-						bool u_all = true, o_all = true;
-						for (size_t a = 0; a < ov->n; a++) {
-							bool f = false;
-							for (size_t b = 0; b < uv->n && !f; b++)
-								f = sl_jtree_equal(ov->v[a], uv->v[b]);
-							u_all &= f;
-						}
-						for (size_t b = 0; b < uv->n; b++) {
-							bool f = false;
-							for (size_t a = 0; a < ov->n && !f; a++)
-								f = sl_jtree_equal(ov->v[a], uv->v[b]);
-							o_all &= f;
-						}
-						add_diff(c, u_all ? "DEPENDENCY_ARRAY_EXTENDED"
-								  : o_all ? "DEPENDENCY_ARRAY_NARROWED" : "DEPENDENCY_ARRAY_CHANGED");
-					}
-				} else {
-					struct js *os = NULL, *us = NULL;
-					for (size_t a = 0; o->deps && a < o->deps->n; a++)
-						if (!strcmp(o->deps->keys[a], k))
-							os = o->depschemas[a];
-					for (size_t a = 0; u->deps && a < u->deps->n; a++)
-						if (!strcmp(u->deps->keys[a], k))
-							us = u->depschemas[a];
-					if (!us)
-						add_diff(c, "DEPENDENCY_SCHEMA_REMOVED");
-					else if (!os)
-						add_diff(c, "DEPENDENCY_SCHEMA_ADDED");
-					else
-						compare(c, os, us);
-				}
-				pop(c, l2);
+	for (int side = 0; side < 2; side++) {
+		const struct js *s = side ? u : o;
+		for (size_t i = 0; i < s->ndeparr; i++) {
+			const char *k = s->deparr_k[i];
+			const struct sl_rj *ov = NULL, *uv = NULL;
+			for (size_t a = 0; a < o->ndeparr; a++)
+				if (!strcmp(o->deparr_k[a], k))
+					ov = o->deparr_v[a];
+			for (size_t a = 0; a < u->ndeparr; a++)
+				if (!strcmp(u->deparr_k[a], k))
+					uv = u->deparr_v[a];
+			if (side && ov)
+				continue;
+			l2 = push(c, "%s", k);
+			if (!uv)
+				add_diff(c, "DEPENDENCY_ARRAY_REMOVED");
+			else if (!ov)
+				add_diff(c, "DEPENDENCY_ARRAY_ADDED");
+			else {
+				bool u_all = true, o_all = true; /* compared as sets */
+				for (size_t a = 0; a < ov->n; a++)
+					u_all &= values_contain(uv, ov->v[a]);
+				for (size_t b = 0; b < uv->n; b++)
+					o_all &= values_contain(ov, uv->v[b]);
+				if (!(u_all && o_all))
+					add_diff(c, u_all ? "DEPENDENCY_ARRAY_EXTENDED"
+							  : o_all ? "DEPENDENCY_ARRAY_NARROWED" : "DEPENDENCY_ARRAY_CHANGED");
 			}
+			pop(c, l2);
 		}
+	}
+	for (int side = 0; side < 2; side++) {
+		const struct js *s = side ? u : o;
+		for (size_t i = 0; i < s->ndepsch; i++) {
+			const char *k = s->depsch_k[i];
+			struct js *os = NULL, *us = NULL;
+			for (size_t a = 0; a < o->ndepsch; a++)
+				if (!strcmp(o->depsch_k[a], k))
+					os = o->depsch_v[a];
+			for (size_t a = 0; a < u->ndepsch; a++)
+				if (!strcmp(u->depsch_k[a], k))
+					us = u->depsch_v[a];
+			if (side && os)
+				continue;
+			l2 = push(c, "%s", k);
+			if (!us)
+				add_diff(c, "DEPENDENCY_SCHEMA_REMOVED");
+			else if (!os)
+				add_diff(c, "DEPENDENCY_SCHEMA_ADDED");
+			else
+				compare(c, os, us);
+			pop(c, l2);
+		}
+	}
 	pop(c, l);
 	/* additionalProperties */
 	l = push(c, "additionalProperties");
@@ -827,6 +967,8 @@ static void compare_object(struct ctx *c, const struct js *o, const struct js *u
 	else
 		compare(c, o->add, u->add);
 	pop(c, l);
+	compare_uneval(c, "unevaluatedProperties", o->uneval_props, u->uneval_props, "UNEVALUATED_PROPERTIES_ADDED",
+		       "UNEVALUATED_PROPERTIES_REMOVED", "UNEVALUATED_PROPERTIES_NARROWED", "UNEVALUATED_PROPERTIES_EXTENDED");
 	cmp_limit(c, "maxProperties", o->max_props, u->max_props, "MAX_PROPERTIES_ADDED", "MAX_PROPERTIES_REMOVED",
 		  "MAX_PROPERTIES_INCREASED", "MAX_PROPERTIES_DECREASED");
 	cmp_limit(c, "minProperties", o->min_props, u->min_props, "MIN_PROPERTIES_ADDED", "MIN_PROPERTIES_REMOVED",
@@ -835,7 +977,12 @@ static void compare_object(struct ctx *c, const struct js *o, const struct js *u
 
 static bool arr_open(const struct js *s)
 {
-	return s->permits_add_items && !s->add_items;
+	return s->permits_add_items && !s->add_items && (!s->uneval_items || is_empty_kind(s->uneval_items));
+}
+
+static struct js *arr_partial(const struct js *s)
+{
+	return s->add_items ? s->add_items : uneval_partial(s, s->permits_add_items, s->add_items, s->uneval_items);
 }
 
 static void compare_array(struct ctx *c, const struct js *o, const struct js *u)
@@ -852,10 +999,10 @@ static void compare_array(struct ctx *c, const struct js *o, const struct js *u)
 		l = push(c, "items/%zu", i);
 		if (arr_open(u))
 			add_diff(c, "ITEM_REMOVED_FROM_OPEN_CONTENT_MODEL");
-		else if (u->add_items) {
+		else if (arr_partial(u)) {
 			struct ctx sub;
 			sub_init(&sub, c);
-			compare(&sub, o->items[i], u->add_items);
+			compare(&sub, o->items[i], arr_partial(u));
 			bool okc = is_compatible(&sub);
 			add_diffs(c, &sub);
 			ctx_free(&sub);
@@ -871,10 +1018,10 @@ static void compare_array(struct ctx *c, const struct js *o, const struct js *u)
 		if (arr_open(o))
 			add_diff(c, is_empty_kind(u->items[i]) ? "ITEM_WITH_EMPTY_SCHEMA_ADDED_TO_OPEN_CONTENT_MODEL"
 							       : "ITEM_ADDED_TO_OPEN_CONTENT_MODEL");
-		else if (o->add_items) {
+		else if (arr_partial(o)) {
 			struct ctx sub;
 			sub_init(&sub, c);
-			compare(&sub, o->add_items, u->items[i]);
+			compare(&sub, arr_partial(o), u->items[i]);
 			bool okc = is_compatible(&sub);
 			add_diffs(c, &sub);
 			ctx_free(&sub);
@@ -894,12 +1041,18 @@ static void compare_array(struct ctx *c, const struct js *o, const struct js *u)
 	else
 		compare(c, o->add_items, u->add_items);
 	pop(c, l);
+	compare_uneval(c, "unevaluatedItems", o->uneval_items, u->uneval_items, "UNEVALUATED_ITEMS_ADDED",
+		       "UNEVALUATED_ITEMS_REMOVED", "UNEVALUATED_ITEMS_NARROWED", "UNEVALUATED_ITEMS_EXTENDED");
 	cmp_limit(c, "maxItems", o->max_items, u->max_items, "MAX_ITEMS_ADDED", "MAX_ITEMS_REMOVED", "MAX_ITEMS_INCREASED",
 		  "MAX_ITEMS_DECREASED");
 	cmp_limit(c, "minItems", o->min_items, u->min_items, "MIN_ITEMS_ADDED", "MIN_ITEMS_REMOVED", "MIN_ITEMS_INCREASED",
 		  "MIN_ITEMS_DECREASED");
 	if (o->unique != u->unique)
 		add_diff_at(c, "uniqueItems", o->unique ? "UNIQUE_ITEMS_REMOVED" : "UNIQUE_ITEMS_ADDED");
+	cmp_limit(c, "maxContains", o->max_contains, u->max_contains, "MAX_CONTAINS_ADDED", "MAX_CONTAINS_REMOVED",
+		  "MAX_CONTAINS_INCREASED", "MAX_CONTAINS_DECREASED");
+	cmp_limit(c, "minContains", o->min_contains, u->min_contains, "MIN_CONTAINS_ADDED", "MIN_CONTAINS_REMOVED",
+		  "MIN_CONTAINS_INCREASED", "MIN_CONTAINS_DECREASED");
 }
 
 /* Maximum bipartite matching (Kuhn's augmenting paths) over the compatible (original, update) subschema pairs. */
@@ -934,12 +1087,13 @@ static void compare_combined(struct ctx *c, const struct js *o, const struct js 
 {
 	const char *t = NULL;
 	if (o->crit != u->crit) {
-		if (u->crit == CRIT_ANY)
+		/* Confluent's criteria rule: anything may become anyOf; a singleton may become oneOf; allOf may become
+		 * a singleton of any kind (allOf:[number,string] -> oneOf:[string] narrows a product, compatibly) */
+		bool os1 = o->nsubs == 1, us1 = u->nsubs == 1;
+		if (u->crit == CRIT_ANY || (os1 && us1) || (os1 && u->crit == CRIT_ONE) || (us1 && o->crit == CRIT_ALL))
 			t = "COMBINED_TYPE_EXTENDED";
-		else if (u->crit == CRIT_ONE)
-			t = o->nsubs == 1 ? "COMBINED_TYPE_EXTENDED" : "COMBINED_TYPE_CHANGED";
 		else
-			t = o->nsubs == 1 && u->nsubs == 1 ? "COMBINED_TYPE_EXTENDED" : "COMBINED_TYPE_CHANGED";
+			t = "COMBINED_TYPE_CHANGED";
 		add_diff(c, t);
 		if (!strcmp(t, "COMBINED_TYPE_CHANGED"))
 			return;
@@ -954,10 +1108,11 @@ static void compare_combined(struct ctx *c, const struct js *o, const struct js 
 	}
 	no = dedupe(o, os);
 	nu = dedupe(u, us);
+	/* extended is named after the update's criterion, narrowed after the original's (as Confluent names them) */
 	if (no < nu)
 		add_diff(c, u->crit == CRIT_ALL ? "PRODUCT_TYPE_EXTENDED" : "SUM_TYPE_EXTENDED");
 	else if (no > nu)
-		add_diff(c, u->crit == CRIT_ALL ? "PRODUCT_TYPE_NARROWED" : "SUM_TYPE_NARROWED");
+		add_diff(c, o->crit == CRIT_ALL ? "PRODUCT_TYPE_NARROWED" : "SUM_TYPE_NARROWED");
 	bool *edge = calloc(no * nu + 1, sizeof *edge), *seen = calloc(nu + 1, sizeof *seen);
 	long *match = malloc((nu + 1) * sizeof *match);
 	struct ctx *subs = calloc(no * nu + 1, sizeof *subs);
@@ -1208,9 +1363,20 @@ static void compare(struct ctx *c, const struct js *o, const struct js *u)
 	p->n--;
 }
 
+/* The draft named by the root's "$schema": 2019-09 and 2020-12 add keywords that earlier drafts ignore. */
+static int draft_of(const struct sl_rj *root)
+{
+	const struct sl_rj *v = root && root->t == SL_RJ_OBJ ? sl_jtree_get(root, "$schema") : NULL;
+	if (!v || v->t != SL_RJ_STR)
+		return 0;
+	if (strstr(v->s, "2020-12"))
+		return 2020;
+	return strstr(v->s, "2019-09") ? 2019 : 0;
+}
+
 int sl_reg_jsonschema_compatible(const struct sl_rj *reader, const struct sl_rj *writer, struct sl_buf *msgs)
 {
-	struct loader lo = {writer}, lu = {reader};
+	struct loader lo = {writer, draft_of(writer)}, lu = {reader, draft_of(reader)};
 	struct js *o = load(&lo, writer, 0), *u = load(&lu, reader, 0);
 	struct pairs p = {0};
 	struct ctx c = {0};

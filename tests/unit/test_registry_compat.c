@@ -1,7 +1,9 @@
 /* Schema compatibility rules of the registry: a table of Avro schema changes, each checked at NONE, BACKWARD,
  * FORWARD and FULL against the verdict Avro's resolution rules give; all 104 of Confluent's JSON Schema diff cases
  * (../shared/specs/json-schema-diff-examples.json, read at test time) against Confluent's verdict; canonical strings
- * and the schema parser's refusals. */
+ * and the schema parser's refusals; the keywords of drafts 2019-09 and 2020-12 (dependentRequired, dependentSchemas,
+ * prefixItems, unevaluated*, min/maxContains) and the combined-criteria changes, as Confluent's diff rules give them
+ * (cases written here from those rules). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -202,6 +204,117 @@ static void test_json_schema_cases(void **state)
 	free(text);
 }
 
+/* One change, Confluent's verdict for it, and (for an incompatible one) a breaking difference it must name. */
+struct js_case {
+	const char *what, *orig, *upd;
+	bool compatible;
+	const char *names;
+};
+
+#define D2020 "\"$schema\":\"https://json-schema.org/draft/2020-12/schema\","
+#define D2019 "\"$schema\":\"https://json-schema.org/draft/2019-09/schema\","
+#define PROPS_AB "\"properties\":{\"a\":{\"type\":\"integer\"},\"b\":{\"type\":\"string\"},\"c\":{\"type\":\"string\"}}"
+#define PROP1(x) "{\"type\":\"object\",\"properties\":{\"p\":" x "}}"
+
+static const struct js_case new_draft_cases[] = {
+	{"dependentRequired moved to another key", "{" D2020 PROPS_AB ",\"dependentRequired\":{\"a\":[\"b\"]}}",
+	 "{" D2020 PROPS_AB ",\"dependentRequired\":{\"b\":[\"a\"]}}", false, "DEPENDENCY_ARRAY_ADDED #/dependencies/b"},
+	{"dependentRequired narrowed", "{" D2020 PROPS_AB ",\"dependentRequired\":{\"a\":[\"b\",\"c\"]}}",
+	 "{" D2020 PROPS_AB ",\"dependentRequired\":{\"a\":[\"c\"]}}", true, NULL},
+	{"dependentRequired extended", "{" D2020 PROPS_AB ",\"dependentRequired\":{\"a\":[\"b\"]}}",
+	 "{" D2020 PROPS_AB ",\"dependentRequired\":{\"a\":[\"c\",\"b\"]}}", false,
+	 "DEPENDENCY_ARRAY_EXTENDED #/dependencies/a"},
+	{"dependentRequired removed", "{" D2019 PROPS_AB ",\"dependentRequired\":{\"a\":[\"b\"]}}", "{" D2019 PROPS_AB "}",
+	 true, NULL},
+	{"dependentRequired added (2019-09)", "{" D2019 PROPS_AB "}",
+	 "{" D2019 PROPS_AB ",\"dependentRequired\":{\"c\":[\"a\"]}}", false, "DEPENDENCY_ARRAY_ADDED #/dependencies/c"},
+	{"dependentRequired is not a draft-07 keyword", "{" PROPS_AB "}", "{" PROPS_AB ",\"dependentRequired\":{\"c\":[\"a\"]}}",
+	 true, NULL},
+	{"dependentSchemas: a dependency's type changed", "{" D2020 "\"dependentSchemas\":{\"x\":{\"type\":\"boolean\"}}}",
+	 "{" D2020 "\"dependentSchemas\":{\"x\":{\"type\":\"integer\"}}}", false, "TYPE_CHANGED #/dependencies/x"},
+	{"dependentSchemas: one removed", "{" D2020 "\"dependentSchemas\":{\"x\":{\"type\":\"string\"},\"y\":{}}}",
+	 "{" D2020 "\"dependentSchemas\":{\"x\":{\"type\":\"string\"}}}", true, NULL},
+	{"dependentSchemas: one added", "{" D2019 "\"dependentSchemas\":{}}",
+	 "{" D2019 "\"dependentSchemas\":{\"z\":{\"required\":[\"a\"]}}}", false, "DEPENDENCY_SCHEMA_ADDED #/dependencies/z"},
+	{"prefixItems: an item's type changed", "{" D2020 "\"type\":\"array\",\"prefixItems\":[{\"type\":\"boolean\"}]}",
+	 "{" D2020 "\"type\":\"array\",\"prefixItems\":[{\"type\":\"string\"}]}", false, "TYPE_CHANGED #/items/0"},
+	{"prefixItems: tuple dropped from an open array",
+	 "{" D2020 "\"type\":\"array\",\"prefixItems\":[{\"type\":\"boolean\"},{\"type\":\"integer\"}]}",
+	 "{" D2020 "\"type\":\"array\"}", true, NULL},
+	{"prefixItems: item added to a closed tuple", "{" D2020 "\"type\":\"array\",\"prefixItems\":[{}],\"items\":false}",
+	 "{" D2020 "\"type\":\"array\",\"prefixItems\":[{},{\"type\":\"number\"}],\"items\":false}", true, NULL},
+	{"prefixItems: added item covered by items",
+	 "{" D2020 "\"type\":\"array\",\"prefixItems\":[{}],\"items\":{\"type\":\"boolean\"}}",
+	 "{" D2020 "\"type\":\"array\",\"prefixItems\":[{},{\"type\":\"boolean\"}],\"items\":{\"type\":\"boolean\"}}", true,
+	 NULL},
+	{"prefixItems: added item not covered by items",
+	 "{" D2020 "\"type\":\"array\",\"prefixItems\":[{}],\"items\":{\"type\":\"boolean\"}}",
+	 "{" D2020 "\"type\":\"array\",\"prefixItems\":[{},{\"type\":\"integer\"}],\"items\":{\"type\":\"boolean\"}}", false,
+	 "ITEM_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL #/items/1"},
+	{"prefixItems: removed item covered by unevaluatedItems",
+	 "{" D2020 "\"type\":\"array\",\"prefixItems\":[{},{\"type\":\"null\"}],\"unevaluatedItems\":{\"type\":\"null\"}}",
+	 "{" D2020 "\"type\":\"array\",\"prefixItems\":[{}],\"unevaluatedItems\":{\"type\":\"null\"}}", true, NULL},
+	{"prefixItems: removed item not covered by unevaluatedItems",
+	 "{" D2020 "\"type\":\"array\",\"prefixItems\":[{},{\"type\":\"null\"}],\"unevaluatedItems\":{\"type\":\"string\"}}",
+	 "{" D2020 "\"type\":\"array\",\"prefixItems\":[{}],\"unevaluatedItems\":{\"type\":\"string\"}}", false,
+	 "ITEM_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL #/items/1"},
+	{"2020-12 items: true to false", "{" D2020 "\"items\":true}", "{" D2020 "\"items\":false}", false,
+	 "ADDITIONAL_ITEMS_REMOVED #/additionalItems"},
+	{"2020-12 items schema is every item's", "{" D2020 "\"items\":{\"type\":\"integer\"}}",
+	 "{" D2020 "\"items\":{\"type\":\"number\"}}", true, NULL},
+	{"maxContains decreased", "{" D2020 "\"type\":\"array\",\"contains\":{},\"maxContains\":4}",
+	 "{" D2020 "\"type\":\"array\",\"contains\":{},\"maxContains\":3}", false, "MAX_CONTAINS_DECREASED #/maxContains"},
+	{"minContains removed", "{" D2020 "\"type\":\"array\",\"contains\":{},\"minContains\":2}",
+	 "{" D2020 "\"type\":\"array\",\"contains\":{}}", true, NULL},
+	{"unevaluatedProperties false added", "{" D2020 "\"type\":\"object\"}",
+	 "{" D2020 "\"type\":\"object\",\"unevaluatedProperties\":false}", false,
+	 "UNEVALUATED_PROPERTIES_REMOVED #/unevaluatedProperties"},
+	{"allOf[number,string] -> anyOf[string]", PROP1("{\"allOf\":[{\"type\":\"number\"},{\"type\":\"string\"}]}"),
+	 PROP1("{\"anyOf\":[{\"type\":\"string\"}]}"), true, NULL},
+	{"allOf[number,string] -> oneOf[string]", PROP1("{\"allOf\":[{\"type\":\"number\"},{\"type\":\"string\"}]}"),
+	 PROP1("{\"oneOf\":[{\"type\":\"string\"}]}"), true, NULL},
+	{"anyOf[number,string] -> oneOf[string]", PROP1("{\"anyOf\":[{\"type\":\"number\"},{\"type\":\"string\"}]}"),
+	 PROP1("{\"oneOf\":[{\"type\":\"string\"}]}"), false, "COMBINED_TYPE_CHANGED #/properties/p"},
+	{"oneOf[number,string] -> anyOf[string]", PROP1("{\"oneOf\":[{\"type\":\"number\"},{\"type\":\"string\"}]}"),
+	 PROP1("{\"anyOf\":[{\"type\":\"string\"}]}"), false, "SUM_TYPE_NARROWED #/properties/p"},
+	{"oneOf[string] -> allOf[number,string]", PROP1("{\"oneOf\":[{\"type\":\"string\"}]}"),
+	 PROP1("{\"allOf\":[{\"type\":\"number\"},{\"type\":\"string\"}]}"), false, "COMBINED_TYPE_CHANGED #/properties/p"},
+	{"anyOf[string] -> oneOf[number,string]", PROP1("{\"anyOf\":[{\"type\":\"string\"}]}"),
+	 PROP1("{\"oneOf\":[{\"type\":\"number\"},{\"type\":\"string\"}]}"), true, NULL},
+};
+
+/* msgs is a list of NUL-terminated strings */
+static bool msgs_have(const struct sl_buf *msgs, const char *want)
+{
+	for (size_t off = 0; msgs->data && off < msgs->len; off += strlen(msgs->data + off) + 1)
+		if (strstr(msgs->data + off, want))
+			return true;
+	return false;
+}
+
+static void test_json_schema_new_drafts(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof new_draft_cases / sizeof *new_draft_cases; i++) {
+		const struct js_case *c = &new_draft_cases[i];
+		struct sl_rj *o, *u;
+		struct sl_err err;
+		struct sl_buf msgs;
+		if (sl_jtree_parse(c->orig, strlen(c->orig), &o, &err) || sl_jtree_parse(c->upd, strlen(c->upd), &u, &err))
+			fail_msg("case '%s' does not parse: %s", c->what, err.msg);
+		sl_buf_init(&msgs);
+		bool got = sl_reg_jsonschema_compatible(u, o, &msgs) == 0;
+		if (got != c->compatible)
+			fail_msg("case '%s': want %s, got %s (%s)", c->what, c->compatible ? "compatible" : "incompatible",
+				 got ? "compatible" : "incompatible", msgs.len ? msgs.data : "no breaking change");
+		if (c->names && !msgs_have(&msgs, c->names))
+			fail_msg("case '%s': messages lack '%s': %s", c->what, c->names, msgs.len ? msgs.data : "(none)");
+		sl_buf_free(&msgs);
+		sl_jtree_free(o);
+		sl_jtree_free(u);
+	}
+}
+
 static void canon_is(const char *in, const char *want)
 {
 	struct sl_avro_schema *s;
@@ -271,6 +384,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_avro_table),
 		cmocka_unit_test(test_json_schema_cases),
+		cmocka_unit_test(test_json_schema_new_drafts),
 		cmocka_unit_test(test_canonical),
 		cmocka_unit_test(test_invalid_avro),
 	};
