@@ -72,6 +72,7 @@ struct sl_reg_schema {
 	char *type;  /* "AVRO", "JSON", "PROTOBUF" */
 	char *text;  /* canonical text */
 	char *refs;  /* canonical JSON array of references, or NULL */
+	char *metadata, *ruleset; /* data contract (contract.c): canonical JSON objects, or NULL */
 };
 
 struct sl_reg_version {
@@ -96,6 +97,8 @@ struct sl_registry {
 	size_t nvers, capvers;
 	struct sl_reg_kv *compat, *mode;
 	size_t ncompat, capcompat, nmode, capmode;
+	struct sl_reg_kv *cfgx; /* a CONFIG record's contract keys (defaultMetadata...) as one JSON object */
+	size_t ncfgx, capcfgx;
 	int max_id;
 	void *httpd;        /* struct sl_http_server (api.c) */
 	char *forward_url;  /* kafka store: the leader's REST URL when this node is a follower, else NULL */
@@ -141,8 +144,24 @@ int sl_reg_check(struct sl_registry *r, const char *level, const struct sl_reg_p
 		 struct sl_reg_version **prev, size_t nprev, struct sl_buf *msgs, struct sl_err *err);
 /* Registers under the registry's lock. Returns the HTTP status (200 ok); on error sets *code and msg. */
 int sl_reg_register(struct sl_registry *r, const char *subject, const char *type, const char *text, size_t len,
-		    const struct sl_rj *refs, int want_id, int want_version, bool normalize, int *id_out,
-		    int *version_out, int *code, struct sl_buf *msg);
+		    const struct sl_rj *refs, const struct sl_rj *metadata, const struct sl_rj *ruleset, int want_id,
+		    int want_version, bool normalize, int *id_out, int *version_out, int *code, struct sl_buf *msg);
+/* Writes a CONFIG record: level (NULL deletes the record) and the contract keys of extras (a JSON object text or
+ * NULL). */
+int sl_reg_write_config(struct sl_registry *r, const char *subject, const char *level, const char *extras,
+			struct sl_err *err);
+/* The contract key of the config in force for subject (the subject's, else the global one), or NULL. */
+const struct sl_rj *sl_reg_config_key(struct sl_registry *r, const char *subject, const char *key,
+				      struct sl_rj **hold);
+
+/* ---- data contracts (contract.c) ---- */
+
+/* Merges metadata layers in order (NULL layers skipped); version > 0 sets the "confluent:version" property when
+ * force_version or when a layer already has it. Returns malloc'd canonical JSON, or NULL when no layer is given. */
+char *sl_reg_metadata_merge(const struct sl_rj *const *layers, size_t n, int version, bool force_version);
+/* Merges ruleSet layers in order; NULL when no layer is given. */
+char *sl_reg_ruleset_merge(const struct sl_rj *const *layers, size_t n);
+extern const char *const sl_reg_contract_keys[];
 
 /* msgs helpers: a list of NUL-terminated strings in one buffer. */
 void sl_reg_msg(struct sl_buf *msgs, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

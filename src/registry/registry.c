@@ -136,26 +136,36 @@ const char *sl_reg_mode(struct sl_registry *r, const char *subject)
 	return v ? v : "READWRITE";
 }
 
-static void put_schema(struct sl_registry *r, int id, const char *type, const char *text, const char *refs)
+static void put_schema(struct sl_registry *r, int id, const char *type, const char *text, const char *refs,
+		       const char *metadata, const char *ruleset)
 {
 	struct sl_reg_schema *s = sl_reg_schema_by_id(r, id);
 	if (s) {
 		/* An id whose every version was permanently deleted is free again (Confluent's IMPORT reuses it). */
-		if (sl_reg_id_in_use(r, id, true) || (!strcmp(s->type, type) && !strcmp(s->text, text) && streq_null(s->refs, refs)))
+		if (sl_reg_id_in_use(r, id, true) || (!strcmp(s->type, type) && !strcmp(s->text, text) &&
+						     streq_null(s->refs, refs) && streq_null(s->metadata, metadata) &&
+						     streq_null(s->ruleset, ruleset)))
 			return;
-		char *t = xstrdup(type), *x = xstrdup(text), *f = xstrdup(refs);
-		if (!t || !x || (refs && !f)) {
+		char *t = xstrdup(type), *x = xstrdup(text), *f = xstrdup(refs), *m = xstrdup(metadata),
+		     *u = xstrdup(ruleset);
+		if (!t || !x || (refs && !f) || (metadata && !m) || (ruleset && !u)) {
 			free(t);
 			free(x);
 			free(f);
+			free(m);
+			free(u);
 			return;
 		}
 		free(s->type);
 		free(s->text);
 		free(s->refs);
+		free(s->metadata);
+		free(s->ruleset);
 		s->type = t;
 		s->text = x;
 		s->refs = f;
+		s->metadata = m;
+		s->ruleset = u;
 		return;
 	}
 	if (r->nschemas == r->capschemas) {
@@ -171,6 +181,8 @@ static void put_schema(struct sl_registry *r, int id, const char *type, const ch
 	s->type = xstrdup(type);
 	s->text = xstrdup(text);
 	s->refs = xstrdup(refs);
+	s->metadata = xstrdup(metadata);
+	s->ruleset = xstrdup(ruleset);
 	if (id > r->max_id)
 		r->max_id = id;
 }
@@ -202,6 +214,60 @@ static void drop_version(struct sl_registry *r, const char *subject, int version
 		return;
 	free(v->subject);
 	*v = r->vers[--r->nvers];
+}
+
+/* A JSON object member rendered as text, or NULL when absent or not an object. */
+static char *render_obj(const struct sl_rj *j)
+{
+	struct sl_buf b;
+	char *s = NULL;
+	if (!j || j->t != SL_RJ_OBJ)
+		return NULL;
+	sl_buf_init(&b);
+	sl_jtree_render(j, &b);
+	if (sl_buf_ok(&b))
+		s = strdup(sl_buf_cstr(&b));
+	sl_buf_free(&b);
+	return s;
+}
+
+/* The contract keys of a CONFIG value (defaultMetadata...) as one JSON object, or NULL when it has none. */
+static char *contract_keys(const struct sl_rj *v)
+{
+	struct sl_buf b;
+	char *s = NULL;
+	size_t n = 0;
+	sl_buf_init(&b);
+	sl_buf_putc(&b, '{');
+	for (size_t i = 0; sl_reg_contract_keys[i]; i++) {
+		const struct sl_rj *m = sl_jtree_get(v, sl_reg_contract_keys[i]);
+		if (!m || m->t != SL_RJ_OBJ)
+			continue;
+		sl_buf_printf(&b, "%s\"%s\":", n++ ? "," : "", sl_reg_contract_keys[i]);
+		sl_jtree_render(m, &b);
+	}
+	sl_buf_putc(&b, '}');
+	if (n && sl_buf_ok(&b))
+		s = strdup(sl_buf_cstr(&b));
+	sl_buf_free(&b);
+	return s;
+}
+
+const struct sl_rj *sl_reg_config_key(struct sl_registry *r, const char *subject, const char *key, struct sl_rj **hold)
+{
+	struct sl_err err;
+	*hold = NULL;
+	for (int pass = subject ? 0 : 1; pass < 2; pass++) {
+		const char *x = sl_reg_kv_get(r->cfgx, r->ncfgx, pass ? NULL : subject);
+		const struct sl_rj *m;
+		if (!x || sl_jtree_parse(x, strlen(x), hold, &err))
+			continue;
+		if ((m = sl_jtree_get(*hold, key)))
+			return m;
+		sl_jtree_free(*hold);
+		*hold = NULL;
+	}
+	return NULL;
 }
 
 void sl_reg_apply(struct sl_registry *r, const char *key, size_t keylen, const char *value, size_t valuelen)
@@ -237,12 +303,18 @@ void sl_reg_apply(struct sl_registry *r, const char *key, size_t keylen, const c
 			refstr = strdup(sl_buf_cstr(&b));
 			sl_buf_free(&b);
 		}
-		put_schema(r, sid, type ? type : "AVRO", text, refstr);
+		char *md = render_obj(sl_jtree_get(v, "metadata")), *rs = render_obj(sl_jtree_get(v, "ruleSet"));
+		put_schema(r, sid, type ? type : "AVRO", text, refstr, md, rs);
+		free(md);
+		free(rs);
 		free(refstr);
 		put_version(r, subject, version, sid, del && del->t == SL_RJ_BOOL && del->b);
 	} else if (!strcmp(kt, "CONFIG")) {
 		kv_set(&r->compat, &r->ncompat, &r->capcompat, subject,
 		       v ? sl_jtree_getstr(v, "compatibilityLevel") : NULL);
+		char *x = v ? contract_keys(v) : NULL;
+		kv_set(&r->cfgx, &r->ncfgx, &r->capcfgx, subject, x);
+		free(x);
 	} else if (!strcmp(kt, "MODE")) {
 		kv_set(&r->mode, &r->nmode, &r->capmode, subject, v ? sl_jtree_getstr(v, "mode") : NULL);
 	} else if (!strcmp(kt, "DELETE_SUBJECT") && subject && v) {
@@ -280,6 +352,10 @@ int sl_reg_write_schema(struct sl_registry *r, const char *subject, int version,
 		sl_buf_printf(&v, ",\"schemaType\":\"%s\"", s->type);
 	if (s->refs)
 		sl_buf_printf(&v, ",\"references\":%s", s->refs);
+	if (s->metadata)
+		sl_buf_printf(&v, ",\"metadata\":%s", s->metadata);
+	if (s->ruleset)
+		sl_buf_printf(&v, ",\"ruleSet\":%s", s->ruleset);
 	sl_buf_puts(&v, ",\"schema\":");
 	sl_buf_json_str(&v, s->text, strlen(s->text));
 	sl_buf_printf(&v, ",\"deleted\":%s}", deleted ? "true" : "false");
@@ -302,6 +378,41 @@ int sl_reg_write_tombstone(struct sl_registry *r, const char *subject, int versi
 	sl_buf_printf(&k, ",\"version\":%d,\"magic\":1}", version);
 	rc = r->store->write(r->store, r, sl_buf_cstr(&k), NULL, err);
 	sl_buf_free(&k);
+	return rc;
+}
+
+int sl_reg_write_config(struct sl_registry *r, const char *subject, const char *level, const char *extras,
+			struct sl_err *err)
+{
+	struct sl_buf k, v;
+	int rc;
+	sl_buf_init(&k);
+	sl_buf_init(&v);
+	sl_buf_puts(&k, "{\"keytype\":\"CONFIG\",\"subject\":");
+	if (subject)
+		sl_buf_json_str(&k, subject, strlen(subject));
+	else
+		sl_buf_puts(&k, "null");
+	sl_buf_puts(&k, ",\"magic\":0}");
+	if (extras && strlen(extras) <= 2)
+		extras = NULL;
+	if (level || extras) {
+		sl_buf_putc(&v, '{');
+		if (level) {
+			sl_buf_puts(&v, "\"compatibilityLevel\":");
+			sl_buf_json_str(&v, level, strlen(level));
+		}
+		/* extras is a rendered JSON object: its members are spliced in */
+		if (extras) {
+			if (level)
+				sl_buf_putc(&v, ',');
+			sl_buf_append(&v, extras + 1, strlen(extras) - 2);
+		}
+		sl_buf_putc(&v, '}');
+	}
+	rc = r->store->write(r->store, r, sl_buf_cstr(&k), level || extras ? sl_buf_cstr(&v) : NULL, err);
+	sl_buf_free(&k);
+	sl_buf_free(&v);
 	return rc;
 }
 
@@ -631,11 +742,42 @@ int sl_reg_check(struct sl_registry *r, const char *level, const struct sl_reg_p
 
 /* ---- registration ---- */
 
+/* The schema's contract as Confluent sets it at registration: config default, then the request's own (else the
+ * previous live version's), then config override; confluent:version tracks the version when one was asked for or is
+ * already there. */
+static void merge_contract(struct sl_registry *r, const char *subject, const struct sl_rj *metadata,
+			   const struct sl_rj *ruleset, const struct sl_reg_schema *prev, int version, bool asked_version,
+			   char **md_out, char **rs_out)
+{
+	struct sl_rj *h[4] = {NULL, NULL, NULL, NULL}, *pm = NULL, *pr = NULL;
+	struct sl_err err;
+	if (metadata && metadata->t != SL_RJ_OBJ)
+		metadata = NULL;
+	if (ruleset && ruleset->t != SL_RJ_OBJ)
+		ruleset = NULL;
+	if (!metadata && prev && prev->metadata && !sl_jtree_parse(prev->metadata, strlen(prev->metadata), &pm, &err))
+		metadata = pm;
+	if (!ruleset && prev && prev->ruleset && !sl_jtree_parse(prev->ruleset, strlen(prev->ruleset), &pr, &err))
+		ruleset = pr;
+	const struct sl_rj *ml[3] = {sl_reg_config_key(r, subject, "defaultMetadata", &h[0]), metadata,
+				     sl_reg_config_key(r, subject, "overrideMetadata", &h[1])};
+	const struct sl_rj *rl[3] = {sl_reg_config_key(r, subject, "defaultRuleSet", &h[2]), ruleset,
+				     sl_reg_config_key(r, subject, "overrideRuleSet", &h[3])};
+	*md_out = sl_reg_metadata_merge(ml, 3, version, asked_version);
+	*rs_out = sl_reg_ruleset_merge(rl, 3);
+	for (int i = 0; i < 4; i++)
+		sl_jtree_free(h[i]);
+	sl_jtree_free(pm);
+	sl_jtree_free(pr);
+}
+
 int sl_reg_register(struct sl_registry *r, const char *subject, const char *type, const char *text, size_t len,
-		    const struct sl_rj *refs, int want_id, int want_version, bool normalize, int *id_out,
-		    int *version_out, int *code, struct sl_buf *msg)
+		    const struct sl_rj *refs, const struct sl_rj *metadata, const struct sl_rj *ruleset, int want_id,
+		    int want_version, bool normalize, int *id_out, int *version_out, int *code, struct sl_buf *msg)
 {
 	struct sl_err err;
+	char *md = NULL, *rs = NULL, *cmd = NULL, *crs = NULL;
+	struct sl_reg_schema *prev = NULL;
 	struct sl_reg_parsed *p = NULL;
 	struct sl_reg_version **vs = NULL;
 	size_t nv, nall;
@@ -672,12 +814,26 @@ int sl_reg_register(struct sl_registry *r, const char *subject, const char *type
 		sl_buf_printf(msg, "Invalid schema of type %s, details: %s", type ? type : "AVRO", err.msg);
 		return 422;
 	}
-	/* The same schema already under the subject (live) answers with its id; a soft-deleted one re-registers. */
+	/* The same schema already under the subject (live) answers with its id; a soft-deleted one re-registers.
+	 * With a contract in the request (or from the config), the contract is part of what must match; the
+	 * confluent:version property is compared as merged for the version being matched. */
 	nall = sl_reg_subject_versions(r, subject, true, &vs);
+	for (size_t i = nall; i-- > 0;)
+		if (!vs[i]->deleted) {
+			prev = sl_reg_schema_by_id(r, vs[i]->id);
+			break;
+		}
 	for (size_t i = nall; i-- > 0;) {
 		struct sl_reg_schema *s = sl_reg_schema_by_id(r, vs[i]->id);
+		bool same_contract = true;
+		if (s && !vs[i]->deleted && (metadata || ruleset)) {
+			free(cmd);
+			free(crs);
+			merge_contract(r, subject, metadata, ruleset, prev, vs[i]->version, want_version > 0, &cmd, &crs);
+			same_contract = streq_null(s->metadata, cmd) && streq_null(s->ruleset, crs);
+		}
 		if (s && !vs[i]->deleted && !strcmp(s->type, p->type) && !strcmp(s->text, p->canon) &&
-		    streq_null(s->refs, p->refs) && (want_id <= 0 || want_id == s->id)) {
+		    streq_null(s->refs, p->refs) && same_contract && (want_id <= 0 || want_id == s->id)) {
 			*id_out = s->id;
 			*version_out = vs[i]->version;
 			goto done;
@@ -714,16 +870,20 @@ int sl_reg_register(struct sl_registry *r, const char *subject, const char *type
 		if (status != 200)
 			goto done;
 	}
-	/* One id per distinct schema across subjects. */
+	version = want_version > 0 ? want_version : version + 1;
+	merge_contract(r, subject, metadata, ruleset, prev, version, want_version > 0, &md, &rs);
+	/* One id per distinct schema (text, references and contract) across subjects. */
 	for (size_t i = 0; i < r->nschemas && id < 0; i++) {
 		struct sl_reg_schema *s = &r->schemas[i];
-		if (!strcmp(s->type, p->type) && !strcmp(s->text, p->canon) && streq_null(s->refs, p->refs))
+		if (!strcmp(s->type, p->type) && !strcmp(s->text, p->canon) && streq_null(s->refs, p->refs) &&
+		    streq_null(s->metadata, md) && streq_null(s->ruleset, rs))
 			id = s->id;
 	}
 	if (want_id > 0) {
 		struct sl_reg_schema *s = sl_reg_schema_by_id(r, want_id);
 		if (s && sl_reg_id_in_use(r, want_id, true) &&
-		    (strcmp(s->text, p->canon) || strcmp(s->type, p->type) || !streq_null(s->refs, p->refs))) {
+		    (strcmp(s->text, p->canon) || strcmp(s->type, p->type) || !streq_null(s->refs, p->refs) ||
+		     !streq_null(s->metadata, md) || !streq_null(s->ruleset, rs))) {
 			*code = 42205;
 			sl_buf_printf(msg, "Schema id %d is already used by a different schema", want_id);
 			status = 422;
@@ -733,8 +893,7 @@ int sl_reg_register(struct sl_registry *r, const char *subject, const char *type
 	}
 	if (id < 0)
 		id = r->max_id + 1;
-	version = want_version > 0 ? want_version : version + 1;
-	put_schema(r, id, p->type, p->canon, p->refs);
+	put_schema(r, id, p->type, p->canon, p->refs, md, rs);
 	if ((rc = sl_reg_write_schema(r, subject, version, id, false, &err))) {
 		*code = 50001;
 		sl_buf_printf(msg, "Error while registering in the store: %s", err.msg);
@@ -746,6 +905,10 @@ int sl_reg_register(struct sl_registry *r, const char *subject, const char *type
 	*version_out = version;
 done:
 	free(vs);
+	free(md);
+	free(rs);
+	free(cmd);
+	free(crs);
 	sl_reg_parsed_free(p);
 	return status;
 }
@@ -843,7 +1006,14 @@ void sl_registry_close(struct sl_registry *r)
 		free(r->schemas[i].type);
 		free(r->schemas[i].text);
 		free(r->schemas[i].refs);
+		free(r->schemas[i].metadata);
+		free(r->schemas[i].ruleset);
 	}
+	for (size_t i = 0; i < r->ncfgx; i++) {
+		free(r->cfgx[i].subject);
+		free(r->cfgx[i].value);
+	}
+	free(r->cfgx);
 	for (size_t i = 0; i < r->nvers; i++)
 		free(r->vers[i].subject);
 	for (size_t i = 0; i < r->ncompat; i++) {
@@ -909,7 +1079,7 @@ int sl_registry_register(struct sl_registry *r, const char *subject, const char 
 	if (!r->leader)
 		status = 0;
 	else
-		status = sl_reg_register(r, subject, type, schema, strlen(schema), NULL, -1, -1, false, id, &version,
+		status = sl_reg_register(r, subject, type, schema, strlen(schema), NULL, NULL, NULL, -1, -1, false, id, &version,
 					 &code, &msg);
 	pthread_mutex_unlock(&r->mu);
 	if (status == 0) {

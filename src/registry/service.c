@@ -239,11 +239,14 @@ static void put_schema_obj(struct sl_buf *b, const struct sl_reg_version *v, con
 {
 	sl_buf_puts(b, "{\"subject\":");
 	json_str(b, v->subject);
-	sl_buf_printf(b, ",\"version\":%d,\"id\":%d", v->version, v->id);
-	if (strcmp(s->type, "AVRO"))
-		sl_buf_printf(b, ",\"schemaType\":\"%s\"", s->type);
+	/* schemaType even for AVRO, as Confluent's Schema entity (7.x on) answers it */
+	sl_buf_printf(b, ",\"version\":%d,\"id\":%d,\"schemaType\":\"%s\"", v->version, v->id, s->type);
 	if (s->refs)
 		sl_buf_printf(b, ",\"references\":%s", s->refs);
+	if (s->metadata)
+		sl_buf_printf(b, ",\"metadata\":%s", s->metadata);
+	if (s->ruleset)
+		sl_buf_printf(b, ",\"ruleSet\":%s", s->ruleset);
 	sl_buf_puts(b, ",\"schema\":");
 	json_str(b, s->text);
 	sl_buf_putc(b, '}');
@@ -405,6 +408,10 @@ static void get_schema_by_id(struct req *q, const char *idstr, const char *what)
 		free(ser);
 		if (s->refs)
 			sl_buf_printf(q->out, ",\"references\":%s", s->refs);
+		if (s->metadata)
+			sl_buf_printf(q->out, ",\"metadata\":%s", s->metadata);
+		if (s->ruleset)
+			sl_buf_printf(q->out, ",\"ruleSet\":%s", s->ruleset);
 		if (qbool(q, "fetchMaxId"))
 			sl_buf_printf(q->out, ",\"maxId\":%d", r->max_id);
 		sl_buf_putc(q->out, '}');
@@ -797,7 +804,8 @@ static void register_schema(struct req *q, const char *subject)
 	int want_id = wid && wid->t == SL_RJ_NUM && wid->is_int && wid->d > 0 && wid->d <= INT_MAX ? (int)wid->d : -1;
 	int want_ver = wver && wver->t == SL_RJ_NUM && wver->is_int && wver->d > 0 && wver->d <= INT_MAX ? (int)wver->d : -1;
 	sl_buf_init(&msg);
-	status = sl_reg_register(q->r, subject, type, text, len, refs, want_id, want_ver, qbool(q, "normalize"), &id,
+	status = sl_reg_register(q->r, subject, type, text, len, refs, sl_jtree_get(j, "metadata"),
+				 sl_jtree_get(j, "ruleSet"), want_id, want_ver, qbool(q, "normalize"), &id,
 				 &version, &code, &msg);
 	if (status != 200)
 		reply_errbuf(q, status, code, &msg);
@@ -946,23 +954,66 @@ static void upcase(char *s)
 		*s = (char)toupper((unsigned char)*s);
 }
 
+/* The contract keys (defaultMetadata...) of extras (a JSON object text, may be NULL) appended as members. */
+static void put_extras(struct sl_buf *b, const char *extras)
+{
+	if (extras && strlen(extras) > 2) {
+		sl_buf_putc(b, ',');
+		sl_buf_append(b, extras + 1, strlen(extras) - 2);
+	}
+}
+
+/* The subject's (or global) contract keys after a PUT: the stored ones, each replaced by the request's when given
+ * (a JSON null clears one). Returns malloc'd JSON object text, or NULL when none remains. */
+static char *merged_extras(const char *stored, const struct sl_rj *req)
+{
+	struct sl_rj *old = NULL;
+	struct sl_err err;
+	struct sl_buf b;
+	size_t n = 0;
+	char *out = NULL;
+	if (stored && sl_jtree_parse(stored, strlen(stored), &old, &err))
+		old = NULL;
+	sl_buf_init(&b);
+	sl_buf_putc(&b, '{');
+	for (size_t i = 0; sl_reg_contract_keys[i]; i++) {
+		const struct sl_rj *v = sl_jtree_get(req, sl_reg_contract_keys[i]);
+		if (!v)
+			v = old ? sl_jtree_get(old, sl_reg_contract_keys[i]) : NULL;
+		if (!v || v->t != SL_RJ_OBJ)
+			continue;
+		sl_buf_printf(&b, "%s\"%s\":", n++ ? "," : "", sl_reg_contract_keys[i]);
+		sl_jtree_render(v, &b);
+	}
+	sl_buf_putc(&b, '}');
+	if (n && sl_buf_ok(&b))
+		out = strdup(sl_buf_cstr(&b));
+	sl_buf_free(&b);
+	sl_jtree_free(old);
+	return out;
+}
+
 static void config(struct req *q, const char *subject)
 {
 	struct sl_registry *r = q->r;
 	struct sl_err err;
 	const char *cur = sl_reg_kv_get(r->compat, r->ncompat, subject);
+	const char *curx = sl_reg_kv_get(r->cfgx, r->ncfgx, subject);
 	if (!strcmp(q->method, "GET")) {
-		if (subject && !cur && !qbool(q, "defaultToGlobal")) {
+		if (subject && !cur && !curx && !qbool(q, "defaultToGlobal")) {
 			reply_err(q, 404, 40408, "Subject '%s' does not have subject-level compatibility configured", subject);
 			return;
 		}
 		ok(q);
 		sl_buf_puts(q->out, "{\"compatibilityLevel\":");
 		json_str(q->out, cur ? cur : sl_reg_level(r, NULL));
+		put_extras(q->out, subject && !curx && qbool(q, "defaultToGlobal") ? sl_reg_kv_get(r->cfgx, r->ncfgx, NULL)
+										    : curx);
 		sl_buf_putc(q->out, '}');
 	} else if (!strcmp(q->method, "PUT")) {
 		struct sl_rj *j;
 		const struct sl_rj *c;
+		bool contract = false;
 		q->bad_code = 42203;
 		j = body_object(q, true);
 		char level[64];
@@ -971,7 +1022,16 @@ static void config(struct req *q, const char *subject)
 		c = sl_jtree_get(j, "compatibility");
 		if (!c || c->t == SL_RJ_NULL)
 			c = sl_jtree_get(j, "compatibilityLevel");
-		if ((!c || c->t == SL_RJ_NULL) && !j->n) {
+		for (size_t i = 0; sl_reg_contract_keys[i]; i++) {
+			const struct sl_rj *v = sl_jtree_get(j, sl_reg_contract_keys[i]);
+			if (v && v->t != SL_RJ_OBJ && v->t != SL_RJ_NULL) {
+				sl_jtree_free(j);
+				reply_err(q, 422, 42203, "Invalid %s: an object is expected", sl_reg_contract_keys[i]);
+				return;
+			}
+			contract |= v != NULL;
+		}
+		if ((!c || c->t == SL_RJ_NULL) && !contract) {
 			/* Confluent: a body that sets nothing changes nothing and answers the level in force. */
 			sl_jtree_free(j);
 			ok(q);
@@ -980,38 +1040,59 @@ static void config(struct req *q, const char *subject)
 			sl_buf_putc(q->out, '}');
 			return;
 		}
-		if (!c || c->t != SL_RJ_STR || c->n >= sizeof level ||
-		    (snprintf(level, sizeof level, "%s", c->s), upcase(level), !sl_reg_valid_level(level))) {
+		if (c && c->t != SL_RJ_NULL &&
+		    (c->t != SL_RJ_STR || c->n >= sizeof level ||
+		     (snprintf(level, sizeof level, "%s", c->s), upcase(level), !sl_reg_valid_level(level)))) {
 			sl_jtree_free(j);
 			reply_err(q, 422, 42203,
 				  "Invalid compatibility level. Valid values are none, backward, forward, full, "
 				  "backward_transitive, forward_transitive, and full_transitive");
 			return;
 		}
-		sl_jtree_free(j);
-		if (subject && readonly(q, subject))
+		bool has_level = c && c->t != SL_RJ_NULL;
+		if (subject && readonly(q, subject)) {
+			sl_jtree_free(j);
 			return;
-		if (sl_reg_write_setting(r, "CONFIG", subject, level, &err)) {
+		}
+		char *x = merged_extras(curx, j);
+		/* a PUT that sets only contract keys keeps the level already set here (none: the global one applies) */
+		if (sl_reg_write_config(r, subject, has_level ? level : cur, x, &err)) {
+			free(x);
+			sl_jtree_free(j);
 			store_failed(q, &err);
 			return;
 		}
 		ok(q);
-		sl_buf_printf(q->out, "{\"compatibility\":\"%s\"}", level);
+		sl_buf_putc(q->out, '{');
+		if (has_level)
+			sl_buf_printf(q->out, "\"compatibility\":\"%s\"", level);
+		for (size_t i = 0, n = has_level; sl_reg_contract_keys[i]; i++) {
+			const struct sl_rj *v = sl_jtree_get(j, sl_reg_contract_keys[i]);
+			if (!v || v->t != SL_RJ_OBJ)
+				continue;
+			sl_buf_printf(q->out, "%s\"%s\":", n++ ? "," : "", sl_reg_contract_keys[i]);
+			sl_jtree_render(v, q->out);
+		}
+		sl_buf_putc(q->out, '}');
+		free(x);
+		sl_jtree_free(j);
 	} else { /* DELETE */
 		char old[64];
 		if (subject && readonly(q, subject))
 			return;
-		if (subject && !cur) {
+		if (subject && !cur && !curx) {
 			reply_err(q, 404, 40401, "Subject '%s' not found.", subject);
 			return;
 		}
 		snprintf(old, sizeof old, "%s", cur ? cur : "BACKWARD");
-		if (cur && sl_reg_write_setting(r, "CONFIG", subject, NULL, &err)) {
+		if ((cur || curx) && sl_reg_write_config(r, subject, NULL, NULL, &err)) {
 			store_failed(q, &err);
 			return;
 		}
 		ok(q);
-		sl_buf_printf(q->out, "{\"compatibilityLevel\":\"%s\"}", old);
+		sl_buf_printf(q->out, "{\"compatibilityLevel\":\"%s\"", old);
+		put_extras(q->out, curx);
+		sl_buf_putc(q->out, '}');
 	}
 }
 
@@ -1124,6 +1205,41 @@ static bool allow(struct req *q, const char *methods)
 	return false;
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* GET /contexts: the default context "." and every context named by a qualified subject (":.ctx:subject"). sluice
+ * keeps one id space across contexts (Confluent keeps one per context): see docs/registry.md. */
+static void get_contexts(struct req *q)
+{
+	struct sl_registry *r = q->r;
+	char **names = calloc(r->nvers + 1, sizeof *names);
+	size_t n = 0;
+	ok(q);
+	sl_buf_puts(q->out, "[\".\"");
+	for (size_t i = 0; names && i < r->nvers; i++) {
+		const char *sj = r->vers[i].subject, *end;
+		if (r->vers[i].deleted || strncmp(sj, ":.", 2) || !(end = strchr(sj + 2, ':')) || end == sj + 2)
+			continue;
+		if ((names[n] = strndup(sj + 1, (size_t)(end - sj - 1))))
+			n++;
+	}
+	if (n)
+		qsort(names, n, sizeof *names, cmp_str);
+	for (size_t i = 0; i < n; i++) {
+		if (i && !strcmp(names[i], names[i - 1]))
+			continue;
+		sl_buf_putc(q->out, ',');
+		json_str(q->out, names[i]);
+	}
+	sl_buf_putc(q->out, ']');
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
 static void route(struct req *q)
 {
 	size_t n = q->nsegs;
@@ -1197,6 +1313,11 @@ static void route(struct req *q)
 			else
 				sl_buf_puts(q->out, "{\"version\":\"" SL_VERSION "\",\"commitId\":\"sluice\"}");
 		}
+		return;
+	}
+	if (is(q, 0, "contexts") && n == 1) {
+		if (allow(q, "GET"))
+			get_contexts(q);
 		return;
 	}
 	if (is(q, 0, "mode") && n <= 2 && (n == 1 || *s[1])) {
