@@ -243,6 +243,17 @@ char *sl_reg_ruleset_merge(const struct sl_rj *const *layers, size_t n)
 	return res;
 }
 
-/* The contract keys a CONFIG record may carry beside compatibilityLevel. */
+/* The keys a CONFIG record may carry beside compatibilityLevel: the contract defaults and overrides, and a subject
+ * alias (Confluent's AliasFilter resolves it for every path naming a subject after "subjects"). */
 const char *const sl_reg_contract_keys[] = {"defaultMetadata", "overrideMetadata", "defaultRuleSet", "overrideRuleSet",
-					    NULL};
+					    "alias", NULL};
+
+bool sl_reg_config_key_ok(const char *key, const struct sl_rj *v)
+{
+	if (!v)
+		return false;
+	/* an empty alias is no alias, as Confluent treats it */
+	if (!strcmp(key, "alias"))
+		return v->t == SL_RJ_STR && v->n > 0;
+	return v->t == SL_RJ_OBJ;
+}

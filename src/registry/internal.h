@@ -162,6 +162,8 @@ char *sl_reg_metadata_merge(const struct sl_rj *const *layers, size_t n, int ver
 /* Merges ruleSet layers in order; NULL when no layer is given. */
 char *sl_reg_ruleset_merge(const struct sl_rj *const *layers, size_t n);
 extern const char *const sl_reg_contract_keys[];
+/* Whether v is a usable value for config key (an object; a non-empty string for "alias"). */
+bool sl_reg_config_key_ok(const char *key, const struct sl_rj *v);
 
 /* msgs helpers: a list of NUL-terminated strings in one buffer. */
 void sl_reg_msg(struct sl_buf *msgs, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -241,7 +241,7 @@ static char *contract_keys(const struct sl_rj *v)
 	sl_buf_putc(&b, '{');
 	for (size_t i = 0; sl_reg_contract_keys[i]; i++) {
 		const struct sl_rj *m = sl_jtree_get(v, sl_reg_contract_keys[i]);
-		if (!m || m->t != SL_RJ_OBJ)
+		if (!sl_reg_config_key_ok(sl_reg_contract_keys[i], m))
 			continue;
 		sl_buf_printf(&b, "%s\"%s\":", n++ ? "," : "", sl_reg_contract_keys[i]);
 		sl_jtree_render(m, &b);

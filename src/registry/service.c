@@ -34,6 +34,7 @@ struct req {
 	char *own[MAX_SEGS + 2 * MAX_QUERY]; /* decoded, UTF-8-cleaned copies, freed after the request */
 	size_t nown;
 	bool nul[MAX_SEGS]; /* the raw segment held %00: decoding cut it there, so it is not the name that was sent */
+	char *alias[2];     /* subjects an alias resolved to (path segment, ?subject=), freed after the request */
 };
 
 /* Decodes s (see pct_decode) into a clean UTF-8 copy owned by the request; falls back to s on OOM. */
@@ -980,7 +981,7 @@ static char *merged_extras(const char *stored, const struct sl_rj *req)
 		const struct sl_rj *v = sl_jtree_get(req, sl_reg_contract_keys[i]);
 		if (!v)
 			v = old ? sl_jtree_get(old, sl_reg_contract_keys[i]) : NULL;
-		if (!v || v->t != SL_RJ_OBJ)
+		if (!sl_reg_config_key_ok(sl_reg_contract_keys[i], v))
 			continue;
 		sl_buf_printf(&b, "%s\"%s\":", n++ ? "," : "", sl_reg_contract_keys[i]);
 		sl_jtree_render(v, &b);
@@ -1024,9 +1025,11 @@ static void config(struct req *q, const char *subject)
 			c = sl_jtree_get(j, "compatibilityLevel");
 		for (size_t i = 0; sl_reg_contract_keys[i]; i++) {
 			const struct sl_rj *v = sl_jtree_get(j, sl_reg_contract_keys[i]);
-			if (v && v->t != SL_RJ_OBJ && v->t != SL_RJ_NULL) {
+			if (v && v->t != SL_RJ_NULL && !sl_reg_config_key_ok(sl_reg_contract_keys[i], v) &&
+			    !(v->t == SL_RJ_STR && !strcmp(sl_reg_contract_keys[i], "alias"))) {
 				sl_jtree_free(j);
-				reply_err(q, 422, 42203, "Invalid %s: an object is expected", sl_reg_contract_keys[i]);
+				reply_err(q, 422, 42203, "Invalid %s: %s is expected", sl_reg_contract_keys[i],
+					  strcmp(sl_reg_contract_keys[i], "alias") ? "an object" : "a string");
 				return;
 			}
 			contract |= v != NULL;
@@ -1068,7 +1071,7 @@ static void config(struct req *q, const char *subject)
 			sl_buf_printf(q->out, "\"compatibility\":\"%s\"", level);
 		for (size_t i = 0, n = has_level; sl_reg_contract_keys[i]; i++) {
 			const struct sl_rj *v = sl_jtree_get(j, sl_reg_contract_keys[i]);
-			if (!v || v->t != SL_RJ_OBJ)
+			if (!sl_reg_config_key_ok(sl_reg_contract_keys[i], v))
 				continue;
 			sl_buf_printf(q->out, "%s\"%s\":", n++ ? "," : "", sl_reg_contract_keys[i]);
 			sl_jtree_render(v, q->out);
@@ -1085,14 +1088,18 @@ static void config(struct req *q, const char *subject)
 			return;
 		}
 		snprintf(old, sizeof old, "%s", cur ? cur : "BACKWARD");
+		/* the write replays into the maps, freeing curx: keep a copy for the answer */
+		char *oldx = curx ? strdup(curx) : NULL;
 		if ((cur || curx) && sl_reg_write_config(r, subject, NULL, NULL, &err)) {
+			free(oldx);
 			store_failed(q, &err);
 			return;
 		}
 		ok(q);
 		sl_buf_printf(q->out, "{\"compatibilityLevel\":\"%s\"", old);
-		put_extras(q->out, curx);
+		put_extras(q->out, oldx);
 		sl_buf_putc(q->out, '}');
+		free(oldx);
 	}
 }
 
@@ -1180,6 +1187,41 @@ static bool subject_ok(struct req *q, size_t i)
 	return false;
 }
 
+/* The subject an alias names, as Confluent's AliasFilter resolves it: the config of subject (its own, not the
+ * global one) holds "alias"; an unqualified alias lives in the subject's context. Returns a malloc'd subject, or
+ * NULL when subject is no alias. */
+static char *resolve_alias(struct sl_registry *r, const char *subject)
+{
+	const char *x = sl_reg_kv_get(r->cfgx, r->ncfgx, subject), *a, *end;
+	struct sl_rj *j = NULL;
+	struct sl_err err;
+	char *out = NULL;
+	if (!x || sl_jtree_parse(x, strlen(x), &j, &err))
+		return NULL;
+	if ((a = sl_jtree_getstr(j, "alias")) && *a) {
+		if (*a != ':' && !strncmp(subject, ":.", 2) && (end = strchr(subject + 2, ':'))) {
+			size_t cl = (size_t)(end - subject) + 1, al = strlen(a);
+			if ((out = malloc(cl + al + 1))) {
+				memcpy(out, subject, cl);
+				memcpy(out + cl, a, al + 1);
+			}
+		} else
+			out = strdup(a);
+	}
+	sl_jtree_free(j);
+	return out;
+}
+
+/* Replaces the subject in path segment i by the one its alias names (see resolve_alias). */
+static void unalias_seg(struct req *q, size_t i)
+{
+	char *a;
+	if (i < q->nsegs && (a = resolve_alias(q->r, q->segs[i]))) {
+		free(q->alias[0]);
+		q->alias[0] = q->segs[i] = a;
+	}
+}
+
 static bool is(struct req *q, size_t i, const char *s)
 {
 	return i < q->nsegs && !strcmp(q->segs[i], s);
@@ -1210,28 +1252,38 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* GET /contexts: the default context "." and every context named by a qualified subject (":.ctx:subject"). sluice
- * keeps one id space across contexts (Confluent keeps one per context): see docs/registry.md. */
+/* GET /contexts: the default context "." and every context named by a qualified subject (":.ctx:subject"), soft-
+ * deleted ones included (Confluent keeps a context once created), sorted, filtered by ?contextPrefix=, paged by
+ * offset/limit. sluice keeps one id space across contexts (Confluent keeps one per context): see docs/registry.md. */
 static void get_contexts(struct req *q)
 {
 	struct sl_registry *r = q->r;
-	char **names = calloc(r->nvers + 1, sizeof *names);
-	size_t n = 0;
-	ok(q);
-	sl_buf_puts(q->out, "[\".\"");
-	for (size_t i = 0; names && i < r->nvers; i++) {
+	char **names = calloc(r->nvers + 2, sizeof *names);
+	const char *prefix = qget(q, "contextPrefix");
+	struct page pg = paging(q);
+	size_t n = 0, k = 0;
+	if (!names) {
+		reply_err(q, 500, 50001, "out of memory");
+		return;
+	}
+	if ((names[n] = strdup(".")))
+		n++;
+	for (size_t i = 0; i < r->nvers; i++) {
 		const char *sj = r->vers[i].subject, *end;
-		if (r->vers[i].deleted || strncmp(sj, ":.", 2) || !(end = strchr(sj + 2, ':')) || end == sj + 2)
+		if (strncmp(sj, ":.", 2) || !(end = strchr(sj + 2, ':')) || end == sj + 2)
 			continue;
 		if ((names[n] = strndup(sj + 1, (size_t)(end - sj - 1))))
 			n++;
 	}
-	if (n)
-		qsort(names, n, sizeof *names, cmp_str);
+	qsort(names, n, sizeof *names, cmp_str);
+	ok(q);
+	sl_buf_putc(q->out, '[');
 	for (size_t i = 0; i < n; i++) {
-		if (i && !strcmp(names[i], names[i - 1]))
+		if ((i && !strcmp(names[i], names[i - 1])) ||
+		    (prefix && *prefix && strncmp(names[i], prefix, strlen(prefix))) || !on_page(&pg))
 			continue;
-		sl_buf_putc(q->out, ',');
+		if (k++)
+			sl_buf_putc(q->out, ',');
 		json_str(q->out, names[i]);
 	}
 	sl_buf_putc(q->out, ']');
@@ -1252,6 +1304,12 @@ static void route(struct req *q)
 		return;
 	}
 	if (is(q, 0, "schemas")) {
+		/* ?subject= names an alias too on /schemas/ids (Confluent's AliasFilter) */
+		for (size_t i = 0; i < q->nq && is(q, 1, "ids"); i++)
+			if (!strcmp(q->qk[i], "subject") && *q->qv[i] && (q->alias[1] = resolve_alias(q->r, q->qv[i]))) {
+				q->qv[i] = q->alias[1];
+				break;
+			}
 		if (n == 1) {
 			if (allow(q, "GET"))
 				get_schemas(q);
@@ -1275,6 +1333,7 @@ static void route(struct req *q)
 		}
 		if (n > 1 && !subject_ok(q, 1))
 			return;
+		unalias_seg(q, 1);
 		if (n == 1) {
 			if (allow(q, "GET"))
 				get_subjects(q);
@@ -1295,8 +1354,10 @@ static void route(struct req *q)
 		return;
 	}
 	if (is(q, 0, "compatibility") && is(q, 1, "subjects") && n >= 4 && n <= 5 && is(q, 3, "versions") && *s[2]) {
-		if (subject_ok(q, 2) && allow(q, "POST"))
+		if (subject_ok(q, 2) && allow(q, "POST")) {
+			unalias_seg(q, 2);
 			compatibility(q, s[2], n == 5 ? s[4] : NULL);
+		}
 		return;
 	}
 	if (is(q, 0, "config") && n <= 2 && (n == 1 || *s[1])) {
@@ -1405,5 +1466,7 @@ done:
 	}
 	for (size_t i = 0; i < q.nown; i++)
 		free(q.own[i]);
+	free(q.alias[0]);
+	free(q.alias[1]);
 	free(copy);
 }

@@ -1,0 +1,213 @@
+/* The newer parts of Confluent's registry API (issue 21), driven in-process through sl_registry_handle on a SQLite
+ * store in a temporary directory: schemaType answered for AVRO, data contracts (a schema's metadata and ruleSet,
+ * stored, returned, inherited from the previous version, merged with the config's defaults and overrides, the
+ * confluent:version property), contexts (GET /contexts) and subject aliases (config "alias", resolved on /subjects/,
+ * /compatibility/subjects/ and ?subject= of /schemas/ids). Each expectation is Confluent's answer as its server code
+ * computes it (AbstractSchemaRegistry.maybeSetMetadataRuleSet, Metadata/RuleSet.merge*, AliasFilter). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "core/log.h"
+#include "registry/registry.h"
+
+static char dir[] = "/tmp/sl-registry-contracts-XXXXXX";
+static struct sl_registry *reg;
+
+/* Answers the request; the body must equal want exactly when want starts with '=', else contain it. Returns the
+ * body (static, valid until the next call). */
+static const char *expect(const char *method, const char *target, const char *body, int status, const char *want)
+{
+	static char last[8192];
+	struct sl_buf out;
+	int st;
+	sl_buf_init(&out);
+	sl_registry_handle(reg, method, target, body, body ? strlen(body) : 0, &st, &out);
+	bool match = *want == '=' ? !strcmp(sl_buf_cstr(&out), want + 1) : strstr(sl_buf_cstr(&out), want) != NULL;
+	if (st != status || !match)
+		fail_msg("%s %s: got %d %s, want %d with %s", method, target, st, sl_buf_cstr(&out), status, want);
+	snprintf(last, sizeof last, "%s", sl_buf_cstr(&out));
+	sl_buf_free(&out);
+	return last;
+}
+
+/* An Avro record with one field per name given (all strings, each with a default so versions stay compatible). */
+#define REC1 "\"{\\\"type\\\":\\\"record\\\",\\\"name\\\":\\\"R\\\",\\\"fields\\\":[{\\\"name\\\":\\\"a\\\",\\\"type\\\":\\\"string\\\",\\\"default\\\":\\\"\\\"}]}\""
+#define REC2 "\"{\\\"type\\\":\\\"record\\\",\\\"name\\\":\\\"R\\\",\\\"fields\\\":[{\\\"name\\\":\\\"a\\\",\\\"type\\\":\\\"string\\\",\\\"default\\\":\\\"\\\"},{\\\"name\\\":\\\"b\\\",\\\"type\\\":\\\"string\\\",\\\"default\\\":\\\"\\\"}]}\""
+
+static void test_schema_type_avro(void **state)
+{
+	(void)state;
+	expect("POST", "/subjects/st/versions", "{\"schema\":\"\\\"int\\\"\"}", 200, "\"id\"");
+	expect("GET", "/subjects/st/versions/1", NULL, 200, "\"schemaType\":\"AVRO\"");
+	expect("GET", "/subjects/st/versions/latest", NULL, 200, "\"schemaType\":\"AVRO\"");
+}
+
+static void test_metadata_ruleset_stored(void **state)
+{
+	(void)state;
+	expect("POST", "/subjects/dc/versions",
+	       "{\"schema\":" REC1 ",\"metadata\":{\"properties\":{\"owner\":\"bob\"},\"tags\":{\"a\":[\"PII\"]},"
+	       "\"sensitive\":[\"s2\",\"s1\"]},\"ruleSet\":{\"domainRules\":[{\"name\":\"r1\",\"kind\":\"CONDITION\","
+	       "\"mode\":\"WRITE\",\"type\":\"CEL\",\"expr\":\"true\"}]}}",
+	       200, "\"id\"");
+	const char *got = expect("GET", "/subjects/dc/versions/1", NULL, 200,
+				 "\"metadata\":{\"tags\":{\"a\":[\"PII\"]},\"properties\":{\"owner\":\"bob\"},"
+				 "\"sensitive\":[\"s1\",\"s2\"]}");
+	assert_non_null(strstr(got, "\"ruleSet\":{\"domainRules\":[{\"name\":\"r1\""));
+	/* by id too */
+	expect("GET", "/schemas/ids/2", NULL, 200, "\"metadata\":{\"tags\"");
+	/* the same schema without a contract: populated from the previous version, so it is that version */
+	expect("POST", "/subjects/dc/versions", "{\"schema\":" REC1 "}", 200, "\"id\":2");
+	expect("GET", "/subjects/dc/versions", NULL, 200, "=[1]");
+	/* a new version without a contract inherits the previous one's */
+	expect("POST", "/subjects/dc/versions", "{\"schema\":" REC2 "}", 200, "\"id\":3");
+	got = expect("GET", "/subjects/dc/versions/2", NULL, 200, "\"properties\":{\"owner\":\"bob\"}");
+	assert_non_null(strstr(got, "\"name\":\"r1\""));
+	/* the same text with a different contract is a different schema: new version, new id */
+	expect("POST", "/subjects/dc/versions", "{\"schema\":" REC2 ",\"metadata\":{\"properties\":{\"owner\":\"eve\"}}}",
+	       200, "\"id\":4");
+	got = expect("GET", "/subjects/dc/versions/3", NULL, 200, "\"properties\":{\"owner\":\"eve\"}");
+	/* the ruleSet, not given, still comes from the previous version */
+	assert_non_null(strstr(got, "\"name\":\"r1\""));
+}
+
+static void test_config_defaults_overrides(void **state)
+{
+	(void)state;
+	expect("PUT", "/config/cm",
+	       "{\"defaultMetadata\":{\"properties\":{\"a\":\"d\",\"b\":\"d\"}},\"overrideMetadata\":{\"properties\":"
+	       "{\"b\":\"o\"}},\"defaultRuleSet\":{\"domainRules\":[{\"name\":\"x\",\"kind\":\"CONDITION\",\"mode\":"
+	       "\"WRITE\",\"type\":\"CEL\",\"expr\":\"1\"},{\"name\":\"y\",\"kind\":\"CONDITION\",\"mode\":\"WRITE\","
+	       "\"type\":\"CEL\",\"expr\":\"1\"}]},\"overrideRuleSet\":{\"domainRules\":[{\"name\":\"x\",\"kind\":"
+	       "\"CONDITION\",\"mode\":\"WRITE\",\"type\":\"CEL\",\"expr\":\"2\"}]}}",
+	       200, "\"overrideMetadata\":{\"properties\":{\"b\":\"o\"}}");
+	/* only contract keys set: GET answers them, the level is the global one */
+	expect("GET", "/config/cm", NULL, 200, "\"defaultMetadata\":{\"properties\":{\"a\":\"d\",\"b\":\"d\"}}");
+	expect("GET", "/config/cm", NULL, 200, "\"compatibilityLevel\":\"BACKWARD\"");
+	/* default < the schema's own < override; properties merge key by key */
+	expect("POST", "/subjects/cm/versions",
+	       "{\"schema\":\"\\\"int\\\"\",\"metadata\":{\"properties\":{\"a\":\"s\",\"b\":\"s\",\"c\":\"s\"}}}", 200,
+	       "\"id\"");
+	const char *got = expect("GET", "/subjects/cm/versions/1", NULL, 200,
+				 "\"metadata\":{\"properties\":{\"a\":\"s\",\"b\":\"o\",\"c\":\"s\"}}");
+	/* rules: the override's x replaces the default's x, which goes after y */
+	const char *y = strstr(got, "\"name\":\"y\""), *x = strstr(got, "\"name\":\"x\"");
+	assert_non_null(y);
+	assert_non_null(x);
+	assert_true(y < x);
+	assert_non_null(strstr(x, "\"expr\":\"2\""));
+	assert_null(strstr(got, "\"expr\":\"1\",\"name\":\"x\""));
+	/* a later PUT of the level alone keeps the contract keys */
+	expect("PUT", "/config/cm", "{\"compatibility\":\"NONE\"}", 200, "NONE");
+	expect("GET", "/config/cm", NULL, 200, "\"overrideRuleSet\"");
+	/* a key set to null is cleared */
+	expect("PUT", "/config/cm", "{\"overrideRuleSet\":null}", 200, "{");
+	got = expect("GET", "/config/cm", NULL, 200, "\"compatibilityLevel\":\"NONE\"");
+	assert_null(strstr(got, "overrideRuleSet"));
+	/* an ill-typed key */
+	expect("PUT", "/config/cm", "{\"defaultMetadata\":[1]}", 422, "42203");
+	/* DELETE answers and drops them */
+	expect("DELETE", "/config/cm", NULL, 200, "\"defaultMetadata\"");
+	expect("GET", "/config/cm", NULL, 404, "40408");
+}
+
+static void test_confluent_version(void **state)
+{
+	(void)state;
+	/* a version asked for sets confluent:version */
+	expect("POST", "/subjects/cv/versions", "{\"schema\":\"\\\"int\\\"\",\"version\":1}", 200, "\"id\"");
+	expect("GET", "/subjects/cv/versions/1", NULL, 200, "\"properties\":{\"confluent:version\":\"1\"}");
+	/* inherited, it follows the new version */
+	expect("POST", "/subjects/cv/versions", "{\"schema\":\"\\\"long\\\"\"}", 200, "\"id\"");
+	expect("GET", "/subjects/cv/versions/2", NULL, 200, "\"properties\":{\"confluent:version\":\"2\"}");
+}
+
+static void test_contexts(void **state)
+{
+	(void)state;
+	expect("GET", "/contexts", NULL, 200, "=[\".\"]");
+	expect("POST", "/subjects/:.prod:orders/versions", "{\"schema\":\"\\\"string\\\"\"}", 200, "\"id\"");
+	expect("POST", "/subjects/:.dev:orders/versions", "{\"schema\":\"\\\"string\\\"\"}", 200, "\"id\"");
+	expect("POST", "/subjects/:.prod:users/versions", "{\"schema\":\"\\\"string\\\"\"}", 200, "\"id\"");
+	expect("GET", "/contexts", NULL, 200, "=[\".\",\".dev\",\".prod\"]");
+	expect("GET", "/contexts?contextPrefix=.p", NULL, 200, "=[\".prod\"]");
+	expect("GET", "/contexts?offset=1&limit=1", NULL, 200, "=[\".dev\"]");
+	/* a soft-deleted subject keeps its context */
+	expect("DELETE", "/subjects/:.dev:orders", NULL, 200, "[1]");
+	expect("GET", "/contexts", NULL, 200, "=[\".\",\".dev\",\".prod\"]");
+	expect("GET", "/subjects/:.prod:orders/versions/1", NULL, 200, "\"subject\":\":.prod:orders\"");
+	expect("POST", "/contexts", NULL, 405, "405");
+}
+
+static void test_aliases(void **state)
+{
+	(void)state;
+	expect("POST", "/subjects/real/versions", "{\"schema\":\"\\\"string\\\"\"}", 200, "\"id\"");
+	expect("PUT", "/config/nick", "{\"alias\":\"real\"}", 200, "\"alias\":\"real\"");
+	expect("GET", "/config/nick", NULL, 200, "\"alias\":\"real\"");
+	/* every path naming the alias after "subjects" reaches the real subject */
+	expect("GET", "/subjects/nick/versions/1", NULL, 200, "\"subject\":\"real\"");
+	expect("GET", "/subjects/nick/versions", NULL, 200, "=[1]");
+	expect("POST", "/subjects/nick", "{\"schema\":\"\\\"string\\\"\"}", 200, "\"subject\":\"real\"");
+	expect("POST", "/compatibility/subjects/nick/versions/latest", "{\"schema\":\"\\\"int\\\"\"}", 200,
+	       "\"is_compatible\":false");
+	/* a registration through the alias lands under the real subject */
+	expect("POST", "/subjects/nick/versions", "{\"schema\":\"\\\"string\\\"\"}", 200, "\"id\"");
+	/* ?subject= on /schemas/ids */
+	const char *got = expect("GET", "/subjects/real/versions/1", NULL, 200, "\"id\":");
+	int id = atoi(strstr(got, "\"id\":") + 5);
+	char path[64];
+	snprintf(path, sizeof path, "/schemas/ids/%d?subject=nick", id);
+	expect("GET", path, NULL, 200, "\"schema\":\"\\\"string\\\"\"");
+	/* the config path itself is not aliased: /config/nick is nick's own config */
+	expect("GET", "/config/real", NULL, 404, "40408");
+	/* an unqualified alias lives in the aliased subject's context */
+	expect("POST", "/subjects/:.prod:target/versions", "{\"schema\":\"\\\"bytes\\\"\"}", 200, "\"id\"");
+	expect("PUT", "/config/:.prod:al", "{\"alias\":\"target\"}", 200, "alias");
+	expect("GET", "/subjects/:.prod:al/versions/latest", NULL, 200, "\"subject\":\":.prod:target\"");
+	/* an alias must be a string; null (or "") removes it */
+	expect("PUT", "/config/nick", "{\"alias\":5}", 422, "42203");
+	expect("PUT", "/config/nick", "{\"alias\":null}", 200, "{");
+	expect("GET", "/subjects/nick/versions", NULL, 404, "40401");
+}
+
+static int setup(void **state)
+{
+	struct sl_registry_conf conf = {0};
+	struct sl_err err;
+	(void)state;
+	sl_log_set_level(SL_LOG_ERROR);
+	if (!mkdtemp(dir))
+		return -1;
+	conf.data_dir = dir;
+	return sl_registry_open(&reg, &conf, &err) ? -1 : 0;
+}
+
+static int teardown(void **state)
+{
+	char cmd[128];
+	(void)state;
+	sl_registry_close(reg);
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_schema_type_avro),
+		cmocka_unit_test(test_metadata_ruleset_stored),
+		cmocka_unit_test(test_config_defaults_overrides),
+		cmocka_unit_test(test_confluent_version),
+		cmocka_unit_test(test_contexts),
+		cmocka_unit_test(test_aliases),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
