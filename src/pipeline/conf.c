@@ -58,14 +58,15 @@ static const struct sl_opt pipeline_opts[] = {
 	{"replication", SL_OPT_INT, "1", offsetof(struct sl_pipeline, replication),
 	 "replication factor of the topic when sluice creates it (Kafka)", .min = 1, .max = 16},
 	{"format", SL_OPT_ENUM, "json", offsetof(struct sl_pipeline, format),
-	 "encoding of records in the topic: json, or avro (Confluent wire format; the schema is registered in the "
-	 "schema registry, see docs/registry.md)",
-	 .choices = "json|avro"},
+	 "encoding of records in the topic: json, avro or protobuf (Confluent wire formats; the schema is registered in "
+	 "the schema registry, see docs/registry.md)",
+	 .choices = "json|avro|protobuf"},
 	{"registry_url", SL_OPT_STRING, NULL, offsetof(struct sl_pipeline, registry_url),
-	 "format avro: URL of a schema registry elsewhere (e.g. http://127.0.0.1:8081); when absent, the store of the "
+	 "format avro or protobuf: URL of a schema registry elsewhere (e.g. http://127.0.0.1:8081); when absent, the store of the "
 	 "registry: section (or the sqlite store in data_dir/registry) is used in-process"},
 	{"subject_strategy", SL_OPT_ENUM, "topic", offsetof(struct sl_pipeline, subject_strategy),
-	 "format avro: the subject the schema is registered under: topic (<topic>-value), record (the record name), "
+	 "format avro or protobuf: the subject the schema is registered under: topic (<topic>-value), record (the "
+	 "record/message name), "
 	 "topic_record (<topic>-<record name>)",
 	 .choices = "topic|record|topic_record"},
 	{"key", SL_OPT_STRING, NULL, offsetof(struct sl_pipeline, key),

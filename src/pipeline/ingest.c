@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "codec/avro.h"
+#include "codec/pbwire.h"
 #include "codec/json.h"
 #include "codec/record_json.h"
 #include "core/arena.h"
@@ -251,32 +252,35 @@ static const char *json_type_name(struct sl_json_val v)
 	}
 }
 
-/* format avro: registers the mapping's Avro schema under the pipeline's subject before anything is written, so an
- * incompatible change stops the pipeline here, with the registry's message naming the rule that broke. */
-static int avro_register(struct sl_conf *c, struct sl_pipeline *p, struct sl_registry_client **reg, int *id,
-			 struct sl_err *err)
+/* format avro or protobuf: registers the mapping's schema under the pipeline's subject before anything is written, so
+ * an incompatible change stops the pipeline here, with the registry's message naming the rule that broke. */
+static int schema_register(struct sl_conf *c, struct sl_pipeline *p, bool protobuf, struct sl_registry_client **reg,
+			   int *id, struct sl_err *err)
 {
 	struct sl_buf text, subject;
 	int rc;
 	sl_buf_init(&text);
 	sl_buf_init(&subject);
-	if ((rc = sl_avro_schema_for(sl_mapping_schema(p->map), p->name, &text, err)) ||
+	if ((rc = protobuf ? sl_pbwire_schema_for(sl_mapping_schema(p->map), p->name, &text, err)
+			   : sl_avro_schema_for(sl_mapping_schema(p->map), p->name, &text, err)) ||
 	    (rc = sl_registry_client_open(reg, p->registry_url, c->registry, c->data_dir, err)))
 		goto out;
-	/* The record name as written in the schema (sl_avro_schema_for made it a valid Avro name). */
-	const char *nm = strstr(sl_buf_cstr(&text), "\"name\":\"") + 8;
-	int nl = (int)strcspn(nm, "\"");
+	/* The record (message) name as written in the schema (made a valid name there). */
+	const char *nm = protobuf ? strstr(sl_buf_cstr(&text), "message ") + 8 : strstr(sl_buf_cstr(&text), "\"name\":\"") + 8;
+	int nl = (int)strcspn(nm, protobuf ? " " : "\"");
 	if (!strcmp(p->subject_strategy, "record"))
 		sl_buf_printf(&subject, "%.*s", nl, nm);
 	else if (!strcmp(p->subject_strategy, "topic_record"))
 		sl_buf_printf(&subject, "%s-%.*s", p->topic, nl, nm);
 	else
 		sl_buf_printf(&subject, "%s-value", p->topic);
-	if ((rc = sl_registry_client_register(*reg, sl_buf_cstr(&subject), sl_buf_cstr(&text), "AVRO", id, err))) {
+	if ((rc = sl_registry_client_register(*reg, sl_buf_cstr(&subject), sl_buf_cstr(&text),
+					      protobuf ? "PROTOBUF" : "AVRO", id, err))) {
 		sl_err_prefix(err, "pipeline %s: schema of the mapping: ", p->name);
 		goto out;
 	}
-	sl_info("ingest", "pipeline %s: format=avro subject=%s schema_id=%d", p->name, sl_buf_cstr(&subject), *id);
+	sl_info("ingest", "pipeline %s: format=%s subject=%s schema_id=%d", p->name, p->format, sl_buf_cstr(&subject),
+		*id);
 out:
 	sl_buf_free(&text);
 	sl_buf_free(&subject);
@@ -324,8 +328,8 @@ int sl_ingest_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run_
 	if (have_resume)
 		sl_info("ingest", "pipeline %s resumes after cursor %s (%" PRIu64 " records taken so far)", p->name, resume,
 			total);
-	bool avro = !strcmp(p->format, "avro");
-	if ((avro && (rc = avro_register(c, p, &reg, &avro_id, err))) ||
+	bool avro = !strcmp(p->format, "avro"), protobuf = !strcmp(p->format, "protobuf");
+	if (((avro || protobuf) && (rc = schema_register(c, p, protobuf, &reg, &avro_id, err))) ||
 	    (rc = sl_source_new(p->name, p->source, have_resume && *resume ? resume : NULL, &src, err)) ||
 	    (rc = ts->ops->ensure_topic(ts, p->topic, (int)p->partitions, (int)p->replication, err)) ||
 	    (rc = ts->ops->ensure_topic(ts, p->dlq_topic, 1, (int)p->replication, err)) ||
@@ -470,8 +474,9 @@ int sl_ingest_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run_
 				sl_buf_reset(&payload);
 				sl_buf_reset(&key);
 				if (mrc == 0)
-					mrc = avro ? sl_avro_encode(&rec, avro_id, &payload, &merr)
-						   : sl_record_to_json(&rec, &payload, &merr);
+					mrc = avro	 ? sl_avro_encode(&rec, avro_id, &payload, &merr)
+					      : protobuf ? sl_pbwire_encode(&rec, avro_id, &payload, &merr)
+							 : sl_record_to_json(&rec, &payload, &merr);
 				if (mrc == 0 && schema->key >= 0)
 					mrc = sl_record_key(&rec, &key, &merr);
 				if (mrc == 0 && payload.len > (size_t)p->max_record_bytes)

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "codec/avro.h"
+#include "codec/pbwire.h"
 #include "codec/json.h"
 #include "codec/record_json.h"
 #include "core/arena.h"
@@ -53,6 +54,7 @@ struct proc {
 	int64_t dlq_outstanding, dlq_failed;
 	struct sl_pipeline_metrics m;
 	struct sl_avro_cache *avro; /* format avro: readers by schema id */
+	struct sl_pbwire_cache *pb; /* format protobuf: readers by schema id */
 };
 
 static void on_dlq_delivery(void *ctx, void *opaque, int err, const char *errmsg, int32_t partition, int64_t offset)
@@ -192,8 +194,10 @@ static int fill_slot(struct proc *pr, struct slot *s, const struct sl_msg *in, i
 		int drc;
 		if (!m->value)
 			drc = sl_err_set(&derr, SL_EINVAL, "empty message (no value)");
-		else if (pr->avro) {
-			drc = sl_avro_cache_decode(pr->avro, m->value, m->value_len, &s->recs[nrec], &s->arena, &derr);
+		else if (pr->avro || pr->pb) {
+			drc = pr->avro ? sl_avro_cache_decode(pr->avro, m->value, m->value_len, &s->recs[nrec], &s->arena, &derr)
+				       : sl_pbwire_cache_decode(pr->pb, m->value, m->value_len, &s->recs[nrec], &s->arena,
+								&derr);
 			/* A registry that cannot be asked is not the record's fault: stop uncommitted, read it again later. */
 			if (drc && drc != SL_EINVAL && drc != SL_ENOTFOUND && drc != SL_ETYPE && drc != SL_ETOOBIG)
 				return sl_err_set(err, drc, "%s[%" PRId32 "]@%" PRId64 ": %s", m->topic, m->partition,
@@ -285,6 +289,10 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 	if (!strcmp(p->format, "avro") &&
 	    ((rc = sl_registry_client_open(&reg, p->registry_url, c->registry, c->data_dir, err)) ||
 	     (rc = sl_avro_cache_new(fetch_schema, reg, schema, &pr.avro, err))))
+		goto out;
+	if (!strcmp(p->format, "protobuf") &&
+	    ((rc = sl_registry_client_open(&reg, p->registry_url, c->registry, c->data_dir, err)) ||
+	     (rc = sl_pbwire_cache_new(fetch_schema, reg, schema, &pr.pb, err))))
 		goto out;
 	if ((rc = log->ops->ensure_topic(log, p->topic, (int)p->partitions, (int)p->replication, err)) ||
 	    (rc = log->ops->ensure_topic(log, p->dlq_topic, 1, (int)p->replication, err)) ||
@@ -528,6 +536,7 @@ out:
 		progress(p, st, t0, true);
 	sl_json_parser_free(jp);
 	sl_avro_cache_free(pr.avro);
+	sl_pbwire_cache_free(pr.pb);
 	sl_registry_client_close(reg);
 	for (size_t i = 0; slots && i < nslots; i++)
 		slot_free(&slots[i]);
