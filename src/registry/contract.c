@@ -257,3 +257,145 @@ bool sl_reg_config_key_ok(const char *key, const struct sl_rj *v)
 		return v->t == SL_RJ_STR && v->n > 0;
 	return v->t == SL_RJ_OBJ;
 }
+
+/* ---- checking what a request sends ---- */
+
+static bool str_array(const struct sl_rj *a)
+{
+	if (a->t != SL_RJ_ARR)
+		return false;
+	for (size_t i = 0; i < a->n; i++)
+		if (a->v[i]->t != SL_RJ_STR)
+			return false;
+	return true;
+}
+
+static bool str_map(const struct sl_rj *o)
+{
+	if (o->t != SL_RJ_OBJ)
+		return false;
+	for (size_t i = 0; i < o->n; i++)
+		if (o->v[i]->t != SL_RJ_STR)
+			return false;
+	return true;
+}
+
+static bool one_of(const char *s, const char *const *set)
+{
+	for (size_t i = 0; set[i]; i++)
+		if (!strcmp(s, set[i]))
+			return true;
+	return false;
+}
+
+static const char *const rule_keys[] = {"name", "doc", "kind", "mode", "type", "tags", "params", "expr", "onSuccess",
+					"onFailure", "disabled", NULL};
+static const char *const rule_kinds_enum[] = {"TRANSFORM", "CONDITION", NULL};
+static const char *const rule_modes[] = {"UPGRADE", "DOWNGRADE", "UPDOWN", "WRITE", "READ", "WRITEREAD", NULL};
+static const char *const enable_ats[] = {"ALL", "CLIENT", "GATEWAY", "SERVER", "NONE", NULL};
+
+/* One rule: its known members with their types checked, rendered in a fixed order, tags as a sorted set. */
+static bool put_rule(struct sl_buf *out, const struct sl_rj *r, char *why, size_t wl)
+{
+	size_t n = 0;
+	if (r->t != SL_RJ_OBJ) {
+		snprintf(why, wl, "a rule must be an object");
+		return false;
+	}
+	sl_buf_putc(out, '{');
+	for (size_t i = 0; rule_keys[i]; i++) {
+		const char *k = rule_keys[i];
+		const struct sl_rj *v = sl_jtree_get(r, k);
+		if (!v || v->t == SL_RJ_NULL)
+			continue;
+		bool ok = !strcmp(k, "tags")	   ? str_array(v)
+			  : !strcmp(k, "params")   ? str_map(v)
+			  : !strcmp(k, "disabled") ? v->t == SL_RJ_BOOL
+						   : v->t == SL_RJ_STR;
+		if (ok && !strcmp(k, "kind"))
+			ok = one_of(v->s, rule_kinds_enum);
+		if (ok && !strcmp(k, "mode"))
+			ok = one_of(v->s, rule_modes);
+		if (!ok) {
+			snprintf(why, wl, "rule member '%s' has the wrong type or value", k);
+			return false;
+		}
+		sl_buf_printf(out, "%s\"%s\":", n++ ? "," : "", k);
+		if (!strcmp(k, "tags"))
+			put_set(out, &v, 1);
+		else
+			sl_jtree_render(v, out);
+	}
+	sl_buf_putc(out, '}');
+	return true;
+}
+
+char *sl_reg_contract_norm(bool ruleset, const struct sl_rj *v, char *why, size_t wl)
+{
+	const char *what = ruleset ? "ruleSet" : "metadata";
+	if (!v || v->t != SL_RJ_OBJ) {
+		snprintf(why, wl, "%s must be an object", what);
+		return NULL;
+	}
+	if (!ruleset) {
+		const struct sl_rj *t = sl_jtree_get(v, "tags"), *p = sl_jtree_get(v, "properties"),
+				   *s = sl_jtree_get(v, "sensitive");
+		bool ok = true;
+		if (t && t->t != SL_RJ_NULL) {
+			ok = t->t == SL_RJ_OBJ;
+			for (size_t i = 0; ok && i < t->n; i++)
+				ok = str_array(t->v[i]);
+		}
+		if (ok && p && p->t != SL_RJ_NULL)
+			ok = str_map(p);
+		if (ok && s && s->t != SL_RJ_NULL)
+			ok = str_array(s);
+		if (!ok) {
+			snprintf(why, wl, "metadata: tags must map names to string arrays, properties names to strings, "
+					  "sensitive be a string array");
+			return NULL;
+		}
+		return sl_reg_metadata_merge(&v, 1, 0, false);
+	}
+	struct sl_buf out;
+	char *res = NULL;
+	size_t n = 0;
+	sl_buf_init(&out);
+	sl_buf_putc(&out, '{');
+	for (int k = 0; k < 3; k++) {
+		const struct sl_rj *l = sl_jtree_get(v, rule_kinds[k]);
+		if (!l || l->t == SL_RJ_NULL)
+			continue;
+		if (l->t != SL_RJ_ARR) {
+			snprintf(why, wl, "ruleSet: %s must be an array of rules", rule_kinds[k]);
+			goto out;
+		}
+		if (!l->n)
+			continue;
+		sl_buf_printf(&out, "%s\"%s\":[", n++ ? "," : "", rule_kinds[k]);
+		for (size_t i = 0; i < l->n; i++) {
+			if (i)
+				sl_buf_putc(&out, ',');
+			if (!put_rule(&out, l->v[i], why, wl))
+				goto out;
+		}
+		sl_buf_putc(&out, ']');
+	}
+	const struct sl_rj *e = sl_jtree_get(v, "enableAt");
+	if (e && e->t != SL_RJ_NULL) {
+		if (e->t != SL_RJ_STR || !one_of(e->s, enable_ats)) {
+			snprintf(why, wl, "ruleSet: enableAt must be one of ALL, CLIENT, GATEWAY, SERVER, NONE");
+			goto out;
+		}
+		sl_buf_printf(&out, "%s\"enableAt\":", n++ ? "," : "");
+		sl_jtree_render(e, &out);
+	}
+	sl_buf_putc(&out, '}');
+	if (sl_buf_ok(&out))
+		res = strdup(sl_buf_cstr(&out));
+	else
+		snprintf(why, wl, "out of memory");
+out:
+	sl_buf_free(&out);
+	return res;
+}

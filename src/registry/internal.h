@@ -162,6 +162,10 @@ char *sl_reg_metadata_merge(const struct sl_rj *const *layers, size_t n, int ver
 /* Merges ruleSet layers in order; NULL when no layer is given. */
 char *sl_reg_ruleset_merge(const struct sl_rj *const *layers, size_t n);
 extern const char *const sl_reg_contract_keys[];
+/* Checks a metadata (ruleset false) or ruleSet object against Confluent's entity types (enums included) and
+ * renders it canonically: known members only, sets sorted and deduplicated. Returns malloc'd JSON, or NULL with why
+ * set. */
+char *sl_reg_contract_norm(bool ruleset, const struct sl_rj *v, char *why, size_t whylen);
 /* Whether v is a usable value for config key (an object; a non-empty string for "alias"). */
 bool sl_reg_config_key_ok(const char *key, const struct sl_rj *v);
 

@@ -804,10 +804,29 @@ static void register_schema(struct req *q, const char *subject)
 	struct sl_rj *wid = sl_jtree_get(j, "id"), *wver = sl_jtree_get(j, "version");
 	int want_id = wid && wid->t == SL_RJ_NUM && wid->is_int && wid->d > 0 && wid->d <= INT_MAX ? (int)wid->d : -1;
 	int want_ver = wver && wver->t == SL_RJ_NUM && wver->is_int && wver->d > 0 && wver->d <= INT_MAX ? (int)wver->d : -1;
+	/* the contract as Confluent's entities type it; null is absent */
+	struct sl_rj *contract[2] = {NULL, NULL};
+	for (int k = 0; k < 2; k++) {
+		const struct sl_rj *c = sl_jtree_get(j, k ? "ruleSet" : "metadata");
+		char why[256], *norm;
+		struct sl_err perr;
+		if (!c || c->t == SL_RJ_NULL)
+			continue;
+		if (!(norm = sl_reg_contract_norm(k == 1, c, why, sizeof why))) {
+			reply_err(q, 422, 42201, "Invalid schema: %s", why);
+			sl_jtree_free(contract[0]);
+			sl_jtree_free(j);
+			return;
+		}
+		if (sl_jtree_parse(norm, strlen(norm), &contract[k], &perr))
+			contract[k] = NULL;
+		free(norm);
+	}
 	sl_buf_init(&msg);
-	status = sl_reg_register(q->r, subject, type, text, len, refs, sl_jtree_get(j, "metadata"),
-				 sl_jtree_get(j, "ruleSet"), want_id, want_ver, qbool(q, "normalize"), &id,
-				 &version, &code, &msg);
+	status = sl_reg_register(q->r, subject, type, text, len, refs, contract[0], contract[1], want_id, want_ver,
+				 qbool(q, "normalize"), &id, &version, &code, &msg);
+	sl_jtree_free(contract[0]);
+	sl_jtree_free(contract[1]);
 	if (status != 200)
 		reply_errbuf(q, status, code, &msg);
 	else {
@@ -978,7 +997,7 @@ static char *merged_extras(const char *stored, const struct sl_rj *req)
 	sl_buf_init(&b);
 	sl_buf_putc(&b, '{');
 	for (size_t i = 0; sl_reg_contract_keys[i]; i++) {
-		const struct sl_rj *v = sl_jtree_get(req, sl_reg_contract_keys[i]);
+		const struct sl_rj *v = req ? sl_jtree_get(req, sl_reg_contract_keys[i]) : NULL;
 		if (!v)
 			v = old ? sl_jtree_get(old, sl_reg_contract_keys[i]) : NULL;
 		if (!sl_reg_config_key_ok(sl_reg_contract_keys[i], v))
@@ -1023,20 +1042,45 @@ static void config(struct req *q, const char *subject)
 		c = sl_jtree_get(j, "compatibility");
 		if (!c || c->t == SL_RJ_NULL)
 			c = sl_jtree_get(j, "compatibilityLevel");
-		for (size_t i = 0; sl_reg_contract_keys[i]; i++) {
-			const struct sl_rj *v = sl_jtree_get(j, sl_reg_contract_keys[i]);
-			if (v && v->t != SL_RJ_NULL && !sl_reg_config_key_ok(sl_reg_contract_keys[i], v) &&
-			    !(v->t == SL_RJ_STR && !strcmp(sl_reg_contract_keys[i], "alias"))) {
+		/* The contract keys as Confluent's entities type them, rendered canonically into a fresh object that
+		 * replaces the request's members (null clears a key, as absent keeps it). */
+		struct sl_buf nb;
+		sl_buf_init(&nb);
+		sl_buf_putc(&nb, '{');
+		for (size_t i = 0, n = 0; sl_reg_contract_keys[i]; i++) {
+			const char *k = sl_reg_contract_keys[i];
+			const struct sl_rj *v = sl_jtree_get(j, k);
+			char why[256] = "", *norm = NULL;
+			if (!v)
+				continue;
+			contract = true;
+			sl_buf_printf(&nb, "%s\"%s\":", n++ ? "," : "", k);
+			if (v->t == SL_RJ_NULL)
+				sl_buf_puts(&nb, "null");
+			else if (!strcmp(k, "alias") && v->t == SL_RJ_STR)
+				sl_jtree_render(v, &nb);
+			else if (strcmp(k, "alias") && (norm = sl_reg_contract_norm(strstr(k, "RuleSet") != NULL, v, why,
+										  sizeof why)))
+				sl_buf_puts(&nb, norm);
+			else {
+				sl_buf_free(&nb);
 				sl_jtree_free(j);
-				reply_err(q, 422, 42203, "Invalid %s: %s is expected", sl_reg_contract_keys[i],
-					  strcmp(sl_reg_contract_keys[i], "alias") ? "an object" : "a string");
+				reply_err(q, 422, 42203, "Invalid %s: %s", k, why[0] ? why : "a string is expected");
 				return;
 			}
-			contract |= v != NULL;
+			free(norm);
 		}
+		sl_buf_putc(&nb, '}');
+		struct sl_rj *nj = NULL;
+		struct sl_err perr;
+		/* the level members stay in j; the contract members are read from nj */
+		if (contract && sl_jtree_parse(sl_buf_cstr(&nb), nb.len, &nj, &perr))
+			nj = NULL;
+		sl_buf_free(&nb);
 		if ((!c || c->t == SL_RJ_NULL) && !contract) {
 			/* Confluent: a body that sets nothing changes nothing and answers the level in force. */
 			sl_jtree_free(j);
+			sl_jtree_free(nj);
 			ok(q);
 			sl_buf_puts(q->out, "{\"compatibility\":");
 			json_str(q->out, sl_reg_level(r, subject));
@@ -1047,6 +1091,7 @@ static void config(struct req *q, const char *subject)
 		    (c->t != SL_RJ_STR || c->n >= sizeof level ||
 		     (snprintf(level, sizeof level, "%s", c->s), upcase(level), !sl_reg_valid_level(level)))) {
 			sl_jtree_free(j);
+			sl_jtree_free(nj);
 			reply_err(q, 422, 42203,
 				  "Invalid compatibility level. Valid values are none, backward, forward, full, "
 				  "backward_transitive, forward_transitive, and full_transitive");
@@ -1055,13 +1100,15 @@ static void config(struct req *q, const char *subject)
 		bool has_level = c && c->t != SL_RJ_NULL;
 		if (subject && readonly(q, subject)) {
 			sl_jtree_free(j);
+			sl_jtree_free(nj);
 			return;
 		}
-		char *x = merged_extras(curx, j);
+		char *x = merged_extras(curx, nj);
 		/* a PUT that sets only contract keys keeps the level already set here (none: the global one applies) */
 		if (sl_reg_write_config(r, subject, has_level ? level : cur, x, &err)) {
 			free(x);
 			sl_jtree_free(j);
+			sl_jtree_free(nj);
 			store_failed(q, &err);
 			return;
 		}
@@ -1070,7 +1117,7 @@ static void config(struct req *q, const char *subject)
 		if (has_level)
 			sl_buf_printf(q->out, "\"compatibility\":\"%s\"", level);
 		for (size_t i = 0, n = has_level; sl_reg_contract_keys[i]; i++) {
-			const struct sl_rj *v = sl_jtree_get(j, sl_reg_contract_keys[i]);
+			const struct sl_rj *v = nj ? sl_jtree_get(nj, sl_reg_contract_keys[i]) : NULL;
 			if (!sl_reg_config_key_ok(sl_reg_contract_keys[i], v))
 				continue;
 			sl_buf_printf(q->out, "%s\"%s\":", n++ ? "," : "", sl_reg_contract_keys[i]);
@@ -1079,6 +1126,7 @@ static void config(struct req *q, const char *subject)
 		sl_buf_putc(q->out, '}');
 		free(x);
 		sl_jtree_free(j);
+		sl_jtree_free(nj);
 	} else { /* DELETE */
 		char old[64];
 		if (subject && readonly(q, subject))

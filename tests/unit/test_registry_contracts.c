@@ -113,6 +113,20 @@ static void test_config_defaults_overrides(void **state)
 	assert_null(strstr(got, "overrideRuleSet"));
 	/* an ill-typed key */
 	expect("PUT", "/config/cm", "{\"defaultMetadata\":[1]}", 422, "42203");
+	/* typed as Confluent's entities: a rule that is no object, an unknown kind, a bad enableAt, a property that is no
+	 * string are refused; unknown members are dropped and sets deduplicated */
+	expect("PUT", "/config/cm", "{\"defaultRuleSet\":{\"encodingRules\":[false]}}", 422, "42203");
+	expect("PUT", "/config/cm", "{\"defaultRuleSet\":{\"domainRules\":[{\"name\":\"a\",\"kind\":\"NOPE\"}]}}", 422,
+	       "42203");
+	expect("PUT", "/config/cm", "{\"overrideRuleSet\":{\"enableAt\":\"AAA\"}}", 422, "42203");
+	expect("PUT", "/config/cm", "{\"defaultMetadata\":{\"properties\":{\"a\":1}}}", 422, "42203");
+	expect("PUT", "/config/cm",
+	       "{\"defaultRuleSet\":{\"junk\":1,\"domainRules\":[{\"name\":\"a\",\"zz\":[1],\"tags\":[\"t\",\"t\"]}]}}", 200,
+	       "={\"defaultRuleSet\":{\"domainRules\":[{\"name\":\"a\",\"tags\":[\"t\"]}]}}");
+	expect("POST", "/subjects/cm/versions", "{\"schema\":\"\\\"long\\\"\",\"ruleSet\":{\"domainRules\":[7]}}", 422,
+	       "42201");
+	expect("POST", "/subjects/cm/versions", "{\"schema\":\"\\\"long\\\"\",\"metadata\":{\"sensitive\":[1]}}", 422,
+	       "42201");
 	/* DELETE answers and drops them */
 	expect("DELETE", "/config/cm", NULL, 200, "\"defaultMetadata\"");
 	expect("GET", "/config/cm", NULL, 404, "40408");
