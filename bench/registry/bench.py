@@ -79,6 +79,14 @@ def call(conn, method, path, body=None):
     return r.status
 
 
+def cpu_s(pid):
+    """The server's user+system CPU seconds so far (/proc/PID/stat), to tell a server-bound run from a client-bound
+    one: the clients are Python threads on the same 2 cores."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(l, p):
     return round(l[min(len(l) - 1, int(len(l) * p))], 2) if l else None
 
@@ -112,17 +120,21 @@ def main():
         def lookup(conn, k, n):
             return call(conn, "GET", f"/schemas/ids/{rng[k].choice(ids)}")
 
+        c0 = cpu_s(proc.pid)
         lk = phase(port, lookup)
+        c1 = cpu_s(proc.pid)
 
         def register(conn, k, n):
             return call(conn, "POST", f"/subjects/bench-{k}/versions",
                         json.dumps({"schema": schema(n, f"c{k}")}))
 
         rg = phase(port, register)
+        c2 = cpu_s(proc.pid)
         out = {"clients": CLIENTS, "seconds": SECONDS, "seed_schemas": NSCHEMAS, "cpus": os.cpu_count()}
-        for name, (ok, err, el, l) in (("lookup_by_id", lk), ("register", rg)):
+        for name, (ok, err, el, l), cpu in (("lookup_by_id", lk, c1 - c0), ("register", rg, c2 - c1)):
             out[name] = {"ok": ok, "errors": err, "elapsed_s": round(el, 2), "per_s": round(ok / el, 1),
-                         "p50_ms": pct(l, 0.5), "p99_ms": pct(l, 0.99)}
+                         "p50_ms": pct(l, 0.5), "p99_ms": pct(l, 0.99), "server_cpu_s": round(cpu, 2),
+                         "per_server_cpu_s": round(ok / cpu, 1) if cpu > 0 else None}
         print(json.dumps(out))
     finally:
         proc.terminate()
