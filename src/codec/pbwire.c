@@ -248,14 +248,37 @@ struct sl_pbwire_reader {
 	size_t nplans;
 };
 
+void sl_pbwire_deps_free(struct sl_pbwire_dep *deps, size_t n)
+{
+	for (size_t i = 0; deps && i < n; i++) {
+		free(deps[i].name);
+		free(deps[i].text);
+	}
+	free(deps);
+}
+
 int sl_pbwire_reader_new(const char *writer_schema, const struct sl_schema *reader, struct sl_pbwire_reader **out,
 			 struct sl_err *err)
 {
+	return sl_pbwire_reader_new_deps(writer_schema, NULL, 0, reader, out, err);
+}
+
+int sl_pbwire_reader_new_deps(const char *writer_schema, const struct sl_pbwire_dep *deps, size_t ndeps,
+			      const struct sl_schema *reader, struct sl_pbwire_reader **out, struct sl_err *err)
+{
 	struct sl_pbwire_reader *rd = calloc(1, sizeof *rd);
+	struct sl_pb_dep *pd = ndeps ? calloc(ndeps, sizeof *pd) : NULL;
 	int rc;
-	if (!rd)
+	if (!rd || (ndeps && !pd)) {
+		free(rd);
+		free(pd);
 		return sl_err_set(err, SL_ENOMEM, "out of memory");
-	if ((rc = sl_protobuf_parse(writer_schema, strlen(writer_schema), NULL, 0, &rd->ws, err))) {
+	}
+	for (size_t i = 0; i < ndeps; i++)
+		pd[i] = (struct sl_pb_dep){.name = deps[i].name, .text = deps[i].text, .origin = deps[i].name};
+	rc = sl_protobuf_parse(writer_schema, strlen(writer_schema), pd, ndeps, &rd->ws, err);
+	free(pd);
+	if (rc) {
 		free(rd);
 		return rc;
 	}
@@ -618,15 +641,15 @@ struct entry {
 };
 
 struct sl_pbwire_cache {
-	sl_avro_fetch_fn fetch;
+	sl_pbwire_fetch_fn fetch;
 	void *fetch_ctx;
 	const struct sl_schema *reader;
 	struct entry *e;
 	size_t n, cap, last;
 };
 
-int sl_pbwire_cache_new(sl_avro_fetch_fn fetch, void *ctx, const struct sl_schema *reader, struct sl_pbwire_cache **out,
-			struct sl_err *err)
+int sl_pbwire_cache_new(sl_pbwire_fetch_fn fetch, void *ctx, const struct sl_schema *reader,
+			struct sl_pbwire_cache **out, struct sl_err *err)
 {
 	struct sl_pbwire_cache *c = calloc(1, sizeof *c);
 	if (!c)
@@ -665,21 +688,24 @@ static struct entry *lookup(struct sl_pbwire_cache *c, int32_t id, struct sl_err
 	if (e && (e->rd || time(NULL) - e->at < BAD_ID_SECONDS))
 		return e;
 	char *text = NULL, *type = NULL;
+	struct sl_pbwire_dep *deps = NULL;
+	size_t ndeps = 0;
 	struct sl_err ferr = {0};
 	struct sl_pbwire_reader *rd = NULL;
-	int frc = c->fetch(c->fetch_ctx, id, &text, &type, &ferr);
+	int frc = c->fetch(c->fetch_ctx, id, &text, &type, &deps, &ndeps, &ferr);
 	if (frc && frc != SL_ENOTFOUND) {
 		*rc = sl_err_set(err, frc, "schema id %" PRId32 ": %s", id, ferr.msg);
 		return NULL;
 	}
 	if (!frc && strcmp(type, "PROTOBUF"))
 		frc = sl_err_set(&ferr, SL_ETYPE, "schema id %" PRId32 " is a %s schema, not Protobuf", id, type);
-	else if (!frc && (frc = sl_pbwire_reader_new(text, c->reader, &rd, &ferr)))
+	else if (!frc && (frc = sl_pbwire_reader_new_deps(text, deps, ndeps, c->reader, &rd, &ferr)))
 		sl_err_prefix(&ferr, "schema id %" PRId32 ": ", id);
 	else if (frc == SL_ENOTFOUND)
 		sl_err_set(&ferr, SL_ENOTFOUND, "Schema %" PRId32 " not found in the registry", id);
 	free(text);
 	free(type);
+	sl_pbwire_deps_free(deps, ndeps);
 	if (!e) {
 		if (c->n == c->cap) {
 			size_t nc = c->cap ? c->cap * 2 : 8;

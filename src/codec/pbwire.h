@@ -53,12 +53,28 @@ void sl_pbwire_reader_free(struct sl_pbwire_reader *rd);
 int sl_pbwire_decode(struct sl_pbwire_reader *rd, const int *idx, size_t nidx, const void *p, size_t n,
 		     struct sl_record *rec, struct sl_arena *a, struct sl_err *err);
 
-/* Readers by schema id (the fetch function as for Avro; the type must be PROTOBUF), unknown ids remembered for a few
- * seconds. Errors as sl_avro_cache_decode: SL_EINVAL/SL_ENOTFOUND/SL_ETYPE mean this record is bad, others that the
- * registry could not be asked. */
+/* One file a writer schema imports, as its references resolve it: the import path and the file's text. */
+struct sl_pbwire_dep {
+	char *name;
+	char *text;
+};
+void sl_pbwire_deps_free(struct sl_pbwire_dep *deps, size_t n);
+
+/* How a cache gets the writer schema of an id it has not seen: as sl_avro_fetch_fn, plus the files its references
+ * name, their own references included (malloc'd array and strings; *ndeps 0 when none). */
+typedef int (*sl_pbwire_fetch_fn)(void *ctx, int id, char **schema, char **type, struct sl_pbwire_dep **deps,
+				  size_t *ndeps, struct sl_err *err);
+
+/* sl_pbwire_reader_new with the writer's imports among deps. */
+int sl_pbwire_reader_new_deps(const char *writer_schema, const struct sl_pbwire_dep *deps, size_t ndeps,
+			      const struct sl_schema *reader, struct sl_pbwire_reader **out, struct sl_err *err);
+
+/* Readers by schema id (the type must be PROTOBUF), unknown ids remembered for a few seconds. Errors as
+ * sl_avro_cache_decode: SL_EINVAL/SL_ENOTFOUND/SL_ETYPE mean this record is bad, others that the registry could not
+ * be asked. */
 struct sl_pbwire_cache;
-int sl_pbwire_cache_new(sl_avro_fetch_fn fetch, void *ctx, const struct sl_schema *reader, struct sl_pbwire_cache **out,
-			struct sl_err *err);
+int sl_pbwire_cache_new(sl_pbwire_fetch_fn fetch, void *ctx, const struct sl_schema *reader,
+			struct sl_pbwire_cache **out, struct sl_err *err);
 void sl_pbwire_cache_free(struct sl_pbwire_cache *c);
 int sl_pbwire_cache_decode(struct sl_pbwire_cache *c, const void *p, size_t n, struct sl_record *rec,
 			   struct sl_arena *a, struct sl_err *err);

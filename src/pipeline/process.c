@@ -124,6 +124,13 @@ static int fetch_schema(void *ctx, int id, char **schema, char **type, struct sl
 	return sl_registry_client_fetch(ctx, id, schema, type, err);
 }
 
+/* format protobuf: the same, with the files the writer schema's references name. */
+static int fetch_schema_deps(void *ctx, int id, char **schema, char **type, struct sl_pbwire_dep **deps, size_t *ndeps,
+			     struct sl_err *err)
+{
+	return sl_registry_client_fetch_deps(ctx, id, schema, type, deps, ndeps, err);
+}
+
 static void slot_free(struct slot *s)
 {
 	sl_arena_free(&s->arena);
@@ -292,7 +299,7 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 		goto out;
 	if (!strcmp(p->format, "protobuf") &&
 	    ((rc = sl_registry_client_open(&reg, p->registry_url, c->registry, c->data_dir, err)) ||
-	     (rc = sl_pbwire_cache_new(fetch_schema, reg, schema, &pr.pb, err))))
+	     (rc = sl_pbwire_cache_new(fetch_schema_deps, reg, schema, &pr.pb, err))))
 		goto out;
 	if ((rc = log->ops->ensure_topic(log, p->topic, (int)p->partitions, (int)p->replication, err)) ||
 	    (rc = log->ops->ensure_topic(log, p->dlq_topic, 1, (int)p->replication, err)) ||

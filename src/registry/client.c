@@ -10,6 +10,7 @@
 #include <curl/curl.h>
 #include <openssl/crypto.h>
 
+#include "codec/pbwire.h"
 #include "core/config.h"
 #include "registry/internal.h"
 
@@ -251,4 +252,138 @@ int sl_registry_client_fetch(struct sl_registry_client *g, int id, char **schema
 	if (g->url)
 		return sl_registry_http_schema(g->url, &g->conf.auth, id, schema, type, err);
 	return sl_registry_schema_by_id(g->local, id, schema, type, err);
+}
+
+/* ---- a Protobuf writer schema with its references ---- */
+
+/* GET path on the client's registry, in this process or over HTTP, as parsed JSON; SL_ENOTFOUND on 404. */
+static int get_json(struct sl_registry_client *g, const char *path, struct sl_rj **out, struct sl_err *err)
+{
+	struct sl_buf b;
+	long status = 0;
+	int rc = 0;
+	sl_buf_init(&b);
+	if (g->url) {
+		size_t bl = strlen(g->url);
+		while (bl && g->url[bl - 1] == '/')
+			bl--;
+		struct sl_buf url;
+		sl_buf_init(&url);
+		sl_buf_printf(&url, "%.*s%s", (int)bl, g->url, path);
+		rc = request(sl_buf_cstr(&url), "GET", NULL, &g->conf.auth, &status, &b, err);
+		sl_buf_free(&url);
+	} else {
+		int st = 0;
+		sl_registry_handle(g->local, "GET", path, NULL, 0, &st, &b);
+		status = st;
+	}
+	if (!rc && status != 200)
+		rc = answer_error(path, status, &b, err);
+	if (!rc && sl_jtree_parse(b.data ? b.data : "", b.len, out, err))
+		rc = sl_err_set(err, SL_EPROTO, "%s: the answer is not JSON", path);
+	sl_buf_free(&b);
+	return rc;
+}
+
+/* Subjects may hold any character: percent-encoded for a path. */
+static void put_path_segment(struct sl_buf *b, const char *s)
+{
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("-._~", c))
+			sl_buf_putc(b, (char)c);
+		else
+			sl_buf_printf(b, "%%%02X", c);
+	}
+}
+
+/* How many files a schema's references may pull in, transitively: a bound against a reference cycle or a
+ * registry that answers forever. */
+#define MAX_DEPS 64
+
+int sl_registry_client_fetch_deps(struct sl_registry_client *g, int id, char **schema, char **type,
+				  struct sl_pbwire_dep **deps, size_t *ndeps, struct sl_err *err)
+{
+	struct sl_rj *root = NULL, *pending[MAX_DEPS + 1];
+	size_t npending = 0, n = 0;
+	struct sl_pbwire_dep *d = NULL;
+	char path[64];
+	int rc;
+	*deps = NULL;
+	*ndeps = 0;
+	if ((rc = sl_registry_client_fetch(g, id, schema, type, err)))
+		return rc;
+	snprintf(path, sizeof path, "/schemas/ids/%d", id);
+	if ((rc = get_json(g, path, &root, err)))
+		goto fail;
+	pending[npending++] = root;
+	/* breadth first over the references of the schema, then of each file they name */
+	for (size_t at = 0; at < npending; at++) {
+		const struct sl_rj *refs = sl_jtree_get(pending[at], "references");
+		for (size_t i = 0; refs && refs->t == SL_RJ_ARR && i < refs->n; i++) {
+			const char *name = sl_jtree_getstr(refs->v[i], "name"), *subject = sl_jtree_getstr(refs->v[i], "subject");
+			int version = 0;
+			bool seen = false;
+			if (!name || !subject || !sl_jtree_int(sl_jtree_get(refs->v[i], "version"), &version))
+				continue;
+			for (size_t k = 0; k < n && !seen; k++)
+				seen = !strcmp(d[k].name, name);
+			if (seen)
+				continue;
+			if (n == MAX_DEPS || npending == MAX_DEPS + 1) {
+				rc = sl_err_set(err, SL_ETYPE, "schema id %d: more than %d referenced files", id, MAX_DEPS);
+				goto fail;
+			}
+			struct sl_buf p;
+			struct sl_rj *j = NULL;
+			sl_buf_init(&p);
+			sl_buf_puts(&p, "/subjects/");
+			put_path_segment(&p, subject);
+			sl_buf_printf(&p, "/versions/%d", version);
+			rc = get_json(g, sl_buf_cstr(&p), &j, err);
+			sl_buf_free(&p);
+			if (rc)
+				goto fail;
+			const char *text = sl_jtree_getstr(j, "schema");
+			struct sl_pbwire_dep *nd = realloc(d, (n + 1) * sizeof *nd);
+			if (!nd || !text) {
+				sl_jtree_free(j);
+				rc = nd ? sl_err_set(err, SL_EPROTO, "reference %s: no schema in the answer", name)
+					: sl_err_set(err, SL_ENOMEM, "out of memory");
+				if (nd)
+					d = nd;
+				goto fail;
+			}
+			d = nd;
+			d[n].name = strdup(name);
+			d[n].text = strdup(text);
+			n++;
+			pending[npending++] = j;
+			if (!d[n - 1].name || !d[n - 1].text) {
+				rc = sl_err_set(err, SL_ENOMEM, "out of memory");
+				goto fail;
+			}
+		}
+	}
+	for (size_t i = 0; i < npending; i++)
+		sl_jtree_free(pending[i]);
+	*deps = d;
+	*ndeps = n;
+	return 0;
+fail:
+	for (size_t i = 0; i < npending; i++)
+		sl_jtree_free(pending[i]);
+	if (!npending)
+		sl_jtree_free(root);
+	sl_pbwire_deps_free(d, n);
+	free(*schema);
+	free(*type);
+	*schema = *type = NULL;
+	/* a reference that is gone makes this id unreadable, not the registry unreachable */
+	if (rc == SL_ENOTFOUND) {
+		char why[SL_ERR_MSG_MAX];
+		snprintf(why, sizeof why, "%s", err->msg);
+		rc = sl_err_set(err, SL_ETYPE, "schema id %d: %s", id, why);
+	}
+	return rc;
 }

@@ -72,6 +72,12 @@ int sl_registry_client_register(struct sl_registry_client *g, const char *subjec
 				const char *type, int *id, struct sl_err *err);
 /* SL_ENOTFOUND for an unknown id; other errors are the registry being unreachable. */
 int sl_registry_client_fetch(struct sl_registry_client *g, int id, char **schema, char **type, struct sl_err *err);
+struct sl_pbwire_dep;
+/* sl_registry_client_fetch plus the files the schema's references name, transitively (at most 64), for a Protobuf
+ * writer schema: *deps (malloc'd, free with sl_pbwire_deps_free) gets each import path and text. A reference that
+ * cannot be found is SL_ETYPE (the id is unreadable); other errors are the registry being unreachable. */
+int sl_registry_client_fetch_deps(struct sl_registry_client *g, int id, char **schema, char **type,
+				  struct sl_pbwire_dep **deps, size_t *ndeps, struct sl_err *err);
 
 /* Answers one REST request in-process: method ("GET"...), the raw request target (path and query, still
  * percent-encoded), the body. Sets *status and fills out with the JSON response (cleared first). */

@@ -1,7 +1,8 @@
 """`format: protobuf` on the real Kafka and Cassandra of tests/services, interoperating with confluent-kafka's own
 Protobuf serializers through `sluice registry` (issue 21):
 
-(a) records that ProtobufSerializer writes (a message that is not the file's first, so message indexes [1]; an enum,
+(a) records that ProtobufSerializer writes (a message that is not the file's first, so message indexes [1]; a file
+    it imports, registered as a reference that process resolves; an enum,
     sint32/float/int32 promotions, a google.protobuf.Timestamp, a writer-only repeated field and nested message, a
     reader column the writer lacks) are decoded by `sluice process` into Cassandra, value for value, and poison
     records (no magic byte, an unknown schema id, a truncated message) land in the DLQ with the reason;
@@ -50,8 +51,12 @@ def config(path, *, data_dir, topic, ks, group, mapping, registry_url=None, kafk
 def writer_class(tag):
     pool = descriptor_pool.DescriptorPool()
     pool.AddSerializedFile(timestamp_pb2.DESCRIPTOR.serialized_pb)
+    # another file the writer imports: the serializer registers it as a reference, process must resolve it
+    dep = descriptor_pb2.FileDescriptorProto(name=f"sluice/addr_{tag}.proto", package=f"acmedep_{tag}", syntax="proto3")
+    dep.message_type.add(name="Addr").field.add(name="city", number=1, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+    pool.Add(dep)
     f = descriptor_pb2.FileDescriptorProto(name=f"sluice/user_{tag}.proto", package=f"acme_{tag}", syntax="proto3",
-                                           dependency=["google/protobuf/timestamp.proto"])
+                                           dependency=["google/protobuf/timestamp.proto", dep.name])
     f.message_type.add(name="Other").field.add(name="x", number=1, type=F.TYPE_INT32, label=F.LABEL_OPTIONAL)
     color = f.enum_type.add(name="Color")
     color.value.add(name="RED", number=0)
@@ -71,6 +76,7 @@ def writer_class(tag):
     u.field.add(name="active", number=9, type=F.TYPE_BOOL, label=O)
     u.field.add(name="color", number=10, type=F.TYPE_ENUM, type_name=f".acme_{tag}.Color", label=O)
     u.field.add(name="inner", number=11, type=F.TYPE_MESSAGE, type_name=f".acme_{tag}.User.Inner", label=O)
+    u.field.add(name="addr", number=12, type=F.TYPE_MESSAGE, type_name=f".acmedep_{tag}.Addr", label=O)
     pool.Add(f)
     return message_factory.GetMessageClass(pool.FindMessageTypeByName(f"acme_{tag}.User"))
 
@@ -109,11 +115,14 @@ def test_serializer_to_cassandra_and_poison_to_dlq(tmp_path, registry, names):  
         m.dob.seconds = 631152000 + i * 86400
         m.dob.nanos = 7_000_000
         m.inner.k = "skip me"
+        m.addr.city = f"city-{i}"
         v = ser(m, ctx)
         first = first or v
         expected[rid] = m
         p.produce(topic, key=rid, value=v)
     assert first[5:7] == b"\x02\x02"  # message indexes [1]: User is the file's second message
+    latest = sr.get_latest_version(f"{topic}-value")
+    assert [r.name for r in latest.schema.references] == [f"sluice/addr_{tag}.proto"]
     good_id = int.from_bytes(first[1:5], "big")
     poison = [b'{"id": "not protobuf"}',                              # no magic byte
               b"\x00\x00\x0f\x42\x3f\x00" + b"\x00" * 10,             # schema id 999999: unknown
