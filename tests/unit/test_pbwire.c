@@ -14,6 +14,8 @@
 #include <cmocka.h>
 
 #include "codec/pbwire.h"
+#include "core/log.h"
+#include "registry/registry.h"
 
 static struct sl_schema mk_schema(void)
 {
@@ -270,6 +272,77 @@ static void test_hostile(void **state)
 	sl_arena_free(&a);
 }
 
+static int fetch_deps(void *ctx, int id, char **schema, char **type, struct sl_pbwire_dep **deps, size_t *ndeps,
+		      struct sl_err *err)
+{
+	return sl_registry_client_fetch_deps(ctx, id, schema, type, deps, ndeps, err);
+}
+
+/* The cache over the in-process registry: a writer schema importing another registered file (a reference, itself
+ * importing a third) is resolved transitively and decodes; so does the id of the middle file. */
+static void test_local_references(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/sl-pbwire-XXXXXX", sub[64], cmd[96];
+	struct sl_registry_conf conf = {0};
+	struct sl_registry *r;
+	struct sl_registry_client *g;
+	struct sl_pbwire_cache *c;
+	struct sl_err err = {0};
+	struct sl_buf out;
+	struct sl_arena a;
+	struct sl_record rec;
+	struct sl_schema s;
+	int st;
+	sl_log_set_level(SL_LOG_ERROR);
+	assert_non_null(mkdtemp(dir));
+	snprintf(sub, sizeof sub, "%s/registry", dir);
+	conf.data_dir = sub;
+	assert_int_equal(sl_registry_open(&r, &conf, &err), 0);
+	sl_buf_init(&out);
+	const char *reqs[] = {
+	    "{\"schemaType\":\"PROTOBUF\",\"schema\":\"syntax = \\\"proto3\\\"; package z; message Zip { int32 code = 1; }\"}",
+	    "{\"schemaType\":\"PROTOBUF\",\"schema\":\"syntax = \\\"proto3\\\"; package d; import \\\"z/zip.proto\\\"; "
+	    "message Addr { string city = 1; z.Zip zip = 2; }\",\"references\":[{\"name\":\"z/zip.proto\",\"subject\":"
+	    "\"z/zip.proto\",\"version\":1}]}",
+	    "{\"schemaType\":\"PROTOBUF\",\"schema\":\"syntax = \\\"proto3\\\"; import \\\"d/addr.proto\\\"; "
+	    "message U { d.Addr addr = 1; string name = 2; }\",\"references\":[{\"name\":\"d/addr.proto\",\"subject\":"
+	    "\"d/addr.proto\",\"version\":1}]}",
+	};
+	const char *paths[] = {"/subjects/z%2Fzip.proto/versions", "/subjects/d%2Faddr.proto/versions",
+			       "/subjects/u-value/versions"};
+	for (int i = 0; i < 3; i++) {
+		sl_registry_handle(r, "POST", paths[i], reqs[i], strlen(reqs[i]), &st, &out);
+		if (st != 200)
+			fail_msg("%s: %d %s", paths[i], st, sl_buf_cstr(&out));
+	}
+	int id = atoi(strstr(sl_buf_cstr(&out), "\"id\":") + 5);
+	sl_registry_close(r);
+	assert_int_equal(sl_registry_client_open(&g, NULL, NULL, dir, &err), 0);
+	sl_schema_init(&s);
+	assert_int_equal(sl_schema_add(&s, "name", SL_T_TEXT, false, NULL), 0);
+	assert_int_equal(sl_pbwire_cache_new(fetch_deps, g, &s, &c, &err), 0);
+	sl_arena_init(&a, 4096);
+	/* U { addr { city "x" zip { code 5 } } name "bo" } */
+	unsigned char v[] = {0, 0, 0, 0, (unsigned char)id, 0, 0x0a, 0x07, 0x0a, 0x01, 'x', 0x12, 0x02, 0x08, 0x05,
+			     0x12, 0x02, 'b', 'o'};
+	if (sl_pbwire_cache_decode(c, v, sizeof v, &rec, &a, &err))
+		fail_msg("decode: %s", err.msg);
+	assert_memory_equal(rec.v[0].u.s.p, "bo", 2);
+	/* the id of a file that is itself a reference decodes too (message indexes [0] of d/addr.proto: Addr) */
+	unsigned char addr[] = {0, 0, 0, 0, (unsigned char)(id - 1), 0, 0x0a, 0x01, 'x', 0x12, 0x02, 0x08, 0x05};
+	if (sl_pbwire_cache_decode(c, addr, sizeof addr, &rec, &a, &err))
+		fail_msg("decode Addr: %s", err.msg);
+	assert_true(rec.v[0].null); /* Addr has no field "name" */
+	sl_pbwire_cache_free(c);
+	sl_registry_client_close(g);
+	sl_arena_free(&a);
+	sl_schema_free(&s);
+	sl_buf_free(&out);
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -278,6 +351,7 @@ int main(void)
 		cmocka_unit_test(test_other_writer),
 		cmocka_unit_test(test_header),
 		cmocka_unit_test(test_hostile),
+		cmocka_unit_test(test_local_references),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
