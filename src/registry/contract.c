@@ -243,19 +243,32 @@ char *sl_reg_ruleset_merge(const struct sl_rj *const *layers, size_t n)
 	return res;
 }
 
-/* The keys a CONFIG record may carry beside compatibilityLevel: the contract defaults and overrides, and a subject
- * alias (Confluent's AliasFilter resolves it for every path naming a subject after "subjects"). */
+/* The keys a CONFIG record may carry beside compatibilityLevel: the contract defaults and overrides, a subject
+ * alias (Confluent's AliasFilter resolves it for every path naming a subject after "subjects"), and the settings
+ * Confluent's Config entity holds (stored and returned; `normalize` also applies to registrations). */
 const char *const sl_reg_contract_keys[] = {"defaultMetadata", "overrideMetadata", "defaultRuleSet", "overrideRuleSet",
-					    "alias", NULL};
+					    "alias", "aliasForDeks", "compatibilityPolicy", "compatibilityGroup",
+					    "normalize", "validateFields", "validateNewSchemas", "validateRules", NULL};
+
+int sl_reg_config_key_kind(const char *key)
+{
+	if (strstr(key, "Metadata") || strstr(key, "RuleSet"))
+		return 0;
+	if (!strcmp(key, "normalize") || !strncmp(key, "validate", 8))
+		return 2;
+	return 1;
+}
 
 bool sl_reg_config_key_ok(const char *key, const struct sl_rj *v)
 {
 	if (!v)
 		return false;
+	switch (sl_reg_config_key_kind(key)) {
+	case 0: return v->t == SL_RJ_OBJ;
+	case 2: return v->t == SL_RJ_BOOL;
 	/* an empty alias is no alias, as Confluent treats it */
-	if (!strcmp(key, "alias"))
-		return v->t == SL_RJ_STR && v->n > 0;
-	return v->t == SL_RJ_OBJ;
+	default: return v->t == SL_RJ_STR && (v->n > 0 || strcmp(key, "alias"));
+	}
 }
 
 /* ---- checking what a request sends ---- */

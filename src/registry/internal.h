@@ -166,6 +166,8 @@ extern const char *const sl_reg_contract_keys[];
  * renders it canonically: known members only, sets sorted and deduplicated. Returns malloc'd JSON, or NULL with why
  * set. */
 char *sl_reg_contract_norm(bool ruleset, const struct sl_rj *v, char *why, size_t whylen);
+/* What a config key holds: 0 an object (metadata, ruleSet), 1 a string, 2 a boolean. */
+int sl_reg_config_key_kind(const char *key);
 /* Whether v is a usable value for config key (an object; a non-empty string for "alias"). */
 bool sl_reg_config_key_ok(const char *key, const struct sl_rj *v);
 

@@ -822,9 +822,14 @@ static void register_schema(struct req *q, const char *subject)
 			contract[k] = NULL;
 		free(norm);
 	}
+	/* normalize: asked for, or the config in force says so (Confluent's Config.normalize) */
+	struct sl_rj *hold = NULL;
+	const struct sl_rj *cn = sl_reg_config_key(q->r, subject, "normalize", &hold);
+	bool normalize = qbool(q, "normalize") || (cn && cn->t == SL_RJ_BOOL && cn->b);
+	sl_jtree_free(hold);
 	sl_buf_init(&msg);
 	status = sl_reg_register(q->r, subject, type, text, len, refs, contract[0], contract[1], want_id, want_ver,
-				 qbool(q, "normalize"), &id, &version, &code, &msg);
+				 normalize, &id, &version, &code, &msg);
 	sl_jtree_free(contract[0]);
 	sl_jtree_free(contract[1]);
 	if (status != 200)
@@ -1057,15 +1062,18 @@ static void config(struct req *q, const char *subject)
 			sl_buf_printf(&nb, "%s\"%s\":", n++ ? "," : "", k);
 			if (v->t == SL_RJ_NULL)
 				sl_buf_puts(&nb, "null");
-			else if (!strcmp(k, "alias") && v->t == SL_RJ_STR)
+			else if ((sl_reg_config_key_kind(k) == 1 && v->t == SL_RJ_STR) ||
+				 (sl_reg_config_key_kind(k) == 2 && v->t == SL_RJ_BOOL))
 				sl_jtree_render(v, &nb);
-			else if (strcmp(k, "alias") && (norm = sl_reg_contract_norm(strstr(k, "RuleSet") != NULL, v, why,
-										  sizeof why)))
+			else if (!sl_reg_config_key_kind(k) &&
+				 (norm = sl_reg_contract_norm(strstr(k, "RuleSet") != NULL, v, why, sizeof why)))
 				sl_buf_puts(&nb, norm);
 			else {
 				sl_buf_free(&nb);
 				sl_jtree_free(j);
-				reply_err(q, 422, 42203, "Invalid %s: %s", k, why[0] ? why : "a string is expected");
+				reply_err(q, 422, 42203, "Invalid %s: %s", k,
+					  why[0] ? why : sl_reg_config_key_kind(k) == 1 ? "a string is expected"
+											 : "a boolean is expected");
 				return;
 			}
 			free(norm);

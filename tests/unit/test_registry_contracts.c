@@ -127,6 +127,12 @@ static void test_config_defaults_overrides(void **state)
 	       "42201");
 	expect("POST", "/subjects/cm/versions", "{\"schema\":\"\\\"long\\\"\",\"metadata\":{\"sensitive\":[1]}}", 422,
 	       "42201");
+	/* the rest of Confluent's Config entity is stored and returned, typed */
+	expect("PUT", "/config/cm", "{\"normalize\":true,\"validateFields\":false,\"compatibilityGroup\":\"app\"}", 200,
+	       "\"normalize\":true");
+	expect("GET", "/config/cm", NULL, 200, "\"compatibilityGroup\":\"app\",\"normalize\":true,\"validateFields\":false");
+	expect("PUT", "/config/cm", "{\"normalize\":\"yes\"}", 422, "42203");
+	expect("PUT", "/config/cm", "{\"compatibilityGroup\":5}", 422, "42203");
 	/* DELETE answers and drops them */
 	expect("DELETE", "/config/cm", NULL, 200, "\"defaultMetadata\"");
 	expect("GET", "/config/cm", NULL, 404, "40408");
