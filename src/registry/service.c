@@ -835,8 +835,25 @@ static void register_schema(struct req *q, const char *subject)
 	if (status != 200)
 		reply_errbuf(q, status, code, &msg);
 	else {
+		/* Confluent's RegisterSchemaResponse as newer servers fill it: the id first (all older clients read), then
+		 * the version, type, references, contract and canonical text of what was registered */
+		const struct sl_reg_schema *rs = sl_reg_schema_by_id(q->r, id);
 		ok(q);
-		sl_buf_printf(q->out, "{\"id\":%d}", id);
+		sl_buf_printf(q->out, "{\"id\":%d", id);
+		if (rs) {
+			if (version > 0)
+				sl_buf_printf(q->out, ",\"version\":%d", version);
+			sl_buf_printf(q->out, ",\"schemaType\":\"%s\"", rs->type);
+			if (rs->refs)
+				sl_buf_printf(q->out, ",\"references\":%s", rs->refs);
+			if (rs->metadata)
+				sl_buf_printf(q->out, ",\"metadata\":%s", rs->metadata);
+			if (rs->ruleset)
+				sl_buf_printf(q->out, ",\"ruleSet\":%s", rs->ruleset);
+			sl_buf_puts(q->out, ",\"schema\":");
+			json_str(q->out, rs->text);
+		}
+		sl_buf_putc(q->out, '}');
 	}
 	sl_buf_free(&msg);
 	sl_jtree_free(j);
