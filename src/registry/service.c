@@ -1365,6 +1365,30 @@ static void get_contexts(struct req *q)
 	free(names);
 }
 
+/* DELETE /contexts/{c}: Confluent refuses a context that still has subjects, soft-deleted ones included (42211),
+ * and otherwise forgets it (204). sluice's contexts are read off the subjects, so an empty one is already gone. */
+static void delete_context(struct req *q, const char *ctx)
+{
+	struct sl_registry *r = q->r;
+	char name[512];
+	size_t cl;
+	/* ".ctx" or its delimited form ":.ctx:" */
+	snprintf(name, sizeof name, "%s", *ctx == ':' ? ctx + 1 : ctx);
+	cl = strlen(name);
+	if (cl && name[cl - 1] == ':')
+		name[--cl] = 0;
+	for (size_t i = 0; i < r->nvers; i++) {
+		const char *sj = r->vers[i].subject;
+		bool in = !strcmp(name, ".") ? strncmp(sj, ":.", 2) != 0
+					     : sj[0] == ':' && !strncmp(sj + 1, name, cl) && sj[1 + cl] == ':';
+		if (in) {
+			reply_err(q, 422, 42211, "The specified context '%s' is not empty.", ctx);
+			return;
+		}
+	}
+	*q->status = 204;
+}
+
 static void route(struct req *q)
 {
 	size_t n = q->nsegs;
@@ -1452,6 +1476,11 @@ static void route(struct req *q)
 	if (is(q, 0, "contexts") && n == 1) {
 		if (allow(q, "GET"))
 			get_contexts(q);
+		return;
+	}
+	if (is(q, 0, "contexts") && n == 2 && *s[1]) {
+		if (allow(q, "DELETE"))
+			delete_context(q, s[1]);
 		return;
 	}
 	if (is(q, 0, "mode") && n <= 2 && (n == 1 || *s[1])) {

@@ -167,6 +167,12 @@ static void test_contexts(void **state)
 	expect("GET", "/contexts", NULL, 200, "=[\".\",\".dev\",\".prod\"]");
 	expect("GET", "/subjects/:.prod:orders/versions/1", NULL, 200, "\"subject\":\":.prod:orders\"");
 	expect("POST", "/contexts", NULL, 405, "405");
+	/* DELETE /contexts/{c}: refused while it has subjects (soft-deleted too), else 204 */
+	expect("DELETE", "/contexts/.dev", NULL, 422, "42211");
+	expect("DELETE", "/contexts/:.prod:", NULL, 422, "42211");
+	expect("DELETE", "/subjects/:.dev:orders?permanent=true", NULL, 200, "[1]");
+	expect("DELETE", "/contexts/.dev", NULL, 204, "=");
+	expect("GET", "/contexts", NULL, 200, "=[\".\",\".prod\"]");
 }
 
 static void test_aliases(void **state)
