@@ -12,6 +12,7 @@
 
 #include "codec/avro.h"
 #include "codec/avro_schema.h"
+#include "codec/idcache.h"
 
 /* Nesting a datum may have (records in records, arrays of arrays): recursive schemas would otherwise let a payload
  * pick the stack depth. */
@@ -691,22 +692,40 @@ int sl_avro_to_json(const struct sl_avro_reader *rd, const void *p, size_t n, st
 
 /* ---- readers by id ---- */
 
-struct cache_entry {
-	int32_t id;
-	struct sl_avro_reader *rd;   /* NULL: a bad id, see why */
-	char why[SL_ERR_MSG_MAX];
-	int why_code;
-	time_t at;
-};
-
 struct sl_avro_cache {
 	sl_avro_fetch_fn fetch;
 	void *fetch_ctx;
 	const struct sl_schema *reader;
-	struct cache_entry *e;
-	size_t n, cap;
-	size_t last;                 /* the entry used last: a topic mostly carries one id */
+	struct sl_idcache ids;
 };
+
+static void reader_free(void *rd)
+{
+	sl_avro_reader_free(rd);
+}
+
+/* sl_idcache_build_fn: the writer schema of id, as a reader into c->reader. */
+static int build(void *ctx, int32_t id, void **out, bool *transient, struct sl_err *err)
+{
+	struct sl_avro_cache *c = ctx;
+	char *text = NULL, *type = NULL;
+	struct sl_err ferr = {0};
+	struct sl_avro_reader *rd = NULL;
+	int rc = c->fetch(c->fetch_ctx, id, &text, &type, &ferr);
+	if (rc && rc != SL_ENOTFOUND) {
+		*transient = true; /* the registry is away: not this record's fault */
+		rc = sl_err_set(err, rc, "schema id %" PRId32 ": %s", id, ferr.msg);
+	} else if (rc)
+		rc = sl_err_set(err, SL_ENOTFOUND, "Schema %" PRId32 " not found in the registry", id);
+	else if (strcmp(type, "AVRO"))
+		rc = sl_err_set(err, SL_ETYPE, "schema id %" PRId32 " is a %s schema, not Avro", id, type);
+	else if ((rc = sl_avro_reader_new(text, c->reader, &rd, err)))
+		sl_err_prefix(err, "schema id %" PRId32 ": ", id);
+	free(text);
+	free(type);
+	*out = rd;
+	return rc;
+}
 
 int sl_avro_cache_new(sl_avro_fetch_fn fetch, void *ctx, const struct sl_schema *reader, struct sl_avro_cache **out,
 		      struct sl_err *err)
@@ -717,6 +736,7 @@ int sl_avro_cache_new(sl_avro_fetch_fn fetch, void *ctx, const struct sl_schema 
 	c->fetch = fetch;
 	c->fetch_ctx = ctx;
 	c->reader = reader;
+	sl_idcache_init(&c->ids, build, reader_free, c);
 	*out = c;
 	return 0;
 }
@@ -725,66 +745,8 @@ void sl_avro_cache_free(struct sl_avro_cache *c)
 {
 	if (!c)
 		return;
-	for (size_t i = 0; i < c->n; i++)
-		sl_avro_reader_free(c->e[i].rd);
-	free(c->e);
+	sl_idcache_clear(&c->ids);
 	free(c);
-}
-
-/* How long an unknown or unreadable id is believed bad before the registry is asked again. */
-#define BAD_ID_SECONDS 5
-
-static struct cache_entry *lookup(struct sl_avro_cache *c, int32_t id, struct sl_err *err, int *rc)
-{
-	struct cache_entry *e = NULL;
-	*rc = 0;
-	if (c->n && c->e[c->last].id == id)
-		e = &c->e[c->last];
-	for (size_t i = 0; i < c->n && !e; i++)
-		if (c->e[i].id == id) {
-			e = &c->e[i];
-			c->last = i;
-		}
-	if (e && (e->rd || time(NULL) - e->at < BAD_ID_SECONDS))
-		return e;
-	char *text = NULL, *type = NULL;
-	struct sl_err ferr = {0};
-	struct sl_avro_reader *rd = NULL;
-	int frc = c->fetch(c->fetch_ctx, id, &text, &type, &ferr);
-	if (frc && frc != SL_ENOTFOUND) {
-		/* The registry is away: not this record's fault. */
-		*rc = sl_err_set(err, frc, "schema id %" PRId32 ": %s", id, ferr.msg);
-		return NULL;
-	}
-	if (!frc && strcmp(type, "AVRO"))
-		frc = sl_err_set(&ferr, SL_ETYPE, "schema id %" PRId32 " is a %s schema, not Avro", id, type);
-	else if (!frc && (frc = sl_avro_reader_new(text, c->reader, &rd, &ferr)))
-		sl_err_prefix(&ferr, "schema id %" PRId32 ": ", id);
-	else if (frc == SL_ENOTFOUND)
-		sl_err_set(&ferr, SL_ENOTFOUND, "Schema %" PRId32 " not found in the registry", id);
-	free(text);
-	free(type);
-	if (!e) {
-		if (c->n == c->cap) {
-			size_t nc = c->cap ? c->cap * 2 : 8;
-			struct cache_entry *ne = realloc(c->e, nc * sizeof *ne);
-			if (!ne) {
-				sl_avro_reader_free(rd);
-				*rc = sl_err_set(err, SL_ENOMEM, "out of memory");
-				return NULL;
-			}
-			c->e = ne;
-			c->cap = nc;
-		}
-		e = &c->e[c->n];
-		c->last = c->n++;
-	}
-	e->id = id;
-	e->rd = rd;
-	e->at = time(NULL);
-	e->why_code = frc;
-	snprintf(e->why, sizeof e->why, "%s", ferr.msg);
-	return e;
 }
 
 int sl_avro_cache_json(struct sl_avro_cache *c, const void *p, size_t n, int32_t *schema_id, struct sl_buf *out,
@@ -794,12 +756,10 @@ int sl_avro_cache_json(struct sl_avro_cache *c, const void *p, size_t n, int32_t
 	*schema_id = -1;
 	if ((rc = sl_avro_wire_header(p, n, schema_id, err)))
 		return rc;
-	struct cache_entry *e = lookup(c, *schema_id, err, &rc);
-	if (!e)
+	void *rd;
+	if ((rc = sl_idcache_get(&c->ids, *schema_id, &rd, err)))
 		return rc;
-	if (!e->rd)
-		return sl_err_set(err, e->why_code, "%s", e->why);
-	if ((rc = sl_avro_to_json(e->rd, (const unsigned char *)p + SL_AVRO_HEADER, n - SL_AVRO_HEADER, out, err)))
+	if ((rc = sl_avro_to_json(rd, (const unsigned char *)p + SL_AVRO_HEADER, n - SL_AVRO_HEADER, out, err)))
 		sl_err_prefix(err, "schema id %" PRId32 ": ", *schema_id);
 	return rc;
 }
@@ -811,12 +771,10 @@ int sl_avro_cache_decode(struct sl_avro_cache *c, const void *p, size_t n, struc
 	int rc;
 	if ((rc = sl_avro_wire_header(p, n, &id, err)))
 		return rc;
-	struct cache_entry *e = lookup(c, id, err, &rc);
-	if (!e)
+	void *rd;
+	if ((rc = sl_idcache_get(&c->ids, id, &rd, err)))
 		return rc;
-	if (!e->rd)
-		return sl_err_set(err, e->why_code, "%s", e->why);
-	if ((rc = sl_avro_decode(e->rd, (const unsigned char *)p + SL_AVRO_HEADER, n - SL_AVRO_HEADER, rec, a, err)))
+	if ((rc = sl_avro_decode(rd, (const unsigned char *)p + SL_AVRO_HEADER, n - SL_AVRO_HEADER, rec, a, err)))
 		sl_err_prefix(err, "schema id %" PRId32 ": ", id);
 	return rc;
 }

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "codec/pbwire.h"
+#include "codec/idcache.h"
 #include "codec/protobuf.h"
 
 /* FieldDescriptorProto.Type numbers. */
@@ -632,21 +633,43 @@ int sl_pbwire_decode(struct sl_pbwire_reader *rd, const int *idx, size_t nidx, c
 
 /* ---- readers by id ---- */
 
-struct entry {
-	int32_t id;
-	struct sl_pbwire_reader *rd; /* NULL: a bad id, see why */
-	char why[SL_ERR_MSG_MAX];
-	int why_code;
-	time_t at;
-};
-
 struct sl_pbwire_cache {
 	sl_pbwire_fetch_fn fetch;
 	void *fetch_ctx;
 	const struct sl_schema *reader;
-	struct entry *e;
-	size_t n, cap, last;
+	struct sl_idcache ids;
 };
+
+static void reader_free(void *rd)
+{
+	sl_pbwire_reader_free(rd);
+}
+
+/* sl_idcache_build_fn: the writer schema of id, with the files it imports, as a reader into c->reader. */
+static int build(void *ctx, int32_t id, void **out, bool *transient, struct sl_err *err)
+{
+	struct sl_pbwire_cache *c = ctx;
+	char *text = NULL, *type = NULL;
+	struct sl_pbwire_dep *deps = NULL;
+	size_t ndeps = 0;
+	struct sl_err ferr = {0};
+	struct sl_pbwire_reader *rd = NULL;
+	int rc = c->fetch(c->fetch_ctx, id, &text, &type, &deps, &ndeps, &ferr);
+	if (rc && rc != SL_ENOTFOUND) {
+		*transient = true; /* the registry is away: not this record's fault */
+		rc = sl_err_set(err, rc, "schema id %" PRId32 ": %s", id, ferr.msg);
+	} else if (rc)
+		rc = sl_err_set(err, SL_ENOTFOUND, "Schema %" PRId32 " not found in the registry", id);
+	else if (strcmp(type, "PROTOBUF"))
+		rc = sl_err_set(err, SL_ETYPE, "schema id %" PRId32 " is a %s schema, not Protobuf", id, type);
+	else if ((rc = sl_pbwire_reader_new_deps(text, deps, ndeps, c->reader, &rd, err)))
+		sl_err_prefix(err, "schema id %" PRId32 ": ", id);
+	free(text);
+	free(type);
+	sl_pbwire_deps_free(deps, ndeps);
+	*out = rd;
+	return rc;
+}
 
 int sl_pbwire_cache_new(sl_pbwire_fetch_fn fetch, void *ctx, const struct sl_schema *reader,
 			struct sl_pbwire_cache **out, struct sl_err *err)
@@ -657,6 +680,7 @@ int sl_pbwire_cache_new(sl_pbwire_fetch_fn fetch, void *ctx, const struct sl_sch
 	c->fetch = fetch;
 	c->fetch_ctx = ctx;
 	c->reader = reader;
+	sl_idcache_init(&c->ids, build, reader_free, c);
 	*out = c;
 	return 0;
 }
@@ -665,69 +689,8 @@ void sl_pbwire_cache_free(struct sl_pbwire_cache *c)
 {
 	if (!c)
 		return;
-	for (size_t i = 0; i < c->n; i++)
-		sl_pbwire_reader_free(c->e[i].rd);
-	free(c->e);
+	sl_idcache_clear(&c->ids);
 	free(c);
-}
-
-/* How long an unknown or unreadable id is believed bad before the registry is asked again. */
-#define BAD_ID_SECONDS 5
-
-static struct entry *lookup(struct sl_pbwire_cache *c, int32_t id, struct sl_err *err, int *rc)
-{
-	struct entry *e = NULL;
-	*rc = 0;
-	if (c->n && c->e[c->last].id == id)
-		e = &c->e[c->last];
-	for (size_t i = 0; i < c->n && !e; i++)
-		if (c->e[i].id == id) {
-			e = &c->e[i];
-			c->last = i;
-		}
-	if (e && (e->rd || time(NULL) - e->at < BAD_ID_SECONDS))
-		return e;
-	char *text = NULL, *type = NULL;
-	struct sl_pbwire_dep *deps = NULL;
-	size_t ndeps = 0;
-	struct sl_err ferr = {0};
-	struct sl_pbwire_reader *rd = NULL;
-	int frc = c->fetch(c->fetch_ctx, id, &text, &type, &deps, &ndeps, &ferr);
-	if (frc && frc != SL_ENOTFOUND) {
-		*rc = sl_err_set(err, frc, "schema id %" PRId32 ": %s", id, ferr.msg);
-		return NULL;
-	}
-	if (!frc && strcmp(type, "PROTOBUF"))
-		frc = sl_err_set(&ferr, SL_ETYPE, "schema id %" PRId32 " is a %s schema, not Protobuf", id, type);
-	else if (!frc && (frc = sl_pbwire_reader_new_deps(text, deps, ndeps, c->reader, &rd, &ferr)))
-		sl_err_prefix(&ferr, "schema id %" PRId32 ": ", id);
-	else if (frc == SL_ENOTFOUND)
-		sl_err_set(&ferr, SL_ENOTFOUND, "Schema %" PRId32 " not found in the registry", id);
-	free(text);
-	free(type);
-	sl_pbwire_deps_free(deps, ndeps);
-	if (!e) {
-		if (c->n == c->cap) {
-			size_t nc = c->cap ? c->cap * 2 : 8;
-			struct entry *ne = realloc(c->e, nc * sizeof *ne);
-			if (!ne) {
-				sl_pbwire_reader_free(rd);
-				*rc = sl_err_set(err, SL_ENOMEM, "out of memory");
-				return NULL;
-			}
-			c->e = ne;
-			c->cap = nc;
-		}
-		e = &c->e[c->n];
-		c->last = c->n++;
-	} else
-		sl_pbwire_reader_free(e->rd);
-	e->id = id;
-	e->rd = rd;
-	e->at = time(NULL);
-	e->why_code = frc;
-	snprintf(e->why, sizeof e->why, "%s", ferr.msg);
-	return e;
 }
 
 int sl_pbwire_cache_decode(struct sl_pbwire_cache *c, const void *p, size_t n, struct sl_record *rec,
@@ -739,12 +702,10 @@ int sl_pbwire_cache_decode(struct sl_pbwire_cache *c, const void *p, size_t n, s
 	int rc;
 	if ((rc = sl_pbwire_header(p, n, &id, idx, &nidx, &hl, err)))
 		return rc;
-	struct entry *e = lookup(c, id, err, &rc);
-	if (!e)
+	void *rd;
+	if ((rc = sl_idcache_get(&c->ids, id, &rd, err)))
 		return rc;
-	if (!e->rd)
-		return sl_err_set(err, e->why_code, "%s", e->why);
-	if ((rc = sl_pbwire_decode(e->rd, idx, nidx, (const unsigned char *)p + hl, n - hl, rec, a, err)))
+	if ((rc = sl_pbwire_decode(rd, idx, nidx, (const unsigned char *)p + hl, n - hl, rec, a, err)))
 		sl_err_prefix(err, "schema id %" PRId32 ": ", id);
 	return rc;
 }
