@@ -20,6 +20,9 @@
 #include "core/log.h"
 #include "cql/internal.h"
 
+/* How often a host marked hung (see struct sl_cql_host) is probed with OPTIONS. */
+#define HUNG_PROBE_MS 1000
+
 #define ORPHAN ((struct sl_cql_req *)1)
 #define READ_CHUNK (64 * 1024)
 
@@ -388,6 +391,12 @@ static void on_readable(struct sl_cql_conn *c)
 		if (n > 0) {
 			c->rbuf.len += (size_t)n;
 			c->last_read_ms = sl_cql_now_ms();
+			struct sl_cql_host *hh = c->s->hosts[c->host];
+			if (hh->hung_since_ms) {
+				sl_info("cql", "host answers again, back in the query plans host=%s after_ms=%llu",
+					hh->name, (unsigned long long)(c->last_read_ms - hh->hung_since_ms));
+				hh->hung_since_ms = 0;
+			}
 			if ((size_t)n < READ_CHUNK && !c->ssl)
 				break;
 			continue;
@@ -713,6 +722,15 @@ void sl_cql_conn_tick(struct sl_cql_conn *c, uint64_t now)
 			snprintf(msg, sizeof msg, "no answer from %s within %d ms (request timeout)", s->hosts[c->host]->name,
 				 r->timeout_ms);
 			atomic_fetch_add(&s->st_timeouts, 1);
+			struct sl_cql_host *h = s->hosts[c->host];
+			/* Silent for a whole request timeout with this request waiting: hung, not just slow (a slow node
+			 * still answers something on a busy connection). Out of the plans before the retry picks a host. */
+			if (!h->hung_since_ms && now - c->last_read_ms >= (uint64_t)r->timeout_ms) {
+				h->hung_since_ms = now;
+				sl_warn("cql", "host marked down: no answer for %llu ms with requests in flight (hung?); "
+					"requests go to other replicas until it answers a probe host=%s",
+					(unsigned long long)(now - c->last_read_ms), h->name);
+			}
 			sl_cql_on_req_failed(s, r, SL_ETIMEDOUT, msg);
 			if (c->state == SL_CQL_CONN_CLOSED)
 				return;
@@ -724,13 +742,15 @@ void sl_cql_conn_tick(struct sl_cql_conn *c, uint64_t now)
 		sl_cql_conn_close(c, SL_ETIMEDOUT, "too many requests timed out on this connection");
 		return;
 	}
-	if (s->o.heartbeat_interval_ms > 0) {
+	/* A host marked hung gets a probe every HUNG_PROBE_MS (its answer, or any late answer, brings it back). */
+	bool probe = s->hosts[c->host]->hung_since_ms && now - c->last_write_ms >= HUNG_PROBE_MS;
+	if (s->o.heartbeat_interval_ms > 0 || probe) {
 		if (c->heartbeat_out && now - c->last_read_ms > (uint64_t)s->o.idle_timeout_ms) {
 			sl_cql_conn_close(c, SL_ETIMEDOUT, "no answer to the heartbeat (idle timeout)");
 			return;
 		}
-		if (!c->heartbeat_out && now - c->last_write_ms >= (uint64_t)s->o.heartbeat_interval_ms &&
-		    now - c->last_read_ms >= (uint64_t)s->o.heartbeat_interval_ms) {
+		if (!c->heartbeat_out && (probe || (now - c->last_write_ms >= (uint64_t)s->o.heartbeat_interval_ms &&
+						    now - c->last_read_ms >= (uint64_t)s->o.heartbeat_interval_ms))) {
 			struct sl_cql_req *r = calloc(1, sizeof *r);
 			if (!r)
 				return;

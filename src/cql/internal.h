@@ -184,6 +184,11 @@ struct sl_cql_host {
 	uint64_t next_attempt_ms;
 	int failures;
 	char last_error[256];
+	/* Set when a request timed out on a connection that had heard nothing from the host for a whole request
+	 * timeout: the node hangs (paused, GC-stalled, partitioned) rather than refuses, so its sockets stay open and
+	 * only timeouts tell. While set the host is out of every plan (sl_cql_host_up) and a probe (OPTIONS) goes to it
+	 * every HUNG_PROBE_MS; the first byte read from it clears the mark. */
+	uint64_t hung_since_ms;
 };
 
 struct sl_cql_ring_entry {
@@ -275,6 +280,8 @@ static inline struct sl_cql_req *sl_cql_req_new(void)
 static inline bool sl_cql_host_up(struct sl_cql_session *s, int i)
 {
 	struct sl_cql_host *h = s->hosts[i];
+	if (h->hung_since_ms)
+		return false;
 	for (int k = 0; k < h->nconns; k++)
 		if (h->conns[k]->state == SL_CQL_CONN_READY)
 			return true;

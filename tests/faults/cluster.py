@@ -145,7 +145,9 @@ class Run:
         cfg = self.config(span)
 
         def count():
-            return q(f"SELECT count(*) FROM {self.ks}.created_users", cl="ONE", timeout=30)[0][0]
+            # through cassandra-1 only (no scenario faults it), at ONE: with RF 3 it reads its own replica, so a
+            # hung or dead node elsewhere cannot stall the measurement itself
+            return q(f"SELECT count(*) FROM {self.ks}.created_users", cl="ONE", pin="127.0.0.2", timeout=5)[0][0]
         self.mon = faults.Monitor(count)
         ing, proc = self.start("ingest", cfg), self.start("process", cfg)
         # ingest may finish early (it is paced, but its pages are small): only the processor must stay up
