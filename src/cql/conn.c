@@ -689,6 +689,15 @@ static void heartbeat_done(struct sl_cql_session *s, struct sl_cql_req *r, int r
 	(void)s; (void)err; (void)server_code;
 }
 
+/* Whether a host of the local data centre other than `host` has a ready connection. */
+static bool other_local_up(struct sl_cql_session *s, int host)
+{
+	for (int i = 0; i < s->nhosts; i++)
+		if (i != host && s->hosts[i]->enabled && sl_cql_host_local(s, i) && sl_cql_host_up(s, i))
+			return true;
+	return false;
+}
+
 void sl_cql_conn_tick(struct sl_cql_conn *c, uint64_t now)
 {
 	struct sl_cql_session *s = c->s;
@@ -723,9 +732,12 @@ void sl_cql_conn_tick(struct sl_cql_conn *c, uint64_t now)
 				 r->timeout_ms);
 			atomic_fetch_add(&s->st_timeouts, 1);
 			struct sl_cql_host *h = s->hosts[c->host];
-			/* Silent for a whole request timeout with this request waiting: hung, not just slow (a slow node
-			 * still answers something on a busy connection). Out of the plans before the retry picks a host. */
-			if (!h->hung_since_ms && now - c->last_read_ms >= (uint64_t)r->timeout_ms) {
+			/* Silent for a whole (session) request timeout with this request waiting: hung, not just slow (a
+			 * slow node still answers something on a busy connection). Out of the plans before the retry picks
+			 * a host, but only when another local host is up to take its requests: a lone node is waited for
+			 * as before. A statement's own short timeout says nothing about the host. */
+			if (!h->hung_since_ms && now - c->last_read_ms >= (uint64_t)s->o.request_timeout_ms &&
+			    r->timeout_ms >= s->o.request_timeout_ms && other_local_up(s, c->host)) {
 				h->hung_since_ms = now;
 				sl_warn("cql", "host marked down: no answer for %llu ms with requests in flight (hung?); "
 					"requests go to other replicas until it answers a probe host=%s",

@@ -437,6 +437,13 @@ static int code_to_rc(int32_t code)
 	return SL_ESERVER;
 }
 
+/* Whether a server message says a keyspace or table is unknown to that node (Cassandra 4.x/5.0 wordings). */
+static bool schema_missing(const char *m)
+{
+	return (strstr(m, "eyspace") && strstr(m, "does not exist")) || strstr(m, "unconfigured table") ||
+	       (strstr(m, "able") && strstr(m, "does not exist"));
+}
+
 static void on_error(struct sl_cql_session *s, struct sl_cql_conn *c, struct sl_cql_req *r, struct sl_cql_rd *rd)
 {
 	struct sl_cql_error er;
@@ -472,6 +479,20 @@ static void on_error(struct sl_cql_session *s, struct sl_cql_conn *c, struct sl_
 		case SL_CQL_ERR_TRUNCATE:
 			if (r->idempotent && retry(s, r, true))
 				return;
+			break;
+		case SL_CQL_ERR_INVALID:
+		case SL_CQL_ERR_CONFIG:
+			/* "keyspace/table does not exist" from one node while others have it is a schema disagreement
+			 * (a node restarted with an older schema, a DDL still spreading), not a bad statement: another
+			 * replica may know it, and if none does the caller gets a retryable error to wait on instead of
+			 * dead-lettering the rows. */
+			if (schema_missing(er.message)) {
+				sl_warn("cql", "schema disagreement? %s; trying another host", msg);
+				if (r->idempotent && retry(s, r, true))
+					return;
+				sl_cql_fail(s, r, SL_EAGAIN, er.code, true, msg);
+				return;
+			}
 			break;
 		}
 	}
