@@ -13,6 +13,8 @@ in dc1), streaming at a steady load while one fault happens:
   broker_kill   the broker leading partition 0 killed -9, started again after a while
   quorum_loss   cassandra-2 and cassandra-3 stopped (LOCAL_QUORUM impossible): the processor must wait, not
                 dead-letter; both started again
+  broker_pause  (long form only) the leader of partition 0 SIGSTOPped, then SIGCONTed
+  rolling       (long form only) each broker stopped and started in turn, then each Cassandra node
 
 After each: every source record is in the table read at ALL, column by column, count(*) at ALL equals it, no DLQ
 entry, every record in the topic, peak RSS of each sluice process under its bound, both processes alive through
@@ -147,7 +149,11 @@ class Run:
         def count():
             # through cassandra-1 only (no scenario faults it), at ONE: with RF 3 it reads its own replica, so a
             # hung or dead node elsewhere cannot stall the measurement itself
-            return q(f"SELECT count(*) FROM {self.ks}.created_users", cl="ONE", pin="127.0.0.2", timeout=5)[0][0]
+            try:
+                return q(f"SELECT count(*) FROM {self.ks}.created_users", cl="ONE", pin="127.0.0.2", timeout=5)[0][0]
+            except Exception:
+                # cassandra-1 itself restarting (rolling): its neighbour holds every row as well (RF 3)
+                return q(f"SELECT count(*) FROM {self.ks}.created_users", cl="ONE", pin="127.0.0.3", timeout=5)[0][0]
         self.mon = faults.Monitor(count)
         ing, proc = self.start("ingest", cfg), self.start("process", cfg)
         # ingest may finish early (it is paced, but its pages are small): only the processor must stay up
@@ -336,8 +342,36 @@ def sc_quorum_loss(a, r):
     r.finish([ing, proc])
 
 
+def sc_broker_pause(a, r):
+    hang = 20 if a.short else 60
+    ing, proc = r.stream(30 if a.short else 90, "the pause")
+    b = leader_of_partition0(r.topic)
+    r.row["reason"] = f"paused kafka-{b} (leader of partition 0)"
+    svc("pause", f"kafka-{b}")
+    try:
+        time.sleep(hang)
+    finally:
+        svc("resume", f"kafka-{b}")
+    r.events.append(time.time())
+    r.finish([ing, proc])
+
+
+def sc_rolling(a, r):
+    """Each broker stopped and started in turn (the next once the cluster is whole again), then each node."""
+    ing, proc = r.stream(150 if a.short else 240, "the rolling restart")
+    for name in ["kafka-1", "kafka-2", "kafka-3", "cassandra-1", "cassandra-2", "cassandra-3"]:
+        svc("stop", name)
+        svc("start", name)
+        r.events.append(time.time())
+        check(proc.alive(), f"process died during the restart of {name}:\n{proc.output()[-2000:]}")
+    r.finish([ing, proc])
+
+
 SCENARIOS = {"routing": sc_routing, "routing_dc2": sc_routing_dc2, "node_kill": sc_node_kill,
-             "node_pause": sc_node_pause, "broker_kill": sc_broker_kill, "quorum_loss": sc_quorum_loss}
+             "node_pause": sc_node_pause, "broker_kill": sc_broker_kill, "quorum_loss": sc_quorum_loss,
+             "broker_pause": sc_broker_pause, "rolling": sc_rolling}
+# The short form (make test) leaves out the slowest ones; `make faults-cluster` runs everything.
+LONG_ONLY = ("broker_pause", "rolling")
 
 
 def main():
@@ -349,6 +383,8 @@ def main():
     names = [n for n in (a.only.split(",") if a.only else SCENARIOS) if n]
     if not a.only and not a.dc2:
         names.remove("routing_dc2")
+    if not a.only and a.short:
+        names = [x for x in names if x not in LONG_ONLY]
     n = 10000 if a.short else 50000
     rows = []
     for name in names:

@@ -141,6 +141,10 @@ cluster_cassandra_ready() {
   done
 }
 
+running_of() { # names... : those with a live JVM (paused ones included)
+  local n; for n in "$@"; do [ -n "$(live_pid "$n")" ] && echo "$n"; done; return 0
+}
+
 signal_one() { # name KILL|STOP|CONT
   local name=$1 sig=$2 pid
   pid=$(live_pid "$name")
