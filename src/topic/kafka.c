@@ -280,6 +280,10 @@ static int build_conf(const struct sl_kafka_conf *kc, enum sl_kafka_role role, r
 		rc = set(c, "client.id", kc && kc->client_id ? kc->client_id : "sluice", err);
 	if (!rc)
 		rc = set(c, "log.connection.close", "false", err);
+	/* Partitions added to a topic while it streams are seen at the next metadata refresh: librdkafka's 5 min
+	 * default leaves them unconsumed (and unproduced to) that long; 10 s costs one small request per broker. */
+	if (!rc)
+		rc = set(c, "topic.metadata.refresh.interval.ms", "10000", err);
 	if (!rc && role == SL_KAFKA_PRODUCER) {
 		rc = set(c, "enable.idempotence", "true", err);
 		if (!rc)
