@@ -15,6 +15,11 @@ in dc1), streaming at a steady load while one fault happens:
                 dead-letter; both started again
   broker_pause  (long form only) the leader of partition 0 SIGSTOPped, then SIGCONTed
   rolling       (long form only) each broker stopped and started in turn, then each Cassandra node
+  broker_each   (long form only) the leader of partition 0, then 1, then 2 killed -9 in turn, each started again
+  group         three ingests (one source each) and three processors in one group, one of the six killed -9 every
+                20 s and restarted; the topic grown from 3 to 6 partitions mid-stream (picked up without a restart)
+  registry      two `sluice registry --store kafka` on the brokers (topic at RF 3), registering all along while
+                the leader of the topic's partition is killed -9; every id unique, every schema served by both
 
 After each: every source record is in the table read at ALL, column by column, count(*) at ALL equals it, no DLQ
 entry, every record in the topic, peak RSS of each sluice process under its bound, both processes alive through
@@ -33,6 +38,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -320,14 +326,14 @@ def sc_node_pause(a, r):
           f"the row stream stalled {r.row['longest_pause_s']} s with a node hung (bound 2 x {REQUEST_TIMEOUT_S} s)")
 
 
-def leader_of_partition0(topic):
+def leader_of_partition0(topic, partition=0):
     out = subprocess.run(["kcat", "-b", BROKERS, "-L", "-t", topic], capture_output=True, text=True,
                          timeout=20).stdout
     for line in out.splitlines():
         line = line.strip()
-        if line.startswith("partition 0,"):
+        if line.startswith(f"partition {partition},"):
             return int(line.split("leader ")[1].split(",")[0])
-    raise Failed(f"no leader of {topic}/0 in\n{out}")
+    raise Failed(f"no leader of {topic}/{partition} in\n{out}")
 
 
 def sc_broker_kill(a, r):
@@ -339,6 +345,24 @@ def sc_broker_kill(a, r):
     time.sleep(down)
     svc("start", f"kafka-{b}")
     r.events.append(time.time())
+    r.finish([ing, proc])
+
+
+def sc_broker_each(a, r):
+    """The leader of partition 0, then of 1, then of 2 (as they are at that moment) killed -9 in turn, each started
+    again (and the cluster whole) before the next."""
+    down = 10 if a.short else 30
+    ing, proc = r.stream(120 if a.short else 240, "the kills")
+    killed = []
+    for part in range(3):
+        b = leader_of_partition0(r.topic, part)
+        killed.append(f"kafka-{b} (leader of {part})")
+        svc("kill", f"kafka-{b}")
+        time.sleep(down)
+        svc("start", f"kafka-{b}")
+        r.events.append(time.time())
+        check(proc.alive(), f"process died after the kill of kafka-{b}:\n{proc.output()[-2000:]}")
+    r.row["reason"] = "killed " + ", ".join(killed)
     r.finish([ing, proc])
 
 
@@ -440,11 +464,127 @@ def sc_group(a, r):
     check(all(got.get(p, 0) == highs[p] for p in range(6)), f"committed {got} != high watermarks {highs}")
 
 
+def sc_registry(a, r):
+    """Two registries (`sluice registry --store kafka`) on the broker cluster share one `_schemas`-style topic (created
+    by the registry at the brokers' default RF, 3 here) and elect a leader through their group; a client registers a
+    new subject every ~0.2 s through each in turn while the broker leading the topic's partition 0 is killed -9 and
+    started again. Every registration must succeed (retried while there is no leader: 50003/50004), every id be
+    unique, and both registries serve every schema by id afterwards."""
+    import threading
+    import urllib.error
+    import urllib.request
+    hdr = {"Content-Type": "application/vnd.schemaregistry.v1+json"}
+    topic, group = e2e.uniq("clu_schemas"), e2e.uniq("clu_reg")
+    r.topic = topic  # close() deletes it
+    nodes = []
+    for i in range(2):
+        with socket.socket() as so:
+            so.bind(("127.0.0.1", 0))
+            port = so.getsockname()[1]
+        p = e2e.Proc(["registry", "--store", "kafka", "--brokers", BROKERS, "--topic", topic, "--group", group,
+                      "--listen", f"127.0.0.1:{port}"], os.path.join(r.dir, f"registry{i}.log"))
+        p.role, p.url = "registry", f"http://127.0.0.1:{port}"
+        r.procs.append(p)
+        nodes.append(p)
+
+    def call(url, body=None, timeout=40):
+        req = urllib.request.Request(url, data=json.dumps(body).encode() if body is not None else None,
+                                     headers=hdr, method="POST" if body is not None else "GET")
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                return resp.status, json.load(resp)
+        except urllib.error.HTTPError as e:
+            return e.code, json.load(e)
+
+    for p in nodes:
+        deadline = time.time() + 60
+        while True:
+            check(p.alive(), f"registry exited:\n{p.output()[-2000:]}")
+            try:
+                call(p.url + "/subjects", timeout=2)
+                break
+            except (OSError, ValueError):
+                check(time.time() < deadline, "registry did not answer within 60 s")
+                time.sleep(0.2)
+    done, stop, errors = [], threading.Event(), []
+
+    def client():
+        i = 0
+        while not stop.is_set() and i < 2000:
+            node = nodes[i % 2]
+            subj = f"s{i}"
+            schema = {"type": "record", "name": f"R{i}", "fields": [{"name": "f", "type": "string"}]}
+            t_start, deadline = time.time(), time.time() + 60
+            while True:
+                try:
+                    st, body = call(f"{node.url}/subjects/{subj}/versions", {"schema": json.dumps(schema)})
+                except (OSError, ValueError) as e:
+                    st, body = 0, {"error_code": 0, "message": str(e)}
+                if st == 200:
+                    done.append((time.time(), subj, body["id"], json.dumps(schema)))
+                    break
+                if body.get("error_code") not in (50001, 50003, 50004, 0) or time.time() > deadline:
+                    errors.append(f"{subj} via {node.url}: {st} {body} after {time.time() - t_start:.1f} s")
+                    return
+                time.sleep(0.2)
+            i += 1
+            time.sleep(0.2)
+
+    th = threading.Thread(target=client, daemon=True)
+    th.start()
+    t0 = time.time()
+    while len(done) < 20 and time.time() - t0 < 60 and not errors:
+        time.sleep(0.2)
+    check(len(done) >= 20 and not errors, f"registrations before the fault: {len(done)}, {errors}")
+    md = subprocess.run(["kcat", "-b", BROKERS, "-L", "-t", topic], capture_output=True, text=True, timeout=20).stdout
+    reps = [l.split("replicas: ")[1].split(", isrs")[0].split(",") for l in md.splitlines() if "replicas: " in l]
+    check(reps and all(len(x) == 3 for x in reps), f"the registry's topic is not at RF 3:\n{md}")
+    b = leader_of_partition0(topic)
+    r.row["reason"] = f"killed kafka-{b} (leader of {topic}/0)"
+    t_kill = time.time()
+    svc("kill", f"kafka-{b}")
+    time.sleep(10 if a.short else 60)
+    svc("start", f"kafka-{b}")
+    r.events.append(time.time())
+    time.sleep(10)
+    stop.set()
+    th.join(120)
+    check(not errors, f"registrations failed: {errors[:3]}")
+    ids = [d[2] for d in done]
+    check(len(set(ids)) == len(ids), f"duplicate ids: {len(ids) - len(set(ids))}")
+    after = [d for d in done if d[0] > t_kill]
+    check(after, "no registration succeeded after the kill")
+    times = [t0] + [d[0] for d in done]
+    gaps = [b_ - a_ for a_, b_ in zip(times, times[1:])]
+    served = 0
+    for p in nodes:
+        check(p.alive(), f"registry died:\n{p.output()[-2000:]}")
+        for _t, subj, sid, sch in done:
+            deadline = time.time() + 30
+            while True:  # a follower may still be replaying the last records
+                st, body = call(f"{p.url}/schemas/ids/{sid}", timeout=20)
+                if st == 200 or time.time() > deadline:
+                    break
+                time.sleep(0.2)
+            check(st == 200 and json.loads(body["schema"]) == json.loads(sch), f"{p.url} id {sid}: {st} {body}")
+            served += 1
+    for p in nodes:
+        os.kill(p.pid, signal.SIGTERM)
+        check(p.wait(60) == 0, f"registry exit on SIGTERM:\n{p.output()[-2000:]}")
+    r.row.update({"sent": len(done), "in_table": served // 2, "dups": len(ids) - len(set(ids)), "dlq": 0,
+                  "longest_pause_s": round(max(gaps), 1),
+                  "recovery_s": round(min(d[0] for d in after) - t_kill, 1),  # kill -> first registration after it
+                  "peak_rss_mib": round(max(p.peak_rss_kib for p in nodes) / 1024, 1),
+                  "bound_mib": faults.bound_mib("registry")})
+    check(r.row["peak_rss_mib"] <= r.row["bound_mib"], f"registry peak RSS {r.row['peak_rss_mib']} MiB")
+    r.row["result"] = "pass"
+
+
 SCENARIOS = {"routing": sc_routing, "routing_dc2": sc_routing_dc2, "node_kill": sc_node_kill,
              "node_pause": sc_node_pause, "broker_kill": sc_broker_kill, "quorum_loss": sc_quorum_loss,
-             "broker_pause": sc_broker_pause, "rolling": sc_rolling, "group": sc_group}
+             "broker_pause": sc_broker_pause, "rolling": sc_rolling, "group": sc_group, "registry": sc_registry, "broker_each": sc_broker_each}
 # The short form (make test) leaves out the slowest ones; `make faults-cluster` runs everything.
-LONG_ONLY = ("broker_pause", "rolling")
+LONG_ONLY = ("broker_pause", "rolling", "broker_each")
 
 
 def main():
