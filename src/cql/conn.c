@@ -269,6 +269,15 @@ static void unlink_req(struct sl_cql_conn *c, struct sl_cql_req *r)
 	r->prev = r->next = NULL;
 }
 
+void sl_cql_conn_abandon(struct sl_cql_conn *c, struct sl_cql_req *r)
+{
+	unlink_req(c, r);
+	c->streams[r->stream] = ORPHAN;
+	c->orphans++;
+	c->inflight--;
+	r->conn = NULL;
+}
+
 static void free_stream(struct sl_cql_conn *c, int stream)
 {
 	c->streams[stream] = NULL;
@@ -300,6 +309,13 @@ int sl_cql_conn_send(struct sl_cql_conn *c, struct sl_cql_req *r)
 	c->inflight++;
 	if (r->deadline_ms && (!c->next_deadline_ms || r->deadline_ms < c->next_deadline_ms))
 		c->next_deadline_ms = r->deadline_ms;
+	/* A user's idempotent request with another host left in its plan may be sent there too if this one is slow. */
+	int sd = c->s->o.speculative_delay_ms;
+	if (sd > 0 && r->fut && r->idempotent && !r->spec_copy && !r->spec && r->plan_pos + 1 < r->nplan) {
+		r->spec_at_ms = sl_cql_now_ms() + (uint64_t)sd;
+		if (!c->next_deadline_ms || r->spec_at_ms < c->next_deadline_ms)
+			c->next_deadline_ms = r->spec_at_ms;
+	}
 	return 0;
 }
 
@@ -719,6 +735,15 @@ void sl_cql_conn_tick(struct sl_cql_conn *c, uint64_t now)
 		c->next_deadline_ms = 0; /* what is sent meanwhile (a retry from a callback) notes its own */
 	for (struct sl_cql_req *r = walk ? c->head : NULL, *next; r; r = next) {
 		next = r->next;
+		if (r->spec_at_ms) {
+			/* the copy goes to another host's connection: this list and `next` stay as they are */
+			if (now >= r->spec_at_ms) {
+				r->spec_at_ms = 0;
+				sl_cql_speculate(s, r);
+			} else if (!next_deadline || r->spec_at_ms < next_deadline) {
+				next_deadline = r->spec_at_ms;
+			}
+		}
 		if (r->deadline_ms && now < r->deadline_ms && (!next_deadline || r->deadline_ms < next_deadline))
 			next_deadline = r->deadline_ms;
 		if (r->deadline_ms && now >= r->deadline_ms) {

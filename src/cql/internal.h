@@ -131,6 +131,12 @@ struct sl_cql_req {
 	char sv[40];                      /* schema agreement: the coordinator's schema version */
 	uint64_t agree_deadline_ms;
 	bool refresh_boot;                /* ring refresh: part of the session's bootstrap */
+	/* Speculative execution (options.speculative_delay_ms): a user request still unanswered spec_at_ms is sent
+	 * once more, as a copy (spec_copy) to the next host of its plan; `spec` links the two while both wait. The
+	 * first success completes the user's request; the other answer is dropped (sl_cql_complete). */
+	struct sl_cql_req *spec;
+	bool spec_copy;
+	uint64_t spec_at_ms;
 };
 
 /* The request's statement for messages: an EXECUTE points at its prepared statement's description instead of
@@ -256,6 +262,7 @@ struct sl_cql_session {
 
 	/* stats */
 	atomic_ullong st_requests, st_errors, st_timeouts, st_retries, st_reprepares, st_reconnects;
+	atomic_ullong st_spec_sent, st_spec_wins;
 	atomic_int st_hosts_up, st_connections;
 };
 
@@ -265,6 +272,12 @@ static inline uint64_t sl_cql_now_ms(void)
 {
 	return (uint64_t)sl_mono_ms();
 }
+
+/* Takes a request off its connection without an answer: its stream stays reserved (ORPHAN) until the late answer
+ * comes and is dropped. */
+void sl_cql_conn_abandon(struct sl_cql_conn *c, struct sl_cql_req *r);
+/* Sends the speculative copy of r (see struct sl_cql_req) to the next host of its plan. */
+void sl_cql_speculate(struct sl_cql_session *s, struct sl_cql_req *r);
 
 static inline struct sl_cql_req *sl_cql_req_new(void)
 {

@@ -49,6 +49,9 @@ const struct sl_opt sl_cassandra_opts[] = {
 	 "connect timeout per host"},
 	{"request_timeout", SL_OPT_DURATION, "12s", offsetof(struct sl_cassandra_conf, request_timeout_ms),
 	 "timeout of one write"},
+	{"speculative_delay", SL_OPT_DURATION, "0", offsetof(struct sl_cassandra_conf, speculative_delay_ms),
+	 "0 (off), or how long a write waits for its replica before it is sent to the next replica as well (the "
+	 "first answer wins; writes are idempotent upserts)"},
 	{"max_inflight", SL_OPT_INT, "2048", offsetof(struct sl_cassandra_conf, max_inflight),
 	 "writes in flight at once (bounds memory and load on the cluster)", .min = 1, .max = 32768},
 	{"max_attempts", SL_OPT_INT, "6", offsetof(struct sl_cassandra_conf, max_attempts),
@@ -817,6 +820,7 @@ int sl_cassandra_connect(const struct sl_cassandra_conf *cc, int consistency, st
 	}
 	o.connect_timeout_ms = (int)cc->connect_timeout_ms;
 	o.request_timeout_ms = (int)cc->request_timeout_ms;
+	o.speculative_delay_ms = (int)cc->speculative_delay_ms;
 	o.max_inflight = (int)cc->max_inflight;
 	o.consistency = consistency;
 	o.username = cc->username;
