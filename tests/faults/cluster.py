@@ -426,8 +426,8 @@ def sc_rolling(a, r):
 
 def add_partitions(topic, total):
     from confluent_kafka.admin import AdminClient, NewPartitions
-    fut = AdminClient({"bootstrap.servers": BROKERS}).create_partitions([NewPartitions(topic, total)])
-    fut[topic].result(30)
+    admin = AdminClient({"bootstrap.servers": BROKERS})  # kept alive until the future resolves
+    admin.create_partitions([NewPartitions(topic, total)])[topic].result(30)
 
 
 def sc_group(a, r):
