@@ -248,7 +248,8 @@ class Run:
             q(f"DROP KEYSPACE IF EXISTS {self.ks}", cl="ONE", timeout=60)
         except Exception:
             pass
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if os.environ.get("SL_CLUSTER_KEEP") != "1":  # SL_CLUSTER_KEEP=1: keep configs and logs of passes too
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 # ---- scenarios -----------------------------------------------------------------------------------------------------
