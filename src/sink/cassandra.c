@@ -758,6 +758,14 @@ static void cs_destroy(struct sl_sink *bs)
 	while (s->pending > 0)
 		pthread_cond_wait(&s->cv, &s->mu);
 	pthread_mutex_unlock(&s->mu);
+	if (s->session && s->cc.speculative_delay_ms > 0) {
+		/* What speculation did, once per run (per request it would flood the log while a node hangs). */
+		struct sl_cql_session_stats st;
+		sl_cql_session_stats(s->session, &st);
+		sl_info("cassandra", "sink %s: %llu speculative copies sent after %lld ms, %llu answered first", s->fq,
+			(unsigned long long)st.spec_sent, (long long)s->cc.speculative_delay_ms,
+			(unsigned long long)st.spec_wins);
+	}
 	if (s->session)
 		sl_cql_session_close(s->session);
 	for (struct cbatch *cb = s->active; cb;) {

@@ -334,7 +334,9 @@ def sc_node_pause_spec(a, r):
     r.cassandra_extra = "  speculative_delay: 500ms\n"
     sc_node_pause(a, r)
     out = "".join(p.output() for p in r.procs)
-    r.row["reason"] = f"request timeouts in the log: {out.count('request timeout')}"
+    spec = [l.split("sink ", 1)[1] for l in out.splitlines() if "speculative copies sent" in l]
+    r.row["reason"] = f"request timeouts in the log: {out.count('request timeout')}; {'; '.join(spec)}"
+    check(spec and " 0 answered first" not in spec[-1], f"no speculative copy answered first: {spec}")
 
 
 def leader_of_partition0(topic, partition=0):
