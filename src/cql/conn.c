@@ -775,6 +775,17 @@ void sl_cql_conn_tick(struct sl_cql_conn *c, uint64_t now)
 	}
 	if (walk && next_deadline && (!c->next_deadline_ms || next_deadline < c->next_deadline_ms))
 		c->next_deadline_ms = next_deadline;
+	/* With speculative execution the requests of a hung host are answered by their copies and abandoned (orphans)
+	 * before they time out, so the timeout above never marks it: orphans waiting and not a byte from the host for
+	 * a whole request timeout say the same. */
+	struct sl_cql_host *hh = s->hosts[c->host];
+	if (c->orphans > 0 && !hh->hung_since_ms && now - c->last_read_ms >= (uint64_t)s->o.request_timeout_ms &&
+	    s->o.speculative_delay_ms > 0 && other_local_up(s, c->host)) {
+		hh->hung_since_ms = now;
+		sl_warn("cql", "host marked down: no answer for %llu ms with %d abandoned requests (hung?); requests go to "
+			"other replicas until it answers a probe host=%s", (unsigned long long)(now - c->last_read_ms),
+			c->orphans, hh->name);
+	}
 	if (c->orphans > SL_CQL_MAX_STREAMS / 4) {
 		sl_cql_conn_close(c, SL_ETIMEDOUT, "too many requests timed out on this connection");
 		return;
