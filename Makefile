@@ -6,7 +6,7 @@ ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 
 .PHONY: all deps asan test unit demo clean fuzz fuzz-long fuzz-campaign services-up services-down bench soak \
-	image images deb deploy-test
+	image images deb deploy-test faults-cluster
 
 all: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -59,6 +59,14 @@ bench: all
 faults: all
 	@bash tests/services/run up kafka cassandra
 	@VENV=$$(bash scripts/venv.sh) && SLUICE=$(BUILD)/sluice $$VENV/bin/python tests/faults/faults.py
+
+# The cluster scenarios (tests/faults/cluster.py) on three brokers and three + one (dc2) Cassandra nodes started by
+# tests/services/run up cluster dc2, long form (50,000 records, faults of 60 s); the cluster is stopped afterwards.
+# `make test` runs the short form without dc2. CLUSTER_ONLY=routing,node_kill,... picks scenarios.
+faults-cluster: all
+	@bash tests/services/run up cluster dc2
+	@VENV=$$(bash scripts/venv.sh) && SLUICE=$(BUILD)/sluice $$VENV/bin/python tests/faults/cluster.py --dc2 \
+	  $${CLUSTER_ONLY:+--only $$CLUSTER_ONLY}; rc=$$?; bash tests/services/run down cluster >/dev/null; exit $$rc
 
 # An hour (SOAK_SECONDS) of `sluice up` at half load, RSS and end-to-end latency sampled: docs/faults.md and
 # docs/img/faults-soak.png.

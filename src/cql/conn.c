@@ -20,6 +20,9 @@
 #include "core/log.h"
 #include "cql/internal.h"
 
+/* How often a host marked hung (see struct sl_cql_host) is probed with OPTIONS. */
+#define HUNG_PROBE_MS 1000
+
 #define ORPHAN ((struct sl_cql_req *)1)
 #define READ_CHUNK (64 * 1024)
 
@@ -266,6 +269,15 @@ static void unlink_req(struct sl_cql_conn *c, struct sl_cql_req *r)
 	r->prev = r->next = NULL;
 }
 
+void sl_cql_conn_abandon(struct sl_cql_conn *c, struct sl_cql_req *r)
+{
+	unlink_req(c, r);
+	c->streams[r->stream] = ORPHAN;
+	c->orphans++;
+	c->inflight--;
+	r->conn = NULL;
+}
+
 static void free_stream(struct sl_cql_conn *c, int stream)
 {
 	c->streams[stream] = NULL;
@@ -297,6 +309,13 @@ int sl_cql_conn_send(struct sl_cql_conn *c, struct sl_cql_req *r)
 	c->inflight++;
 	if (r->deadline_ms && (!c->next_deadline_ms || r->deadline_ms < c->next_deadline_ms))
 		c->next_deadline_ms = r->deadline_ms;
+	/* A user's idempotent request with another host left in its plan may be sent there too if this one is slow. */
+	int sd = c->s->o.speculative_delay_ms;
+	if (sd > 0 && r->fut && r->idempotent && !r->spec_copy && !r->spec && r->plan_pos + 1 < r->nplan) {
+		r->spec_at_ms = sl_cql_now_ms() + (uint64_t)sd;
+		if (!c->next_deadline_ms || r->spec_at_ms < c->next_deadline_ms)
+			c->next_deadline_ms = r->spec_at_ms;
+	}
 	return 0;
 }
 
@@ -388,6 +407,12 @@ static void on_readable(struct sl_cql_conn *c)
 		if (n > 0) {
 			c->rbuf.len += (size_t)n;
 			c->last_read_ms = sl_cql_now_ms();
+			struct sl_cql_host *hh = c->s->hosts[c->host];
+			if (hh->hung_since_ms) {
+				sl_info("cql", "host answers again, back in the query plans host=%s after_ms=%llu",
+					hh->name, (unsigned long long)(c->last_read_ms - hh->hung_since_ms));
+				hh->hung_since_ms = 0;
+			}
 			if ((size_t)n < READ_CHUNK && !c->ssl)
 				break;
 			continue;
@@ -680,6 +705,15 @@ static void heartbeat_done(struct sl_cql_session *s, struct sl_cql_req *r, int r
 	(void)s; (void)err; (void)server_code;
 }
 
+/* Whether a host of the local data centre other than `host` has a ready connection. */
+static bool other_local_up(struct sl_cql_session *s, int host)
+{
+	for (int i = 0; i < s->nhosts; i++)
+		if (i != host && s->hosts[i]->enabled && sl_cql_host_local(s, i) && sl_cql_host_up(s, i))
+			return true;
+	return false;
+}
+
 void sl_cql_conn_tick(struct sl_cql_conn *c, uint64_t now)
 {
 	struct sl_cql_session *s = c->s;
@@ -701,6 +735,15 @@ void sl_cql_conn_tick(struct sl_cql_conn *c, uint64_t now)
 		c->next_deadline_ms = 0; /* what is sent meanwhile (a retry from a callback) notes its own */
 	for (struct sl_cql_req *r = walk ? c->head : NULL, *next; r; r = next) {
 		next = r->next;
+		if (r->spec_at_ms) {
+			/* the copy goes to another host's connection: this list and `next` stay as they are */
+			if (now >= r->spec_at_ms) {
+				r->spec_at_ms = 0;
+				sl_cql_speculate(s, r);
+			} else if (!next_deadline || r->spec_at_ms < next_deadline) {
+				next_deadline = r->spec_at_ms;
+			}
+		}
 		if (r->deadline_ms && now < r->deadline_ms && (!next_deadline || r->deadline_ms < next_deadline))
 			next_deadline = r->deadline_ms;
 		if (r->deadline_ms && now >= r->deadline_ms) {
@@ -713,6 +756,18 @@ void sl_cql_conn_tick(struct sl_cql_conn *c, uint64_t now)
 			snprintf(msg, sizeof msg, "no answer from %s within %d ms (request timeout)", s->hosts[c->host]->name,
 				 r->timeout_ms);
 			atomic_fetch_add(&s->st_timeouts, 1);
+			struct sl_cql_host *h = s->hosts[c->host];
+			/* Silent for a whole (session) request timeout with this request waiting: hung, not just slow (a
+			 * slow node still answers something on a busy connection). Out of the plans before the retry picks
+			 * a host, but only when another local host is up to take its requests: a lone node is waited for
+			 * as before. A statement's own short timeout says nothing about the host. */
+			if (!h->hung_since_ms && now - c->last_read_ms >= (uint64_t)s->o.request_timeout_ms &&
+			    r->timeout_ms >= s->o.request_timeout_ms && other_local_up(s, c->host)) {
+				h->hung_since_ms = now;
+				sl_warn("cql", "host marked down: no answer for %llu ms with requests in flight (hung?); "
+					"requests go to other replicas until it answers a probe host=%s",
+					(unsigned long long)(now - c->last_read_ms), h->name);
+			}
 			sl_cql_on_req_failed(s, r, SL_ETIMEDOUT, msg);
 			if (c->state == SL_CQL_CONN_CLOSED)
 				return;
@@ -720,17 +775,30 @@ void sl_cql_conn_tick(struct sl_cql_conn *c, uint64_t now)
 	}
 	if (walk && next_deadline && (!c->next_deadline_ms || next_deadline < c->next_deadline_ms))
 		c->next_deadline_ms = next_deadline;
+	/* With speculative execution the requests of a hung host are answered by their copies and abandoned (orphans)
+	 * before they time out, so the timeout above never marks it: orphans waiting and not a byte from the host for
+	 * a whole request timeout say the same. */
+	struct sl_cql_host *hh = s->hosts[c->host];
+	if (c->orphans > 0 && !hh->hung_since_ms && now - c->last_read_ms >= (uint64_t)s->o.request_timeout_ms &&
+	    s->o.speculative_delay_ms > 0 && other_local_up(s, c->host)) {
+		hh->hung_since_ms = now;
+		sl_warn("cql", "host marked down: no answer for %llu ms with %d abandoned requests (hung?); requests go to "
+			"other replicas until it answers a probe host=%s", (unsigned long long)(now - c->last_read_ms),
+			c->orphans, hh->name);
+	}
 	if (c->orphans > SL_CQL_MAX_STREAMS / 4) {
 		sl_cql_conn_close(c, SL_ETIMEDOUT, "too many requests timed out on this connection");
 		return;
 	}
-	if (s->o.heartbeat_interval_ms > 0) {
+	/* A host marked hung gets a probe every HUNG_PROBE_MS (its answer, or any late answer, brings it back). */
+	bool probe = s->hosts[c->host]->hung_since_ms && now - c->last_write_ms >= HUNG_PROBE_MS;
+	if (s->o.heartbeat_interval_ms > 0 || probe) {
 		if (c->heartbeat_out && now - c->last_read_ms > (uint64_t)s->o.idle_timeout_ms) {
 			sl_cql_conn_close(c, SL_ETIMEDOUT, "no answer to the heartbeat (idle timeout)");
 			return;
 		}
-		if (!c->heartbeat_out && now - c->last_write_ms >= (uint64_t)s->o.heartbeat_interval_ms &&
-		    now - c->last_read_ms >= (uint64_t)s->o.heartbeat_interval_ms) {
+		if (!c->heartbeat_out && (probe || (now - c->last_write_ms >= (uint64_t)s->o.heartbeat_interval_ms &&
+						    now - c->last_read_ms >= (uint64_t)s->o.heartbeat_interval_ms))) {
 			struct sl_cql_req *r = calloc(1, sizeof *r);
 			if (!r)
 				return;

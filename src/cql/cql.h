@@ -105,6 +105,8 @@ struct sl_cql_options {
 	int max_inflight;             /* 4096: requests in flight per session (backpressure bound) */
 	int consistency;              /* default for statements: LOCAL_ONE */
 	int max_retries;              /* 1: retries of one request under the retry policy */
+	int speculative_delay_ms;     /* 0 (off): an idempotent statement unanswered after this long is sent to the
+	                               * next host of its plan as well; the first success wins */
 };
 void sl_cql_options_init(struct sl_cql_options *o);
 
@@ -135,6 +137,7 @@ int sl_cql_session_wait_schema_agreement(struct sl_cql_session *s, int timeout_m
 
 struct sl_cql_session_stats {
 	uint64_t requests, errors, timeouts, retries, reprepares, reconnects;
+	uint64_t spec_sent, spec_wins;   /* speculative copies sent, and those that answered first */
 	int inflight, hosts_up, hosts_total, connections;
 };
 void sl_cql_session_stats(struct sl_cql_session *s, struct sl_cql_session_stats *out);

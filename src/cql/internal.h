@@ -131,6 +131,12 @@ struct sl_cql_req {
 	char sv[40];                      /* schema agreement: the coordinator's schema version */
 	uint64_t agree_deadline_ms;
 	bool refresh_boot;                /* ring refresh: part of the session's bootstrap */
+	/* Speculative execution (options.speculative_delay_ms): a user request still unanswered spec_at_ms is sent
+	 * once more, as a copy (spec_copy) to the next host of its plan; `spec` links the two while both wait. The
+	 * first success completes the user's request; the other answer is dropped (sl_cql_complete). */
+	struct sl_cql_req *spec;
+	bool spec_copy;
+	uint64_t spec_at_ms;
 };
 
 /* The request's statement for messages: an EXECUTE points at its prepared statement's description instead of
@@ -184,6 +190,11 @@ struct sl_cql_host {
 	uint64_t next_attempt_ms;
 	int failures;
 	char last_error[256];
+	/* Set when a request timed out on a connection that had heard nothing from the host for a whole request
+	 * timeout: the node hangs (paused, GC-stalled, partitioned) rather than refuses, so its sockets stay open and
+	 * only timeouts tell. While set the host is out of every plan (sl_cql_host_up) and a probe (OPTIONS) goes to it
+	 * every HUNG_PROBE_MS; the first byte read from it clears the mark. */
+	uint64_t hung_since_ms;
 };
 
 struct sl_cql_ring_entry {
@@ -251,6 +262,7 @@ struct sl_cql_session {
 
 	/* stats */
 	atomic_ullong st_requests, st_errors, st_timeouts, st_retries, st_reprepares, st_reconnects;
+	atomic_ullong st_spec_sent, st_spec_wins;
 	atomic_int st_hosts_up, st_connections;
 };
 
@@ -260,6 +272,12 @@ static inline uint64_t sl_cql_now_ms(void)
 {
 	return (uint64_t)sl_mono_ms();
 }
+
+/* Takes a request off its connection without an answer: its stream stays reserved (ORPHAN) until the late answer
+ * comes and is dropped. */
+void sl_cql_conn_abandon(struct sl_cql_conn *c, struct sl_cql_req *r);
+/* Sends the speculative copy of r (see struct sl_cql_req) to the next host of its plan. */
+void sl_cql_speculate(struct sl_cql_session *s, struct sl_cql_req *r);
 
 static inline struct sl_cql_req *sl_cql_req_new(void)
 {
@@ -275,6 +293,8 @@ static inline struct sl_cql_req *sl_cql_req_new(void)
 static inline bool sl_cql_host_up(struct sl_cql_session *s, int i)
 {
 	struct sl_cql_host *h = s->hosts[i];
+	if (h->hung_since_ms)
+		return false;
 	for (int k = 0; k < h->nconns; k++)
 		if (h->conns[k]->state == SL_CQL_CONN_READY)
 			return true;

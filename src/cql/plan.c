@@ -29,6 +29,28 @@ void sl_cql_req_free(struct sl_cql_req *r)
 void sl_cql_complete(struct sl_cql_session *s, struct sl_cql_req *r, int rc, const struct sl_err *err,
 		     int32_t server_code, bool retryable, struct sl_cql_result *res, struct sl_cql_prepared *prep)
 {
+	if (r->spec_copy) {
+		/* A speculative copy: its success answers the user's request if that one still waits on a connection
+		 * (elsewhere, between retries or re-preparing, it is left to finish its own way); a failure is dropped,
+		 * the original keeps its own timeout and retries. */
+		struct sl_cql_req *o = r->spec;
+		r->spec = NULL;
+		if (o)
+			o->spec = NULL;
+		if (rc == 0 && o && o->conn) {
+			atomic_fetch_add(&s->st_spec_wins, 1);
+			sl_cql_conn_abandon(o->conn, o);
+			sl_cql_complete(s, o, rc, err, server_code, retryable, res, prep);
+		} else {
+			sl_cql_result_free(res);
+		}
+		sl_cql_req_free(r);
+		return;
+	}
+	if (r->spec) {
+		r->spec->spec = NULL; /* the copy still in flight: its answer will be dropped */
+		r->spec = NULL;
+	}
 	if (rc < 0)
 		atomic_fetch_add(&s->st_errors, 1);
 	if (r->icb) {
@@ -211,6 +233,37 @@ void sl_cql_dispatch(struct sl_cql_session *s, struct sl_cql_req *r)
 			n += snprintf(msg + n, sizeof msg - (size_t)n, "; %s: %s", s->hosts[i]->name,
 				      s->hosts[i]->last_error);
 	sl_cql_fail(s, r, SL_ECLOSED, -1, true, msg);
+}
+
+void sl_cql_speculate(struct sl_cql_session *s, struct sl_cql_req *r)
+{
+	if (r->spec || r->plan_pos + 1 >= r->nplan || atomic_load(&s->stop))
+		return;
+	struct sl_cql_req *cp = sl_cql_req_new();
+	if (!cp)
+		return;
+	sl_buf_append(&cp->body, r->body.data, r->body.len);
+	cp->opcode = r->opcode;
+	cp->prepared = r->prepared;
+	cp->has_token = r->has_token;
+	cp->token = r->token;
+	memcpy(cp->keyspace, r->keyspace, sizeof cp->keyspace);
+	cp->idempotent = true;
+	cp->retries = s->o.max_retries; /* the copy is tried once: the retries are the original's */
+	cp->timeout_ms = r->timeout_ms;
+	cp->deadline_ms = r->deadline_ms;
+	memcpy(cp->plan, r->plan, sizeof cp->plan);
+	cp->nplan = r->nplan;
+	cp->plan_pos = r->plan_pos + 1;
+	cp->desc_ref = r->desc_ref;
+	memcpy(cp->desc, r->desc, sizeof cp->desc);
+	cp->spec_copy = true;
+	cp->spec = r;
+	r->spec = cp;
+	atomic_fetch_add(&s->st_spec_sent, 1);
+	sl_debug("cql", "speculative copy to host=%s after %d ms", s->hosts[r->plan[cp->plan_pos]]->name,
+		 s->o.speculative_delay_ms);
+	sl_cql_dispatch(s, cp);
 }
 
 /* Retry on the same host (next == false) or the next in the plan. Returns false when the plan is exhausted. */
@@ -442,6 +495,13 @@ static int code_to_rc(int32_t code)
 	return SL_ESERVER;
 }
 
+/* Whether a server message says a keyspace or table is unknown to that node (Cassandra 4.x/5.0 wordings). */
+static bool schema_missing(const char *m)
+{
+	return (strstr(m, "eyspace") && strstr(m, "does not exist")) || strstr(m, "unconfigured table") ||
+	       (strstr(m, "able") && strstr(m, "does not exist"));
+}
+
 static void on_error(struct sl_cql_session *s, struct sl_cql_conn *c, struct sl_cql_req *r, struct sl_cql_rd *rd)
 {
 	struct sl_cql_error er;
@@ -477,6 +537,20 @@ static void on_error(struct sl_cql_session *s, struct sl_cql_conn *c, struct sl_
 		case SL_CQL_ERR_TRUNCATE:
 			if (r->idempotent && retry(s, r, true))
 				return;
+			break;
+		case SL_CQL_ERR_INVALID:
+		case SL_CQL_ERR_CONFIG:
+			/* "keyspace/table does not exist" from one node while others have it is a schema disagreement
+			 * (a node restarted with an older schema, a DDL still spreading), not a bad statement: another
+			 * replica may know it, and if none does the caller gets a retryable error to wait on instead of
+			 * dead-lettering the rows. */
+			if (schema_missing(er.message)) {
+				sl_warn("cql", "schema disagreement? %s; trying another host", msg);
+				if (r->idempotent && retry(s, r, true))
+					return;
+				sl_cql_fail(s, r, SL_EAGAIN, er.code, true, msg);
+				return;
+			}
 			break;
 		}
 	}

@@ -467,6 +467,8 @@ void sl_cql_session_stats(struct sl_cql_session *s, struct sl_cql_session_stats 
 	out->retries = atomic_load(&s->st_retries);
 	out->reprepares = atomic_load(&s->st_reprepares);
 	out->reconnects = atomic_load(&s->st_reconnects);
+	out->spec_sent = atomic_load(&s->st_spec_sent);
+	out->spec_wins = atomic_load(&s->st_spec_wins);
 	out->hosts_up = atomic_load(&s->st_hosts_up);
 	out->connections = atomic_load(&s->st_connections);
 	pthread_mutex_lock(&s->q_mu);

@@ -49,6 +49,9 @@ const struct sl_opt sl_cassandra_opts[] = {
 	 "connect timeout per host"},
 	{"request_timeout", SL_OPT_DURATION, "12s", offsetof(struct sl_cassandra_conf, request_timeout_ms),
 	 "timeout of one write"},
+	{"speculative_delay", SL_OPT_DURATION, "0", offsetof(struct sl_cassandra_conf, speculative_delay_ms),
+	 "0 (off), or how long a write waits for its replica before it is sent to the next replica as well (the "
+	 "first answer wins; writes are idempotent upserts)"},
 	{"max_inflight", SL_OPT_INT, "2048", offsetof(struct sl_cassandra_conf, max_inflight),
 	 "writes in flight at once (bounds memory and load on the cluster)", .min = 1, .max = 32768},
 	{"max_attempts", SL_OPT_INT, "6", offsetof(struct sl_cassandra_conf, max_attempts),
@@ -755,6 +758,14 @@ static void cs_destroy(struct sl_sink *bs)
 	while (s->pending > 0)
 		pthread_cond_wait(&s->cv, &s->mu);
 	pthread_mutex_unlock(&s->mu);
+	if (s->session && s->cc.speculative_delay_ms > 0) {
+		/* What speculation did, once per run (per request it would flood the log while a node hangs). */
+		struct sl_cql_session_stats st;
+		sl_cql_session_stats(s->session, &st);
+		sl_info("cassandra", "sink %s: %llu speculative copies sent after %lld ms, %llu answered first", s->fq,
+			(unsigned long long)st.spec_sent, (long long)s->cc.speculative_delay_ms,
+			(unsigned long long)st.spec_wins);
+	}
 	if (s->session)
 		sl_cql_session_close(s->session);
 	for (struct cbatch *cb = s->active; cb;) {
@@ -817,6 +828,7 @@ int sl_cassandra_connect(const struct sl_cassandra_conf *cc, int consistency, st
 	}
 	o.connect_timeout_ms = (int)cc->connect_timeout_ms;
 	o.request_timeout_ms = (int)cc->request_timeout_ms;
+	o.speculative_delay_ms = (int)cc->speculative_delay_ms;
 	o.max_inflight = (int)cc->max_inflight;
 	o.consistency = consistency;
 	o.username = cc->username;

@@ -121,6 +121,7 @@ struct sl_cassandra_conf {
 	char *tls_cert_file, *tls_key_file; /* client certificate and key (PEM), for require_client_auth */
 	bool compression, tls, tls_verify_hostname;
 	int64_t connect_timeout_ms, request_timeout_ms, max_inflight, max_attempts, retry_backoff_max_ms;
+	int64_t speculative_delay_ms;
 };
 extern const struct sl_opt sl_cassandra_opts[];
 

@@ -280,6 +280,10 @@ static int build_conf(const struct sl_kafka_conf *kc, enum sl_kafka_role role, r
 		rc = set(c, "client.id", kc && kc->client_id ? kc->client_id : "sluice", err);
 	if (!rc)
 		rc = set(c, "log.connection.close", "false", err);
+	/* Partitions added to a topic while it streams are seen at the next metadata refresh: librdkafka's 5 min
+	 * default leaves them unconsumed (and unproduced to) that long; 10 s costs one small request per broker. */
+	if (!rc)
+		rc = set(c, "topic.metadata.refresh.interval.ms", "10000", err);
 	if (!rc && role == SL_KAFKA_PRODUCER) {
 		rc = set(c, "enable.idempotence", "true", err);
 		if (!rc)
@@ -553,6 +557,9 @@ struct kcons {
 	} *pc;
 	size_t npc, cappc;
 	int64_t last_commit_ms, commit_interval_ms;
+	/* What the processor last asked for (kc_pause). librdkafka keeps a partition's pause across a revoke and a
+	 * later assignment of it, so newly assigned partitions are set to this, not left as they were. */
+	bool paused;
 };
 
 /* Commits pending offsets (of the partitions in parts, or all when parts is NULL). settle: every offset not yet
@@ -617,8 +624,16 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_p
 			if (ke)
 				rd_kafka_error_destroy(ke);
 		}
-		sl_info(COMP, "assigned topic=%s partitions=%d protocol=%s", c->topic, parts->cnt,
-			coop ? "cooperative" : "eager");
+		/* A partition paused (backpressure) when it was revoked comes back paused, while the processor, which
+		 * resumed "all" of an empty assignment meanwhile, believes it running: the stream would stop for good
+		 * (seen when a broker holding the group coordinator was killed during a pause). */
+		rd_kafka_resp_err_t pe = c->paused ? rd_kafka_pause_partitions(rk, parts)
+						   : rd_kafka_resume_partitions(rk, parts);
+		if (pe)
+			sl_warn(COMP, "%s of the assigned partitions failed topic=%s error=%s",
+				c->paused ? "pause" : "resume", c->topic, rd_kafka_err2str(pe));
+		sl_info(COMP, "assigned topic=%s partitions=%d protocol=%s%s", c->topic, parts->cnt,
+			coop ? "cooperative" : "eager", c->paused ? " (paused)" : "");
 		hook_each(c, parts, true);
 	} else {
 		/* Revoke hooks first, so the processor can flush and commit while it still owns the partitions. */
@@ -851,6 +866,7 @@ static int kc_pause(struct sl_consumer *bc, bool paused, struct sl_err *err)
 	if (e)
 		return sl_err_set(err, map_err(e), "kafka: %s %s: %s", paused ? "pause" : "resume", c->topic,
 				  rd_kafka_err2str(e));
+	c->paused = paused;
 	sl_info(COMP, "%s topic=%s partitions=%d", paused ? "paused" : "resumed", c->topic, n);
 	return 0;
 }
