@@ -1,4 +1,4 @@
-/* sluice console: one page, six views (#/overview, #/kafka, #/data, #/alerts, #/schemas, #/dags), each polling the
+/* sluice console: one page, eight views (#/overview, #/kafka, #/dlq, #/data, #/alerts, #/schemas, #/dags, #/audit), each polling the
  * JSON API behind it; the Schemas and DAGs views are in schemas.js and dags.js. No framework and no build step: the
  * files are embedded in the binary as they are. */
 'use strict';
@@ -26,6 +26,24 @@ const fmt = (v, digits) => {
 const secs = (v) => (v === null || v === undefined) ? '—' : v < 1 ? (v * 1000).toFixed(0) + ' ms' : v.toFixed(1) + ' s';
 const ago = (ms) => ms < 0 ? 'never' : ms < 1000 ? 'just now' : ms < 60000 ? (ms / 1000).toFixed(0) + ' s ago' : (ms / 60000).toFixed(1) + ' min ago';
 const badge = (s) => h('span', {class: 'badge b-' + s}, s);
+/* A full local timestamp with the date and milliseconds: "2026-12-07 07:14:30.123". */
+const stamp = (ms) => {
+  if (ms === null || ms === undefined || ms < 0) return '—';
+  const d = new Date(ms), p = (n, w) => String(n).padStart(w || 2, '0');
+  return d.getFullYear() + '-' + p(d.getMonth() + 1) + '-' + p(d.getDate()) + ' ' + p(d.getHours()) + ':' + p(d.getMinutes()) + ':' +
+    p(d.getSeconds()) + '.' + p(d.getMilliseconds(), 3);
+};
+/* Downloads text as a file (what a table shows). */
+const download = (name, type, text) => {
+  const a = h('a', {href: URL.createObjectURL(new Blob([text], {type})), download: name});
+  document.body.append(a); a.click(); a.remove();
+};
+/* Who is looking: viewers (the read-only credential) do not get the action buttons. */
+let whoami = null;
+async function role() {
+  if (!whoami) { const r = await api('/api/whoami'); whoami = r.ok ? r.body : {role: 'viewer'}; }
+  return whoami.role;
+}
 /* DOM's replaceChildren turns null into the text "null": drop the empty parts first. */
 const fill = (el, ...kids) => el.replaceChildren(...kids.flat().filter((k) => k !== null && k !== undefined && k !== false));
 const tile = (k, v, field) => h('div', {class: 'tile'}, h('div', {class: 'k'}, k), h('div', {class: 'v', 'data-field': field}, v));
@@ -166,30 +184,58 @@ pages.kafka = {
   },
   buildBrowser() {
     const topic = h('select', {id: 'b-topic'}), part = h('input', {id: 'b-part', type: 'number', min: -1, value: -1}),
+      order = h('select', {id: 'b-order'}, h('option', {value: 'newest'}, 'newest first'), h('option', {value: 'offset'}, 'from offset'),
+        h('option', {value: 'time'}, 'from time')),
       off = h('input', {id: 'b-offset', type: 'number', min: 0, value: 0}),
+      when = h('input', {id: 'b-time', type: 'datetime-local', step: 1}),
       q = h('input', {id: 'b-q', type: 'search', placeholder: 'text in key or value (Avro: in the decoded JSON)'}),
       limit = h('input', {id: 'b-limit', type: 'number', min: 1, max: 500, value: 50}),
+      tail = h('input', {id: 'b-tail', type: 'checkbox'}),
       out = h('div', {id: 'b-out'});
-    const go = async () => {
-      const u = '/api/kafka/messages?topic=' + encodeURIComponent(topic.value) + '&partition=' + part.value +
-        '&offset=' + off.value + '&limit=' + limit.value + '&q=' + encodeURIComponent(q.value);
-      out.replaceChildren(h('div', {class: 'muted'}, 'reading…'));
-      const r = await api(u);
-      if (!r.ok) { out.replaceChildren(h('div', {class: 'err'}, (r.body && r.body.error) || ('HTTP ' + r.status))); return; }
+    let shown = [];
+    const url = () => {
+      let u = '/api/kafka/messages?topic=' + encodeURIComponent(topic.value) + '&partition=' + part.value +
+        '&limit=' + limit.value + '&q=' + encodeURIComponent(q.value);
+      if (order.value === 'newest' || tail.checked) u += '&offset=latest';
+      else if (order.value === 'time' && when.value) u += '&timestamp=' + new Date(when.value).getTime();
+      else u += '&offset=' + off.value;
+      return u;
+    };
+    const render = (r) => {
       const m = r.body.messages;
-      out.replaceChildren(h('div', {class: 'muted'}, m.length + ' messages (scanned ' + r.body.scanned + ', next offset ' + r.body.next_offset + ')'),
-        h('table', {id: 'b-table'}, h('tr', {}, h('th', {class: 'num'}, 'partition'), h('th', {class: 'num'}, 'offset'), h('th', {}, 'time'), h('th', {}, 'key'), h('th', {}, 'value')),
-          m.map((x) => h('tr', {}, h('td', {class: 'num'}, x.partition), h('td', {class: 'num'}, x.offset),
-            h('td', {class: 'mono'}, new Date(x.timestamp).toLocaleTimeString()), h('td', {class: 'mono'}, x.key || ''),
+      shown = m;
+      out.replaceChildren(h('div', {class: 'muted', id: 'b-info'}, m.length + ' messages (' + (r.body.order === 'newest' ? 'newest first' : 'oldest first') +
+          ', scanned ' + r.body.scanned + (r.body.next_offset !== null ? ', next offset ' + r.body.next_offset : '') + ')' + (tail.checked ? ' · live tail, every 2 s' : ''),
+          ' ', h('button', {class: 'secondary', id: 'b-download', onclick: () => download(topic.value + '.json', 'application/json', JSON.stringify(shown, null, 1))}, 'Download shown')),
+        h('div', {class: 'scroll'}, h('table', {id: 'b-table'}, h('tr', {}, h('th', {class: 'num'}, 'partition'), h('th', {class: 'num'}, 'offset'), h('th', {}, 'time'), h('th', {}, 'key'), h('th', {}, 'value'), h('th', {}, 'headers')),
+          m.map((x) => h('tr', {'data-offset': x.offset}, h('td', {class: 'num'}, x.partition), h('td', {class: 'num'}, x.offset),
+            h('td', {class: 'mono nowrap', 'data-field': 'time'}, stamp(x.timestamp)), h('td', {class: 'mono'}, x.key || ''),
             h('td', {class: 'mono val', 'data-schema-id': x.value_schema_id, onclick: (e) => e.currentTarget.classList.toggle('open')},
               x.value_schema_id !== undefined ? h('span', {class: 'chip avro', title: 'Avro, decoded with the registry\'s schema ' + x.value_schema_id}, 'avro #' + x.value_schema_id) : null,
               x.value_error ? h('span', {class: 'chip bad', title: x.value_error}, 'not decoded') : null,
-              pretty(x.value))))));
+              pretty(x.value)),
+            h('td', {class: 'mono hdrs', 'data-field': 'headers'}, (x.headers || []).map(([k, v]) => h('div', {}, h('b', {}, k), ' ', v))))))));
     };
+    const go = async () => {
+      out.replaceChildren(h('div', {class: 'muted'}, 'reading…'));
+      const r = await api(url());
+      if (!r.ok) { out.replaceChildren(h('div', {class: 'err', id: 'b-error'}, (r.body && r.body.error) || ('HTTP ' + r.status))); return; }
+      render(r);
+    };
+    // The live tail re-reads the newest `limit` messages every 2 s while the page is open (bounded: at most limit
+    // shown, one request in flight).
+    const tailLoop = async () => {
+      if (!tail.checked || !document.body.contains(tail)) return;
+      const r = await api(url());
+      if (r.ok) render(r);
+      setTimeout(tailLoop, 2000);
+    };
+    tail.addEventListener('change', () => { if (tail.checked) tailLoop(); });
     this.topicSelect = topic;
     this.browser.append(h('h2', {}, 'Message browser'),
       h('div', {class: 'row'}, h('label', {}, 'topic', topic), h('label', {}, 'partition (-1 all)', part),
-        h('label', {}, 'from offset', off), h('label', {}, 'limit', limit), h('label', {}, 'search', q),
+        h('label', {}, 'read', order), h('label', {}, 'from offset', off), h('label', {}, 'from time', when),
+        h('label', {}, 'limit', limit), h('label', {}, 'search', q), h('label', {}, 'live tail', tail),
         h('button', {id: 'b-go', onclick: go}, 'Browse')), out);
     q.addEventListener('keydown', (e) => { if (e.key === 'Enter') go(); });
   },
@@ -268,6 +314,86 @@ pages.data = {
     this.prev.disabled = this.tokens.length === 1; this.next.disabled = !d.next_token;
     this.out.replaceChildren(h('table', {id: 'rows'}, h('tr', {}, d.columns.map((c) => h('th', {}, c))),
       d.rows.map((row) => h('tr', {}, row.map((v) => h('td', {class: 'mono'}, v === null ? '' : typeof v === 'object' ? JSON.stringify(v) : v))))));
+  },
+};
+
+/* Dead letters: why each record failed (stage, reason), where it came from, filtered by reason; replay one, a
+ * selection, or all that match, after a confirmation that says how many (a dry run counts them first). */
+pages.dlq = {
+  init(main) {
+    this.main = main; this.reason = ''; this.pipeline = null;
+    this.sel = h('select', {id: 'q-pipeline', onchange: () => { this.pipeline = this.sel.value; this.reason = ''; this.load(); }});
+    this.reasons = h('select', {id: 'q-reason', onchange: () => { this.reason = this.reasons.value; this.load(); }});
+    this.status = h('div', {id: 'q-status', class: 'muted'});
+    this.out = h('div', {id: 'q-out'});
+    this.btnSel = h('button', {id: 'q-replay-selected', onclick: () => this.replay(false)}, 'Replay selected');
+    this.btnAll = h('button', {id: 'q-replay-all', class: 'secondary', onclick: () => this.replay(true)}, 'Replay all matching');
+    main.append(h('h1', {}, 'Dead letters'), h('div', {class: 'card'},
+      h('div', {class: 'row'}, h('label', {}, 'pipeline', this.sel), h('label', {}, 'reason', this.reasons),
+        h('button', {class: 'secondary', id: 'q-refresh', onclick: () => this.load()}, 'Refresh'), this.btnSel, this.btnAll),
+      this.status, this.out));
+    role().then((r) => { if (r !== 'operator') { this.btnSel.remove(); this.btnAll.remove(); } });
+  },
+  async tick() {
+    if (this.pipeline) return; // loaded once; Refresh re-reads (rows do not move while being read)
+    const r = await api('/api/overview');
+    if (!r.ok) return;
+    this.sel.replaceChildren(...r.body.pipelines.map((p) => h('option', {value: p.name}, p.name + ' (' + p.dlq_topic + ')')));
+    const want = new URLSearchParams(location.hash.split('?')[1] || '').get('pipeline');
+    if (want) this.sel.value = want;
+    this.pipeline = this.sel.value;
+    await this.load();
+  },
+  async load() {
+    if (!this.pipeline) return;
+    const r = await api('/api/dlq?pipeline=' + encodeURIComponent(this.pipeline) + '&limit=200&reason=' + encodeURIComponent(this.reason));
+    if (!r.ok) { this.out.replaceChildren(h('div', {class: 'err'}, errText(r))); return; }
+    const d = r.body;
+    if (!this.reason) {
+      this.reasons.replaceChildren(h('option', {value: ''}, 'every reason'),
+        ...d.reasons.map((x) => h('option', {value: x.match}, x.count + ' × ' + x.reason)));
+    }
+    this.reasons.value = this.reason;
+    this.out.dataset.count = d.messages.length;
+    this.out.replaceChildren(d.messages.length ? h('div', {class: 'scroll'}, h('table', {id: 'dlq'},
+      h('tr', {}, h('th', {}, h('input', {type: 'checkbox', id: 'q-all', onchange: (e) => this.out.querySelectorAll('input.pick').forEach((c) => { c.checked = e.target.checked; })})),
+        h('th', {class: 'num'}, 'offset'), h('th', {}, 'time'), h('th', {}, 'stage'), h('th', {}, 'reason'), h('th', {}, 'came from'), h('th', {}, 'record')),
+      d.messages.map((x) => {
+        const q = x.dlq || {};
+        const from = q.topic ? q.topic + ' [' + q.partition + '] @' + q.offset : (q.offset !== null && q.offset !== undefined ? 'source record ' + q.offset : '—');
+        return h('tr', {'data-offset': x.offset, 'data-stage': q.stage},
+          h('td', {}, h('input', {type: 'checkbox', class: 'pick', value: x.offset})), h('td', {class: 'num'}, x.offset),
+          h('td', {class: 'mono nowrap'}, stamp(x.timestamp)), h('td', {}, h('span', {class: 'chip'}, q.stage || '?')),
+          h('td', {class: 'reason', 'data-field': 'reason'}, q.reason || '(no reason header)'), h('td', {class: 'mono nowrap', 'data-field': 'from'}, from),
+          h('td', {class: 'mono val', onclick: (e) => e.currentTarget.classList.toggle('open')}, pretty(x.value)));
+      }))) : h('div', {class: 'muted', id: 'q-empty'}, 'No dead letters' + (this.reason ? ' with this reason.' : '.')));
+  },
+  async replay(all) {
+    const offsets = [...this.out.querySelectorAll('input.pick:checked')].map((c) => Number(c.value));
+    if (!all && !offsets.length) { this.status.textContent = 'Select dead letters first.'; return; }
+    const body = all ? {pipeline: this.pipeline, all: true, reason: this.reason} : {pipeline: this.pipeline, offsets};
+    const dry = await send('POST', '/api/dlq/replay', Object.assign({dry_run: true}, body));
+    if (!dry.ok) { this.status.textContent = 'Replay refused: ' + errText(dry); this.status.className = 'err'; return; }
+    if (!window.confirm('Replay ' + dry.body.matched + ' dead letter' + (dry.body.matched === 1 ? '' : 's') + ' of ' + this.pipeline +
+        ' into its topic' + (this.reason && all ? ' (reason: ' + this.reason + ')' : '') + '?')) { this.status.textContent = 'Not replayed.'; return; }
+    const r = await send('POST', '/api/dlq/replay', body);
+    this.status.className = r.ok ? 'muted' : 'err';
+    this.status.textContent = r.ok ? 'Replayed ' + r.body.replayed + ' of ' + r.body.matched + (r.body.still_failing ? '; ' + r.body.still_failing + ' still fail with the current mapping' : '') + '.'
+      : 'Replay failed: ' + errText(r);
+    this.status.dataset.replayed = r.ok ? r.body.replayed : -1;
+  },
+};
+
+/* Who did what through the console, newest first (kept in data_dir/console.db). */
+pages.audit = {
+  init(main) { this.main = main; main.append(h('h1', {}, 'Audit log'), h('div', {class: 'card', id: 'audit-body'})); },
+  async tick() {
+    const r = await api('/api/audit?limit=500');
+    if (!r.ok) return;
+    $('#audit-body', this.main).replaceChildren(r.body.ok ? null : h('div', {class: 'err'}, 'The audit log cannot be opened (see the console\'s log).'),
+      h('table', {id: 'audit'}, h('tr', {}, h('th', {}, 'time'), h('th', {}, 'who'), h('th', {}, 'role'), h('th', {}, 'action'), h('th', {}, 'on'), h('th', {}, 'detail'), h('th', {class: 'num'}, 'status')),
+        r.body.entries.map((e) => h('tr', {'data-action': e.action}, h('td', {class: 'mono nowrap'}, stamp(e.time)), h('td', {}, e.who), h('td', {}, e.role),
+          h('td', {class: 'mono'}, e.action), h('td', {class: 'mono'}, e.target), h('td', {}, e.detail), h('td', {class: 'num'}, e.status)))));
   },
 };
 

@@ -523,21 +523,46 @@ static bool has_prefix(const char *path, const char *prefix)
 	return !strncmp(path, prefix, n) && (path[n] == 0 || path[n] == '/' || prefix[n - 1] == '/');
 }
 
+/* GET /api/kafka/messages: from an offset (oldest first), from a time (timestamp=MS), or the newest (offset=latest
+ * or -1, or order=newest: newest first); q, reason and stage filter. An unknown topic or partition is a 404. */
 static void api_messages(struct sl_console *c, const char *query, struct sl_con_resp *rs)
 {
-	char topic[256], filter[256];
-	int64_t part, off, limit;
-	if (sl_con_query_get(query, "topic", topic, sizeof topic) != 1 || !topic[0] ||
+	char topic[256], filter[256], reason[512], stage[32], offs[32], order[16];
+	int64_t part, off = 0, limit, ts;
+	bool newest = false;
+	int go = sl_con_query_get(query, "offset", offs, sizeof offs);
+	if (go == 1 && (!strcmp(offs, "latest") || !strcmp(offs, "newest") || !strcmp(offs, "-1")))
+		newest = true;
+	else if (go == 1 && offs[0]) {
+		char *e;
+		off = strtoll(offs, &e, 10);
+		if (*e || off < 0)
+			go = -1;
+	}
+	if (sl_con_query_get(query, "topic", topic, sizeof topic) != 1 || !topic[0] || go < 0 ||
 	    sl_con_query_get(query, "q", filter, sizeof filter) < 0 ||
+	    sl_con_query_get(query, "reason", reason, sizeof reason) < 0 ||
+	    sl_con_query_get(query, "stage", stage, sizeof stage) < 0 ||
+	    sl_con_query_get(query, "order", order, sizeof order) < 0 ||
+	    (order[0] && strcmp(order, "newest") && strcmp(order, "oldest")) ||
 	    sl_con_query_int(query, "partition", -1, -1, 100000, &part) < 0 ||
-	    sl_con_query_int(query, "offset", 0, 0, INT64_MAX, &off) < 0 ||
+	    sl_con_query_int(query, "timestamp", -1, 0, INT64_MAX, &ts) < 0 ||
 	    sl_con_query_int(query, "limit", 50, 1, 500, &limit) < 0) {
-		jerror(rs, 400, "bad query: topic=NAME&partition=N&offset=N&limit=1..500&q=TEXT");
+		jerror(rs, 400, "bad query: topic=NAME&partition=N&offset=N|latest&timestamp=MS&order=newest|oldest"
+				"&limit=1..500&q=TEXT&reason=TEXT&stage=S");
 		return;
 	}
+	if (!strcmp(order, "newest"))
+		newest = true;
+	if (newest && ts >= 0) {
+		jerror(rs, 400, "bad query: timestamp seeks forward from a time; it does not go with the newest first");
+		return;
+	}
+	struct sl_con_browse_opts o = {.topic = topic, .partition = (int32_t)part, .offset = off, .from_ms = ts,
+				       .limit = limit, .newest = newest, .filter = filter, .reason = reason,
+				       .stage = stage};
 	struct sl_err err = {0};
-	if (sl_con_browse(c, topic, (int32_t)part, off, limit, filter, &rs->body, &err))
-	{
+	if (sl_con_browse(c, &o, &rs->body, &err)) {
 		sl_con_scrub_paths(c, err.msg, sizeof err.msg);
 		jerror(rs, err.code == SL_ENOTFOUND ? 404 : 503, err.msg);
 	}
@@ -640,6 +665,10 @@ void sl_con_dispatch(struct sl_console *c, const struct sl_con_req *rq, struct s
 		return;
 	}
 
+	/* The operator's actions and the dead-letter view (actions.c). */
+	if (sl_con_actions(c, rq, path, query, rs))
+		return;
+
 	/* Plugged-in roles first (the latest added wins). They get the path with "%2F", "%3F", "%23" and "%25" still
 	 * encoded: decoded, a subject "a/b" would become two segments and change the registry's route. */
 	char rpath[sizeof path * 3];
@@ -659,6 +688,9 @@ void sl_con_dispatch(struct sl_console *c, const struct sl_con_req *rq, struct s
 			}
 			rs->status = st;
 			rs->ctype = ct;
+			/* A write through the console (a DAG trigger, a schema change) is an operator's action. */
+			if (!get)
+				sl_con_audit(c, rq->authorization, m, rpath, NULL, st);
 			return;
 		}
 	}

@@ -178,6 +178,10 @@ struct sl_console {
 	pthread_mutex_t cql_lock;            /* guards sinks (each reader is used by one thread at a time) */
 	void *sinks;                         /* struct sl_sink *[npipes]: readers of the pipelines' tables (sink/) */
 	void *httpd;                         /* struct sl_http_server * */
+
+	/* the audit log (audit.c): data_dir/console.db, opened on first use */
+	void *audit;                         /* sqlite3 * */
+	bool audit_failed;
 };
 
 int sl_con_init(struct sl_console *c, struct sl_conf *conf, const struct sl_console_start_opts *o,
@@ -186,9 +190,20 @@ void sl_con_destroy(struct sl_console *c);
 /* One round of sampling (the collector thread calls it every poll interval; tests call it directly). */
 void sl_con_collect(struct sl_console *c);
 void sl_con_collect_close(struct sl_console *c);
-/* Messages of a topic for the browser (JSON array into out). */
-int sl_con_browse(struct sl_console *c, const char *topic, int32_t partition, int64_t offset, int64_t limit,
-		  const char *filter, struct sl_buf *out, struct sl_err *err);
+/* What the message browser asks for: a topic (partition -1: all), from an offset or a time (from_ms >= 0), or the
+ * newest `limit` messages (newest first); text, dead-letter reason and stage filters (NULL or "": none). */
+struct sl_con_browse_opts {
+	const char *topic;
+	int32_t partition;
+	int64_t offset, from_ms, limit;
+	bool newest;
+	const char *filter, *reason, *stage;
+	int64_t scan;            /* read at least this many (per partition when newest), up to 10000: the reasons
+				  * seen are counted over them */
+};
+/* Messages of a topic for the browser (a JSON object into out: messages with headers and, for dead letters, their
+ * stage, reason and original coordinates; the reasons seen). SL_ENOTFOUND for an unknown topic or partition. */
+int sl_con_browse(struct sl_console *c, const struct sl_con_browse_opts *o, struct sl_buf *out, struct sl_err *err);
 /* A page of a pipeline's sink table (JSON object into out): SQLite newest first, Cassandra in token order. token
  * (decoded, ntoken bytes) continues from the previous page's next_token; NULL for the first page. page (an offset
  * of page*size rows) applies to SQLite without a token. SL_EINVAL: the token is not one this table gave. */
@@ -218,6 +233,21 @@ void sl_con_rules_free(struct sl_console *c);
 /* Evaluates every rule against the pipes (lock held); sends webhooks for changes after unlocking. */
 void sl_con_alerts_eval(struct sl_console *c, int64_t now_ms);
 void sl_con_alerts_json(struct sl_console *c, struct sl_buf *out);
+
+/* audit.c: who did what through the console, in SQLite under data_dir */
+/* The person behind an Authorization header: the basic user, or which token; role "operator", "viewer" or "none". */
+void sl_con_who(const struct sl_console *c, const char *authorization, char *who, size_t whosz, const char **role);
+void sl_con_audit(struct sl_console *c, const char *authorization, const char *action, const char *target,
+		  const char *detail, int status);
+/* The newest limit entries, newest first ({"ok":..,"entries":[...]}). */
+void sl_con_audit_json(struct sl_console *c, int64_t limit, struct sl_buf *out);
+void sl_con_audit_close(struct sl_console *c);
+
+/* actions.c: the dead-letter view and replay, /api/whoami, /api/audit. Answers (1) the requests it owns, else 0. */
+struct sl_con_req;
+struct sl_con_resp;
+int sl_con_actions(struct sl_console *c, const struct sl_con_req *rq, const char *path, const char *query,
+		   struct sl_con_resp *rs);
 
 /* api.c */
 struct sl_con_req {

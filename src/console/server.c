@@ -101,6 +101,7 @@ int sl_con_init(struct sl_console *c, struct sl_conf *conf, const struct sl_cons
 void sl_con_destroy(struct sl_console *c)
 {
 	sl_con_collect_close(c);
+	sl_con_audit_close(c);
 	sl_con_avro_close(c);
 	sl_con_remotes_free(c);
 	for (size_t i = 0; c->pipes && i < c->npipes; i++) {

@@ -1489,6 +1489,18 @@ static int ks_browse(struct sl_topic_store *bs, const char *topic, int32_t parti
 		struct sl_msg msg = {.topic = topic, .partition = m->partition, .offset = m->offset,
 				     .timestamp_ms = rd_kafka_message_timestamp(m, &tt), .key = m->key,
 				     .key_len = m->key_len, .value = m->payload, .value_len = m->len};
+		/* Headers too (a dead letter's reason and original coordinates are there): the first 32, pointing
+		 * into the message, which lives until after the callback. */
+		struct sl_header hs[32];
+		rd_kafka_headers_t *rh = NULL;
+		if (!rd_kafka_message_headers(m, &rh) && rh) {
+			const char *hn;
+			const void *hv;
+			size_t hl;
+			for (size_t j = 0; msg.n_headers < 32 && !rd_kafka_header_get_all(rh, j, &hn, &hv, &hl); j++)
+				hs[msg.n_headers++] = (struct sl_header){hn, hv ? hv : "", hv ? hl : 0};
+			msg.headers = hs;
+		}
 		go = fn(ctx, &msg);
 		rd_kafka_message_destroy(m);
 	}
