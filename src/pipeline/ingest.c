@@ -233,7 +233,7 @@ static int dead_letter(struct ingest *in, struct sl_producer *prod, struct page_
 static void progress(const struct sl_pipeline *p, const struct sl_ingest_stats *st, double t0, bool final)
 {
 	double dt = sl_mono_s() - t0;
-	sl_progress(final, "ingest %s: %" PRIu64 " pages, %" PRIu64 " records, %" PRIu64 " delivered, %" PRIu64
+	sl_pipeline_progress(final, "ingest %s: %" PRIu64 " pages, %" PRIu64 " records, %" PRIu64 " delivered, %" PRIu64
 		    " dlq, %" PRIu64 " dlq dropped, %" PRIu64 " undelivered, %.0f rec/s", p->name, st->pages,
 		    st->records, st->delivered, st->dlq, st->dlq_dropped, st->delivery_failures,
 		    dt > 0 ? (double)st->delivered / dt : 0);
@@ -394,7 +394,7 @@ int sl_ingest_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run_
 		 * one dead-letter entry and no rows; the source hears the verdict (its circuit breaker). */
 		bool page_bad = false;
 		if (fetch_err[0]) {
-			sl_dlq_headers(h, "fetch", fetch_err, p->name, NULL, pb, -1, ob, -1);
+			sl_pipeline_dlq_headers(h, "fetch", fetch_err, p->name, NULL, pb, -1, ob, -1);
 			struct sl_msg m = {.partition = -1, .value = page.url, .value_len = strlen(page.url),
 					   .headers = h, .n_headers = 6};
 			if ((rc = dead_letter(&in, prod, slot, &m, src->dlq_max_bytes, o->stop, err)))
@@ -432,7 +432,7 @@ int sl_ingest_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run_
 			/* The whole page is unusable: keep it (its head) in the DLQ with the reason. */
 			sl_err_prefix(&perr, "%s: ", page_name(&page));
 			sl_warn("ingest", "pipeline %s: %s", p->name, perr.msg);
-			sl_dlq_headers(h, "parse", perr.msg, p->name, NULL, pb, -1, ob, -1); /* the URL is in the error */
+			sl_pipeline_dlq_headers(h, "parse", perr.msg, p->name, NULL, pb, -1, ob, -1); /* the URL is in the error */
 			struct sl_msg m = {.partition = -1, .value = page.body, .value_len = page.len, .headers = h,
 					   .n_headers = 6};
 			if ((rc = dead_letter(&in, prod, slot, &m, src->dlq_max_bytes, o->stop, err)))
@@ -491,7 +491,7 @@ int sl_ingest_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run_
 					sl_json_render(item, &raw);
 					sl_err_prefix(&merr, "%s record %" PRIu64 ": ", page_name(&page), idx);
 					sl_debug("ingest", "pipeline %s: %s", p->name, merr.msg);
-					sl_dlq_headers(h, "map", merr.msg, p->name, NULL, pb, -1, ob, (int64_t)idx);
+					sl_pipeline_dlq_headers(h, "map", merr.msg, p->name, NULL, pb, -1, ob, (int64_t)idx);
 					m.value = raw.data;
 					m.value_len = raw.len;
 					m.headers = h;

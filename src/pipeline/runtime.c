@@ -10,7 +10,7 @@
 
 struct sl_live sl_live;
 
-void sl_progress(bool final, const char *fmt, ...)
+void sl_pipeline_progress(bool final, const char *fmt, ...)
 {
 	static double last_line;
 	bool tty = isatty(STDERR_FILENO);
@@ -67,7 +67,7 @@ int64_t sl_pipeline_lag(struct sl_topic_store *ts, const char *group, const char
 	return rc ? rc : lag;
 }
 
-void sl_dlq_headers(struct sl_header h[6], const char *stage, const char *error, const char *pipeline,
+void sl_pipeline_dlq_headers(struct sl_header h[6], const char *stage, const char *error, const char *pipeline,
 		    const char *src_topic, char partbuf[16], int32_t partition, char offbuf[24], int64_t offset)
 {
 	snprintf(partbuf, 16, "%" PRId32, partition);
