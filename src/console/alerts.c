@@ -133,7 +133,17 @@ double sl_con_error_rate(const struct sl_console *c, const struct sl_con_pipe *c
 		return 0;
 	double errs = (double)(b->errors_total - a->errors_total);
 	double recs = b->in_total > a->in_total ? (double)(b->in_total - a->in_total) : 0;
-	return recs > 0 ? errs / recs : 1.0;
+	/* Errors are dead letters (the log's count, which survives restarts). A record that failed its mapping never
+	 * reached the topic, so the records tried are those in the topic plus those dead-lettered (one failing later,
+	 * at decode or sink, is counted twice in the denominator: the rate errs low rather than above 100 %). */
+	return errs / (recs + errs);
+}
+
+int64_t sl_con_dlq_growth(const struct sl_console *c, const struct sl_con_pipe *cp, int64_t now, int64_t window)
+{
+	const struct sl_con_sample *a, *b;
+	window_ends(c, cp, now, window, &a, &b);
+	return a && b && b->dlq > a->dlq ? b->dlq - a->dlq : 0;
 }
 
 static double value_of(const struct sl_console *c, const struct sl_console_rule *r, const struct sl_con_pipe *cp,

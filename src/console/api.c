@@ -179,7 +179,14 @@ static void pipe_json(struct sl_console *c, struct sl_con_pipe *cp, struct sl_bu
 	jstr(b, cp->log_error[0] ? cp->log_error : NULL);
 	sl_buf_puts(b, ",\"sink_error\":");
 	jstr(b, cp->sink_error[0] ? cp->sink_error : NULL);
-	sl_buf_puts(b, "}");
+	/* The one status the page shows, with its reasons (status.c); "status" above is the group's alone. */
+	struct sl_buf why;
+	sl_buf_init(&why);
+	enum sl_con_health hl = sl_con_pipe_health(c, cp, now, &why);
+	sl_buf_printf(b, ",\"health\":\"%s\",\"health_reasons\":[", sl_con_health_name(hl));
+	sl_buf_append(b, why.data ? why.data : "", why.len);
+	sl_buf_puts(b, "]}");
+	sl_buf_free(&why);
 }
 
 static void api_overview(struct sl_console *c, struct sl_buf *b)

@@ -258,7 +258,9 @@ static void apply(struct sl_console *c, struct sl_con_pipe *cp, struct pipe_samp
 	struct sl_con_sample smp = {.t_ms = now, .lag = cp->lag, .dlq = cp->dlq_high, .table_rows = cp->table_rows,
 				    .in_total = (uint64_t)cp->high_sum, .out_total = (uint64_t)cp->committed_sum,
 				    .e2e_p95 = cp->e2e_p95, .lag_seconds = cp->lag_seconds};
-	smp.errors_total = cp->m_errors >= 0 ? (uint64_t)cp->m_errors : (uint64_t)cp->dlq_high;
+	/* Errors are what the log holds as dead letters: the same number in every process and after a restart (the
+	 * in-process counters start again from zero). */
+	smp.errors_total = cp->dlq_high > 0 ? (uint64_t)cp->dlq_high : 0;
 	const struct sl_con_sample *prev = cp->nring ? sl_con_ring_at(c, cp, cp->nring - 1) : NULL;
 	if (prev && now > prev->t_ms) {
 		double dt = (double)(now - prev->t_ms) / 1000.0;

@@ -295,6 +295,14 @@ int64_t sl_con_now_ms(void);
 /* The history ring's i-th sample, oldest first (NULL past the end); errors per record over the last window ms. */
 const struct sl_con_sample *sl_con_ring_at(const struct sl_console *c, const struct sl_con_pipe *cp, size_t i);
 double sl_con_error_rate(const struct sl_console *c, const struct sl_con_pipe *cp, int64_t now, int64_t window);
+/* Dead letters added over the last window ms. */
+int64_t sl_con_dlq_growth(const struct sl_console *c, const struct sl_con_pipe *cp, int64_t now, int64_t window);
+/* A pipeline's one status (status.c), from its consumer group, error rate, dead-letter growth, firing alerts and
+ * whether the log and the sink answer: OK, WARN or ERROR, with the reasons. Lock held. */
+enum sl_con_health { SL_CON_OK = 0, SL_CON_WARN = 1, SL_CON_ERROR = 2 };
+enum sl_con_health sl_con_pipe_health(struct sl_console *c, const struct sl_con_pipe *cp, int64_t now,
+				      struct sl_buf *reasons);
+const char *sl_con_health_name(enum sl_con_health h);
 /* Rewrites every occurrence of data_dir's path in s (a message bound for an API answer) to "data_dir". */
 void sl_con_scrub_paths(const struct sl_console *c, char *s, size_t cap);
 
