@@ -1,0 +1,212 @@
+"""The console for the person on call, through its API on the embedded default: a mapping that rejects some records
+turns the pipeline's one status to ERROR with the reason in words (the consumer group alone says OK); every dead
+letter shows its stage, its reason and where it came from, grouped by reason; a viewer may look but not replay; a
+dry run counts, a replay under the broken mapping replays nothing, and after the fix the replay sends every dead
+letter through so the table holds every record; each action is in the audit log with who and how it ended. The
+message browser reads newest first, seeks by time, shows headers and full timestamps, and answers 404 for an unknown
+topic or partition."""
+import json
+import os
+import sqlite3
+import subprocess
+import time
+import urllib.parse
+
+from test_console import ROOT, SLUICE, Console, wait_for
+
+COUNT = 600
+
+
+def configs(tmp_path):
+    seed = open(os.path.join(ROOT, "examples", "seed", "sluice.yaml")).read()
+    base = (seed.replace("data_dir: var/seed", f"data_dir: {tmp_path / 'data'}")
+            .replace("count: 100000 ", f"count: {COUNT} ")
+            + "\nconsole:\n  poll_interval: 200ms\n  health_window: 10m\n  read_token_env: SL_TEST_VIEWER_TOKEN\n")
+    assert f"count: {COUNT} " in base and "data_dir: var/seed" not in base
+    # post_code as a bigint: the generator gives some postcodes as text ("EC1A 1BB"), which cannot be one.
+    strict = base.replace("post_code:       { path: location.postcode, type: text }",
+                          "post_code:       { path: location.postcode, type: bigint }")
+    assert strict != base
+    out = []
+    for name, text in (("strict.yaml", strict), ("fixed.yaml", base)):
+        p = tmp_path / name
+        p.write_text(text)
+        out.append(str(p))
+    return out
+
+
+OP = {"Authorization": "Bearer op-" + "a" * 20}
+VIEWER = {"Authorization": "Bearer viewer-" + "b" * 20}
+
+
+def env():
+    return dict(os.environ, SLUICE_CONSOLE_TOKEN=OP["Authorization"][7:],
+                SL_TEST_VIEWER_TOKEN=VIEWER["Authorization"][7:])
+
+
+def jget(con, path, headers=OP):
+    status, _, body = con.get(path, headers)
+    return status, json.loads(body) if body else None
+
+
+def jpost(con, path, doc, headers=OP):
+    status, _, body = con.get(path, dict(headers, **{"Content-Type": "application/json"}), method="POST",
+                              data=json.dumps(doc).encode())
+    return status, json.loads(body) if body else None
+
+
+def pipeline(con):
+    status, ov = jget(con, "/api/overview")
+    assert status == 200
+    return next(p for p in ov["pipelines"] if p["name"] == "users")
+
+
+def all_dead_letters(con, extra=""):
+    status, d = jget(con, "/api/dlq?pipeline=users&limit=500" + extra)
+    assert status == 200, d
+    return d
+
+
+def test_oncall_dead_letters_status_replay_audit(tmp_path):
+    strict, fixed = configs(tmp_path)
+    con = Console(strict, env=env())
+    try:
+        # Nothing has run: no log yet, which the status says (it is not OK) and the DLQ view too.
+        st, d = jget(con, "/api/dlq?pipeline=users")
+        assert st == 503 and "not there yet" in d["error"], d
+        first = wait_for(lambda: (lambda p: p if p["health_reasons"] else None)(pipeline(con)), "a first sample")
+        assert first["health"] == "ERROR", first
+        assert first["health_reasons"][0]["text"].startswith("the log does not answer"), first
+        r = subprocess.run([SLUICE, "up", "--until-done", "-q", "-c", strict], capture_output=True, text=True,
+                           timeout=300)
+        assert r.returncode == 0, r.stderr
+        rows = sqlite3.connect(tmp_path / "data" / "spark_streams.db").execute(
+            "SELECT COUNT(*) FROM created_users").fetchone()[0]
+        dead = COUNT - rows
+        assert 0 < dead < COUNT
+
+        # One status: the group is fine (it read everything), but the error rate is not, and it says why.
+        p = wait_for(lambda: (lambda p: p if p["health"] == "ERROR" and p["dlq"] == dead else None)(pipeline(con)),
+                     "status ERROR")
+        assert p["status"] == "OK"  # the consumer group alone would have said OK
+        texts = [x["text"] for x in p["health_reasons"]]
+        rate = 100.0 * dead / COUNT
+        assert any(t.startswith("error rate %.1f %%" % rate) and "over the last 10 min" in t for t in texts), texts
+        assert any(t == f"{dead} new dead letters in the last 10 min" for t in texts), texts
+        assert p["errors"] == p["dlq"] == dead
+
+        # Every dead letter: its stage, its reason, where it came from; grouped by reason.
+        d = all_dead_letters(con)
+        msgs = d["messages"]
+        assert len(msgs) == dead
+        for m in msgs:
+            q = m["dlq"]
+            assert q["stage"] == "map" and q["pipeline"] == "users", q
+            assert "column 'post_code' (path location.postcode)" in q["reason"], q
+            assert "is not a valid bigint" in q["reason"], q
+            # A record that failed its mapping never was in the topic: no original topic coordinates.
+            assert q["topic"] is None and q["partition"] is None, q
+            assert ["sluice.stage", "map"] in m["headers"]
+            assert m["timestamp"] > 1_600_000_000_000  # milliseconds since the epoch, not a time of day
+        offs = [(m["partition"], m["offset"]) for m in msgs]
+        assert len(set(offs)) == dead
+        assert sum(g["count"] for g in d["reasons"]) == dead
+        # Filtered by reason: the group's match text narrows to exactly its count.
+        g = max(d["reasons"], key=lambda g: g["count"])
+        sub = all_dead_letters(con, "&reason=" + urllib.parse.quote(g["match"]))
+        assert len(sub["messages"]) == g["count"]
+        assert all(g["match"] in m["dlq"]["reason"] for m in sub["messages"])
+        assert all_dead_letters(con, "&reason=no-such-reason-at-all")["messages"] == []
+        assert jget(con, "/api/dlq?pipeline=nope")[0] == 404
+
+        # A viewer sees them but may not replay.
+        assert jget(con, "/api/dlq?pipeline=users&limit=1", VIEWER)[0] == 200
+        assert jpost(con, "/api/dlq/replay", {"pipeline": "users", "all": True}, VIEWER)[0] == 403
+        # A dry run counts; a replay under the same broken mapping replays nothing.
+        st, r = jpost(con, "/api/dlq/replay", {"pipeline": "users", "all": True, "dry_run": True})
+        assert st == 200 and r["matched"] == dead and r["replayed"] == 0 and r["dry_run"] is True, r
+        st, r = jpost(con, "/api/dlq/replay", {"pipeline": "users", "all": True})
+        assert st == 200 and r["replayed"] == 0 and r["still_failing"] == dead, r
+        assert jpost(con, "/api/dlq/replay", {"pipeline": "users"})[0] == 400
+        con.close()
+
+        # The mapping fixed: replay one, then the rest; the table then holds every record.
+        con = Console(fixed, env=env())
+        one = msgs[0]["offset"]
+        st, r = jpost(con, "/api/dlq/replay", {"pipeline": "users", "offsets": [one]})
+        assert st == 200 and r["matched"] == 1 and r["replayed"] == 1, r
+        st, r = jpost(con, "/api/dlq/replay", {"pipeline": "users", "all": True, "reason": "post_code"})
+        # all matching the filter, the one already replayed included (replay republishes; the table's key dedups)
+        assert st == 200 and r["matched"] == dead and r["replayed"] == dead and r["still_failing"] == 0, r
+        r = subprocess.run([SLUICE, "process", "users", "-q", "--drain", "-c", fixed], capture_output=True,
+                           text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        n, distinct = sqlite3.connect(tmp_path / "data" / "spark_streams.db").execute(
+            "SELECT COUNT(*), COUNT(DISTINCT id) FROM created_users").fetchone()
+        assert n == distinct == COUNT
+
+        # Every action, who took it and how it ended (the first console's entries survived its restart).
+        st, a = jget(con, "/api/audit?limit=100", VIEWER)
+        assert st == 200 and a["ok"] is True
+        seen = [(e["action"], e["who"], e["role"], e["status"]) for e in a["entries"]]
+        # (the viewer's refused replay never reached the console: the HTTP layer answers 403 before any handler)
+        assert all(s[2] == "operator" for s in seen), seen
+        assert ("dlq.replay.dry_run", "token (operator)", "operator", 200) in seen, seen
+        assert sum(1 for s in seen if s[0] == "dlq.replay" and s[3] == 200) == 3, seen
+        assert ("dlq.replay", "token (operator)", "operator", 400) in seen, seen
+        assert all(e["time"] > 1_600_000_000_000 for e in a["entries"])
+        last = a["entries"][0]
+        assert last["action"] == "dlq.replay" and "replayed %d" % dead in last["detail"], last
+    finally:
+        if con.p.poll() is None:
+            con.close()
+
+
+def test_message_browser_newest_time_headers_404(tmp_path):
+    strict, _ = configs(tmp_path)
+    r = subprocess.run([SLUICE, "ingest", "-q", "-c", strict], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    con = Console(strict, env=env())
+    try:
+        db = sqlite3.connect(f"file:{tmp_path}/data/log.db?mode=ro", uri=True)
+        high = dict(db.execute("SELECT partition, MAX(offset) FROM messages WHERE topic='users_created' "
+                               "GROUP BY partition").fetchall())
+        # Newest first, by each spelling the issue tried (offset=-1 and latest gave 400).
+        for q in ("offset=latest", "offset=-1", "order=newest"):
+            st, d = jget(con, f"/api/kafka/messages?topic=users_created&partition=1&limit=5&{q}")
+            assert st == 200, (q, d)
+            assert [m["offset"] for m in d["messages"]] == [high[1] - i for i in range(5)], q
+            assert d["order"] == "newest"
+        st, d = jget(con, "/api/kafka/messages?topic=users_created&limit=20&offset=latest")
+        assert st == 200 and len(d["messages"]) == 20
+        ts = [m["timestamp"] for m in d["messages"]]
+        assert ts == sorted(ts, reverse=True)
+        assert {(m["partition"], m["offset"]) for m in d["messages"]} >= {(p, o) for p, o in high.items()}
+
+        # Seek by time: nothing before the time asked for, and the first record at or after it.
+        rows = db.execute("SELECT partition, offset, ts_ms FROM messages WHERE topic='users_created' "
+                          "AND partition=0 ORDER BY offset").fetchall()
+        assert rows, "no messages in partition 0"
+        t = rows[len(rows) // 2][2]
+        first = next(o for _, o, tm in rows if tm >= t)
+        st, d = jget(con, f"/api/kafka/messages?topic=users_created&partition=0&timestamp={t}&limit=10")
+        assert st == 200, d
+        assert d["messages"][0]["offset"] == first
+        assert all(m["timestamp"] >= t for m in d["messages"])
+        # A time after the last record: an empty page, not an error and not the start of the topic.
+        st, d = jget(con, f"/api/kafka/messages?topic=users_created&partition=0&timestamp={rows[-1][2] + 60000}")
+        assert st == 200 and d["messages"] == [], d
+        assert jget(con, f"/api/kafka/messages?topic=users_created&timestamp={t}&offset=latest")[0] == 400
+
+        # Headers of a dead letter, as the browser shows them.
+        st, d = jget(con, "/api/kafka/messages?topic=users_created.dlq&limit=1&offset=latest")
+        assert st == 200 and d["messages"], d
+        keys = [k for k, _ in d["messages"][0]["headers"]]
+        assert keys[:3] == ["sluice.stage", "sluice.error", "sluice.pipeline"], keys
+
+        # Unknown topics and partitions are 404, not an empty 200.
+        assert jget(con, "/api/kafka/messages?topic=no_such_topic_h22")[0] == 404
+        assert jget(con, "/api/kafka/messages?topic=users_created&partition=3")[0] == 404
+        assert jget(con, "/api/kafka/messages?topic=users_created&offset=soon")[0] == 400
+    finally:
+        con.close()
