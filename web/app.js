@@ -87,6 +87,18 @@ function chart(title, series) {
   box.draw = (points) => draw(canvas, points, series.length);
   return box;
 }
+function niceStep(raw) {
+  if (!(raw > 0)) return 1;
+  const p = Math.pow(10, Math.floor(Math.log10(raw))), f = raw / p;
+  return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * p;
+}
+function tickLabel(v, step) {
+  const digits = step >= 1 ? 0 : Math.min(6, Math.ceil(-Math.log10(step)));
+  if (v >= 1e6 && step >= 1e5) return +(v / 1e6).toFixed(step >= 1e6 ? 0 : 1) + 'M';
+  if (v >= 1e3 && step >= 100) return +(v / 1e3).toFixed(step >= 1e3 ? 0 : 1) + 'k';
+  return v.toFixed(digits);
+}
+window.niceStep = niceStep; window.tickLabel = tickLabel; /* for the UI tests */
 function draw(canvas, points, nseries) {
   const dpr = window.devicePixelRatio || 1;
   const w = canvas.clientWidth || 400, hgt = canvas.clientHeight || 170;
@@ -102,10 +114,13 @@ function draw(canvas, points, nseries) {
   const X = (t) => padL + (w - padL - padR) * (t1 > t0 ? (t - t0) / (t1 - t0) : 1);
   const Y = (v) => padT + (hgt - padT - padB) * (1 - v / max);
   g.strokeStyle = '#eaeef2'; g.fillStyle = '#656d76'; g.font = '10px system-ui'; g.lineWidth = 1;
-  for (let i = 0; i <= 4; i++) {
-    const v = max * i / 4, y = Y(v);
+  /* Round ticks (1, 2 or 5 times a power of ten), so the axis reads 2k, 4k, 6k and not 3642.4, 7284.8. */
+  const step = niceStep(max / 4);
+  max = Math.max(step, Math.ceil(max / step) * step);
+  for (let v = 0; v <= max + step / 2; v += step) {
+    const y = Y(v);
     g.beginPath(); g.moveTo(padL, y); g.lineTo(w - padR, y); g.stroke();
-    g.fillText(fmt(v), 4, y + 3);
+    g.fillText(tickLabel(v, step), 4, y + 3);
   }
   if (points.length) {
     const d = new Date(t0), e = new Date(t1);
@@ -157,12 +172,16 @@ pages.overview = {
         $('#pipelines', this.main).append(c.el);
       }
       const errs = p.log_error || p.sink_error;
-      fill(c.el, 
-        h('h2', {}, p.name, badge(p.status), h('span', {class: 'muted mono'}, p.topic + ' → ' + p.table)),
+      /* One status from everything the console knows (group, error rate, dead letters, alerts, reachability), with
+       * its reasons; the consumer group's own status is one tile among the others. */
+      fill(c.el,
+        h('h2', {}, p.name, h('span', {class: 'badge b-' + p.health, 'data-field': 'health'}, p.health), h('span', {class: 'muted mono'}, p.topic + ' → ' + p.table)),
+        p.health_reasons && p.health_reasons.length ? h('ul', {class: 'reasons', 'data-field': 'health_reasons'},
+          p.health_reasons.map((x) => h('li', {class: 'r-' + x.level}, x.text))) : null,
         h('div', {class: 'tiles'},
           tile('in / s', fmt(p.in_rate), 'in_rate'), tile('out / s', fmt(p.out_rate), 'out_rate'),
           tile('in topic', fmt(p.in_total), 'in_total'), tile('committed', fmt(p.out_total), 'out_total'),
-          tile('lag', fmt(p.lag), 'lag'), tile('lag (time)', secs(p.lag_seconds), 'lag_seconds'),
+          tile('consumer group', badge(p.status), 'status'), tile('lag', fmt(p.lag), 'lag'), tile('lag (time)', secs(p.lag_seconds), 'lag_seconds'),
           tile('table rows', fmt(p.table_rows), 'table_rows'), tile('errors', fmt(p.errors), 'errors'),
           tile('retries', fmt(p.retries), 'retries'), tile('dead letters', fmt(p.dlq), 'dlq'),
           tile('e2e p95', secs(p.e2e_p95), 'e2e_p95'), tile('error rate', (p.error_rate * 100).toFixed(2) + '%', 'error_rate')),
@@ -397,6 +416,22 @@ pages.audit = {
   },
 };
 
+/* An alert's value and rule in the metric's own unit: 41 % and not 0.41, STOP and not 3, with the window. */
+const GROUP_STATUS = ['OK', 'WARN', 'STALL', 'STOP'];
+const dur = (ms) => ms % 3600000 === 0 ? ms / 3600000 + ' h' : ms % 60000 === 0 ? ms / 60000 + ' min' : ms / 1000 + ' s';
+function alertValue(metric, v) {
+  if (v === null || v === undefined) return '—';
+  if (metric === 'error_rate') return (v * 100).toFixed(v < 0.1 ? 2 : 1) + ' %';
+  if (metric === 'group_status') return GROUP_STATUS[Math.round(v)] || String(v);
+  if (metric === 'lag') return fmt(v) + ' records';
+  if (metric === 'dlq_growth') return fmt(v) + ' dead letters';
+  return fmt(v);
+}
+function ruleText(x) {
+  const win = (x.metric === 'error_rate' || x.metric === 'dlq_growth') && x.window_ms ? ' over ' + dur(x.window_ms) : '';
+  return x.metric.replace('_', ' ') + win + ' above ' + alertValue(x.metric, x.threshold) + (x.for_ms ? ' for ' + dur(x.for_ms) : '');
+}
+
 pages.alerts = {
   init(main) { this.main = main; main.append(h('h1', {}, 'Alerts'), h('div', {id: 'alerts-body'})); },
   async tick() {
@@ -409,8 +444,8 @@ pages.alerts = {
       h('table', {id: 'alerts'}, h('tr', {}, h('th', {}, 'alert'), h('th', {}, 'pipeline'), h('th', {}, 'state'), h('th', {}, 'rule'),
         h('th', {class: 'num'}, 'value'), h('th', {}, 'since'), h('th', {}, 'severity')),
       a.alerts.map((x) => h('tr', {'data-alert': x.labels.alertname, 'data-state': x.state}, h('td', {}, h('b', {}, x.labels.alertname)), h('td', {}, x.labels.pipeline),
-        h('td', {}, badge(x.state)), h('td', {class: 'mono'}, x.metric + ' > ' + x.threshold + (x.for_ms ? ' for ' + x.for_ms / 1000 + ' s' : '')),
-        h('td', {class: 'num'}, fmt(x.value)), h('td', {}, x.state === 'inactive' ? '' : x.startsAt), h('td', {}, x.labels.severity))))));
+        h('td', {}, badge(x.state)), h('td', {class: 'mono', 'data-field': 'rule'}, ruleText(x)),
+        h('td', {class: 'num', 'data-field': 'value'}, alertValue(x.metric, x.value)), h('td', {}, x.state === 'inactive' ? '' : x.startsAt), h('td', {}, x.labels.severity))))));
   },
 };
 
@@ -420,9 +455,18 @@ function notRunning(main, title, r, what) {
 }
 
 /* ---- routing ---- */
+pages.notfound = {
+  init(main) {
+    main.append(h('h1', {}, 'No such page'), h('div', {class: 'notice', id: 'not-found'},
+      'There is no page ' + location.hash + '. ', h('a', {href: '#/overview'}, 'Go to the overview.')));
+  },
+  async tick() {},
+};
+
 async function show() {
-  const name = (location.hash.replace(/^#\/?/, '') || 'overview').split('?')[0];
-  const page = pages[name] || pages.overview;
+  let name = (location.hash.replace(/^#\/?/, '') || 'overview').split('?')[0];
+  if (!Object.prototype.hasOwnProperty.call(pages, name) || name === 'notfound') name = 'notfound';
+  const page = pages[name];
   document.querySelectorAll('#nav a').forEach((a) => a.classList.toggle('active', a.dataset.page === name));
   const main = $('#main');
   main.replaceChildren();

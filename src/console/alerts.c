@@ -168,6 +168,22 @@ static void iso8601(int64_t ms, char *out, size_t n)
 	strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* A value in its metric's unit, for people: 41.0 % and not 0.41, STOP and not 3. */
+static void value_words(const char *metric, double v, char *out, size_t n)
+{
+	static const char *const status[] = {"OK", "WARN", "STALL", "STOP"};
+	if (!strcmp(metric, "error_rate"))
+		snprintf(out, n, "%.1f %%", v * 100);
+	else if (!strcmp(metric, "group_status") && v >= 0 && v < 4 && v == (double)(int)v)
+		snprintf(out, n, "%s", status[(int)v]);
+	else if (!strcmp(metric, "lag"))
+		snprintf(out, n, "%g records", v);
+	else if (!strcmp(metric, "dlq_growth"))
+		snprintf(out, n, "%g dead letters", v);
+	else
+		snprintf(out, n, "%g", v);
+}
+
 static void alert_json(struct sl_buf *b, const struct sl_con_alert *a, int64_t now)
 {
 	char t1[32], t2[32];
@@ -184,13 +200,18 @@ static void alert_json(struct sl_buf *b, const struct sl_con_alert *a, int64_t n
 	sl_buf_json_str(b, a->pipeline, strlen(a->pipeline));
 	sl_buf_puts(b, ",\"severity\":");
 	sl_buf_json_str(b, a->rule->severity, strlen(a->rule->severity));
-	char summary[512];
-	snprintf(summary, sizeof summary, "%s of pipeline %s is %g (above %g%s)", a->rule->metric, a->pipeline, a->value,
-		 a->rule->above, a->rule->for_ms ? " for long enough" : "");
+	char summary[512], v[64], th[64], win[48] = "";
+	value_words(a->rule->metric, a->value, v, sizeof v);
+	value_words(a->rule->metric, a->rule->above, th, sizeof th);
+	if (!strcmp(a->rule->metric, "error_rate") || !strcmp(a->rule->metric, "dlq_growth"))
+		snprintf(win, sizeof win, " over the last %g min", (double)a->rule->window_ms / 60000.0);
+	snprintf(summary, sizeof summary, "%s of pipeline %s is %s%s (above %s%s)", a->rule->metric, a->pipeline, v, win,
+		 th, a->rule->for_ms ? " for long enough" : "");
 	sl_buf_puts(b, "},\"annotations\":{\"summary\":");
 	sl_buf_json_str(b, summary, strlen(summary));
-	sl_buf_printf(b, "},\"metric\":\"%s\",\"value\":%g,\"threshold\":%g,\"for_ms\":%" PRId64 ",\"startsAt\":\"%s\"",
-		      a->rule->metric, a->value, a->rule->above, a->rule->for_ms, t1);
+	sl_buf_printf(b, "},\"metric\":\"%s\",\"value\":%g,\"threshold\":%g,\"for_ms\":%" PRId64
+			 ",\"window_ms\":%" PRId64 ",\"startsAt\":\"%s\"",
+		      a->rule->metric, a->value, a->rule->above, a->rule->for_ms, a->rule->window_ms, t1);
 	if (!a->firing && a->resolved_at)
 		sl_buf_printf(b, ",\"endsAt\":\"%s\"", t2);
 	sl_buf_puts(b, "}");

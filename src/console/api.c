@@ -266,6 +266,41 @@ static int api_history(struct sl_console *c, const char *query, struct sl_con_re
 	return 0;
 }
 
+/* GET /api/history?from=MS[&to=MS][&points=N][&pipeline=NAME]: a longer range than the in-memory ring, from
+ * console.db (store.c), averaged into at most N points (600 by default). Without the lock: it reads the disk, and
+ * the pipelines' names never change. */
+static void api_history_range(struct sl_console *c, const char *query, struct sl_con_resp *rs)
+{
+	char name[256];
+	int64_t from, to, points, now = sl_con_now_ms();
+	if (sl_con_query_get(query, "pipeline", name, sizeof name) < 0 ||
+	    sl_con_query_int(query, "from", 0, 0, INT64_MAX, &from) < 0 ||
+	    sl_con_query_int(query, "to", now, 0, INT64_MAX, &to) < 0 ||
+	    sl_con_query_int(query, "points", 600, 2, 5000, &points) < 0 || to < from) {
+		jerror(rs, 400, "bad query: from=MILLISECONDS&to=MILLISECONDS&points=2..5000&pipeline=NAME");
+		return;
+	}
+	struct sl_buf *b = &rs->body;
+	sl_buf_printf(b, "{\"columns\":[\"t\",\"in_rate\",\"out_rate\",\"lag\",\"errors\",\"dlq\",\"table_rows\","
+		       "\"e2e_p95\",\"lag_seconds\"],\"from\":%" PRId64 ",\"to\":%" PRId64 ",\"retention_ms\":%" PRId64
+		       ",\"pipelines\":{", from, to, c->cc.retention_ms);
+	bool first = true;
+	for (size_t i = 0; i < c->npipes; i++) {
+		const char *pn = c->pipes[i].p->name;
+		if (name[0] && strcmp(name, pn))
+			continue;
+		sl_buf_puts(b, first ? "" : ",");
+		first = false;
+		jstr(b, pn);
+		sl_buf_puts(b, ":[");
+		sl_con_store_range(c, pn, from, to, points, b); /* nothing kept yet: an empty list */
+		sl_buf_putc(b, ']');
+	}
+	sl_buf_puts(b, "}}");
+	if (!sl_buf_ok(b))
+		jerror(rs, 500, "out of memory");
+}
+
 static void part_basic(struct sl_buf *b, const struct sl_con_part *pt)
 {
 	sl_buf_printf(b, "{\"partition\":%" PRId32 ",\"low\":%" PRId64 ",\"high\":%" PRId64, pt->partition, pt->low,
@@ -714,6 +749,11 @@ void sl_con_dispatch(struct sl_console *c, const struct sl_con_req *rq, struct s
 	if (!strncmp(path, "/api/", 5) || !strcmp(path, "/health") || !strcmp(path, "/ready")) {
 		if (!strcmp(path, "/api/kafka/messages")) {
 			api_messages(c, query, rs);
+			return;
+		}
+		char fromq[32];
+		if (!strcmp(path, "/api/history") && sl_con_query_get(query, "from", fromq, sizeof fromq) == 1) {
+			api_history_range(c, query, rs);
 			return;
 		}
 		if (!strcmp(path, "/api/data/rows")) {

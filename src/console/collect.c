@@ -179,7 +179,7 @@ static void sample_pipe(struct sl_console *c, struct sl_topic_store *ts, struct 
 	(void)c;
 }
 
-static void ring_push(struct sl_console *c, struct sl_con_pipe *cp, const struct sl_con_sample *s)
+void sl_con_ring_push(struct sl_console *c, struct sl_con_pipe *cp, const struct sl_con_sample *s)
 {
 	size_t cap = (size_t)c->cc.history;
 	SL_ASSERT(cap > 0 && cp->nring <= cap && cp->ring_head < cap);
@@ -267,7 +267,7 @@ static void apply(struct sl_console *c, struct sl_con_pipe *cp, struct pipe_samp
 		smp.in_rate = smp.in_total >= prev->in_total ? (double)(smp.in_total - prev->in_total) / dt : 0;
 		smp.out_rate = smp.out_total >= prev->out_total ? (double)(smp.out_total - prev->out_total) / dt : 0;
 	}
-	ring_push(c, cp, &smp);
+	sl_con_ring_push(c, cp, &smp);
 }
 
 static void free_topics(struct sl_con_topic *ts, size_t n)
@@ -370,6 +370,7 @@ void sl_con_collect(struct sl_console *c)
 	pthread_mutex_unlock(&c->lock);
 	free(s);
 	sl_con_alerts_eval(c, now);
+	sl_con_store_save(c, now);
 }
 
 void sl_con_collect_close(struct sl_console *c)
@@ -720,7 +721,8 @@ int sl_con_browse(struct sl_console *c, const struct sl_con_browse_opts *o, stru
 			}
 		}
 		if (!rc) {
-			qsort(items, nitems, sizeof *items, newest_cmp);
+			if (nitems) /* qsort(NULL, 0) is undefined */
+				qsort(items, nitems, sizeof *items, newest_cmp);
 			for (size_t k = 0; k < nitems && (int64_t)k < o->limit; k++) {
 				if (k)
 					sl_buf_putc(out, ',');

@@ -182,6 +182,11 @@ struct sl_console {
 	/* the audit log (audit.c): data_dir/console.db, opened on first use */
 	void *audit;                         /* sqlite3 * */
 	bool audit_failed;
+
+	/* samples and alert state kept across restarts (store.c): data_dir/console.db too */
+	void *store;                         /* sqlite3 * */
+	bool store_failed, store_warned;
+	int64_t store_pruned_ms;
 };
 
 int sl_con_init(struct sl_console *c, struct sl_conf *conf, const struct sl_console_start_opts *o,
@@ -294,6 +299,16 @@ int64_t sl_con_now_ms(void);
 
 /* The history ring's i-th sample, oldest first (NULL past the end); errors per record over the last window ms. */
 const struct sl_con_sample *sl_con_ring_at(const struct sl_console *c, const struct sl_con_pipe *cp, size_t i);
+void sl_con_ring_push(struct sl_console *c, struct sl_con_pipe *cp, const struct sl_con_sample *s);
+/* store.c: the samples and the alert state in data_dir/console.db for console.retention. load fills the rings and
+ * the alerts at start; save writes the samples taken at now and every alert's state (collector thread); range
+ * writes a pipeline's samples between from_ms and to_ms, averaged into at most max_points rows, as JSON arrays in
+ * /api/history's column order (-1: nothing kept yet). */
+void sl_con_store_load(struct sl_console *c);
+void sl_con_store_save(struct sl_console *c, int64_t now);
+int sl_con_store_range(struct sl_console *c, const char *pipeline, int64_t from_ms, int64_t to_ms,
+		       int64_t max_points, struct sl_buf *out);
+void sl_con_store_close(struct sl_console *c);
 double sl_con_error_rate(const struct sl_console *c, const struct sl_con_pipe *cp, int64_t now, int64_t window);
 /* Dead letters added over the last window ms. */
 int64_t sl_con_dlq_growth(const struct sl_console *c, const struct sl_con_pipe *cp, int64_t now, int64_t window);

@@ -5,10 +5,12 @@ dry run counts, a replay under the broken mapping replays nothing, and after the
 letter through so the table holds every record; each action is in the audit log with who and how it ended. The
 message browser reads newest first, seeks by time, shows headers and full timestamps, and answers 404 for an unknown
 topic or partition."""
+import http.server
 import json
 import os
 import sqlite3
 import subprocess
+import threading
 import time
 import urllib.parse
 
@@ -17,17 +19,46 @@ from test_console import ROOT, SLUICE, Console, wait_for
 COUNT = 600
 
 
-def configs(tmp_path):
+class Webhook:
+    """Collects the alert notifications the console POSTs (Alertmanager's JSON)."""
+
+    def __init__(self):
+        got = self.got = []
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = "http://127.0.0.1:%d/hook" % self.srv.server_address[1]
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def firing(self, name):
+        return sum(1 for doc in self.got for a in doc["alerts"]
+                   if a["labels"]["alertname"] == name and a["status"] == "firing")
+
+    def close(self):
+        self.srv.shutdown()
+
+
+def configs(tmp_path, webhook="http://127.0.0.1:9/none"):
     seed = open(os.path.join(ROOT, "examples", "seed", "sluice.yaml")).read()
     base = (seed.replace("data_dir: var/seed", f"data_dir: {tmp_path / 'data'}")
             .replace("count: 100000 ", f"count: {COUNT} ")
-            + "\nconsole:\n  poll_interval: 200ms\n  health_window: 10m\n  read_token_env: SL_TEST_VIEWER_TOKEN\n")
+            + "\nconsole:\n  poll_interval: 200ms\n  health_window: 10m\n  read_token_env: SL_TEST_VIEWER_TOKEN\n"
+            + "  webhook: WEBHOOK\n")
     assert f"count: {COUNT} " in base and "data_dir: var/seed" not in base
     # post_code as a bigint: the generator gives some postcodes as text ("EC1A 1BB"), which cannot be one.
     strict = base.replace("post_code:       { path: location.postcode, type: text }",
                           "post_code:       { path: location.postcode, type: bigint }")
     assert strict != base
     out = []
+    strict, base = strict.replace("WEBHOOK", webhook), base.replace("WEBHOOK", webhook)
     for name, text in (("strict.yaml", strict), ("fixed.yaml", base)):
         p = tmp_path / name
         p.write_text(text)
@@ -68,7 +99,8 @@ def all_dead_letters(con, extra=""):
 
 
 def test_oncall_dead_letters_status_replay_audit(tmp_path):
-    strict, fixed = configs(tmp_path)
+    hook = Webhook()
+    strict, fixed = configs(tmp_path, hook.url)
     con = Console(strict, env=env())
     try:
         # Nothing has run: no log yet, which the status says (it is not OK) and the DLQ view too.
@@ -128,10 +160,32 @@ def test_oncall_dead_letters_status_replay_audit(tmp_path):
         st, r = jpost(con, "/api/dlq/replay", {"pipeline": "users", "all": True})
         assert st == 200 and r["replayed"] == 0 and r["still_failing"] == dead, r
         assert jpost(con, "/api/dlq/replay", {"pipeline": "users"})[0] == 400
+        wait_for(lambda: hook.firing("DeadLettersGrowing") == 1, "the dead-letter alert at the webhook")
+        st, al = jget(con, "/api/alerts")
+        before = next(a for a in al["alerts"] if a["labels"]["alertname"] == "DeadLettersGrowing")
+        assert before["state"] == "firing" and before["window_ms"] == 300000
+        assert "over the last 5 min" in before["annotations"]["summary"], before
+        assert f"is {dead} dead letters" in before["annotations"]["summary"], before
         con.close()
+        restarted = int(time.time() * 1000)
 
         # The mapping fixed: replay one, then the rest; the table then holds every record.
         con = Console(fixed, env=env())
+        # After the restart: the history, the counters and the alert state are what they were. The alert is still
+        # firing (the window spans the restart) and is not announced a second time.
+        st, hi = jget(con, "/api/history?pipeline=users")
+        old = [r for r in hi["pipelines"]["users"] if r[0] < restarted]
+        assert old and old[-1][5] == dead, hi
+        st, rng = jget(con, f"/api/history?pipeline=users&from={restarted - 3600_000}&points=50")
+        assert st == 200 and 0 < len(rng["pipelines"]["users"]) <= 50 and rng["retention_ms"] == 86400_000, rng
+        assert rng["pipelines"]["users"][-1][5] == dead
+        p = pipeline(con)
+        assert p["errors"] == p["dlq"] == dead and p["health"] == "ERROR", p
+        st, al = jget(con, "/api/alerts")
+        after = next(a for a in al["alerts"] if a["labels"]["alertname"] == "DeadLettersGrowing")
+        assert after["state"] == "firing" and after["startsAt"] == before["startsAt"], (before, after)
+        time.sleep(1.5)
+        assert hook.firing("DeadLettersGrowing") == 1, hook.got
         one = msgs[0]["offset"]
         st, r = jpost(con, "/api/dlq/replay", {"pipeline": "users", "offsets": [one]})
         assert st == 200 and r["matched"] == 1 and r["replayed"] == 1, r
@@ -158,6 +212,7 @@ def test_oncall_dead_letters_status_replay_audit(tmp_path):
         last = a["entries"][0]
         assert last["action"] == "dlq.replay" and "replayed %d" % dead in last["detail"], last
     finally:
+        hook.close()
         if con.p.poll() is None:
             con.close()
 
