@@ -172,6 +172,8 @@ int sl_con_actions(struct sl_console *c, const struct sl_con_req *rq, const char
 {
 	const char *m = rq->method ? rq->method : "";
 	bool get = !strcmp(m, "GET") || !strcmp(m, "HEAD");
+	if (sl_con_kafka_actions(c, rq, path, rs))
+		return 1;
 	if (!strcmp(path, "/api/whoami") && get) {
 		api_whoami(c, rq, rs);
 		return 1;

@@ -248,9 +248,11 @@ void sl_con_audit(struct sl_console *c, const char *authorization, const char *a
 void sl_con_audit_json(struct sl_console *c, int64_t limit, struct sl_buf *out);
 void sl_con_audit_close(struct sl_console *c);
 
-/* actions.c: the dead-letter view and replay, /api/whoami, /api/audit. Answers (1) the requests it owns, else 0. */
 struct sl_con_req;
 struct sl_con_resp;
+/* kafkaops.c: create a topic, produce a message (operator, audited). Answers (1) the requests it owns, else 0. */
+int sl_con_kafka_actions(struct sl_console *c, const struct sl_con_req *rq, const char *path, struct sl_con_resp *rs);
+/* actions.c: the dead-letter view and replay, /api/whoami, /api/audit. Answers (1) the requests it owns, else 0. */
 int sl_con_actions(struct sl_console *c, const struct sl_con_req *rq, const char *path, const char *query,
 		   struct sl_con_resp *rs);
 

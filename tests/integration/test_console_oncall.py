@@ -265,3 +265,57 @@ def test_message_browser_newest_time_headers_404(tmp_path):
         assert jget(con, "/api/kafka/messages?topic=users_created&offset=soon")[0] == 400
     finally:
         con.close()
+
+
+def kafka_up():
+    import socket
+    try:
+        socket.create_connection(("127.0.0.1", 9092), timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("backend", ["embedded", "kafka"])
+def test_operator_creates_a_topic_and_produces_a_message(tmp_path, backend):
+    if backend == "kafka" and not kafka_up():
+        pytest.skip("Kafka is not running on 127.0.0.1:9092")
+    strict, _ = configs(tmp_path)
+    if backend == "kafka":
+        text = open(strict).read().replace("\npipelines:", "\nkafka: { brokers: 127.0.0.1:9092 }\npipelines:", 1)
+        open(strict, "w").write(text)
+    topic = "h22_ops_" + os.urandom(4).hex()
+    con = Console(strict, env=env())
+    try:
+        body = {"topic": topic, "partitions": 2}
+        assert jpost(con, "/api/kafka/topics", body, VIEWER)[0] == 403
+        st, r = jpost(con, "/api/kafka/topics", body)
+        assert st == 201 and r == {"topic": topic, "partitions": 2}, r
+        st, r = jpost(con, "/api/kafka/topics", body)
+        assert st == 409 and "exists already" in r["error"], r
+        assert jpost(con, "/api/kafka/topics", {"topic": "bad/name"})[0] == 400
+        assert jpost(con, "/api/kafka/topics", {"topic": topic + "x", "partitions": 0})[0] == 400
+
+        msg = {"topic": topic, "partition": 1, "key": "k1", "value": '{"hello":"world"}',
+               "headers": {"trace": "abc"}}
+        assert jpost(con, "/api/kafka/produce", msg, VIEWER)[0] == 403
+        st, r = jpost(con, "/api/kafka/produce", msg)
+        assert st == 200 and r["partition"] == 1 and r["offset"] == 0, r
+        st, r = jpost(con, "/api/kafka/produce", dict(msg, partition=None, key=None, value="second"))
+        assert st == 200 and r["partition"] in (0, 1), r
+        assert jpost(con, "/api/kafka/produce", dict(msg, partition=2))[0] == 404
+        assert jpost(con, "/api/kafka/produce", dict(msg, topic="no_such_" + topic))[0] == 404
+        assert jpost(con, "/api/kafka/produce", {"topic": topic})[0] == 400
+        # What was produced is what the browser reads back, headers and all.
+        got = wait_for(lambda: (lambda d: d if d[0] == 200 and d[1]["messages"] else None)(
+            jget(con, f"/api/kafka/messages?topic={topic}&partition=1&offset=0")), "the message", 30)[1]["messages"][0]
+        assert got["key"] == "k1" and got["value"] == '{"hello":"world"}' and ["trace", "abc"] in got["headers"], got
+        st, a = jget(con, "/api/audit?limit=20")
+        seen = [(e["action"], e["target"], e["status"]) for e in a["entries"]]
+        assert ("topic.create", topic, 201) in seen and ("topic.create", topic, 409) in seen, seen
+        assert ("topic.produce", topic, 200) in seen and ("topic.produce", topic, 404) in seen, seen
+    finally:
+        con.close()
