@@ -200,6 +200,32 @@ pages.kafka = {
     this.browser = h('div', {class: 'card', id: 'browser'});
     main.append(h('h1', {}, 'Kafka'), h('div', {id: 'kafka-body'}), this.browser);
     this.buildBrowser();
+    role().then((r) => { if (r === 'operator') main.append(this.buildActions()); });
+  },
+  /* The operator's actions (audited): create a topic, produce a test message. Viewers do not get the card. */
+  buildActions() {
+    const msg = h('div', {id: 'k-msg', class: 'muted'});
+    const say = (r, ok) => { msg.className = r.ok ? 'muted' : 'err'; msg.textContent = r.ok ? ok(r.body) : errText(r); };
+    const ct = h('input', {id: 'k-new-topic', placeholder: 'topic name'}), cp = h('input', {id: 'k-new-parts', type: 'number', min: 1, value: 1}),
+      pt = h('input', {id: 'k-p-topic', placeholder: 'topic'}), pp = h('input', {id: 'k-p-part', type: 'number', min: -1, value: -1}),
+      pk = h('input', {id: 'k-p-key', placeholder: 'key (optional)'}), pv = h('textarea', {id: 'k-p-value', rows: 3, placeholder: 'value'}),
+      ph = h('input', {id: 'k-p-headers', placeholder: 'headers as JSON, e.g. {"trace":"abc"}'});
+    return h('div', {class: 'card', id: 'kafka-actions'}, h('h2', {}, 'Actions'),
+      h('div', {class: 'row'}, h('label', {}, 'new topic', ct), h('label', {}, 'partitions', cp),
+        h('button', {id: 'k-create', onclick: async () => {
+          const r = await send('POST', '/api/kafka/topics', {topic: ct.value, partitions: Number(cp.value)});
+          say(r, (b) => 'Created ' + b.topic + ' with ' + b.partitions + ' partition' + (b.partitions === 1 ? '' : 's') + '.');
+        }}, 'Create topic')),
+      h('div', {class: 'row'}, h('label', {}, 'topic', pt), h('label', {}, 'partition (-1: by key)', pp), h('label', {}, 'key', pk)),
+      h('div', {class: 'row'}, h('label', {class: 'grow'}, 'value', pv), h('label', {class: 'grow'}, 'headers', ph),
+        h('button', {id: 'k-produce', onclick: async () => {
+          let headers = null;
+          try { headers = ph.value.trim() ? JSON.parse(ph.value) : null; } catch (e) { msg.className = 'err'; msg.textContent = 'headers: not JSON'; return; }
+          const r = await send('POST', '/api/kafka/produce', {topic: pt.value, partition: Number(pp.value) >= 0 ? Number(pp.value) : null,
+            key: pk.value === '' ? null : pk.value, value: pv.value, headers});
+          say(r, (b) => 'Produced to ' + b.topic + ' [' + b.partition + '] at offset ' + b.offset + '.');
+        }}, 'Produce')),
+      msg);
   },
   buildBrowser() {
     const topic = h('select', {id: 'b-topic'}), part = h('input', {id: 'b-part', type: 'number', min: -1, value: -1}),

@@ -167,3 +167,43 @@ async function story(stack) {
 test('on call, embedded default: dead letters, the reason, the fix, the replay, OK again', () => story(false));
 test('on call, real Kafka and Cassandra: the same story', {skip: services ? false : 'Kafka and Cassandra are not running'},
   () => story(true));
+
+test('operator actions from the Kafka page: create a topic, produce a message, both in the audit log', async () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-ui-ops-'));
+  tmps.push(tmp);
+  const {strict} = configs(tmp, false);
+  const ing = spawnSync(SLUICE, ['ingest', '-q', '-c', strict], {encoding: 'utf8', timeout: 120000});
+  assert.equal(ing.status, 0, ing.stderr);
+  browser = browser || await launch();
+  const base = await consoleURL(run('console', ['console', '-c', strict, '--listen', '127.0.0.1:0']));
+  try {
+    const {page, errors} = await openPage(browser, base, 'kafka');
+    const topic = 'ui_ops_' + crypto.randomBytes(4).toString('hex');
+    await page.fill('#k-new-topic', topic);
+    await page.fill('#k-new-parts', '2');
+    await page.click('#k-create');
+    await until('the topic created', async () => (await page.locator('#k-msg').textContent()) === `Created ${topic} with 2 partitions.`);
+    await page.click('#k-create');
+    await until('the second create refused', async () => /exists already/.test(await page.locator('#k-msg.err').textContent()));
+    await page.fill('#k-p-topic', topic);
+    await page.fill('#k-p-part', '1');
+    await page.fill('#k-p-key', 'k1');
+    await page.fill('#k-p-value', '{"hello":"world"}');
+    await page.fill('#k-p-headers', '{"trace":"abc"}');
+    await page.click('#k-produce');
+    await until('the message produced', async () => (await page.locator('#k-msg').textContent()) === `Produced to ${topic} [1] at offset 0.`);
+    const got = await (await fetch(`${base}/api/kafka/messages?topic=${topic}&partition=1&offset=0`)).json();
+    assert.equal(got.messages.length, 1);
+    assert.equal(got.messages[0].key, 'k1');
+    assert.deepEqual(got.messages[0].headers, [['trace', 'abc']]);
+    const au = await openPage(browser, base, 'audit');
+    await until('both actions audited', async () => (await au.page.locator('#audit tr[data-action="topic.create"]').count()) === 2 &&
+      (await au.page.locator('#audit tr[data-action="topic.produce"]').count()) === 1);
+    assert.deepEqual(errors.filter((e) => !/409/.test(e)), []);
+    assert.deepEqual(au.errors, []);
+    await page.close();
+    await au.page.close();
+  } finally {
+    await stop('console');
+  }
+});
