@@ -459,7 +459,10 @@ function ruleText(x) {
 }
 
 pages.alerts = {
-  init(main) { this.main = main; main.append(h('h1', {}, 'Alerts'), h('div', {id: 'alerts-body'})); },
+  init(main) {
+    this.main = main; main.append(h('h1', {}, 'Alerts'), h('div', {id: 'alerts-body'}));
+    role().then((r) => { this.operator = r === 'operator'; });
+  },
   async tick() {
     const r = await api('/api/alerts');
     if (!r.ok) return;
@@ -468,10 +471,20 @@ pages.alerts = {
       h('div', {class: 'muted'}, (a.default_rules ? 'Default rules (set console.rules to change them). ' : '') +
         (a.webhook ? 'Changes are POSTed to the configured webhook.' : 'No webhook configured (console.webhook).')),
       h('table', {id: 'alerts'}, h('tr', {}, h('th', {}, 'alert'), h('th', {}, 'pipeline'), h('th', {}, 'state'), h('th', {}, 'rule'),
-        h('th', {class: 'num'}, 'value'), h('th', {}, 'since'), h('th', {}, 'severity')),
-      a.alerts.map((x) => h('tr', {'data-alert': x.labels.alertname, 'data-state': x.state}, h('td', {}, h('b', {}, x.labels.alertname)), h('td', {}, x.labels.pipeline),
+        h('th', {class: 'num'}, 'value'), h('th', {}, 'since'), h('th', {}, 'severity'), h('th', {}, 'silence')),
+      a.alerts.map((x) => h('tr', {'data-alert': x.labels.alertname, 'data-pipeline': x.labels.pipeline, 'data-state': x.state}, h('td', {}, h('b', {}, x.labels.alertname)), h('td', {}, x.labels.pipeline),
         h('td', {}, badge(x.state)), h('td', {class: 'mono', 'data-field': 'rule'}, ruleText(x)),
-        h('td', {class: 'num', 'data-field': 'value'}, alertValue(x.metric, x.value)), h('td', {}, x.state === 'inactive' ? '' : x.startsAt), h('td', {}, x.labels.severity))))));
+        h('td', {class: 'num', 'data-field': 'value'}, alertValue(x.metric, x.value)), h('td', {}, x.state === 'inactive' ? '' : x.startsAt), h('td', {}, x.labels.severity),
+        h('td', {'data-field': 'silence'}, x.silenced_until ? 'until ' + stamp(Date.parse(x.silenced_until)) + ' by ' + x.silenced_by + (x.silence_comment ? ' (' + x.silence_comment + ')' : '') + ' ' : '',
+          this.operator ? h('button', {class: 'secondary small', 'data-action': x.silenced_until ? 'unsilence' : 'silence', onclick: () => this.silence(x, x.silenced_until ? 0 : 3600000)},
+            x.silenced_until ? 'Lift' : 'Silence 1 h') : null))))));
+  },
+  async silence(x, ms) {
+    const comment = ms ? window.prompt('Silence ' + x.labels.alertname + ' of ' + x.labels.pipeline + ' for 1 h. Why?', '') : '';
+    if (comment === null) return;
+    const r = await send('POST', '/api/alerts/silence', {alert: x.labels.alertname, pipeline: x.labels.pipeline, duration_ms: ms, comment});
+    if (!r.ok) window.alert('Not silenced: ' + errText(r));
+    await this.tick();
   },
 };
 

@@ -157,6 +157,75 @@ static void api_dlq_replay(struct sl_console *c, const struct sl_con_req *rq, st
 	sl_con_audit(c, rq->authorization, dry ? "dlq.replay.dry_run" : "dlq.replay", name, detail, rc ? 503 : 200);
 }
 
+/* POST /api/alerts/silence {"alert":NAME, "pipeline":P, "duration_ms":N, "comment":TEXT}: no notifications of that
+ * alert until now + N (0 lifts the silence); the page still shows its state. Kept in console.db with the state. */
+static void api_silence(struct sl_console *c, const struct sl_con_req *rq, struct sl_con_resp *rs)
+{
+	struct sl_json_parser *jp = NULL;
+	struct sl_json_val root, v;
+	struct sl_err err = {0};
+	char alert[128] = "", pipe[128] = "", comment[256] = "", target[300] = "", detail[512];
+	int64_t dur = -1;
+	const char *bad = NULL;
+	if (sl_json_parser_new(&jp, 1 << 16, 4, &err) || sl_json_parse(jp, rq->body ? rq->body : "", rq->len, &root, &err) ||
+	    sl_json_type(root) != SL_JSON_OBJECT)
+		bad = "the body is not a JSON object";
+	struct {
+		const char *key;
+		char *dst;
+		size_t cap;
+	} strs[] = {{"alert", alert, sizeof alert}, {"pipeline", pipe, sizeof pipe}, {"comment", comment, sizeof comment}};
+	for (size_t i = 0; !bad && i < 3; i++)
+		if (sl_json_get(root, strs[i].key, strlen(strs[i].key), &v) && !sl_json_is_null(v)) {
+			const char *s;
+			size_t n;
+			if (sl_json_str(v, &s, &n) || n >= strs[i].cap)
+				bad = "alert, pipeline and comment are strings";
+			else {
+				memcpy(strs[i].dst, s, n);
+				strs[i].dst[n] = 0;
+			}
+		}
+	if (!bad && (!sl_json_get(root, "duration_ms", 11, &v) || sl_json_int64(v, &dur) || dur < 0 ||
+		     dur > 30LL * 24 * 3600 * 1000))
+		bad = "duration_ms is how long to silence, 0 (lift it) to 30 days";
+	sl_json_parser_free(jp);
+	snprintf(target, sizeof target, "%s/%s", alert, pipe);
+	struct sl_con_alert *a = NULL;
+	if (!bad) {
+		pthread_mutex_lock(&c->lock);
+		for (size_t i = 0; i < c->nalerts; i++)
+			if (!strcmp(c->alerts[i].rule->name, alert) && !strcmp(c->alerts[i].pipeline, pipe))
+				a = &c->alerts[i];
+		if (a) {
+			int64_t now = sl_con_now_ms();
+			char who[128];
+			const char *role;
+			sl_con_who(c, rq->authorization, who, sizeof who, &role);
+			a->silenced_until = dur ? now + dur : 0;
+			snprintf(a->silenced_by, sizeof a->silenced_by, "%s", dur ? who : "");
+			snprintf(a->silence_comment, sizeof a->silence_comment, "%s", dur ? comment : "");
+			sl_buf_puts(&rs->body, "{\"alert\":");
+			sl_buf_json_str(&rs->body, alert, strlen(alert));
+			sl_buf_puts(&rs->body, ",\"pipeline\":");
+			sl_buf_json_str(&rs->body, pipe, strlen(pipe));
+			sl_buf_printf(&rs->body, ",\"silenced_until_ms\":%" PRId64 "}", a->silenced_until);
+		}
+		pthread_mutex_unlock(&c->lock);
+	}
+	if (bad || !a) {
+		aerror(rs, bad ? 400 : 404, bad ? bad : "no such alert for that pipeline");
+		sl_con_audit(c, rq->authorization, "alert.silence", target, bad ? bad : "no such alert", bad ? 400 : 404);
+		return;
+	}
+	if (dur)
+		snprintf(detail, sizeof detail, "silenced for %" PRId64 " min%s%s", dur / 60000, comment[0] ? ": " : "",
+			 comment);
+	else
+		snprintf(detail, sizeof detail, "silence lifted");
+	sl_con_audit(c, rq->authorization, "alert.silence", target, detail, 200);
+}
+
 static void api_whoami(struct sl_console *c, const struct sl_con_req *rq, struct sl_con_resp *rs)
 {
 	char who[256];
@@ -188,6 +257,19 @@ int sl_con_actions(struct sl_console *c, const struct sl_con_req *rq, const char
 			aerror(rs, 400, "bad query: limit=1..10000");
 		else
 			sl_con_audit_json(c, limit, &rs->body);
+		return 1;
+	}
+	if (!strcmp(path, "/api/alerts/silence")) {
+		if (strcmp(m, "POST")) {
+			aerror(rs, 405, "method not allowed: POST a JSON body");
+			return 1;
+		}
+		if (sl_http_auth_role(&c->sec, rq->authorization) != SL_HTTP_ROLE_WRITE) {
+			aerror(rs, 403, "the operator role is needed (the console's read-write credentials)");
+			sl_con_audit(c, rq->authorization, "alert.silence", "", "refused: not an operator", 403);
+			return 1;
+		}
+		api_silence(c, rq, rs);
 		return 1;
 	}
 	if (!strcmp(path, "/api/dlq/replay")) {

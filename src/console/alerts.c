@@ -214,6 +214,14 @@ static void alert_json(struct sl_buf *b, const struct sl_con_alert *a, int64_t n
 		      a->rule->metric, a->value, a->rule->above, a->rule->for_ms, a->rule->window_ms, t1);
 	if (!a->firing && a->resolved_at)
 		sl_buf_printf(b, ",\"endsAt\":\"%s\"", t2);
+	if (a->silenced_until > now) {
+		char t3[32];
+		iso8601(a->silenced_until, t3, sizeof t3);
+		sl_buf_printf(b, ",\"silenced_until\":\"%s\",\"silenced_by\":", t3);
+		sl_buf_json_str(b, a->silenced_by, strlen(a->silenced_by));
+		sl_buf_puts(b, ",\"silence_comment\":");
+		sl_buf_json_str(b, a->silence_comment, strlen(a->silence_comment));
+	}
 	sl_buf_puts(b, "}");
 }
 
@@ -290,6 +298,9 @@ void sl_con_alerts_eval(struct sl_console *c, int64_t now)
 			else
 				sl_info(COMP, "alert resolved alert=%s pipeline=%s value=%g", a->rule->name, a->pipeline,
 					a->value);
+			/* A silenced alert changes state on the page but sends nothing. */
+			if (a->silenced_until > now)
+				continue;
 			if (changed++)
 				sl_buf_putc(&hook, ',');
 			alert_json(&hook, a, now);

@@ -111,6 +111,9 @@ struct sl_con_alert {
 	double value;
 	int64_t pending_since, firing_since, resolved_at;
 	bool firing;
+	/* an operator's silence (alerts.c): no notification until then; kept in console.db with the state */
+	int64_t silenced_until;
+	char silenced_by[128], silence_comment[256];
 };
 
 struct sl_con_broker { int32_t id; char host[256]; int port; };

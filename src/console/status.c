@@ -72,8 +72,12 @@ enum sl_con_health sl_con_pipe_health(struct sl_console *c, const struct sl_con_
 		const struct sl_con_alert *a = &c->alerts[i];
 		if (!a->firing || strcmp(a->pipeline, cp->p->name))
 			continue;
-		reason(reasons, &h, !strcmp(a->rule->severity, "critical") ? SL_CON_ERROR : SL_CON_WARN,
-		       "alert %s is firing (%s)", a->rule->name, a->rule->severity);
+		if (a->silenced_until > now)
+			reason(reasons, &h, SL_CON_WARN, "alert %s is firing (%s; silenced by %s)", a->rule->name,
+			       a->rule->severity, a->silenced_by);
+		else
+			reason(reasons, &h, !strcmp(a->rule->severity, "critical") ? SL_CON_ERROR : SL_CON_WARN,
+			       "alert %s is firing (%s)", a->rule->name, a->rule->severity);
 	}
 	return h;
 }

@@ -47,7 +47,8 @@ static sqlite3 *store_db(struct sl_console *c)
 			 "CREATE INDEX IF NOT EXISTS samples_t ON samples(t_ms);"
 			 "CREATE TABLE IF NOT EXISTS alert_state(alert TEXT NOT NULL, pipeline TEXT NOT NULL,"
 			 " firing INTEGER NOT NULL, pending_since INTEGER, firing_since INTEGER, resolved_at INTEGER,"
-			 " value REAL, PRIMARY KEY(alert, pipeline)) WITHOUT ROWID;",
+			 " value REAL, silenced_until INTEGER, silenced_by TEXT, silence_comment TEXT,"
+			 " PRIMARY KEY(alert, pipeline)) WITHOUT ROWID;",
 			 NULL, NULL, NULL) != SQLITE_OK) {
 		sl_warn(COMP, "history: cannot open %s: %s (history and alert state are not kept)", path,
 			db ? sqlite3_errmsg(db) : "out of memory");
@@ -111,7 +112,8 @@ void sl_con_store_load(struct sl_console *c)
 	}
 	sqlite3_stmt *st = NULL;
 	size_t alerts = 0;
-	if (sqlite3_prepare_v2(db, "SELECT firing, pending_since, firing_since, resolved_at, value FROM alert_state"
+	if (sqlite3_prepare_v2(db, "SELECT firing, pending_since, firing_since, resolved_at, value, silenced_until,"
+				   " silenced_by, silence_comment FROM alert_state"
 				   " WHERE alert=? AND pipeline=?", -1, &st, NULL) == SQLITE_OK) {
 		for (size_t i = 0; i < c->nalerts; i++) {
 			struct sl_con_alert *a = &c->alerts[i];
@@ -125,6 +127,10 @@ void sl_con_store_load(struct sl_console *c)
 			a->firing_since = sqlite3_column_int64(st, 2);
 			a->resolved_at = sqlite3_column_int64(st, 3);
 			a->value = sqlite3_column_double(st, 4);
+			a->silenced_until = sqlite3_column_int64(st, 5);
+			const char *by = (const char *)sqlite3_column_text(st, 6), *why = (const char *)sqlite3_column_text(st, 7);
+			snprintf(a->silenced_by, sizeof a->silenced_by, "%s", by ? by : "");
+			snprintf(a->silence_comment, sizeof a->silence_comment, "%s", why ? why : "");
 			alerts += a->firing;
 		}
 	}
@@ -160,7 +166,7 @@ void sl_con_store_save(struct sl_console *c, int64_t now)
 	bool ok = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK &&
 		  sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO samples VALUES(?,?,?,?,?,?,?,?,?,?,?,?)", -1, &ins,
 				     NULL) == SQLITE_OK &&
-		  sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO alert_state VALUES(?,?,?,?,?,?,?)", -1, &ast, NULL) ==
+		  sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO alert_state VALUES(?,?,?,?,?,?,?,?,?,?)", -1, &ast, NULL) ==
 			  SQLITE_OK;
 	for (size_t i = 0; ok && i < c->npipes; i++) {
 		const struct sl_con_sample *s = &last[i];
@@ -196,6 +202,9 @@ void sl_con_store_save(struct sl_console *c, int64_t now)
 		sqlite3_bind_int64(ast, 5, al[i].firing_since);
 		sqlite3_bind_int64(ast, 6, al[i].resolved_at);
 		sqlite3_bind_double(ast, 7, al[i].value);
+		sqlite3_bind_int64(ast, 8, al[i].silenced_until);
+		sqlite3_bind_text(ast, 9, al[i].silenced_by, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(ast, 10, al[i].silence_comment, -1, SQLITE_TRANSIENT);
 		ok = sqlite3_step(ast) == SQLITE_DONE;
 	}
 	sqlite3_finalize(ins);

@@ -168,7 +168,7 @@ test('on call, embedded default: dead letters, the reason, the fix, the replay, 
 test('on call, real Kafka and Cassandra: the same story', {skip: services ? false : 'Kafka and Cassandra are not running'},
   () => story(true));
 
-test('operator actions from the Kafka page: create a topic, produce a message, both in the audit log', async () => {
+test('operator actions: create a topic, produce a message (Kafka page), silence an alert (Alerts page), all audited', async () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-ui-ops-'));
   tmps.push(tmp);
   const {strict} = configs(tmp, false);
@@ -196,9 +196,21 @@ test('operator actions from the Kafka page: create a topic, produce a message, b
     assert.equal(got.messages.length, 1);
     assert.equal(got.messages[0].key, 'k1');
     assert.deepEqual(got.messages[0].headers, [['trace', 'abc']]);
+    // Silence an alert for an hour from the Alerts page (the prompt asks why), then lift it.
+    const al = await openPage(browser, base, 'alerts');
+    const row = al.page.locator('tr[data-alert="DeadLetters"][data-pipeline="users"]');
+    al.page.once('dialog', (d) => d.accept('known, fixing'));
+    await row.locator('button[data-action="silence"]').click();
+    await until('the silence shown', async () => /^until \d{4}-\d\d-\d\d .* by anonymous \(auth off\) \(known, fixing\)/.test(
+      await row.locator('[data-field="silence"]').textContent()));
+    await row.locator('button[data-action="unsilence"]').click();
+    await until('the silence lifted', () => row.locator('button[data-action="silence"]').count());
+    assert.deepEqual(al.errors, []);
+    await al.page.close();
     const au = await openPage(browser, base, 'audit');
     await until('both actions audited', async () => (await au.page.locator('#audit tr[data-action="topic.create"]').count()) === 2 &&
-      (await au.page.locator('#audit tr[data-action="topic.produce"]').count()) === 1);
+      (await au.page.locator('#audit tr[data-action="topic.produce"]').count()) === 1 &&
+      (await au.page.locator('#audit tr[data-action="alert.silence"]').count()) === 2);
     assert.deepEqual(errors.filter((e) => !/409/.test(e)), []);
     assert.deepEqual(au.errors, []);
     await page.close();
