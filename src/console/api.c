@@ -415,6 +415,7 @@ static void family(struct sl_buf *b, const char *name, const char *type, const c
 void sl_con_metrics_text(struct sl_console *c, struct sl_buf *out)
 {
 	sl_metrics_export(sl_metrics_global(), out);
+	sl_con_process_metrics(out);
 	pthread_mutex_lock(&c->lock);
 	family(out, "kafka_topic_partitions", "gauge", "Number of partitions for this Topic");
 	for (size_t i = 0; i < c->ntopics; i++) {

@@ -363,3 +363,27 @@ def test_alert_silence_suppresses_notifications_persists_and_is_audited(tmp_path
         hook.close()
         if con.p.poll() is None:
             con.close()
+
+
+def test_metrics_process_families_match_proc(tmp_path):
+    from test_console import metrics
+    strict, _ = configs(tmp_path)
+    t0 = time.time()
+    con = Console(strict, env=env())
+    try:
+        m = metrics(con, OP)
+        pid = con.p.pid
+        assert abs(m[("process_start_time_seconds", ())] - t0) < 5, m[("process_start_time_seconds", ())]
+        rss = int(open(f"/proc/{pid}/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        assert 0.5 * rss < m[("process_resident_memory_bytes", ())] < 2 * rss
+        assert m[("process_virtual_memory_bytes", ())] >= m[("process_resident_memory_bytes", ())]
+        fds = len(os.listdir(f"/proc/{pid}/fd"))
+        assert abs(m[("process_open_fds", ())] - fds) <= 8, (m[("process_open_fds", ())], fds)
+        assert m[("process_max_fds", ())] >= 1024
+        cpu = m[("process_cpu_seconds_total", ())]
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        ours = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        assert 0 <= cpu <= ours + 0.05, (cpu, ours)
+    finally:
+        con.close()
