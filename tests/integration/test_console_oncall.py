@@ -387,3 +387,66 @@ def test_metrics_process_families_match_proc(tmp_path):
         assert 0 <= cpu <= ours + 0.05, (cpu, ours)
     finally:
         con.close()
+
+
+def test_metrics_scheduler_and_registry_families_inside_up(tmp_path):
+    from test_console import metrics
+    import re
+    cfg = tmp_path / "up.yaml"
+    cfg.write_text(f"""
+data_dir: {tmp_path}/data
+pipelines:
+  users:
+    source: {{ type: generate, seed: 7, count: 40, page_size: 10 }}
+    topic: users_created
+    partitions: 1
+    key: id
+    mapping:
+      id: {{ path: login.uuid, type: uuid }}
+      email: email
+    sink: {{ keyspace: spark_streams, table: created_users }}
+console:
+  listen: 127.0.0.1:0
+  poll_interval: 300ms
+registry:
+  listen: 127.0.0.1:0
+  data_dir: {tmp_path}/data/registry
+dags:
+  small:
+    tasks:
+      ingest: {{ kind: ingest, pipeline: users, count: 40 }}
+      process: {{ kind: process, pipeline: users, depends_on: [ingest] }}
+""")
+    p = subprocess.Popen([SLUICE, "up", "-c", str(cfg)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        base = None
+        for _ in range(200):
+            line = p.stdout.readline()
+            m = re.search(r"console: http://([0-9.:]+)/", line)
+            if m:
+                base = m.group(1)
+                break
+        assert base, "no console line"
+        con = Console.__new__(Console)  # only its get(): the console is the one inside `sluice up`
+        con.base = "http://" + base
+        schema = json.dumps({"type": "record", "name": "U", "fields": [{"name": "id", "type": "string"}]})
+        st, _, _ = con.get("/api/schemas/subjects/m-value/versions", {"Content-Type": "application/json"}, "POST",
+                           json.dumps({"schema": schema}).encode())
+        assert st == 200
+        assert con.get("/api/schemas/subjects/nope-value/versions")[0] == 404
+        st, _, body = con.get("/api/dags/small/dagRuns", {"Content-Type": "application/json"}, "POST", b'{"conf":{}}')
+        assert st == 200, body
+
+        def done():
+            m = metrics(con)
+            return m if m.get(("sluice_scheduler_dag_runs_total", (("dag", "small"), ("state", "success")))) else None
+        m = wait_for(done, "the run to succeed in /metrics", 90)
+        for task in ("ingest", "process"):
+            assert m[("sluice_scheduler_task_tries_total",
+                      (("dag", "small"), ("state", "success"), ("task", task)))] == 1
+        assert m[("sluice_registry_requests_total", (("code", "2xx"), ("method", "POST")))] >= 1
+        assert m[("sluice_registry_requests_total", (("code", "4xx"), ("method", "GET")))] >= 1
+        assert ("process_cpu_seconds_total", ()) in m
+    finally:
+        p.terminate()
+        p.wait(timeout=30)
