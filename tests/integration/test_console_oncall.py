@@ -447,6 +447,11 @@ dags:
         assert m[("sluice_registry_requests_total", (("code", "2xx"), ("method", "POST")))] >= 1
         assert m[("sluice_registry_requests_total", (("code", "4xx"), ("method", "GET")))] >= 1
         assert ("process_cpu_seconds_total", ()) in m
+        # The Grafana dashboard in docs/ is built on these: every series it asks for is in /metrics.
+        dash = open(os.path.join(ROOT, "docs", "grafana", "sluice-dashboard.json")).read()
+        asked = set(re.findall(r"\b((?:sluice|process|kafka)_[a-z_]+)", dash)) - {"kafka_exporter"}
+        m = wait_for(lambda: (lambda m: m if asked <= {k[0] for k in m} else None)(metrics(con)), "every series", 30)
+        assert asked <= {k[0] for k in m}, asked - {k[0] for k in m}
     finally:
         p.terminate()
         p.wait(timeout=30)
