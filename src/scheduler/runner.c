@@ -641,10 +641,17 @@ int sl_sched_trigger(struct sl_sched *s, const char *dag_id, const char *conf_js
 		snprintf(rid, sizeof rid, "%s", run_id_in);
 	else
 		snprintf(rid, sizeof rid, "manual__%s", ts);
-	int64_t iend = ld;
-	if (d->has_schedule)
-		sl_cron_next(&d->cron, d->tz, d->start_date, ld, &iend);
-	int rc = create_run(s, d, rid, "manual", ld, ld, iend, conf_json, -1, err);
+	/* Airflow's data interval for a manual run (infer_manual_data_interval): the last complete interval before it,
+	 * ending at the latest fire time at or before the logical date and starting at the one before that (a daily DAG
+	 * triggered at 01:00 on the 25th covers the 24th). Without a schedule, or before two fire times exist: the
+	 * logical date itself. */
+	int64_t istart = ld, iend = ld, pend, pstart;
+	if (d->has_schedule && !sl_cron_prev(&d->cron, d->tz, d->start_date, ld + 1, &pend) &&
+	    !sl_cron_prev(&d->cron, d->tz, d->start_date, pend, &pstart)) {
+		istart = pstart;
+		iend = pend;
+	}
+	int rc = create_run(s, d, rid, "manual", ld, istart, iend, conf_json, -1, err);
 	unlock(s);
 	if (rc == 0)
 		return sl_err_set(err, SL_EINVAL, "trigger %s: a run with id %s or logical date %s already exists", dag_id,
