@@ -145,11 +145,24 @@ const pages = {};
 
 pages.overview = {
   init(main) {
-    this.main = main; this.cards = {}; this.hist = {}; this.since = 0;
-    main.append(h('h1', {}, 'Overview'), h('div', {id: 'pipelines'}));
+    this.main = main; this.cards = {}; this.hist = {}; this.since = 0; this.range = 0; this.rangeAt = 0;
+    /* The charts' time range: live is the in-memory history (every sample); longer ranges come from console.db,
+     * averaged to 600 points, and are re-read every 10 s. */
+    this.picker = h('select', {id: 'o-range', onchange: () => { this.range = Number(this.picker.value); this.rangeAt = 0; this.hist = {}; this.since = 0; this.tick(); }},
+      h('option', {value: 0}, 'live'), h('option', {value: 3600000}, 'last 1 h'), h('option', {value: 21600000}, 'last 6 h'),
+      h('option', {value: 86400000}, 'last 24 h'));
+    main.append(h('h1', {}, 'Overview ', h('label', {class: 'muted small'}, 'charts: ', this.picker)), h('div', {id: 'pipelines'}));
+  },
+  async history() {
+    if (!this.range) return api('/api/history?since=' + this.since);
+    if (Date.now() - this.rangeAt < 10000) return {ok: false};
+    this.rangeAt = Date.now();
+    const r = await api('/api/history?points=600&from=' + (Date.now() - this.range));
+    if (r.ok) this.hist = {};
+    return r;
   },
   async tick() {
-    const [ov, hi] = await Promise.all([api('/api/overview'), api('/api/history?since=' + this.since)]);
+    const [ov, hi] = await Promise.all([api('/api/overview'), this.history()]);
     if (!ov.ok) return;
     const o = ov.body;
     $('#footer').textContent = 'log: ' + o.log + ' · sink: ' + o.sink + (o.in_process ? ' · in-process metrics' : ' · pipelines run in other processes') +
@@ -157,7 +170,7 @@ pages.overview = {
     if (hi.ok) {
       for (const [name, rows] of Object.entries(hi.body.pipelines)) {
         const a = (this.hist[name] = (this.hist[name] || []).concat(rows));
-        if (a.length > 900) a.splice(0, a.length - 900);
+        if (!this.range && a.length > 900) a.splice(0, a.length - 900);
         if (rows.length) this.since = Math.max(this.since, rows[rows.length - 1][0]);
       }
     }
@@ -188,6 +201,7 @@ pages.overview = {
         h('div', {class: 'charts'}, c.rate, c.lag),
         errs ? h('div', {class: 'err'}, errs) : null);
       const pts = this.hist[p.name] || [];
+      c.el.dataset.points = pts.length;
       c.rate.draw(pts.map((r) => [r[0], r[1], r[2]]));
       c.lag.draw(pts.map((r) => [r[0], r[3]]));
     }

@@ -196,6 +196,14 @@ test('operator actions: create a topic, produce a message (Kafka page), silence 
     assert.equal(got.messages.length, 1);
     assert.equal(got.messages[0].key, 'k1');
     assert.deepEqual(got.messages[0].headers, [['trace', 'abc']]);
+    // The charts' time range from console.db: the last hour has the samples taken so far.
+    const ov = await openPage(browser, base, 'overview');
+    await ov.page.locator('.pipeline-card[data-pipeline="users"]').waitFor();
+    await sleep(1500);
+    await ov.page.selectOption('#o-range', '3600000');
+    await until('the hour drawn from console.db', async () => Number(await ov.page.locator('.pipeline-card[data-pipeline="users"]').getAttribute('data-points')) >= 2);
+    assert.deepEqual(ov.errors, []);
+    await ov.page.close();
     // Silence an alert for an hour from the Alerts page (the prompt asks why), then lift it.
     const al = await openPage(browser, base, 'alerts');
     const row = al.page.locator('tr[data-alert="DeadLetters"][data-pipeline="users"]');
