@@ -19,7 +19,9 @@
 #include "topic/topic.h"
 
 #define COMP "console"
-#define MAX_TOPICS 64
+/* Topics described per poll beyond the pipelines' own (which always are): the Kafka page and /metrics list this
+ * many of a cluster's other topics. */
+#define MAX_OTHER_TOPICS 1000
 
 int64_t sl_con_now_ms(void)
 {
@@ -301,7 +303,7 @@ void sl_con_collect(struct sl_console *c)
 		}
 		struct sl_topic_broker tb[32];
 		struct sl_err e = {0};
-		if (first && log->ops->describe(log, first, 2 * c->npipes, MAX_TOPICS, &td, &nts, tb, 32, &nbrokers,
+		if (first && log->ops->describe(log, first, 2 * c->npipes, 2 * c->npipes + MAX_OTHER_TOPICS, &td, &nts, tb, 32, &nbrokers,
 						&e) == 0) {
 			log_ok = true;
 			for (size_t i = 0; i < nbrokers; i++) {
