@@ -1,7 +1,8 @@
-/* The operator's actions on the log, beside the Kafka page: create a topic and produce a test message. They go
- * through topic/ like everything else that touches the log (the same code on Kafka and on the embedded default), on
- * a store opened for the action and closed after it (the collector's is a read-only inspector). Each is behind the
- * operator role and audited (audit.c) with what it did or why it did not. */
+/* The operator's actions on the log, beside the Kafka page: create a topic, produce a test message, and reset a
+ * consumer group's offsets (with a dry run). They go through topic/ like everything else that touches the log (the
+ * same code on Kafka and on the embedded default), on a store opened for the action and closed after it (the
+ * collector's is a read-only inspector). Each is behind the operator role and audited (audit.c) with what it did or
+ * why it did not. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -221,11 +222,135 @@ static void produce(struct sl_console *c, struct sl_json_val root, struct sl_con
 		 key ? " with a key" : "", d.partition, d.offset);
 }
 
+static bool first_offset(void *ctx, const struct sl_msg *m)
+{
+	*(int64_t *)ctx = m->offset;
+	return false;
+}
+
+/* POST /api/kafka/groups/reset {"group":G, "topic":T, "to":"earliest"|"latest"|"time"|"offset", "timestamp":MS,
+ * "offset":N, "dry_run":bool}: moves a consumer group's committed offsets on a topic, each partition to its
+ * earliest or latest offset, the first at or after a time, or a given offset (held within the partition). The dry
+ * run answers the effect per partition and changes nothing; the reset itself is refused while the group has
+ * members (they would commit over it). */
+static void reset_group(struct sl_console *c, struct sl_json_val root, struct sl_con_resp *rs, char *detail,
+			size_t dsz, char *target, size_t tsz, bool *dry_out)
+{
+	char group[256], topic[256], to[16];
+	int64_t ts, off;
+	bool dry = false;
+	struct sl_json_val v;
+	const char *bad = NULL;
+	if (!get_str(root, "group", group, sizeof group, NULL) || !group[0] ||
+	    !get_str(root, "topic", topic, sizeof topic, NULL) || !topic[0])
+		bad = "group and topic are required (strings)";
+	else if (!get_str(root, "to", to, sizeof to, NULL) ||
+		 (strcmp(to, "earliest") && strcmp(to, "latest") && strcmp(to, "time") && strcmp(to, "offset")))
+		bad = "to is earliest, latest, time (with timestamp) or offset (with offset)";
+	else if (!get_int(root, "timestamp", -1, 0, INT64_MAX, &ts) || (!strcmp(to, "time") && ts < 0))
+		bad = "timestamp is milliseconds since the epoch";
+	else if (!get_int(root, "offset", -1, 0, INT64_MAX, &off) || (!strcmp(to, "offset") && off < 0))
+		bad = "offset is an offset (0 or more)";
+	else if (sl_json_get(root, "dry_run", 7, &v) && sl_json_bool(v, &dry))
+		bad = "dry_run is true or false";
+	*dry_out = dry;
+	snprintf(target, tsz, "%s on %s", group, topic);
+	if (bad) {
+		kerror(rs, 400, bad);
+		snprintf(detail, dsz, "%s", bad);
+		return;
+	}
+	struct sl_err err = {0};
+	struct sl_topic_store *ts_ = NULL;
+	struct sl_topic_part *parts = NULL, *cur = NULL;
+	int np = 0, members = -1;
+	int rc = open_store(c, &ts_, &err);
+	if (!rc)
+		rc = ts_->ops->partitions(ts_, topic, &np, &err);
+	if (!rc && np <= 0)
+		rc = sl_err_set(&err, SL_ENOTFOUND, "no topic %s", topic);
+	if (!rc && (!ts_->ops->group_members || !ts_->ops->commit_group))
+		rc = sl_err_set(&err, SL_EINVAL, "the %s log cannot reset group offsets", ts_->backend);
+	if (!rc && !(parts = calloc((size_t)np, sizeof *parts)))
+		rc = sl_err_set(&err, SL_ENOMEM, "out of memory");
+	if (!rc && !(cur = calloc((size_t)np, sizeof *cur)))
+		rc = sl_err_set(&err, SL_ENOMEM, "out of memory");
+	for (int i = 0; !rc && i < np; i++) {
+		cur[i].partition = parts[i].partition = i;
+		rc = ts_->ops->watermarks(ts_, topic, i, &parts[i].low, &parts[i].high, &err);
+	}
+	if (!rc)
+		rc = ts_->ops->committed(ts_, group, topic, cur, np, &err);
+	for (int i = 0; !rc && i < np; i++) {
+		struct sl_topic_part *p = &parts[i];
+		if (!strcmp(to, "earliest"))
+			p->committed = p->low;
+		else if (!strcmp(to, "latest"))
+			p->committed = p->high;
+		else if (!strcmp(to, "offset"))
+			p->committed = off < p->low ? p->low : off > p->high ? p->high : off;
+		else {
+			int64_t first = -1, next = 0;
+			rc = ts_->ops->browse(ts_, topic, i, 0, ts, 1, 5000, first_offset, &first, &next, &err);
+			p->committed = first >= 0 ? first : p->high; /* nothing at or after the time: the end */
+		}
+	}
+	if (!rc)
+		rc = ts_->ops->group_members(ts_, group, &members, &err);
+	bool refused = !rc && !dry && members > 0;
+	if (!rc && !dry && !refused)
+		rc = ts_->ops->commit_group(ts_, group, topic, parts, np, &err);
+	if (rc) {
+		sl_con_scrub_paths(c, err.msg, sizeof err.msg);
+		kerror(rs, status_of(rc), err.msg);
+		snprintf(detail, dsz, "%s", err.msg);
+	} else if (refused) {
+		snprintf(detail, dsz, "refused: the group has %d member%s (stop its consumers first)", members,
+			 members == 1 ? "" : "s");
+		kerror(rs, 409, detail);
+	} else {
+		int64_t moved = 0;
+		struct sl_buf *b = &rs->body;
+		sl_buf_puts(b, "{\"group\":");
+		sl_buf_json_str(b, group, strlen(group));
+		sl_buf_puts(b, ",\"topic\":");
+		sl_buf_json_str(b, topic, strlen(topic));
+		sl_buf_printf(b, ",\"to\":\"%s\",\"dry_run\":%s,\"members\":", to, dry ? "true" : "false");
+		if (members >= 0)
+			sl_buf_printf(b, "%d", members);
+		else
+			sl_buf_puts(b, "null,\"note\":\"the embedded log does not know which consumers are running: stop the "
+				       "pipeline's processor first, or it commits over the reset\"");
+		sl_buf_puts(b, ",\"partitions\":[");
+		for (int i = 0; i < np; i++) {
+			int64_t from = cur[i].committed;
+			/* no commit yet: a consumer would start from the earliest offset (auto.offset.reset) */
+			int64_t eff = from >= 0 ? from : parts[i].low;
+			moved += parts[i].committed - eff;
+			sl_buf_printf(b, "%s{\"partition\":%d,\"low\":%" PRId64 ",\"high\":%" PRId64 ",\"current\":", i ? "," : "",
+				      i, parts[i].low, parts[i].high);
+			if (from >= 0)
+				sl_buf_printf(b, "%" PRId64, from);
+			else
+				sl_buf_puts(b, "null");
+			sl_buf_printf(b, ",\"new\":%" PRId64 ",\"change\":%" PRId64 ",\"lag_after\":%" PRId64 "}",
+				      parts[i].committed, parts[i].committed - eff, parts[i].high - parts[i].committed);
+		}
+		sl_buf_puts(b, "]}");
+		snprintf(detail, dsz, "%sto %s: %d partition%s, offsets moved by %" PRId64 " in all", dry ? "dry run, " : "",
+			 to, np, np == 1 ? "" : "s", moved);
+	}
+	free(parts);
+	free(cur);
+	sl_topic_store_close(ts_);
+}
+
 int sl_con_kafka_actions(struct sl_console *c, const struct sl_con_req *rq, const char *path, struct sl_con_resp *rs)
 {
-	const char *action = !strcmp(path, "/api/kafka/topics")    ? "topic.create"
-			     : !strcmp(path, "/api/kafka/produce") ? "topic.produce"
-								   : NULL;
+	const char *action = !strcmp(path, "/api/kafka/topics")	       ? "topic.create"
+			     : !strcmp(path, "/api/kafka/produce")      ? "topic.produce"
+			     : !strcmp(path, "/api/kafka/groups/reset") ? "group.reset"
+									: NULL;
 	if (!action)
 		return 0;
 	if (strcmp(rq->method ? rq->method : "", "POST")) {
@@ -248,7 +373,12 @@ int sl_con_kafka_actions(struct sl_console *c, const struct sl_con_req *rq, cons
 		snprintf(detail, sizeof detail, "the body is not a JSON object");
 	} else if (!strcmp(action, "topic.create"))
 		create_topic(c, root, rs, detail, sizeof detail, target, sizeof target);
-	else
+	else if (!strcmp(action, "group.reset")) {
+		bool dry = false;
+		reset_group(c, root, rs, detail, sizeof detail, target, sizeof target, &dry);
+		if (dry)
+			action = "group.reset.dry_run";
+	} else
 		produce(c, root, rs, detail, sizeof detail, target, sizeof target);
 	sl_json_parser_free(jp);
 	sl_con_audit(c, rq->authorization, action, target, detail, rs->status ? rs->status : 200);

@@ -1133,11 +1133,54 @@ static void es_close(struct sl_topic_store *bs)
 	free(s);
 }
 
+/* The embedded log has no group coordinator: its consumers own every partition without joining anything, so who is
+ * reading now is not known (-1). */
+static int es_group_members(struct sl_topic_store *bs, const char *group, int *members, struct sl_err *err)
+{
+	(void)bs;
+	(void)group;
+	(void)err;
+	*members = -1;
+	return 0;
+}
+
+static int es_commit_group(struct sl_topic_store *bs, const char *group, const char *topic,
+			   const struct sl_topic_part *parts, int n, struct sl_err *err)
+{
+	struct sl_embedded_log *log = ELOG(bs);
+	pthread_mutex_lock(&log->lock);
+	sqlite3_stmt *st = NULL;
+	int rc = 0;
+	if (sqlite3_exec(log->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(log->db,
+			       "INSERT INTO group_offsets(grp, topic, partition, next_offset, updated_ms) VALUES(?,?,?,?,?) "
+			       "ON CONFLICT(grp, topic, partition) DO UPDATE SET next_offset=excluded.next_offset, "
+			       "updated_ms=excluded.updated_ms",
+			       -1, &st, NULL) != SQLITE_OK)
+		rc = db_err(err, log->db, "setting group offsets", log->path);
+	for (int i = 0; !rc && i < n; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, group, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, topic, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 3, parts[i].partition);
+		sqlite3_bind_int64(st, 4, parts[i].committed);
+		sqlite3_bind_int64(st, 5, now_ms());
+		if (sqlite3_step(st) != SQLITE_DONE)
+			rc = db_err(err, log->db, "setting group offsets", log->path);
+	}
+	sqlite3_finalize(st);
+	if (sqlite3_exec(log->db, rc ? "ROLLBACK" : "COMMIT", NULL, NULL, NULL) != SQLITE_OK && !rc)
+		rc = db_err(err, log->db, "setting group offsets", log->path);
+	pthread_mutex_unlock(&log->lock);
+	return rc;
+}
+
 static const struct sl_topic_store_ops embedded_store_ops = {
 	.ensure_topic = es_ensure_topic, .partitions = es_partitions, .watermarks = es_watermarks,
 	.producer = es_producer,	 .consumer = es_consumer,     .group_lag = es_group_lag,
 	.committed = es_committed,	 .describe = es_describe,     .browse = es_browse,
-	.timestamp_at = es_timestamp_at, .close = es_close,
+	.timestamp_at = es_timestamp_at, .close = es_close, .group_members = es_group_members,
+	.commit_group = es_commit_group,
 };
 
 int sl_embedded_store_open(struct sl_embedded_log *log, bool own, struct sl_topic_store **out, struct sl_err *err)

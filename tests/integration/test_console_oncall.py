@@ -455,3 +455,86 @@ dags:
     finally:
         p.terminate()
         p.wait(timeout=30)
+
+
+@pytest.mark.parametrize("backend", ["embedded", "kafka"])
+def test_group_offset_reset_dry_run_refused_under_members_audited(tmp_path, backend):
+    if backend == "kafka" and not kafka_up():
+        pytest.skip("Kafka is not running on 127.0.0.1:9092")
+    _, fixed = configs(tmp_path)
+    tag = os.urandom(4).hex()
+    text = open(fixed).read().replace("topic: users_created", f"topic: h22_reset_{tag}")
+    assert f"h22_reset_{tag}" in text
+    if backend == "kafka":
+        text = text.replace("\npipelines:", "\nkafka: { brokers: 127.0.0.1:9092 }\npipelines:", 1)
+        text = text.replace("keyspace: spark_streams", f"keyspace: h22_{tag}")
+        text = text.replace("\nconsole:", "\ncassandra: { contact_points: [127.0.0.1] }\nconsole:", 1)
+    open(fixed, "w").write(text)
+    topic, group = f"h22_reset_{tag}", "sluice-users"
+    r = subprocess.run([SLUICE, "up", "--until-done", "-q", "-c", fixed], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    con = Console(fixed, env=env())
+    try:
+        req = {"group": group, "topic": topic, "to": "earliest", "dry_run": True}
+        assert jpost(con, "/api/kafka/groups/reset", req, VIEWER)[0] == 403
+        st, d = jpost(con, "/api/kafka/groups/reset", req)
+        assert st == 200 and d["dry_run"] is True, d
+        assert len(d["partitions"]) == 3
+        assert sum(p["high"] for p in d["partitions"]) == COUNT
+        for p in d["partitions"]:
+            assert p["current"] == p["high"] and p["new"] == p["low"] == 0 and p["change"] == -p["high"], p
+        if backend == "embedded":
+            assert d["members"] is None and "stop the pipeline's processor" in d["note"]
+        else:
+            assert d["members"] == 0
+        # The dry run changed nothing.
+        st, d2 = jpost(con, "/api/kafka/groups/reset", dict(req, to="latest"))
+        assert all(p["current"] == p["high"] for p in d2["partitions"]), d2
+        # To a time between two records of partition 0, then to an offset past the end (held at the end).
+        st, m = jget(con, f"/api/kafka/messages?topic={topic}&partition=0&offset=0&limit=500")
+        assert st == 200
+        ts = sorted({x["timestamp"] for x in m["messages"]})
+        if len(ts) > 1:
+            t = ts[len(ts) // 2]
+            st, d = jpost(con, "/api/kafka/groups/reset", dict(req, to="time", timestamp=t))
+            first = min(x["offset"] for x in m["messages"] if x["timestamp"] >= t)
+            assert st == 200 and d["partitions"][0]["new"] == first, (d, first)
+        st, d = jpost(con, "/api/kafka/groups/reset", dict(req, to="offset", offset=10**9))
+        assert st == 200 and all(p["new"] == p["high"] for p in d["partitions"]), d
+        assert jpost(con, "/api/kafka/groups/reset", dict(req, to="sometime"))[0] == 400
+        assert jpost(con, "/api/kafka/groups/reset", dict(req, topic="no_such_" + topic))[0] == 404
+
+        # For real: the group is back at the start, its lag is every record, and the processor reads them again.
+        st, d = jpost(con, "/api/kafka/groups/reset", dict(req, dry_run=False))
+        assert st == 200 and d["dry_run"] is False, d
+        st, d = jpost(con, "/api/kafka/groups/reset", req)
+        assert all(p["current"] == 0 for p in d["partitions"]), d
+        wait_for(lambda: pipeline(con)["lag"] == COUNT, "the lag to be every record", 30)
+        if backend == "kafka":
+            # Under a running member the reset is refused (it would commit over it); the dry run still answers.
+            proc = subprocess.Popen([SLUICE, "process", "users", "-q", "-c", fixed], stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+            try:
+                wait_for(lambda: jpost(con, "/api/kafka/groups/reset", req)[1]["members"] >= 1, "a member", 60)
+                st, d = jpost(con, "/api/kafka/groups/reset", dict(req, dry_run=False))
+                assert st == 409 and "the group has 1 member" in d["error"], d
+            finally:
+                proc.terminate()
+                proc.wait(timeout=60)
+        else:
+            # What the log holds now (a sink that keeps its own offsets with its rows still starts from those: the
+            # processor does not re-read after a reset, see the report of branch h22).
+            db = sqlite3.connect(f"file:{tmp_path}/data/log.db?mode=ro", uri=True)
+            got = db.execute("SELECT partition, next_offset FROM group_offsets WHERE grp=? AND topic=?",
+                             (group, topic)).fetchall()
+            assert sorted(got) == [(0, 0), (1, 0), (2, 0)], got
+        st, au = jget(con, "/api/audit?limit=50")
+        seen = [(e["action"], e["target"], e["status"]) for e in au["entries"]]
+        assert ("group.reset", f"{group} on {topic}", 200) in seen, seen
+        assert ("group.reset.dry_run", f"{group} on {topic}", 200) in seen, seen
+        if backend == "kafka":
+            assert ("group.reset", f"{group} on {topic}", 409) in seen, seen
+    finally:
+        con.close()
+        if backend == "kafka":
+            subprocess.run([SLUICE, "cql", "-e", f"DROP KEYSPACE IF EXISTS h22_{tag}"], capture_output=True, timeout=60)
