@@ -239,7 +239,37 @@ pages.kafka = {
             key: pk.value === '' ? null : pk.value, value: pv.value, headers});
           say(r, (b) => 'Produced to ' + b.topic + ' [' + b.partition + '] at offset ' + b.offset + '.');
         }}, 'Produce')),
+      this.buildReset(msg),
       msg);
+  },
+  /* Reset a consumer group's offsets: a dry run first shows the effect per partition, then Reset asks to confirm. */
+  buildReset(msg) {
+    const g = h('input', {id: 'k-r-group', placeholder: 'consumer group'}), t = h('input', {id: 'k-r-topic', placeholder: 'topic'}),
+      to = h('select', {id: 'k-r-to'}, ['earliest', 'latest', 'time', 'offset'].map((x) => h('option', {value: x}, x))),
+      when = h('input', {id: 'k-r-time', type: 'datetime-local', step: 1}), off = h('input', {id: 'k-r-offset', type: 'number', min: 0, value: 0}),
+      out = h('div', {id: 'k-r-out'});
+    const body = (dry) => ({group: g.value, topic: t.value, to: to.value, dry_run: dry,
+      timestamp: to.value === 'time' && when.value ? new Date(when.value).getTime() : null, offset: to.value === 'offset' ? Number(off.value) : null});
+    const show = (d) => out.replaceChildren(h('table', {id: 'k-r-effect'}, h('tr', {}, ['partition', 'current', 'new', 'change', 'lag after'].map((x) => h('th', {class: 'num'}, x))),
+      d.partitions.map((p) => h('tr', {'data-partition': p.partition}, h('td', {class: 'num'}, p.partition), h('td', {class: 'num'}, p.current === null ? '—' : p.current),
+        h('td', {class: 'num', 'data-field': 'new'}, p.new), h('td', {class: 'num'}, (p.change > 0 ? '+' : '') + p.change), h('td', {class: 'num'}, p.lag_after)))),
+      d.note ? h('div', {class: 'muted'}, d.note) : null);
+    return h('div', {}, h('div', {class: 'row'}, h('label', {}, 'group', g), h('label', {}, 'topic', t), h('label', {}, 'reset to', to),
+      h('label', {}, 'time', when), h('label', {}, 'offset', off),
+      h('button', {id: 'k-r-dry', class: 'secondary', onclick: async () => {
+        const r = await send('POST', '/api/kafka/groups/reset', body(true));
+        msg.className = r.ok ? 'muted' : 'err'; msg.textContent = r.ok ? 'Dry run: nothing changed yet.' : errText(r);
+        if (r.ok) show(r.body);
+      }}, 'Dry run'),
+      h('button', {id: 'k-r-apply', onclick: async () => {
+        const dry = await send('POST', '/api/kafka/groups/reset', body(true));
+        if (!dry.ok) { msg.className = 'err'; msg.textContent = errText(dry); return; }
+        show(dry.body);
+        const moved = dry.body.partitions.reduce((a, p) => a + p.change, 0);
+        if (!window.confirm('Reset ' + g.value + ' on ' + t.value + ' to ' + to.value + ' (' + dry.body.partitions.length + ' partitions, ' + (moved > 0 ? '+' : '') + moved + ' offsets)?')) return;
+        const r = await send('POST', '/api/kafka/groups/reset', body(false));
+        msg.className = r.ok ? 'muted' : 'err'; msg.textContent = r.ok ? 'Reset ' + g.value + ' on ' + t.value + ' to ' + to.value + '.' : errText(r);
+      }}, 'Reset offsets')), out);
   },
   buildBrowser() {
     const topic = h('select', {id: 'b-topic'}), part = h('input', {id: 'b-part', type: 'number', min: -1, value: -1}),

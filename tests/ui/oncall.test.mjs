@@ -63,7 +63,7 @@ console:
   // post_code as a bigint: the generator gives some postcodes as text ("EC1A 1BB"), which cannot be one.
   fs.writeFileSync(strict, head.replace('POSTCODE', 'bigint'));
   fs.writeFileSync(fixed, head.replace('POSTCODE', 'text'));
-  return {strict, fixed, ks};
+  return {strict, fixed, ks, topic: 'oncall_users_' + tag, group: 'oncall-' + tag};
 }
 
 async function story(stack) {
@@ -168,10 +168,10 @@ test('on call, embedded default: dead letters, the reason, the fix, the replay, 
 test('on call, real Kafka and Cassandra: the same story', {skip: services ? false : 'Kafka and Cassandra are not running'},
   () => story(true));
 
-test('operator actions: create a topic, produce a message (Kafka page), silence an alert (Alerts page), all audited', async () => {
+test('operator actions: create a topic, produce a message, reset a group with a dry run (Kafka page), silence an alert (Alerts page), all audited', async () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-ui-ops-'));
   tmps.push(tmp);
-  const {strict} = configs(tmp, false);
+  const {strict, topic: ptopic, group} = configs(tmp, false);
   const ing = spawnSync(SLUICE, ['ingest', '-q', '-c', strict], {encoding: 'utf8', timeout: 120000});
   assert.equal(ing.status, 0, ing.stderr);
   browser = browser || await launch();
@@ -196,6 +196,24 @@ test('operator actions: create a topic, produce a message (Kafka page), silence 
     assert.equal(got.messages.length, 1);
     assert.equal(got.messages[0].key, 'k1');
     assert.deepEqual(got.messages[0].headers, [['trace', 'abc']]);
+    // Reset the pipeline's group to the end: the dry run shows the effect per partition, Reset asks, then applies.
+    await page.fill('#k-r-group', group);
+    await page.fill('#k-r-topic', ptopic);
+    await page.selectOption('#k-r-to', 'latest');
+    await page.click('#k-r-dry');
+    await until('the effect per partition', () => page.locator('#k-r-effect tr[data-partition]').count().then((n) => n === 3));
+    const k = await (await fetch(`${base}/api/kafka`)).json();
+    const highs = k.topics.find((x) => x.name === ptopic).partitions.map((p) => p.high);
+    for (let i = 0; i < 3; i++)
+      assert.equal(Number(await page.locator(`#k-r-effect tr[data-partition="${i}"] [data-field="new"]`).textContent()), highs[i]);
+    let asked = '';
+    page.once('dialog', (d) => { asked = d.message(); d.accept(); });
+    await page.click('#k-r-apply');
+    await until('the reset', async () => (await page.locator('#k-msg').textContent()) === `Reset ${group} on ${ptopic} to latest.`);
+    assert.match(asked, new RegExp(`^Reset ${group} on ${ptopic} to latest \\(3 partitions, \\+${highs.reduce((a, b) => a + b, 0)} offsets\\)\\?$`));
+    const after = await (await fetch(`${base}/api/kafka/groups/reset`, {method: 'POST', headers: {'Content-Type': 'application/json'},
+      body: JSON.stringify({group, topic: ptopic, to: 'latest', dry_run: true})})).json();
+    assert.deepEqual(after.partitions.map((p) => p.current), highs);
     // The charts' time range from console.db: the last hour has the samples taken so far.
     const ov = await openPage(browser, base, 'overview');
     await ov.page.locator('.pipeline-card[data-pipeline="users"]').waitFor();
@@ -218,7 +236,8 @@ test('operator actions: create a topic, produce a message (Kafka page), silence 
     const au = await openPage(browser, base, 'audit');
     await until('both actions audited', async () => (await au.page.locator('#audit tr[data-action="topic.create"]').count()) === 2 &&
       (await au.page.locator('#audit tr[data-action="topic.produce"]').count()) === 1 &&
-      (await au.page.locator('#audit tr[data-action="alert.silence"]').count()) === 2);
+      (await au.page.locator('#audit tr[data-action="alert.silence"]').count()) === 2 &&
+      (await au.page.locator('#audit tr[data-action="group.reset"]').count()) === 1);
     assert.deepEqual(errors.filter((e) => !/409/.test(e)), []);
     assert.deepEqual(au.errors, []);
     await page.close();
