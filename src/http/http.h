@@ -166,6 +166,8 @@ void sl_http_resp_header(struct sl_http_resp *rs, const char *name, const char *
 	__attribute__((format(printf, 3, 4)));
 /* The JSON error body every refusal has: {"error_code":N,"message":"..."} (Confluent's shape). */
 void sl_http_error(struct sl_http_resp *rs, int status, const char *message);
+/* The standard reason phrase of a status ("Not Found"; "Status" for one the layer never sends). */
+const char *sl_http_reason(int status);
 
 typedef void (*sl_http_handler)(void *ctx, const struct sl_http_req *rq, struct sl_http_resp *rs);
 
@@ -178,6 +180,9 @@ struct sl_http_server_opts {
 	const struct sl_http_auth *auth;   /* NULL or no secret: open */
 	const char *realm;                 /* WWW-Authenticate realm */
 	const char *error_ctype;           /* Content-Type of the layer's refusals (default application/json) */
+	/* Writes a refusal's body in the server's own error shape (the scheduler's RFC 7807 documents); NULL:
+	 * sl_http_error. Must set rs->status and fill rs->body. */
+	void (*error_body)(struct sl_http_resp *rs, int status, const char *message);
 	bool octet_stream;                 /* see struct sl_http_policy */
 	const char *const *open_paths;
 	sl_http_handler handler;

@@ -162,7 +162,7 @@ void sl_http_error(struct sl_http_resp *rs, int status, const char *message)
 	sl_buf_putc(&rs->body, '}');
 }
 
-static const char *reason(int status)
+const char *sl_http_reason(int status)
 {
 	switch (status) {
 	case 100: return "Continue";
@@ -201,7 +201,7 @@ static void serialize(struct sl_http_server *s, struct conn *c, struct sl_http_r
 	const void *data = rs->data ? rs->data : rs->body.data;
 	size_t len = rs->data ? rs->data_len : rs->body.len;
 	bool nobody = rs->status == 204 || rs->status == 304;
-	sl_buf_printf(&b, "HTTP/1.1 %d %s\r\n", rs->status, reason(rs->status));
+	sl_buf_printf(&b, "HTTP/1.1 %d %s\r\n", rs->status, sl_http_reason(rs->status));
 	if (rs->ctype && !nobody)
 		sl_buf_printf(&b, "Content-Type: %s\r\n", rs->ctype);
 	if (!nobody)
@@ -294,7 +294,10 @@ static void refuse(struct sl_http_server *s, struct conn *c, int status, const c
 {
 	struct sl_http_resp rs = {.status = status, .ctype = s->o.error_ctype ? s->o.error_ctype : "application/json"};
 	sl_buf_init(&rs.body);
-	sl_http_error(&rs, status, msg);
+	if (s->o.error_body)
+		s->o.error_body(&rs, status, msg);
+	else
+		sl_http_error(&rs, status, msg);
 	sl_http_resp_header(&rs, "Cache-Control", "no-store");
 	if (status == 401 && s->o.auth) {
 		bool basic = s->o.auth->password || s->o.auth->read_password;

@@ -344,6 +344,14 @@ static void on_request(void *ctx, const struct sl_http_req *rq, struct sl_http_r
 	rs->status = status;
 }
 
+/* What the HTTP layer refuses itself (a malformed target, a missing credential, an oversize body) is answered in
+ * the API's own shape, so that a client parses every error the same way. */
+static void error_body(struct sl_http_resp *rs, int status, const char *message)
+{
+	rs->status = problem(&rs->body, status, sl_http_reason(status), message);
+	rs->data = NULL;
+}
+
 static const char *const open_paths[] = {"/api/v1/health", "/health", NULL};
 
 static void api_free(struct sl_sched_http *h)
@@ -381,6 +389,7 @@ int sl_sched_api_start(struct sl_sched *s, const char *addr, int port, const str
 		.max_target = 8192,
 		.auth = &h->auth,
 		.realm = "sluice scheduler",
+		.error_body = error_body,
 		.open_paths = open_paths,
 		.handler = on_request,
 		.ctx = h,

@@ -176,6 +176,15 @@ def raw(port, data, timeout=10):
     return (int(m.group(1)) if m else 0), head.decode("latin-1"), body
 
 
+def refusal(doc):
+    """(status, message) of an error body: Confluent's shape (registry, console) or the scheduler's RFC 7807 one."""
+    doc = json.loads(doc) if isinstance(doc, (str, bytes)) else doc
+    if "error_code" in doc:
+        return doc["error_code"], doc["message"]
+    assert {"status", "title", "detail", "type"} <= set(doc), doc
+    return doc["status"], doc["detail"]
+
+
 def request(port, method, path, body=None, headers=None):
     data = json.dumps(body).encode() if body is not None else None
     h = {"Host": "127.0.0.1:%d" % port}
@@ -197,7 +206,8 @@ def test_rebinding_host_refused(stack, server):
     before = written(stack, server)
     r = request(port, method, path, body, {"Host": evil, "Origin": "http://" + evil})
     assert r.status_code == 403, r.text
-    assert r.json()["error_code"] == 403 and "Host" in r.json()["message"]
+    code, msg = refusal(r.json())
+    assert code == 403 and "Host" in msg
     assert request(port, "GET", "/", headers={"Host": evil}).status_code == 403
     assert written(stack, server) == before
     # The names it answers to: loopback names, IP literals, allowed_hosts.
@@ -238,7 +248,7 @@ def test_text_plain_and_missing_content_type_refused(stack, server):
         r = requests.request(method, "http://127.0.0.1:%d%s" % (port, path), data=payload, timeout=10,
                              headers={"Content-Type": ct} if ct else {})
         assert r.status_code == 415, (ct, r.status_code, r.text)
-        assert r.json()["error_code"] == 415
+        assert refusal(r.json())[0] == 415
     # An empty no-cors POST carries no Content-Type at all.
     st, _, _ = raw(port, f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\n\r\n".encode())
     assert st == 415
@@ -327,10 +337,10 @@ def test_path_decoded_once(stack, server):
     prefix = "/api/dags/" if server == "console" else "/api/v1/dags/"
     assert request(port, "GET", prefix + "hx").status_code == 200
     assert request(port, "GET", prefix + "h%78").status_code == 200      # %78 is 'x': decoded once
-    r = request(port, "GET", prefix + "h%2578")                          # the text "h%78": no such DAG
-    assert r.status_code == 404, r.text
+    r = request(port, "GET", prefix + "h%2578")                          # the text "h%78": not a DAG id
+    assert r.status_code in (400, 404) and "hx" not in r.text, r.text    # decoded twice, it would be 'hx'
     r = request(port, "GET", prefix + "%252e%252e/dagRuns")
-    assert r.status_code == 404 and "'..'" not in r.text, r.text
+    assert r.status_code in (400, 404) and "'..'" not in r.text, r.text  # the text "%2e%2e", never ".."
     assert request(port, "GET", prefix + "%2e%2e/dagRuns").status_code == 400  # ".." itself: refused
 
 
@@ -338,14 +348,14 @@ def test_path_decoded_once(stack, server):
 def test_long_target_414_long_header_431(stack, server):
     port = stack.port(server)
     st, _, body = raw(port, b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-    assert st == 414 and json.loads(body)["error_code"] == 414
+    assert st == 414 and refusal(body)[0] == 414
     st, _, _ = raw(port, b"GET /?" + b"q=1&" * 2100 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     assert st == 414
     if server == "console":  # a 5,000-byte query is within console.max_uri: not a 400 for being long
         st, _, _ = raw(port, b"GET /api/overview?" + b"q=1&" * 1250 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         assert st == 200
     st, _, body = raw(port, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"y" * 20000 + b"\r\n\r\n")
-    assert st == 431 and json.loads(body)["error_code"] == 431
+    assert st == 431 and refusal(body)[0] == 431
     st, head, _ = raw(port, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     for h in ("X-Content-Type-Options: nosniff", "X-Frame-Options: DENY", "Referrer-Policy: no-referrer"):
         assert h in head, (server, head)

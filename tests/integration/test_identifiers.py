@@ -232,9 +232,11 @@ def test_subject_with_nul_or_crlf_refused(registry):
     for raw in ["a%00b", "a%00", "a%0D%0Ab", "a%09b"]:
         r = requests.post(f"{url}/subjects/{raw}/versions", data=json.dumps({"schema": SCHEMA}), headers=CT,
                           timeout=5)
-        assert r.status_code == 422, (raw, r.text)
-        assert set(r.json()) == {"error_code", "message"} and r.json()["error_code"] == 42208
-        assert requests.get(f"{url}/subjects/{raw}/versions", timeout=5).json()["error_code"] == 42208
+        # A control character in the decoded path is refused by the HTTP layer (400) before the registry sees it;
+        # one that reaches the registry is an invalid subject (42208). Either way nothing is registered.
+        assert set(r.json()) == {"error_code", "message"}, (raw, r.text)
+        assert (r.status_code, r.json()["error_code"]) in ((400, 400), (422, 42208)), (raw, r.text)
+        assert requests.get(f"{url}/subjects/{raw}/versions", timeout=5).json()["error_code"] in (400, 42208)
     assert requests.get(url + "/subjects", timeout=5).json() == []
     # What Confluent accepts stays valid: '/', spaces, a context prefix.
     for s in ["com.example/User value", ":.ctx:users-value"]:
