@@ -5,8 +5,8 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 
-.PHONY: all deps asan test unit demo clean fuzz fuzz-long fuzz-campaign services-up services-down bench soak \
-	image images deb deploy-test faults-cluster
+.PHONY: all deps asan test unit demo screenshots clean fuzz fuzz-long fuzz-campaign services-up services-down bench \
+	soak image images deb deploy-test faults-cluster
 
 all: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -25,6 +25,11 @@ test:
 
 unit: asan
 	@cd $(ASAN_BUILD) && ctest -L unit --output-on-failure
+
+# The console's screenshots in docs/img (docs/console.md), from the UI tests on the real Kafka and Cassandra. `make
+# test` writes them to a temp dir instead, so it leaves tracked files untouched.
+screenshots: all
+	@SL_UI_SCREENSHOTS=$(CURDIR)/docs/img bash tests/ui/run
 
 demo: all
 	@bash examples/seed/demo.sh

@@ -1,4 +1,4 @@
-/* sluice console: one page, six views (#/overview, #/kafka, #/data, #/alerts, #/schemas, #/dags), each polling the
+/* sluice console: one page, eight views (#/overview, #/kafka, #/dlq, #/data, #/alerts, #/schemas, #/dags, #/audit), each polling the
  * JSON API behind it; the Schemas and DAGs views are in schemas.js and dags.js. No framework and no build step: the
  * files are embedded in the binary as they are. */
 'use strict';
@@ -26,6 +26,24 @@ const fmt = (v, digits) => {
 const secs = (v) => (v === null || v === undefined) ? '—' : v < 1 ? (v * 1000).toFixed(0) + ' ms' : v.toFixed(1) + ' s';
 const ago = (ms) => ms < 0 ? 'never' : ms < 1000 ? 'just now' : ms < 60000 ? (ms / 1000).toFixed(0) + ' s ago' : (ms / 60000).toFixed(1) + ' min ago';
 const badge = (s) => h('span', {class: 'badge b-' + s}, s);
+/* A full local timestamp with the date and milliseconds: "2026-12-07 07:14:30.123". */
+const stamp = (ms) => {
+  if (ms === null || ms === undefined || ms < 0) return '—';
+  const d = new Date(ms), p = (n, w) => String(n).padStart(w || 2, '0');
+  return d.getFullYear() + '-' + p(d.getMonth() + 1) + '-' + p(d.getDate()) + ' ' + p(d.getHours()) + ':' + p(d.getMinutes()) + ':' +
+    p(d.getSeconds()) + '.' + p(d.getMilliseconds(), 3);
+};
+/* Downloads text as a file (what a table shows). */
+const download = (name, type, text) => {
+  const a = h('a', {href: URL.createObjectURL(new Blob([text], {type})), download: name});
+  document.body.append(a); a.click(); a.remove();
+};
+/* Who is looking: viewers (the read-only credential) do not get the action buttons. */
+let whoami = null;
+async function role() {
+  if (!whoami) { const r = await api('/api/whoami'); whoami = r.ok ? r.body : {role: 'viewer'}; }
+  return whoami.role;
+}
 /* DOM's replaceChildren turns null into the text "null": drop the empty parts first. */
 const fill = (el, ...kids) => el.replaceChildren(...kids.flat().filter((k) => k !== null && k !== undefined && k !== false));
 const tile = (k, v, field) => h('div', {class: 'tile'}, h('div', {class: 'k'}, k), h('div', {class: 'v', 'data-field': field}, v));
@@ -69,6 +87,18 @@ function chart(title, series) {
   box.draw = (points) => draw(canvas, points, series.length);
   return box;
 }
+function niceStep(raw) {
+  if (!(raw > 0)) return 1;
+  const p = Math.pow(10, Math.floor(Math.log10(raw))), f = raw / p;
+  return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * p;
+}
+function tickLabel(v, step) {
+  const digits = step >= 1 ? 0 : Math.min(6, Math.ceil(-Math.log10(step)));
+  if (v >= 1e6 && step >= 1e5) return +(v / 1e6).toFixed(step >= 1e6 ? 0 : 1) + 'M';
+  if (v >= 1e3 && step >= 100) return +(v / 1e3).toFixed(step >= 1e3 ? 0 : 1) + 'k';
+  return v.toFixed(digits);
+}
+window.niceStep = niceStep; window.tickLabel = tickLabel; /* for the UI tests */
 function draw(canvas, points, nseries) {
   const dpr = window.devicePixelRatio || 1;
   const w = canvas.clientWidth || 400, hgt = canvas.clientHeight || 170;
@@ -84,10 +114,13 @@ function draw(canvas, points, nseries) {
   const X = (t) => padL + (w - padL - padR) * (t1 > t0 ? (t - t0) / (t1 - t0) : 1);
   const Y = (v) => padT + (hgt - padT - padB) * (1 - v / max);
   g.strokeStyle = '#eaeef2'; g.fillStyle = '#656d76'; g.font = '10px system-ui'; g.lineWidth = 1;
-  for (let i = 0; i <= 4; i++) {
-    const v = max * i / 4, y = Y(v);
+  /* Round ticks (1, 2 or 5 times a power of ten), so the axis reads 2k, 4k, 6k and not 3642.4, 7284.8. */
+  const step = niceStep(max / 4);
+  max = Math.max(step, Math.ceil(max / step) * step);
+  for (let v = 0; v <= max + step / 2; v += step) {
+    const y = Y(v);
     g.beginPath(); g.moveTo(padL, y); g.lineTo(w - padR, y); g.stroke();
-    g.fillText(fmt(v), 4, y + 3);
+    g.fillText(tickLabel(v, step), 4, y + 3);
   }
   if (points.length) {
     const d = new Date(t0), e = new Date(t1);
@@ -112,11 +145,24 @@ const pages = {};
 
 pages.overview = {
   init(main) {
-    this.main = main; this.cards = {}; this.hist = {}; this.since = 0;
-    main.append(h('h1', {}, 'Overview'), h('div', {id: 'pipelines'}));
+    this.main = main; this.cards = {}; this.hist = {}; this.since = 0; this.range = 0; this.rangeAt = 0;
+    /* The charts' time range: live is the in-memory history (every sample); longer ranges come from console.db,
+     * averaged to 600 points, and are re-read every 10 s. */
+    this.picker = h('select', {id: 'o-range', onchange: () => { this.range = Number(this.picker.value); this.rangeAt = 0; this.hist = {}; this.since = 0; this.tick(); }},
+      h('option', {value: 0}, 'live'), h('option', {value: 3600000}, 'last 1 h'), h('option', {value: 21600000}, 'last 6 h'),
+      h('option', {value: 86400000}, 'last 24 h'));
+    main.append(h('h1', {}, 'Overview ', h('label', {class: 'muted small'}, 'charts: ', this.picker)), h('div', {id: 'pipelines'}));
+  },
+  async history() {
+    if (!this.range) return api('/api/history?since=' + this.since);
+    if (Date.now() - this.rangeAt < 10000) return {ok: false};
+    this.rangeAt = Date.now();
+    const r = await api('/api/history?points=600&from=' + (Date.now() - this.range));
+    if (r.ok) this.hist = {};
+    return r;
   },
   async tick() {
-    const [ov, hi] = await Promise.all([api('/api/overview'), api('/api/history?since=' + this.since)]);
+    const [ov, hi] = await Promise.all([api('/api/overview'), this.history()]);
     if (!ov.ok) return;
     const o = ov.body;
     $('#footer').textContent = 'log: ' + o.log + ' · sink: ' + o.sink + (o.in_process ? ' · in-process metrics' : ' · pipelines run in other processes') +
@@ -124,7 +170,7 @@ pages.overview = {
     if (hi.ok) {
       for (const [name, rows] of Object.entries(hi.body.pipelines)) {
         const a = (this.hist[name] = (this.hist[name] || []).concat(rows));
-        if (a.length > 900) a.splice(0, a.length - 900);
+        if (!this.range && a.length > 900) a.splice(0, a.length - 900);
         if (rows.length) this.since = Math.max(this.since, rows[rows.length - 1][0]);
       }
     }
@@ -139,18 +185,23 @@ pages.overview = {
         $('#pipelines', this.main).append(c.el);
       }
       const errs = p.log_error || p.sink_error;
-      fill(c.el, 
-        h('h2', {}, p.name, badge(p.status), h('span', {class: 'muted mono'}, p.topic + ' → ' + p.table)),
+      /* One status from everything the console knows (group, error rate, dead letters, alerts, reachability), with
+       * its reasons; the consumer group's own status is one tile among the others. */
+      fill(c.el,
+        h('h2', {}, p.name, h('span', {class: 'badge b-' + p.health, 'data-field': 'health'}, p.health), h('span', {class: 'muted mono'}, p.topic + ' → ' + p.table)),
+        p.health_reasons && p.health_reasons.length ? h('ul', {class: 'reasons', 'data-field': 'health_reasons'},
+          p.health_reasons.map((x) => h('li', {class: 'r-' + x.level}, x.text))) : null,
         h('div', {class: 'tiles'},
           tile('in / s', fmt(p.in_rate), 'in_rate'), tile('out / s', fmt(p.out_rate), 'out_rate'),
           tile('in topic', fmt(p.in_total), 'in_total'), tile('committed', fmt(p.out_total), 'out_total'),
-          tile('lag', fmt(p.lag), 'lag'), tile('lag (time)', secs(p.lag_seconds), 'lag_seconds'),
+          tile('consumer group', badge(p.status), 'status'), tile('lag', fmt(p.lag), 'lag'), tile('lag (time)', secs(p.lag_seconds), 'lag_seconds'),
           tile('table rows', fmt(p.table_rows), 'table_rows'), tile('errors', fmt(p.errors), 'errors'),
           tile('retries', fmt(p.retries), 'retries'), tile('dead letters', fmt(p.dlq), 'dlq'),
           tile('e2e p95', secs(p.e2e_p95), 'e2e_p95'), tile('error rate', (p.error_rate * 100).toFixed(2) + '%', 'error_rate')),
         h('div', {class: 'charts'}, c.rate, c.lag),
         errs ? h('div', {class: 'err'}, errs) : null);
       const pts = this.hist[p.name] || [];
+      c.el.dataset.points = pts.length;
       c.rate.draw(pts.map((r) => [r[0], r[1], r[2]]));
       c.lag.draw(pts.map((r) => [r[0], r[3]]));
     }
@@ -163,33 +214,117 @@ pages.kafka = {
     this.browser = h('div', {class: 'card', id: 'browser'});
     main.append(h('h1', {}, 'Kafka'), h('div', {id: 'kafka-body'}), this.browser);
     this.buildBrowser();
+    role().then((r) => { if (r === 'operator') main.append(this.buildActions()); });
+  },
+  /* The operator's actions (audited): create a topic, produce a test message. Viewers do not get the card. */
+  buildActions() {
+    const msg = h('div', {id: 'k-msg', class: 'muted'});
+    const say = (r, ok) => { msg.className = r.ok ? 'muted' : 'err'; msg.textContent = r.ok ? ok(r.body) : errText(r); };
+    const ct = h('input', {id: 'k-new-topic', placeholder: 'topic name'}), cp = h('input', {id: 'k-new-parts', type: 'number', min: 1, value: 1}),
+      pt = h('input', {id: 'k-p-topic', placeholder: 'topic'}), pp = h('input', {id: 'k-p-part', type: 'number', min: -1, value: -1}),
+      pk = h('input', {id: 'k-p-key', placeholder: 'key (optional)'}), pv = h('textarea', {id: 'k-p-value', rows: 3, placeholder: 'value'}),
+      ph = h('input', {id: 'k-p-headers', placeholder: 'headers as JSON, e.g. {"trace":"abc"}'});
+    return h('div', {class: 'card', id: 'kafka-actions'}, h('h2', {}, 'Actions'),
+      h('div', {class: 'row'}, h('label', {}, 'new topic', ct), h('label', {}, 'partitions', cp),
+        h('button', {id: 'k-create', onclick: async () => {
+          const r = await send('POST', '/api/kafka/topics', {topic: ct.value, partitions: Number(cp.value)});
+          say(r, (b) => 'Created ' + b.topic + ' with ' + b.partitions + ' partition' + (b.partitions === 1 ? '' : 's') + '.');
+        }}, 'Create topic')),
+      h('div', {class: 'row'}, h('label', {}, 'topic', pt), h('label', {}, 'partition (-1: by key)', pp), h('label', {}, 'key', pk)),
+      h('div', {class: 'row'}, h('label', {class: 'grow'}, 'value', pv), h('label', {class: 'grow'}, 'headers', ph),
+        h('button', {id: 'k-produce', onclick: async () => {
+          let headers = null;
+          try { headers = ph.value.trim() ? JSON.parse(ph.value) : null; } catch (e) { msg.className = 'err'; msg.textContent = 'headers: not JSON'; return; }
+          const r = await send('POST', '/api/kafka/produce', {topic: pt.value, partition: Number(pp.value) >= 0 ? Number(pp.value) : null,
+            key: pk.value === '' ? null : pk.value, value: pv.value, headers});
+          say(r, (b) => 'Produced to ' + b.topic + ' [' + b.partition + '] at offset ' + b.offset + '.');
+        }}, 'Produce')),
+      this.buildReset(msg),
+      msg);
+  },
+  /* Reset a consumer group's offsets: a dry run first shows the effect per partition, then Reset asks to confirm. */
+  buildReset(msg) {
+    const g = h('input', {id: 'k-r-group', placeholder: 'consumer group'}), t = h('input', {id: 'k-r-topic', placeholder: 'topic'}),
+      to = h('select', {id: 'k-r-to'}, ['earliest', 'latest', 'time', 'offset'].map((x) => h('option', {value: x}, x))),
+      when = h('input', {id: 'k-r-time', type: 'datetime-local', step: 1}), off = h('input', {id: 'k-r-offset', type: 'number', min: 0, value: 0}),
+      out = h('div', {id: 'k-r-out'});
+    const body = (dry) => ({group: g.value, topic: t.value, to: to.value, dry_run: dry,
+      timestamp: to.value === 'time' && when.value ? new Date(when.value).getTime() : null, offset: to.value === 'offset' ? Number(off.value) : null});
+    const show = (d) => out.replaceChildren(h('table', {id: 'k-r-effect'}, h('tr', {}, ['partition', 'current', 'new', 'change', 'lag after'].map((x) => h('th', {class: 'num'}, x))),
+      d.partitions.map((p) => h('tr', {'data-partition': p.partition}, h('td', {class: 'num'}, p.partition), h('td', {class: 'num'}, p.current === null ? '—' : p.current),
+        h('td', {class: 'num', 'data-field': 'new'}, p.new), h('td', {class: 'num'}, (p.change > 0 ? '+' : '') + p.change), h('td', {class: 'num'}, p.lag_after)))),
+      d.note ? h('div', {class: 'muted'}, d.note) : null);
+    return h('div', {}, h('div', {class: 'row'}, h('label', {}, 'group', g), h('label', {}, 'topic', t), h('label', {}, 'reset to', to),
+      h('label', {}, 'time', when), h('label', {}, 'offset', off),
+      h('button', {id: 'k-r-dry', class: 'secondary', onclick: async () => {
+        const r = await send('POST', '/api/kafka/groups/reset', body(true));
+        msg.className = r.ok ? 'muted' : 'err'; msg.textContent = r.ok ? 'Dry run: nothing changed yet.' : errText(r);
+        if (r.ok) show(r.body);
+      }}, 'Dry run'),
+      h('button', {id: 'k-r-apply', onclick: async () => {
+        const dry = await send('POST', '/api/kafka/groups/reset', body(true));
+        if (!dry.ok) { msg.className = 'err'; msg.textContent = errText(dry); return; }
+        show(dry.body);
+        const moved = dry.body.partitions.reduce((a, p) => a + p.change, 0);
+        if (!window.confirm('Reset ' + g.value + ' on ' + t.value + ' to ' + to.value + ' (' + dry.body.partitions.length + ' partitions, ' + (moved > 0 ? '+' : '') + moved + ' offsets)?')) return;
+        const r = await send('POST', '/api/kafka/groups/reset', body(false));
+        msg.className = r.ok ? 'muted' : 'err'; msg.textContent = r.ok ? 'Reset ' + g.value + ' on ' + t.value + ' to ' + to.value + '.' : errText(r);
+      }}, 'Reset offsets')), out);
   },
   buildBrowser() {
     const topic = h('select', {id: 'b-topic'}), part = h('input', {id: 'b-part', type: 'number', min: -1, value: -1}),
+      order = h('select', {id: 'b-order'}, h('option', {value: 'newest'}, 'newest first'), h('option', {value: 'offset'}, 'from offset'),
+        h('option', {value: 'time'}, 'from time')),
       off = h('input', {id: 'b-offset', type: 'number', min: 0, value: 0}),
+      when = h('input', {id: 'b-time', type: 'datetime-local', step: 1}),
       q = h('input', {id: 'b-q', type: 'search', placeholder: 'text in key or value (Avro: in the decoded JSON)'}),
       limit = h('input', {id: 'b-limit', type: 'number', min: 1, max: 500, value: 50}),
+      tail = h('input', {id: 'b-tail', type: 'checkbox'}),
       out = h('div', {id: 'b-out'});
-    const go = async () => {
-      const u = '/api/kafka/messages?topic=' + encodeURIComponent(topic.value) + '&partition=' + part.value +
-        '&offset=' + off.value + '&limit=' + limit.value + '&q=' + encodeURIComponent(q.value);
-      out.replaceChildren(h('div', {class: 'muted'}, 'reading…'));
-      const r = await api(u);
-      if (!r.ok) { out.replaceChildren(h('div', {class: 'err'}, (r.body && r.body.error) || ('HTTP ' + r.status))); return; }
+    let shown = [];
+    const url = () => {
+      let u = '/api/kafka/messages?topic=' + encodeURIComponent(topic.value) + '&partition=' + part.value +
+        '&limit=' + limit.value + '&q=' + encodeURIComponent(q.value);
+      if (order.value === 'newest' || tail.checked) u += '&offset=latest';
+      else if (order.value === 'time' && when.value) u += '&timestamp=' + new Date(when.value).getTime();
+      else u += '&offset=' + off.value;
+      return u;
+    };
+    const render = (r) => {
       const m = r.body.messages;
-      out.replaceChildren(h('div', {class: 'muted'}, m.length + ' messages (scanned ' + r.body.scanned + ', next offset ' + r.body.next_offset + ')'),
-        h('table', {id: 'b-table'}, h('tr', {}, h('th', {class: 'num'}, 'partition'), h('th', {class: 'num'}, 'offset'), h('th', {}, 'time'), h('th', {}, 'key'), h('th', {}, 'value')),
-          m.map((x) => h('tr', {}, h('td', {class: 'num'}, x.partition), h('td', {class: 'num'}, x.offset),
-            h('td', {class: 'mono'}, new Date(x.timestamp).toLocaleTimeString()), h('td', {class: 'mono'}, x.key || ''),
+      shown = m;
+      out.replaceChildren(h('div', {class: 'muted', id: 'b-info'}, m.length + ' messages (' + (r.body.order === 'newest' ? 'newest first' : 'oldest first') +
+          ', scanned ' + r.body.scanned + (r.body.next_offset !== null ? ', next offset ' + r.body.next_offset : '') + ')' + (tail.checked ? ' · live tail, every 2 s' : ''),
+          ' ', h('button', {class: 'secondary', id: 'b-download', onclick: () => download(topic.value + '.json', 'application/json', JSON.stringify(shown, null, 1))}, 'Download shown')),
+        h('div', {class: 'scroll'}, h('table', {id: 'b-table'}, h('tr', {}, h('th', {class: 'num'}, 'partition'), h('th', {class: 'num'}, 'offset'), h('th', {}, 'time'), h('th', {}, 'key'), h('th', {}, 'value'), h('th', {}, 'headers')),
+          m.map((x) => h('tr', {'data-offset': x.offset}, h('td', {class: 'num'}, x.partition), h('td', {class: 'num'}, x.offset),
+            h('td', {class: 'mono nowrap', 'data-field': 'time'}, stamp(x.timestamp)), h('td', {class: 'mono'}, x.key || ''),
             h('td', {class: 'mono val', 'data-schema-id': x.value_schema_id, onclick: (e) => e.currentTarget.classList.toggle('open')},
               x.value_schema_id !== undefined ? h('span', {class: 'chip avro', title: 'Avro, decoded with the registry\'s schema ' + x.value_schema_id}, 'avro #' + x.value_schema_id) : null,
               x.value_error ? h('span', {class: 'chip bad', title: x.value_error}, 'not decoded') : null,
-              pretty(x.value))))));
+              pretty(x.value)),
+            h('td', {class: 'mono hdrs', 'data-field': 'headers'}, (x.headers || []).map(([k, v]) => h('div', {}, h('b', {}, k), ' ', v))))))));
     };
+    const go = async () => {
+      out.replaceChildren(h('div', {class: 'muted'}, 'reading…'));
+      const r = await api(url());
+      if (!r.ok) { out.replaceChildren(h('div', {class: 'err', id: 'b-error'}, (r.body && r.body.error) || ('HTTP ' + r.status))); return; }
+      render(r);
+    };
+    // The live tail re-reads the newest `limit` messages every 2 s while the page is open (bounded: at most limit
+    // shown, one request in flight).
+    const tailLoop = async () => {
+      if (!tail.checked || !document.body.contains(tail)) return;
+      const r = await api(url());
+      if (r.ok) render(r);
+      setTimeout(tailLoop, 2000);
+    };
+    tail.addEventListener('change', () => { if (tail.checked) tailLoop(); });
     this.topicSelect = topic;
     this.browser.append(h('h2', {}, 'Message browser'),
       h('div', {class: 'row'}, h('label', {}, 'topic', topic), h('label', {}, 'partition (-1 all)', part),
-        h('label', {}, 'from offset', off), h('label', {}, 'limit', limit), h('label', {}, 'search', q),
+        h('label', {}, 'read', order), h('label', {}, 'from offset', off), h('label', {}, 'from time', when),
+        h('label', {}, 'limit', limit), h('label', {}, 'search', q), h('label', {}, 'live tail', tail),
         h('button', {id: 'b-go', onclick: go}, 'Browse')), out);
     q.addEventListener('keydown', (e) => { if (e.key === 'Enter') go(); });
   },
@@ -271,8 +406,107 @@ pages.data = {
   },
 };
 
+/* Dead letters: why each record failed (stage, reason), where it came from, filtered by reason; replay one, a
+ * selection, or all that match, after a confirmation that says how many (a dry run counts them first). */
+pages.dlq = {
+  init(main) {
+    this.main = main; this.reason = ''; this.pipeline = null;
+    this.sel = h('select', {id: 'q-pipeline', onchange: () => { this.pipeline = this.sel.value; this.reason = ''; this.load(); }});
+    this.reasons = h('select', {id: 'q-reason', onchange: () => { this.reason = this.reasons.value; this.load(); }});
+    this.status = h('div', {id: 'q-status', class: 'muted'});
+    this.out = h('div', {id: 'q-out'});
+    this.btnSel = h('button', {id: 'q-replay-selected', onclick: () => this.replay(false)}, 'Replay selected');
+    this.btnAll = h('button', {id: 'q-replay-all', class: 'secondary', onclick: () => this.replay(true)}, 'Replay all matching');
+    main.append(h('h1', {}, 'Dead letters'), h('div', {class: 'card'},
+      h('div', {class: 'row'}, h('label', {}, 'pipeline', this.sel), h('label', {}, 'reason', this.reasons),
+        h('button', {class: 'secondary', id: 'q-refresh', onclick: () => this.load()}, 'Refresh'), this.btnSel, this.btnAll),
+      this.status, this.out));
+    role().then((r) => { if (r !== 'operator') { this.btnSel.remove(); this.btnAll.remove(); } });
+  },
+  async tick() {
+    if (this.pipeline) return; // loaded once; Refresh re-reads (rows do not move while being read)
+    const r = await api('/api/overview');
+    if (!r.ok) return;
+    this.sel.replaceChildren(...r.body.pipelines.map((p) => h('option', {value: p.name}, p.name + ' (' + p.dlq_topic + ')')));
+    const want = new URLSearchParams(location.hash.split('?')[1] || '').get('pipeline');
+    if (want) this.sel.value = want;
+    this.pipeline = this.sel.value;
+    await this.load();
+  },
+  async load() {
+    if (!this.pipeline) return;
+    const r = await api('/api/dlq?pipeline=' + encodeURIComponent(this.pipeline) + '&limit=200&reason=' + encodeURIComponent(this.reason));
+    if (!r.ok) { this.out.replaceChildren(h('div', {class: 'err'}, errText(r))); return; }
+    const d = r.body;
+    if (!this.reason) {
+      this.reasons.replaceChildren(h('option', {value: ''}, 'every reason'),
+        ...d.reasons.map((x) => h('option', {value: x.match}, x.count + ' × ' + x.reason)));
+    }
+    this.reasons.value = this.reason;
+    this.out.dataset.count = d.messages.length;
+    this.out.replaceChildren(d.messages.length ? h('div', {class: 'scroll'}, h('table', {id: 'dlq'},
+      h('tr', {}, h('th', {}, h('input', {type: 'checkbox', id: 'q-all', onchange: (e) => this.out.querySelectorAll('input.pick').forEach((c) => { c.checked = e.target.checked; })})),
+        h('th', {class: 'num'}, 'offset'), h('th', {}, 'time'), h('th', {}, 'stage'), h('th', {}, 'reason'), h('th', {}, 'came from'), h('th', {}, 'record')),
+      d.messages.map((x) => {
+        const q = x.dlq || {};
+        const from = q.topic ? q.topic + ' [' + q.partition + '] @' + q.offset : (q.offset !== null && q.offset !== undefined ? 'source record ' + q.offset : '—');
+        return h('tr', {'data-offset': x.offset, 'data-stage': q.stage},
+          h('td', {}, h('input', {type: 'checkbox', class: 'pick', value: x.offset})), h('td', {class: 'num'}, x.offset),
+          h('td', {class: 'mono nowrap'}, stamp(x.timestamp)), h('td', {}, h('span', {class: 'chip'}, q.stage || '?')),
+          h('td', {class: 'reason', 'data-field': 'reason'}, q.reason || '(no reason header)'), h('td', {class: 'mono nowrap', 'data-field': 'from'}, from),
+          h('td', {class: 'mono val', onclick: (e) => e.currentTarget.classList.toggle('open')}, pretty(x.value)));
+      }))) : h('div', {class: 'muted', id: 'q-empty'}, 'No dead letters' + (this.reason ? ' with this reason.' : '.')));
+  },
+  async replay(all) {
+    const offsets = [...this.out.querySelectorAll('input.pick:checked')].map((c) => Number(c.value));
+    if (!all && !offsets.length) { this.status.textContent = 'Select dead letters first.'; return; }
+    const body = all ? {pipeline: this.pipeline, all: true, reason: this.reason} : {pipeline: this.pipeline, offsets};
+    const dry = await send('POST', '/api/dlq/replay', Object.assign({dry_run: true}, body));
+    if (!dry.ok) { this.status.textContent = 'Replay refused: ' + errText(dry); this.status.className = 'err'; return; }
+    if (!window.confirm('Replay ' + dry.body.matched + ' dead letter' + (dry.body.matched === 1 ? '' : 's') + ' of ' + this.pipeline +
+        ' into its topic' + (this.reason && all ? ' (reason: ' + this.reason + ')' : '') + '?')) { this.status.textContent = 'Not replayed.'; return; }
+    const r = await send('POST', '/api/dlq/replay', body);
+    this.status.className = r.ok ? 'muted' : 'err';
+    this.status.textContent = r.ok ? 'Replayed ' + r.body.replayed + ' of ' + r.body.matched + (r.body.still_failing ? '; ' + r.body.still_failing + ' still fail with the current mapping' : '') + '.'
+      : 'Replay failed: ' + errText(r);
+    this.status.dataset.replayed = r.ok ? r.body.replayed : -1;
+  },
+};
+
+/* Who did what through the console, newest first (kept in data_dir/console.db). */
+pages.audit = {
+  init(main) { this.main = main; main.append(h('h1', {}, 'Audit log'), h('div', {class: 'card', id: 'audit-body'})); },
+  async tick() {
+    const r = await api('/api/audit?limit=500');
+    if (!r.ok) return;
+    $('#audit-body', this.main).replaceChildren(r.body.ok ? null : h('div', {class: 'err'}, 'The audit log cannot be opened (see the console\'s log).'),
+      h('table', {id: 'audit'}, h('tr', {}, h('th', {}, 'time'), h('th', {}, 'who'), h('th', {}, 'role'), h('th', {}, 'action'), h('th', {}, 'on'), h('th', {}, 'detail'), h('th', {class: 'num'}, 'status')),
+        r.body.entries.map((e) => h('tr', {'data-action': e.action}, h('td', {class: 'mono nowrap'}, stamp(e.time)), h('td', {}, e.who), h('td', {}, e.role),
+          h('td', {class: 'mono'}, e.action), h('td', {class: 'mono'}, e.target), h('td', {}, e.detail), h('td', {class: 'num'}, e.status)))));
+  },
+};
+
+/* An alert's value and rule in the metric's own unit: 41 % and not 0.41, STOP and not 3, with the window. */
+const GROUP_STATUS = ['OK', 'WARN', 'STALL', 'STOP'];
+const dur = (ms) => ms % 3600000 === 0 ? ms / 3600000 + ' h' : ms % 60000 === 0 ? ms / 60000 + ' min' : ms / 1000 + ' s';
+function alertValue(metric, v) {
+  if (v === null || v === undefined) return '—';
+  if (metric === 'error_rate') return (v * 100).toFixed(v < 0.1 ? 2 : 1) + ' %';
+  if (metric === 'group_status') return GROUP_STATUS[Math.round(v)] || String(v);
+  if (metric === 'lag') return fmt(v) + ' records';
+  if (metric === 'dlq_growth') return fmt(v) + ' dead letters';
+  return fmt(v);
+}
+function ruleText(x) {
+  const win = (x.metric === 'error_rate' || x.metric === 'dlq_growth') && x.window_ms ? ' over ' + dur(x.window_ms) : '';
+  return x.metric.replace('_', ' ') + win + ' above ' + alertValue(x.metric, x.threshold) + (x.for_ms ? ' for ' + dur(x.for_ms) : '');
+}
+
 pages.alerts = {
-  init(main) { this.main = main; main.append(h('h1', {}, 'Alerts'), h('div', {id: 'alerts-body'})); },
+  init(main) {
+    this.main = main; main.append(h('h1', {}, 'Alerts'), h('div', {id: 'alerts-body'}));
+    role().then((r) => { this.operator = r === 'operator'; });
+  },
   async tick() {
     const r = await api('/api/alerts');
     if (!r.ok) return;
@@ -281,10 +515,20 @@ pages.alerts = {
       h('div', {class: 'muted'}, (a.default_rules ? 'Default rules (set console.rules to change them). ' : '') +
         (a.webhook ? 'Changes are POSTed to the configured webhook.' : 'No webhook configured (console.webhook).')),
       h('table', {id: 'alerts'}, h('tr', {}, h('th', {}, 'alert'), h('th', {}, 'pipeline'), h('th', {}, 'state'), h('th', {}, 'rule'),
-        h('th', {class: 'num'}, 'value'), h('th', {}, 'since'), h('th', {}, 'severity')),
-      a.alerts.map((x) => h('tr', {'data-alert': x.labels.alertname, 'data-state': x.state}, h('td', {}, h('b', {}, x.labels.alertname)), h('td', {}, x.labels.pipeline),
-        h('td', {}, badge(x.state)), h('td', {class: 'mono'}, x.metric + ' > ' + x.threshold + (x.for_ms ? ' for ' + x.for_ms / 1000 + ' s' : '')),
-        h('td', {class: 'num'}, fmt(x.value)), h('td', {}, x.state === 'inactive' ? '' : x.startsAt), h('td', {}, x.labels.severity))))));
+        h('th', {class: 'num'}, 'value'), h('th', {}, 'since'), h('th', {}, 'severity'), h('th', {}, 'silence')),
+      a.alerts.map((x) => h('tr', {'data-alert': x.labels.alertname, 'data-pipeline': x.labels.pipeline, 'data-state': x.state}, h('td', {}, h('b', {}, x.labels.alertname)), h('td', {}, x.labels.pipeline),
+        h('td', {}, badge(x.state)), h('td', {class: 'mono', 'data-field': 'rule'}, ruleText(x)),
+        h('td', {class: 'num', 'data-field': 'value'}, alertValue(x.metric, x.value)), h('td', {}, x.state === 'inactive' ? '' : x.startsAt), h('td', {}, x.labels.severity),
+        h('td', {'data-field': 'silence'}, x.silenced_until ? 'until ' + stamp(Date.parse(x.silenced_until)) + ' by ' + x.silenced_by + (x.silence_comment ? ' (' + x.silence_comment + ')' : '') + ' ' : '',
+          this.operator ? h('button', {class: 'secondary small', 'data-action': x.silenced_until ? 'unsilence' : 'silence', onclick: () => this.silence(x, x.silenced_until ? 0 : 3600000)},
+            x.silenced_until ? 'Lift' : 'Silence 1 h') : null))))));
+  },
+  async silence(x, ms) {
+    const comment = ms ? window.prompt('Silence ' + x.labels.alertname + ' of ' + x.labels.pipeline + ' for 1 h. Why?', '') : '';
+    if (comment === null) return;
+    const r = await send('POST', '/api/alerts/silence', {alert: x.labels.alertname, pipeline: x.labels.pipeline, duration_ms: ms, comment});
+    if (!r.ok) window.alert('Not silenced: ' + errText(r));
+    await this.tick();
   },
 };
 
@@ -294,9 +538,18 @@ function notRunning(main, title, r, what) {
 }
 
 /* ---- routing ---- */
+pages.notfound = {
+  init(main) {
+    main.append(h('h1', {}, 'No such page'), h('div', {class: 'notice', id: 'not-found'},
+      'There is no page ' + location.hash + '. ', h('a', {href: '#/overview'}, 'Go to the overview.')));
+  },
+  async tick() {},
+};
+
 async function show() {
-  const name = (location.hash.replace(/^#\/?/, '') || 'overview').split('?')[0];
-  const page = pages[name] || pages.overview;
+  let name = (location.hash.replace(/^#\/?/, '') || 'overview').split('?')[0];
+  if (!Object.prototype.hasOwnProperty.call(pages, name) || name === 'notfound') name = 'notfound';
+  const page = pages[name];
   document.querySelectorAll('#nav a').forEach((a) => a.classList.toggle('active', a.dataset.page === name));
   const main = $('#main');
   main.replaceChildren();

@@ -133,7 +133,17 @@ double sl_con_error_rate(const struct sl_console *c, const struct sl_con_pipe *c
 		return 0;
 	double errs = (double)(b->errors_total - a->errors_total);
 	double recs = b->in_total > a->in_total ? (double)(b->in_total - a->in_total) : 0;
-	return recs > 0 ? errs / recs : 1.0;
+	/* Errors are dead letters (the log's count, which survives restarts). A record that failed its mapping never
+	 * reached the topic, so the records tried are those in the topic plus those dead-lettered (one failing later,
+	 * at decode or sink, is counted twice in the denominator: the rate errs low rather than above 100 %). */
+	return errs / (recs + errs);
+}
+
+int64_t sl_con_dlq_growth(const struct sl_console *c, const struct sl_con_pipe *cp, int64_t now, int64_t window)
+{
+	const struct sl_con_sample *a, *b;
+	window_ends(c, cp, now, window, &a, &b);
+	return a && b && b->dlq > a->dlq ? b->dlq - a->dlq : 0;
 }
 
 static double value_of(const struct sl_console *c, const struct sl_console_rule *r, const struct sl_con_pipe *cp,
@@ -158,6 +168,22 @@ static void iso8601(int64_t ms, char *out, size_t n)
 	strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* A value in its metric's unit, for people: 41.0 % and not 0.41, STOP and not 3. */
+static void value_words(const char *metric, double v, char *out, size_t n)
+{
+	static const char *const status[] = {"OK", "WARN", "STALL", "STOP"};
+	if (!strcmp(metric, "error_rate"))
+		snprintf(out, n, "%.1f %%", v * 100);
+	else if (!strcmp(metric, "group_status") && v >= 0 && v < 4 && v == (double)(int)v)
+		snprintf(out, n, "%s", status[(int)v]);
+	else if (!strcmp(metric, "lag"))
+		snprintf(out, n, "%g records", v);
+	else if (!strcmp(metric, "dlq_growth"))
+		snprintf(out, n, "%g dead letters", v);
+	else
+		snprintf(out, n, "%g", v);
+}
+
 static void alert_json(struct sl_buf *b, const struct sl_con_alert *a, int64_t now)
 {
 	char t1[32], t2[32];
@@ -174,15 +200,28 @@ static void alert_json(struct sl_buf *b, const struct sl_con_alert *a, int64_t n
 	sl_buf_json_str(b, a->pipeline, strlen(a->pipeline));
 	sl_buf_puts(b, ",\"severity\":");
 	sl_buf_json_str(b, a->rule->severity, strlen(a->rule->severity));
-	char summary[512];
-	snprintf(summary, sizeof summary, "%s of pipeline %s is %g (above %g%s)", a->rule->metric, a->pipeline, a->value,
-		 a->rule->above, a->rule->for_ms ? " for long enough" : "");
+	char summary[512], v[64], th[64], win[48] = "";
+	value_words(a->rule->metric, a->value, v, sizeof v);
+	value_words(a->rule->metric, a->rule->above, th, sizeof th);
+	if (!strcmp(a->rule->metric, "error_rate") || !strcmp(a->rule->metric, "dlq_growth"))
+		snprintf(win, sizeof win, " over the last %g min", (double)a->rule->window_ms / 60000.0);
+	snprintf(summary, sizeof summary, "%s of pipeline %s is %s%s (above %s%s)", a->rule->metric, a->pipeline, v, win,
+		 th, a->rule->for_ms ? " for long enough" : "");
 	sl_buf_puts(b, "},\"annotations\":{\"summary\":");
 	sl_buf_json_str(b, summary, strlen(summary));
-	sl_buf_printf(b, "},\"metric\":\"%s\",\"value\":%g,\"threshold\":%g,\"for_ms\":%" PRId64 ",\"startsAt\":\"%s\"",
-		      a->rule->metric, a->value, a->rule->above, a->rule->for_ms, t1);
+	sl_buf_printf(b, "},\"metric\":\"%s\",\"value\":%g,\"threshold\":%g,\"for_ms\":%" PRId64
+			 ",\"window_ms\":%" PRId64 ",\"startsAt\":\"%s\"",
+		      a->rule->metric, a->value, a->rule->above, a->rule->for_ms, a->rule->window_ms, t1);
 	if (!a->firing && a->resolved_at)
 		sl_buf_printf(b, ",\"endsAt\":\"%s\"", t2);
+	if (a->silenced_until > now) {
+		char t3[32];
+		iso8601(a->silenced_until, t3, sizeof t3);
+		sl_buf_printf(b, ",\"silenced_until\":\"%s\",\"silenced_by\":", t3);
+		sl_buf_json_str(b, a->silenced_by, strlen(a->silenced_by));
+		sl_buf_puts(b, ",\"silence_comment\":");
+		sl_buf_json_str(b, a->silence_comment, strlen(a->silence_comment));
+	}
 	sl_buf_puts(b, "}");
 }
 
@@ -259,6 +298,9 @@ void sl_con_alerts_eval(struct sl_console *c, int64_t now)
 			else
 				sl_info(COMP, "alert resolved alert=%s pipeline=%s value=%g", a->rule->name, a->pipeline,
 					a->value);
+			/* A silenced alert changes state on the page but sends nothing. */
+			if (a->silenced_until > now)
+				continue;
 			if (changed++)
 				sl_buf_putc(&hook, ',');
 			alert_json(&hook, a, now);

@@ -179,7 +179,14 @@ static void pipe_json(struct sl_console *c, struct sl_con_pipe *cp, struct sl_bu
 	jstr(b, cp->log_error[0] ? cp->log_error : NULL);
 	sl_buf_puts(b, ",\"sink_error\":");
 	jstr(b, cp->sink_error[0] ? cp->sink_error : NULL);
-	sl_buf_puts(b, "}");
+	/* The one status the page shows, with its reasons (status.c); "status" above is the group's alone. */
+	struct sl_buf why;
+	sl_buf_init(&why);
+	enum sl_con_health hl = sl_con_pipe_health(c, cp, now, &why);
+	sl_buf_printf(b, ",\"health\":\"%s\",\"health_reasons\":[", sl_con_health_name(hl));
+	sl_buf_append(b, why.data ? why.data : "", why.len);
+	sl_buf_puts(b, "]}");
+	sl_buf_free(&why);
 }
 
 static void api_overview(struct sl_console *c, struct sl_buf *b)
@@ -257,6 +264,41 @@ static int api_history(struct sl_console *c, const char *query, struct sl_con_re
 	}
 	sl_buf_puts(b, "}}");
 	return 0;
+}
+
+/* GET /api/history?from=MS[&to=MS][&points=N][&pipeline=NAME]: a longer range than the in-memory ring, from
+ * console.db (store.c), averaged into at most N points (600 by default). Without the lock: it reads the disk, and
+ * the pipelines' names never change. */
+static void api_history_range(struct sl_console *c, const char *query, struct sl_con_resp *rs)
+{
+	char name[256];
+	int64_t from, to, points, now = sl_con_now_ms();
+	if (sl_con_query_get(query, "pipeline", name, sizeof name) < 0 ||
+	    sl_con_query_int(query, "from", 0, 0, INT64_MAX, &from) < 0 ||
+	    sl_con_query_int(query, "to", now, 0, INT64_MAX, &to) < 0 ||
+	    sl_con_query_int(query, "points", 600, 2, 5000, &points) < 0 || to < from) {
+		jerror(rs, 400, "bad query: from=MILLISECONDS&to=MILLISECONDS&points=2..5000&pipeline=NAME");
+		return;
+	}
+	struct sl_buf *b = &rs->body;
+	sl_buf_printf(b, "{\"columns\":[\"t\",\"in_rate\",\"out_rate\",\"lag\",\"errors\",\"dlq\",\"table_rows\","
+		       "\"e2e_p95\",\"lag_seconds\"],\"from\":%" PRId64 ",\"to\":%" PRId64 ",\"retention_ms\":%" PRId64
+		       ",\"pipelines\":{", from, to, c->cc.retention_ms);
+	bool first = true;
+	for (size_t i = 0; i < c->npipes; i++) {
+		const char *pn = c->pipes[i].p->name;
+		if (name[0] && strcmp(name, pn))
+			continue;
+		sl_buf_puts(b, first ? "" : ",");
+		first = false;
+		jstr(b, pn);
+		sl_buf_puts(b, ":[");
+		sl_con_store_range(c, pn, from, to, points, b); /* nothing kept yet: an empty list */
+		sl_buf_putc(b, ']');
+	}
+	sl_buf_puts(b, "}}");
+	if (!sl_buf_ok(b))
+		jerror(rs, 500, "out of memory");
 }
 
 static void part_basic(struct sl_buf *b, const struct sl_con_part *pt)
@@ -373,6 +415,7 @@ static void family(struct sl_buf *b, const char *name, const char *type, const c
 void sl_con_metrics_text(struct sl_console *c, struct sl_buf *out)
 {
 	sl_metrics_export(sl_metrics_global(), out);
+	sl_con_process_metrics(out);
 	pthread_mutex_lock(&c->lock);
 	family(out, "kafka_topic_partitions", "gauge", "Number of partitions for this Topic");
 	for (size_t i = 0; i < c->ntopics; i++) {
@@ -523,21 +566,46 @@ static bool has_prefix(const char *path, const char *prefix)
 	return !strncmp(path, prefix, n) && (path[n] == 0 || path[n] == '/' || prefix[n - 1] == '/');
 }
 
+/* GET /api/kafka/messages: from an offset (oldest first), from a time (timestamp=MS), or the newest (offset=latest
+ * or -1, or order=newest: newest first); q, reason and stage filter. An unknown topic or partition is a 404. */
 static void api_messages(struct sl_console *c, const char *query, struct sl_con_resp *rs)
 {
-	char topic[256], filter[256];
-	int64_t part, off, limit;
-	if (sl_con_query_get(query, "topic", topic, sizeof topic) != 1 || !topic[0] ||
+	char topic[256], filter[256], reason[512], stage[32], offs[32], order[16];
+	int64_t part, off = 0, limit, ts;
+	bool newest = false;
+	int go = sl_con_query_get(query, "offset", offs, sizeof offs);
+	if (go == 1 && (!strcmp(offs, "latest") || !strcmp(offs, "newest") || !strcmp(offs, "-1")))
+		newest = true;
+	else if (go == 1 && offs[0]) {
+		char *e;
+		off = strtoll(offs, &e, 10);
+		if (*e || off < 0)
+			go = -1;
+	}
+	if (sl_con_query_get(query, "topic", topic, sizeof topic) != 1 || !topic[0] || go < 0 ||
 	    sl_con_query_get(query, "q", filter, sizeof filter) < 0 ||
+	    sl_con_query_get(query, "reason", reason, sizeof reason) < 0 ||
+	    sl_con_query_get(query, "stage", stage, sizeof stage) < 0 ||
+	    sl_con_query_get(query, "order", order, sizeof order) < 0 ||
+	    (order[0] && strcmp(order, "newest") && strcmp(order, "oldest")) ||
 	    sl_con_query_int(query, "partition", -1, -1, 100000, &part) < 0 ||
-	    sl_con_query_int(query, "offset", 0, 0, INT64_MAX, &off) < 0 ||
+	    sl_con_query_int(query, "timestamp", -1, 0, INT64_MAX, &ts) < 0 ||
 	    sl_con_query_int(query, "limit", 50, 1, 500, &limit) < 0) {
-		jerror(rs, 400, "bad query: topic=NAME&partition=N&offset=N&limit=1..500&q=TEXT");
+		jerror(rs, 400, "bad query: topic=NAME&partition=N&offset=N|latest&timestamp=MS&order=newest|oldest"
+				"&limit=1..500&q=TEXT&reason=TEXT&stage=S");
 		return;
 	}
+	if (!strcmp(order, "newest"))
+		newest = true;
+	if (newest && ts >= 0) {
+		jerror(rs, 400, "bad query: timestamp seeks forward from a time; it does not go with the newest first");
+		return;
+	}
+	struct sl_con_browse_opts o = {.topic = topic, .partition = (int32_t)part, .offset = off, .from_ms = ts,
+				       .limit = limit, .newest = newest, .filter = filter, .reason = reason,
+				       .stage = stage};
 	struct sl_err err = {0};
-	if (sl_con_browse(c, topic, (int32_t)part, off, limit, filter, &rs->body, &err))
-	{
+	if (sl_con_browse(c, &o, &rs->body, &err)) {
 		sl_con_scrub_paths(c, err.msg, sizeof err.msg);
 		jerror(rs, err.code == SL_ENOTFOUND ? 404 : 503, err.msg);
 	}
@@ -640,6 +708,10 @@ void sl_con_dispatch(struct sl_console *c, const struct sl_con_req *rq, struct s
 		return;
 	}
 
+	/* The operator's actions and the dead-letter view (actions.c). */
+	if (sl_con_actions(c, rq, path, query, rs))
+		return;
+
 	/* Plugged-in roles first (the latest added wins). They get the path with "%2F", "%3F", "%23" and "%25" still
 	 * encoded: decoded, a subject "a/b" would become two segments and change the registry's route. */
 	char rpath[sizeof path * 3];
@@ -659,6 +731,9 @@ void sl_con_dispatch(struct sl_console *c, const struct sl_con_req *rq, struct s
 			}
 			rs->status = st;
 			rs->ctype = ct;
+			/* A write through the console (a DAG trigger, a schema change) is an operator's action. */
+			if (!get)
+				sl_con_audit(c, rq->authorization, m, rpath, NULL, st);
 			return;
 		}
 	}
@@ -675,6 +750,11 @@ void sl_con_dispatch(struct sl_console *c, const struct sl_con_req *rq, struct s
 	if (!strncmp(path, "/api/", 5) || !strcmp(path, "/health") || !strcmp(path, "/ready")) {
 		if (!strcmp(path, "/api/kafka/messages")) {
 			api_messages(c, query, rs);
+			return;
+		}
+		char fromq[32];
+		if (!strcmp(path, "/api/history") && sl_con_query_get(query, "from", fromq, sizeof fromq) == 1) {
+			api_history_range(c, query, rs);
 			return;
 		}
 		if (!strcmp(path, "/api/data/rows")) {

@@ -19,7 +19,9 @@
 #include "topic/topic.h"
 
 #define COMP "console"
-#define MAX_TOPICS 64
+/* Topics described per poll beyond the pipelines' own (which always are): the Kafka page and /metrics list this
+ * many of a cluster's other topics. */
+#define MAX_OTHER_TOPICS 1000
 
 int64_t sl_con_now_ms(void)
 {
@@ -179,7 +181,7 @@ static void sample_pipe(struct sl_console *c, struct sl_topic_store *ts, struct 
 	(void)c;
 }
 
-static void ring_push(struct sl_console *c, struct sl_con_pipe *cp, const struct sl_con_sample *s)
+void sl_con_ring_push(struct sl_console *c, struct sl_con_pipe *cp, const struct sl_con_sample *s)
 {
 	size_t cap = (size_t)c->cc.history;
 	SL_ASSERT(cap > 0 && cp->nring <= cap && cp->ring_head < cap);
@@ -258,14 +260,16 @@ static void apply(struct sl_console *c, struct sl_con_pipe *cp, struct pipe_samp
 	struct sl_con_sample smp = {.t_ms = now, .lag = cp->lag, .dlq = cp->dlq_high, .table_rows = cp->table_rows,
 				    .in_total = (uint64_t)cp->high_sum, .out_total = (uint64_t)cp->committed_sum,
 				    .e2e_p95 = cp->e2e_p95, .lag_seconds = cp->lag_seconds};
-	smp.errors_total = cp->m_errors >= 0 ? (uint64_t)cp->m_errors : (uint64_t)cp->dlq_high;
+	/* Errors are what the log holds as dead letters: the same number in every process and after a restart (the
+	 * in-process counters start again from zero). */
+	smp.errors_total = cp->dlq_high > 0 ? (uint64_t)cp->dlq_high : 0;
 	const struct sl_con_sample *prev = cp->nring ? sl_con_ring_at(c, cp, cp->nring - 1) : NULL;
 	if (prev && now > prev->t_ms) {
 		double dt = (double)(now - prev->t_ms) / 1000.0;
 		smp.in_rate = smp.in_total >= prev->in_total ? (double)(smp.in_total - prev->in_total) / dt : 0;
 		smp.out_rate = smp.out_total >= prev->out_total ? (double)(smp.out_total - prev->out_total) / dt : 0;
 	}
-	ring_push(c, cp, &smp);
+	sl_con_ring_push(c, cp, &smp);
 }
 
 static void free_topics(struct sl_con_topic *ts, size_t n)
@@ -299,7 +303,7 @@ void sl_con_collect(struct sl_console *c)
 		}
 		struct sl_topic_broker tb[32];
 		struct sl_err e = {0};
-		if (first && log->ops->describe(log, first, 2 * c->npipes, MAX_TOPICS, &td, &nts, tb, 32, &nbrokers,
+		if (first && log->ops->describe(log, first, 2 * c->npipes, 2 * c->npipes + MAX_OTHER_TOPICS, &td, &nts, tb, 32, &nbrokers,
 						&e) == 0) {
 			log_ok = true;
 			for (size_t i = 0; i < nbrokers; i++) {
@@ -368,6 +372,7 @@ void sl_con_collect(struct sl_console *c)
 	pthread_mutex_unlock(&c->lock);
 	free(s);
 	sl_con_alerts_eval(c, now);
+	sl_con_store_save(c, now);
 }
 
 void sl_con_collect_close(struct sl_console *c)
@@ -430,16 +435,77 @@ static void show(struct sl_console *c, const void *p, size_t n, struct shown *s)
 		snprintf(s->error, sizeof s->error, "%s", err.msg);
 }
 
-/* One message into the browser's list when the filter (over the key and value as shown) matches. */
-static bool emit(struct sl_console *c, struct sl_buf *out, int64_t n, int32_t partition, int64_t offset, int64_t ts,
-		 const void *k, size_t kn, const void *v, size_t vn, const char *filter, struct shown sh[2])
+static const struct sl_header *find_header(const struct sl_msg *m, const char *key)
 {
-	show(c, k, kn, &sh[0]);
-	show(c, v, vn, &sh[1]);
-	if (!contains(sh[0].p, sh[0].n, filter) && !contains(sh[1].p, sh[1].n, filter))
+	for (size_t i = 0; i < m->n_headers; i++)
+		if (m->headers[i].key && !strcmp(m->headers[i].key, key))
+			return &m->headers[i];
+	return NULL;
+}
+
+static bool header_has(const struct sl_msg *m, const char *key, const char *needle, bool exact)
+{
+	if (!needle || !*needle)
+		return true;
+	const struct sl_header *h = find_header(m, key);
+	if (!h)
+		return false;
+	if (exact)
+		return h->value_len == strlen(needle) && !memcmp(h->value, needle, h->value_len);
+	return h->value && memmem(h->value, h->value_len, needle, strlen(needle));
+}
+
+/* A dead letter's story, from the headers the pipeline wrote (pipeline/runtime.c sl_dlq_headers): which stage failed,
+ * why, and where the record came from. */
+static void dlq_json(struct sl_buf *out, const struct sl_msg *m)
+{
+	const struct sl_header *st = find_header(m, "sluice.stage");
+	if (!st)
+		return;
+	static const char *const keys[][2] = {{"stage", "sluice.stage"},       {"reason", "sluice.error"},
+					      {"pipeline", "sluice.pipeline"}, {"topic", "sluice.topic"},
+					      {"partition", "sluice.partition"}, {"offset", "sluice.offset"}};
+	sl_buf_puts(out, ",\"dlq\":{");
+	for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+		const struct sl_header *h = find_header(m, keys[i][1]);
+		sl_buf_printf(out, "%s\"%s\":", i ? "," : "", keys[i][0]);
+		bool num = i >= 4 && h && h->value_len && h->value_len < 24;
+		char tmp[24];
+		if (num) {
+			memcpy(tmp, h->value, h->value_len);
+			tmp[h->value_len] = 0;
+			char *e;
+			long long v = strtoll(tmp, &e, 10);
+			if (*e == 0) {
+				/* -1: the record never was in a topic (it failed before, at ingest) */
+				if (v >= 0)
+					sl_buf_printf(out, "%lld", v);
+				else
+					sl_buf_puts(out, "null");
+				continue;
+			}
+		}
+		if (h && h->value_len)
+			sl_buf_json_str(out, h->value, h->value_len > 4096 ? 4096 : h->value_len);
+		else
+			sl_buf_puts(out, "null");
+	}
+	sl_buf_puts(out, "}");
+}
+
+/* One message into the browser's list when the filters match: the text filter over the key and value as shown, the
+ * reason and stage filters over a dead letter's headers. */
+static bool emit(struct sl_console *c, struct sl_buf *out, int64_t n, const struct sl_msg *m,
+		 const struct sl_con_browse_opts *o, struct shown sh[2])
+{
+	if (!header_has(m, "sluice.error", o->reason, false) || !header_has(m, "sluice.stage", o->stage, true))
+		return false;
+	show(c, m->key, m->key_len, &sh[0]);
+	show(c, m->value, m->value_len, &sh[1]);
+	if (!contains(sh[0].p, sh[0].n, o->filter) && !contains(sh[1].p, sh[1].n, o->filter))
 		return false;
 	sl_buf_printf(out, "%s{\"partition\":%" PRId32 ",\"offset\":%" PRId64 ",\"timestamp\":%" PRId64, n ? "," : "",
-		      partition, offset, ts);
+		      m->partition, m->offset, m->timestamp_ms);
 	const char *names[] = {"key", "value"};
 	for (int i = 0; i < 2; i++) {
 		sl_buf_printf(out, ",\"%s\":", names[i]);
@@ -451,49 +517,254 @@ static bool emit(struct sl_console *c, struct sl_buf *out, int64_t n, int32_t pa
 			sl_buf_json_str(out, sh[i].error, strlen(sh[i].error));
 		}
 	}
+	sl_buf_puts(out, ",\"headers\":[");
+	for (size_t i = 0; i < m->n_headers; i++) {
+		sl_buf_puts(out, i ? ",[" : "[");
+		sl_buf_json_str(out, m->headers[i].key ? m->headers[i].key : "", m->headers[i].key ? strlen(m->headers[i].key) : 0);
+		sl_buf_putc(out, ',');
+		json_bytes(out, m->headers[i].value ? m->headers[i].value : "", m->headers[i].value_len);
+		sl_buf_putc(out, ']');
+	}
+	sl_buf_putc(out, ']');
+	dlq_json(out, m);
 	sl_buf_puts(out, "}");
 	return true;
 }
 
+/* The reasons seen among the scanned dead letters, counted (for the DLQ page's reason filter). */
+#define REASONS_MAX 32
+struct reason_count {
+	char text[256];
+	int64_t n;
+};
+
 struct browse_ctx {
 	struct sl_console *c;
 	struct sl_buf *out;
-	const char *filter;
+	const struct sl_con_browse_opts *o;
 	int64_t n, limit, scanned;
 	struct shown sh[2];
+	/* newest first: the last `limit` matches of the partition being read, as JSON, in a ring */
+	struct sl_buf *ring;
+	int64_t *ring_ts, *ring_off;
+	int32_t *ring_part;
+	size_t ring_n, ring_head;
+	struct reason_count reasons[REASONS_MAX];
+	size_t nreasons;
 };
+
+/* A reason without what differs from record to record, so dead letters group by cause: what comes before the
+ * column or path it names ("generate records 0-99 record 7: ") is dropped and quoted values become "…". */
+static void reason_kind(const void *v, size_t n, char *t, size_t tsz)
+{
+	char raw[1024];
+	size_t rn = n < sizeof raw - 1 ? n : sizeof raw - 1;
+	memcpy(raw, v, rn);
+	raw[rn] = 0;
+	const char *p = raw;
+	const char *col = strstr(raw, "column '");
+	if (col)
+		p = col;
+	size_t o = 0;
+	for (; *p && o + 4 < tsz; p++) {
+		if (*p == '"') {
+			const char *e = strchr(p + 1, '"');
+			if (e) {
+				memcpy(t + o, "\xe2\x80\xa6", 3); /* … */
+				o += 3;
+				p = e;
+				continue;
+			}
+		}
+		t[o++] = *p;
+	}
+	t[o] = 0;
+}
+
+static void count_reason(struct browse_ctx *b, const struct sl_msg *m)
+{
+	const struct sl_header *h = find_header(m, "sluice.error");
+	if (!h)
+		return;
+	char t[256];
+	reason_kind(h->value, h->value_len, t, sizeof t);
+	for (size_t i = 0; i < b->nreasons; i++)
+		if (!strcmp(b->reasons[i].text, t)) {
+			b->reasons[i].n++;
+			return;
+		}
+	if (b->nreasons < REASONS_MAX) {
+		snprintf(b->reasons[b->nreasons].text, sizeof b->reasons[0].text, "%s", t);
+		b->reasons[b->nreasons++].n = 1;
+	}
+}
 
 static bool browse_one(void *ctx, const struct sl_msg *m)
 {
 	struct browse_ctx *b = ctx;
 	b->scanned++;
-	if (emit(b->c, b->out, b->n, m->partition, m->offset, m->timestamp_ms, m->key, m->key_len, m->value,
-		 m->value_len, b->filter, b->sh))
+	count_reason(b, m);
+	if (b->ring) {
+		/* Newest first: keep the latest matches; the oldest kept one makes room. */
+		size_t slot = b->ring_n < (size_t)b->limit ? b->ring_n : b->ring_head;
+		struct sl_buf *s = &b->ring[slot];
+		sl_buf_reset(s);
+		if (!emit(b->c, s, 0, m, b->o, b->sh))
+			return true;
+		b->ring_ts[slot] = m->timestamp_ms;
+		b->ring_off[slot] = m->offset;
+		b->ring_part[slot] = m->partition;
+		if (b->ring_n < (size_t)b->limit)
+			b->ring_n++;
+		else
+			b->ring_head = (b->ring_head + 1) % (size_t)b->limit;
+		return true;
+	}
+	if (emit(b->c, b->out, b->n, m, b->o, b->sh))
 		b->n++;
 	return b->n < b->limit;
 }
 
-int sl_con_browse(struct sl_console *c, const char *topic, int32_t partition, int64_t offset, int64_t limit,
-		  const char *filter, struct sl_buf *out, struct sl_err *err)
+struct newest_item {
+	int64_t ts, off;
+	int32_t part;
+	char *json;
+	size_t len;
+};
+
+static int newest_cmp(const void *a, const void *b)
+{
+	const struct newest_item *x = a, *y = b;
+	if (x->ts != y->ts)
+		return x->ts < y->ts ? 1 : -1;
+	if (x->off != y->off)
+		return x->off < y->off ? 1 : -1;
+	return x->part < y->part ? 1 : x->part > y->part ? -1 : 0;
+}
+
+int sl_con_browse(struct sl_console *c, const struct sl_con_browse_opts *o, struct sl_buf *out, struct sl_err *err)
 {
 	pthread_mutex_lock(&c->lock);
 	struct sl_topic_store *log = c->log;
 	pthread_mutex_unlock(&c->lock);
 	if (!log)
 		return sl_err_set(err, SL_EAGAIN, "the log is not reachable yet: %s", c->log_error);
-	struct browse_ctx b = {.c = c, .out = out, .filter = filter, .limit = limit};
+	/* An unknown topic or partition is a 404, not an empty page. */
+	int np = 0;
+	int rc = log->ops->partitions(log, o->topic, &np, err);
+	if (rc)
+		return rc;
+	if (np <= 0)
+		return sl_err_set(err, SL_ENOTFOUND, "no topic %s", o->topic);
+	if (o->partition >= np)
+		return sl_err_set(err, SL_ENOTFOUND, "topic %s has no partition %" PRId32 " (it has %d)", o->topic,
+				  o->partition, np);
+	bool filtered = (o->filter && *o->filter) || (o->reason && *o->reason) || (o->stage && *o->stage);
+	struct browse_ctx b = {.c = c, .out = out, .o = o, .limit = o->limit};
 	sl_buf_init(&b.sh[0].json);
 	sl_buf_init(&b.sh[1].json);
 	size_t mark = out->len;
 	sl_buf_puts(out, "{\"messages\":[");
-	int64_t next = offset;
-	/* A filter scans at most 10000 records past the offset, so one request stays cheap. */
-	int rc = log->ops->browse(log, topic, partition, offset, -1, filter && *filter ? 10000 : limit, 3000, browse_one,
-				  &b, &next, err);
+	int64_t next = o->offset;
+	/* A filter scans at most 10000 records (per partition when newest first), so one request stays cheap. */
+	int64_t scan = filtered ? 10000 : o->limit;
+	if (o->scan > scan)
+		scan = o->scan < 10000 ? o->scan : 10000;
+	if (!o->newest) {
+		rc = log->ops->browse(log, o->topic, o->partition, o->offset, o->from_ms, scan, 3000, browse_one, &b,
+				      &next, err);
+	} else {
+		size_t cap = (size_t)o->limit;
+		b.ring = calloc(cap, sizeof *b.ring);
+		b.ring_ts = calloc(cap, sizeof *b.ring_ts);
+		b.ring_off = calloc(cap, sizeof *b.ring_off);
+		b.ring_part = calloc(cap, sizeof *b.ring_part);
+		size_t nitems = 0, capitems = 0;
+		struct newest_item *items = NULL;
+		if (!b.ring || !b.ring_ts || !b.ring_off || !b.ring_part)
+			rc = sl_err_set(err, SL_ENOMEM, "out of memory");
+		for (size_t i = 0; i < cap && b.ring; i++)
+			sl_buf_init(&b.ring[i]);
+		for (int32_t p = 0; !rc && p < np; p++) {
+			if (o->partition >= 0 && p != o->partition)
+				continue;
+			int64_t lo = 0, hi = 0;
+			if ((rc = log->ops->watermarks(log, o->topic, p, &lo, &hi, err)))
+				break;
+			int64_t from = hi - scan > lo ? hi - scan : lo;
+			if (from >= hi)
+				continue;
+			b.ring_n = b.ring_head = 0;
+			if ((rc = log->ops->browse(log, o->topic, p, from, -1, hi - from, 3000, browse_one, &b, NULL, err)))
+				break;
+			if (nitems + b.ring_n > capitems) {
+				size_t nc = (nitems + b.ring_n) * 2;
+				struct newest_item *ni = realloc(items, nc * sizeof *ni);
+				if (!ni) {
+					rc = sl_err_set(err, SL_ENOMEM, "out of memory");
+					break;
+				}
+				items = ni;
+				capitems = nc;
+			}
+			for (size_t k = 0; k < b.ring_n; k++) {
+				struct newest_item *it = &items[nitems];
+				it->ts = b.ring_ts[k];
+				it->off = b.ring_off[k];
+				it->part = b.ring_part[k];
+				it->len = b.ring[k].len;
+				it->json = malloc(it->len ? it->len : 1);
+				if (!it->json) {
+					rc = sl_err_set(err, SL_ENOMEM, "out of memory");
+					break;
+				}
+				memcpy(it->json, b.ring[k].data, it->len);
+				nitems++;
+			}
+		}
+		if (!rc) {
+			if (nitems) /* qsort(NULL, 0) is undefined */
+				qsort(items, nitems, sizeof *items, newest_cmp);
+			for (size_t k = 0; k < nitems && (int64_t)k < o->limit; k++) {
+				if (k)
+					sl_buf_putc(out, ',');
+				sl_buf_append(out, items[k].json, items[k].len);
+			}
+			b.n = nitems < (size_t)o->limit ? (int64_t)nitems : o->limit;
+		}
+		for (size_t k = 0; k < nitems; k++)
+			free(items[k].json);
+		free(items);
+		for (size_t i = 0; b.ring && i < cap; i++)
+			sl_buf_free(&b.ring[i]);
+		free(b.ring);
+		free(b.ring_ts);
+		free(b.ring_off);
+		free(b.ring_part);
+		next = -1;
+	}
 	if (rc)
 		out->len = mark;
-	else
-		sl_buf_printf(out, "],\"scanned\":%" PRId64 ",\"next_offset\":%" PRId64 "}", b.scanned, next);
+	else {
+		sl_buf_printf(out, "],\"scanned\":%" PRId64 ",\"order\":\"%s\",\"next_offset\":", b.scanned,
+			      o->newest ? "newest" : "oldest");
+		if (next >= 0)
+			sl_buf_printf(out, "%" PRId64, next);
+		else
+			sl_buf_puts(out, "null");
+		sl_buf_puts(out, ",\"reasons\":[");
+		for (size_t i = 0; i < b.nreasons; i++) {
+			sl_buf_puts(out, i ? ",{\"reason\":" : "{\"reason\":");
+			sl_buf_json_str(out, b.reasons[i].text, strlen(b.reasons[i].text));
+			/* what to pass as reason= to get this group: the text up to the first varying part */
+			const char *cut = strstr(b.reasons[i].text, "\xe2\x80\xa6");
+			size_t ml = cut ? (size_t)(cut - b.reasons[i].text) : strlen(b.reasons[i].text);
+			sl_buf_puts(out, ",\"match\":");
+			sl_buf_json_str(out, b.reasons[i].text, ml);
+			sl_buf_printf(out, ",\"count\":%" PRId64 "}", b.reasons[i].n);
+		}
+		sl_buf_puts(out, "]}");
+	}
 	sl_buf_free(&b.sh[0].json);
 	sl_buf_free(&b.sh[1].json);
 	return rc;

@@ -50,6 +50,7 @@ struct sl_console_conf {
 	int64_t health_window_ms;
 	double health_max_error_rate;
 	int64_t history;         /* samples kept for charts */
+	int64_t retention_ms;    /* samples kept in console.db this long */
 	char *webhook;           /* alerts go here (POST, Alertmanager-like JSON) */
 	const struct sl_cfg_node *rules; /* sequence of rules; NULL: the defaults */
 	struct sl_con_remote_conf registry;  /* a registry elsewhere: Schemas page, Avro in the message browser */

@@ -111,6 +111,9 @@ struct sl_con_alert {
 	double value;
 	int64_t pending_since, firing_since, resolved_at;
 	bool firing;
+	/* an operator's silence (alerts.c): no notification until then; kept in console.db with the state */
+	int64_t silenced_until;
+	char silenced_by[128], silence_comment[256];
 };
 
 struct sl_con_broker { int32_t id; char host[256]; int port; };
@@ -178,6 +181,15 @@ struct sl_console {
 	pthread_mutex_t cql_lock;            /* guards sinks (each reader is used by one thread at a time) */
 	void *sinks;                         /* struct sl_sink *[npipes]: readers of the pipelines' tables (sink/) */
 	void *httpd;                         /* struct sl_http_server * */
+
+	/* the audit log (audit.c): data_dir/console.db, opened on first use */
+	void *audit;                         /* sqlite3 * */
+	bool audit_failed;
+
+	/* samples and alert state kept across restarts (store.c): data_dir/console.db too */
+	void *store;                         /* sqlite3 * */
+	bool store_failed, store_warned;
+	int64_t store_pruned_ms;
 };
 
 int sl_con_init(struct sl_console *c, struct sl_conf *conf, const struct sl_console_start_opts *o,
@@ -186,9 +198,20 @@ void sl_con_destroy(struct sl_console *c);
 /* One round of sampling (the collector thread calls it every poll interval; tests call it directly). */
 void sl_con_collect(struct sl_console *c);
 void sl_con_collect_close(struct sl_console *c);
-/* Messages of a topic for the browser (JSON array into out). */
-int sl_con_browse(struct sl_console *c, const char *topic, int32_t partition, int64_t offset, int64_t limit,
-		  const char *filter, struct sl_buf *out, struct sl_err *err);
+/* What the message browser asks for: a topic (partition -1: all), from an offset or a time (from_ms >= 0), or the
+ * newest `limit` messages (newest first); text, dead-letter reason and stage filters (NULL or "": none). */
+struct sl_con_browse_opts {
+	const char *topic;
+	int32_t partition;
+	int64_t offset, from_ms, limit;
+	bool newest;
+	const char *filter, *reason, *stage;
+	int64_t scan;            /* read at least this many (per partition when newest), up to 10000: the reasons
+				  * seen are counted over them */
+};
+/* Messages of a topic for the browser (a JSON object into out: messages with headers and, for dead letters, their
+ * stage, reason and original coordinates; the reasons seen). SL_ENOTFOUND for an unknown topic or partition. */
+int sl_con_browse(struct sl_console *c, const struct sl_con_browse_opts *o, struct sl_buf *out, struct sl_err *err);
 /* A page of a pipeline's sink table (JSON object into out): SQLite newest first, Cassandra in token order. token
  * (decoded, ntoken bytes) continues from the previous page's next_token; NULL for the first page. page (an offset
  * of page*size rows) applies to SQLite without a token. SL_EINVAL: the token is not one this table gave. */
@@ -218,6 +241,23 @@ void sl_con_rules_free(struct sl_console *c);
 /* Evaluates every rule against the pipes (lock held); sends webhooks for changes after unlocking. */
 void sl_con_alerts_eval(struct sl_console *c, int64_t now_ms);
 void sl_con_alerts_json(struct sl_console *c, struct sl_buf *out);
+
+/* audit.c: who did what through the console, in SQLite under data_dir */
+/* The person behind an Authorization header: the basic user, or which token; role "operator", "viewer" or "none". */
+void sl_con_who(const struct sl_console *c, const char *authorization, char *who, size_t whosz, const char **role);
+void sl_con_audit(struct sl_console *c, const char *authorization, const char *action, const char *target,
+		  const char *detail, int status);
+/* The newest limit entries, newest first ({"ok":..,"entries":[...]}). */
+void sl_con_audit_json(struct sl_console *c, int64_t limit, struct sl_buf *out);
+void sl_con_audit_close(struct sl_console *c);
+
+struct sl_con_req;
+struct sl_con_resp;
+/* kafkaops.c: create a topic, produce a message (operator, audited). Answers (1) the requests it owns, else 0. */
+int sl_con_kafka_actions(struct sl_console *c, const struct sl_con_req *rq, const char *path, struct sl_con_resp *rs);
+/* actions.c: the dead-letter view and replay, /api/whoami, /api/audit. Answers (1) the requests it owns, else 0. */
+int sl_con_actions(struct sl_console *c, const struct sl_con_req *rq, const char *path, const char *query,
+		   struct sl_con_resp *rs);
 
 /* api.c */
 struct sl_con_req {
@@ -264,7 +304,27 @@ int64_t sl_con_now_ms(void);
 
 /* The history ring's i-th sample, oldest first (NULL past the end); errors per record over the last window ms. */
 const struct sl_con_sample *sl_con_ring_at(const struct sl_console *c, const struct sl_con_pipe *cp, size_t i);
+void sl_con_ring_push(struct sl_console *c, struct sl_con_pipe *cp, const struct sl_con_sample *s);
+/* store.c: the samples and the alert state in data_dir/console.db for console.retention. load fills the rings and
+ * the alerts at start; save writes the samples taken at now and every alert's state (collector thread); range
+ * writes a pipeline's samples between from_ms and to_ms, averaged into at most max_points rows, as JSON arrays in
+ * /api/history's column order (-1: nothing kept yet). */
+void sl_con_store_load(struct sl_console *c);
+void sl_con_store_save(struct sl_console *c, int64_t now);
+int sl_con_store_range(struct sl_console *c, const char *pipeline, int64_t from_ms, int64_t to_ms,
+		       int64_t max_points, struct sl_buf *out);
+void sl_con_store_close(struct sl_console *c);
+/* procstat.c: the process_* families (CPU, memory, file descriptors, start time) from /proc/self. */
+void sl_con_process_metrics(struct sl_buf *out);
 double sl_con_error_rate(const struct sl_console *c, const struct sl_con_pipe *cp, int64_t now, int64_t window);
+/* Dead letters added over the last window ms. */
+int64_t sl_con_dlq_growth(const struct sl_console *c, const struct sl_con_pipe *cp, int64_t now, int64_t window);
+/* A pipeline's one status (status.c), from its consumer group, error rate, dead-letter growth, firing alerts and
+ * whether the log and the sink answer: OK, WARN or ERROR, with the reasons. Lock held. */
+enum sl_con_health { SL_CON_OK = 0, SL_CON_WARN = 1, SL_CON_ERROR = 2 };
+enum sl_con_health sl_con_pipe_health(struct sl_console *c, const struct sl_con_pipe *cp, int64_t now,
+				      struct sl_buf *reasons);
+const char *sl_con_health_name(enum sl_con_health h);
 /* Rewrites every occurrence of data_dir's path in s (a message bound for an API answer) to "data_dir". */
 void sl_con_scrub_paths(const struct sl_console *c, char *s, size_t cap);
 

@@ -39,7 +39,10 @@ const struct sl_opt sl_console_opts[] = {
 	{"health_max_error_rate", SL_OPT_DOUBLE, "0.05", offsetof(struct sl_console_conf, health_max_error_rate),
 	 "/health answers 503 when errors per record in the window exceed this"},
 	{"history", SL_OPT_INT, "900", offsetof(struct sl_console_conf, history),
-	 "samples kept per pipeline for the charts", .min = 10, .max = 100000},
+	 "samples kept in memory per pipeline for the charts and the rules' windows", .min = 10, .max = 100000},
+	{"retention", SL_OPT_DURATION, "24h", offsetof(struct sl_console_conf, retention_ms),
+	 "how long samples are kept in data_dir/console.db (the charts' longer ranges; taken up again on restart)",
+	 .min = 60000},
 	{"webhook", SL_OPT_STRING, NULL, offsetof(struct sl_console_conf, webhook),
 	 "URL that alert changes are POSTed to (Alertmanager-style JSON)"},
 	{"registry", SL_OPT_SECTION, NULL, offsetof(struct sl_console_conf, registry),
@@ -95,12 +98,17 @@ int sl_con_init(struct sl_console *c, struct sl_conf *conf, const struct sl_cons
 	snprintf(c->address, sizeof c->address, "%s", c->cc.listen);
 	if (sl_con_plug_remotes(c))
 		return sl_err_set(err, SL_EINVAL, "console: cannot add the remote registry or scheduler routes");
-	return sl_con_rules_bind(c, err);
+	if ((rc = sl_con_rules_bind(c, err)))
+		return rc;
+	sl_con_store_load(c);
+	return 0;
 }
 
 void sl_con_destroy(struct sl_console *c)
 {
 	sl_con_collect_close(c);
+	sl_con_audit_close(c);
+	sl_con_store_close(c);
 	sl_con_avro_close(c);
 	sl_con_remotes_free(c);
 	for (size_t i = 0; c->pipes && i < c->npipes; i++) {

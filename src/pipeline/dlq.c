@@ -52,6 +52,39 @@ static int high_watermark(struct sl_topic_store *ts, const char *topic, int64_t 
 int sl_dlq_run(struct sl_conf *c, struct sl_pipeline *p, bool replay, int64_t from, int64_t limit,
 	       struct sl_dlq_stats *st, FILE *out, struct sl_err *err)
 {
+	return sl_dlq_run_select(c, p, replay, NULL, from, limit, st, out, err);
+}
+
+static bool selected(const struct sl_dlq_select *sel, int64_t offset, const char *stage, const char *reason)
+{
+	if (!sel)
+		return true;
+	if (sel->noffsets) {
+		size_t i = 0;
+		while (i < sel->noffsets && sel->offsets[i] != offset)
+			i++;
+		if (i == sel->noffsets)
+			return false;
+	}
+	if (sel->reason && *sel->reason && !strstr(reason, sel->reason))
+		return false;
+	return !(sel->stage && *sel->stage && strcmp(stage, sel->stage));
+}
+
+int sl_dlq_run_select(struct sl_conf *c, struct sl_pipeline *p, bool replay, const struct sl_dlq_select *sel,
+		      int64_t from, int64_t limit, struct sl_dlq_stats *st, FILE *out, struct sl_err *err)
+{
+	if (sel && sel->dry_run)
+		replay = false;
+	/* A selection by offsets starts at its smallest one (the rest of the topic is not read). */
+	if (sel && sel->noffsets) {
+		int64_t lo = sel->offsets[0];
+		for (size_t i = 1; i < sel->noffsets; i++)
+			if (sel->offsets[i] < lo)
+				lo = sel->offsets[i];
+		if (lo > from)
+			from = lo;
+	}
 	memset(st, 0, sizeof *st);
 	struct sl_topic_store *ts = NULL;
 	struct sl_consumer *cons = NULL;
@@ -105,13 +138,17 @@ int sl_dlq_run(struct sl_conf *c, struct sl_pipeline *p, bool replay, int64_t fr
 			next = m->offset + 1;
 			if (m->offset < from || (limit && st->listed >= (uint64_t)limit))
 				continue;
-			st->listed++;
 			char stage[32], reason[1024], src[128], soff[32], spart[16];
 			header(m, "sluice.stage", stage, sizeof stage);
 			header(m, "sluice.error", reason, sizeof reason);
+			if (!selected(sel, m->offset, stage, reason))
+				continue;
+			st->listed++;
 			header(m, "sluice.topic", src, sizeof src);
 			header(m, "sluice.partition", spart, sizeof spart);
 			header(m, "sluice.offset", soff, sizeof soff);
+			if (!replay && !out)
+				continue; /* a dry run: counted only */
 			if (!replay) {
 				fprintf(out, "%" PRId64 "\t%s\t%s%s%s%s%s\t%s\t", m->offset, stage, src[0] && strcmp(src, "?") ? src : "",
 					src[0] && strcmp(src, "?") ? "[" : "", src[0] && strcmp(src, "?") ? spart : "",

@@ -111,6 +111,17 @@ struct sl_dlq_stats {
 };
 int sl_dlq_run(struct sl_conf *c, struct sl_pipeline *p, bool replay, int64_t from, int64_t limit,
 	       struct sl_dlq_stats *st, FILE *out, struct sl_err *err);
+/* Which dead letters a run takes (the console's replay of one, a selection, or all matching a filter): offsets (when
+ * noffsets > 0) lists them; reason (a substring of the sluice.error header) and stage (equal to sluice.stage) narrow
+ * further when set. dry_run counts what would be replayed (st->listed) and publishes nothing. */
+struct sl_dlq_select {
+	const int64_t *offsets;
+	size_t noffsets;
+	const char *reason, *stage;
+	bool dry_run;
+};
+int sl_dlq_run_select(struct sl_conf *c, struct sl_pipeline *p, bool replay, const struct sl_dlq_select *sel,
+		      int64_t from, int64_t limit, struct sl_dlq_stats *st, FILE *out, struct sl_err *err);
 
 /* Live counters of a run in progress (read by progress lines and the console). */
 struct sl_live {

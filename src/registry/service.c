@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "core/ident.h"
+#include "core/metrics.h"
 #include "registry/internal.h"
 
 #define MAX_SEGS 8
@@ -1566,6 +1567,17 @@ done:
 		*status = 500;
 		sl_buf_puts(out, "{\"error_code\":50001,\"message\":\"out of memory building the response\"}");
 	}
+	/* /metrics (the console's, in the same process): requests by method and status class. The method is one of a
+	 * fixed few ("other" for the rest), so a client cannot make up label values. */
+	static const char *const known[] = {"GET", "POST", "PUT", "DELETE", "HEAD"};
+	const char *m = "other";
+	for (size_t i = 0; i < sizeof known / sizeof *known; i++)
+		if (method_ && !strcmp(method_, known[i]))
+			m = known[i];
+	char l[64];
+	snprintf(l, sizeof l, "method=\"%s\",code=\"%dxx\"", m, *status / 100);
+	sl_counter_add(sl_counter(sl_metrics_global(), "sluice_registry_requests_total", l,
+				  "Schema registry API requests, by method and status class"), 1);
 	for (size_t i = 0; i < q.nown; i++)
 		free(q.own[i]);
 	free(q.alias[0]);

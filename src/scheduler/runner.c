@@ -23,6 +23,7 @@
 #include "core/clock.h"
 #include "core/ident.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "pipeline/pipeline.h"
 #include "scheduler/sched.h"
 
@@ -35,6 +36,16 @@ struct child {
 	bool timed_out;
 	double term_at;    /* monotonic seconds when SIGTERM went out */
 };
+
+/* /metrics (the console's, in the same process): task tries that ended, by DAG, task and state. DAG and task ids are
+ * validated identifiers ([A-Za-z0-9._-]), safe inside a label value as they are. */
+static void count_task(const char *dag, const char *task, const char *state)
+{
+	char l[800];
+	snprintf(l, sizeof l, "dag=\"%s\",task=\"%s\",state=\"%s\"", dag, task, state);
+	sl_counter_add(sl_counter(sl_metrics_global(), "sluice_scheduler_task_tries_total", l,
+				  "Task tries that ended, by DAG, task and state (up_for_retry counts a failed try)"), 1);
+}
 
 struct sl_sched {
 	pthread_mutex_t mu;
@@ -630,10 +641,17 @@ int sl_sched_trigger(struct sl_sched *s, const char *dag_id, const char *conf_js
 		snprintf(rid, sizeof rid, "%s", run_id_in);
 	else
 		snprintf(rid, sizeof rid, "manual__%s", ts);
-	int64_t iend = ld;
-	if (d->has_schedule)
-		sl_cron_next(&d->cron, d->tz, d->start_date, ld, &iend);
-	int rc = create_run(s, d, rid, "manual", ld, ld, iend, conf_json, -1, err);
+	/* Airflow's data interval for a manual run (infer_manual_data_interval): the last complete interval before it,
+	 * ending at the latest fire time at or before the logical date and starting at the one before that (a daily DAG
+	 * triggered at 01:00 on the 25th covers the 24th). Without a schedule, or before two fire times exist: the
+	 * logical date itself. */
+	int64_t istart = ld, iend = ld, pend, pstart;
+	if (d->has_schedule && !sl_cron_prev(&d->cron, d->tz, d->start_date, ld + 1, &pend) &&
+	    !sl_cron_prev(&d->cron, d->tz, d->start_date, pend, &pstart)) {
+		istart = pstart;
+		iend = pend;
+	}
+	int rc = create_run(s, d, rid, "manual", ld, istart, iend, conf_json, -1, err);
 	unlock(s);
 	if (rc == 0)
 		return sl_err_set(err, SL_EINVAL, "trigger %s: a run with id %s or logical date %s already exists", dag_id,
@@ -954,6 +972,7 @@ static int reap(struct sl_sched *s)
 			fclose(lf);
 		}
 		set_ti(s, d->id, c->run_id, t->id, state, next_try, code, true);
+		count_task(d->id, t->id, sl_sched_state_name(state));
 		if (!s->o.quiet || state == SL_TI_FAILED)
 			sl_log(state == SL_TI_FAILED ? SL_LOG_WARN : SL_LOG_INFO, "scheduler",
 			       "task dag=%s run=%s task=%s try=%d %s exit_code=%d%s", d->id, c->run_id, t->id,
@@ -1110,6 +1129,10 @@ static int progress_run(struct sl_sched *s, size_t di, const char *run_id, int64
 		sqlite3_finalize(st);
 		sl_log(failed ? SL_LOG_WARN : SL_LOG_INFO, "scheduler", "run dag=%s run_id=%s %s", d->id, run_id,
 		       failed ? "failed" : "success");
+		char l[600];
+		snprintf(l, sizeof l, "dag=\"%s\",state=\"%s\"", d->id, failed ? "failed" : "success");
+		sl_counter_add(sl_counter(sl_metrics_global(), "sluice_scheduler_dag_runs_total", l,
+					  "DAG runs that ended, by DAG and final state"), 1);
 		changes++;
 	}
 	free(states);

@@ -1024,6 +1024,30 @@ static int es_describe(struct sl_topic_store *bs, const char *const *first, size
 	return 0;
 }
 
+/* The first 32 headers of a stored message (the producer's format: 2-byte key length, key, 4-byte value length,
+ * value), keys copied out (they are not NUL-terminated in the blob), values pointing into it. */
+static size_t browse_headers(const uint8_t *h, size_t n, struct sl_header hs[32], char keys[32][128])
+{
+	size_t o = 0, nh = 0;
+	while (h && nh < 32 && o + 6 <= n) {
+		size_t kl = (size_t)h[o] << 8 | h[o + 1];
+		if (o + 2 + kl + 4 > n)
+			break;
+		size_t kc = kl < 127 ? kl : 127;
+		memcpy(keys[nh], h + o + 2, kc);
+		keys[nh][kc] = 0;
+		o += 2 + kl;
+		size_t vl = (size_t)h[o] << 24 | (size_t)h[o + 1] << 16 | (size_t)h[o + 2] << 8 | h[o + 3];
+		o += 4;
+		if (vl > n - o)
+			break;
+		hs[nh] = (struct sl_header){keys[nh], h + o, vl};
+		nh++;
+		o += vl;
+	}
+	return nh;
+}
+
 static int es_browse(struct sl_topic_store *bs, const char *topic, int32_t partition, int64_t offset, int64_t from_ms,
 		     int64_t max_scan, int timeout_ms, sl_topic_browse_fn fn, void *ctx, int64_t *next,
 		     struct sl_err *err)
@@ -1038,7 +1062,7 @@ static int es_browse(struct sl_topic_store *bs, const char *topic, int32_t parti
 		return rc;
 	sqlite3_stmt *st = NULL;
 	int64_t last = offset;
-	if (sqlite3_prepare_v2(db, "SELECT partition, offset, ts_ms, key, value FROM messages WHERE topic=?1 AND "
+	if (sqlite3_prepare_v2(db, "SELECT partition, offset, ts_ms, key, value, headers FROM messages WHERE topic=?1 AND "
 				   "(?2 < 0 OR partition=?2) AND offset>=?3 AND ts_ms>=?4 ORDER BY offset, partition "
 				   "LIMIT ?5", -1, &st, NULL) != SQLITE_OK) {
 		rc = db_err(err, db, "reading messages", log->path);
@@ -1055,6 +1079,10 @@ static int es_browse(struct sl_topic_store *bs, const char *topic, int32_t parti
 					   .key = sqlite3_column_blob(st, 3), .key_len = (size_t)sqlite3_column_bytes(st, 3),
 					   .value = sqlite3_column_blob(st, 4),
 					   .value_len = (size_t)sqlite3_column_bytes(st, 4)};
+			struct sl_header hs[32];
+			char keys[32][128];
+			m.n_headers = browse_headers(sqlite3_column_blob(st, 5), (size_t)sqlite3_column_bytes(st, 5), hs, keys);
+			m.headers = m.n_headers ? hs : NULL;
 			last = m.offset + 1;
 			if (!fn(ctx, &m))
 				break;
@@ -1105,11 +1133,54 @@ static void es_close(struct sl_topic_store *bs)
 	free(s);
 }
 
+/* The embedded log has no group coordinator: its consumers own every partition without joining anything, so who is
+ * reading now is not known (-1). */
+static int es_group_members(struct sl_topic_store *bs, const char *group, int *members, struct sl_err *err)
+{
+	(void)bs;
+	(void)group;
+	(void)err;
+	*members = -1;
+	return 0;
+}
+
+static int es_commit_group(struct sl_topic_store *bs, const char *group, const char *topic,
+			   const struct sl_topic_part *parts, int n, struct sl_err *err)
+{
+	struct sl_embedded_log *log = ELOG(bs);
+	pthread_mutex_lock(&log->lock);
+	sqlite3_stmt *st = NULL;
+	int rc = 0;
+	if (sqlite3_exec(log->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(log->db,
+			       "INSERT INTO group_offsets(grp, topic, partition, next_offset, updated_ms) VALUES(?,?,?,?,?) "
+			       "ON CONFLICT(grp, topic, partition) DO UPDATE SET next_offset=excluded.next_offset, "
+			       "updated_ms=excluded.updated_ms",
+			       -1, &st, NULL) != SQLITE_OK)
+		rc = db_err(err, log->db, "setting group offsets", log->path);
+	for (int i = 0; !rc && i < n; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, group, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, topic, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 3, parts[i].partition);
+		sqlite3_bind_int64(st, 4, parts[i].committed);
+		sqlite3_bind_int64(st, 5, now_ms());
+		if (sqlite3_step(st) != SQLITE_DONE)
+			rc = db_err(err, log->db, "setting group offsets", log->path);
+	}
+	sqlite3_finalize(st);
+	if (sqlite3_exec(log->db, rc ? "ROLLBACK" : "COMMIT", NULL, NULL, NULL) != SQLITE_OK && !rc)
+		rc = db_err(err, log->db, "setting group offsets", log->path);
+	pthread_mutex_unlock(&log->lock);
+	return rc;
+}
+
 static const struct sl_topic_store_ops embedded_store_ops = {
 	.ensure_topic = es_ensure_topic, .partitions = es_partitions, .watermarks = es_watermarks,
 	.producer = es_producer,	 .consumer = es_consumer,     .group_lag = es_group_lag,
 	.committed = es_committed,	 .describe = es_describe,     .browse = es_browse,
-	.timestamp_at = es_timestamp_at, .close = es_close,
+	.timestamp_at = es_timestamp_at, .close = es_close, .group_members = es_group_members,
+	.commit_group = es_commit_group,
 };
 
 int sl_embedded_store_open(struct sl_embedded_log *log, bool own, struct sl_topic_store **out, struct sl_err *err)

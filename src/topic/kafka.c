@@ -1505,6 +1505,18 @@ static int ks_browse(struct sl_topic_store *bs, const char *topic, int32_t parti
 		struct sl_msg msg = {.topic = topic, .partition = m->partition, .offset = m->offset,
 				     .timestamp_ms = rd_kafka_message_timestamp(m, &tt), .key = m->key,
 				     .key_len = m->key_len, .value = m->payload, .value_len = m->len};
+		/* Headers too (a dead letter's reason and original coordinates are there): the first 32, pointing
+		 * into the message, which lives until after the callback. */
+		struct sl_header hs[32];
+		rd_kafka_headers_t *rh = NULL;
+		if (!rd_kafka_message_headers(m, &rh) && rh) {
+			const char *hn;
+			const void *hv;
+			size_t hl;
+			for (size_t j = 0; msg.n_headers < 32 && !rd_kafka_header_get_all(rh, j, &hn, &hv, &hl); j++)
+				hs[msg.n_headers++] = (struct sl_header){hn, hv ? hv : "", hv ? hl : 0};
+			msg.headers = hs;
+		}
 		go = fn(ctx, &msg);
 		rd_kafka_message_destroy(m);
 	}
@@ -1533,11 +1545,103 @@ static void ks_close(struct sl_topic_store *bs)
 	free(s);
 }
 
+/* One admin request on the inspector's client: waits up to 15 s for its result event (NULL with *err set). */
+static rd_kafka_event_t *admin_wait(struct kstore *s, rd_kafka_queue_t *q, const char *what, struct sl_err *err)
+{
+	rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 15000);
+	if (!ev) {
+		sl_err_set(err, SL_ETIMEDOUT, "kafka: %s: no answer from %s in 15 s", what,
+			   s->kc.brokers ? s->kc.brokers : "127.0.0.1:9092");
+		return NULL;
+	}
+	if (rd_kafka_event_error(ev)) {
+		sl_err_set(err, map_err(rd_kafka_event_error(ev)), "kafka: %s: %s", what, rd_kafka_event_error_string(ev));
+		rd_kafka_event_destroy(ev);
+		return NULL;
+	}
+	return ev;
+}
+
+static int ks_group_members(struct sl_topic_store *bs, const char *group, int *members, struct sl_err *err)
+{
+	struct kstore *s = (struct kstore *)bs;
+	int rc = ks_meta(s, err);
+	if (rc)
+		return rc;
+	char es[256], what[300];
+	snprintf(what, sizeof what, "describe group %s", group);
+	rd_kafka_queue_t *q = rd_kafka_queue_new(s->meta);
+	rd_kafka_AdminOptions_t *ao = rd_kafka_AdminOptions_new(s->meta, RD_KAFKA_ADMIN_OP_DESCRIBECONSUMERGROUPS);
+	rd_kafka_AdminOptions_set_request_timeout(ao, 10000, es, sizeof es);
+	const char *groups[1] = {group};
+	rd_kafka_DescribeConsumerGroups(s->meta, groups, 1, ao, q);
+	rd_kafka_event_t *ev = admin_wait(s, q, what, err);
+	rc = ev ? 0 : err->code;
+	if (ev) {
+		size_t n = 0;
+		const rd_kafka_ConsumerGroupDescription_t **d =
+			rd_kafka_DescribeConsumerGroups_result_groups(rd_kafka_event_DescribeConsumerGroups_result(ev), &n);
+		const rd_kafka_error_t *ge = n ? rd_kafka_ConsumerGroupDescription_error(d[0]) : NULL;
+		if (!n)
+			rc = sl_err_set(err, SL_EPROTO, "kafka: %s: no description in the answer", what);
+		else if (ge && rd_kafka_error_code(ge) != RD_KAFKA_RESP_ERR_GROUP_ID_NOT_FOUND)
+			rc = sl_err_set(err, map_err(rd_kafka_error_code(ge)), "kafka: %s: %s", what,
+					rd_kafka_error_string(ge));
+		else
+			*members = ge ? 0 : (int)rd_kafka_ConsumerGroupDescription_member_count(d[0]);
+		rd_kafka_event_destroy(ev);
+	}
+	rd_kafka_AdminOptions_destroy(ao);
+	rd_kafka_queue_destroy(q);
+	return rc;
+}
+
+static int ks_commit_group(struct sl_topic_store *bs, const char *group, const char *topic,
+			   const struct sl_topic_part *parts, int n, struct sl_err *err)
+{
+	struct kstore *s = (struct kstore *)bs;
+	int rc = ks_meta(s, err);
+	if (rc || n <= 0)
+		return rc;
+	char es[256], what[600];
+	snprintf(what, sizeof what, "set the offsets of group %s on %s", group, topic);
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
+	for (int i = 0; i < n; i++)
+		rd_kafka_topic_partition_list_add(l, topic, parts[i].partition)->offset = parts[i].committed;
+	rd_kafka_AlterConsumerGroupOffsets_t *a = rd_kafka_AlterConsumerGroupOffsets_new(group, l);
+	rd_kafka_queue_t *q = rd_kafka_queue_new(s->meta);
+	rd_kafka_AdminOptions_t *ao = rd_kafka_AdminOptions_new(s->meta, RD_KAFKA_ADMIN_OP_ALTERCONSUMERGROUPOFFSETS);
+	rd_kafka_AdminOptions_set_request_timeout(ao, 10000, es, sizeof es);
+	rd_kafka_AlterConsumerGroupOffsets(s->meta, &a, 1, ao, q);
+	rd_kafka_event_t *ev = admin_wait(s, q, what, err);
+	rc = ev ? 0 : err->code;
+	if (ev) {
+		size_t ng = 0;
+		const rd_kafka_group_result_t **gr = rd_kafka_AlterConsumerGroupOffsets_result_groups(
+			rd_kafka_event_AlterConsumerGroupOffsets_result(ev), &ng);
+		const rd_kafka_error_t *ge = ng ? rd_kafka_group_result_error(gr[0]) : NULL;
+		if (ge)
+			rc = sl_err_set(err, map_err(rd_kafka_error_code(ge)), "kafka: %s: %s", what,
+					rd_kafka_error_string(ge));
+		const rd_kafka_topic_partition_list_t *pl = ng ? rd_kafka_group_result_partitions(gr[0]) : NULL;
+		for (int i = 0; !rc && pl && i < pl->cnt; i++)
+			if (pl->elems[i].err)
+				rc = sl_err_set(err, map_err(pl->elems[i].err), "kafka: %s [%" PRId32 "]: %s", what,
+						pl->elems[i].partition, rd_kafka_err2str(pl->elems[i].err));
+		rd_kafka_event_destroy(ev);
+	}
+	rd_kafka_AdminOptions_destroy(ao);
+	rd_kafka_AlterConsumerGroupOffsets_destroy(a);
+	rd_kafka_topic_partition_list_destroy(l);
+	rd_kafka_queue_destroy(q);
+	return rc;
+}
+
 static const struct sl_topic_store_ops kafka_store_ops = {
 	.ensure_topic = ks_ensure_topic, .partitions = ks_partitions, .watermarks = ks_watermarks,
 	.producer = ks_producer,	 .consumer = ks_consumer,     .group_lag = ks_group_lag,
 	.committed = ks_committed,	 .describe = ks_describe,     .browse = ks_browse,
-	.close = ks_close,
+	.close = ks_close,		 .group_members = ks_group_members, .commit_group = ks_commit_group,
 };
 
 int sl_kafka_store_open(const struct sl_cfg_node *kafka, struct sl_topic_store **out, struct sl_err *err)

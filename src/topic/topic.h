@@ -276,6 +276,12 @@ struct sl_topic_store_ops {
 	int (*timestamp_at)(struct sl_topic_store *s, const char *topic, int32_t partition, int64_t offset,
 			    int64_t *ts_ms, struct sl_err *err);
 	void (*close)(struct sl_topic_store *s);
+	/* How many consumers are members of group now (an offset reset is refused under them); -1 where the backend
+	 * cannot know (the embedded log has no group coordinator). */
+	int (*group_members)(struct sl_topic_store *s, const char *group, int *members, struct sl_err *err);
+	/* Sets group's committed offsets on topic: each parts[i].partition to parts[i].committed. */
+	int (*commit_group)(struct sl_topic_store *s, const char *group, const char *topic,
+			    const struct sl_topic_part *parts, int n, struct sl_err *err);
 };
 
 struct sl_topic_store {

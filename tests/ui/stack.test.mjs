@@ -7,7 +7,7 @@
 // runs to success; the data page pages those 40 rows out of Cassandra with the CQL paging state; the Schemas page
 // shows the subject the ingest registered and a second version's diff; when the processor stops the group's lag
 // appears and an alert fires (page and webhook), and both clear when it resumes; every page loads without console
-// errors. Topic, group and keyspace names are new each run. The screenshots in docs/img come from this run.
+// errors. Topic, group and keyspace names are new each run. The screenshots in docs/img come from this run under `make screenshots`.
 import {test, before, after} from 'node:test';
 import assert from 'node:assert/strict';
 import {execFileSync} from 'node:child_process';
@@ -19,8 +19,10 @@ import path from 'node:path';
 import {root, SLUICE, until, sleep, run, open as openPage, num, webhookReceiver, lagAndAlert, triggerToSuccess,
   everyPageClean, startConsole, closeAll} from './lib.mjs';
 
-const IMG = process.env.SL_UI_SCREENSHOTS || path.join(root, 'docs/img');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-ui-stack-'));
+// Screenshots go to a temp dir so a test run leaves the tracked docs/img alone; `make screenshots` sets
+// SL_UI_SCREENSHOTS=docs/img to refresh them.
+const IMG = process.env.SL_UI_SCREENSHOTS || path.join(tmp, 'img');
 const cfg = path.join(tmp, 'sluice.yaml');
 const tag = crypto.randomBytes(4).toString('hex');
 const topic = 'ui_users_' + tag, group = 'ui-users-' + tag, ks = 'ui_' + tag, subject = topic + '-value';

@@ -430,6 +430,44 @@ static void test_api(void **state)
 	close_env(&e, true);
 }
 
+/* A manual run's data interval is Airflow's: the last complete interval before it, not the one it starts. */
+static void test_manual_data_interval(void **state)
+{
+	(void)state;
+	struct env e;
+	fake_now = at(2024, 1, 25, 1, 0);
+	open_env(&e, "  d:\n    schedule: '@daily'\n    start_date: 2024-01-01\n    paused: true\n    tasks:\n"
+		     "      a: {kind: shell, command: 'true'}\n  n:\n    tasks:\n      a: {kind: shell, command: 'true'}\n",
+		     true);
+	struct sl_err err = {0};
+	char rid[128];
+	struct sl_buf b;
+	sl_buf_init(&b);
+	assert_int_equal(sl_sched_trigger(e.s, "d", NULL, NULL, NULL, rid, sizeof rid, &err), 0);
+	assert_string_equal(rid, "manual__2024-01-25T01:00:00+00:00");
+	assert_int_equal(sl_sched_run_json(e.s, "d", rid, &b, &err), 0);
+	sl_buf_putc(&b, 0);
+	assert_non_null(strstr(b.data, "\"data_interval_start\":\"2024-01-24T00:00:00+00:00\""));
+	assert_non_null(strstr(b.data, "\"data_interval_end\":\"2024-01-25T00:00:00+00:00\""));
+	/* On a fire time exactly: the interval that ends there. */
+	int64_t ld = at(2024, 1, 26, 0, 0);
+	assert_int_equal(sl_sched_trigger(e.s, "d", NULL, &ld, NULL, rid, sizeof rid, &err), 0);
+	sl_buf_reset(&b);
+	assert_int_equal(sl_sched_run_json(e.s, "d", rid, &b, &err), 0);
+	sl_buf_putc(&b, 0);
+	assert_non_null(strstr(b.data, "\"data_interval_start\":\"2024-01-25T00:00:00+00:00\""));
+	assert_non_null(strstr(b.data, "\"data_interval_end\":\"2024-01-26T00:00:00+00:00\""));
+	/* No schedule: the logical date itself. */
+	assert_int_equal(sl_sched_trigger(e.s, "n", NULL, NULL, NULL, rid, sizeof rid, &err), 0);
+	sl_buf_reset(&b);
+	assert_int_equal(sl_sched_run_json(e.s, "n", rid, &b, &err), 0);
+	sl_buf_putc(&b, 0);
+	assert_non_null(strstr(b.data, "\"data_interval_start\":\"2024-01-25T01:00:00+00:00\""));
+	assert_non_null(strstr(b.data, "\"data_interval_end\":\"2024-01-25T01:00:00+00:00\""));
+	sl_buf_free(&b);
+	close_env(&e, true);
+}
+
 int main(void)
 {
 	sl_log_set_level(SL_LOG_ERROR);
@@ -438,6 +476,7 @@ int main(void)
 		cmocka_unit_test(test_retries_backoff), cmocka_unit_test(test_timeout_kills),
 		cmocka_unit_test(test_trigger_rules), cmocka_unit_test(test_restart),
 		cmocka_unit_test(test_config_errors), cmocka_unit_test(test_api),
+		cmocka_unit_test(test_manual_data_interval),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
