@@ -6,6 +6,7 @@
 
 #include "core/ident.h"
 #include "core/log.h"
+#include "pipeline/aggregate.h"
 #include "pipeline/pipeline.h"
 
 struct top {
@@ -96,6 +97,9 @@ static const struct sl_opt output_opts[] = {
 	 "this output's filter (an expression over the mapped and computed columns)"},
 	{"columns", SL_OPT_STRLIST, NULL, offsetof(struct sl_output, columns),
 	 "the columns this output writes (default: every mapped and computed column)"},
+	{"aggregate", SL_OPT_NODE, NULL, offsetof(struct sl_output, aggregate),
+	 "group_by, window, measures, emit, late: one row per group (and window) instead of one per record "
+	 "(docs/processing.md)"},
 	{"sink", SL_OPT_SECTION, NULL, offsetof(struct sl_output, sink), "the table, with its primary key, TTL and "
 	 "consistency", .sub = sl_sink_opts, .required = true},
 	{NULL},
@@ -106,6 +110,7 @@ static void output_free(struct sl_output *o, bool own)
 	if (own)
 		sl_opt_free(output_opts, o);
 	sl_expr_free(o->where);
+	sl_agg_conf_free(o->agg);
 	sl_schema_free(&o->schema);
 	free(o->cols);
 	free(o->offsets_group);
@@ -246,7 +251,30 @@ static int load_processing(struct sl_pipeline *p, const char *section, const str
 				return sl_err_set(err, SL_ECONFIG, "%s: %s.sink: output '%s' writes %s.%s already",
 						  sl_cfg_where(sk, w, sizeof w), osec, p->out[j].name, o->sink.keyspace,
 						  o->sink.table);
-		if (output_schema(p, o, osec, err))
+		if (o->aggregate) {
+			char asec[420];
+			snprintf(asec, sizeof asec, "%s", osec);
+			if (o->columns.n)
+				return sl_err_set(err, SL_ECONFIG, "%s: %s: an aggregate output's columns are its group_by, "
+						  "window and measures; drop columns:",
+						  sl_cfg_where(sl_cfg_get(o->at, "columns"), w, sizeof w), osec);
+			if (sl_agg_conf_load(o->aggregate, &p->full, asec, &o->schema, &o->agg, err))
+				return SL_ECONFIG;
+			if (!o->sink.primary_key.n) {
+				sl_agg_conf_default_key(o->agg, &o->sink.primary_key);
+				if (!o->sink.primary_key.n)
+					return sl_err_set(err, SL_ECONFIG, "%s: %s.aggregate: give group_by or a window (the "
+							  "result table needs a primary key)",
+							  sl_cfg_where(o->aggregate, w, sizeof w), osec);
+			}
+			for (size_t k = 0; k < o->sink.primary_key.n; k++)
+				if (sl_schema_find(&o->schema, o->sink.primary_key.v[k], strlen(o->sink.primary_key.v[k])) < 0)
+					return sl_err_set(err, SL_ECONFIG, "%s: %s.sink.primary_key: '%s' is not a column of "
+							  "the aggregate (group_by, window_start, window_end, measures)",
+							  sl_cfg_where(sk, w, sizeof w), osec, o->sink.primary_key.v[k]);
+			if (sl_schema_set_key(&o->schema, o->sink.primary_key.v[0], err))
+				return sl_err_prefix(err, "%s: %s: ", sl_cfg_where(sk, w, sizeof w), osec);
+		} else if (output_schema(p, o, osec, err))
 			return SL_ECONFIG;
 		if (o->where_src) {
 			snprintf(at, sizeof at, "%s: %s.where", sl_cfg_where(sl_cfg_get(o->at, "where"), w, sizeof w), osec);

@@ -19,6 +19,7 @@
 #include "core/arena.h"
 #include "core/assert.h"
 #include "core/log.h"
+#include "pipeline/aggregate.h"
 #include "pipeline/runtime.h"
 #include "registry/registry.h"
 
@@ -72,6 +73,16 @@ struct proc {
 	struct sl_avro_cache *avro; /* format avro: readers by schema id */
 	struct sl_expr_env env;     /* computed columns and filters */
 	uint64_t filtered;
+	struct agg_out *aggs;       /* per output: its aggregate state (NULL for a plain output) */
+};
+
+/* An aggregate output at run time: its state, the offsets its state was committed with (records before them are
+ * in the state already and are not added again when the ring replays from a lower output's offset), its gauges. */
+struct agg_out {
+	struct sl_agg *g;
+	int64_t *from; /* per partition */
+	int nparts;
+	struct sl_metric *watermark, *open, *late;
 };
 
 static void on_dlq_delivery(void *ctx, void *opaque, int err, const char *errmsg, int32_t partition, int64_t offset)
@@ -117,6 +128,15 @@ static void on_done(void *ctx, struct sl_sink_batch *b, int err, const char *err
 
 static void on_reject(void *ctx, struct sl_sink_batch *b, size_t index, const char *reason)
 {
+	if (!((struct obatch *)b->opaque)->mor) { /* an aggregate's row: no one record to dead-letter */
+		struct proc *pr = ctx;
+		const struct sl_output *o = &pr->p->out[((struct obatch *)b->opaque)->oi];
+		pr->st->rejected++;
+		sl_counter_add(pr->m.rejected, 1);
+		sl_error("process", "pipeline %s: output %s (%s.%s) rejected an aggregate row: %s", pr->p->name, o->name,
+			 o->conf->keyspace, o->conf->table, reason);
+		return;
+	}
 	struct proc *pr = ctx;
 	struct obatch *ob = b->opaque;
 	struct slot *s = ob->s;
@@ -174,7 +194,7 @@ static int slot_init(struct slot *s, size_t max, const struct sl_pipeline *p)
 	for (size_t i = 0; i < p->nout; i++) {
 		s->ob[i].s = s;
 		s->ob[i].oi = i;
-		if (p->out[i].where || p->out[i].project) {
+		if (!p->out[i].agg && (p->out[i].where || p->out[i].project)) {
 			s->ob[i].recs = calloc(max, sizeof *s->ob[i].recs);
 			s->ob[i].msg_of_rec = calloc(max, sizeof *s->ob[i].msg_of_rec);
 			if (!s->ob[i].recs || !s->ob[i].msg_of_rec)
@@ -215,6 +235,60 @@ static int process_record(struct proc *pr, struct slot *s, struct sl_record *r, 
 	return 1;
 }
 
+/* An aggregate output's part of the slot: its records go into the state, and the batch carries the rows that
+ * changed (or closed) and the state entries to store with them. */
+static int aggregate_slot(struct proc *pr, struct slot *s, size_t o, size_t nrec, struct obatch *ob, struct sl_err *err)
+{
+	const struct sl_output *out = &pr->p->out[o];
+	struct agg_out *ag = &pr->aggs[o];
+	for (size_t i = 0; i < nrec; i++) {
+		const struct sl_msg *m = &s->msgs[s->msg_of_rec[i]];
+		if (m->partition >= 0 && m->partition < ag->nparts && m->offset < ag->from[m->partition])
+			continue; /* already in the state this output committed */
+		struct sl_err derr = {0};
+		const char *stage = "aggregate";
+		int t = 1;
+		if (out->where && (t = sl_expr_test(out->where, &s->recs[i], &pr->env, &s->arena, &derr)) < 0)
+			stage = "where";
+		bool late = false;
+		if (t == 1 && sl_agg_add(ag->g, &s->recs[i], m->timestamp_ms, &pr->env, &s->arena, &late, &derr))
+			t = -1;
+		if (t < 0 || (late && sl_agg_conf_late_dlq(out->agg))) {
+			char why[SL_ERR_MSG_MAX];
+			if (t < 0)
+				snprintf(why, sizeof why, "output %s: %s", out->name, derr.msg);
+			else
+				snprintf(why, sizeof why, "output %s: late: every window of the record is closed (watermark "
+					 "passed it)", out->name);
+			int rc = to_dlq(pr, m, t < 0 ? stage : "late", why, err);
+			if (rc)
+				return rc;
+		}
+	}
+	struct sl_record *rows;
+	struct sl_state_put *puts;
+	size_t nrows, nputs;
+	int rc = sl_agg_flush(ag->g, sl_now_ms(), &s->arena, &rows, &nrows, &puts, &nputs, err);
+	if (rc)
+		return rc;
+	struct sl_agg_stats as;
+	sl_agg_stats(ag->g, &as);
+	sl_gauge_set(ag->watermark, as.watermark_ms == INT64_MIN ? 0 : as.watermark_ms / 1000);
+	sl_gauge_set(ag->open, as.open_windows);
+	sl_gauge_set(ag->late, (int64_t)as.late);
+	ob->mor = NULL;
+	ob->b = (struct sl_sink_batch){.recs = rows, .n = nrows, .marks = s->marks, .nmarks = s->nmarks,
+				       .group = out->offsets_group, .opaque = ob, .state = puts, .nstate = nputs,
+				       .state_ns = out->offsets_group};
+	ob->done = false;
+	ob->err = 0;
+	ob->rejected = 0;
+	ob->backoff_ms = 100;
+	ob->retry_at = 0;
+	ob->retry_when_up = false;
+	return 0;
+}
+
 /* Each output's part of the slot: all of it, or what its filter keeps, projected onto its columns. */
 static int split_outputs(struct proc *pr, struct slot *s, size_t nrec, struct sl_err *err)
 {
@@ -225,6 +299,12 @@ static int split_outputs(struct proc *pr, struct slot *s, size_t nrec, struct sl
 		struct sl_record *recs = s->recs;
 		const size_t *mor = s->msg_of_rec;
 		size_t n = nrec;
+		if (out->agg) {
+			int rc = aggregate_slot(pr, s, o, nrec, ob, err);
+			if (rc)
+				return rc;
+			continue;
+		}
 		if (out->where || out->project) {
 			n = 0;
 			for (size_t i = 0; i < nrec; i++) {
@@ -382,6 +462,72 @@ static void set_paused(struct proc *pr, struct sl_consumer *cons, const char *na
 		sl_warn("process", "pipeline %s: %s", name, perr.msg);
 }
 
+static void aggregates_close(struct proc *pr)
+{
+	for (size_t i = 0; pr->aggs && i < pr->p->nout; i++) {
+		sl_agg_free(pr->aggs[i].g);
+		free(pr->aggs[i].from);
+	}
+	free(pr->aggs);
+	pr->aggs = NULL;
+}
+
+/* State of the aggregate outputs, restored from their sinks, and the offsets it goes with. State committed with
+ * the offsets needs a store that holds both: the embedded log with a SQLite sink, for now. */
+static int aggregates_open(struct proc *pr, struct sl_topic_store *log, struct sl_sink **sinks, struct sl_err *err)
+{
+	const struct sl_pipeline *p = pr->p;
+	if (!(pr->aggs = calloc(p->nout, sizeof *pr->aggs)))
+		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	for (size_t oi = 0; oi < p->nout; oi++) {
+		const struct sl_output *o = &p->out[oi];
+		struct agg_out *ag = &pr->aggs[oi];
+		if (!o->agg)
+			continue;
+		if (!log->consumer_owns_all || !sinks[oi]->ops->state_load)
+			return sl_err_set(err, SL_ECONFIG, "pipeline %s: output %s: aggregates keep their state with the "
+					  "offsets, which needs the embedded log and a SQLite sink for now (no kafka: and "
+					  "no cassandra: section)", p->name, o->name);
+		int rc = sl_agg_new(o->agg, &o->schema, &ag->g, err);
+		if (rc)
+			return rc;
+		if ((rc = sinks[oi]->ops->state_load(sinks[oi], o->offsets_group, sl_agg_restore, ag->g, err)))
+			return sl_err_prefix(err, "output %s: ", o->name);
+		int parts = 0;
+		log->ops->partitions(log, p->topic, &parts, NULL);
+		if (!(ag->from = calloc(parts > 0 ? (size_t)parts : 1, sizeof *ag->from)))
+			return sl_err_set(err, SL_ENOMEM, "out of memory");
+		ag->nparts = parts;
+		for (int i = 0; i < parts; i++)
+			if (sinks[oi]->ops->stored_offset(sinks[oi], o->offsets_group, p->topic, i, &ag->from[i]))
+				ag->from[i] = 0;
+		struct sl_metrics *r = sl_metrics_global();
+		char l[300];
+		snprintf(l, sizeof l, "pipeline=\"%s\",output=\"%s\"", p->name, o->name);
+		ag->watermark = sl_gauge(r, "sluice_aggregate_watermark_seconds", l,
+					 "The aggregate's watermark (event time, seconds since the epoch)");
+		ag->open = sl_gauge(r, "sluice_aggregate_open_windows", l, "Groups x windows held in the state");
+		ag->late = sl_gauge(r, "sluice_aggregate_late_records", l,
+				    "Records that arrived after every window they belong to had closed");
+		struct sl_agg_stats as;
+		sl_agg_stats(ag->g, &as);
+		sl_gauge_set(ag->open, as.open_windows);
+		sl_gauge_set(ag->late, (int64_t)as.late);
+		if (as.watermark_ms != INT64_MIN)
+			sl_gauge_set(ag->watermark, as.watermark_ms / 1000);
+	}
+	return 0;
+}
+
+/* An aggregate in arrival time whose windows the clock closed, with nothing to read: an empty batch emits them. */
+static bool aggregates_due(const struct proc *pr)
+{
+	for (size_t i = 0; pr->aggs && i < pr->p->nout; i++)
+		if (pr->aggs[i].g && sl_agg_due(pr->aggs[i].g, sl_now_ms()))
+			return true;
+	return false;
+}
+
 int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run_opts *o,
 		   struct sl_process_stats *st, struct sl_err *err)
 {
@@ -483,6 +629,8 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 				cons->ops->seek(cons, p->topic, i, lowest, NULL);
 		}
 	}
+	if ((rc = aggregates_open(&pr, log, sinks, err)))
+		goto out;
 	bool stopping = false;
 	for (;;) {
 		if (!stopping && ((o->stop && *o->stop) || (o->for_ms && (sl_mono_s() - t0) * 1000 >= (double)o->for_ms)))
@@ -524,6 +672,13 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 				in_off += taken;
 				used++;
 				got_input = input_since_lag = true;
+				submit_slot(sinks, s);
+			} else if (used == 0 && aggregates_due(&pr)) {
+				struct slot *s = &slots[head % nslots];
+				size_t taken = 0;
+				if ((rc = fill_slot(&pr, s, in, 0, &taken, jp, schema, err)))
+					goto out;
+				used++;
 				submit_slot(sinks, s);
 			} else if (used == 0) {
 				if (sl_mono_s() - last_lag >= (input_since_lag ? 0.1 : 1.0)) {
@@ -690,6 +845,7 @@ out:
 		sink->ops->destroy(sink);
 	}
 	free(sinks);
+	aggregates_close(&pr);
 	sl_expr_env_free(&pr.env);
 	if (pr.dlq) {
 		pr.dlq->ops->flush(pr.dlq, 30000, NULL);
