@@ -22,7 +22,7 @@ struct measure {
 	enum sl_type in, out;
 };
 
-struct sl_agg_conf {
+struct sl_aggregate_conf {
 	size_t ngroup;
 	char **gname;
 	struct sl_expr **gexpr;
@@ -36,7 +36,7 @@ struct sl_agg_conf {
 
 static const struct sl_opt window_opts[] = {{NULL}};
 
-void sl_agg_conf_free(struct sl_agg_conf *c)
+void sl_aggregate_conf_free(struct sl_aggregate_conf *c)
 {
 	if (!c)
 		return;
@@ -55,17 +55,17 @@ void sl_agg_conf_free(struct sl_agg_conf *c)
 	free(c);
 }
 
-bool sl_agg_conf_emit_final(const struct sl_agg_conf *c)
+bool sl_aggregate_conf_emit_final(const struct sl_aggregate_conf *c)
 {
 	return c->final;
 }
 
-bool sl_agg_conf_late_dlq(const struct sl_agg_conf *c)
+bool sl_aggregate_conf_late_dlq(const struct sl_aggregate_conf *c)
 {
 	return c->late_dlq;
 }
 
-void sl_agg_conf_default_key(const struct sl_agg_conf *c, struct sl_strlist *pk)
+void sl_aggregate_conf_default_key(const struct sl_aggregate_conf *c, struct sl_strlist *pk)
 {
 	size_t n = c->ngroup + (c->windowed ? 1 : 0);
 	pk->v = calloc(n ? n : 1, sizeof *pk->v);
@@ -87,8 +87,8 @@ static int compile_at(const struct sl_cfg_node *at, const char *section, const c
 	return sl_expr_compile(src, full, where, out, err);
 }
 
-int sl_agg_conf_load(const struct sl_cfg_node *n, const struct sl_schema *full, const char *section,
-		     struct sl_schema *schema, struct sl_agg_conf **out, struct sl_err *err)
+int sl_aggregate_conf_load(const struct sl_cfg_node *n, const struct sl_schema *full, const char *section,
+		     struct sl_schema *schema, struct sl_aggregate_conf **out, struct sl_err *err)
 {
 	char w[300];
 	(void)window_opts;
@@ -107,7 +107,7 @@ int sl_agg_conf_load(const struct sl_cfg_node *n, const struct sl_schema *full, 
 					  "measures, emit, late)", sl_cfg_where(n->items[i], w, sizeof w), section,
 					  n->keys[i]);
 	}
-	struct sl_agg_conf *c = calloc(1, sizeof *c);
+	struct sl_aggregate_conf *c = calloc(1, sizeof *c);
 	if (!c)
 		return sl_err_set(err, SL_ENOMEM, "out of memory");
 	c->late_dlq = true;
@@ -339,7 +339,7 @@ int sl_agg_conf_load(const struct sl_cfg_node *n, const struct sl_schema *full, 
 	*out = c;
 	return 0;
 fail:
-	sl_agg_conf_free(c);
+	sl_aggregate_conf_free(c);
 	return rc ? rc : SL_ECONFIG;
 }
 
@@ -365,8 +365,8 @@ struct entry {
 	struct acc acc[];
 };
 
-struct sl_agg {
-	const struct sl_agg_conf *c;
+struct sl_aggregate {
+	const struct sl_aggregate_conf *c;
 	const struct sl_schema *os;
 	struct entry **b;
 	size_t nb, n;
@@ -445,10 +445,10 @@ static int deser_value(const unsigned char **p, const unsigned char *end, enum s
 	return 0;
 }
 
-int sl_agg_new(const struct sl_agg_conf *c, const struct sl_schema *out_schema, struct sl_agg **out,
+int sl_aggregate_new(const struct sl_aggregate_conf *c, const struct sl_schema *out_schema, struct sl_aggregate **out,
 	       struct sl_err *err)
 {
-	struct sl_agg *g = calloc(1, sizeof *g);
+	struct sl_aggregate *g = calloc(1, sizeof *g);
 	if (!g || !(g->b = calloc(1024, sizeof *g->b)) || !(g->gv = calloc(c->ngroup + 1, sizeof *g->gv))) {
 		if (g)
 			free(g->b);
@@ -466,7 +466,7 @@ int sl_agg_new(const struct sl_agg_conf *c, const struct sl_schema *out_schema, 
 	return 0;
 }
 
-static void entry_free(const struct sl_agg_conf *c, struct entry *e)
+static void entry_free(const struct sl_aggregate_conf *c, struct entry *e)
 {
 	for (size_t i = 0; i < c->nm; i++) {
 		if (!e->acc[i].v.null && c->m[i].in == SL_T_TEXT && e->acc[i].has)
@@ -477,7 +477,7 @@ static void entry_free(const struct sl_agg_conf *c, struct entry *e)
 	free(e);
 }
 
-void sl_agg_free(struct sl_agg *g)
+void sl_aggregate_free(struct sl_aggregate *g)
 {
 	if (!g)
 		return;
@@ -494,7 +494,7 @@ void sl_agg_free(struct sl_agg *g)
 	free(g);
 }
 
-static int grow(struct sl_agg *g)
+static int grow(struct sl_aggregate *g)
 {
 	size_t nb = g->nb * 2;
 	struct entry **b = calloc(nb, sizeof *b);
@@ -512,7 +512,7 @@ static int grow(struct sl_agg *g)
 	return 0;
 }
 
-static struct entry *find_or_add(struct sl_agg *g, const unsigned char *k, size_t kl, int64_t wstart, bool *fresh)
+static struct entry *find_or_add(struct sl_aggregate *g, const unsigned char *k, size_t kl, int64_t wstart, bool *fresh)
 {
 	uint64_t h = fnv(k, kl, 1469598103934665603ull);
 	*fresh = false;
@@ -539,7 +539,7 @@ static struct entry *find_or_add(struct sl_agg *g, const unsigned char *k, size_
 	return e;
 }
 
-static void remove_entry(struct sl_agg *g, struct entry *e)
+static void remove_entry(struct sl_aggregate *g, struct entry *e)
 {
 	struct entry **pp = &g->b[e->h & (g->nb - 1)];
 	while (*pp && *pp != e)
@@ -550,7 +550,7 @@ static void remove_entry(struct sl_agg *g, struct entry *e)
 	entry_free(g->c, e);
 }
 
-static int mark_dirty(struct sl_agg *g, struct entry *e)
+static int mark_dirty(struct sl_aggregate *g, struct entry *e)
 {
 	if (e->dirty)
 		return 0;
@@ -638,9 +638,9 @@ static uint64_t mix(uint64_t x)
 	return x ^ (x >> 33);
 }
 
-static int update(struct sl_agg *g, struct entry *e, const struct sl_value *mv, int64_t t, struct sl_err *err)
+static int update(struct sl_aggregate *g, struct entry *e, const struct sl_value *mv, int64_t t, struct sl_err *err)
 {
-	const struct sl_agg_conf *c = g->c;
+	const struct sl_aggregate_conf *c = g->c;
 	for (size_t i = 0; i < c->nm; i++) {
 		const struct measure *m = &c->m[i];
 		struct acc *ac = &e->acc[i];
@@ -690,10 +690,10 @@ static int update(struct sl_agg *g, struct entry *e, const struct sl_value *mv, 
 	return 0;
 }
 
-int sl_agg_add(struct sl_agg *g, const struct sl_record *r, int64_t arrival_ms, struct sl_expr_env *env,
+int sl_aggregate_add(struct sl_aggregate *g, const struct sl_record *r, int64_t arrival_ms, struct sl_expr_env *env,
 	       struct sl_arena *a, bool *late, struct sl_err *err)
 {
-	const struct sl_agg_conf *c = g->c;
+	const struct sl_aggregate_conf *c = g->c;
 	*late = false;
 	int rc;
 	int64_t t = arrival_ms;
@@ -764,7 +764,7 @@ int sl_agg_add(struct sl_agg *g, const struct sl_record *r, int64_t arrival_ms, 
 	return 0;
 }
 
-static int ser_acc(struct sl_agg *g, const struct entry *e, struct sl_buf *b)
+static int ser_acc(struct sl_aggregate *g, const struct entry *e, struct sl_buf *b)
 {
 	sl_buf_reset(b);
 	for (size_t i = 0; i < g->c->nm; i++) {
@@ -786,9 +786,9 @@ static int ser_acc(struct sl_agg *g, const struct entry *e, struct sl_buf *b)
 	return sl_buf_ok(b) ? 0 : SL_ENOMEM;
 }
 
-int sl_agg_restore(void *ctx, const void *k, size_t klen, const void *v, size_t vlen)
+int sl_aggregate_restore(void *ctx, const void *k, size_t klen, const void *v, size_t vlen)
 {
-	struct sl_agg *g = ctx;
+	struct sl_aggregate *g = ctx;
 	const unsigned char *p = v, *end = p + vlen;
 	if (klen == 1 && ((const unsigned char *)k)[0] == 0) { /* meta: watermark, max event time, late, counted */
 		if (vlen != 32)
@@ -844,9 +844,9 @@ int sl_agg_restore(void *ctx, const void *k, size_t klen, const void *v, size_t 
 }
 
 /* The result row of an entry, in a (text copied: the entry may go before the row is written). */
-static int entry_row(struct sl_agg *g, const struct entry *e, struct sl_arena *a, struct sl_record *row)
+static int entry_row(struct sl_aggregate *g, const struct entry *e, struct sl_arena *a, struct sl_record *row)
 {
-	const struct sl_agg_conf *c = g->c;
+	const struct sl_aggregate_conf *c = g->c;
 	struct sl_err err;
 	if (sl_record_init(row, g->os, a, &err))
 		return SL_ENOMEM;
@@ -910,7 +910,7 @@ struct out {
 	size_t nputs, pcap;
 };
 
-static int push_row(struct sl_agg *g, struct out *o, const struct entry *e, struct sl_arena *a)
+static int push_row(struct sl_aggregate *g, struct out *o, const struct entry *e, struct sl_arena *a)
 {
 	if (o->nrows == o->rcap) {
 		size_t cap = o->rcap ? o->rcap * 2 : 64;
@@ -944,7 +944,7 @@ static int push_put(struct out *o, struct sl_arena *a, const void *k, size_t kl,
 	return 0;
 }
 
-bool sl_agg_due(const struct sl_agg *g, int64_t now_ms)
+bool sl_aggregate_due(const struct sl_aggregate *g, int64_t now_ms)
 {
 	if (!g->c->windowed || !g->c->arrival || g->n == 0)
 		return false;
@@ -956,18 +956,21 @@ bool sl_agg_due(const struct sl_agg *g, int64_t now_ms)
 	return false;
 }
 
-int sl_agg_flush(struct sl_agg *g, int64_t now_ms, struct sl_arena *a, struct sl_record **rows, size_t *nrows,
+int sl_aggregate_flush(struct sl_aggregate *g, int64_t now_ms, struct sl_arena *a, struct sl_record **rows, size_t *nrows,
 		 struct sl_state_put **puts, size_t *nputs, struct sl_err *err)
 {
-	const struct sl_agg_conf *c = g->c;
+	const struct sl_aggregate_conf *c = g->c;
 	struct out o = {0};
 	int rc = 0;
 	/* The watermark moves at the end of a batch, as Spark's does: records of this batch were judged by the old
 	 * one. It never goes back. */
 	int64_t wm = g->watermark;
 	if (c->windowed) {
-		int64_t cand = c->arrival ? now_ms - c->lateness_ms
-					  : g->max_event == INT64_MIN ? INT64_MIN : g->max_event - c->lateness_ms;
+		/* Arrival time is the log's timestamp of the record: the watermark follows the newest one read (a
+		 * backlog read late is not late), and the clock too when the processor is idle (clock_ms given). */
+		int64_t cand = g->max_event == INT64_MIN ? INT64_MIN : g->max_event - c->lateness_ms;
+		if (c->arrival && now_ms != INT64_MIN && now_ms - c->lateness_ms > cand)
+			cand = now_ms - c->lateness_ms;
 		if (cand > wm)
 			wm = cand;
 	}
@@ -1017,7 +1020,7 @@ int sl_agg_flush(struct sl_agg *g, int64_t now_ms, struct sl_arena *a, struct sl
 	return 0;
 }
 
-void sl_agg_stats(const struct sl_agg *g, struct sl_agg_stats *st)
+void sl_aggregate_stats(const struct sl_aggregate *g, struct sl_aggregate_stats *st)
 {
 	st->watermark_ms = g->watermark;
 	st->open_windows = (int64_t)g->n;

@@ -17,8 +17,8 @@
  *
  * Semantics (the Spark Structured Streaming ones, so Spark can be the oracle): a record with event time t belongs to
  * every window [start, start + size) with start a multiple of slide (of size for tumbling) and start <= t < start +
- * size. The watermark is the largest event time seen in earlier batches minus lateness (for arrival time: the
- * clock minus lateness). A window whose end is at or before the watermark is closed: records for it are late, and in
+ * size. The watermark is the largest event time seen in earlier batches minus lateness (for arrival time, the
+ * log's timestamps; when the processor is idle, the clock too). A window whose end is at or before the watermark is closed: records for it are late, and in
  * final mode its row is written then and its state dropped. A record that falls only in closed windows is late:
  * counted, and sent to the dead-letter topic (late: dlq) or dropped. Without window:, one row per group, updated. */
 #ifndef SL_PIPELINE_AGGREGATE_H
@@ -34,41 +34,41 @@
 #include "expr/expr.h"
 #include "sink/sink.h"
 
-struct sl_agg_conf;
-struct sl_agg;
+struct sl_aggregate_conf;
+struct sl_aggregate;
 
 /* Parses an output's aggregate: section against the pipeline's full schema; fills schema with the result table's
  * columns (group columns, window_start, window_end, measures) and its key. */
-int sl_agg_conf_load(const struct sl_cfg_node *n, const struct sl_schema *full, const char *section,
-		     struct sl_schema *schema, struct sl_agg_conf **out, struct sl_err *err);
-void sl_agg_conf_free(struct sl_agg_conf *c);
+int sl_aggregate_conf_load(const struct sl_cfg_node *n, const struct sl_schema *full, const char *section,
+		     struct sl_schema *schema, struct sl_aggregate_conf **out, struct sl_err *err);
+void sl_aggregate_conf_free(struct sl_aggregate_conf *c);
 /* The primary key columns the result table gets when the sink names none: the group columns and window_start. */
-void sl_agg_conf_default_key(const struct sl_agg_conf *c, struct sl_strlist *pk);
-bool sl_agg_conf_emit_final(const struct sl_agg_conf *c);
-bool sl_agg_conf_late_dlq(const struct sl_agg_conf *c);
+void sl_aggregate_conf_default_key(const struct sl_aggregate_conf *c, struct sl_strlist *pk);
+bool sl_aggregate_conf_emit_final(const struct sl_aggregate_conf *c);
+bool sl_aggregate_conf_late_dlq(const struct sl_aggregate_conf *c);
 
-int sl_agg_new(const struct sl_agg_conf *c, const struct sl_schema *out_schema, struct sl_agg **out,
+int sl_aggregate_new(const struct sl_aggregate_conf *c, const struct sl_schema *out_schema, struct sl_aggregate **out,
 	       struct sl_err *err);
-void sl_agg_free(struct sl_agg *g);
+void sl_aggregate_free(struct sl_aggregate *g);
 /* Restores one state entry (sl_sink state_load's callback). */
-int sl_agg_restore(void *g, const void *k, size_t klen, const void *v, size_t vlen);
+int sl_aggregate_restore(void *g, const void *k, size_t klen, const void *v, size_t vlen);
 
 /* Adds one record; *late is set when it fell only in closed windows (not counted). Strings the state keeps are
  * copied. An expression that fails is returned with err saying which. */
-int sl_agg_add(struct sl_agg *g, const struct sl_record *r, int64_t arrival_ms, struct sl_expr_env *env,
+int sl_aggregate_add(struct sl_aggregate *g, const struct sl_record *r, int64_t arrival_ms, struct sl_expr_env *env,
 	       struct sl_arena *a, bool *late, struct sl_err *err);
 /* Ends a batch: advances the watermark, and returns the rows to write and the state to store with them (both in
- * a). now_ms is the clock, for arrival time. */
-int sl_agg_flush(struct sl_agg *g, int64_t now_ms, struct sl_arena *a, struct sl_record **rows, size_t *nrows,
+ * a). now_ms is the clock, which moves an arrival-time watermark when the processor is idle; INT64_MIN otherwise. */
+int sl_aggregate_flush(struct sl_aggregate *g, int64_t now_ms, struct sl_arena *a, struct sl_record **rows, size_t *nrows,
 		 struct sl_state_put **puts, size_t *nputs, struct sl_err *err);
 /* Whether flush would close a window now (arrival time: the clock moved past one), so an idle processor emits. */
-bool sl_agg_due(const struct sl_agg *g, int64_t now_ms);
+bool sl_aggregate_due(const struct sl_aggregate *g, int64_t now_ms);
 
-struct sl_agg_stats {
+struct sl_aggregate_stats {
 	int64_t watermark_ms; /* INT64_MIN before any record */
 	int64_t open_windows; /* state entries (groups x windows) */
 	uint64_t late, counted;
 };
-void sl_agg_stats(const struct sl_agg *g, struct sl_agg_stats *st);
+void sl_aggregate_stats(const struct sl_aggregate *g, struct sl_aggregate_stats *st);
 
 #endif

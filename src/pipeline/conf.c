@@ -110,7 +110,7 @@ static void output_free(struct sl_output *o, bool own)
 	if (own)
 		sl_opt_free(output_opts, o);
 	sl_expr_free(o->where);
-	sl_agg_conf_free(o->agg);
+	sl_aggregate_conf_free(o->agg);
 	sl_schema_free(&o->schema);
 	free(o->cols);
 	free(o->offsets_group);
@@ -258,10 +258,10 @@ static int load_processing(struct sl_pipeline *p, const char *section, const str
 				return sl_err_set(err, SL_ECONFIG, "%s: %s: an aggregate output's columns are its group_by, "
 						  "window and measures; drop columns:",
 						  sl_cfg_where(sl_cfg_get(o->at, "columns"), w, sizeof w), osec);
-			if (sl_agg_conf_load(o->aggregate, &p->full, asec, &o->schema, &o->agg, err))
+			if (sl_aggregate_conf_load(o->aggregate, &p->full, asec, &o->schema, &o->agg, err))
 				return SL_ECONFIG;
 			if (!o->sink.primary_key.n) {
-				sl_agg_conf_default_key(o->agg, &o->sink.primary_key);
+				sl_aggregate_conf_default_key(o->agg, &o->sink.primary_key);
 				if (!o->sink.primary_key.n)
 					return sl_err_set(err, SL_ECONFIG, "%s: %s.aggregate: give group_by or a window (the "
 							  "result table needs a primary key)",

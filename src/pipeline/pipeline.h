@@ -39,7 +39,7 @@ struct sl_output {
 	bool project;                  /* records are copied into schema (else they are the full record, or its prefix) */
 	char *offsets_group;           /* the group its sink keeps offsets under (SQLite): each output its own */
 	const struct sl_cfg_node *aggregate; /* outputs: group_by, window, measures (src/pipeline/aggregate.h) */
-	struct sl_agg_conf *agg;       /* an aggregate output: its rows are groups x windows, not records */
+	struct sl_aggregate_conf *agg;       /* an aggregate output: its rows are groups x windows, not records */
 	const struct sl_cfg_node *at;  /* for messages */
 };
 

@@ -79,7 +79,14 @@ struct proc {
 /* An aggregate output at run time: its state, the offsets its state was committed with (records before them are
  * in the state already and are not added again when the ring replays from a lower output's offset), its gauges. */
 struct agg_out {
-	struct sl_agg *g;
+	struct sl_aggregate *g;
+	/* When the output's sink cannot keep state (Cassandra): a local SQLite checkpoint in data_dir holding the
+	 * state, the offsets and a copy of the rows, written after the sink has the rows. A crash between the two
+	 * replays the batch from the last checkpoint, which recomputes the same whole values: rewriting them is
+	 * harmless. (Spark's checkpoint location, in effect; the state is local to this processor.) */
+	struct sl_sink *ckpt;
+	struct sl_sink_conf ckpt_conf;
+	char ckpt_table[300];
 	int64_t *from; /* per partition */
 	int nparts;
 	struct sl_metric *watermark, *open, *late;
@@ -119,8 +126,21 @@ static int to_dlq(struct proc *pr, const struct sl_msg *m, const char *stage, co
 
 static void on_done(void *ctx, struct sl_sink_batch *b, int err, const char *errmsg)
 {
-	(void)ctx;
+	struct proc *pr = ctx;
 	struct obatch *ob = b->opaque;
+	struct sl_sink *ck = pr->aggs ? pr->aggs[ob->oi].ckpt : NULL;
+	if (ck && err == 0) {
+		/* The rows are in the table: now the state and the offsets, in one local transaction. */
+		struct sl_err cerr = {0};
+		if (ck->ops->write(ck, b, &cerr)) {
+			err = cerr.code ? cerr.code : SL_EIO;
+			errmsg = cerr.msg;
+		}
+		ob->done = true;
+		ob->err = err;
+		snprintf(ob->errmsg, sizeof ob->errmsg, "%s", errmsg ? errmsg : "");
+		return;
+	}
 	ob->done = true;
 	ob->err = err;
 	snprintf(ob->errmsg, sizeof ob->errmsg, "%s", errmsg ? errmsg : "");
@@ -251,9 +271,9 @@ static int aggregate_slot(struct proc *pr, struct slot *s, size_t o, size_t nrec
 		if (out->where && (t = sl_expr_test(out->where, &s->recs[i], &pr->env, &s->arena, &derr)) < 0)
 			stage = "where";
 		bool late = false;
-		if (t == 1 && sl_agg_add(ag->g, &s->recs[i], m->timestamp_ms, &pr->env, &s->arena, &late, &derr))
+		if (t == 1 && sl_aggregate_add(ag->g, &s->recs[i], m->timestamp_ms, &pr->env, &s->arena, &late, &derr))
 			t = -1;
-		if (t < 0 || (late && sl_agg_conf_late_dlq(out->agg))) {
+		if (t < 0 || (late && sl_aggregate_conf_late_dlq(out->agg))) {
 			char why[SL_ERR_MSG_MAX];
 			if (t < 0)
 				snprintf(why, sizeof why, "output %s: %s", out->name, derr.msg);
@@ -268,11 +288,12 @@ static int aggregate_slot(struct proc *pr, struct slot *s, size_t o, size_t nrec
 	struct sl_record *rows;
 	struct sl_state_put *puts;
 	size_t nrows, nputs;
-	int rc = sl_agg_flush(ag->g, sl_now_ms(), &s->arena, &rows, &nrows, &puts, &nputs, err);
+	int rc = sl_aggregate_flush(ag->g, nrec == 0 && s->nmsgs == 0 ? sl_now_ms() : INT64_MIN, &s->arena, &rows, &nrows,
+				    &puts, &nputs, err);
 	if (rc)
 		return rc;
-	struct sl_agg_stats as;
-	sl_agg_stats(ag->g, &as);
+	struct sl_aggregate_stats as;
+	sl_aggregate_stats(ag->g, &as);
 	sl_gauge_set(ag->watermark, as.watermark_ms == INT64_MIN ? 0 : as.watermark_ms / 1000);
 	sl_gauge_set(ag->open, as.open_windows);
 	sl_gauge_set(ag->late, (int64_t)as.late);
@@ -465,8 +486,10 @@ static void set_paused(struct proc *pr, struct sl_consumer *cons, const char *na
 static void aggregates_close(struct proc *pr)
 {
 	for (size_t i = 0; pr->aggs && i < pr->p->nout; i++) {
-		sl_agg_free(pr->aggs[i].g);
+		sl_aggregate_free(pr->aggs[i].g);
 		free(pr->aggs[i].from);
+		if (pr->aggs[i].ckpt)
+			pr->aggs[i].ckpt->ops->destroy(pr->aggs[i].ckpt);
 	}
 	free(pr->aggs);
 	pr->aggs = NULL;
@@ -484,14 +507,26 @@ static int aggregates_open(struct proc *pr, struct sl_topic_store *log, struct s
 		struct agg_out *ag = &pr->aggs[oi];
 		if (!o->agg)
 			continue;
-		if (!log->consumer_owns_all || !sinks[oi]->ops->state_load)
-			return sl_err_set(err, SL_ECONFIG, "pipeline %s: output %s: aggregates keep their state with the "
-					  "offsets, which needs the embedded log and a SQLite sink for now (no kafka: and "
-					  "no cassandra: section)", p->name, o->name);
-		int rc = sl_agg_new(o->agg, &o->schema, &ag->g, err);
-		if (rc)
+		struct sl_sink *store = sinks[oi];
+		int rc;
+		if (!store->ops->state_load) {
+			snprintf(ag->ckpt_table, sizeof ag->ckpt_table, "%s__%s", p->name, o->name);
+			ag->ckpt_conf = *o->conf;
+			ag->ckpt_conf.type = "sqlite";
+			ag->ckpt_conf.keyspace = "sluice_state";
+			ag->ckpt_conf.table = ag->ckpt_table;
+			ag->ckpt_conf.columns = (struct sl_strmap){0};
+			ag->ckpt_conf.ttl_field = ag->ckpt_conf.writetime_field = NULL;
+			if ((rc = sl_sink_sqlite_new(pr->c->data_dir, &ag->ckpt_conf, &ag->ckpt, err)) ||
+			    (rc = ag->ckpt->ops->prepare(ag->ckpt, &o->schema, err)))
+				return sl_err_prefix(err, "output %s: state checkpoint: ", o->name);
+			ag->ckpt->done = NULL;
+			ag->ckpt->reject = NULL;
+			store = ag->ckpt;
+		}
+		if ((rc = sl_aggregate_new(o->agg, &o->schema, &ag->g, err)))
 			return rc;
-		if ((rc = sinks[oi]->ops->state_load(sinks[oi], o->offsets_group, sl_agg_restore, ag->g, err)))
+		if ((rc = store->ops->state_load(store, o->offsets_group, sl_aggregate_restore, ag->g, err)))
 			return sl_err_prefix(err, "output %s: ", o->name);
 		int parts = 0;
 		log->ops->partitions(log, p->topic, &parts, NULL);
@@ -499,7 +534,7 @@ static int aggregates_open(struct proc *pr, struct sl_topic_store *log, struct s
 			return sl_err_set(err, SL_ENOMEM, "out of memory");
 		ag->nparts = parts;
 		for (int i = 0; i < parts; i++)
-			if (sinks[oi]->ops->stored_offset(sinks[oi], o->offsets_group, p->topic, i, &ag->from[i]))
+			if (store->ops->stored_offset(store, o->offsets_group, p->topic, i, &ag->from[i]))
 				ag->from[i] = 0;
 		struct sl_metrics *r = sl_metrics_global();
 		char l[300];
@@ -509,8 +544,8 @@ static int aggregates_open(struct proc *pr, struct sl_topic_store *log, struct s
 		ag->open = sl_gauge(r, "sluice_aggregate_open_windows", l, "Groups x windows held in the state");
 		ag->late = sl_gauge(r, "sluice_aggregate_late_records", l,
 				    "Records that arrived after every window they belong to had closed");
-		struct sl_agg_stats as;
-		sl_agg_stats(ag->g, &as);
+		struct sl_aggregate_stats as;
+		sl_aggregate_stats(ag->g, &as);
 		sl_gauge_set(ag->open, as.open_windows);
 		sl_gauge_set(ag->late, (int64_t)as.late);
 		if (as.watermark_ms != INT64_MIN)
@@ -523,7 +558,7 @@ static int aggregates_open(struct proc *pr, struct sl_topic_store *log, struct s
 static bool aggregates_due(const struct proc *pr)
 {
 	for (size_t i = 0; pr->aggs && i < pr->p->nout; i++)
-		if (pr->aggs[i].g && sl_agg_due(pr->aggs[i].g, sl_now_ms()))
+		if (pr->aggs[i].g && sl_aggregate_due(pr->aggs[i].g, sl_now_ms()))
 			return true;
 	return false;
 }
