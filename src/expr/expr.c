@@ -1391,7 +1391,7 @@ static int ev(struct ctx *cx, int ni, struct sl_value *out)
 		if ((rc = ev(cx, nd->a, &x)))
 			return rc;
 		out->null = x.null;
-		out->u.b = !x.u.b;
+		out->u.b = !x.null && !x.u.b; /* a null's payload is not read */
 		return 0;
 	case OP_NEG: {
 		if ((rc = ev(cx, nd->a, &x)))
