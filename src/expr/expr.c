@@ -368,7 +368,7 @@ static int check_call(struct parser *ps, struct node *nd, const char *fname, con
 		nd->t = SL_T_TEXT;
 		break;
 	case F_REGEX_MATCH: case F_REGEX_EXTRACT: {
-		const char *pat;
+		const char *pat = NULL;
 		if ((rc = want_type(ps, a[0], at[0], fname, 1, TEXTY(0), "text")) ||
 		    (rc = literal_text(ps, a[1], at[1], fname, 2, &pat)))
 			return rc;
@@ -401,7 +401,7 @@ static int check_call(struct parser *ps, struct node *nd, const char *fname, con
 		break;
 	}
 	case F_DATE_TRUNC: case F_DATE_PART: case F_DATE_DIFF: {
-		const char *u;
+		const char *u = NULL;
 		if ((rc = literal_text(ps, a[0], at[0], fname, 1, &u)))
 			return rc;
 		int lo = nd->fn == F_DATE_TRUNC ? U_SECOND : nd->fn == F_DATE_PART ? U_SECOND : U_MS;
