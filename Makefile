@@ -5,7 +5,8 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 
-.PHONY: all deps asan test unit demo clean fuzz fuzz-long fuzz-campaign services-up services-down bench soak
+.PHONY: all deps asan test unit demo clean fuzz fuzz-long fuzz-campaign services-up services-down bench soak \
+	image images deb deploy-test
 
 all: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -64,6 +65,19 @@ faults: all
 soak: all
 	@bash tests/services/run up kafka cassandra
 	@VENV=$$(bash scripts/venv.sh) && SLUICE=$(BUILD)/sluice $$VENV/bin/python tests/faults/soak.py
+
+# Deployment (docs/deploy.md). `make image`: the sluice image (Docker started and the base image made when needed);
+# `make images`: also the Kafka and Cassandra images and deploy/.env for deploy/compose.yaml; `make deb`:
+# sluice_<version>_amd64.deb. `make deploy-test`: the full deployment test (images, the 3+3 compose stack, kill -9
+# of a processor and a node, down/up, the .deb in a clean Debian 12 container); `make test` runs its short form.
+image:
+	@bash scripts/docker-images.sh sluice
+images:
+	@bash scripts/docker-images.sh sluice kafka cassandra
+deb: all
+	@bash scripts/mkdeb.sh
+deploy-test: all
+	@bash tests/deploy/run full
 
 services-up:
 	@bash tests/services/run up

@@ -7,7 +7,8 @@ set -euo pipefail
 PKGS=(
   build-essential cmake pkg-config clang libclang-rt-14-dev
   librdkafka-dev libcurl4-openssl-dev libyaml-dev libsqlite3-dev sqlite3 liblz4-dev libssl-dev
-  libmicrohttpd-dev libsimdjson-dev libcmocka-dev zlib1g-dev
+  libsimdjson-dev libcmocka-dev zlib1g-dev
+  libprotobuf-dev libprotoc-dev   # the registry's PROTOBUF schemas: .proto parsing (src/codec/protobuf.cc)
   libzstd-dev libsasl2-dev   # for the librdkafka that scripts/librdkafka.sh builds when the system's is too old
   kcat curl ca-certificates procps iproute2 python3-venv
   chromium   # the console's UI tests (tests/ui: playwright-core drives it; node and npm come with the machine)

@@ -7,7 +7,8 @@ data is in Cassandra, not merely in Kafka. Airflow only schedules, retries and k
 Environment of the Airflow workers:
   SLUICE_BIN     the sluice executable (default: sluice on PATH)
   SLUICE_CONFIG  the sluice.yaml both tasks read (default: /opt/sluice/sluice.yaml)
-A run's conf may override the ingest bound: {"ingest_args": "--count 500"} (the default is the seed's --for 60s).
+A run's conf may override the ingest bound: {"ingest_args": "--count-per-run 500"} (the default is the seed's --for 60s;
+--count N would be a total across runs).
 """
 from datetime import datetime, timedelta
 

@@ -168,7 +168,7 @@ pipelines:
     group: {group}
     key: id
     mapping:
-      id:              {{ path: login.uuid, type: uuid, default: "uuid()" }}
+      id:              {{ path: login.uuid, type: uuid }}
       first_name:      name.first
       last_name:       name.last
       gender:          gender

@@ -27,6 +27,16 @@ int sl_cli_cron_next(int argc, char **argv);
 int sl_cli_scheduler(int argc, char **argv);
 int sl_cli_dag(int argc, char **argv);
 
+/* Credentials parity of the console, the registry and the scheduler API (auth_parity.c): 1 and a message in msg
+ * when self (or, self NULL, any of them) has no credentials while another has some; 0 otherwise. The sections may be
+ * NULL (that server's defaults and environment variables). */
+struct sl_cfg_node;
+int sl_cli_auth_parity(const struct sl_cfg_node *console, const struct sl_cfg_node *registry,
+		       const struct sl_cfg_node *scheduler, const char *self, char *msg, size_t msgsz);
+/* The same, logged as a warning by self. */
+void sl_cli_warn_auth_parity(const struct sl_cfg_node *console, const struct sl_cfg_node *registry,
+			     const struct sl_cfg_node *scheduler, const char *self);
+
 /* Prints "sluice <cmd>: <msg>" to stderr; returns 1. */
 int sl_cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Loads the config cfg into c and opens its scheduler (cmd_dag.c); owner: the scheduler proper (`sluice scheduler`,

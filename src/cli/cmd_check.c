@@ -42,7 +42,9 @@ static int check_roles(struct sl_conf *c, struct sl_err *err)
 					   sizeof(struct sl_cassandra_conf), err)) ||
 	    (c->registry &&
 	     check_section(sl_registry_opts, c->registry, "registry", sizeof(struct sl_registry_conf), err)) ||
-	    (c->console && check_section(sl_console_opts, c->console, "console", sizeof(struct sl_console_conf), err)))
+	    (c->console && check_section(sl_console_opts, c->console, "console", sizeof(struct sl_console_conf), err)) ||
+	    (c->scheduler &&
+	     check_section(sl_sched_api_opts, c->scheduler, "scheduler", sizeof(struct sl_sched_api_conf), err)))
 		return SL_ECONFIG;
 	if (c->dags) {
 		struct sl_dag *d = NULL;
@@ -98,6 +100,9 @@ int sl_cli_check(int argc, char **argv)
 	if (c.console)
 		printf("; console");
 	printf("\n");
+	char warn[512];
+	if (sl_cli_auth_parity(c.console, c.registry, c.scheduler, NULL, warn, sizeof warn) > 0)
+		fprintf(stderr, "sluice check: warning: %s\n", warn);
 	sl_conf_free(&c);
 	return 0;
 }

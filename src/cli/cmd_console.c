@@ -67,6 +67,7 @@ int sl_cli_console(int argc, char **argv)
 		sl_conf_free(&c);
 		return sl_cli_fail("console", "%s", err.msg);
 	}
+	sl_cli_warn_auth_parity(c.console, c.registry, c.scheduler, "console");
 	printf("sluice console: http://%s/ (%zu pipeline%s from %s)\n", sl_console_address(con), c.np,
 	       c.np == 1 ? "" : "s", config);
 	fflush(stdout);

@@ -6,6 +6,8 @@
 #include "cli/cli.h"
 #include "console/console.h"
 #include "pipeline/pipeline.h"
+#include "registry/registry.h"
+#include "scheduler/sched.h"
 #include "sink/sink.h"
 #include "source/source.h"
 #include "topic/topic.h"
@@ -23,10 +25,16 @@ int sl_cli_config_doc(int argc, char **argv)
 	sl_conf_doc_markdown(stdout);
 	printf("\n## Sources\n");
 	sl_opt_doc_markdown(sl_source_generate_opts, "pipelines.<name>.source (type: generate)", stdout);
+	sl_opt_doc_markdown(sl_source_http_opts, "pipelines.<name>.source (type: http)", stdout);
+	fputs(sl_source_http_examples_md, stdout);
 	printf("\n## Connections\n");
 	sl_opt_doc_markdown(sl_kafka_opts, "kafka", stdout);
 	sl_opt_doc_markdown(sl_cassandra_opts, "cassandra", stdout);
 	printf("\n## Console\n");
 	sl_opt_doc_markdown(sl_console_opts, "console", stdout);
+	printf("\n## Schema registry\n");
+	sl_opt_doc_markdown(sl_registry_opts, "registry", stdout);
+	printf("\n## Scheduler API\n");
+	sl_opt_doc_markdown(sl_sched_api_opts, "scheduler", stdout);
 	return 0;
 }

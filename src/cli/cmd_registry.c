@@ -45,12 +45,22 @@ int sl_cli_registry(int argc, char **argv)
 		struct sl_cfg_node *sec;
 		if (sl_cfg_load_file(&doc, file, &err))
 			return sl_cli_fail("registry", "%s", err.msg);
+		sl_cli_warn_auth_parity(sl_cfg_get(doc.root, "console"), sl_cfg_get(doc.root, "registry"),
+					sl_cfg_get(doc.root, "scheduler"), "registry");
 		if ((sec = sl_cfg_get(doc.root, "registry"))) {
 			sl_opt_free(sl_registry_opts, &conf);
 			if (sl_opt_bind(sl_registry_opts, sec, "registry", &conf, &err)) {
 				sl_cfg_free(&doc);
 				return sl_cli_fail("registry", "%s", err.msg);
 			}
+		}
+		/* Without registry.data_dir, the store goes under the config's top-level data_dir. */
+		struct sl_cfg_node *top = sl_cfg_get(doc.root, "data_dir");
+		if (top && top->kind == SL_CFG_SCALAR &&
+		    sl_registry_conf_dir(&conf, sec, top->value, &err)) {
+			sl_opt_free(sl_registry_opts, &conf);
+			sl_cfg_free(&doc);
+			return sl_cli_fail("registry", "%s", err.msg);
 		}
 		/* The kafka store's security settings (kept with the document until the registry closes). */
 		conf.kafka = sl_cfg_get(doc.root, "kafka");
@@ -84,6 +94,8 @@ int sl_cli_registry(int argc, char **argv)
 			return sl_cli_fail("registry", "unexpected argument '%s' (see --help)", argv[i]);
 		}
 	}
+	if (!file)
+		sl_cli_warn_auth_parity(NULL, NULL, NULL, "registry");
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);

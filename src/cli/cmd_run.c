@@ -43,7 +43,7 @@ struct args {
 	const char *config;
 	const char *pipeline;
 	int64_t count, for_ms;
-	bool drain, quiet, until_done;
+	bool count_per_run, drain, quiet, until_done;
 };
 
 static int parse_args(const char *cmd, int argc, char **argv, struct args *a, const char *usage)
@@ -57,11 +57,12 @@ static int parse_args(const char *cmd, int argc, char **argv, struct args *a, co
 			exit(0);
 		} else if ((!strcmp(s, "-c") || !strcmp(s, "--config")) && i + 1 < argc)
 			a->config = argv[++i];
-		else if (!strcmp(s, "--count") && i + 1 < argc) {
+		else if ((!strcmp(s, "--count") || !strcmp(s, "--count-per-run")) && i + 1 < argc) {
 			char *end;
+			a->count_per_run = !strcmp(s, "--count-per-run");
 			a->count = strtoll(argv[++i], &end, 10);
 			if (*end || a->count <= 0)
-				return sl_cli_fail(cmd, "--count wants a positive number of records, got '%s'", argv[i]) + 1;
+				return sl_cli_fail(cmd, "%s wants a positive number of records, got '%s'", s, argv[i]) + 1;
 		} else if (!strcmp(s, "--for") && i + 1 < argc) {
 			if (sl_parse_duration_ms(argv[++i], &a->for_ms) || a->for_ms <= 0)
 				return sl_cli_fail(cmd, "--for wants a duration like 60s or 5m, got '%s'", argv[i]) + 1;
@@ -107,13 +108,19 @@ static struct sl_pipeline *pick(const char *cmd, struct sl_conf *c, const char *
 	return p;
 }
 
-static void print_ingest(const struct sl_pipeline *p, const struct sl_ingest_stats *st)
+/* The summary reads the same counters as the progress line and the metrics (struct sl_ingest_stats), and says how
+ * the run ended, so a run that exits 1 never reads as a clean one. */
+static void print_ingest(const struct sl_pipeline *p, const struct sl_ingest_stats *st, int rc)
 {
-	printf("ingest %s: %" PRIu64 " pages, %" PRIu64 " records, %" PRIu64 " bytes, %" PRIu64 " delivered to '%s', "
-	       "%" PRIu64 " to the dead-letter topic '%s', %" PRIu64 " retries, %" PRIu64 " failures, %.1f s, %.0f "
-	       "records/s\n",
-	       p->name, st->pages, st->records, st->bytes, st->delivered - st->dlq, p->topic, st->dlq, p->dlq_topic,
-	       st->retries, st->delivery_failures, st->seconds, st->seconds > 0 ? (double)st->records / st->seconds : 0);
+	printf("ingest %s: %" PRIu64 " pages, %" PRIu64 " records, %" PRIu64 " bytes, %" PRIu64 " bad pages, %" PRIu64
+	       " delivered to '%s', %" PRIu64 " to the dead-letter topic '%s' (%" PRIu64 " dropped), %" PRIu64
+	       " requests, %" PRIu64 " retries, %" PRIu64 " undelivered, %.1f s, %.0f records/s",
+	       p->name, st->pages, st->records, st->bytes, st->bad_pages, st->delivered, p->topic, st->dlq, p->dlq_topic,
+	       st->dlq_dropped, st->requests, st->retries, st->delivery_failures, st->seconds,
+	       st->seconds > 0 ? (double)st->records / st->seconds : 0);
+	if (st->total_limit)
+		printf("; total %" PRIu64 " of %" PRId64, st->total, st->total_limit);
+	printf("; %s\n", rc ? "FAILED" : "ok");
 }
 
 static void print_process(const struct sl_pipeline *p, const struct sl_process_stats *st)
@@ -157,9 +164,13 @@ static const char *INGEST_USAGE =
 	"resumes after the last delivered page. Records that do not map go to the dead-letter topic.\n\n"
 	"  -c, --config FILE  config file (default $SLUICE_CONFIG or ./sluice.yaml)\n"
 	"  --for DURATION     stop after this long (e.g. 60s, like the seed's DAG)\n"
-	"  --count N          stop after the page that reaches N records\n"
+	"  --count N          stop at N records in all, across runs: the number taken is saved with the\n"
+	"                     cursor, so restarts (even after kill -9) stop at N overall (like the source's count:)\n"
+	"  --count-per-run N  stop at N records taken by this run\n"
 	"Without --for or --count it runs until the source has no more pages or SIGINT/SIGTERM.\n"
-	"Exit status: 0 when everything was delivered, 1 otherwise (nothing delivered is a failure).\n";
+	"Exit status: 0 when everything taken was delivered; 1 when a record was not delivered, the source failed\n"
+	"(HTTP errors past the retries, the circuit breaker on bad pages), or nothing was delivered although the\n"
+	"source did not say it had no more pages and the total was not reached.\n";
 
 int sl_cli_ingest(int argc, char **argv)
 {
@@ -176,11 +187,12 @@ int sl_cli_ingest(int argc, char **argv)
 		return 2;
 	}
 	install_signals();
-	struct sl_run_opts o = {.count = a.count, .for_ms = a.for_ms, .progress = !a.quiet, .stop = &g_stop};
+	struct sl_run_opts o = {.count = a.count, .count_per_run = a.count_per_run, .for_ms = a.for_ms,
+				.progress = !a.quiet, .stop = &g_stop};
 	struct sl_ingest_stats st;
 	struct sl_err err = {0};
 	rc = sl_ingest_run(&c, p, &o, &st, &err);
-	print_ingest(p, &st);
+	print_ingest(p, &st, rc);
 	if (rc)
 		sl_cli_fail("ingest", "%s", err.msg);
 	sl_conf_free(&c);
@@ -279,7 +291,7 @@ static const char *UP_USAGE =
 	"API that runs out of pages), up ends once every record is in its table, and prints a summary.\n\n"
 	"  -c, --config FILE  config file (default $SLUICE_CONFIG or ./sluice.yaml)\n"
 	"  --for DURATION     stop ingesting after this long, then drain\n"
-	"  --count N          ingest at most about N records per pipeline, then drain\n"
+	"  --count N          ingest N records per pipeline in all, across runs, then drain\n"
 	"  --until-done       run only the pipelines, to the end of their sources, then exit (no registry,\n"
 	"                     scheduler or console)\n"
 	"  -q, --quiet        no progress line\n"
@@ -335,9 +347,10 @@ static int services_start(const struct args *a, struct sl_conf *c, struct servic
 	memset(sv, 0, sizeof *sv);
 	if (c->registry) {
 		if (sl_opt_bind(sl_registry_opts, c->registry, "registry", &sv->rconf, &err) ||
-		    (sv->rconf.kafka = c->kafka, false) || sl_registry_open(&sv->reg, &sv->rconf, &err) || sl_registry_serve(sv->reg, NULL, &err))
+		    sl_registry_conf_dir(&sv->rconf, c->registry, c->data_dir, &err) || (sv->rconf.kafka = c->kafka, false) || sl_registry_open(&sv->reg, &sv->rconf, &err) || sl_registry_serve(sv->reg, NULL, &err))
 			goto fail;
 		sl_info("up", "schema registry on %s", sv->rconf.listen);
+		sl_cli_warn_auth_parity(c->console, c->registry, c->scheduler, "registry");
 	}
 	if (c->dags) {
 		static char exe[4096]; /* the scheduler keeps the pointer */
@@ -359,6 +372,7 @@ static int services_start(const struct args *a, struct sl_conf *c, struct servic
 		if ((sv->reg && sl_console_plug_registry(sv->con, sv->reg)) ||
 		    (sv->sched && sl_console_plug_scheduler(sv->con, sv->sched)))
 			sl_warn("up", "console: could not add the registry or scheduler pages");
+		sl_cli_warn_auth_parity(c->console, c->registry, c->scheduler, "console");
 		printf("console: http://%s/\n", sl_console_address(sv->con));
 		fflush(stdout);
 	}
@@ -434,7 +448,7 @@ static int up_once(const struct args *ap, struct sl_conf *cp, const struct servi
 	for (size_t i = 0; i < c.np; i++) {
 		if (ti[i])
 			pthread_join(ti[i], NULL);
-		print_ingest(w[i].p, &w[i].ist);
+		print_ingest(w[i].p, &w[i].ist, w[i].rc);
 		print_process(w[i].p, &w[i].pst);
 		if (w[i].rc) {
 			sl_cli_fail("up", "%s", w[i].err.msg);

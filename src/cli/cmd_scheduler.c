@@ -132,12 +132,13 @@ int sl_cli_scheduler(int argc, char **argv)
 		int port = atoi(colon ? colon + 1 : api);
 		if (colon)
 			snprintf(addr, sizeof addr, "%.*s", (int)(colon - api), api);
-		if (sl_sched_api_start(s, addr, port, &h, &err)) {
+		if (sl_sched_api_start(s, addr, port, c.scheduler, &h, &err)) {
 			sl_sched_close(s);
 			sl_conf_free(&c);
 			return sl_cli_fail("scheduler", "%s", err.msg);
 		}
-		sl_info("scheduler", "REST API on http://%s:%d/api/v1/dags", addr, port);
+		sl_cli_warn_auth_parity(c.console, c.registry, c.scheduler, "scheduler");
+		sl_info("scheduler", "REST API on http://%s:%d/api/v1/dags", addr, sl_sched_api_port(h));
 	}
 	signal(SIGINT, sched_on_signal);
 	signal(SIGTERM, sched_on_signal);

@@ -6,7 +6,6 @@
 
 #include "core/record.h"
 
-int sl_json_uint64_internal(struct sl_json_val v, uint64_t *out);
 
 const char *sl_json_type_name(enum sl_json_type t)
 {

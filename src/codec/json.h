@@ -95,4 +95,7 @@ void sl_json_render_short(struct sl_json_val v, size_t max, struct sl_buf *out);
  * text is well-formed JSON as far as this scanner checks (syntax and nesting, not UTF-8). Used on error paths only. */
 long sl_json_error_offset(const char *buf, size_t len);
 
+/* For json.c only: json_simdjson.cc's reader of an unsigned 64-bit number (0, or -1 when v is none). */
+int sl_json_uint64_internal(struct sl_json_val v, uint64_t *out);
+
 #endif

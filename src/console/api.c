@@ -578,7 +578,7 @@ void sl_con_dispatch(struct sl_console *c, const struct sl_con_req *rq, struct s
 	rs->status = 200;
 	rs->ctype = "application/json";
 	rs->cache_control = "no-store";
-	char path[2048], query[4096];
+	char path[2048], query[8200]; /* a query up to the default max_uri (8 KiB) */
 	pthread_mutex_lock(&c->lock);
 	c->requests++;
 	pthread_mutex_unlock(&c->lock);
@@ -586,12 +586,38 @@ void sl_con_dispatch(struct sl_console *c, const struct sl_con_req *rq, struct s
 		jerror(rs, 414, "request target too long");
 		return;
 	}
+	size_t plen = strcspn(rq->target, "?");
+	if (plen >= sizeof path || (rq->target[plen] && strlen(rq->target + plen + 1) >= sizeof query)) {
+		jerror(rs, 414, "request target too long"); /* too long for this console, not malformed */
+		return;
+	}
 	if (sl_con_split_target(rq->target, path, sizeof path, query, sizeof query)) {
 		jerror(rs, 400, "malformed request target");
 		return;
 	}
-	/* Credentials before anything else, so nothing (not even a 404) tells a stranger what is there. */
-	if (!sl_http_auth_ok(&c->sec, rq->authorization)) {
+	/* Credentials before anything else, so nothing (not even a 404) tells a stranger what is there. /health and
+	 * /ready answer anyone (load balancers, probes), with nothing but the verdict. */
+	bool anon = !sl_http_auth_ok(&c->sec, rq->authorization);
+	const char *m0 = rq->method ? rq->method : "";
+	if (anon && (!strcmp(m0, "GET") || !strcmp(m0, "HEAD")) && (!strcmp(path, "/health") || !strcmp(path, "/ready"))) {
+		rs->head = !strcmp(m0, "HEAD");
+		struct sl_con_resp full = {0};
+		sl_buf_init(&full.body);
+		pthread_mutex_lock(&c->lock);
+		if (!strcmp(path, "/health"))
+			api_health(c, &full);
+		else
+			api_ready(c, &full);
+		pthread_mutex_unlock(&c->lock);
+		rs->status = full.status ? full.status : 200;
+		sl_buf_free(&full.body);
+		if (!strcmp(path, "/health"))
+			sl_buf_printf(&rs->body, "{\"status\":\"%s\"}", rs->status == 200 ? "ok" : "failing");
+		else
+			sl_buf_printf(&rs->body, "{\"ready\":%s}", rs->status == 200 ? "true" : "false");
+		return;
+	}
+	if (anon) {
 		pthread_mutex_lock(&c->lock);
 		c->unauthorized++;
 		pthread_mutex_unlock(&c->lock);
@@ -614,12 +640,18 @@ void sl_con_dispatch(struct sl_console *c, const struct sl_con_req *rq, struct s
 		return;
 	}
 
-	/* Plugged-in roles first (the latest added wins). */
+	/* Plugged-in roles first (the latest added wins). They get the path with "%2F", "%3F", "%23" and "%25" still
+	 * encoded: decoded, a subject "a/b" would become two segments and change the registry's route. */
+	char rpath[sizeof path * 3];
+	if (sl_con_route_path(rq->target, rpath, sizeof rpath) < 0) {
+		jerror(rs, 414, "request target too long");
+		return;
+	}
 	for (size_t i = c->nroutes; i-- > 0;) {
-		if (has_prefix(path, c->routes[i].prefix)) {
+		if (has_prefix(rpath, c->routes[i].prefix)) {
 			const char *ct = "application/json";
 			int st = 200;
-			int rc = c->routes[i].handler(c->routes[i].ctx, m, path, query, rq->body, rq->len, &rs->body, &st,
+			int rc = c->routes[i].handler(c->routes[i].ctx, m, rpath, query, rq->body, rq->len, &rs->body, &st,
 						      &ct);
 			if (rc) {
 				jerror(rs, 500, sl_strerror(rc));

@@ -1,4 +1,4 @@
-/* The console: sluice's Control Center. An HTTP server (libmicrohttpd) that serves the web UI embedded in the binary
+/* The console: sluice's Control Center. An HTTP server (src/http) that serves the web UI embedded in the binary
  * (web/), a JSON API behind every page, Prometheus /metrics (sluice_* plus consumer lag under kafka_exporter's names),
  * /health (error rate over a window) and /ready (every part reachable). It runs alone (`sluice console`), reading
  * what it can compute from the log and the tables, or inside `sluice up`, where the pipelines' own metrics are in the
@@ -16,6 +16,7 @@
 #include "core/config.h"
 #include "core/err.h"
 #include "core/httpauth.h"
+#include "http/http.h"
 
 struct sl_conf;
 
@@ -43,6 +44,7 @@ struct sl_console_conf {
 	struct sl_http_auth_conf auth;      /* where the bearer token and basic credentials come from */
 	int64_t max_body;        /* bytes of a request body */
 	int64_t max_uri;         /* bytes of the request line's target */
+	struct sl_http_conf http;           /* allowed_hosts, connection limits and timeouts (src/http) */
 	int64_t poll_ms;         /* how often the collector samples the log and the tables */
 	int64_t burrow_window;   /* commits per partition in Burrow's sliding window */
 	int64_t health_window_ms;

@@ -18,6 +18,10 @@
 /* Splits a raw request target into a clean path (percent-decoded, no "..", no "//", no control bytes) and the raw
  * query (after '?', may be ""). Returns 0, or -1 for a target that is not a valid origin-form path. */
 int sl_con_split_target(const char *target, char *path, size_t pathsz, char *query, size_t querysz);
+/* The path of a target for the plugged-in routes: percent-decoded except "%2F", "%3F", "%23" and "%25", which stay
+ * as they came (upper-cased), so a route that passes the path on (the registry's) keeps their meaning. Call after
+ * sl_con_split_target accepted the target. Returns the length, or -1 when it does not fit. */
+int sl_con_route_path(const char *target, char *out, size_t outsz);
 /* The value of key in an application/x-www-form-urlencoded query, decoded. 1 found, 0 absent, -1 malformed. */
 int sl_con_query_get(const char *query, const char *key, char *out, size_t outsz);
 /* An integer parameter within [min,max]; def when absent. -1 when malformed or out of range. */
@@ -173,7 +177,7 @@ struct sl_console {
 	void *log;                           /* struct sl_topic_store * (topic/): opened by the collector */
 	pthread_mutex_t cql_lock;            /* guards sinks (each reader is used by one thread at a time) */
 	void *sinks;                         /* struct sl_sink *[npipes]: readers of the pipelines' tables (sink/) */
-	void *mhd;                           /* struct MHD_Daemon * */
+	void *httpd;                         /* struct sl_http_server * */
 };
 
 int sl_con_init(struct sl_console *c, struct sl_conf *conf, const struct sl_console_start_opts *o,

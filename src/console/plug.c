@@ -372,8 +372,9 @@ static int forward(const struct sl_con_remote *r, const char *method, const char
 	char target[8400], enc[6200];
 	char ct[128];
 	struct sl_err err = {0};
-	/* The console's path arrives decoded: encode it again, '/' kept as the separator (the query is still raw). */
-	pct_encode(rest, strlen(rest), "/:@", enc, sizeof enc);
+	/* The console's path arrives decoded but for "%2F", "%3F", "%23" and "%25" (sl_con_route_path): encode the rest
+	 * again, '/' kept as the separator and those escapes as they are (the query is still raw). */
+	pct_encode(rest, strlen(rest), "/:@%", enc, sizeof enc);
 	snprintf(target, sizeof target, "%s%s%s", enc, *query ? "?" : "", query);
 	bool has_body = strcmp(method, "GET") && strcmp(method, "HEAD") && strcmp(method, "DELETE");
 	if (sl_con_remote_call(r, method, target, has_body ? (body ? body : "") : NULL, has_body ? len : 0, status, out,

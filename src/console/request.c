@@ -50,6 +50,34 @@ int sl_con_pct_decode(const char *s, size_t n, bool plus_space, char *out, size_
 	return (int)o;
 }
 
+int sl_con_route_path(const char *target, char *out, size_t outsz)
+{
+	size_t n = strcspn(target, "?#"), o = 0;
+	for (size_t i = 0; i < n; i++) {
+		int ch = (unsigned char)target[i];
+		char keep[4] = {0};
+		if (ch == '%' && i + 2 < n && hexval((unsigned char)target[i + 1]) >= 0 &&
+		    hexval((unsigned char)target[i + 2]) >= 0) {
+			ch = hexval((unsigned char)target[i + 1]) * 16 + hexval((unsigned char)target[i + 2]);
+			if (ch == '/' || ch == '?' || ch == '#' || ch == '%')
+				snprintf(keep, sizeof keep, "%%%02X", ch);
+			i += 2;
+		}
+		size_t k = keep[0] ? 3 : 1;
+		if (o + k >= outsz)
+			return -1;
+		if (keep[0])
+			memcpy(out + o, keep, 3);
+		else
+			out[o] = (char)ch;
+		o += k;
+	}
+	if (!outsz)
+		return -1;
+	out[o] = 0;
+	return (int)o;
+}
+
 int sl_con_split_target(const char *target, char *path, size_t pathsz, char *query, size_t querysz)
 {
 	if (!target || target[0] != '/' || pathsz < 2 || querysz < 1)

@@ -1,9 +1,8 @@
-/* The console's server: the `console:` option table, secrets, the collector thread, and the libmicrohttpd glue (a
- * small thread pool; request targets, headers and bodies are bounded; responses gzip'd when the client takes it).
+/* The console's server: the `console:` option table, secrets, the collector thread, and the glue to src/http (which
+ * owns connections, limits, timeouts and the access policy; responses gzip'd here when the client takes them).
  * Request handling itself is in api.c. */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <openssl/crypto.h>
@@ -16,6 +15,7 @@
 
 #include "console/internal.h"
 #include "core/log.h"
+#include "http/http.h"
 
 #define COMP "console"
 
@@ -23,10 +23,12 @@ const struct sl_opt sl_console_opts[] = {
 	{"listen", SL_OPT_STRING, "127.0.0.1:8080", offsetof(struct sl_console_conf, listen),
 	 "host:port of the web console, JSON API and /metrics. Beyond loopback, auth is required"},
 	SL_HTTP_AUTH_OPTS(struct sl_console_conf, auth, "SLUICE_CONSOLE_TOKEN", "SLUICE_CONSOLE_PASSWORD"),
+	SL_HTTP_AUTH_READ_OPTS(struct sl_console_conf, auth),
 	{"max_body", SL_OPT_SIZE, "1MiB", offsetof(struct sl_console_conf, max_body),
 	 "largest request body; larger ones get 413", .min = 1024, .max = 1 << 30},
 	{"max_uri", SL_OPT_SIZE, "8KiB", offsetof(struct sl_console_conf, max_uri),
 	 "longest request target (path and query); longer ones get 414", .min = 256, .max = 1 << 20},
+	SL_HTTP_SERVER_OPTS(struct sl_console_conf, http),
 	{"poll_interval", SL_OPT_DURATION, "1s", offsetof(struct sl_console_conf, poll_ms),
 	 "how often the console samples the log, the groups and the tables", .min = 100, .max = 3600000},
 	{"burrow_window", SL_OPT_INT, "10", offsetof(struct sl_console_conf, burrow_window),
@@ -129,145 +131,64 @@ static void *collector(void *arg)
 	return NULL;
 }
 
-/* ---- libmicrohttpd ---- */
+/* ---- HTTP (src/http) ---- */
 
-struct conn {
-	char *target;
-	struct sl_buf body;
-	bool started, too_big;
-};
-
-static void *uri_log(void *cls, const char *uri, struct MHD_Connection *con)
+static void refused(void *ctx, int status)
 {
-	(void)cls;
-	(void)con;
-	struct conn *k = calloc(1, sizeof *k);
-	if (k) {
-		k->target = strdup(uri ? uri : "");
-		sl_buf_init(&k->body);
-	}
-	return k;
+	struct sl_console *c = ctx;
+	pthread_mutex_lock(&c->lock);
+	c->requests++;
+	if (status == 401)
+		c->unauthorized++;
+	pthread_mutex_unlock(&c->lock);
 }
 
-static void completed(void *cls, struct MHD_Connection *con, void **con_cls, enum MHD_RequestTerminationCode t)
+static void handle(void *ctx, const struct sl_http_req *hr, struct sl_http_resp *out)
 {
-	(void)cls;
-	(void)con;
-	(void)t;
-	struct conn *k = *con_cls;
-	if (k) {
-		free(k->target);
-		sl_buf_free(&k->body);
-		free(k);
-	}
-	*con_cls = NULL;
-}
-
-static enum MHD_Result respond(struct sl_console *c, struct MHD_Connection *con, struct sl_con_resp *rs,
-			       bool gzip_ok)
-{
-	struct MHD_Response *r;
-	bool gz = false;
-	if (rs->static_data && !rs->static_gz)
-		r = MHD_create_response_from_buffer(rs->static_len, (void *)(uintptr_t)rs->static_data,
-						    MHD_RESPMEM_PERSISTENT);
-	else if (rs->static_gz) {
-		r = MHD_create_response_from_buffer(rs->static_gz_len, (void *)(uintptr_t)rs->static_gz,
-						    MHD_RESPMEM_PERSISTENT);
-		gz = true;
-	} else {
-		struct sl_buf z;
-		sl_buf_init(&z);
-		if (gzip_ok && rs->body.len > 1024 && sl_con_gzip(rs->body.data, rs->body.len, &z) == 0) {
-			r = MHD_create_response_from_buffer(z.len, z.data, MHD_RESPMEM_MUST_COPY);
-			gz = true;
-		} else
-			r = MHD_create_response_from_buffer(rs->body.len, rs->body.data ? rs->body.data : (char *)"",
-							    MHD_RESPMEM_MUST_COPY);
-		sl_buf_free(&z);
-	}
-	if (!r)
-		return MHD_NO;
-	if (rs->status != 304)
-		MHD_add_response_header(r, "Content-Type", rs->ctype);
-	if (gz)
-		MHD_add_response_header(r, "Content-Encoding", "gzip");
-	MHD_add_response_header(r, "Vary", "Accept-Encoding");
-	if (rs->cache_control)
-		MHD_add_response_header(r, "Cache-Control", rs->cache_control);
-	if (rs->etag[0])
-		MHD_add_response_header(r, "ETag", rs->etag);
-	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-	MHD_add_response_header(r, "X-Frame-Options", "DENY");
-	MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
-	if (rs->ctype && !strncmp(rs->ctype, "text/html", 9))
-		MHD_add_response_header(r, "Content-Security-Policy",
-					"default-src 'self'; img-src 'self' data:; style-src 'self'; "
-					"connect-src 'self'; frame-ancestors 'none'");
-	if (rs->www_authenticate)
-		MHD_add_response_header(r, "WWW-Authenticate",
-					c->sec.user && c->sec.password ? "Basic realm=\"sluice\", charset=\"UTF-8\""
-								      : "Bearer realm=\"sluice\"");
-	enum MHD_Result ret = MHD_queue_response(con, (unsigned)rs->status, r);
-	MHD_destroy_response(r);
-	return ret;
-}
-
-static enum MHD_Result handle(void *cls, struct MHD_Connection *con, const char *url, const char *method,
-			      const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
-{
-	(void)url;
-	(void)version;
-	struct sl_console *c = cls;
-	struct conn *k = *con_cls;
-	if (!k)
-		return MHD_NO;
+	struct sl_console *c = ctx;
 	struct sl_con_req rq = {
-		.method = method,
-		.target = k->target,
-		.authorization = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Authorization"),
-		.accept_encoding = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Accept-Encoding"),
-		.if_none_match = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "If-None-Match"),
-		.origin = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Origin"),
-		.host = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Host"),
+		.method = hr->method,
+		.target = hr->target,
+		.authorization = sl_http_req_header(hr, "Authorization"),
+		.accept_encoding = sl_http_req_header(hr, "Accept-Encoding"),
+		.if_none_match = sl_http_req_header(hr, "If-None-Match"),
+		.origin = sl_http_req_header(hr, "Origin"),
+		.host = sl_http_req_header(hr, "Host"),
+		.body = hr->body,
+		.len = hr->len,
 	};
-	if (!k->started) {
-		k->started = true;
-		const char *cl = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Content-Length");
-		if (cl && strtoull(cl, NULL, 10) > (unsigned long long)c->cc.max_body)
-			k->too_big = true;
-		if (!k->too_big)
-			return MHD_YES; /* the body (if any) comes in the next calls */
-	}
-	if (*upload_data_size && !k->too_big) {
-		if (k->body.len + *upload_data_size > (size_t)c->cc.max_body)
-			k->too_big = true;
-		else
-			sl_buf_append(&k->body, upload_data, *upload_data_size);
-		*upload_data_size = 0;
-		if (!k->too_big)
-			return MHD_YES;
-	}
-	*upload_data_size = 0;
-	rq.body = k->body.data;
-	rq.len = k->body.len;
-	rq.body_too_big = k->too_big;
 	struct sl_con_resp rs = {0};
 	sl_buf_init(&rs.body);
 	sl_con_dispatch(c, &rq, &rs);
-	enum MHD_Result ret = respond(c, con, &rs, sl_con_accepts_gzip(rq.accept_encoding));
+	out->status = rs.status;
+	out->ctype = rs.status == 304 ? NULL : rs.ctype;
+	if (rs.static_gz) {
+		out->data = rs.static_gz;
+		out->data_len = rs.static_gz_len;
+		sl_http_resp_header(out, "Content-Encoding", "gzip");
+	} else if (rs.static_data) {
+		out->data = rs.static_data;
+		out->data_len = rs.static_len;
+	} else if (sl_con_accepts_gzip(rq.accept_encoding) && rs.body.len > 1024 &&
+		   sl_con_gzip(rs.body.data, rs.body.len, &out->body) == 0) {
+		sl_http_resp_header(out, "Content-Encoding", "gzip");
+	} else {
+		sl_buf_reset(&out->body);
+		sl_buf_append(&out->body, rs.body.data ? rs.body.data : "", rs.body.len);
+	}
 	sl_buf_free(&rs.body);
-	return ret;
+	sl_http_resp_header(out, "Vary", "Accept-Encoding");
+	if (rs.cache_control)
+		sl_http_resp_header(out, "Cache-Control", "%s", rs.cache_control);
+	if (rs.etag[0])
+		sl_http_resp_header(out, "ETag", "%s", rs.etag);
+	if (rs.www_authenticate)
+		sl_http_resp_header(out, "WWW-Authenticate", "%s",
+				    c->sec.user && c->sec.password ? "Basic realm=\"sluice\", charset=\"UTF-8\""
+								  : "Bearer realm=\"sluice\"");
 }
 
-static void mhd_log(void *cls, const char *fmt, va_list ap)
-{
-	(void)cls;
-	char buf[512];
-	vsnprintf(buf, sizeof buf, fmt, ap);
-	buf[strcspn(buf, "\n")] = 0;
-	sl_debug(COMP, "http: %s", buf);
-}
+static const char *const open_paths[] = {"/health", "/ready", NULL};
 
 int sl_console_start(struct sl_conf *conf, const struct sl_console_start_opts *o, struct sl_console **out,
 		     struct sl_err *err)
@@ -281,35 +202,28 @@ int sl_console_start(struct sl_conf *conf, const struct sl_console_start_opts *o
 		free(c);
 		return rc;
 	}
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai = NULL;
-	char port[16];
-	snprintf(port, sizeof port, "%d", c->port);
-	if (getaddrinfo(c->host, port, &hints, &ai) || !ai) {
-		sl_err_set(err, SL_ECONFIG, "console.listen: cannot resolve '%s'", c->host);
+	struct sl_http_server_opts ho = {
+		.name = "console",
+		.host = c->host,
+		.port = c->port,
+		.conf = &c->cc.http,
+		.max_body = c->cc.max_body,
+		.max_target = c->cc.max_uri,
+		.auth = &c->sec,
+		.realm = "sluice",
+		.open_paths = open_paths,
+		.handler = handle,
+		.ctx = c,
+		.on_refused = refused,
+	};
+	struct sl_http_server *d;
+	if ((rc = sl_http_start(&ho, &d, err))) {
 		sl_con_destroy(c);
 		free(c);
-		return SL_ECONFIG;
+		return rc;
 	}
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
-	if (ai->ai_family == AF_INET6)
-		flags |= MHD_USE_IPv6;
-	struct MHD_Daemon *d = MHD_start_daemon(
-		flags, (uint16_t)c->port, NULL, NULL, handle, c, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-		MHD_OPTION_URI_LOG_CALLBACK, uri_log, c, MHD_OPTION_NOTIFY_COMPLETED, completed, c,
-		MHD_OPTION_THREAD_POOL_SIZE, (unsigned)4, MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536,
-		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, c, MHD_OPTION_END);
-	freeaddrinfo(ai);
-	if (!d) {
-		sl_err_set(err, SL_EIO, "console: cannot listen on %s (port taken, or no such address?)", c->cc.listen);
-		sl_con_destroy(c);
-		free(c);
-		return SL_EIO;
-	}
-	c->mhd = d;
-	const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-	if (info && info->port)
-		c->port = info->port;
+	c->httpd = d;
+	c->port = sl_http_port(d);
 	snprintf(c->address, sizeof c->address, strchr(c->host, ':') ? "[%s]:%d" : "%s:%d", c->host, c->port);
 	sl_con_collect(c); /* the first sample before the first page asks */
 	if (pthread_create(&c->thread, NULL, collector, c) == 0)
@@ -341,8 +255,8 @@ void sl_console_stop(struct sl_console *c)
 {
 	if (!c)
 		return;
-	if (c->mhd)
-		MHD_stop_daemon(c->mhd);
+	if (c->httpd)
+		sl_http_stop(c->httpd);
 	c->stop = 1;
 	if (c->thread_started)
 		pthread_join(c->thread, NULL);

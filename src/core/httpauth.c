@@ -62,7 +62,11 @@ int sl_http_auth_conf_copy(struct sl_http_auth_conf *dst, const struct sl_http_a
 	memset(dst, 0, sizeof *dst);
 	if (dup_field(&dst->token_env, src->token_env) || dup_field(&dst->token_file, src->token_file) ||
 	    dup_field(&dst->user, src->user) || dup_field(&dst->password_env, src->password_env) ||
-	    dup_field(&dst->password_file, src->password_file)) {
+	    dup_field(&dst->password_file, src->password_file) ||
+	    dup_field(&dst->read_token_env, src->read_token_env) ||
+	    dup_field(&dst->read_token_file, src->read_token_file) || dup_field(&dst->read_user, src->read_user) ||
+	    dup_field(&dst->read_password_env, src->read_password_env) ||
+	    dup_field(&dst->read_password_file, src->read_password_file)) {
 		sl_http_auth_conf_free(dst);
 		return -1;
 	}
@@ -76,6 +80,11 @@ void sl_http_auth_conf_free(struct sl_http_auth_conf *c)
 	free(c->user);
 	free(c->password_env);
 	free(c->password_file);
+	free(c->read_token_env);
+	free(c->read_token_file);
+	free(c->read_user);
+	free(c->read_password_env);
+	free(c->read_password_file);
 	memset(c, 0, sizeof *c);
 }
 
@@ -84,6 +93,9 @@ void sl_http_auth_free(struct sl_http_auth *a)
 	cleanse_free(a->token);
 	cleanse_free(a->password);
 	free(a->user);
+	cleanse_free(a->read_token);
+	cleanse_free(a->read_password);
+	free(a->read_user);
 	memset(a, 0, sizeof *a);
 }
 
@@ -109,6 +121,29 @@ int sl_http_auth_load(struct sl_http_auth *a, const struct sl_http_auth_conf *c,
 			sl_http_auth_free(a);
 			return sl_err_set(err, SL_ENOMEM, "out of memory");
 		}
+	}
+	pw = NULL;
+	if ((rc = secret(c->read_token_file, c->read_token_env, &a->read_token, what, err)) ||
+	    (rc = secret(c->read_password_file, c->read_password_env, &pw, what, err))) {
+		sl_http_auth_free(a);
+		return rc;
+	}
+	if (pw) {
+		if (!c->read_user || !*c->read_user) {
+			cleanse_free(pw);
+			sl_http_auth_free(a);
+			return sl_err_set(err, SL_ECONFIG, "%s: a read password is set but %s.read_user is empty", what,
+					  what);
+		}
+		a->read_password = pw;
+		if (!(a->read_user = strdup(c->read_user))) {
+			sl_http_auth_free(a);
+			return sl_err_set(err, SL_ENOMEM, "out of memory");
+		}
+	}
+	if (a->token && a->read_token && !strcmp(a->token, a->read_token)) {
+		sl_http_auth_free(a);
+		return sl_err_set(err, SL_ECONFIG, "%s: the read-only token equals the read-write one", what);
 	}
 	return 0;
 }
@@ -200,32 +235,51 @@ static const char *credentials(const char *h, const char *scheme, size_t *n)
 	return p;
 }
 
-bool sl_http_auth_ok(const struct sl_http_auth *a, const char *authorization)
+/* Whether basic credentials t (base64, n bytes) name user:password; both halves compared every time, so a wrong
+ * user costs what a wrong password does. */
+static bool basic_matches(const char *t, size_t n, const char *user, const char *password)
+{
+	unsigned char dec[1024];
+	int dn = sl_http_auth_b64_decode(t, n, dec, sizeof dec);
+	if (dn < 0)
+		return false;
+	unsigned char *colon = memchr(dec, ':', (size_t)dn);
+	bool ok = false;
+	if (colon) {
+		size_t ulen = (size_t)(colon - dec), plen = (size_t)dn - ulen - 1;
+		bool u = sl_http_auth_ct_equal(dec, ulen, user, strlen(user));
+		bool pw = sl_http_auth_ct_equal(colon + 1, plen, password, strlen(password));
+		ok = u & pw;
+	}
+	OPENSSL_cleanse(dec, sizeof dec);
+	return ok;
+}
+
+enum sl_http_role sl_http_auth_role(const struct sl_http_auth *a, const char *authorization)
 {
 	const char *t;
 	size_t n;
 	if (!sl_http_auth_on(a))
-		return true;
+		return SL_HTTP_ROLE_WRITE;
 	if (!authorization)
-		return false;
-	if (a->token && (t = credentials(authorization, "Bearer", &n)))
-		return sl_http_auth_ct_equal(t, n, a->token, strlen(a->token));
-	if (a->user && a->password && (t = credentials(authorization, "Basic", &n))) {
-		unsigned char dec[1024];
-		int dn = sl_http_auth_b64_decode(t, n, dec, sizeof dec);
-		if (dn < 0)
-			return false;
-		unsigned char *colon = memchr(dec, ':', (size_t)dn);
-		if (!colon)
-			return false;
-		size_t ulen = (size_t)(colon - dec), plen = (size_t)dn - ulen - 1;
-		/* Both compared every time, so a wrong user costs what a wrong password does. */
-		bool u = sl_http_auth_ct_equal(dec, ulen, a->user, strlen(a->user));
-		bool pw = sl_http_auth_ct_equal(colon + 1, plen, a->password, strlen(a->password));
-		OPENSSL_cleanse(dec, sizeof dec);
-		return u & pw;
+		return SL_HTTP_ROLE_NONE;
+	if ((t = credentials(authorization, "Bearer", &n))) {
+		/* Both compared, so the answer's timing does not say which set a token is near. */
+		bool w = a->token && sl_http_auth_ct_equal(t, n, a->token, strlen(a->token));
+		bool r = a->read_token && sl_http_auth_ct_equal(t, n, a->read_token, strlen(a->read_token));
+		return w ? SL_HTTP_ROLE_WRITE : r ? SL_HTTP_ROLE_READ : SL_HTTP_ROLE_NONE;
 	}
-	return false;
+	if ((t = credentials(authorization, "Basic", &n))) {
+		bool w = a->user && a->password && basic_matches(t, n, a->user, a->password);
+		bool r = a->read_user && a->read_password && basic_matches(t, n, a->read_user, a->read_password);
+		return w ? SL_HTTP_ROLE_WRITE : r ? SL_HTTP_ROLE_READ : SL_HTTP_ROLE_NONE;
+	}
+	return SL_HTTP_ROLE_NONE;
+}
+
+bool sl_http_auth_ok(const struct sl_http_auth *a, const char *authorization)
+{
+	return sl_http_auth_role(a, authorization) != SL_HTTP_ROLE_NONE;
 }
 
 int sl_http_auth_header(const struct sl_http_auth_conf *c, char **line, const char *what, struct sl_err *err)

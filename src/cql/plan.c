@@ -269,7 +269,12 @@ static void reprepare_done(struct sl_cql_session *s, struct sl_cql_req *rp, int 
 		char msg[SL_ERR_MSG_MAX];
 		snprintf(msg, sizeof msg, "re-prepare after UNPREPARED failed: %s", err ? err->msg : "unexpected result");
 		sl_cql_result_free(res);
-		sl_cql_fail(s, r, rc < 0 ? rc : SL_EPROTO, server_code, false, msg);
+		/* The statement was prepared before: a node that forgot it has just restarted, and what fails now (not
+		 * ready, closed, schema not loaded yet) passes. Another replica may take an idempotent statement at once;
+		 * otherwise the failure is retryable, so the caller tries again rather than dead-lettering a good record. */
+		if (!atomic_load(&s->stop) && r->idempotent && retry(s, r, true))
+			return;
+		sl_cql_fail(s, r, rc < 0 ? rc : SL_EPROTO, server_code, true, msg);
 		return;
 	}
 	pthread_mutex_lock(&p->mu);

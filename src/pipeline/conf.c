@@ -13,7 +13,7 @@ struct top {
 	char *data_dir;
 	char *log_level;
 	const struct sl_cfg_node *dags; /* scheduler DAGs (src/scheduler/) */
-	const struct sl_cfg_node *pipelines, *kafka, *cassandra, *console, *registry;
+	const struct sl_cfg_node *pipelines, *kafka, *cassandra, *console, *registry, *scheduler;
 };
 
 static const struct sl_opt top_opts[] = {
@@ -32,6 +32,8 @@ static const struct sl_opt top_opts[] = {
 	 "the schema registry `sluice up` serves (listen, store); see docs/registry.md"},
 	{"console", SL_OPT_NODE, NULL, offsetof(struct top, console),
 	 "the web console, JSON API and /metrics (listen, auth, alerts); see docs/console.md"},
+	{"scheduler", SL_OPT_NODE, NULL, offsetof(struct top, scheduler),
+	 "the scheduler's REST API (`sluice scheduler --api`): auth, allowed_hosts, limits; see docs/security.md"},
 	{NULL},
 };
 
@@ -75,6 +77,9 @@ static const struct sl_opt pipeline_opts[] = {
 	 "consumer group of the processor (default sluice-<pipeline>)"},
 	{"mapping", SL_OPT_NODE, NULL, offsetof(struct sl_pipeline, mapping),
 	 "column: spec pairs turning a raw record into a typed record (see src/mapping/mapping.h)", .required = true},
+	{"random_keys", SL_OPT_BOOL, "false", offsetof(struct sl_pipeline, random_keys),
+	 "allow uuid() (as default or expr) on a primary-key column; without it such a mapping is refused, since "
+	 "a refetched or replayed record would get a new key and become a second row"},
 	{"max_record_bytes", SL_OPT_SIZE, "1MiB", offsetof(struct sl_pipeline, max_record_bytes),
 	 "records larger than this go to the dead-letter topic", .min = 64, .max = 64 << 20},
 	{"sink", SL_OPT_SECTION, NULL, offsetof(struct sl_pipeline, sink), "the table records are written to",
@@ -368,6 +373,27 @@ static int load_pipeline(struct sl_conf *c, struct sl_pipeline *p, const char *n
 			return sl_err_set(err, SL_ECONFIG, "%s: %s.sink.primary_key: '%s' is not a mapped column",
 					  sl_cfg_where(sl_cfg_get(sl_cfg_get(n, "sink"), "primary_key"), w, sizeof w),
 					  section, p->sink.primary_key.v[i]);
+	if (!p->random_keys) {
+		/* A random key makes every delivery a new row: a refetch after a crash, a replay from the DLQ or a
+		 * record with the id missing each add one, which at-least-once delivery then turns into duplicates. */
+		size_t nk = p->sink.primary_key.n ? p->sink.primary_key.n : 1;
+		for (size_t i = 0; i < nk; i++) {
+			const char *col = p->sink.primary_key.n ? p->sink.primary_key.v[i] : p->key;
+			const struct sl_cfg_node *spec = sl_cfg_get(p->mapping, col);
+			const char *fn[] = {"default", "expr"};
+			for (int k = 0; spec && k < 2; k++) {
+				const struct sl_cfg_node *v = sl_cfg_get(spec, fn[k]);
+				if (v && v->kind == SL_CFG_SCALAR && v->value && strstr(v->value, "uuid()"))
+					return sl_err_set(err, SL_ECONFIG,
+							  "%s: %s.mapping.%s: %s uuid() on a primary-key column gives a "
+							  "record a random key, so a refetch or replay of the same record "
+							  "writes a second row; map the API's own id (a record without it "
+							  "goes to the dead-letter topic), or set random_keys: true in the "
+							  "pipeline if random keys are intended",
+							  sl_cfg_where(v, w, sizeof w), section, col, fn[k]);
+			}
+		}
+	}
 	if (load_processing(p, section, n, err))
 		return SL_ECONFIG;
 	/* Source options are checked now too, so `sluice check` catches them: build and drop a source. */
@@ -394,6 +420,7 @@ int sl_conf_load(const char *path, struct sl_conf *c, struct sl_err *err)
 	c->cassandra = t.cassandra;
 	c->console = t.console;
 	c->registry = t.registry;
+	c->scheduler = t.scheduler;
 	char w[300];
 	const struct sl_cfg_node *ps = t.pipelines;
 	if (ps->kind != SL_CFG_MAP || ps->n == 0) {

@@ -58,6 +58,7 @@ struct sl_pipeline {
 	struct sl_sink_conf sink;
 	struct sl_batch_conf batch;
 	int64_t max_record_bytes;
+	bool random_keys;                  /* a uuid() on a primary-key column is intended (a replay adds rows) */
 	struct sl_mapping *map;            /* compiled mapping */
 	/* Stream processing (docs/processing.md): a filter for every output, computed columns, further outputs. */
 	char *where_src;
@@ -82,7 +83,7 @@ struct sl_conf {
 	char *data_dir;
 	char *log_level;
 	const struct sl_cfg_node *dags; /* the dags: section, bound by src/scheduler/ */
-	const struct sl_cfg_node *pipelines_node, *kafka, *cassandra, *console, *registry;
+	const struct sl_cfg_node *pipelines_node, *kafka, *cassandra, *console, *registry, *scheduler;
 	struct sl_pipeline *p;
 	size_t np;
 };
@@ -97,8 +98,11 @@ void sl_conf_doc_markdown(FILE *fp);
 
 /* ---- running ---- */
 
+#define SL_CURSOR_MAX_TEXT 1100 /* "total=N;" + a source cursor (SL_CURSOR_MAX) */
+
 struct sl_run_opts {
-	int64_t count;                    /* ingest: stop after the page that reaches this many records (0 = no limit) */
+	int64_t count;                    /* ingest: records in all, across runs (kept with the cursor); 0 = no limit */
+	bool count_per_run;               /* ingest: count is for this run only */
 	int64_t for_ms;                   /* stop after this long (0 = no limit) */
 	bool until_drained;               /* process: stop when the topic has no more records for the group */
 	bool progress;                    /* a progress line on stderr while running */
@@ -106,10 +110,17 @@ struct sl_run_opts {
 	volatile int *upstream_done;      /* process: set once ingest has finished, so draining can end */
 };
 
+/* One source of truth for a run's counts: the progress line, the summary, the metrics and the exit code all read
+ * these. records: taken from pages (mapped or not); delivered: confirmed in the topic; dlq: confirmed in the
+ * dead-letter topic (records and whole bad pages); dlq_dropped: dead-letter entries over dlq_max_bytes, dropped;
+ * delivery_failures: produced but not confirmed (their pages are fetched again next run). */
 struct sl_ingest_stats {
-	uint64_t pages, records, bytes, delivered, delivery_failures, dlq, retries, requests;
+	uint64_t pages, bad_pages, records, bytes, delivered, delivery_failures, dlq, dlq_dropped, retries, requests;
+	uint64_t total;          /* records taken across runs (the saved total after this run) */
+	int64_t total_limit;     /* the total asked for (source count or --count); 0 = none */
+	bool total_reached;
 	double seconds;
-	char cursor[256];
+	char cursor[SL_CURSOR_MAX_TEXT];
 };
 
 struct sl_process_stats {

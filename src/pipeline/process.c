@@ -107,7 +107,7 @@ static int to_dlq(struct proc *pr, const struct sl_msg *m, const char *stage, co
 {
 	struct sl_header h[6];
 	char pb[16], ob[24];
-	sl_dlq_headers(h, stage, reason, pr->p->name, m->topic, pb, m->partition, ob, m->offset);
+	sl_pipeline_dlq_headers(h, stage, reason, pr->p->name, m->topic, pb, m->partition, ob, m->offset);
 	struct sl_msg d = {.topic = pr->p->dlq_topic, .partition = -1, .key = m->key, .key_len = m->key_len,
 			   .value = m->value, .value_len = m->value_len, .headers = h, .n_headers = 6};
 	int rc;
@@ -175,7 +175,7 @@ static void on_reject(void *ctx, struct sl_sink_batch *b, size_t index, const ch
 static void progress(const struct sl_pipeline *p, const struct sl_process_stats *st, double t0, bool final)
 {
 	double dt = sl_mono_s() - t0;
-	sl_progress(final, "process %s: %" PRIu64 " consumed, %" PRIu64 " written, %" PRIu64 " dlq, lag %" PRId64
+	sl_pipeline_progress(final, "process %s: %" PRIu64 " consumed, %" PRIu64 " written, %" PRIu64 " dlq, lag %" PRId64
 		    ", %.0f rec/s", p->name, st->consumed, st->written, st->dlq, st->lag,
 		    dt > 0 ? (double)st->written / dt : 0);
 }

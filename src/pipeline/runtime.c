@@ -10,7 +10,7 @@
 
 struct sl_live sl_live;
 
-void sl_progress(bool final, const char *fmt, ...)
+void sl_pipeline_progress(bool final, const char *fmt, ...)
 {
 	static double last_line;
 	bool tty = isatty(STDERR_FILENO);
@@ -36,10 +36,10 @@ void sl_pipeline_metrics(const char *pipeline, struct sl_pipeline_metrics *m)
 	m->pages = sl_counter(r, "sluice_ingest_pages_total", l, "Pages (API responses) fetched");
 	m->records = sl_counter(r, "sluice_ingest_records_total", l, "Raw records read from the source");
 	m->bytes = sl_counter(r, "sluice_ingest_bytes_total", l, "Bytes of source pages");
-	m->delivered = sl_counter(r, "sluice_ingest_delivered_total", l, "Records the log confirmed (topic and DLQ)");
+	m->delivered = sl_counter(r, "sluice_ingest_delivered_total", l, "Records the topic confirmed (the dead-letter topic is counted in sluice_ingest_dlq_total)");
 	m->delivery_failures = sl_counter(r, "sluice_ingest_delivery_failures_total", l,
 					  "Records the log did not confirm (their page is fetched again)");
-	m->ingest_dlq = sl_counter(r, "sluice_ingest_dlq_total", l, "Records dead-lettered at parse or mapping");
+	m->ingest_dlq = sl_counter(r, "sluice_ingest_dlq_total", l, "Records and bad pages the dead-letter topic confirmed");
 	m->consumed = sl_counter(r, "sluice_process_consumed_total", l, "Records consumed from the topic");
 	m->written = sl_counter(r, "sluice_process_written_total", l, "Rows the sink acknowledged");
 	m->process_dlq = sl_counter(r, "sluice_process_dlq_total", l, "Records dead-lettered at decode or sink");
@@ -67,7 +67,7 @@ int64_t sl_pipeline_lag(struct sl_topic_store *ts, const char *group, const char
 	return rc ? rc : lag;
 }
 
-void sl_dlq_headers(struct sl_header h[6], const char *stage, const char *error, const char *pipeline,
+void sl_pipeline_dlq_headers(struct sl_header h[6], const char *stage, const char *error, const char *pipeline,
 		    const char *src_topic, char partbuf[16], int32_t partition, char offbuf[24], int64_t offset)
 {
 	snprintf(partbuf, 16, "%" PRId32, partition);

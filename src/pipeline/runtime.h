@@ -21,7 +21,7 @@ static inline int sl_pipeline_topics(const struct sl_conf *c, struct sl_topic_st
 int64_t sl_pipeline_lag(struct sl_topic_store *ts, const char *group, const char *topic);
 
 /* Headers that say why a record went to the dead-letter topic. */
-void sl_dlq_headers(struct sl_header h[6], const char *stage, const char *error, const char *pipeline,
+void sl_pipeline_dlq_headers(struct sl_header h[6], const char *stage, const char *error, const char *pipeline,
 		    const char *src_topic, char partbuf[16], int32_t partition, char offbuf[24], int64_t offset);
 
 /* Per-pipeline metrics (Prometheus names), registered once in the global registry. */
@@ -34,7 +34,7 @@ void sl_pipeline_metrics(const char *pipeline, struct sl_pipeline_metrics *m);
 
 /* A progress line on stderr: rewritten in place on a terminal; on a pipe or file, a new line at most every 10 s
  * (and always for the final one), so logs stay readable. */
-void sl_progress(bool final, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sl_pipeline_progress(bool final, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 
 #endif

@@ -1,6 +1,7 @@
-/* The registry's HTTP server: libmicrohttpd in front of sl_registry_handle (service.c). It owns what only HTTP
- * knows: the raw request target (taken before libmicrohttpd unescapes it, so "%2F" in a subject survives), the body
- * size limit (413), request content types (415) and Confluent's response content type. Followers of the Kafka store
+/* The registry's HTTP server: src/http in front of sl_registry_handle (service.c). It routes on the raw request
+ * target (so "%2F" in a subject survives); src/http owns the body size limit (413), request content types (415:
+ * writes need a JSON type, or application/octet-stream which some clients send and no browser can send cross-site
+ * without a preflight), credentials and Host/Origin checks; here is Confluent's response content type. Followers of the Kafka store
  * forward writes to the leader (store_kafka.c sets the leader's URL). */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -11,74 +12,13 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
-#include <microhttpd.h>
 #include <openssl/crypto.h>
 
 #include "core/log.h"
+#include "http/http.h"
 #include "registry/internal.h"
 
 #define CONTENT_TYPE "application/vnd.schemaregistry.v1+json"
-
-struct conn {
-	char *target;      /* raw request target, from the URI log callback */
-	struct sl_buf body;
-	bool too_big;
-	bool started;      /* the first callback only announces the request; the body follows */
-};
-
-static void *uri_log(void *cls, const char *uri, struct MHD_Connection *c)
-{
-	struct conn *cn = calloc(1, sizeof *cn);
-	(void)cls;
-	(void)c;
-	if (cn) {
-		cn->target = strdup(uri);
-		sl_buf_init(&cn->body);
-	}
-	return cn;
-}
-
-static void completed(void *cls, struct MHD_Connection *c, void **ctx, enum MHD_RequestTerminationCode toe)
-{
-	struct conn *cn = *ctx;
-	(void)cls;
-	(void)c;
-	(void)toe;
-	if (cn) {
-		free(cn->target);
-		sl_buf_free(&cn->body);
-		free(cn);
-		*ctx = NULL;
-	}
-}
-
-static enum MHD_Result send_json(struct MHD_Connection *c, int status, const char *body, size_t len)
-{
-	struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
-	enum MHD_Result ret;
-	if (!resp)
-		return MHD_NO;
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, CONTENT_TYPE);
-	ret = MHD_queue_response(c, (unsigned)status, resp);
-	MHD_destroy_response(resp);
-	return ret;
-}
-
-static bool content_type_ok(const char *ct)
-{
-	static const char *const ok[] = {"application/vnd.schemaregistry.v1+json", "application/vnd.schemaregistry+json",
-					 "application/json", "application/octet-stream", NULL};
-	size_t n;
-	if (!ct || !*ct)
-		return true;
-	n = strcspn(ct, ";");
-	while (n && (ct[n - 1] == ' ' || ct[n - 1] == '\t'))
-		n--;
-	for (size_t i = 0; ok[i]; i++)
-		if (strlen(ok[i]) == n && !strncasecmp(ct, ok[i], n))
-			return true;
-	return false;
-}
 
 struct fwd_buf {
 	struct sl_buf *b;
@@ -133,95 +73,60 @@ static int forward(const char *leader, const char *method, const char *target, c
 	return (int)code;
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
-				  const char *version, const char *data, size_t *size, void **ctx)
+static void on_request(void *ctx, const struct sl_http_req *rq, struct sl_http_resp *rs)
 {
-	struct sl_registry *r = cls;
-	struct conn *cn = *ctx;
-	struct sl_buf out;
+	struct sl_registry *r = ctx;
+	const char *method = rq->method, *target = rq->target;
+	const char *authorization = sl_http_req_header(rq, "Authorization");
+	struct sl_buf *out = &rs->body;
 	int status;
-	enum MHD_Result ret;
-	(void)url;
-	(void)version;
-	if (!cn)
-		return MHD_NO;
-	const char *authorization = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-	if (!cn->started) {
-		cn->started = true;
-		if (sl_http_auth_ok(&r->auth, authorization))
-			return MHD_YES;
-		/* Refused before the body is read. */
-		static const char body[] = "{\"error_code\":401,\"message\":\"Unauthorized\"}";
-		struct MHD_Response *resp =
-			MHD_create_response_from_buffer(sizeof body - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
-		if (!resp)
-			return MHD_NO;
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, CONTENT_TYPE);
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
-					r->auth.token ? "Bearer realm=\"sluice registry\"" : "Basic realm=\"sluice registry\"");
-		sl_debug("registry", "%s %s -> 401", method, cn->target);
-		enum MHD_Result ret401 = MHD_queue_response(c, 401, resp);
-		MHD_destroy_response(resp);
-		return ret401;
+	rs->ctype = CONTENT_TYPE;
+	if (!strcmp(rq->path, "/health") && !sl_http_is_write(method)) {
+		/* For probes, answered without credentials (src/http's open paths): the verdict and nothing else. */
+		rs->ctype = "application/json";
+		sl_buf_puts(out, "{\"status\":\"ok\"}");
+		rs->status = 200;
+		return;
 	}
-	if (*size) {
-		if (cn->body.len + *size > (size_t)r->conf.max_body)
-			cn->too_big = true;
-		else
-			sl_buf_append(&cn->body, data, *size);
-		*size = 0;
-		return MHD_YES;
+	char *leader = NULL;
+	bool write = strcmp(method, "GET") && strcmp(method, "HEAD");
+	/* Lookups and compatibility checks are POSTs that write nothing: any node answers them. */
+	if (write && !strncmp(target, "/compatibility/", 15))
+		write = false;
+	if (write && !strcmp(method, "POST") && !strncmp(target, "/subjects/", 10)) {
+		const char *rest = strchr(target + 10, '/');
+		write = rest && !strncmp(rest, "/versions", 9);
 	}
-	sl_buf_init(&out);
-	if (cn->too_big || !sl_buf_ok(&cn->body)) {
-		sl_buf_printf(&out, "{\"error_code\":413,\"message\":\"Request body is larger than %lld bytes\"}",
-			      (long long)r->conf.max_body);
-		status = 413;
-	} else if ((!strcmp(method, "POST") || !strcmp(method, "PUT")) &&
-		   !content_type_ok(MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE))) {
-		sl_buf_puts(&out, "{\"error_code\":415,\"message\":\"HTTP 415 Unsupported Media Type\"}");
-		status = 415;
-	} else {
-		char *leader = NULL;
-		bool write = strcmp(method, "GET") && strcmp(method, "HEAD");
-		/* Lookups and compatibility checks are POSTs that write nothing: any node answers them. */
-		if (write && !strncmp(cn->target, "/compatibility/", 15))
-			write = false;
-		if (write && !strcmp(method, "POST") && !strncmp(cn->target, "/subjects/", 10)) {
-			const char *rest = strchr(cn->target + 10, '/');
-			write = rest && !strncmp(rest, "/versions", 9);
+	if (write) {
+		pthread_mutex_lock(&r->mu);
+		if (!r->leader && r->forward_url)
+			leader = strdup(r->forward_url);
+		status = r->leader ? 0 : -1;
+		pthread_mutex_unlock(&r->mu);
+		if (status == -1 && !leader) {
+			sl_buf_puts(out, "{\"error_code\":50004,\"message\":\"Unknown leader: no registry leads "
+					 "the _schemas group yet; retry shortly\"}");
+			status = 500;
+			goto send;
 		}
-		if (write) {
-			pthread_mutex_lock(&r->mu);
-			if (!r->leader && r->forward_url)
-				leader = strdup(r->forward_url);
-			status = r->leader ? 0 : -1;
-			pthread_mutex_unlock(&r->mu);
-			if (status == -1 && !leader) {
-				sl_buf_puts(&out, "{\"error_code\":50004,\"message\":\"Unknown leader: no registry leads "
-						  "the _schemas group yet; retry shortly\"}");
-				status = 500;
-				goto send;
-			}
-		}
-		if (leader) {
-			status = forward(leader, method, cn->target, authorization, cn->body.data, cn->body.len, &out);
-			if (!status) {
-				sl_buf_reset(&out);
-				sl_buf_printf(&out, "{\"error_code\":50003,\"message\":\"Error while forwarding the request "
-						    "to the leader %s\"}", leader);
-				status = 500;
-			}
-			free(leader);
-		} else
-			sl_registry_handle(r, method, cn->target, cn->body.data, cn->body.len, &status, &out);
 	}
+	if (leader) {
+		status = forward(leader, method, target, authorization, rq->body, rq->len, out);
+		if (!status) {
+			sl_buf_reset(out);
+			sl_buf_printf(out, "{\"error_code\":50003,\"message\":\"Error while forwarding the request "
+					   "to the leader %s\"}", leader);
+			status = 500;
+		}
+		free(leader);
+	} else
+		sl_registry_handle(r, method, target, rq->body, rq->len, &status, out);
 send:
-	sl_debug("registry", "%s %s -> %d", method, cn->target, status);
-	ret = send_json(c, status, out.data ? out.data : "", out.len);
-	sl_buf_free(&out);
-	return ret;
+	sl_debug("registry", "%s %s -> %d", method, target, status);
+	rs->status = status;
 }
+
+static const char *const open_paths[] = {"/health", NULL};
 
 int sl_registry_serve(struct sl_registry *r, int *port, struct sl_err *err)
 {
@@ -230,7 +135,6 @@ int sl_registry_serve(struct sl_registry *r, int *port, struct sl_err *err)
 	const char *colon = strrchr(r->conf.listen, ':');
 	long p;
 	char *end;
-	struct MHD_Daemon *d;
 	if (!colon || (size_t)(colon - r->conf.listen) >= sizeof host)
 		return sl_err_set(err, SL_ECONFIG, "registry listen '%s' is not host:port", r->conf.listen);
 	memcpy(host, r->conf.listen, (size_t)(colon - r->conf.listen));
@@ -248,15 +152,26 @@ int sl_registry_serve(struct sl_registry *r, int *port, struct sl_err *err)
 	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
 		return sl_err_set(err, SL_ECONFIG, "registry listen '%s': '%s' is not an IPv4 address", r->conf.listen,
 				  host);
-	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-			     on_request, r, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE,
-			     (unsigned)2, MHD_OPTION_URI_LOG_CALLBACK, uri_log, NULL, MHD_OPTION_NOTIFY_COMPLETED,
-			     completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_END);
-	if (!d)
-		return sl_err_set(err, SL_EIO, "registry: cannot listen on %s (in use or not permitted)", r->conf.listen);
+	struct sl_http_server_opts ho = {
+		.name = "registry",
+		.host = host,
+		.port = (int)p,
+		.conf = &r->conf.http,
+		.max_body = r->conf.max_body,
+		.max_target = 8192,
+		.auth = &r->auth,
+		.realm = "sluice registry",
+		.error_ctype = CONTENT_TYPE,
+		.octet_stream = true,
+		.open_paths = open_paths,
+		.handler = on_request,
+		.ctx = r,
+	};
+	struct sl_http_server *d;
+	if ((rc = sl_http_start(&ho, &d, err)))
+		return rc;
 	r->httpd = d;
-	const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-	int bound = info ? info->port : (int)p;
+	int bound = sl_http_port(d);
 	if (port)
 		*port = bound;
 	/* The URL other registries forward writes to: a wildcard address is no address, so name this host. */
@@ -277,7 +192,7 @@ int sl_registry_serve(struct sl_registry *r, int *port, struct sl_err *err)
 void sl_registry_stop(struct sl_registry *r)
 {
 	if (r && r->httpd) {
-		MHD_stop_daemon(r->httpd);
+		sl_http_stop(r->httpd);
 		r->httpd = NULL;
 	}
 }

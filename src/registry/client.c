@@ -202,9 +202,10 @@ int sl_registry_client_open(struct sl_registry_client **out, const char *url, co
 	*out = NULL;
 	if (!g)
 		return sl_err_set(err, SL_ENOMEM, "out of memory");
-	if (section)
-		rc = sl_opt_bind(sl_registry_opts, section, "registry", &g->conf, err);
-	else if (!(rc = sl_opt_defaults(sl_registry_opts, &g->conf, err)) && !url) {
+	if (section) {
+		if (!(rc = sl_opt_bind(sl_registry_opts, section, "registry", &g->conf, err)))
+			rc = sl_registry_conf_dir(&g->conf, section, data_dir ? data_dir : "var/sluice", err);
+	} else if (!(rc = sl_opt_defaults(sl_registry_opts, &g->conf, err)) && !url) {
 		/* The embedded default: schemas beside the embedded log. */
 		char *d = NULL;
 		if (asprintf(&d, "%s/registry", data_dir ? data_dir : "var/sluice") < 0)

@@ -12,6 +12,7 @@
 
 #include "codec/avro_schema.h"
 #include "codec/jtree.h"
+#include "codec/protobuf.h"
 #include "core/buf.h"
 #include "core/err.h"
 #include "registry/registry.h"
@@ -33,6 +34,13 @@ int sl_reg_jsonschema_validate(const char *text, size_t len, struct sl_err *err)
 /* Confluent's json-schema diff: 0 when data valid under writer is valid under reader (update = reader,
  * original = writer); 1 when not, with the breaking changes ("TYPE_CHANGED #/properties/foo") appended to msgs. */
 int sl_reg_jsonschema_compatible(const struct sl_rj *reader, const struct sl_rj *writer, struct sl_buf *msgs);
+
+/* ---- Protobuf (protobuf.c) ---- */
+
+/* Confluent's Protobuf diff: 0 when reader (the update) is compatible with writer (the original), 1 when not, with
+ * one "Incompatibility{type:..., location:#/...}" line per incompatible difference appended to msgs. */
+int sl_reg_protobuf_compatible(const struct sl_pb_schema *reader, const struct sl_pb_schema *writer,
+			       struct sl_buf *msgs);
 
 /* ---- stores (store_sqlite.c, store_kafka.c) ---- */
 
@@ -61,7 +69,7 @@ void sl_reg_apply(struct sl_registry *r, const char *key, size_t keylen, const c
 
 struct sl_reg_schema {
 	int id;
-	char *type;  /* "AVRO", "JSON" */
+	char *type;  /* "AVRO", "JSON", "PROTOBUF" */
 	char *text;  /* canonical text */
 	char *refs;  /* canonical JSON array of references, or NULL */
 };
@@ -89,7 +97,7 @@ struct sl_registry {
 	struct sl_reg_kv *compat, *mode;
 	size_t ncompat, capcompat, nmode, capmode;
 	int max_id;
-	void *httpd;        /* struct MHD_Daemon (api.c) */
+	void *httpd;        /* struct sl_http_server (api.c) */
 	char *forward_url;  /* kafka store: the leader's REST URL when this node is a follower, else NULL */
 	bool leader;        /* may write (sqlite: always) */
 	char *self_url;     /* this node's REST URL once serving (the kafka store advertises it to the group) */
@@ -101,9 +109,10 @@ extern const char *const sl_reg_modes[];
 
 /* A schema parsed by its type, with the canonical text Confluent stores. */
 struct sl_reg_parsed {
-	const char *type;             /* "AVRO" or "JSON" (static) */
+	const char *type;             /* "AVRO", "JSON" or "PROTOBUF" (static) */
 	struct sl_avro_schema *avro;
 	struct sl_rj *json;
+	struct sl_pb_schema *pb;
 	char *canon;
 	char *refs;                   /* canonical references array or NULL */
 };

@@ -138,9 +138,26 @@ const char *sl_reg_mode(struct sl_registry *r, const char *subject)
 
 static void put_schema(struct sl_registry *r, int id, const char *type, const char *text, const char *refs)
 {
-	struct sl_reg_schema *s;
-	if (sl_reg_schema_by_id(r, id))
+	struct sl_reg_schema *s = sl_reg_schema_by_id(r, id);
+	if (s) {
+		/* An id whose every version was permanently deleted is free again (Confluent's IMPORT reuses it). */
+		if (sl_reg_id_in_use(r, id, true) || (!strcmp(s->type, type) && !strcmp(s->text, text) && streq_null(s->refs, refs)))
+			return;
+		char *t = xstrdup(type), *x = xstrdup(text), *f = xstrdup(refs);
+		if (!t || !x || (refs && !f)) {
+			free(t);
+			free(x);
+			free(f);
+			return;
+		}
+		free(s->type);
+		free(s->text);
+		free(s->refs);
+		s->type = t;
+		s->text = x;
+		s->refs = f;
 		return;
+	}
 	if (r->nschemas == r->capschemas) {
 		size_t nc = r->capschemas ? r->capschemas * 2 : 16;
 		struct sl_reg_schema *a = realloc(r->schemas, nc * sizeof *a);
@@ -321,6 +338,7 @@ void sl_reg_parsed_free(struct sl_reg_parsed *p)
 		return;
 	sl_avro_schema_free(p->avro);
 	sl_jtree_free(p->json);
+	sl_protobuf_free(p->pb);
 	free(p->canon);
 	free(p->refs);
 	free(p);
@@ -381,6 +399,97 @@ static int collect_refs(struct sl_registry *r, const struct sl_rj *refs, int dep
 	return 0;
 }
 
+/* The references of a JSON or Protobuf schema, each resolved to a stored schema of the same type, depth-first (a
+ * reference's own references first): import path (the reference's name), text, and where it came from
+ * ("subject\x01version", the version resolved). Confluent answers 42201 when a reference names a subject or version
+ * that does not exist, or a schema of another type. */
+struct typed_refs {
+	struct sl_pb_dep *deps;
+	size_t n;
+	char **own;
+	size_t nown;
+};
+
+static void typed_refs_free(struct typed_refs *t)
+{
+	for (size_t i = 0; i < t->nown; i++)
+		free(t->own[i]);
+	free(t->own);
+	free(t->deps);
+}
+
+static int collect_typed(struct sl_registry *r, const char *type, const struct sl_rj *refs, int depth,
+			 struct typed_refs *t, struct sl_err *err)
+{
+	if (!refs || refs->t == SL_RJ_NULL)
+		return 0;
+	if (refs->t != SL_RJ_ARR)
+		return sl_err_set(err, SL_EINVAL, "references must be an array of {name, subject, version}");
+	if (depth > 32)
+		return sl_err_set(err, SL_EINVAL, "references nest deeper than 32 levels");
+	for (size_t i = 0; i < refs->n; i++) {
+		const struct sl_rj *ref = refs->v[i];
+		const char *name = sl_jtree_getstr(ref, "name"), *subject = sl_jtree_getstr(ref, "subject");
+		const struct sl_rj *ver = sl_jtree_get(ref, "version");
+		struct sl_reg_version *v = NULL;
+		struct sl_reg_schema *s;
+		int want, rc;
+		if (!name || !subject || !ver || !ver->is_int || !sl_jtree_int(ver, &want))
+			return sl_err_set(err, SL_EINVAL,
+					  "reference %zu needs a string name, a string subject and an integer version", i);
+		if (want == -1) {
+			struct sl_reg_version **vs;
+			size_t nv = sl_reg_subject_versions(r, subject, false, &vs);
+			if (nv)
+				v = vs[nv - 1];
+			free(vs);
+		} else {
+			v = sl_reg_find_version(r, subject, want);
+			if (v && v->deleted)
+				v = NULL;
+		}
+		if (!v || !(s = sl_reg_schema_by_id(r, v->id)))
+			return sl_err_set(err, SL_EINVAL, "Invalid schema: reference '%s': subject '%s' version %s not found",
+					  name, subject, ver->s);
+		if (strcmp(s->type, type))
+			return sl_err_set(err, SL_EINVAL, "Invalid schema: reference '%s': subject '%s' version %d is %s, not %s",
+					  name, subject, v->version, s->type, type);
+		if (s->refs) {
+			struct sl_rj *sub;
+			if ((rc = sl_jtree_parse(s->refs, strlen(s->refs), &sub, err)))
+				return rc;
+			rc = collect_typed(r, type, sub, depth + 1, t, err);
+			sl_jtree_free(sub);
+			if (rc)
+				return rc;
+		}
+		bool dup = false;
+		for (size_t k = 0; k < t->n && !dup; k++)
+			dup = !strcmp(t->deps[k].name, name);
+		if (dup)
+			continue;
+		struct sl_pb_dep *d = realloc(t->deps, (t->n + 1) * sizeof *d);
+		char **o = realloc(t->own, (t->nown + 2) * sizeof *o);
+		if (d)
+			t->deps = d;
+		if (o)
+			t->own = o;
+		char origin[64 + 1024];
+		snprintf(origin, sizeof origin, "%s\x01%d", subject, v->version);
+		if (!d || !o || !(t->own[t->nown] = strdup(name)) || !(t->own[t->nown + 1] = strdup(origin))) {
+			if (o && t->own[t->nown])
+				t->nown++;
+			return sl_err_set(err, SL_ENOMEM, "out of memory resolving references");
+		}
+		t->deps[t->n].name = t->own[t->nown];
+		t->deps[t->n].origin = t->own[t->nown + 1];
+		t->deps[t->n].text = s->text;
+		t->n++;
+		t->nown += 2;
+	}
+	return 0;
+}
+
 int sl_reg_parse(struct sl_registry *r, const char *type, const char *text, size_t len, const struct sl_rj *refs,
 		 struct sl_reg_parsed **out, struct sl_err *err)
 {
@@ -400,13 +509,21 @@ int sl_reg_parse(struct sl_registry *r, const char *type, const char *text, size
 		if (!rc)
 			sl_reg_avro_canonical(p->avro, &b);
 	} else if (!strcmp(type, "JSON")) {
+		struct typed_refs tr = {0};
 		p->type = "JSON";
-		if (!(rc = sl_reg_jsonschema_validate(text, len, err)) && !(rc = sl_jtree_parse(text, len, &p->json, err)))
+		if (!(rc = collect_typed(r, "JSON", refs, 0, &tr, err)) && !(rc = sl_reg_jsonschema_validate(text, len, err)) &&
+		    !(rc = sl_jtree_parse(text, len, &p->json, err)))
 			sl_jtree_render(p->json, &b);
+		typed_refs_free(&tr);
 	} else if (!strcmp(type, "PROTOBUF")) {
-		rc = sl_err_set(err, SL_EINVAL, "schema type PROTOBUF is not supported by sluice registry (AVRO, JSON are)");
+		struct typed_refs tr = {0};
+		p->type = "PROTOBUF";
+		if (!(rc = collect_typed(r, "PROTOBUF", refs, 0, &tr, err)) &&
+		    !(rc = sl_protobuf_parse(text, len, tr.deps, tr.n, &p->pb, err)))
+			sl_buf_puts(&b, p->pb->canonical);
+		typed_refs_free(&tr);
 	} else {
-		rc = sl_err_set(err, SL_EINVAL, "unknown schema type '%s' (AVRO, JSON are supported)", type);
+		rc = sl_err_set(err, SL_EINVAL, "unknown schema type '%s' (AVRO, JSON, PROTOBUF are supported)", type);
 	}
 	if (!rc && refs && refs->t == SL_RJ_ARR && refs->n) {
 		struct sl_buf rb;
@@ -470,6 +587,8 @@ static int pair_compatible(const struct sl_reg_parsed *reader, const struct sl_r
 	}
 	if (!strcmp(reader->type, "AVRO"))
 		return sl_reg_avro_compatible(reader->avro->root, writer->avro->root, msgs);
+	if (!strcmp(reader->type, "PROTOBUF"))
+		return sl_reg_protobuf_compatible(reader->pb, writer->pb, msgs);
 	return sl_reg_jsonschema_compatible(reader->json, writer->json, msgs);
 }
 
@@ -532,6 +651,11 @@ int sl_reg_register(struct sl_registry *r, const char *subject, const char *type
 	if (want_id > 0 && strcmp(mode, "IMPORT")) {
 		*code = 42205;
 		sl_buf_printf(msg, "Subject %s is not in import mode: registering with an id needs IMPORT mode", subject);
+		return 422;
+	}
+	if (want_id <= 0 && !strcmp(mode, "IMPORT")) {
+		*code = 42205;
+		sl_buf_printf(msg, "Subject %s is in import mode: a schema id is required to register", subject);
 		return 422;
 	}
 	if (r->store->barrier)
@@ -598,8 +722,9 @@ int sl_reg_register(struct sl_registry *r, const char *subject, const char *type
 	}
 	if (want_id > 0) {
 		struct sl_reg_schema *s = sl_reg_schema_by_id(r, want_id);
-		if (s && (strcmp(s->text, p->canon) || strcmp(s->type, p->type))) {
-			*code = 42207;
+		if (s && sl_reg_id_in_use(r, want_id, true) &&
+		    (strcmp(s->text, p->canon) || strcmp(s->type, p->type) || !streq_null(s->refs, p->refs))) {
+			*code = 42205;
 			sl_buf_printf(msg, "Schema id %d is already used by a different schema", want_id);
 			status = 422;
 			goto done;
@@ -644,8 +769,23 @@ const struct sl_opt sl_registry_opts[] = {
 	{"max_body", SL_OPT_SIZE, "16MiB", offsetof(struct sl_registry_conf, max_body),
 	 "Largest request body accepted; larger requests get 413.", NULL, NULL, false, 1024, (int64_t)1 << 32},
 	SL_HTTP_AUTH_OPTS(struct sl_registry_conf, auth, "SLUICE_REGISTRY_TOKEN", "SLUICE_REGISTRY_PASSWORD"),
+	SL_HTTP_AUTH_READ_OPTS(struct sl_registry_conf, auth),
+	SL_HTTP_SERVER_OPTS(struct sl_registry_conf, http),
 	{NULL},
 };
+
+int sl_registry_conf_dir(struct sl_registry_conf *conf, const struct sl_cfg_node *section, const char *data_dir,
+			 struct sl_err *err)
+{
+	char *d = NULL;
+	if ((section && sl_cfg_get(section, "data_dir")) || !data_dir || !*data_dir)
+		return 0;
+	if (asprintf(&d, "%s/registry", data_dir) < 0)
+		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	free(conf->data_dir);
+	conf->data_dir = d;
+	return 0;
+}
 
 int sl_registry_open(struct sl_registry **out, const struct sl_registry_conf *conf, struct sl_err *err)
 {
@@ -664,7 +804,11 @@ int sl_registry_open(struct sl_registry **out, const struct sl_registry_conf *co
 	r->conf.group = xstrdup(conf->group ? conf->group : "schema-registry");
 	r->conf.max_body = conf->max_body > 0 ? conf->max_body : 16 << 20;
 	r->leader = true;
-	if (sl_http_auth_conf_copy(&r->conf.auth, &conf->auth)) {
+	struct sl_http_conf hdef;
+	sl_http_conf_defaults(&hdef);
+	/* A conf built by hand (tests, sluice up's defaults) may leave the HTTP settings zero: the defaults then. */
+	if (sl_http_conf_copy(&r->conf.http, conf->http.max_connections ? &conf->http : &hdef) ||
+	    sl_http_auth_conf_copy(&r->conf.auth, &conf->auth)) {
 		sl_registry_close(r);
 		return sl_err_set(err, SL_ENOMEM, "out of memory");
 	}
@@ -722,6 +866,7 @@ void sl_registry_close(struct sl_registry *r)
 	free(r->conf.group);
 	sl_http_auth_free(&r->auth);
 	sl_http_auth_conf_free(&r->conf.auth);
+	sl_http_conf_free(&r->conf.http);
 	free(r->forward_url);
 	free(r->self_url);
 	pthread_mutex_destroy(&r->mu);

@@ -11,6 +11,7 @@
 #include "core/config.h"
 #include "core/err.h"
 #include "core/httpauth.h"
+#include "http/http.h"
 
 struct sl_registry;
 
@@ -27,10 +28,17 @@ struct sl_registry_conf {
 	const struct sl_cfg_node *kafka;
 	int64_t max_body;      /* request body limit in bytes */
 	struct sl_http_auth_conf auth; /* token/basic auth of the REST API; also what this process sends to another */
+	struct sl_http_conf http;      /* allowed_hosts, connection limits and timeouts (src/http) */
 };
 
 /* The `registry:` section of a config file (see docs/registry.md). */
 extern const struct sl_opt sl_registry_opts[];
+
+/* Where the sqlite store lives when the registry: section (section, may be NULL) does not set data_dir itself:
+ * <data_dir>/registry under the config's top-level data_dir, beside everything else sluice keeps (var/registry when
+ * the config has none either). Replaces conf->data_dir; call after binding the section. */
+int sl_registry_conf_dir(struct sl_registry_conf *conf, const struct sl_cfg_node *section, const char *data_dir,
+			 struct sl_err *err);
 
 /* Opens the store and replays it. conf is copied. */
 int sl_registry_open(struct sl_registry **out, const struct sl_registry_conf *conf, struct sl_err *err);

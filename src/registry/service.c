@@ -1,6 +1,6 @@
 /* The REST API of the registry, independent of the HTTP server: a request (method, raw target, body) becomes a
  * status and a JSON body with Confluent's status codes, error_code values and messages (notes/schema-registry.md,
- * the OpenAPI file in ../shared/specs). Keeping it apart from libmicrohttpd lets the unit tests and the fuzzer drive
+ * the OpenAPI file in ../shared/specs). Keeping it apart from the HTTP server lets the unit tests and the fuzzer drive
  * every route in-process. Paths are split before percent-decoding so subjects may hold any character, '/' too. */
 #include <ctype.h>
 #include <errno.h>
@@ -165,6 +165,35 @@ static bool qbool(struct req *q, const char *k)
 	return v && !strcasecmp(v, "true");
 }
 
+static bool parse_int(const char *s, long long lo, long long hi, long long *out);
+
+/* Confluent's offset and limit on list endpoints: skip `offset` items, then at most `limit` (a limit of 0 or -1, or a
+ * malformed one, is no limit; a malformed offset is 0). */
+struct page {
+	long long offset, limit, seen, emitted;
+};
+
+static struct page paging(struct req *q)
+{
+	struct page p = {0, -1, 0, 0};
+	if (qget(q, "offset") && !parse_int(qget(q, "offset"), 0, INT_MAX, &p.offset))
+		p.offset = 0;
+	if (qget(q, "limit") && !parse_int(qget(q, "limit"), -1, INT_MAX, &p.limit))
+		p.limit = -1;
+	return p;
+}
+
+/* Whether the next item is on the page; counts it. */
+static bool on_page(struct page *p)
+{
+	if (p->seen++ < p->offset)
+		return false;
+	if (p->limit > 0 && p->emitted >= p->limit)
+		return false;
+	p->emitted++;
+	return true;
+}
+
 static bool parse_int(const char *s, long long lo, long long hi, long long *out)
 {
 	char *end;
@@ -218,6 +247,23 @@ static void put_schema_obj(struct sl_buf *b, const struct sl_reg_version *v, con
 	sl_buf_puts(b, ",\"schema\":");
 	json_str(b, s->text);
 	sl_buf_putc(b, '}');
+}
+
+/* ?format=serialized on a PROTOBUF schema: the text becomes base64 of its FileDescriptorProto, as Confluent's
+ * clients (their ProtobufDeserializer) ask for it. Returns a malloc'd copy, or NULL to answer the stored text. */
+static char *serialized_text(struct req *q, const struct sl_reg_schema *s)
+{
+	struct sl_reg_parsed *p;
+	struct sl_err err;
+	char *out = NULL;
+	const char *f = qget(q, "format");
+	if (!f || strcmp(f, "serialized") || strcmp(s->type, "PROTOBUF"))
+		return NULL;
+	if (sl_reg_parse_stored(q->r, s, &p, &err))
+		return NULL;
+	out = strdup(p->pb->serialized);
+	sl_reg_parsed_free(p);
+	return out;
 }
 
 static void ok(struct req *q)
@@ -353,8 +399,10 @@ static void get_schema_by_id(struct req *q, const char *idstr, const char *what)
 		sl_buf_putc(q->out, '{');
 		if (strcmp(s->type, "AVRO"))
 			sl_buf_printf(q->out, "\"schemaType\":\"%s\",", s->type);
+		char *ser = serialized_text(q, s);
 		sl_buf_puts(q->out, "\"schema\":");
-		json_str(q->out, s->text);
+		json_str(q->out, ser ? ser : s->text);
+		free(ser);
 		if (s->refs)
 			sl_buf_printf(q->out, ",\"references\":%s", s->refs);
 		if (qbool(q, "fetchMaxId"))
@@ -367,6 +415,7 @@ static void get_schema_by_id(struct req *q, const char *idstr, const char *what)
 		struct sl_reg_version **v;
 		size_t n = sorted_versions(r, deleted, NULL, &v), k = 0;
 		const char *last = NULL;
+		struct page pg = paging(q);
 		sl_buf_putc(q->out, '[');
 		for (size_t i = 0; i < n; i++) {
 			if (v[i]->id != (int)id || (subject && *subject && strcmp(v[i]->subject, subject)))
@@ -374,6 +423,8 @@ static void get_schema_by_id(struct req *q, const char *idstr, const char *what)
 			if (subjects && last && !strcmp(v[i]->subject, last))
 				continue;
 			last = v[i]->subject;
+			if (!on_page(&pg))
+				continue;
 			if (k++)
 				sl_buf_putc(q->out, ',');
 			if (subjects)
@@ -428,6 +479,7 @@ static void get_subjects(struct req *q)
 	struct sl_reg_version **v;
 	bool deleted_only = qbool(q, "deletedOnly");
 	size_t n = sorted_versions(q->r, qbool(q, "deleted") || deleted_only, qget(q, "subjectPrefix"), &v), k = 0;
+	struct page pg = paging(q);
 	ok(q);
 	sl_buf_putc(q->out, '[');
 	for (size_t i = 0; i < n; i++) {
@@ -441,6 +493,8 @@ static void get_subjects(struct req *q)
 			if (live)
 				continue;
 		}
+		if (!on_page(&pg))
+			continue;
 		if (k++)
 			sl_buf_putc(q->out, ',');
 		json_str(q->out, v[i]->subject);
@@ -454,6 +508,7 @@ static void get_versions(struct req *q, const char *subject)
 	struct sl_reg_version **v;
 	bool deleted_only = qbool(q, "deletedOnly");
 	size_t n = sl_reg_subject_versions(q->r, subject, qbool(q, "deleted") || deleted_only, &v), k = 0;
+	struct page pg = paging(q);
 	if (!n) {
 		reply_err(q, 404, 40401, "Subject '%s' not found.", subject);
 		return;
@@ -462,6 +517,8 @@ static void get_versions(struct req *q, const char *subject)
 	sl_buf_putc(q->out, '[');
 	for (size_t i = 0; i < n; i++) {
 		if (deleted_only && !v[i]->deleted)
+			continue;
+		if (!on_page(&pg))
 			continue;
 		sl_buf_printf(q->out, "%s%d", k++ ? "," : "", v[i]->version);
 	}
@@ -507,8 +564,14 @@ static void get_version(struct req *q, const char *subject, const char *vstr, co
 		return;
 	}
 	ok(q);
-	if (!what)
-		put_schema_obj(q->out, v, s);
+	if (!what) {
+		char *ser = serialized_text(q, s);
+		struct sl_reg_schema copy = *s;
+		if (ser)
+			copy.text = ser;
+		put_schema_obj(q->out, v, &copy);
+		free(ser);
+	}
 	else if (!strcmp(what, "schema"))
 		sl_buf_puts(q->out, s->text);
 	else {
@@ -819,8 +882,12 @@ static void compatibility(struct req *q, const char *subject, const char *vstr)
 	}
 	n = sl_reg_subject_versions(q->r, subject, false, &vs);
 	if (vstr) {
+		/* Confluent looks the version up without checking the subject: a numbered version of a missing subject
+		 * is 40402, and "latest" of one checks against nothing (compatible). */
+		if (!n && version == -1)
+			goto check;
 		if (!n) {
-			reply_err(q, 404, 40401, "Subject '%s' not found.", subject);
+			reply_err(q, 404, 40402, "Version %d not found.", version);
 			goto out;
 		}
 		for (size_t i = 0; i < n; i++)
@@ -831,6 +898,7 @@ static void compatibility(struct req *q, const char *subject, const char *vstr)
 			goto out;
 		}
 	}
+check:
 	if (sl_reg_parse(q->r, type, text, len, refs, &p, &err)) {
 		reply_err(q, 422, 42201, "Invalid schema of type %s, details: %s", type, err.msg);
 		goto out;
@@ -903,6 +971,15 @@ static void config(struct req *q, const char *subject)
 		c = sl_jtree_get(j, "compatibility");
 		if (!c || c->t == SL_RJ_NULL)
 			c = sl_jtree_get(j, "compatibilityLevel");
+		if ((!c || c->t == SL_RJ_NULL) && !j->n) {
+			/* Confluent: a body that sets nothing changes nothing and answers the level in force. */
+			sl_jtree_free(j);
+			ok(q);
+			sl_buf_puts(q->out, "{\"compatibility\":");
+			json_str(q->out, sl_reg_level(r, subject));
+			sl_buf_putc(q->out, '}');
+			return;
+		}
 		if (!c || c->t != SL_RJ_STR || c->n >= sizeof level ||
 		    (snprintf(level, sizeof level, "%s", c->s), upcase(level), !sl_reg_valid_level(level))) {
 			sl_jtree_free(j);
@@ -922,6 +999,8 @@ static void config(struct req *q, const char *subject)
 		sl_buf_printf(q->out, "{\"compatibility\":\"%s\"}", level);
 	} else { /* DELETE */
 		char old[64];
+		if (subject && readonly(q, subject))
+			return;
 		if (subject && !cur) {
 			reply_err(q, 404, 40401, "Subject '%s' not found.", subject);
 			return;
@@ -1063,7 +1142,7 @@ static void route(struct req *q)
 		} else if (n == 2 && is(q, 1, "types")) {
 			if (allow(q, "GET")) {
 				ok(q);
-				sl_buf_puts(q->out, "[\"JSON\",\"AVRO\"]");
+				sl_buf_puts(q->out, "[\"JSON\",\"PROTOBUF\",\"AVRO\"]");
 			}
 		} else if (is(q, 1, "ids") && (n == 3 || (n == 4 && (is(q, 3, "schema") || is(q, 3, "subjects") ||
 								      is(q, 3, "versions"))))) {
@@ -1107,6 +1186,17 @@ static void route(struct req *q)
 	if (is(q, 0, "config") && n <= 2 && (n == 1 || *s[1])) {
 		if ((n == 1 || subject_ok(q, 1)) && allow(q, "GET|PUT|DELETE"))
 			config(q, n == 2 ? s[1] : NULL);
+		return;
+	}
+	if (is(q, 0, "v1") && is(q, 1, "metadata") && n == 3 && (is(q, 2, "id") || is(q, 2, "version"))) {
+		if (allow(q, "GET")) {
+			ok(q);
+			if (is(q, 2, "id"))
+				sl_buf_puts(q->out, "{\"scope\":{\"path\":[],\"clusters\":{\"schema-registry-cluster\":"
+						    "\"schema-registry\"}},\"id\":\"schema-registry\"}");
+			else
+				sl_buf_puts(q->out, "{\"version\":\"" SL_VERSION "\",\"commitId\":\"sluice\"}");
+		}
 		return;
 	}
 	if (is(q, 0, "mode") && n <= 2 && (n == 1 || *s[1])) {

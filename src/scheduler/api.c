@@ -1,9 +1,6 @@
 /* The scheduler's REST API, shaped like Airflow's stable API (/api/v1) so scripts written for Airflow's need little
  * change: list/get/patch DAGs, list/create/get runs, task instances, a try's log. sl_sched_api_handle is independent
- * of any HTTP server (the console embeds it); sl_sched_api_start serves it alone with libmicrohttpd. */
-#include <arpa/inet.h>
-#include <microhttpd.h>
-#include <netinet/in.h>
+ * of any HTTP server (the console embeds it); sl_sched_api_start serves it alone on src/http. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +8,7 @@
 #include "codec/json.h"
 #include "core/ident.h"
 #include "core/log.h"
+#include "http/http.h"
 #include "scheduler/sched.h"
 
 static int problem(struct sl_buf *out, int status, const char *title, const char *detail)
@@ -117,18 +115,8 @@ static int split(const char *path, char *buf, size_t bufsz, char **seg)
 	int n = 0;
 	char *save = NULL;
 	for (char *t = strtok_r(buf, "/", &save); t && n < 8; t = strtok_r(NULL, "/", &save)) {
-		/* %-decode: run ids carry ':' and '+' which clients escape. */
-		char *w = t;
-		for (char *r = t; *r; r++) {
-			if (*r == '%' && r[1] && r[2]) {
-				char hx[3] = {r[1], r[2], 0};
-				*w++ = (char)strtol(hx, NULL, 16);
-				r += 2;
-			} else {
-				*w++ = *r;
-			}
-		}
-		*w = 0;
+		/* path arrives decoded once (src/http, the console's router): decoding again would turn "%252e" into
+		 * "." */
 		seg[n++] = t;
 	}
 	return n;
@@ -326,136 +314,94 @@ done:
 }
 
 struct sl_sched_http {
-	struct MHD_Daemon *d;
+	struct sl_http_server *d;
 	struct sl_sched *s;
 	struct sl_http_auth auth;
+	struct sl_sched_api_conf conf;
 };
 
-/* The API's secrets: no config section of its own, so fixed variable names (docs/security.md). */
+/* The API's secrets without a scheduler: section (docs/security.md). */
 const struct sl_http_auth_conf sl_sched_api_auth = {
 	.token_env = "SLUICE_SCHEDULER_TOKEN",
 	.user = "admin",
 	.password_env = "SLUICE_SCHEDULER_PASSWORD",
 };
 
-struct conn {
-	struct sl_buf body;
-	bool started;
-	bool too_big; /* the body passed MAX_BODY: answered 413, never handled cut short */
+const struct sl_opt sl_sched_api_opts[] = {
+	SL_HTTP_AUTH_OPTS(struct sl_sched_api_conf, auth, "SLUICE_SCHEDULER_TOKEN", "SLUICE_SCHEDULER_PASSWORD"),
+	SL_HTTP_AUTH_READ_OPTS(struct sl_sched_api_conf, auth),
+	{"max_body", SL_OPT_SIZE, "1MiB", offsetof(struct sl_sched_api_conf, max_body),
+	 "largest request body; larger ones get 413", .min = 1024, .max = 1 << 30},
+	SL_HTTP_SERVER_OPTS(struct sl_sched_api_conf, http),
+	{NULL},
 };
 
-#define MAX_BODY (1u << 20)
-
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
-				  const char *version, const char *data, size_t *size, void **ctx)
+static void on_request(void *ctx, const struct sl_http_req *rq, struct sl_http_resp *rs)
 {
-	struct sl_sched_http *h = cls;
-	(void)version;
-	struct conn *cn = *ctx;
-	if (!cn) {
-		if (!sl_http_auth_ok(&h->auth, MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-									    MHD_HTTP_HEADER_AUTHORIZATION))) {
-			/* Refused before the body is read. */
-			static const char body[] = "{\"title\":\"Unauthorized\",\"status\":401}";
-			struct MHD_Response *resp =
-				MHD_create_response_from_buffer(sizeof body - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
-			if (!resp)
-				return MHD_NO;
-			MHD_add_response_header(resp, "Content-Type", "application/problem+json");
-			MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
-						h->auth.token ? "Bearer realm=\"sluice scheduler\""
-							      : "Basic realm=\"sluice scheduler\"");
-			enum MHD_Result r401 = MHD_queue_response(c, 401, resp);
-			MHD_destroy_response(resp);
-			return r401;
-		}
-		cn = calloc(1, sizeof *cn);
-		if (!cn)
-			return MHD_NO;
-		sl_buf_init(&cn->body);
-		*ctx = cn;
-		return MHD_YES;
-	}
-	if (*size) {
-		if (cn->too_big || cn->body.len + *size > MAX_BODY)
-			cn->too_big = true;
-		else
-			sl_buf_append(&cn->body, data, *size);
-		*size = 0;
-		return MHD_YES;
-	}
-	struct sl_buf out;
-	sl_buf_init(&out);
+	struct sl_sched_http *h = ctx;
 	int status = 500;
-	if (cn->too_big || !sl_buf_ok(&cn->body)) {
-		status = 413;
-		sl_buf_printf(&out, "{\"title\":\"Payload Too Large\",\"status\":413,\"detail\":\"request bodies are "
-				    "limited to %u bytes\"}", MAX_BODY);
-	} else {
-		const char *q = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
-		char query[64] = "";
-		if (q)
-			snprintf(query, sizeof query, "limit=%s", q);
-		sl_sched_api_handle(h->s, method, url, query, cn->body.data, cn->body.len, &out, &status);
-	}
-	struct MHD_Response *resp =
-		MHD_create_response_from_buffer(out.len, out.data ? out.data : (void *)"", MHD_RESPMEM_MUST_COPY);
-	MHD_add_response_header(resp, "Content-Type", "application/json");
-	enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
-	MHD_destroy_response(resp);
-	sl_buf_free(&out);
-	return ret;
+	sl_sched_api_handle(h->s, rq->method, rq->path, rq->query, rq->body, rq->len, &rs->body, &status);
+	rs->status = status;
 }
 
-static void on_done(void *cls, struct MHD_Connection *c, void **ctx, enum MHD_RequestTerminationCode code)
+static const char *const open_paths[] = {"/api/v1/health", "/health", NULL};
+
+static void api_free(struct sl_sched_http *h)
 {
-	(void)cls, (void)c, (void)code;
-	struct conn *cn = *ctx;
-	if (cn) {
-		sl_buf_free(&cn->body);
-		free(cn);
-	}
+	sl_http_auth_free(&h->auth);
+	sl_opt_free(sl_sched_api_opts, &h->conf);
+	free(h);
 }
 
-int sl_sched_api_start(struct sl_sched *s, const char *addr, int port, struct sl_sched_http **out, struct sl_err *err)
+int sl_sched_api_start(struct sl_sched *s, const char *addr, int port, const struct sl_cfg_node *section,
+		       struct sl_sched_http **out, struct sl_err *err)
 {
 	struct sl_sched_http *h = calloc(1, sizeof *h);
 	if (!h)
 		return sl_err_set(err, SL_ENOMEM, "out of memory");
 	h->s = s;
 	const char *host = addr && *addr ? addr : "127.0.0.1";
-	int rc;
-	if ((rc = sl_http_auth_load(&h->auth, &sl_sched_api_auth, "scheduler API", err)) ||
-	    (rc = sl_http_auth_require(&h->auth, &sl_sched_api_auth, host, "scheduler API", err))) {
-		sl_http_auth_free(&h->auth);
-		free(h);
+	int rc = section ? sl_opt_bind(sl_sched_api_opts, section, "scheduler", &h->conf, err)
+			 : sl_opt_defaults(sl_sched_api_opts, &h->conf, err);
+	if (rc) {
+		api_free(h);
+		return SL_ECONFIG;
+	}
+	if ((rc = sl_http_auth_load(&h->auth, &h->conf.auth, "scheduler API", err)) ||
+	    (rc = sl_http_auth_require(&h->auth, &h->conf.auth, host, "scheduler API", err))) {
+		api_free(h);
 		return rc;
 	}
-	struct sockaddr_in sa = {0};
-	sa.sin_family = AF_INET;
-	sa.sin_port = htons((uint16_t)port);
-	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
-		sl_http_auth_free(&h->auth);
-		free(h);
-		return sl_err_set(err, SL_EINVAL, "--api: '%s' is not an IPv4 address", addr);
-	}
-	h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)port, NULL, NULL, on_request, h,
-				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, on_done, h,
-				MHD_OPTION_END);
-	if (!h->d) {
-		sl_http_auth_free(&h->auth);
-		free(h);
-		return sl_err_set(err, SL_EIO, "cannot listen on %s:%d for the scheduler API (port in use?)", addr, port);
+	struct sl_http_server_opts ho = {
+		.name = "scheduler API",
+		.host = host,
+		.port = port,
+		.conf = &h->conf.http,
+		.max_body = h->conf.max_body,
+		.max_target = 8192,
+		.auth = &h->auth,
+		.realm = "sluice scheduler",
+		.open_paths = open_paths,
+		.handler = on_request,
+		.ctx = h,
+	};
+	if ((rc = sl_http_start(&ho, &h->d, err))) {
+		api_free(h);
+		return rc;
 	}
 	*out = h;
 	return 0;
+}
+
+int sl_sched_api_port(const struct sl_sched_http *h)
+{
+	return sl_http_port(h->d);
 }
 
 void sl_sched_api_stop(struct sl_sched_http *h)
 {
 	if (!h)
 		return;
-	MHD_stop_daemon(h->d);
-	sl_http_auth_free(&h->auth);
-	free(h);
+	sl_http_stop(h->d);
+	api_free(h);
 }

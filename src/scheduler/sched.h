@@ -18,6 +18,7 @@
 #include "core/config.h"
 #include "core/err.h"
 #include "core/httpauth.h"
+#include "http/http.h"
 #include "scheduler/cron.h"
 
 struct sl_conf;
@@ -170,12 +171,23 @@ int sl_sched_task_run(struct sl_conf *c, const struct sl_dag *d, const struct sl
  * and *status with the HTTP status. */
 int sl_sched_api_handle(struct sl_sched *s, const char *method, const char *path, const char *query, const char *body,
 			size_t len, struct sl_buf *out, int *status);
-/* Serves the API with libmicrohttpd on addr:port (127.0.0.1 by default) until sl_sched_api_stop. */
+/* Serves the API on src/http at addr:port (127.0.0.1 by default) until sl_sched_api_stop. */
 struct sl_sched_http;
 /* Where the API's secrets come from ($SLUICE_SCHEDULER_TOKEN, or basic auth for admin with
- * $SLUICE_SCHEDULER_PASSWORD); required beyond loopback. Clients of the API send the same. */
+ * $SLUICE_SCHEDULER_PASSWORD) when the config has no scheduler: section; required beyond loopback. Clients of the
+ * API send the same. */
 extern const struct sl_http_auth_conf sl_sched_api_auth;
-int sl_sched_api_start(struct sl_sched *s, const char *addr, int port, struct sl_sched_http **out, struct sl_err *err);
+/* The scheduler: section (the API's credentials, allowed_hosts, limits). */
+struct sl_sched_api_conf {
+	struct sl_http_auth_conf auth;
+	int64_t max_body;
+	struct sl_http_conf http;
+};
+extern const struct sl_opt sl_sched_api_opts[];
+/* section: the config's scheduler: section, or NULL for the defaults. */
+int sl_sched_api_start(struct sl_sched *s, const char *addr, int port, const struct sl_cfg_node *section,
+		       struct sl_sched_http **out, struct sl_err *err);
+int sl_sched_api_port(const struct sl_sched_http *h);
 void sl_sched_api_stop(struct sl_sched_http *h);
 
 #endif

@@ -323,7 +323,9 @@ struct http_rate {
 	int64_t burst;
 };
 struct http_conf {
-	char *type, *url, *method, *body, *records_path, *user_agent;
+	char *type, *url, *method, *body, *records_path, *user_agent, *record_type;
+	bool single_record;
+	int64_t count, max_bad_pages, dlq_max_bytes;
 	struct sl_strmap headers;
 	struct http_auth auth;
 	struct http_pagination pagination;
@@ -350,20 +352,23 @@ static const struct sl_opt auth_opts[] = {
 
 static const struct sl_opt pagination_opts[] = {
 	{"type", SL_OPT_ENUM, "none", offsetof(struct http_pagination, type),
-	 "none: the same URL each time; page: {page} counts up from start; offset: {offset} counts up by limit; "
-	 "cursor: {cursor} from cursor_path in the body; link: the Link header's rel=next; next_url: the URL at "
-	 "next_url_path in the body.",
+	 "none: the same URL each time (url has no placeholder); page: {page} counts up from start; offset: "
+	 "{offset} counts up by limit; cursor: {cursor} is the value at cursor_path in the previous body (a token, "
+	 "an id or a timestamp); link: the Link header's rel=next; next_url: the URL at next_url_path in the body. "
+	 "page, offset and cursor need their placeholder in url (`sluice check` says so).",
 	 .choices = "none|page|offset|cursor|link|next_url"},
 	{"start", SL_OPT_INT, NULL, offsetof(struct http_pagination, start),
 	 "First page number (default 1) or offset (default 0)."},
-	{"limit", SL_OPT_INT, "100", offsetof(struct http_pagination, limit), "Page size, for {limit} and offsets.",
+	{"limit", SL_OPT_INT, "100", offsetof(struct http_pagination, limit),
+	 "Page size: the value of {limit}, and the step of {offset}; it should match the page size the API uses.",
 	 .min = 1, .max = 1000000},
 	{"cursor_path", SL_OPT_STRING, "$.next_cursor", offsetof(struct http_pagination, cursor_path),
 	 "cursor: where the next cursor is in the body; null or absent ends the pages."},
 	{"next_url_path", SL_OPT_STRING, "$.next", offsetof(struct http_pagination, next_url_path),
 	 "next_url: where the next page's URL is in the body; null or absent ends the pages."},
 	{"stop_on_empty", SL_OPT_BOOL, "true", offsetof(struct http_pagination, stop_on_empty),
-	 "A page with 0 records ends the pages (until the next poll_interval)."},
+	 "A page with 0 records ends the pages (until the next poll_interval); false: only the pagination's own end "
+	 "(no next cursor, link or URL) does."},
 	{NULL},
 };
 
@@ -378,15 +383,27 @@ static const struct sl_opt rate_opts[] = {
 static const struct sl_opt http_opts[] = {
 	{"type", SL_OPT_STRING, "http", offsetof(struct http_conf, type), "Source kind: http."},
 	{"url", SL_OPT_STRING, NULL, offsetof(struct http_conf, url),
-	 "URL template; {page} {offset} {limit} {cursor} are filled in per request.", .required = true},
+	 "URL template (http:// or https://); {page} {offset} {limit} {cursor} are filled in per request, "
+	 "{{ and }} are literal braces; any other {name} is an error.", .required = true},
 	{"method", SL_OPT_ENUM, "GET", offsetof(struct http_conf, method), "HTTP method.", .choices = "GET|POST"},
-	{"body", SL_OPT_STRING, NULL, offsetof(struct http_conf, body), "POST: request body (a template like url)."},
+	{"body", SL_OPT_STRING, NULL, offsetof(struct http_conf, body),
+	 "POST: the request body, sent as written (no placeholders)."},
+	{"count", SL_OPT_INT, "0", offsetof(struct http_conf, count),
+	 "Records to take in all, across restarts (kept with the cursor); 0 = no end. `--count` on the command "
+	 "line sets the same total.", .min = 0, .max = INT64_MAX},
 	{"headers", SL_OPT_STRMAP, NULL, offsetof(struct http_conf, headers),
 	 "Extra request headers. Put secrets in auth, not here."},
 	{"auth", SL_OPT_SECTION, NULL, offsetof(struct http_conf, auth), "Authentication; secrets come from "
 	 "environment variables only.", .sub = auth_opts},
 	{"records_path", SL_OPT_STRING, "$.results", offsetof(struct http_conf, records_path),
-	 "Where the array of records is in a response."},
+	 "Where the array of records is in a response (`$` = the body itself). Anything else there (an object, "
+	 "null, a string) makes the page a bad page: one dead-letter entry, no rows."},
+	{"single_record", SL_OPT_BOOL, "false", offsetof(struct http_conf, single_record),
+	 "Each response is one record: records_path points to an object, not an array."},
+	{"record_type", SL_OPT_ENUM, "object", offsetof(struct http_conf, record_type),
+	 "object: each record must be a JSON object, anything else (1, \"x\", null, []) goes to the dead-letter "
+	 "topic, never into a row; any: take whatever the array holds (for mappings of scalars).",
+	 .choices = "object|any"},
 	{"pagination", SL_OPT_SECTION, NULL, offsetof(struct http_conf, pagination), "How to get the next page.",
 	 .sub = pagination_opts},
 	{"poll_interval", SL_OPT_DURATION, "0", offsetof(struct http_conf, poll_interval_ms),
@@ -394,27 +411,78 @@ static const struct sl_opt http_opts[] = {
 	 "0 = as fast as allowed (pagination none) or stop at the end.", .min = 0, .max = 86400000},
 	{"rate_limit", SL_OPT_SECTION, NULL, offsetof(struct http_conf, rate_limit), "Token-bucket rate limit.",
 	 .sub = rate_opts},
-	{"timeout", SL_OPT_DURATION, "30s", offsetof(struct http_conf, timeout_ms), "Per request, all included.",
+	{"timeout", SL_OPT_DURATION, "30s", offsetof(struct http_conf, timeout_ms),
+	 "Per request, all included: a server that sends its headers and then stalls times out too (and is "
+	 "retried like a 5xx).",
 	 .min = 1, .max = 3600000},
 	{"connect_timeout", SL_OPT_DURATION, "10s", offsetof(struct http_conf, connect_timeout_ms),
 	 "Per connection attempt.", .min = 1, .max = 3600000},
 	{"max_response", SL_OPT_SIZE, "16MiB", offsetof(struct http_conf, max_response),
-	 "Largest response body; a larger one fails the run (checked while receiving).", .min = 1,
-	 .max = (int64_t)1 << 32},
+	 "Largest response body, checked from Content-Length and while receiving; a larger one is a bad page "
+	 "(pagination none, page, offset: noted in the dead-letter topic and skipped; otherwise the run fails).",
+	 .min = 1, .max = (int64_t)1 << 32},
+	{"max_bad_pages", SL_OPT_INT, "10", offsetof(struct http_conf, max_bad_pages),
+	 "Circuit breaker: bad pages in a row (not JSON, no array at records_path, no usable record, oversize) "
+	 "before the run fails naming the URL and the fault. Each bad page delays the next request like a retry "
+	 "(backoff, doubling up to backoff_max); a good page resets the count.", .min = 1, .max = 1000000},
+	{"dlq_max_bytes", SL_OPT_SIZE, "64MiB", offsetof(struct http_conf, dlq_max_bytes),
+	 "Per run: dead-letter bytes this source may cause; beyond it entries are dropped and counted "
+	 "(sluice_ingest_dlq_dropped_total); 0 = no bound. A page in the dead-letter topic is cut to its first 256 KiB.",
+	 .min = 0, .max = INT64_MAX},
 	{"concurrency", SL_OPT_INT, "1", offsetof(struct http_conf, concurrency),
 	 "Requests in flight; above 1 only with pagination none, page or offset.", .min = 1, .max = MAX_CONCURRENCY},
 	{"max_retries", SL_OPT_INT, "5", offsetof(struct http_conf, max_retries),
-	 "Retries of one page on timeouts, connection errors, 5xx and 429; then the run fails.", .min = 0,
+	 "Retries of one page on timeouts, connection errors, 5xx, 408 and 429; then the run fails. Other 4xx "
+	 "(401, 403, 404, ...) fail the run at once.", .min = 0,
 	 .max = 1000},
 	{"backoff", SL_OPT_DURATION, "500ms", offsetof(struct http_conf, backoff_ms),
-	 "Base of the exponential backoff between retries (full jitter).", .min = 1, .max = 3600000},
+	 "Base of the exponential backoff between retries (full jitter) and after bad pages.", .min = 1,
+	 .max = 3600000},
 	{"backoff_max", SL_OPT_DURATION, "30s", offsetof(struct http_conf, backoff_max_ms), "Cap of the backoff.",
 	 .min = 1, .max = 86400000},
 	{"retry_after_max", SL_OPT_DURATION, "5m", offsetof(struct http_conf, retry_after_max_ms),
-	 "Cap on a server's Retry-After.", .min = 0, .max = 86400000},
+	 "Cap on a server's Retry-After (seconds or an HTTP-date), which is honoured when longer than the backoff.",
+	 .min = 0, .max = 86400000},
 	{"user_agent", SL_OPT_STRING, "sluice/" SL_VERSION, offsetof(struct http_conf, user_agent), "User-Agent."},
 	{NULL},
 };
+
+const struct sl_opt *sl_source_http_opts = http_opts;
+
+/* One worked example per pagination kind, for docs/configuration.md (printed by `sluice config-doc` after the
+ * table, so the examples live next to the options they use). */
+const char *sl_source_http_examples_md =
+	"\n### The http source by example\n\n"
+	"Each example is the `source:` of a pipeline; the rest of the pipeline (topic, key, mapping, sink) is as in "
+	"examples/seed/sluice.yaml. `sluice check -c FILE` loads the file and names any mistake.\n\n"
+	"**Page numbers** (`?page=1`, `?page=2`, ... until a page has no records):\n\n"
+	"```yaml\nsource:\n  type: http\n  url: \"https://api.example.com/users?page={page}&results=100\"\n"
+	"  records_path: $.results\n  pagination: { type: page, start: 1 }\n```\n\n"
+	"**Offset and limit** (`?offset=0&limit=100`, `?offset=100&limit=100`, ...):\n\n"
+	"```yaml\nsource:\n  type: http\n  url: \"https://api.example.com/users?offset={offset}&limit={limit}\"\n"
+	"  records_path: $.data\n  pagination: { type: offset, start: 0, limit: 100 }\n```\n\n"
+	"**A cursor from the body** (the response carries `\"next_cursor\": \"abc\"`; null or absent ends the pages):\n\n"
+	"```yaml\nsource:\n  type: http\n  url: \"https://api.example.com/events?cursor={cursor}&limit=100\"\n"
+	"  records_path: $.items\n  pagination: { type: cursor, cursor_path: $.next_cursor }\n```\n\n"
+	"**The Link header** (`Link: <https://api.example.com/repos?page=2>; rel=\"next\"`, as GitHub sends):\n\n"
+	"```yaml\nsource:\n  type: http\n  url: \"https://api.example.com/repos?per_page=100\"\n"
+	"  records_path: $\n  pagination: { type: link }\n  auth: { type: bearer, token_env: API_TOKEN }\n```\n\n"
+	"**A next URL in the body** (`\"next\": \"https://api.example.com/people?page=2\"`, relative URLs too):\n\n"
+	"```yaml\nsource:\n  type: http\n  url: \"https://api.example.com/people\"\n"
+	"  records_path: $.results\n  pagination: { type: next_url, next_url_path: $.next }\n```\n\n"
+	"**A timestamp** (ask for what changed since the newest record seen; the API returns `\"until\"` with each "
+	"page): the cursor kind with the timestamp as the cursor, and a poll interval to keep asking:\n\n"
+	"```yaml\nsource:\n  type: http\n  url: \"https://api.example.com/orders?updated_since={cursor}\"\n"
+	"  records_path: $.orders\n  pagination: { type: cursor, cursor_path: $.until }\n"
+	"  poll_interval: 30s\n```\n\n"
+	"**A total**: `count: 50000` in `source:` (or `--count 50000`) stops at 50,000 records overall; the number "
+	"taken is saved with the cursor, so restarts (even after kill -9) stop at the same total. "
+	"`sluice ingest --count-per-run N` counts only this run instead.\n\n"
+	"**A broken API**: a page that is not JSON, has no array at records_path, holds no JSON object, or is over "
+	"max_response is a *bad page*: it goes to the dead-letter topic (at most dlq_max_bytes per run), the next "
+	"request waits like a retry, and after max_bad_pages in a row the run fails naming the URL and the fault. "
+	"401, 403 and 404 fail at once; 429, 5xx and timeouts are retried max_retries times, honouring "
+	"Retry-After.\n";
 
 /* ---- the source ---- */
 
@@ -464,7 +532,13 @@ struct http_src {
 	int64_t resume_at;          /* monotonic ms when an ended source asks again */
 	int64_t next_poll;          /* pagination none: earliest start of the next request */
 	struct sl_json_parser *jp;
-	struct sl_metric *m_req, *m_retry, *m_fail, *m_bytes, *m_lat;
+	struct sl_metric *m_req, *m_retry, *m_fail, *m_bytes, *m_lat, *m_bad;
+	/* The circuit breaker: bad pages in a row, no request starts before hold_until, and once tripped the next
+	 * next_page() fails the run with trip_msg. */
+	int64_t bad_streak;
+	int64_t hold_until;
+	bool tripped;
+	char trip_msg[SL_ERR_MSG_MAX];
 };
 
 static uint64_t rnd_next(struct http_src *s)
@@ -757,6 +831,11 @@ static int64_t start_due(struct http_src *s, int64_t now)
 		struct req *r = s->win[i];
 		if (r->st != R_WAIT)
 			continue;
+		if (s->hold_until > now) { /* the breaker holds every request back, in order */
+			if (s->hold_until - now < wake)
+				wake = s->hold_until - now;
+			break;
+		}
 		if (r->not_before > now) {
 			if (r->not_before - now < wake)
 				wake = r->not_before - now;
@@ -818,6 +897,66 @@ static long inspect_page(struct http_src *s, struct req *r, char **next)
 	return n;
 }
 
+/* Whether the template has the placeholder {name} (not inside a "{{" escape). */
+static bool has_placeholder(const char *tmpl, const char *name)
+{
+	size_t nl = strlen(name);
+	for (const char *p = tmpl; *p; p++) {
+		if (p[0] == '{' && p[1] == '{') {
+			p++;
+			continue;
+		}
+		if (*p == '{' && !strncmp(p + 1, name, nl) && p[1 + nl] == '}')
+			return true;
+	}
+	return false;
+}
+
+/* The mistakes a URL template and a pagination kind can make together, each of which was seen to fetch the same page
+ * forever or to send page=0: caught at load time, so `sluice check` names them. */
+static int check_placeholders(const struct http_src *s, const char *where, const char *section, struct sl_err *err)
+{
+	const char *u = s->c.url, *t = s->c.pagination.type;
+	bool page = has_placeholder(u, "page"), off = has_placeholder(u, "offset"), cur = has_placeholder(u, "cursor");
+	switch (s->mode) {
+	case P_NONE:
+		if (page || off || cur)
+			return sl_err_set(err, SL_ECONFIG,
+					  "%s: %s.url has {%s} but pagination is none, so every request would send the same "
+					  "value; set pagination: { type: %s } (or write the value into the url)",
+					  where, section, page ? "page" : off ? "offset" : "cursor",
+					  page ? "page" : off ? "offset" : "cursor");
+		break;
+	case P_PAGE:
+	case P_OFFSET:
+		if (!page && !off)
+			return sl_err_set(err, SL_ECONFIG,
+					  "%s: %s.pagination is %s but the url has no {page} or {offset}, so every request "
+					  "would fetch the same page; put {%s} where the API takes it (e.g. ?%s={%s})",
+					  where, section, t, s->mode == P_PAGE ? "page" : "offset",
+					  s->mode == P_PAGE ? "page" : "offset", s->mode == P_PAGE ? "page" : "offset");
+		if (cur)
+			return sl_err_set(err, SL_ECONFIG, "%s: %s.url has {cursor}, which only pagination cursor fills in",
+					  where, section);
+		break;
+	case P_CURSOR:
+		if (!cur)
+			return sl_err_set(err, SL_ECONFIG,
+					  "%s: %s.pagination is cursor but the url has no {cursor}, so the cursor from "
+					  "%s would never be sent; put it where the API takes it (e.g. ?cursor={cursor})",
+					  where, section, s->c.pagination.cursor_path);
+		break;
+	case P_LINK:
+	case P_NEXT_URL:
+		if (cur)
+			return sl_err_set(err, SL_ECONFIG,
+					  "%s: %s.url has {cursor}, but with pagination %s the next URL comes from the %s",
+					  where, section, t, s->mode == P_LINK ? "Link header" : "body");
+		break;
+	}
+	return 0;
+}
+
 /* Resolves a possibly relative next URL against the URL it came from. */
 static char *resolve_url(const char *base, const char *ref)
 {
@@ -841,6 +980,43 @@ static int set_cursor(struct http_src *s, struct sl_page *out, const char *key, 
 	return 0;
 }
 
+/* A bad page (not JSON, wrong shape, oversize): hold the next request back like a retry of a failing server, with
+ * equal jitter (at least half the step, so a broken API cannot be hammered by lucky draws), and trip the breaker
+ * after max_bad_pages in a row. Without this an endpoint answering HTML with 200 is asked for page after page as
+ * fast as it answers, each page into the DLQ. */
+static void bad_page(struct http_src *s, const char *url_log, const char *why)
+{
+	s->bad_streak++;
+	sl_counter_add(s->m_bad, 1);
+	if (s->bad_streak >= s->c.max_bad_pages) {
+		s->tripped = true;
+		snprintf(s->trip_msg, sizeof s->trip_msg,
+			 "pipeline %s: %" PRId64 " bad pages in a row, the last from %s: %s; stopping (circuit breaker: "
+			 "max_bad_pages %" PRId64 "). Check the url and records_path against what the API returns",
+			 s->name, s->bad_streak, url_log, why, s->c.max_bad_pages);
+		return;
+	}
+	int64_t step = s->c.backoff_ms;
+	for (int64_t i = 1; i < s->bad_streak && step < s->c.backoff_max_ms; i++)
+		step *= 2;
+	if (step > s->c.backoff_max_ms)
+		step = s->c.backoff_max_ms;
+	int64_t wait = step / 2 + (step > 1 ? (int64_t)(rnd_next(s) % (uint64_t)(step - step / 2)) : 0);
+	s->hold_until = sl_mono_ms() + wait;
+	sl_warn(COMP, "pipeline %s: bad page %" PRId64 "/%" PRId64 " in a row from %s: %s; next request in %" PRId64
+		" ms", s->name, s->bad_streak, s->c.max_bad_pages, url_log, why, wait);
+}
+
+static void http_page_verdict(struct sl_source *bs, bool bad, const char *why)
+{
+	struct http_src *s = (struct http_src *)bs;
+	if (!bad) {
+		s->bad_streak = 0;
+		return;
+	}
+	bad_page(s, s->cur ? s->cur->url_log : "?", why ? why : "bad page");
+}
+
 /* The head request is done: decide whether it is a page to hand out or the end of the pages. Returns 0 with out
  * filled, SL_ENOTFOUND when it ended the pages, or an error. */
 static int take_head(struct http_src *s, struct sl_page *out, struct sl_err *err)
@@ -853,6 +1029,7 @@ static int take_head(struct http_src *s, struct sl_page *out, struct sl_err *err
 	if (empty) {
 		/* Not handed out: its cursor would skip the position where new records will appear. */
 		sl_info(COMP, "pipeline %s: %s has no records: end of pages", s->name, r->url_log);
+		s->base.stats.ends++;
 		if (s->mode == P_PAGE || s->mode == P_OFFSET)
 			s->next_pos = r->pos;
 		if (s->mode == P_LINK || s->mode == P_NEXT_URL) {
@@ -887,6 +1064,7 @@ static int take_head(struct http_src *s, struct sl_page *out, struct sl_err *err
 			next = NULL;
 		} else {
 			s->ended = true;
+			s->base.stats.ends++;
 			s->resume_at = sl_mono_ms() + s->c.poll_interval_ms;
 		}
 		rc = set_cursor(s, out, "next_cursor", s->next_token ? s->next_token : "", err);
@@ -904,6 +1082,7 @@ static int take_head(struct http_src *s, struct sl_page *out, struct sl_err *err
 			free(s->next_url);
 			s->next_url = strdup(r->url_plain);
 			s->ended = true;
+			s->base.stats.ends++;
 			s->resume_at = sl_mono_ms() + s->c.poll_interval_ms;
 		}
 		rc = set_cursor(s, out, "next_url", s->next_url ? s->next_url : "", err);
@@ -930,6 +1109,10 @@ static int http_next_page(struct sl_source *bs, struct sl_page *out, struct sl_e
 	struct http_src *s = (struct http_src *)bs;
 	req_free(s->cur);
 	s->cur = NULL;
+	if (s->tripped) {
+		sl_error(COMP, "%s", s->trip_msg);
+		return sl_err_set(err, SL_ESERVER, "%s", s->trip_msg);
+	}
 	int64_t deadline = sl_mono_ms() + QUANTUM_MS;
 	for (;;) {
 		int64_t now = sl_mono_ms();
@@ -973,6 +1156,7 @@ static int http_next_page(struct sl_source *bs, struct sl_page *out, struct sl_e
 				return rc;
 			}
 			sl_warn(COMP, "%s; the page goes to the dead-letter topic", r->err_msg);
+			bad_page(s, r->url_log, "response larger than max_response");
 			s->cur = r;
 			out->body = "";
 			out->len = 0;
@@ -1033,7 +1217,8 @@ static void http_destroy(struct sl_source *bs)
 	free(s);
 }
 
-static const struct sl_source_ops http_ops = {.next_page = http_next_page, .destroy = http_destroy};
+static const struct sl_source_ops http_ops = {.next_page = http_next_page, .destroy = http_destroy,
+					      .page_verdict = http_page_verdict};
 
 /* A secret from the environment; the error names the variable, never a value. */
 static int env_secret(const char *name, const char *var, const char *what, char **out, struct sl_err *err)
@@ -1121,6 +1306,10 @@ int sl_source_http_new(const char *name, const struct sl_cfg_node *conf, const c
 	s->base.ops = &http_ops;
 	s->base.records_path = s->c.records_path && *s->c.records_path && strcmp(s->c.records_path, "$")
 				       ? s->c.records_path : NULL;
+	s->base.single_record = s->c.single_record;
+	s->base.any_records = !strcmp(s->c.record_type, "any");
+	s->base.count = s->c.count;
+	s->base.dlq_max_bytes = s->c.dlq_max_bytes;
 	const char *where = sl_cfg_where(conf, w, sizeof w);
 	if (strcmp(s->c.type, "http")) {
 		rc = sl_err_set(err, SL_ECONFIG, "%s: %s.type must be http here", where, section);
@@ -1150,6 +1339,8 @@ int sl_source_http_new(const char *name, const struct sl_cfg_node *conf, const c
 		sl_err_prefix(err, "%s: %s.url: ", where, section);
 		goto fail;
 	}
+	if ((rc = check_placeholders(s, where, section, err)))
+		goto fail;
 	if (strncmp(s->c.url, "http://", 7) && strncmp(s->c.url, "https://", 8)) {
 		rc = sl_err_set(err, SL_ECONFIG, "%s: %s.url must start with http:// or https://", where, section);
 		goto fail;
@@ -1221,6 +1412,8 @@ int sl_source_http_new(const char *name, const struct sl_cfg_node *conf, const c
 	s->m_retry = sl_counter(mr, "sluice_http_retries_total", labels, "HTTP requests retried");
 	s->m_fail = sl_counter(mr, "sluice_http_failures_total", labels, "HTTP requests that failed");
 	s->m_bytes = sl_counter(mr, "sluice_http_response_bytes_total", labels, "HTTP response body bytes received");
+	s->m_bad = sl_counter(mr, "sluice_http_bad_pages_total", labels,
+			      "Pages that were not JSON, had no records array, no object record, or were oversize");
 	s->m_lat = sl_histogram(mr, "sluice_http_request_duration_seconds", labels, "HTTP request latency",
 				sl_latency_buckets, sl_latency_nbuckets);
 	char red[URL_LOG_MAX];

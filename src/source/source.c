@@ -43,6 +43,7 @@ struct gen_source {
 	uint64_t seq;
 	struct sl_buf page;
 	double start; /* sl_mono_s() at open: the rate limit counts from here */
+	char name[64]; /* the page as asked for, for messages: "generate records 100-199" */
 	uint64_t first;
 };
 
@@ -51,8 +52,10 @@ static int gen_next(struct sl_source *bs, struct sl_page *out, struct sl_err *er
 	struct gen_source *s = (struct gen_source *)bs;
 	uint64_t n = (uint64_t)s->conf.page_size;
 	if (s->conf.count) {
-		if (s->next >= (uint64_t)s->conf.count)
+		if (s->next >= (uint64_t)s->conf.count) {
+			s->base.stats.ends++;
 			return SL_ENOTFOUND;
+		}
 		if (s->next + n > (uint64_t)s->conf.count)
 			n = (uint64_t)s->conf.count - s->next;
 	}
@@ -64,7 +67,8 @@ static int gen_next(struct sl_source *bs, struct sl_page *out, struct sl_err *er
 	out->body = s->page.data;
 	out->len = s->page.len;
 	out->seq = s->seq++;
-	out->url = NULL;
+	snprintf(s->name, sizeof s->name, "generate records %" PRIu64 "-%" PRIu64, s->next, s->next + n - 1);
+	out->url = s->name;
 	s->next += n;
 	snprintf(out->cursor, sizeof out->cursor, "%" PRIu64, s->next);
 	s->base.stats.requests++;
@@ -96,6 +100,8 @@ int sl_source_generate_new(const char *name, const struct sl_cfg_node *conf, con
 	}
 	s->base.ops = &gen_ops;
 	s->base.records_path = "$.results";
+	s->base.count = s->conf.count;
+	s->base.dlq_max_bytes = 64 << 20;
 	sl_buf_init(&s->page);
 	if (resume && *resume) {
 		char *end;

@@ -5,6 +5,7 @@
 #ifndef SL_SOURCE_H
 #define SL_SOURCE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,6 +25,7 @@ struct sl_page {
 /* Statistics a source keeps for the ingest summary and metrics. */
 struct sl_source_stats {
 	uint64_t requests, retries, failures, bytes;
+	uint64_t ends; /* times the source found no more pages (end of data, or nothing new until the next poll) */
 };
 
 struct sl_source;
@@ -33,11 +35,19 @@ struct sl_source_ops {
 	 * err names the request. */
 	int (*next_page)(struct sl_source *s, struct sl_page *out, struct sl_err *err);
 	void (*destroy)(struct sl_source *s);
+	/* Optional. The ingest loop's verdict on the page last handed out: bad (not JSON, no array at records_path,
+	 * no record an object) with why, or good. A source with a circuit breaker (http) backs off on consecutive bad
+	 * pages and fails the run after its limit; a source without one leaves this NULL. */
+	void (*page_verdict)(struct sl_source *s, bool bad, const char *why);
 };
 
 struct sl_source {
 	const struct sl_source_ops *ops;
-	const char *records_path;    /* where the array of records is in a page, e.g. "$.results"; NULL: the page is one record */
+	const char *records_path;    /* where the array of records is in a page, e.g. "$.results"; NULL: the body itself */
+	bool single_record;          /* records_path holds one record (an object), not an array of them */
+	bool any_records;            /* records may be any JSON value; by default each must be an object */
+	int64_t count;               /* records in all, across restarts (0 = no end); the ingest loop keeps the total */
+	int64_t dlq_max_bytes;       /* per run: dead-letter bytes this source may cause; beyond, entries are dropped */
 	struct sl_source_stats stats;
 };
 
@@ -45,8 +55,11 @@ struct sl_source {
  * NULL. name is the pipeline's name for messages. */
 int sl_source_new(const char *name, const struct sl_cfg_node *conf, const char *resume, struct sl_source **out,
 		  struct sl_err *err);
-/* The generate source's option table (for docs/configuration.md). */
+/* The sources' option tables (for docs/configuration.md and its completeness test). */
 extern const struct sl_opt *sl_source_generate_opts;
+extern const struct sl_opt *sl_source_http_opts;
+/* Worked examples of the http source, one per pagination kind, in Markdown (docs/configuration.md). */
+extern const char *sl_source_http_examples_md;
 
 int sl_source_generate_new(const char *name, const struct sl_cfg_node *conf, const char *resume,
 			   struct sl_source **out, struct sl_err *err);

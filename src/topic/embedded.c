@@ -241,7 +241,7 @@ int sl_embedded_cursor_put(struct sl_embedded_log *log, const char *name, const 
 	return rc;
 }
 
-int32_t sl_partition_for_key(const void *key, size_t len, int partitions)
+int32_t sl_topic_partition_for_key(const void *key, size_t len, int partitions)
 {
 	/* Kafka's murmur2 (as in the Java client's Utils.murmur2), then toPositive() modulo partitions. */
 	const uint8_t *data = key;
@@ -469,7 +469,7 @@ static int emb_produce(struct sl_producer *bp, const struct sl_msg *m, void *opa
 		int rc = sl_embedded_partitions(p->log, m->topic, &parts, err);
 		if (rc)
 			return rc;
-		part = m->key ? sl_partition_for_key(m->key, m->key_len, parts) : (int32_t)(rand() % parts);
+		part = m->key ? sl_topic_partition_for_key(m->key, m->key_len, parts) : (int32_t)(rand() % parts);
 	}
 	struct pending *q = &p->pend[p->npend];
 	memset(q, 0, sizeof *q);

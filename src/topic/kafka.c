@@ -6,7 +6,7 @@
  *
  * Choices:
  * - Partitioner murmur2_random: the Java client's default, so a key lands on the same partition as from Java clients
- *   and as sl_partition_for_key() computes for the embedded log.
+ *   and as sl_topic_partition_for_key() computes for the embedded log.
  * - The queue is capped in bytes (queue.buffering.max.kbytes, default 64 MiB, not librdkafka's 1 GiB); produce()
  *   blocks on QUEUE_FULL while serving delivery reports, so a full queue is backpressure, never a drop.
  * - message.timeout.ms defaults to 5 minutes: a broker outage shorter than that costs nothing but time, because

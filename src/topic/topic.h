@@ -109,7 +109,7 @@ int sl_embedded_cursor_put(struct sl_embedded_log *log, const char *name, const 
 
 /* Kafka's default partitioner (murmur2 of the key, positive, modulo partitions), so keys land on the same partition
  * number in both backends. */
-int32_t sl_partition_for_key(const void *key, size_t len, int partitions);
+int32_t sl_topic_partition_for_key(const void *key, size_t len, int partitions);
 
 
 /* ---- Kafka (librdkafka, kafka.c) ---- */

@@ -21,6 +21,12 @@ request, by CLI flag of the same name:
   malformed=1        the body is not JSON
   oversize=BYTES     the body is padded to at least BYTES
   status=CODE        always answer CODE (e.g. 404)
+  html=1             200 with an HTML body (a login page or a proxy's error page, as some APIs send)
+  results_as=object  "results" is an object instead of an array (results_as=null: null)
+  junk=1             "results" starts with items that are not records: 1, "x", null, [], {}
+  nolength=1         no Content-Length: the body runs until the connection closes (with oversize: a huge body
+                     whose size is known only while reading it)
+  stall=S            send the headers, then stall S seconds before the body
 Auth (CLI): --bearer TOKEN, --basic USER:PASS, --api-key NAME:VALUE (header or query) guard /secure/api; any one
 that matches lets a request in.
 
@@ -242,6 +248,16 @@ class Handler(BaseHTTPRequestHandler):
             doc["next_cursor"] = None
         with st.lock:
             st.stats["records_served"] += len(recs)
+        if int(self.opt(q, "html", 0)):
+            return self.send(200, b"<!DOCTYPE html><html><body><h1>Please sign in</h1></body></html>",
+                             ctype="text/html", headers=headers)
+        shape = self.opt(q, "results_as", "")
+        if shape == "object":
+            doc["results"] = recs[0] if recs else {"error": "none"}
+        elif shape == "null":
+            doc["results"] = None
+        if int(self.opt(q, "junk", 0)) and recs:
+            doc["results"] = [1, "x", None, [], {}] + doc["results"]
         if int(self.opt(q, "malformed", 0)):
             return self.send(200, b'{"results": [{"gender": "male", "name": {"first": "Trunc', headers=headers)
         body = json.dumps(doc, ensure_ascii=False).encode()
@@ -249,6 +265,30 @@ class Handler(BaseHTTPRequestHandler):
         if over and len(body) < over:
             doc["padding"] = "x" * (over - len(body))
             body = json.dumps(doc, ensure_ascii=False).encode()
+        stall = float(self.opt(q, "stall", 0))
+        if stall:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.flush()
+            with st.lock:
+                st.stats["requests"] += 1
+            time.sleep(stall)
+            self.wfile.write(body)
+            return
+        if int(self.opt(q, "nolength", 0)):
+            with st.lock:
+                st.stats["requests"] += 1
+                st.stats["by_status"]["200"] = st.stats["by_status"].get("200", 0) + 1
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            for i in range(0, len(body), 65536):
+                self.wfile.write(body[i:i + 65536])
+            return
         if n < int(self.opt(q, "truncate", 0)):
             return self.send(200, body[: len(body) // 2], headers=headers, content_length=len(body), close=True)
         self.send(200, body, headers=headers)
@@ -273,8 +313,9 @@ def main():
     ap.add_argument("--basic")
     ap.add_argument("--api-key", dest="api_key")
     for f in ("fail500", "fail429", "retry_after", "retry_date", "slow", "delay", "truncate", "malformed",
-              "oversize", "status"):
-        ap.add_argument("--" + f.replace("_", "-"), dest=f, type=float if f == "delay" else int)
+              "oversize", "status", "html", "junk", "nolength", "stall"):
+        ap.add_argument("--" + f.replace("_", "-"), dest=f, type=float if f in ("delay", "stall") else int)
+    ap.add_argument("--results-as", dest="results_as")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()
     srv = Server(("127.0.0.1", args.port), Handler)

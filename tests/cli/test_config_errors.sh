@@ -22,7 +22,7 @@ line=$(grep -n 'partitions: three' "$TMP/type.yaml" | cut -d: -f1)
 expect_fail "wrong type" "type.yaml:$line: 'pipelines.users.partitions' must be an integer, got 'three'" -- "$SLUICE" check -c "$TMP/type.yaml"
 
 # A mapping type that does not exist.
-sed 's/type: uuid,/type: uuuid,/' "$SEED" > "$TMP/maptype.yaml"
+sed 's/type: uuid }/type: uuuid }/' "$SEED" > "$TMP/maptype.yaml"
 line=$(grep -n 'uuuid' "$TMP/maptype.yaml" | cut -d: -f1)
 expect_fail "bad mapping type" "maptype.yaml:$line" "uuuid" "did you mean 'uuid'" -- "$SLUICE" check -c "$TMP/maptype.yaml"
 

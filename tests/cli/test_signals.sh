@@ -27,5 +27,6 @@ distinct=${logged##*|}
 [ "$rows" = "$distinct|$distinct" ] && ok || bad "table has $rows rows, the log holds $distinct distinct records"
 # The source resumes after its last delivered page: no record index was skipped.
 cursor=$(sqlite3 "$TMP/data/log.db" "SELECT value FROM cursors WHERE name='ingest:users'")
+cursor=${cursor#total=*;}  # "total=N;<source cursor>": the records taken are saved with the position
 [ "$cursor" -ge "$distinct" ] 2>/dev/null && ok || bad "cursor $cursor behind the $distinct records logged"
 finish

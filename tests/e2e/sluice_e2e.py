@@ -73,7 +73,7 @@ COLUMNS = ["id", "first_name", "last_name", "gender", "address", "post_code", "e
 
 MAPPING_YAML = """    key: id
     mapping:
-      id:              { path: login.uuid, type: uuid, default: "uuid()" }
+      id:              { path: login.uuid, type: uuid }
       first_name:      name.first
       last_name:       name.last
       gender:          gender

@@ -136,7 +136,7 @@ def test_oversize_page_goes_to_dlq_and_stream_goes_on(work):
 
 
 def page_of_cursor(c):
-    m = re.fullmatch(r"next_page=(\d+)", c or "")
+    m = re.fullmatch(r"(?:total=\d+;)?next_page=(\d+)", c or "")
     return int(m.group(1)) if m else 1
 
 

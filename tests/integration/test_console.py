@@ -171,7 +171,7 @@ def test_auth_on_every_page_and_api(tmp_path):
     env = dict(os.environ, SLUICE_CONSOLE_TOKEN="t0ken-" + uuid.uuid4().hex, SLUICE_CONSOLE_PASSWORD="pw-secret")
     con = Console(cfg, env=env)
     try:
-        paths = ["/", "/index.html", "/app.js", "/style.css", "/metrics", "/health", "/ready", "/api/overview",
+        paths = ["/", "/index.html", "/app.js", "/style.css", "/metrics", "/api/overview",
                  "/api/history", "/api/kafka", "/api/kafka/messages?topic=users_created", "/api/data",
                  "/api/data/rows", "/api/alerts", "/api/schemas/subjects", "/api/dags", "/no/such/page"]
         bad = {"Authorization": "Bearer wrong"}
@@ -181,6 +181,10 @@ def test_auth_on_every_page_and_api(tmp_path):
                 status, headers, _ = con.get(p, h)
                 assert status == 401, (p, h, status)
                 assert "WWW-Authenticate" in headers
+        # Probes need no credentials, and learn the verdict alone.
+        for p, keys in (("/health", {"status"}), ("/ready", {"ready"})):
+            status, _, body = con.get(p)
+            assert status in (200, 503) and set(json.loads(body)) == keys, (p, status, body)
         good = {"Authorization": "Bearer " + env["SLUICE_CONSOLE_TOKEN"]}
         basic = {"Authorization": "Basic " + base64.b64encode(b"admin:pw-secret").decode()}
         for h in (good, basic):
@@ -218,7 +222,7 @@ def test_oversize_and_malformed_requests_get_4xx(tmp_path):
         assert con.get("/api/history?since=%zz")[0] == 400
         assert con.get("/api/overview", method="DELETE")[0] == 405
         assert con.raw(b"GARBAGE\r\n\r\n") in (0, 400, 501)
-        assert con.raw(b"GET /api/overview HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n") in (0, 413)
+        assert con.raw(b"GET /api/overview HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 99999999\r\n\r\n") in (0, 413)
         assert con.raw(b"GET " + b"/x" * 40000 + b" HTTP/1.1\r\nHost: x\r\n\r\n") in (0, 400, 414, 431)
         assert con.raw(b"\x00\xff\xfe garbage \r\n\r\n") in (0, 400)
         assert con.get("/health")[0] == 200 and con.p.poll() is None

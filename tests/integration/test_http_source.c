@@ -426,6 +426,110 @@ static void test_fatal_errors(void **state)
 	assert_int_equal(rc, SL_ECONFIG);
 }
 
+/* Feeds bad-page verdicts (what the ingest loop says of an HTML page) until the source stops; returns its rc. */
+static int feed_verdicts(struct sl_source *s, const char *pattern, int *pages, struct sl_err *e)
+{
+	*pages = 0;
+	int64_t deadline = sl_mono_ms() + 20000;
+	while (sl_mono_ms() < deadline) {
+		struct sl_page pg;
+		int rc = s->ops->next_page(s, &pg, e);
+		if (rc == SL_EAGAIN)
+			continue;
+		if (rc)
+			return rc;
+		char v = pattern[*pages % strlen(pattern)];
+		(*pages)++;
+		s->ops->page_verdict(s, v == 'b', v == 'b' ? "the response is not JSON" : NULL);
+		if (strlen(pattern) > 1 && *pages >= (int)strlen(pattern))
+			return 0;
+	}
+	return SL_ETIMEDOUT;
+}
+
+static void test_circuit_breaker(void **state)
+{
+	(void)state;
+	struct sl_err e = {0};
+	/* every page bad: max_bad_pages pages, each later request held back (>= half of 100 ms, then of 200 ms),
+	 * then the run fails naming the URL and the fault */
+	struct sl_source *s = make("type: http\nurl: \"http://127.0.0.1:%d/api/?seed=cb&page={page}&results=5&html=1\"\n"
+				   "pagination: {type: page}\nmax_bad_pages: 3\nbackoff: 100ms\nbackoff_max: 400ms\n",
+				   NULL, NULL, &e);
+	assert_non_null(s->ops->page_verdict);
+	int pages;
+	int64_t t0 = sl_mono_ms();
+	int rc = feed_verdicts(s, "b", &pages, &e);
+	int64_t dt = sl_mono_ms() - t0;
+	assert_int_equal(rc, SL_ESERVER);
+	assert_int_equal(pages, 3);
+	assert_int_equal(s->stats.requests, 3);
+	assert_true(dt >= 150);
+	assert_non_null(strstr(e.msg, "circuit breaker"));
+	assert_non_null(strstr(e.msg, "3 bad pages in a row"));
+	assert_non_null(strstr(e.msg, "page=3"));
+	assert_non_null(strstr(e.msg, "not JSON"));
+	/* the next call fails the same way, without a request */
+	struct sl_page pg;
+	assert_int_equal(s->ops->next_page(s, &pg, &e), SL_ESERVER);
+	assert_int_equal(s->stats.requests, 3);
+	s->ops->destroy(s);
+	/* a good page resets the count: bad, bad, good, bad, bad runs on with max_bad_pages 3 */
+	memset(&e, 0, sizeof e);
+	s = make("type: http\nurl: \"http://127.0.0.1:%d/api/?seed=cb2&page={page}&results=5\"\n"
+		 "pagination: {type: page}\nmax_bad_pages: 3\nbackoff: 10ms\n", NULL, NULL, &e);
+	rc = feed_verdicts(s, "bbgbb", &pages, &e);
+	assert_int_equal(rc, 0);
+	assert_int_equal(pages, 5);
+	s->ops->destroy(s);
+	/* oversize is a bad page by itself (the source sees it): three in a row trip the breaker */
+	memset(&e, 0, sizeof e);
+	s = make("type: http\nurl: \"http://127.0.0.1:%d/api/?seed=cb3&page={page}&results=5&oversize=300000\"\n"
+		 "pagination: {type: page}\nmax_bad_pages: 3\nbackoff: 10ms\nmax_response: 100KiB\n", NULL, NULL, &e);
+	int over = 0;
+	for (int64_t deadline = sl_mono_ms() + 20000; sl_mono_ms() < deadline;) {
+		rc = s->ops->next_page(s, &pg, &e);
+		if (rc == SL_EAGAIN)
+			continue;
+		if (rc != SL_ETOOBIG)
+			break;
+		over++;
+	}
+	assert_int_equal(over, 3);
+	assert_int_equal(rc, SL_ESERVER);
+	assert_non_null(strstr(e.msg, "larger than max_response"));
+	s->ops->destroy(s);
+}
+
+static void test_placeholders_fit_the_pagination(void **state)
+{
+	(void)state;
+	struct sl_err e = {0};
+	int rc;
+	struct sl_source *s = make("type: http\nurl: \"http://127.0.0.1:%d/api/?results=5\"\npagination: {type: page}\n",
+				   NULL, &rc, &e);
+	assert_int_equal(rc, SL_ECONFIG);
+	assert_null(s);
+	assert_non_null(strstr(e.msg, "no {page} or {offset}"));
+	s = make("type: http\nurl: \"http://127.0.0.1:%d/api/?page={page}\"\n", NULL, &rc, &e);
+	assert_int_equal(rc, SL_ECONFIG);
+	assert_non_null(strstr(e.msg, "pagination is none"));
+	s = make("type: http\nurl: \"http://127.0.0.1:%d/api/?x=1\"\npagination: {type: cursor}\n", NULL, &rc, &e);
+	assert_int_equal(rc, SL_ECONFIG);
+	assert_non_null(strstr(e.msg, "no {cursor}"));
+	s = make("type: http\nurl: \"http://127.0.0.1:%d/api/?c={cursor}\"\npagination: {type: link}\n", NULL, &rc, &e);
+	assert_int_equal(rc, SL_ECONFIG);
+	/* literal braces are not placeholders; {limit} goes with anything */
+	s = make("type: http\nurl: \"http://127.0.0.1:%d/api/?q={{page}}&n={limit}\"\n", NULL, &rc, &e);
+	assert_int_equal(rc, 0);
+	s->ops->destroy(s);
+	s = make("type: http\nurl: \"http://127.0.0.1:%d/api/?offset={offset}&limit={limit}\"\npagination: {type: offset}\n"
+		 "count: 500\n", NULL, &rc, &e);
+	assert_int_equal(rc, 0);
+	assert_int_equal(s->count, 500);
+	s->ops->destroy(s);
+}
+
 static void test_malformed_is_a_page(void **state)
 {
 	(void)state;
@@ -563,6 +667,8 @@ int main(void)
 		cmocka_unit_test(test_timeout_then_success),
 		cmocka_unit_test(test_fatal_errors),
 		cmocka_unit_test(test_malformed_is_a_page),
+		cmocka_unit_test(test_circuit_breaker),
+		cmocka_unit_test(test_placeholders_fit_the_pagination),
 		cmocka_unit_test(test_auth_and_no_secrets_in_log),
 		cmocka_unit_test(test_rate_limit_and_poll_interval),
 	};

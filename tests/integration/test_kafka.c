@@ -1,6 +1,6 @@
 /* The Kafka backend against the real broker (tests/services, 127.0.0.1:9092 or $SL_KAFKA_BROKERS): a topic created
  * with 3 partitions and visible at once; 10,000 keyed messages with headers, each acknowledged with a distinct
- * (partition, offset) on the partition sl_partition_for_key() predicts; all read back by a group, committed, and not
+ * (partition, offset) on the partition sl_topic_partition_for_key() predicts; all read back by a group, committed, and not
  * redelivered when the group reopens; two consumers of one group splitting the partitions. An unreachable broker
  * fails the test. Topic and group names carry the pid and time, so runs never see each other's data. */
 #include <setjmp.h>
@@ -132,7 +132,7 @@ static void test_produce(void **state)
 		key_of(i, key, sizeof key);
 		assert_int_equal(drs[i].seen, 1);
 		assert_int_equal(drs[i].err, 0);
-		assert_int_equal(drs[i].partition, sl_partition_for_key(key, strlen(key), PARTS));
+		assert_int_equal(drs[i].partition, sl_topic_partition_for_key(key, strlen(key), PARTS));
 		assert_true(drs[i].offset >= 0 && drs[i].offset < N_MSGS);
 		assert_int_equal(used[drs[i].partition][drs[i].offset], 0);
 		used[drs[i].partition][drs[i].offset] = 1;

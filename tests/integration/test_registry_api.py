@@ -250,11 +250,19 @@ def test_json_schema(client):
     assert "TYPE_CHANGED #/properties/a" in e.value.error_message
 
 
-def test_protobuf_is_refused_clearly(client):
+def test_protobuf_schemas(client):
+    s = subject("pb")
+    sid = client.register_schema(s, Schema('syntax = "proto3"; package t; message M { int32 a = 1; }', "PROTOBUF"))
+    got = client.get_schema(sid)
+    assert got.schema_type == "PROTOBUF" and "message M" in got.schema_str
+    # BACKWARD: a field's scalar group changed is refused with Confluent's difference name.
     with pytest.raises(SchemaRegistryError) as e:
-        client.register_schema(subject(), Schema('syntax = "proto3"; message M { int32 a = 1; }', "PROTOBUF"))
+        client.register_schema(s, Schema('syntax = "proto3"; package t; message M { string a = 1; }', "PROTOBUF"))
+    assert err_of(e) == (409, 409)
+    assert "FIELD_SCALAR_KIND_CHANGED" in e.value.error_message
+    with pytest.raises(SchemaRegistryError) as e:
+        client.register_schema(s, Schema('syntax = "proto3"; message M { int32 a = 1 }', "PROTOBUF"))
     assert err_of(e) == (422, 42201)
-    assert "PROTOBUF is not supported" in e.value.error_message
 
 
 # ---- deletes ----
@@ -431,7 +439,7 @@ def test_versions_latest_and_minus_one(registry, client):
     b = raw(registry, "GET", f"/subjects/{q}/versions/-1").json()
     assert a == b and a["version"] == 1 and a["schema"] == '"int"'
     assert raw(registry, "GET", f"/subjects/{q}/versions/1/schema").json() == "int"
-    assert raw(registry, "GET", "/schemas/types").json() == ["JSON", "AVRO"]
+    assert raw(registry, "GET", "/schemas/types").json() == ["JSON", "PROTOBUF", "AVRO"]
 
 
 def test_state_survives_restart(client):

@@ -199,9 +199,15 @@ static void test_dispatch(void **state)
 	sl_con_collect(&c); /* the log is not there: every part reports it */
 	struct sl_buf b;
 	sl_buf_init(&b);
-	const char *paths[] = {"/", "/metrics", "/health", "/ready", "/api/overview", "/api/kafka", "/nope", "/app.js"};
+	const char *paths[] = {"/", "/metrics", "/api/overview", "/api/kafka", "/nope", "/app.js"};
 	for (size_t i = 0; i < sizeof paths / sizeof *paths; i++)
 		assert_int_equal(ask(&c, "GET", paths[i], NULL, NULL), 401);
+	/* /health and /ready answer probes without credentials, with the verdict alone (no names, no errors). */
+	assert_int_equal(ask(&c, "GET", "/health", NULL, &b), 200);
+	assert_string_equal(sl_buf_cstr(&b), "{\"status\":\"ok\"}");
+	assert_int_equal(ask(&c, "GET", "/ready", NULL, &b), 503);
+	assert_string_equal(sl_buf_cstr(&b), "{\"ready\":false}");
+	assert_int_equal(ask(&c, "POST", "/health", NULL, NULL), 401);
 	assert_int_equal(ask(&c, "GET", "/api/overview", "Bearer wrong", NULL), 401);
 	assert_int_equal(ask(&c, "GET", "/api/overview", "Bearer tok", &b), 200);
 	assert_non_null(strstr(b.data, "\"name\":\"users\""));
