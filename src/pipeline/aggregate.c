@@ -373,6 +373,11 @@ struct sl_aggregate {
 	struct entry **dirty;
 	size_t ndirty, dcap;
 	int64_t max_event, watermark;
+	/* The newest event time read from each input partition: while records are read, the watermark follows the
+	 * slowest partition (a backlog read one partition after another must not make the next partition's records
+	 * late); once the processor has caught up, it follows the newest of all (flush with the clock). */
+	int64_t *pmax;
+	int nparts;
 	uint64_t late, counted;
 	bool meta_dirty;
 	struct sl_buf kb, vb;
@@ -445,16 +450,23 @@ static int deser_value(const unsigned char **p, const unsigned char *end, enum s
 	return 0;
 }
 
-int sl_aggregate_new(const struct sl_aggregate_conf *c, const struct sl_schema *out_schema, struct sl_aggregate **out,
-	       struct sl_err *err)
+int sl_aggregate_new(const struct sl_aggregate_conf *c, const struct sl_schema *out_schema, int nparts,
+		     struct sl_aggregate **out, struct sl_err *err)
 {
 	struct sl_aggregate *g = calloc(1, sizeof *g);
-	if (!g || !(g->b = calloc(1024, sizeof *g->b)) || !(g->gv = calloc(c->ngroup + 1, sizeof *g->gv))) {
-		if (g)
+	nparts = nparts > 0 ? nparts : 1;
+	if (!g || !(g->b = calloc(1024, sizeof *g->b)) || !(g->gv = calloc(c->ngroup + 1, sizeof *g->gv)) ||
+	    !(g->pmax = malloc((size_t)nparts * sizeof *g->pmax))) {
+		if (g) {
 			free(g->b);
+			free(g->gv);
+		}
 		free(g);
 		return sl_err_set(err, SL_ENOMEM, "out of memory");
 	}
+	g->nparts = nparts;
+	for (int i = 0; i < nparts; i++)
+		g->pmax[i] = INT64_MIN;
 	g->nb = 1024;
 	g->c = c;
 	g->os = out_schema;
@@ -489,6 +501,7 @@ void sl_aggregate_free(struct sl_aggregate *g)
 	free(g->b);
 	free(g->dirty);
 	free(g->gv);
+	free(g->pmax);
 	sl_buf_free(&g->kb);
 	sl_buf_free(&g->vb);
 	free(g);
@@ -690,8 +703,8 @@ static int update(struct sl_aggregate *g, struct entry *e, const struct sl_value
 	return 0;
 }
 
-int sl_aggregate_add(struct sl_aggregate *g, const struct sl_record *r, int64_t arrival_ms, struct sl_expr_env *env,
-	       struct sl_arena *a, bool *late, struct sl_err *err)
+int sl_aggregate_add(struct sl_aggregate *g, const struct sl_record *r, int32_t partition, int64_t arrival_ms,
+		     struct sl_expr_env *env, struct sl_arena *a, bool *late, struct sl_err *err)
 {
 	const struct sl_aggregate_conf *c = g->c;
 	*late = false;
@@ -729,6 +742,9 @@ int sl_aggregate_add(struct sl_aggregate *g, const struct sl_record *r, int64_t 
 		return sl_err_set(err, SL_ENOMEM, "out of memory");
 	if (t > g->max_event || g->max_event == INT64_MIN)
 		g->max_event = t > g->max_event ? t : g->max_event;
+	int64_t *pm = &g->pmax[partition >= 0 && partition < g->nparts ? partition : 0];
+	if (t > *pm)
+		*pm = t;
 	g->meta_dirty = true;
 	if (!c->windowed) {
 		bool fresh;
@@ -790,13 +806,16 @@ int sl_aggregate_restore(void *ctx, const void *k, size_t klen, const void *v, s
 {
 	struct sl_aggregate *g = ctx;
 	const unsigned char *p = v, *end = p + vlen;
-	if (klen == 1 && ((const unsigned char *)k)[0] == 0) { /* meta: watermark, max event time, late, counted */
-		if (vlen != 32)
+	if (klen == 1 && ((const unsigned char *)k)[0] == 0) {
+		/* meta: watermark, max event time, late, counted, then the newest event time of each partition */
+		if (vlen < 32 || (vlen - 32) % 8)
 			return SL_EINVAL;
 		memcpy(&g->watermark, p, 8);
 		memcpy(&g->max_event, p + 8, 8);
 		memcpy(&g->late, p + 16, 8);
 		memcpy(&g->counted, p + 24, 8);
+		for (size_t i = 0; i < (vlen - 32) / 8 && i < (size_t)g->nparts; i++)
+			memcpy(&g->pmax[i], p + 32 + 8 * i, 8);
 		return 0;
 	}
 	if (klen < 9 || ((const unsigned char *)k)[0] != 1)
@@ -944,11 +963,34 @@ static int push_put(struct out *o, struct sl_arena *a, const void *k, size_t kl,
 	return 0;
 }
 
+/* The watermark of a flush: while records are read, the slowest partition's newest event time minus lateness (a
+ * partition not read from yet holds it); when the processor has caught up (now_ms given), the newest of all, and for
+ * arrival time the clock too. */
+static int64_t watermark_candidate(const struct sl_aggregate *g, int64_t now_ms)
+{
+	const struct sl_aggregate_conf *c = g->c;
+	int64_t newest = INT64_MIN;
+	if (now_ms != INT64_MIN)
+		newest = g->max_event;
+	else {
+		newest = INT64_MAX;
+		for (int i = 0; i < g->nparts; i++)
+			if (g->pmax[i] < newest)
+				newest = g->pmax[i];
+	}
+	int64_t cand = newest == INT64_MIN ? INT64_MIN : newest - c->lateness_ms;
+	if (c->arrival && now_ms != INT64_MIN && now_ms - c->lateness_ms > cand)
+		cand = now_ms - c->lateness_ms;
+	return cand;
+}
+
 bool sl_aggregate_due(const struct sl_aggregate *g, int64_t now_ms)
 {
-	if (!g->c->windowed || !g->c->arrival || g->n == 0)
+	if (!g->c->windowed || g->n == 0)
 		return false;
-	int64_t wm = now_ms - g->c->lateness_ms;
+	int64_t wm = watermark_candidate(g, now_ms);
+	if (wm == INT64_MIN || wm <= g->watermark)
+		return false;
 	for (size_t i = 0; i < g->nb; i++)
 		for (const struct entry *e = g->b[i]; e; e = e->next)
 			if (e->wstart + g->c->size_ms <= wm)
@@ -968,9 +1010,7 @@ int sl_aggregate_flush(struct sl_aggregate *g, int64_t now_ms, struct sl_arena *
 	if (c->windowed) {
 		/* Arrival time is the log's timestamp of the record: the watermark follows the newest one read (a
 		 * backlog read late is not late), and the clock too when the processor is idle (clock_ms given). */
-		int64_t cand = g->max_event == INT64_MIN ? INT64_MIN : g->max_event - c->lateness_ms;
-		if (c->arrival && now_ms != INT64_MIN && now_ms - c->lateness_ms > cand)
-			cand = now_ms - c->lateness_ms;
+		int64_t cand = watermark_candidate(g, now_ms);
 		if (cand > wm)
 			wm = cand;
 	}
@@ -1001,13 +1041,16 @@ int sl_aggregate_flush(struct sl_aggregate *g, int64_t now_ms, struct sl_arena *
 					break;
 				remove_entry(g, e);
 			}
-	if (rc == 0 && g->meta_dirty) {
-		unsigned char meta[32], k0 = 0;
-		memcpy(meta, &g->watermark, 8);
-		memcpy(meta + 8, &g->max_event, 8);
-		memcpy(meta + 16, &g->late, 8);
-		memcpy(meta + 24, &g->counted, 8);
-		rc = push_put(&o, a, &k0, 1, meta, sizeof meta);
+	if (rc == 0 && (g->meta_dirty || moved)) {
+		unsigned char k0 = 0;
+		struct sl_buf *b = &g->vb;
+		sl_buf_reset(b);
+		sl_buf_append(b, &g->watermark, 8);
+		sl_buf_append(b, &g->max_event, 8);
+		sl_buf_append(b, &g->late, 8);
+		sl_buf_append(b, &g->counted, 8);
+		sl_buf_append(b, g->pmax, (size_t)g->nparts * 8);
+		rc = sl_buf_ok(b) ? push_put(&o, a, &k0, 1, b->data, b->len) : SL_ENOMEM;
 		g->meta_dirty = false;
 	}
 	if (rc)

@@ -17,9 +17,12 @@
  *
  * Semantics (the Spark Structured Streaming ones, so Spark can be the oracle): a record with event time t belongs to
  * every window [start, start + size) with start a multiple of slide (of size for tumbling) and start <= t < start +
- * size. The watermark is the largest event time seen in earlier batches minus lateness (for arrival time, the
- * log's timestamps; when the processor is idle, the clock too). A window whose end is at or before the watermark is closed: records for it are late, and in
- * final mode its row is written then and its state dropped. A record that falls only in closed windows is late:
+ * size. The watermark moves at the end of a batch to the newest event time read minus lateness; while records are
+ * read, "newest" is the slowest input partition's newest (every partition must have delivered one), so that a
+ * backlog read one partition after another does not make the later partitions' records late; once the processor
+ * has caught up, the newest of all (for arrival time, the log's timestamps, and the clock too). A window whose end
+ * is at or before the watermark is closed: records for it are late, and in final mode its row is written then and
+ * its state dropped. A record that falls only in closed windows is late:
  * counted, and sent to the dead-letter topic (late: dlq) or dropped. Without window:, one row per group, updated. */
 #ifndef SL_PIPELINE_AGGREGATE_H
 #define SL_PIPELINE_AGGREGATE_H
@@ -47,21 +50,23 @@ void sl_aggregate_conf_default_key(const struct sl_aggregate_conf *c, struct sl_
 bool sl_aggregate_conf_emit_final(const struct sl_aggregate_conf *c);
 bool sl_aggregate_conf_late_dlq(const struct sl_aggregate_conf *c);
 
-int sl_aggregate_new(const struct sl_aggregate_conf *c, const struct sl_schema *out_schema, struct sl_aggregate **out,
-	       struct sl_err *err);
+/* nparts: the input topic's partitions (the watermark follows the slowest of them while records are read). */
+int sl_aggregate_new(const struct sl_aggregate_conf *c, const struct sl_schema *out_schema, int nparts,
+		     struct sl_aggregate **out, struct sl_err *err);
 void sl_aggregate_free(struct sl_aggregate *g);
 /* Restores one state entry (sl_sink state_load's callback). */
 int sl_aggregate_restore(void *g, const void *k, size_t klen, const void *v, size_t vlen);
 
 /* Adds one record; *late is set when it fell only in closed windows (not counted). Strings the state keeps are
  * copied. An expression that fails is returned with err saying which. */
-int sl_aggregate_add(struct sl_aggregate *g, const struct sl_record *r, int64_t arrival_ms, struct sl_expr_env *env,
-	       struct sl_arena *a, bool *late, struct sl_err *err);
+int sl_aggregate_add(struct sl_aggregate *g, const struct sl_record *r, int32_t partition, int64_t arrival_ms,
+		     struct sl_expr_env *env, struct sl_arena *a, bool *late, struct sl_err *err);
 /* Ends a batch: advances the watermark, and returns the rows to write and the state to store with them (both in
  * a). now_ms is the clock, which moves an arrival-time watermark when the processor is idle; INT64_MIN otherwise. */
 int sl_aggregate_flush(struct sl_aggregate *g, int64_t now_ms, struct sl_arena *a, struct sl_record **rows, size_t *nrows,
 		 struct sl_state_put **puts, size_t *nputs, struct sl_err *err);
-/* Whether flush would close a window now (arrival time: the clock moved past one), so an idle processor emits. */
+/* Whether a flush of a caught-up processor would close a window now (the watermark of the newest event of any
+ * partition, or for arrival time the clock, passed one), so an idle processor emits. */
 bool sl_aggregate_due(const struct sl_aggregate *g, int64_t now_ms);
 
 struct sl_aggregate_stats {

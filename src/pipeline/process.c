@@ -271,7 +271,7 @@ static int aggregate_slot(struct proc *pr, struct slot *s, size_t o, size_t nrec
 		if (out->where && (t = sl_expr_test(out->where, &s->recs[i], &pr->env, &s->arena, &derr)) < 0)
 			stage = "where";
 		bool late = false;
-		if (t == 1 && sl_aggregate_add(ag->g, &s->recs[i], m->timestamp_ms, &pr->env, &s->arena, &late, &derr))
+		if (t == 1 && sl_aggregate_add(ag->g, &s->recs[i], m->partition, m->timestamp_ms, &pr->env, &s->arena, &late, &derr))
 			t = -1;
 		if (t < 0 || (late && sl_aggregate_conf_late_dlq(out->agg))) {
 			char why[SL_ERR_MSG_MAX];
@@ -524,12 +524,12 @@ static int aggregates_open(struct proc *pr, struct sl_topic_store *log, struct s
 			ag->ckpt->reject = NULL;
 			store = ag->ckpt;
 		}
-		if ((rc = sl_aggregate_new(o->agg, &o->schema, &ag->g, err)))
+		int parts = 0;
+		log->ops->partitions(log, p->topic, &parts, NULL);
+		if ((rc = sl_aggregate_new(o->agg, &o->schema, parts, &ag->g, err)))
 			return rc;
 		if ((rc = store->ops->state_load(store, o->offsets_group, sl_aggregate_restore, ag->g, err)))
 			return sl_err_prefix(err, "output %s: ", o->name);
-		int parts = 0;
-		log->ops->partitions(log, p->topic, &parts, NULL);
 		if (!(ag->from = calloc(parts > 0 ? (size_t)parts : 1, sizeof *ag->from)))
 			return sl_err_set(err, SL_ENOMEM, "out of memory");
 		ag->nparts = parts;
@@ -554,9 +554,12 @@ static int aggregates_open(struct proc *pr, struct sl_topic_store *log, struct s
 	return 0;
 }
 
-/* An aggregate in arrival time whose windows the clock closed, with nothing to read: an empty batch emits them. */
-static bool aggregates_due(const struct proc *pr)
+/* A caught-up processor (nothing to read, lag 0) with an aggregate whose windows the clock (arrival time) or the
+ * newest event of any partition closed: an empty batch emits them. */
+static bool aggregates_due(const struct proc *pr, bool caught_up)
 {
+	if (!caught_up)
+		return false;
 	for (size_t i = 0; pr->aggs && i < pr->p->nout; i++)
 		if (pr->aggs[i].g && sl_aggregate_due(pr->aggs[i].g, sl_now_ms()))
 			return true;
@@ -708,7 +711,7 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 				used++;
 				got_input = input_since_lag = true;
 				submit_slot(sinks, s);
-			} else if (used == 0 && aggregates_due(&pr)) {
+			} else if (used == 0 && aggregates_due(&pr, !input_since_lag && last_lag > 0 && st->lag == 0)) {
 				struct slot *s = &slots[head % nslots];
 				size_t taken = 0;
 				if ((rc = fill_slot(&pr, s, in, 0, &taken, jp, schema, err)))
@@ -723,7 +726,9 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 					last_lag = sl_mono_s();
 					st->lag = sl_pipeline_lag(log, p->group, p->topic);
 					sl_gauge_set(pr.m.lag, st->lag);
-					if (o->until_drained && (!o->upstream_done || *o->upstream_done) && st->lag == 0)
+					/* Drained: windows the newest record closed are emitted first (the next turn). */
+					if (o->until_drained && (!o->upstream_done || *o->upstream_done) && st->lag == 0 &&
+					    !aggregates_due(&pr, true))
 						break;
 				}
 				if (o->progress && sl_mono_s() - last_progress >= 1) {
