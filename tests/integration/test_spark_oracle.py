@@ -17,8 +17,6 @@ import random
 import subprocess
 import time
 
-import pytest
-
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SLUICE = os.path.abspath(os.path.join(ROOT, os.environ.get("SLUICE", "build/sluice")))
 BENCH_PY = os.path.join(ROOT, ".cache", "bench", "venv", "bin", "python")
@@ -57,14 +55,14 @@ def iso(ms):
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + ".%03dZ" % (ms % 1000)
 
 
-def events(n, seed):
-    """n events over about n/20 minutes of event time, each up to 8 s behind the newest (lateness is 10 s), then
-    one an hour ahead that closes every earlier window."""
+def events(n, seed, step_ms=6000):
+    """n events, step_ms/2 apart on average in event time, each up to 8 s behind the newest (lateness is 10 s),
+    then one an hour ahead that closes every earlier window."""
     rnd = random.Random(seed)
     base = 1_765_000_000_000
     t, out = base, []
     for i in range(n):
-        t += rnd.randrange(0, 6000)
+        t += rnd.randrange(0, step_ms)
         out.append({"id": f"o{i}", "country": rnd.choice(["FR", "DE", "BR", "JP", "US"]),
                     "ts": iso(t - rnd.choice([0, 0, rnd.randrange(0, 8000)])), "v": rnd.randrange(-100, 1000)})
     out.append({"id": "closer", "country": "ZZ", "ts": iso(t + 3_600_000), "v": 0})
@@ -72,6 +70,7 @@ def events(n, seed):
 
 
 def test_final_windows_equal_sparks(tmp_path):
+    import pytest  # here, so that bench/windows/vs_spark.py can import this module's job from the bench venv
     if not os.path.exists(BENCH_PY) or not glob.glob(JARS):
         pytest.skip("no Spark: run bench/spark/install (pyspark and the Kafka/Cassandra connector jars)")
     from cassandra.cluster import Cluster
