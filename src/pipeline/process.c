@@ -40,6 +40,7 @@ struct obatch {
 	int64_t backoff_ms;
 	double retry_at;
 	bool retry_when_up; /* failed while the sink could not reach its store: retried as soon as it can */
+	bool pending;       /* an ordered output's part, waiting for the slot before it (submit_ordered) */
 	uint64_t rejected;
 };
 
@@ -466,10 +467,44 @@ static void submit_ob(struct sl_sink *sink, struct obatch *ob)
 	}
 }
 
-static void submit_slot(struct sl_sink **sinks, struct slot *s)
+/* An aggregate output with a checkpoint (its sink keeps no state: Cassandra) takes its batches one at a time, in
+ * the ring's order: each batch's rows are whole values that include every earlier batch, so a later batch's rows
+ * overtaken by an earlier one's would leave stale values in the table (the database orders writes by arrival), and
+ * its checkpoint must land after the earlier ones' (the state it stores includes theirs, the offsets only its own
+ * partitions'). */
+static bool ordered_output(const struct proc *pr, size_t oi)
 {
-	for (size_t i = 0; i < s->nob; i++)
-		submit_ob(sinks[i], &s->ob[i]);
+	return pr->aggs && pr->aggs[oi].ckpt;
+}
+
+static void submit_slot(struct proc *pr, struct sl_sink **sinks, struct slot *s)
+{
+	for (size_t i = 0; i < s->nob; i++) {
+		if (ordered_output(pr, i))
+			s->ob[i].pending = true;
+		else
+			submit_ob(sinks[i], &s->ob[i]);
+	}
+}
+
+/* Submits each ordered output's oldest pending part once every part before it is written. */
+static void submit_ordered(struct proc *pr, struct sl_sink **sinks, struct slot *slots, size_t nslots, size_t head,
+			   size_t used)
+{
+	for (size_t oi = 0; pr->aggs && oi < pr->p->nout; oi++) {
+		if (!ordered_output(pr, oi))
+			continue;
+		for (size_t i = 0; i < used; i++) {
+			struct obatch *ob = &slots[(head + i) % nslots].ob[oi];
+			if (ob->pending) {
+				ob->pending = false;
+				submit_ob(sinks[oi], ob);
+				break;
+			}
+			if (!ob->done || ob->err)
+				break; /* in flight, or failed and waiting for its retry */
+		}
+	}
 }
 
 /* Pauses or resumes the consumer's partitions (backpressure), keeping *paused and the gauge in step. */
@@ -710,14 +745,14 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 				in_off += taken;
 				used++;
 				got_input = input_since_lag = true;
-				submit_slot(sinks, s);
+				submit_slot(&pr, sinks, s);
 			} else if (used == 0 && aggregates_due(&pr, !input_since_lag && last_lag > 0 && st->lag == 0)) {
 				struct slot *s = &slots[head % nslots];
 				size_t taken = 0;
 				if ((rc = fill_slot(&pr, s, in, 0, &taken, jp, schema, err)))
 					goto out;
 				used++;
-				submit_slot(sinks, s);
+				submit_slot(&pr, sinks, s);
 			} else if (used == 0) {
 				if (sl_mono_s() - last_lag >= (input_since_lag ? 0.1 : 1.0)) {
 					/* The group-wide lag costs a round trip to the broker: at most once a second while idle,
@@ -758,10 +793,13 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 			}
 		}
 
+		submit_ordered(&pr, sinks, slots, nslots, head, used);
+
 		/* 2. Let the sink finish writes. Wait for one when there is nothing else to do (ring full, stopping, or
 		 * the topic had nothing new); otherwise only collect what is already done and go read more. */
 		for (size_t oi = 0; oi < nout; oi++)
 			sinks[oi]->ops->poll(sinks[oi], oi > 0 ? 0 : used == nslots || stopping ? 100 : got_input ? 0 : 20);
+		submit_ordered(&pr, sinks, slots, nslots, head, used);
 
 		/* 3. A failed write is done again after a backoff (that output's part only; the others keep what they
 		 * wrote); nothing after it commits meanwhile. */
