@@ -15,6 +15,7 @@ import signal
 import sqlite3
 import subprocess
 import time
+import urllib.error
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SLUICE = os.path.abspath(os.path.join(ROOT, os.environ.get("SLUICE", "build/sluice")))
@@ -333,3 +334,46 @@ def test_kill9_ten_times_during_an_aggregation(tmp_path):
     got = {(c, g): [u, a, o] for c, g, u, a, o in rows(db, "SELECT country, gender, users, ages, oldest FROM per_country")}
     assert got == dict(want)
     print(f"kill -9 x{kills}: records aggregated after each kill: {progress}")
+
+
+def test_console_shows_every_output_and_the_aggregates(tmp_path):
+    """The console's data page lists each output's table (main and outputs:) and pages through any of them
+    (/api/data/rows?output=NAME); an aggregate output says so (its watermark and windows come from the processor's
+    gauges, null when it runs in another process, as here)."""
+    import re
+    import urllib.request
+    data_dir = str(tmp_path / "var")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(KILL.format(data_dir=data_dir, n=300))
+    run(["up", "-c", str(cfg), "--until-done", "-q"], str(tmp_path))
+    p = subprocess.Popen([SLUICE, "console", "-c", str(cfg), "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, cwd=str(tmp_path))
+    try:
+        m = re.search(r"http://([0-9.:]+)/", p.stdout.readline())
+        assert m
+        base = "http://" + m.group(1)
+
+        def get(path):
+            with urllib.request.urlopen(base + path, timeout=30) as r:
+                return json.loads(r.read())
+        tables = get("/api/data")["tables"]
+        assert [(t["pipeline"], t["output"], t["table"]) for t in tables] == [
+            ("users", "main", "users"), ("users", "per_country", "per_country")]
+        assert tables[0].get("aggregate") is None
+        ag = tables[1]["aggregate"]
+        assert ag["final"] is False and ag["watermark_seconds"] is None
+        page = get("/api/data/rows?pipeline=users&output=per_country&size=500")
+        assert page["output"] == "per_country" and page["table"] == "k.per_country"
+        assert "users" in page["columns"] and "country" in page["columns"]
+        ui = page["columns"].index("users")
+        assert sum(int(r[ui]) for r in page["rows"]) == 300
+        main = get("/api/data/rows?pipeline=users&size=5")
+        assert main["output"] == "main" and len(main["rows"]) == 5
+        try:
+            get("/api/data/rows?pipeline=users&output=nope")
+            raise AssertionError("an unknown output must be a 404")
+        except urllib.error.HTTPError as e:
+            assert e.code == 404
+    finally:
+        p.kill()
+        p.wait()
