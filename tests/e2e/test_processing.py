@@ -377,3 +377,31 @@ def test_console_shows_every_output_and_the_aggregates(tmp_path):
     finally:
         p.kill()
         p.wait()
+
+
+def test_seed_example_tables(tmp_path):
+    """examples/seed/sluice.yaml, as shipped but smaller: the seed table and, from the same stream, users_by_email
+    (one row per email, each one of that email's records), users_per_country (users per country and gender, summing to
+    every record) and signups_per_minute (its columns; its final rows need a minute of arrival time to pass)."""
+    src = open(os.path.join(ROOT, "examples", "seed", "sluice.yaml")).read()
+    data_dir = str(tmp_path / "var")
+    text = src.replace("data_dir: var/seed", f"data_dir: {data_dir}").replace("count: 100000 ", "count: 2000   ")
+    assert text != src and "count: 2000" in text
+    cfg = tmp_path / "seed.yaml"
+    cfg.write_text(text)
+    run(["up", "-c", str(cfg), "--until-done", "-q"], str(tmp_path))
+    db = os.path.join(data_dir, "spark_streams.db")
+    recs = topic_records(data_dir, "users_created")
+    assert len(recs) == 2000
+    assert rows(db, "SELECT count(*) FROM created_users")[0][0] == 2000
+    by_email = collections.defaultdict(set)
+    per = collections.Counter()
+    for r in recs:
+        country = r["address"].split(", ")[-1]
+        by_email[r["email"]].add((r["id"], country))
+        per[(country, r["gender"])] += 1
+    got = {e: (i, c) for e, i, c in rows(db, "SELECT email, id, country FROM users_by_email")}
+    assert set(got) == set(by_email) and all(got[e] in by_email[e] for e in got)
+    assert {(c, g): u for c, g, u in rows(db, "SELECT country, gender, users FROM users_per_country")} == dict(per)
+    cols = [r[1] for r in rows(db, "PRAGMA table_info(signups_per_minute)")]
+    assert cols[:4] == ["country", "window_start", "window_end", "signups"], cols

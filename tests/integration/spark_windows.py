@@ -51,6 +51,9 @@ def write(df, _batch_id):
 
 q = (agg.writeStream.outputMode("append").foreachBatch(write)
      .option("checkpointLocation", env["CHECKPOINT"]).trigger(processingTime="1 second").start())
+while q.isActive and q.lastProgress is None:  # the first trigger done: the query is up (the bench waits for it)
+    time.sleep(0.5)
+print("running", flush=True)
 session = Cluster(["127.0.0.1"]).connect()
 want = int(env["EXPECT"])
 deadline = time.time() + float(env.get("TIMEOUT", "300"))
