@@ -415,6 +415,8 @@ static void test_cost(void **state)
 	assert_int_equal(sl_expr_compile("name is not null and split(address, ', ', -1) <> ''", &S, "t", &w, &err), 0);
 	assert_int_equal(sl_expr_compile("split(address, ', ', -1)", &S, "t", &c, &err), 0);
 	int n = 1000000;
+	/* CPU time, not wall time: on a shared machine the wall clock measures the other processes too. */
+	clock_t c0 = clock();
 	double t0 = sl_mono_s();
 	int kept = 0;
 	for (int i = 0; i < n; i++) {
@@ -422,9 +424,11 @@ static void test_cost(void **state)
 		kept += sl_expr_test(w, &R, &ENV, &A, &err);
 		assert_true(sl_expr_eval(c, &R, &ENV, &A, &v, &err) == 0);
 	}
-	double dt = sl_mono_s() - t0;
+	double wall = sl_mono_s() - t0;
+	double dt = (double)(clock() - c0) / CLOCKS_PER_SEC;
 	assert_int_equal(kept, n);
-	printf("expr: seed filter + computed country: %.0f ns/record\n", dt / n * 1e9);
+	printf("expr: seed filter + computed country: %.0f ns/record of CPU (%.0f ns of wall time)\n", dt / n * 1e9,
+	       wall / n * 1e9);
 	assert_true(dt / n < 20e-6); /* ~100 ns in release; ASan builds are ~5-10x slower */
 	sl_expr_free(w);
 	sl_expr_free(c);
