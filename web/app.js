@@ -369,7 +369,7 @@ function pretty(v) {
 pages.data = {
   init(main) {
     this.main = main; this.tokens = [null]; this.size = 20; this.pipeline = null;
-    this.sel = h('select', {id: 'd-pipeline', onchange: () => { this.pipeline = this.sel.value; this.tokens = [null]; this.load(); }});
+    this.sel = h('select', {id: 'd-pipeline', onchange: () => { this.pick(); this.tokens = [null]; this.load(); }});
     this.prev = h('button', {class: 'secondary', id: 'd-prev', onclick: () => { if (this.tokens.length > 1) { this.tokens.pop(); this.load(); } }}, '← back');
     this.next = h('button', {class: 'secondary', id: 'd-next', onclick: () => { if (this.nextToken) { this.tokens.push(this.nextToken); this.load(); } }}, 'next →');
     this.info = h('span', {class: 'muted', id: 'd-info'});
@@ -379,25 +379,39 @@ pages.data = {
   async tick() {
     const r = await api('/api/data');
     if (!r.ok) return;
+    this.tables = r.body.tables;
     if (this.sel.options.length !== r.body.tables.length) {
-      this.sel.replaceChildren(...r.body.tables.map((t) => h('option', {value: t.pipeline}, t.keyspace + '.' + t.table + '  (' + t.pipeline + ', ' + t.sink + ')')));
-      this.pipeline = this.sel.value;
+      // One entry per output: the pipeline's own table (main) and each of its outputs: (docs/processing.md).
+      this.sel.replaceChildren(...r.body.tables.map((t) => h('option', {value: this.key(t)}, t.keyspace + '.' + t.table + '  (' + t.pipeline +
+        (t.output && t.output !== 'main' ? ' → ' + t.output : '') + ', ' + t.sink + ')')));
+      this.pick();
     }
-    this.table = r.body.tables.find((x) => x.pipeline === this.pipeline);
+    this.table = r.body.tables.find((x) => x.pipeline === this.pipeline && (x.output || 'main') === this.output);
     if (this.tokens.length === 1) await this.load();
+  },
+  // An option's value: the pipeline's name for its own table, pipeline/output for one of its outputs.
+  key(t) { return t.output && t.output !== 'main' ? t.pipeline + '/' + t.output : t.pipeline; },
+  pick() {
+    const t = this.tables && this.tables.find((x) => this.key(x) === this.sel.value);
+    if (t) { this.pipeline = t.pipeline; this.output = t.output || 'main'; }
   },
   async load() {
     if (!this.pipeline) return;
     // Only the latest request may draw: a slower answer for the table or page shown before must not overwrite it.
     const seq = this.seq = (this.seq || 0) + 1;
     const tok = this.tokens[this.tokens.length - 1];
-    const r = await api('/api/data/rows?pipeline=' + encodeURIComponent(this.pipeline) + '&size=' + this.size + (tok ? '&token=' + tok : ''));
+    const r = await api('/api/data/rows?pipeline=' + encodeURIComponent(this.pipeline) + '&output=' + encodeURIComponent(this.output || 'main') +
+      '&size=' + this.size + (tok ? '&token=' + tok : ''));
     if (seq !== this.seq) return;
     if (!r.ok) { this.out.replaceChildren(h('div', {class: 'notice'}, (r.body && r.body.error) || ('HTTP ' + r.status))); return; }
     const d = r.body, t = this.table;
     this.nextToken = d.next_token;
+    const ag = t && t.aggregate;
     this.info.textContent = (t && t.rows !== null ? t.rows + ' rows · ' : '') + 'page ' + this.tokens.length +
-      (d.order === 'token' ? ' (Cassandra token order)' : ' (newest first)');
+      (d.order === 'token' ? ' (Cassandra token order)' : ' (newest first)') +
+      (ag ? ' · aggregate (' + (ag.final ? 'final rows' : 'updated rows') + ')' +
+        (ag.watermark_seconds !== null ? ': watermark ' + (ag.watermark_seconds ? new Date(ag.watermark_seconds * 1000).toISOString() : 'none') +
+          ', ' + ag.open_windows + ' open windows, ' + ag.late_records + ' late records' : '') : '');
     this.info.dataset.page = this.tokens.length;
     this.info.dataset.pipeline = this.pipeline; // which table is drawn (tests wait on it, not on the row count)
     this.prev.disabled = this.tokens.length === 1; this.next.disabled = !d.next_token;

@@ -9,6 +9,7 @@
 #include <zlib.h>
 
 #include "console/internal.h"
+#include "pipeline/aggregate.h"
 #include "sink/sink.h"
 #include "topic/topic.h"
 #include "core/metrics.h"
@@ -367,6 +368,44 @@ static void api_kafka(struct sl_console *c, struct sl_buf *b)
 	sl_buf_puts(b, "]}");
 }
 
+/* An output of outputs: as a table of the data page; an aggregate's watermark, open windows and late records when
+ * its processor runs in this process (sluice up), from the gauges it keeps (null otherwise). */
+static void api_output(struct sl_buf *b, const struct sl_pipeline *p, const struct sl_output *o,
+		       const struct sl_cfg_node *cassandra)
+{
+	sl_buf_puts(b, ",{\"pipeline\":");
+	jstr(b, p->name);
+	sl_buf_puts(b, ",\"output\":");
+	jstr(b, o->name);
+	sl_buf_puts(b, ",\"keyspace\":");
+	jstr(b, o->conf->keyspace);
+	sl_buf_puts(b, ",\"table\":");
+	jstr(b, o->conf->table);
+	sl_buf_puts(b, ",\"sink\":");
+	jstr(b, sl_sink_kind(cassandra, o->conf));
+	sl_buf_puts(b, ",\"rows\":null,\"error\":null,\"aggregate\":");
+	if (!o->agg) {
+		sl_buf_puts(b, "null}");
+		return;
+	}
+	char l[600];
+	snprintf(l, sizeof l, "pipeline=\"%s\",output=\"%s\"", p->name, o->name);
+	static const char *const names[][2] = {{"watermark_seconds", "sluice_aggregate_watermark_seconds"},
+					       {"open_windows", "sluice_aggregate_open_windows"},
+					       {"late_records", "sluice_aggregate_late_records"}};
+	sl_buf_puts(b, "{\"final\":");
+	sl_buf_puts(b, sl_aggregate_conf_emit_final(o->agg) ? "true" : "false");
+	for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+		const struct sl_metric *m = sl_metric_find(sl_metrics_global(), names[i][1], l);
+		sl_buf_printf(b, ",\"%s\":", names[i][0]);
+		if (m)
+			sl_buf_printf(b, "%" PRId64, sl_gauge_get(m));
+		else
+			sl_buf_puts(b, "null");
+	}
+	sl_buf_puts(b, "}}");
+}
+
 static void api_data(struct sl_console *c, struct sl_buf *b)
 {
 	sl_buf_printf(b, "{\"sink\":\"%s\",\"tables\":[", c->conf->cassandra ? "cassandra" : "sqlite");
@@ -387,7 +426,9 @@ static void api_data(struct sl_console *c, struct sl_buf *b)
 			sl_buf_puts(b, "null");
 		sl_buf_puts(b, ",\"error\":");
 		jstr(b, cp->sink_error[0] ? cp->sink_error : NULL);
-		sl_buf_puts(b, "}");
+		sl_buf_puts(b, ",\"output\":\"main\"}");
+		for (size_t o = 1; o < cp->p->nout; o++)
+			api_output(b, cp->p, &cp->p->out[o], c->conf->cassandra);
 	}
 	sl_buf_puts(b, "]}");
 }
@@ -634,8 +675,24 @@ static void api_rows(struct sl_console *c, const char *query, struct sl_con_resp
 		jerror(rs, 404, "no such pipeline");
 		return;
 	}
+	/* output=NAME: one of the pipeline's outputs: (docs/processing.md); main, the pipeline's own sink, by default */
+	char oname[256];
+	size_t output = 0;
+	int og = sl_con_query_get(query, "output", oname, sizeof oname);
+	if (og < 0) {
+		jerror(rs, 400, "bad query: output=NAME");
+		return;
+	}
+	if (og == 1 && oname[0]) {
+		while (output < p->nout && strcmp(p->out[output].name, oname))
+			output++;
+		if (output == p->nout) {
+			jerror(rs, 404, "no such output");
+			return;
+		}
+	}
 	struct sl_err err = {0};
-	if (sl_con_rows(c, p, ntoken ? token : NULL, (size_t)ntoken, page, size, &rs->body, &err)) {
+	if (sl_con_rows(c, p, output, ntoken ? token : NULL, (size_t)ntoken, page, size, &rs->body, &err)) {
 		sl_con_scrub_paths(c, err.msg, sizeof err.msg);
 		jerror(rs, err.code == SL_ENOTFOUND ? 404 : err.code == SL_EINVAL ? 400 : 503, err.msg);
 	}

@@ -804,19 +804,23 @@ static void page_token(struct sl_buf *out, const unsigned char *p, size_t n)
 	sl_buf_putc(out, '"');
 }
 
-static void rows_head(struct sl_buf *out, const struct sl_pipeline *p)
+static void rows_head(struct sl_buf *out, const struct sl_pipeline *p, size_t output)
 {
 	char tn[600];
-	snprintf(tn, sizeof tn, "%s.%s", p->sink.keyspace, p->sink.table);
+	const struct sl_sink_conf *sc = output ? p->out[output].conf : &p->sink;
+	snprintf(tn, sizeof tn, "%s.%s", sc->keyspace, sc->table);
 	sl_buf_puts(out, "{\"pipeline\":");
 	sl_buf_json_str(out, p->name, strlen(p->name));
+	sl_buf_puts(out, ",\"output\":");
+	const char *on = output ? p->out[output].name : "main";
+	sl_buf_json_str(out, on, strlen(on));
 	sl_buf_puts(out, ",\"table\":");
 	sl_buf_json_str(out, tn, strlen(tn));
 	sl_buf_puts(out, ",\"columns\":[");
 }
 
-int sl_con_rows(struct sl_console *c, struct sl_pipeline *p, const unsigned char *token, size_t ntoken, int64_t page,
-		int64_t size, struct sl_buf *out, struct sl_err *err)
+int sl_con_rows(struct sl_console *c, struct sl_pipeline *p, size_t output, const unsigned char *token, size_t ntoken,
+		int64_t page, int64_t size, struct sl_buf *out, struct sl_err *err)
 {
 	size_t i = 0;
 	while (i < c->npipes && c->pipes[i].p != p)
@@ -825,11 +829,22 @@ int sl_con_rows(struct sl_console *c, struct sl_pipeline *p, const unsigned char
 		return sl_err_set(err, SL_ENOTFOUND, "no pipeline %s", p->name);
 	struct sl_sink_page pg;
 	sl_sink_page_init(&pg);
+	if (output >= p->nout)
+		return sl_err_set(err, SL_ENOTFOUND, "pipeline %s has no output %zu", p->name, output);
 	pthread_mutex_lock(&c->cql_lock);
-	struct sl_sink *sk = sink_reader(c, i, err);
+	/* The pipeline's own table has a reader kept open; another output's (outputs:) is opened for the request. */
+	struct sl_sink *own = NULL;
+	if (output && sl_sink_open_reader(c->conf->cassandra, c->conf->data_dir, p->name, p->out[output].conf, &own,
+					  err))
+		own = NULL;
+	struct sl_sink *sk = output ? own : sink_reader(c, i, err);
 	int rc = !sk ? (err->code ? err->code : SL_EIO)
 	     : !sk->ops->browse ? sl_err_set(err, SL_ENOTFOUND, "pipeline %s: its sink has no rows to show", p->name)
 				: sk->ops->browse(sk, token, ntoken, page, size, &pg, err);
+	if (own) {
+		own->ops->destroy(own);
+		sk = NULL;
+	}
 	if (rc && sk && rc != SL_EINVAL) {
 		/* A reader that failed (a node restarted, a file replaced) is opened afresh next time. */
 		sk->ops->destroy(sk);
@@ -837,7 +852,7 @@ int sl_con_rows(struct sl_console *c, struct sl_pipeline *p, const unsigned char
 	}
 	pthread_mutex_unlock(&c->cql_lock);
 	if (!rc) {
-		rows_head(out, p);
+		rows_head(out, p, output);
 		sl_buf_append(out, pg.columns.data, pg.columns.len);
 		sl_buf_puts(out, "],\"rows\":[");
 		sl_buf_append(out, pg.rows.data, pg.rows.len);

@@ -6,6 +6,7 @@
 
 #include "core/ident.h"
 #include "core/log.h"
+#include "pipeline/aggregate.h"
 #include "pipeline/pipeline.h"
 
 struct top {
@@ -86,11 +87,227 @@ static const struct sl_opt pipeline_opts[] = {
 	 .sub = sl_sink_opts, .required = true},
 	{"batch", SL_OPT_SECTION, NULL, offsetof(struct sl_pipeline, batch), "micro-batching of the processor",
 	 .sub = batch_opts},
+	{"where", SL_OPT_STRING, NULL, offsetof(struct sl_pipeline, where_src),
+	 "a filter (an expression, see docs/processing.md) every output applies: records for which it is not true are "
+	 "skipped (and their offsets committed)"},
+	{"compute", SL_OPT_NODE, NULL, offsetof(struct sl_pipeline, compute),
+	 "computed columns, column: expression, in order (each may use the ones before it); outputs: can write them"},
+	{"outputs", SL_OPT_NODE, NULL, offsetof(struct sl_pipeline, outputs),
+	 "further tables from the same stream: name: { where, columns, sink }; an offset is committed once every "
+	 "output has its records"},
 	{NULL},
 };
 
+static const struct sl_opt output_opts[] = {
+	{"where", SL_OPT_STRING, NULL, offsetof(struct sl_output, where_src),
+	 "this output's filter (an expression over the mapped and computed columns)"},
+	{"columns", SL_OPT_STRLIST, NULL, offsetof(struct sl_output, columns),
+	 "the columns this output writes (default: every mapped and computed column)"},
+	{"aggregate", SL_OPT_NODE, NULL, offsetof(struct sl_output, aggregate),
+	 "group_by, window, measures, emit, late: one row per group (and window) instead of one per record "
+	 "(docs/processing.md)"},
+	{"sink", SL_OPT_SECTION, NULL, offsetof(struct sl_output, sink), "the table, with its primary key, TTL and "
+	 "consistency", .sub = sl_sink_opts, .required = true},
+	{NULL},
+};
+
+static void output_free(struct sl_output *o, bool own)
+{
+	if (own)
+		sl_opt_free(output_opts, o);
+	sl_expr_free(o->where);
+	sl_aggregate_conf_free(o->agg);
+	sl_schema_free(&o->schema);
+	free(o->cols);
+	free(o->offsets_group);
+	free(o->name);
+}
+
+/* The columns an output writes, as a schema, and where each comes from in the full record. */
+static int output_schema(struct sl_pipeline *p, struct sl_output *o, const char *section, struct sl_err *err)
+{
+	char w[300];
+	const struct sl_schema *full = &p->full;
+	sl_schema_init(&o->schema);
+	size_t n = o->columns.n ? o->columns.n : full->n;
+	if (!(o->cols = calloc(n ? n : 1, sizeof *o->cols)))
+		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		const char *name = o->columns.n ? o->columns.v[i] : full->fields[i].name;
+		int f = sl_schema_find(full, name, strlen(name));
+		if (f < 0)
+			return sl_err_set(err, SL_ECONFIG, "%s: %s.columns: '%s' is not a mapped or computed column",
+					  sl_cfg_where(sl_cfg_get(o->at, "columns"), w, sizeof w), section, name);
+		if (sl_schema_add(&o->schema, name, full->fields[f].type, full->fields[f].required, err))
+			return sl_err_prefix(err, "%s: %s.columns: ", sl_cfg_where(sl_cfg_get(o->at, "columns"), w,
+										  sizeof w), section);
+		o->cols[i] = f;
+		if (f != (int)i)
+			o->project = true;
+	}
+	/* The key: the first primary key column, else the pipeline's key when the output has it. */
+	const char *key = o->conf->primary_key.n ? o->conf->primary_key.v[0] : p->key;
+	if (sl_schema_find(&o->schema, key, strlen(key)) < 0)
+		return sl_err_set(err, SL_ECONFIG, "%s: %s: the output has no column '%s' for its primary key; give "
+				  "sink.primary_key", sl_cfg_where(o->at, w, sizeof w), section, key);
+	if (sl_schema_set_key(&o->schema, key, err))
+		return sl_err_prefix(err, "%s: %s: ", sl_cfg_where(o->at, w, sizeof w), section);
+	for (size_t i = 0; i < o->conf->primary_key.n; i++)
+		if (sl_schema_find(&o->schema, o->conf->primary_key.v[i], strlen(o->conf->primary_key.v[i])) < 0)
+			return sl_err_set(err, SL_ECONFIG, "%s: %s.sink.primary_key: '%s' is not a column of the output",
+					  sl_cfg_where(sl_cfg_get(sl_cfg_get(o->at, "sink"), "primary_key"), w, sizeof w),
+					  section, o->conf->primary_key.v[i]);
+	return 0;
+}
+
+/* where:, compute: and outputs: of a pipeline, after its mapping. */
+static int load_processing(struct sl_pipeline *p, const char *section, const struct sl_cfg_node *n,
+			   struct sl_err *err)
+{
+	char w[300], at[320];
+	const struct sl_schema *ms = sl_mapping_schema(p->map);
+	sl_schema_init(&p->full);
+	for (size_t i = 0; i < ms->n; i++)
+		if (sl_schema_add(&p->full, ms->fields[i].name, ms->fields[i].type, ms->fields[i].required, err))
+			return SL_ECONFIG;
+	if (ms->key >= 0 && sl_schema_set_key(&p->full, ms->fields[ms->key].name, err))
+		return SL_ECONFIG;
+	if (p->compute && !strcmp(p->format, "avro"))
+		return sl_err_set(err, SL_ECONFIG, "%s: %s.compute: computed columns are not supported with format avro yet "
+				  "(the Avro reader schema is the mapping's)", sl_cfg_where(p->compute, w, sizeof w), section);
+	if (p->compute) {
+		if (p->compute->kind != SL_CFG_MAP)
+			return sl_err_set(err, SL_ECONFIG, "%s: %s.compute must be a map of column: expression",
+					  sl_cfg_where(p->compute, w, sizeof w), section);
+		if (!(p->computed = calloc(p->compute->n ? p->compute->n : 1, sizeof *p->computed)))
+			return sl_err_set(err, SL_ENOMEM, "out of memory");
+		for (size_t i = 0; i < p->compute->n; i++) {
+			const struct sl_cfg_node *e = p->compute->items[i];
+			const char *col = p->compute->keys[i];
+			snprintf(at, sizeof at, "%s: %s.compute.%s", sl_cfg_where(e, w, sizeof w), section, col);
+			if (e->kind != SL_CFG_SCALAR)
+				return sl_err_set(err, SL_ECONFIG, "%s: must be an expression (text)", at);
+			if (sl_schema_find(&p->full, col, strlen(col)) >= 0)
+				return sl_err_set(err, SL_ECONFIG, "%s: '%s' is already a column", at, col);
+			if (sl_ident_check(SL_IDENT_TABLE, col, strlen(col), err))
+				return sl_err_prefix(err, "%s: ", at);
+			/* Each expression sees the columns before it (the full schema so far). */
+			if (sl_expr_compile(e->value, &p->full, at, &p->computed[i], err))
+				return SL_ECONFIG;
+			p->ncomputed++;
+			if (sl_schema_add(&p->full, col, sl_expr_type(p->computed[i]), false, err))
+				return sl_err_prefix(err, "%s: ", at);
+		}
+	}
+	if (p->where_src) {
+		snprintf(at, sizeof at, "%s: %s.where", sl_cfg_where(sl_cfg_get(n, "where"), w, sizeof w), section);
+		if (sl_expr_compile(p->where_src, &p->full, at, &p->where, err))
+			return SL_ECONFIG;
+		if (sl_expr_type(p->where) != SL_T_BOOLEAN)
+			return sl_err_set(err, SL_ECONFIG, "%s: a filter must be boolean, not %s", at,
+					  sl_type_name(sl_expr_type(p->where)));
+	}
+	size_t nmore = 0;
+	if (p->outputs) {
+		if (p->outputs->kind != SL_CFG_MAP)
+			return sl_err_set(err, SL_ECONFIG, "%s: %s.outputs must be a map of name: output",
+					  sl_cfg_where(p->outputs, w, sizeof w), section);
+		nmore = p->outputs->n;
+	}
+	if (!(p->out = calloc(1 + nmore, sizeof *p->out)))
+		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	/* main: the pipeline's own sink, with the mapped columns (a prefix of the full record: nothing copied). */
+	struct sl_output *m = &p->out[0];
+	p->nout = 1;
+	m->conf = &p->sink;
+	m->at = n;
+	if (!(m->name = strdup("main")) || !(m->offsets_group = strdup(p->group)))
+		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	sl_schema_init(&m->schema);
+	for (size_t i = 0; i < ms->n; i++)
+		if (sl_schema_add(&m->schema, ms->fields[i].name, ms->fields[i].type, ms->fields[i].required, err))
+			return SL_ECONFIG;
+	if (ms->key >= 0 && sl_schema_set_key(&m->schema, ms->fields[ms->key].name, err))
+		return SL_ECONFIG;
+	for (size_t i = 0; i < nmore; i++) {
+		struct sl_output *o = &p->out[p->nout];
+		const char *name = p->outputs->keys[i];
+		char osec[400];
+		snprintf(osec, sizeof osec, "%s.outputs.%s", section, name);
+		o->at = p->outputs->items[i];
+		o->conf = &o->sink;
+		if (!(o->name = strdup(name)))
+			return sl_err_set(err, SL_ENOMEM, "out of memory");
+		p->nout++;
+		int line = p->outputs->key_lines ? p->outputs->key_lines[i] : p->outputs->line;
+		if (!strcmp(name, "main"))
+			return sl_err_set(err, SL_ECONFIG, "%s:%d: %s: 'main' is the pipeline's own sink:", p->outputs->file,
+					  line, osec);
+		if (sl_ident_check(SL_IDENT_PIPELINE, name, strlen(name), err))
+			return sl_err_prefix(err, "%s:%d: %s.outputs: ", p->outputs->file, line, section);
+		if (sl_opt_bind(output_opts, o->at, osec, o, err))
+			return SL_ECONFIG;
+		const struct sl_cfg_node *sk = sl_cfg_get(o->at, "sink");
+		if (sl_ident_check(SL_IDENT_TABLE, o->sink.keyspace, strlen(o->sink.keyspace), err) ||
+		    sl_ident_check(SL_IDENT_TABLE, o->sink.table, strlen(o->sink.table), err))
+			return sl_err_prefix(err, "%s: %s.sink: ", sl_cfg_where(sk, w, sizeof w), osec);
+		for (size_t j = 0; j < p->nout - 1; j++)
+			if (!strcmp(p->out[j].conf->keyspace, o->sink.keyspace) &&
+			    !strcmp(p->out[j].conf->table, o->sink.table))
+				return sl_err_set(err, SL_ECONFIG, "%s: %s.sink: output '%s' writes %s.%s already",
+						  sl_cfg_where(sk, w, sizeof w), osec, p->out[j].name, o->sink.keyspace,
+						  o->sink.table);
+		if (o->aggregate) {
+			char asec[420];
+			snprintf(asec, sizeof asec, "%s", osec);
+			if (o->columns.n)
+				return sl_err_set(err, SL_ECONFIG, "%s: %s: an aggregate output's columns are its group_by, "
+						  "window and measures; drop columns:",
+						  sl_cfg_where(sl_cfg_get(o->at, "columns"), w, sizeof w), osec);
+			if (sl_aggregate_conf_load(o->aggregate, &p->full, asec, &o->schema, &o->agg, err))
+				return SL_ECONFIG;
+			if (!o->sink.primary_key.n) {
+				sl_aggregate_conf_default_key(o->agg, &o->sink.primary_key);
+				if (!o->sink.primary_key.n)
+					return sl_err_set(err, SL_ECONFIG, "%s: %s.aggregate: give group_by or a window (the "
+							  "result table needs a primary key)",
+							  sl_cfg_where(o->aggregate, w, sizeof w), osec);
+			}
+			for (size_t k = 0; k < o->sink.primary_key.n; k++)
+				if (sl_schema_find(&o->schema, o->sink.primary_key.v[k], strlen(o->sink.primary_key.v[k])) < 0)
+					return sl_err_set(err, SL_ECONFIG, "%s: %s.sink.primary_key: '%s' is not a column of "
+							  "the aggregate (group_by, window_start, window_end, measures)",
+							  sl_cfg_where(sk, w, sizeof w), osec, o->sink.primary_key.v[k]);
+			if (sl_schema_set_key(&o->schema, o->sink.primary_key.v[0], err))
+				return sl_err_prefix(err, "%s: %s: ", sl_cfg_where(sk, w, sizeof w), osec);
+		} else if (output_schema(p, o, osec, err))
+			return SL_ECONFIG;
+		if (o->where_src) {
+			snprintf(at, sizeof at, "%s: %s.where", sl_cfg_where(sl_cfg_get(o->at, "where"), w, sizeof w), osec);
+			if (sl_expr_compile(o->where_src, &p->full, at, &o->where, err))
+				return SL_ECONFIG;
+			if (sl_expr_type(o->where) != SL_T_BOOLEAN)
+				return sl_err_set(err, SL_ECONFIG, "%s: a filter must be boolean, not %s", at,
+						  sl_type_name(sl_expr_type(o->where)));
+		}
+		size_t l = strlen(p->group) + strlen(name) + 2;
+		if (!(o->offsets_group = malloc(l)))
+			return sl_err_set(err, SL_ENOMEM, "out of memory");
+		snprintf(o->offsets_group, l, "%s/%s", p->group, name);
+	}
+	return 0;
+}
+
 static void pipeline_free(struct sl_pipeline *p)
 {
+	for (size_t i = 0; i < p->nout; i++)
+		output_free(&p->out[i], i > 0);
+	free(p->out);
+	for (size_t i = 0; i < p->ncomputed; i++)
+		sl_expr_free(p->computed[i]);
+	free(p->computed);
+	sl_expr_free(p->where);
+	sl_schema_free(&p->full);
 	sl_mapping_free(p->map);
 	sl_opt_free(pipeline_opts, p);
 	free(p->name);
@@ -178,6 +395,8 @@ static int load_pipeline(struct sl_conf *c, struct sl_pipeline *p, const char *n
 			}
 		}
 	}
+	if (load_processing(p, section, n, err))
+		return SL_ECONFIG;
 	/* Source options are checked now too, so `sluice check` catches them: build and drop a source. */
 	(void)c;
 	return 0;

@@ -14,6 +14,7 @@
 
 #include "core/config.h"
 #include "core/err.h"
+#include "expr/expr.h"
 #include "mapping/mapping.h"
 #include "sink/sink.h"
 
@@ -22,6 +23,24 @@ struct sl_batch_conf {
 	int64_t max_bytes;
 	int64_t max_wait_ms;
 	int64_t in_flight;
+};
+
+/* One table the processor writes: the pipeline's own sink: (output "main", the mapped columns), or one of outputs:,
+ * each with its filter and its columns (a projection of the mapped and computed columns). */
+struct sl_output {
+	char *name;
+	char *where_src;               /* outputs: a filter of its own */
+	struct sl_strlist columns;     /* outputs: the columns it takes (default: all, computed ones included) */
+	struct sl_sink_conf sink;      /* outputs: bound here; "main" points at the pipeline's */
+	const struct sl_sink_conf *conf;
+	struct sl_expr *where;
+	struct sl_schema schema;       /* the columns it writes */
+	int *cols;                     /* schema column -> column of the pipeline's full record (projection) */
+	bool project;                  /* records are copied into schema (else they are the full record, or its prefix) */
+	char *offsets_group;           /* the group its sink keeps offsets under (SQLite): each output its own */
+	const struct sl_cfg_node *aggregate; /* outputs: group_by, window, measures (src/pipeline/aggregate.h) */
+	struct sl_aggregate_conf *agg;       /* an aggregate output: its rows are groups x windows, not records */
+	const struct sl_cfg_node *at;  /* for messages */
 };
 
 struct sl_pipeline {
@@ -41,7 +60,23 @@ struct sl_pipeline {
 	int64_t max_record_bytes;
 	bool random_keys;                  /* a uuid() on a primary-key column is intended (a replay adds rows) */
 	struct sl_mapping *map;            /* compiled mapping */
+	/* Stream processing (docs/processing.md): a filter for every output, computed columns, further outputs. */
+	char *where_src;
+	const struct sl_cfg_node *compute; /* column -> expression, in order */
+	const struct sl_cfg_node *outputs; /* name -> { where, columns, sink } */
+	struct sl_expr *where;
+	struct sl_expr **computed;         /* one per computed column, filling full's columns after the mapping's */
+	size_t ncomputed;
+	struct sl_schema full;             /* the mapping's columns, then the computed ones */
+	struct sl_output *out;             /* out[0] is the pipeline's sink: ("main") */
+	size_t nout;
 };
+
+/* The schema records are decoded into and outputs project from: the mapping's plus the computed columns. */
+static inline const struct sl_schema *sl_pipeline_schema(const struct sl_pipeline *p)
+{
+	return &p->full;
+}
 
 struct sl_conf {
 	struct sl_cfg_doc doc;

@@ -20,11 +20,34 @@
 #include "core/arena.h"
 #include "core/assert.h"
 #include "core/log.h"
+#include "pipeline/aggregate.h"
 #include "pipeline/runtime.h"
 #include "registry/registry.h"
 
+struct slot;
+
+/* One output's part of a micro-batch: the records it takes (the slot's own arrays when it neither filters nor
+ * projects, so a pipeline with one plain output copies nothing), and where its write stands. */
+struct obatch {
+	struct slot *s;
+	size_t oi;
+	struct sl_sink_batch b;
+	struct sl_record *recs;       /* own arrays, for an output that filters or projects */
+	size_t *msg_of_rec;
+	const size_t *mor;            /* the one in use: record index -> message index */
+	bool done;
+	int err;
+	char errmsg[SL_ERR_MSG_MAX];
+	int64_t backoff_ms;
+	double retry_at;
+	bool retry_when_up; /* failed while the sink could not reach its store: retried as soon as it can */
+	bool pending;       /* an ordered output's part, waiting for the slot before it (submit_ordered) */
+	uint64_t rejected;
+};
+
 /* One micro-batch: its own copies of the messages (a consumer's messages live only until its next poll), the
- * decoded records, and the offsets it covers. */
+ * decoded records, and the offsets it covers. It is committable once every output has its part (each output's sink
+ * stores the same marks, under its own group, with its rows). */
 struct slot {
 	struct sl_arena arena;
 	struct sl_msg *msgs;
@@ -33,14 +56,10 @@ struct slot {
 	size_t *msg_of_rec;           /* record index -> message index, to dead-letter the original bytes */
 	struct sl_offset_mark *marks;
 	size_t nmarks, marks_cap;
-	struct sl_sink_batch b;
-	bool busy, done;
-	int err;
-	char errmsg[SL_ERR_MSG_MAX];
-	int64_t backoff_ms;
-	double retry_at, started;
-	bool retry_when_up; /* failed while the sink could not reach its store: retried as soon as it can */
-	uint64_t rejected;
+	struct obatch *ob;            /* one per output */
+	size_t nob;
+	bool busy;
+	double started;
 };
 
 struct proc {
@@ -55,6 +74,25 @@ struct proc {
 	struct sl_pipeline_metrics m;
 	struct sl_avro_cache *avro; /* format avro: readers by schema id */
 	struct sl_pbwire_cache *pb; /* format protobuf: readers by schema id */
+	struct sl_expr_env env;     /* computed columns and filters */
+	uint64_t filtered;
+	struct agg_out *aggs;       /* per output: its aggregate state (NULL for a plain output) */
+};
+
+/* An aggregate output at run time: its state, the offsets its state was committed with (records before them are
+ * in the state already and are not added again when the ring replays from a lower output's offset), its gauges. */
+struct agg_out {
+	struct sl_aggregate *g;
+	/* When the output's sink cannot keep state (Cassandra): a local SQLite checkpoint in data_dir holding the
+	 * state, the offsets and a copy of the rows, written after the sink has the rows. A crash between the two
+	 * replays the batch from the last checkpoint, which recomputes the same whole values: rewriting them is
+	 * harmless. (Spark's checkpoint location, in effect; the state is local to this processor.) */
+	struct sl_sink *ckpt;
+	struct sl_sink_conf ckpt_conf;
+	char ckpt_table[300];
+	int64_t *from; /* per partition */
+	int nparts;
+	struct sl_metric *watermark, *open, *late;
 };
 
 static void on_dlq_delivery(void *ctx, void *opaque, int err, const char *errmsg, int32_t partition, int64_t offset)
@@ -91,22 +129,49 @@ static int to_dlq(struct proc *pr, const struct sl_msg *m, const char *stage, co
 
 static void on_done(void *ctx, struct sl_sink_batch *b, int err, const char *errmsg)
 {
-	(void)ctx;
-	struct slot *s = b->opaque;
-	s->done = true;
-	s->err = err;
-	snprintf(s->errmsg, sizeof s->errmsg, "%s", errmsg ? errmsg : "");
+	struct proc *pr = ctx;
+	struct obatch *ob = b->opaque;
+	struct sl_sink *ck = pr->aggs ? pr->aggs[ob->oi].ckpt : NULL;
+	if (ck && err == 0) {
+		/* The rows are in the table: now the state and the offsets, in one local transaction. */
+		struct sl_err cerr = {0};
+		if (ck->ops->write(ck, b, &cerr)) {
+			err = cerr.code ? cerr.code : SL_EIO;
+			errmsg = cerr.msg;
+		}
+		ob->done = true;
+		ob->err = err;
+		snprintf(ob->errmsg, sizeof ob->errmsg, "%s", errmsg ? errmsg : "");
+		return;
+	}
+	ob->done = true;
+	ob->err = err;
+	snprintf(ob->errmsg, sizeof ob->errmsg, "%s", errmsg ? errmsg : "");
 }
 
 static void on_reject(void *ctx, struct sl_sink_batch *b, size_t index, const char *reason)
 {
+	if (!((struct obatch *)b->opaque)->mor) { /* an aggregate's row: no one record to dead-letter */
+		struct proc *pr = ctx;
+		const struct sl_output *o = &pr->p->out[((struct obatch *)b->opaque)->oi];
+		pr->st->rejected++;
+		sl_counter_add(pr->m.rejected, 1);
+		sl_error("process", "pipeline %s: output %s (%s.%s) rejected an aggregate row: %s", pr->p->name, o->name,
+			 o->conf->keyspace, o->conf->table, reason);
+		return;
+	}
 	struct proc *pr = ctx;
-	struct slot *s = b->opaque;
+	struct obatch *ob = b->opaque;
+	struct slot *s = ob->s;
 	struct sl_err err = {0};
 	pr->st->rejected++;
-	s->rejected++;
+	ob->rejected++;
 	sl_counter_add(pr->m.rejected, 1);
-	if (index < b->n && to_dlq(pr, &s->msgs[s->msg_of_rec[index]], "sink", reason, &err))
+	/* The reason names the output, so a record one table refused (and the others took) is told apart. */
+	const struct sl_output *o = &pr->p->out[ob->oi];
+	char why[SL_ERR_MSG_MAX];
+	snprintf(why, sizeof why, "output %s (%s.%s): %s", o->name, o->conf->keyspace, o->conf->table, reason);
+	if (index < b->n && to_dlq(pr, &s->msgs[ob->mor[index]], "sink", why, &err))
 		sl_error("process", "pipeline %s: cannot dead-letter a rejected record: %s", pr->p->name, err.msg);
 }
 
@@ -138,16 +203,179 @@ static void slot_free(struct slot *s)
 	free(s->recs);
 	free(s->msg_of_rec);
 	free(s->marks);
+	for (size_t i = 0; s->ob && i < s->nob; i++) {
+		free(s->ob[i].recs);
+		free(s->ob[i].msg_of_rec);
+	}
+	free(s->ob);
 }
 
-static int slot_init(struct slot *s, size_t max)
+static int slot_init(struct slot *s, size_t max, const struct sl_pipeline *p)
 {
 	memset(s, 0, sizeof *s);
 	sl_arena_init(&s->arena, 1 << 20);
 	s->msgs = calloc(max, sizeof *s->msgs);
 	s->recs = calloc(max, sizeof *s->recs);
 	s->msg_of_rec = calloc(max, sizeof *s->msg_of_rec);
-	return s->msgs && s->recs && s->msg_of_rec ? 0 : SL_ENOMEM;
+	s->ob = calloc(p->nout, sizeof *s->ob);
+	if (!s->msgs || !s->recs || !s->msg_of_rec || !s->ob)
+		return SL_ENOMEM;
+	s->nob = p->nout;
+	for (size_t i = 0; i < p->nout; i++) {
+		s->ob[i].s = s;
+		s->ob[i].oi = i;
+		if (!p->out[i].agg && (p->out[i].where || p->out[i].project)) {
+			s->ob[i].recs = calloc(max, sizeof *s->ob[i].recs);
+			s->ob[i].msg_of_rec = calloc(max, sizeof *s->ob[i].msg_of_rec);
+			if (!s->ob[i].recs || !s->ob[i].msg_of_rec)
+				return SL_ENOMEM;
+		}
+	}
+	return 0;
+}
+
+static bool slot_done(const struct slot *s)
+{
+	for (size_t i = 0; i < s->nob; i++)
+		if (!s->ob[i].done || s->ob[i].err)
+			return false;
+	return true;
+}
+
+/* Computed columns and the pipeline's filter on one decoded record: 1 keep, 0 filtered out, or the DLQ stage
+ * ("compute" or "where") with derr saying why. */
+static int process_record(struct proc *pr, struct slot *s, struct sl_record *r, const char **stage,
+			  struct sl_err *derr)
+{
+	const struct sl_pipeline *p = pr->p;
+	size_t base = p->full.n - p->ncomputed;
+	for (size_t i = 0; i < p->ncomputed; i++)
+		if (sl_expr_eval(p->computed[i], r, &pr->env, &s->arena, &r->v[base + i], derr)) {
+			*stage = "compute";
+			return sl_err_prefix(derr, "compute.%s: ", p->full.fields[base + i].name);
+		}
+	if (p->where) {
+		int t = sl_expr_test(p->where, r, &pr->env, &s->arena, derr);
+		if (t < 0) {
+			*stage = "where";
+			return sl_err_prefix(derr, "where: ");
+		}
+		return t;
+	}
+	return 1;
+}
+
+/* An aggregate output's part of the slot: its records go into the state, and the batch carries the rows that
+ * changed (or closed) and the state entries to store with them. */
+static int aggregate_slot(struct proc *pr, struct slot *s, size_t o, size_t nrec, struct obatch *ob, struct sl_err *err)
+{
+	const struct sl_output *out = &pr->p->out[o];
+	struct agg_out *ag = &pr->aggs[o];
+	for (size_t i = 0; i < nrec; i++) {
+		const struct sl_msg *m = &s->msgs[s->msg_of_rec[i]];
+		if (m->partition >= 0 && m->partition < ag->nparts && m->offset < ag->from[m->partition])
+			continue; /* already in the state this output committed */
+		struct sl_err derr = {0};
+		const char *stage = "aggregate";
+		int t = 1;
+		if (out->where && (t = sl_expr_test(out->where, &s->recs[i], &pr->env, &s->arena, &derr)) < 0)
+			stage = "where";
+		bool late = false;
+		if (t == 1 && sl_aggregate_add(ag->g, &s->recs[i], m->partition, m->timestamp_ms, &pr->env, &s->arena, &late, &derr))
+			t = -1;
+		if (t < 0 || (late && sl_aggregate_conf_late_dlq(out->agg))) {
+			char why[SL_ERR_MSG_MAX];
+			if (t < 0)
+				snprintf(why, sizeof why, "output %s: %s", out->name, derr.msg);
+			else
+				snprintf(why, sizeof why, "output %s: late: every window of the record is closed (watermark "
+					 "passed it)", out->name);
+			int rc = to_dlq(pr, m, t < 0 ? stage : "late", why, err);
+			if (rc)
+				return rc;
+		}
+	}
+	struct sl_record *rows;
+	struct sl_state_put *puts;
+	size_t nrows, nputs;
+	int rc = sl_aggregate_flush(ag->g, nrec == 0 && s->nmsgs == 0 ? sl_now_ms() : INT64_MIN, &s->arena, &rows, &nrows,
+				    &puts, &nputs, err);
+	if (rc)
+		return rc;
+	struct sl_aggregate_stats as;
+	sl_aggregate_stats(ag->g, &as);
+	sl_gauge_set(ag->watermark, as.watermark_ms == INT64_MIN ? 0 : as.watermark_ms / 1000);
+	sl_gauge_set(ag->open, as.open_windows);
+	sl_gauge_set(ag->late, (int64_t)as.late);
+	ob->mor = NULL;
+	ob->b = (struct sl_sink_batch){.recs = rows, .n = nrows, .marks = s->marks, .nmarks = s->nmarks,
+				       .group = out->offsets_group, .opaque = ob, .state = puts, .nstate = nputs,
+				       .state_ns = out->offsets_group};
+	ob->done = false;
+	ob->err = 0;
+	ob->rejected = 0;
+	ob->backoff_ms = 100;
+	ob->retry_at = 0;
+	ob->retry_when_up = false;
+	return 0;
+}
+
+/* Each output's part of the slot: all of it, or what its filter keeps, projected onto its columns. */
+static int split_outputs(struct proc *pr, struct slot *s, size_t nrec, struct sl_err *err)
+{
+	const struct sl_pipeline *p = pr->p;
+	for (size_t o = 0; o < p->nout; o++) {
+		const struct sl_output *out = &p->out[o];
+		struct obatch *ob = &s->ob[o];
+		struct sl_record *recs = s->recs;
+		const size_t *mor = s->msg_of_rec;
+		size_t n = nrec;
+		if (out->agg) {
+			int rc = aggregate_slot(pr, s, o, nrec, ob, err);
+			if (rc)
+				return rc;
+			continue;
+		}
+		if (out->where || out->project) {
+			n = 0;
+			for (size_t i = 0; i < nrec; i++) {
+				if (out->where) {
+					struct sl_err derr = {0};
+					int t = sl_expr_test(out->where, &s->recs[i], &pr->env, &s->arena, &derr);
+					if (t < 0) {
+						sl_err_prefix(&derr, "output %s: where: ", out->name);
+						int rc = to_dlq(pr, &s->msgs[s->msg_of_rec[i]], "where", derr.msg, err);
+						if (rc)
+							return rc;
+						continue;
+					}
+					if (!t)
+						continue;
+				}
+				struct sl_record r = {.schema = &out->schema, .v = s->recs[i].v};
+				if (out->project) {
+					if (!(r.v = sl_arena_alloc(&s->arena, out->schema.n * sizeof *r.v)))
+						return sl_err_set(err, SL_ENOMEM, "out of memory");
+					for (size_t c = 0; c < out->schema.n; c++)
+						r.v[c] = s->recs[i].v[out->cols[c]];
+				}
+				ob->recs[n] = r;
+				ob->msg_of_rec[n++] = s->msg_of_rec[i];
+			}
+			recs = ob->recs;
+			mor = ob->msg_of_rec;
+		}
+		ob->mor = mor;
+		ob->b = (struct sl_sink_batch){.recs = recs, .n = n, .marks = s->marks, .nmarks = s->nmarks,
+					       .group = out->offsets_group, .opaque = ob};
+		ob->done = false;
+		ob->err = 0;
+		ob->rejected = 0;
+		ob->backoff_ms = 100;
+		ob->retry_at = 0;
+		ob->retry_when_up = false;
+	}
+	return 0;
 }
 
 /* Copies what the consumer handed over into the slot, up to batch.max_bytes of payload (at least one message), and
@@ -160,7 +388,6 @@ static int fill_slot(struct proc *pr, struct slot *s, const struct sl_msg *in, i
 	sl_arena_reset(&s->arena);
 	s->nmsgs = 0;
 	s->nmarks = 0;
-	s->rejected = 0;
 	size_t nrec = 0;
 	*taken = 0;
 	for (int i = 0; i < n; i++) {
@@ -213,37 +440,82 @@ static int fill_slot(struct proc *pr, struct slot *s, const struct sl_msg *in, i
 			drc = sl_record_decode_json(&s->recs[nrec], schema, jp, m->value, m->value_len, &s->arena, &derr);
 		if (drc == 0)
 			drc = sl_record_check(&s->recs[nrec], &derr);
+		const char *stage = "decode";
+		if (drc == 0 && (p->ncomputed || p->where)) {
+			drc = process_record(pr, s, &s->recs[nrec], &stage, &derr);
+			if (drc == 0) { /* filtered out: nothing to write, the offset still moves */
+				pr->filtered++;
+				continue;
+			}
+			drc = drc == 1 ? 0 : drc;
+		}
 		if (drc != 0) {
 			sl_err_prefix(&derr, "%s[%" PRId32 "]@%" PRId64 ": ", m->topic, m->partition, m->offset);
 			sl_debug("process", "pipeline %s: %s", p->name, derr.msg);
-			int rc = to_dlq(pr, m, "decode", derr.msg, err);
+			int rc = to_dlq(pr, m, stage, derr.msg, err);
 			if (rc)
 				return rc;
 			continue;
 		}
 		s->msg_of_rec[nrec++] = s->nmsgs - 1;
 	}
-	s->b = (struct sl_sink_batch){.recs = s->recs, .n = nrec, .marks = s->marks, .nmarks = s->nmarks,
-				      .group = p->group, .opaque = s};
+	int rc = split_outputs(pr, s, nrec, err);
+	if (rc)
+		return rc;
 	s->busy = true;
-	s->done = false;
-	s->err = 0;
-	s->backoff_ms = 100;
-	s->retry_at = 0;
 	s->started = sl_mono_s();
 	return 0;
 }
 
-static void submit_slot(struct proc *pr, struct sl_sink *sink, struct slot *s)
+static void submit_ob(struct sl_sink *sink, struct obatch *ob)
 {
 	struct sl_err werr = {0};
-	s->done = false;
-	if (sink->ops->write(sink, &s->b, &werr)) {
-		s->done = true;
-		s->err = werr.code ? werr.code : SL_EIO;
-		snprintf(s->errmsg, sizeof s->errmsg, "%s", werr.msg);
+	ob->done = false;
+	if (sink->ops->write(sink, &ob->b, &werr)) {
+		ob->done = true;
+		ob->err = werr.code ? werr.code : SL_EIO;
+		snprintf(ob->errmsg, sizeof ob->errmsg, "%s", werr.msg);
 	}
-	(void)pr;
+}
+
+/* An aggregate output with a checkpoint (its sink keeps no state: Cassandra) takes its batches one at a time, in
+ * the ring's order: each batch's rows are whole values that include every earlier batch, so a later batch's rows
+ * overtaken by an earlier one's would leave stale values in the table (the database orders writes by arrival), and
+ * its checkpoint must land after the earlier ones' (the state it stores includes theirs, the offsets only its own
+ * partitions'). */
+static bool ordered_output(const struct proc *pr, size_t oi)
+{
+	return pr->aggs && pr->aggs[oi].ckpt;
+}
+
+static void submit_slot(struct proc *pr, struct sl_sink **sinks, struct slot *s)
+{
+	for (size_t i = 0; i < s->nob; i++) {
+		if (ordered_output(pr, i))
+			s->ob[i].pending = true;
+		else
+			submit_ob(sinks[i], &s->ob[i]);
+	}
+}
+
+/* Submits each ordered output's oldest pending part once every part before it is written. */
+static void submit_ordered(struct proc *pr, struct sl_sink **sinks, struct slot *slots, size_t nslots, size_t head,
+			   size_t used)
+{
+	for (size_t oi = 0; pr->aggs && oi < pr->p->nout; oi++) {
+		if (!ordered_output(pr, oi))
+			continue;
+		for (size_t i = 0; i < used; i++) {
+			struct obatch *ob = &slots[(head + i) % nslots].ob[oi];
+			if (ob->pending) {
+				ob->pending = false;
+				submit_ob(sinks[oi], ob);
+				break;
+			}
+			if (!ob->done || ob->err)
+				break; /* in flight, or failed and waiting for its retry */
+		}
+	}
 }
 
 /* Pauses or resumes the consumer's partitions (backpressure), keeping *paused and the gauge in step. */
@@ -257,6 +529,89 @@ static void set_paused(struct proc *pr, struct sl_consumer *cons, const char *na
 		sl_warn("process", "pipeline %s: %s", name, perr.msg);
 }
 
+static void aggregates_close(struct proc *pr)
+{
+	for (size_t i = 0; pr->aggs && i < pr->p->nout; i++) {
+		sl_aggregate_free(pr->aggs[i].g);
+		free(pr->aggs[i].from);
+		if (pr->aggs[i].ckpt)
+			pr->aggs[i].ckpt->ops->destroy(pr->aggs[i].ckpt);
+	}
+	free(pr->aggs);
+	pr->aggs = NULL;
+}
+
+/* State of the aggregate outputs, restored from their sinks, and the offsets it goes with. State committed with
+ * the offsets needs a store that holds both: the embedded log with a SQLite sink, for now. */
+static int aggregates_open(struct proc *pr, struct sl_topic_store *log, struct sl_sink **sinks, struct sl_err *err)
+{
+	const struct sl_pipeline *p = pr->p;
+	if (!(pr->aggs = calloc(p->nout, sizeof *pr->aggs)))
+		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	for (size_t oi = 0; oi < p->nout; oi++) {
+		const struct sl_output *o = &p->out[oi];
+		struct agg_out *ag = &pr->aggs[oi];
+		if (!o->agg)
+			continue;
+		struct sl_sink *store = sinks[oi];
+		int rc;
+		if (!store->ops->state_load) {
+			snprintf(ag->ckpt_table, sizeof ag->ckpt_table, "%s__%s", p->name, o->name);
+			ag->ckpt_conf = *o->conf;
+			ag->ckpt_conf.type = "sqlite";
+			ag->ckpt_conf.keyspace = "sluice_state";
+			ag->ckpt_conf.table = ag->ckpt_table;
+			ag->ckpt_conf.columns = (struct sl_strmap){0};
+			ag->ckpt_conf.ttl_field = ag->ckpt_conf.writetime_field = NULL;
+			if ((rc = sl_sink_sqlite_new(pr->c->data_dir, &ag->ckpt_conf, &ag->ckpt, err)) ||
+			    (rc = ag->ckpt->ops->prepare(ag->ckpt, &o->schema, err)))
+				return sl_err_prefix(err, "output %s: state checkpoint: ", o->name);
+			ag->ckpt->done = NULL;
+			ag->ckpt->reject = NULL;
+			store = ag->ckpt;
+		}
+		int parts = 0;
+		log->ops->partitions(log, p->topic, &parts, NULL);
+		if ((rc = sl_aggregate_new(o->agg, &o->schema, parts, &ag->g, err)))
+			return rc;
+		if ((rc = store->ops->state_load(store, o->offsets_group, sl_aggregate_restore, ag->g, err)))
+			return sl_err_prefix(err, "output %s: ", o->name);
+		if (!(ag->from = calloc(parts > 0 ? (size_t)parts : 1, sizeof *ag->from)))
+			return sl_err_set(err, SL_ENOMEM, "out of memory");
+		ag->nparts = parts;
+		for (int i = 0; i < parts; i++)
+			if (store->ops->stored_offset(store, o->offsets_group, p->topic, i, &ag->from[i]))
+				ag->from[i] = 0;
+		struct sl_metrics *r = sl_metrics_global();
+		char l[300];
+		snprintf(l, sizeof l, "pipeline=\"%s\",output=\"%s\"", p->name, o->name);
+		ag->watermark = sl_gauge(r, "sluice_aggregate_watermark_seconds", l,
+					 "The aggregate's watermark (event time, seconds since the epoch)");
+		ag->open = sl_gauge(r, "sluice_aggregate_open_windows", l, "Groups x windows held in the state");
+		ag->late = sl_gauge(r, "sluice_aggregate_late_records", l,
+				    "Records that arrived after every window they belong to had closed");
+		struct sl_aggregate_stats as;
+		sl_aggregate_stats(ag->g, &as);
+		sl_gauge_set(ag->open, as.open_windows);
+		sl_gauge_set(ag->late, (int64_t)as.late);
+		if (as.watermark_ms != INT64_MIN)
+			sl_gauge_set(ag->watermark, as.watermark_ms / 1000);
+	}
+	return 0;
+}
+
+/* A caught-up processor (nothing to read, lag 0) with an aggregate whose windows the clock (arrival time) or the
+ * newest event of any partition closed: an empty batch emits them. */
+static bool aggregates_due(const struct proc *pr, bool caught_up)
+{
+	if (!caught_up)
+		return false;
+	for (size_t i = 0; pr->aggs && i < pr->p->nout; i++)
+		if (pr->aggs[i].g && sl_aggregate_due(pr->aggs[i].g, sl_now_ms()))
+			return true;
+	return false;
+}
+
 int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run_opts *o,
 		   struct sl_process_stats *st, struct sl_err *err)
 {
@@ -266,8 +621,10 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 	struct proc pr = {.p = p, .c = c, .st = st};
 	sl_pipeline_metrics(p->name, &pr.m);
 	struct sl_consumer *cons = NULL;
-	struct sl_sink *sink = NULL;
+	struct sl_sink **sinks = calloc(p->nout, sizeof *sinks);
+	size_t nout = p->nout;
 	struct sl_json_parser *jp = NULL;
+	sl_expr_env_init(&pr.env);
 	struct sl_registry_client *reg = NULL;
 	size_t max = (size_t)p->batch.max_records;
 	size_t nslots = (size_t)p->batch.in_flight;
@@ -279,12 +636,12 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 	int rc = 0;
 	bool be_open = false, paused = false, input_since_lag = false;
 	double full_since = 0;
-	if (!slots || !in) {
+	if (!slots || !in || !sinks) {
 		rc = sl_err_set(err, SL_ENOMEM, "out of memory");
 		goto out;
 	}
 	for (size_t i = 0; i < nslots; i++)
-		if (slot_init(&slots[i], max)) {
+		if (slot_init(&slots[i], max, p)) {
 			rc = sl_err_set(err, SL_ENOMEM, "out of memory");
 			goto out;
 		}
@@ -292,7 +649,7 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 		goto out;
 	pr.ts = log;
 	be_open = true;
-	const struct sl_schema *schema = sl_mapping_schema(p->map);
+	const struct sl_schema *schema = sl_pipeline_schema(p);
 	if (!strcmp(p->format, "avro") &&
 	    ((rc = sl_registry_client_open(&reg, p->registry_url, c->registry, c->data_dir, err)) ||
 	     (rc = sl_avro_cache_new(fetch_schema, reg, schema, &pr.avro, err))))
@@ -309,37 +666,59 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 	cons->skip_headers = true; /* records are decoded from their value; a dead letter gets headers of its own */
 	/* A database that is not up yet (a restart, a deploy in the wrong order) is waited for, with backoff; a
 	 * configuration or authentication error is not going to pass and ends the run. */
-	for (int64_t backoff_ms = 1000;;) {
-		rc = sl_sink_open(c->cassandra, c->data_dir, p->name, &p->sink, &sink, err);
-		if (rc == 0 && (rc = sink->ops->prepare(sink, schema, err)) != 0) {
-			sink->ops->destroy(sink);
-			sink = NULL;
+	for (size_t oi = 0; oi < nout; oi++) {
+		struct sl_sink *sink = NULL;
+		for (int64_t backoff_ms = 1000;;) {
+			rc = sl_sink_open(c->cassandra, c->data_dir, p->name, p->out[oi].conf, &sink, err);
+			if (rc == 0 && (rc = sink->ops->prepare(sink, &p->out[oi].schema, err)) != 0) {
+				sink->ops->destroy(sink);
+				sink = NULL;
+			}
+			if (rc == 0 || rc == SL_ECONFIG || rc == SL_EINVAL || rc == SL_EAUTH || rc == SL_ENOMEM ||
+			    (o->stop && *o->stop))
+				break;
+			sl_warn("process", "pipeline %s: output %s: sink not ready, trying again in %" PRId64 " ms: %s",
+				p->name, p->out[oi].name, backoff_ms, err->msg);
+			for (int64_t waited = 0; waited < backoff_ms && !(o->stop && *o->stop); waited += 100)
+				usleep(100000);
+			backoff_ms = backoff_ms * 2 > 30000 ? 30000 : backoff_ms * 2;
 		}
-		if (rc == 0 || rc == SL_ECONFIG || rc == SL_EINVAL || rc == SL_EAUTH || rc == SL_ENOMEM ||
-		    (o->stop && *o->stop))
-			break;
-		sl_warn("process", "pipeline %s: sink not ready, trying again in %" PRId64 " ms: %s", p->name, backoff_ms,
-			err->msg);
-		for (int64_t waited = 0; waited < backoff_ms && !(o->stop && *o->stop); waited += 100)
-			usleep(100000);
-		backoff_ms = backoff_ms * 2 > 30000 ? 30000 : backoff_ms * 2;
+		if (rc) {
+			if (nout > 1)
+				sl_err_prefix(err, "output %s: ", p->out[oi].name);
+			goto out;
+		}
+		sink->done = on_done;
+		sink->reject = on_reject;
+		sink->ctx = &pr;
+		sinks[oi] = sink;
 	}
-	if (rc)
-		goto out;
-	snprintf(st->where, sizeof st->where, "%s", sink->where);
-	sink->done = on_done;
-	sink->reject = on_reject;
-	sink->ctx = &pr;
-	/* A sink that keeps offsets with its rows is the truth about what is written: start there. */
+	snprintf(st->where, sizeof st->where, "%s", sinks[0]->where);
+	/* Sinks that keep offsets with their rows are the truth about what is written: start at the lowest of them
+	 * (an output that has none yet, added to a running pipeline, starts from the beginning; its upserts make the
+	 * others' second look harmless). */
 	if (log->consumer_owns_all) {
 		int parts = 0;
 		log->ops->partitions(log, p->topic, &parts, NULL);
 		for (int i = 0; i < parts; i++) {
-			int64_t off;
-			if (sink->ops->stored_offset(sink, p->group, p->topic, i, &off) == 0)
-				cons->ops->seek(cons, p->topic, i, off, NULL);
+			int64_t lowest = INT64_MAX;
+			size_t have = 0;
+			for (size_t oi = 0; oi < nout; oi++) {
+				int64_t off;
+				if (sinks[oi]->ops->stored_offset(sinks[oi], p->out[oi].offsets_group, p->topic, i, &off) ==
+				    0) {
+					have++;
+					if (off < lowest)
+						lowest = off;
+				} else
+					lowest = 0;
+			}
+			if (have > 0)
+				cons->ops->seek(cons, p->topic, i, lowest, NULL);
 		}
 	}
+	if ((rc = aggregates_open(&pr, log, sinks, err)))
+		goto out;
 	bool stopping = false;
 	for (;;) {
 		if (!stopping && ((o->stop && *o->stop) || (o->for_ms && (sl_mono_s() - t0) * 1000 >= (double)o->for_ms)))
@@ -381,7 +760,14 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 				in_off += taken;
 				used++;
 				got_input = input_since_lag = true;
-				submit_slot(&pr, sink, s);
+				submit_slot(&pr, sinks, s);
+			} else if (used == 0 && aggregates_due(&pr, !input_since_lag && last_lag > 0 && st->lag == 0)) {
+				struct slot *s = &slots[head % nslots];
+				size_t taken = 0;
+				if ((rc = fill_slot(&pr, s, in, 0, &taken, jp, schema, err)))
+					goto out;
+				used++;
+				submit_slot(&pr, sinks, s);
 			} else if (used == 0) {
 				if (sl_mono_s() - last_lag >= (input_since_lag ? 0.1 : 1.0)) {
 					/* The group-wide lag costs a round trip to the broker: at most once a second while idle,
@@ -390,7 +776,9 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 					last_lag = sl_mono_s();
 					st->lag = sl_pipeline_lag(log, p->group, p->topic);
 					sl_gauge_set(pr.m.lag, st->lag);
-					if (o->until_drained && (!o->upstream_done || *o->upstream_done) && st->lag == 0)
+					/* Drained: windows the newest record closed are emitted first (the next turn). */
+					if (o->until_drained && (!o->upstream_done || *o->upstream_done) && st->lag == 0 &&
+					    !aggregates_due(&pr, true))
 						break;
 				}
 				if (o->progress && sl_mono_s() - last_progress >= 1) {
@@ -420,65 +808,82 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 			}
 		}
 
+		submit_ordered(&pr, sinks, slots, nslots, head, used);
+
 		/* 2. Let the sink finish writes. Wait for one when there is nothing else to do (ring full, stopping, or
 		 * the topic had nothing new); otherwise only collect what is already done and go read more. */
-		sink->ops->poll(sink, used == nslots || stopping ? 100 : got_input ? 0 : 20);
+		for (size_t oi = 0; oi < nout; oi++)
+			sinks[oi]->ops->poll(sinks[oi], oi > 0 ? 0 : used == nslots || stopping ? 100 : got_input ? 0 : 20);
+		submit_ordered(&pr, sinks, slots, nslots, head, used);
 
-		/* 3. A failed batch is written again after a backoff; nothing after it commits meanwhile. */
+		/* 3. A failed write is done again after a backoff (that output's part only; the others keep what they
+		 * wrote); nothing after it commits meanwhile. */
 		for (size_t i = 0; i < used; i++) {
 			struct slot *s = &slots[(head + i) % nslots];
-			if (!s->done || !s->err)
-				continue;
-			if (s->retry_at == 0) {
-				st->retries++;
-				sl_counter_add(pr.m.retries, 1);
-				sl_warn("process", "pipeline %s: sink write failed, retrying in %" PRId64 " ms: %s", p->name,
-					s->backoff_ms, s->errmsg);
-				s->retry_at = sl_mono_s() + (double)s->backoff_ms / 1000.0;
-				s->backoff_ms = s->backoff_ms * 2 > 30000 ? 30000 : s->backoff_ms * 2;
-				s->retry_when_up = sink->ops->available && !sink->ops->available(sink);
-			} else if (sl_mono_s() >= s->retry_at ||
-				   (s->retry_when_up && sink->ops->available(sink))) {
-				if (sl_mono_s() < s->retry_at)
-					sl_info("process", "pipeline %s: the sink's store is reachable again; retrying now",
-						p->name);
-				s->retry_at = 0;
-				s->err = 0;
-				submit_slot(&pr, sink, s);
+			for (size_t oi = 0; oi < nout; oi++) {
+				struct obatch *ob = &s->ob[oi];
+				struct sl_sink *sink = sinks[oi];
+				if (!ob->done || !ob->err)
+					continue;
+				if (ob->retry_at == 0) {
+					st->retries++;
+					sl_counter_add(pr.m.retries, 1);
+					sl_warn("process", "pipeline %s: output %s: sink write failed, retrying in %" PRId64
+						" ms: %s", p->name, p->out[oi].name, ob->backoff_ms, ob->errmsg);
+					ob->retry_at = sl_mono_s() + (double)ob->backoff_ms / 1000.0;
+					ob->backoff_ms = ob->backoff_ms * 2 > 30000 ? 30000 : ob->backoff_ms * 2;
+					ob->retry_when_up = sink->ops->available && !sink->ops->available(sink);
+				} else if (sl_mono_s() >= ob->retry_at ||
+					   (ob->retry_when_up && sink->ops->available(sink))) {
+					if (sl_mono_s() < ob->retry_at)
+						sl_info("process", "pipeline %s: output %s: the sink's store is reachable "
+							"again; retrying now", p->name, p->out[oi].name);
+					ob->retry_at = 0;
+					ob->err = 0;
+					submit_ob(sink, ob);
+				}
 			}
 		}
 		/* When every batch in the ring waits out a backoff, nothing can move: sleep instead of spinning. */
-		bool all_waiting = used > 0;
+		bool all_waiting = used > 0, head_failed = false;
 		for (size_t i = 0; i < used && all_waiting; i++) {
 			const struct slot *s = &slots[(head + i) % nslots];
-			all_waiting = s->done && s->err && s->retry_at > 0;
+			bool waiting = false;
+			for (size_t oi = 0; oi < nout; oi++)
+				if (s->ob[oi].done && s->ob[oi].err && s->ob[oi].retry_at > 0)
+					waiting = true;
+			all_waiting = waiting;
 		}
+		for (size_t oi = 0; used > 0 && oi < nout; oi++)
+			if (slots[head].ob[oi].done && slots[head].ob[oi].err)
+				head_failed = true;
 		if (all_waiting && (used == nslots || stopping))
 			usleep(50000);
-		if (stopping && used > 0 && slots[head].done && slots[head].err) {
+		if (stopping && head_failed) {
 			/* Stop without committing the failed batch: it is read again on restart. */
 			break;
 		}
 
-		/* 4. Commit the oldest batches that are done, in order. */
-		while (used > 0 && slots[head].done && !slots[head].err) {
+		/* 4. Commit the oldest batches that every output has, in order. */
+		while (used > 0 && slot_done(&slots[head])) {
 			struct slot *s = &slots[head];
-			size_t nrec = s->b.n;
+			size_t nrec = s->ob[0].b.n;
+			uint64_t rejected = s->ob[0].rejected;
 			/* Offsets are committed from the oldest batch only, once the sink has it: every batch before it
 			 * is committed and freed, every batch after it is still held, so no commit passes a record the
 			 * sink does not have. */
 			SL_ASSERT(used <= nslots && head < nslots && s->busy);
 			SL_ASSERT(used == nslots || !slots[(head + used) % nslots].busy);
 			st->batches++;
-			st->written += nrec - s->rejected;
-			sl_live.written += nrec - s->rejected;
+			st->written += nrec - rejected;
+			sl_live.written += nrec - rejected;
 			sl_counter_add(pr.m.batches, 1);
-			sl_counter_add(pr.m.written, nrec - s->rejected);
+			sl_counter_add(pr.m.written, nrec - rejected);
 			sl_histogram_observe(pr.m.batch_records, (double)nrec);
 			sl_histogram_observe(pr.m.write_seconds, sl_mono_s() - s->started);
 			int64_t now = sl_now_ms();
 			for (size_t i = 0; i < nrec; i++) {
-				int64_t ts = s->msgs[s->msg_of_rec[i]].timestamp_ms;
+				int64_t ts = s->msgs[s->ob[0].mor[i]].timestamp_ms;
 				if (ts > 0 && now >= ts)
 					sl_histogram_observe(pr.m.e2e_seconds, (double)(now - ts) / 1000.0);
 			}
@@ -524,10 +929,17 @@ out:
 	/* Writes still in flight finish before the sink goes (its destroy waits for them). */
 	if (cons && be_open)
 		st->lag = sl_pipeline_lag(log, p->group, p->topic);
-	if (sink) {
-		st->table_rows = sink->ops->count ? sink->ops->count(sink, NULL) : -1;
+	for (size_t oi = 0; sinks && oi < nout; oi++) {
+		struct sl_sink *sink = sinks[oi];
+		if (!sink)
+			continue;
+		if (oi == 0)
+			st->table_rows = sink->ops->count ? sink->ops->count(sink, NULL) : -1;
 		sink->ops->destroy(sink);
 	}
+	free(sinks);
+	aggregates_close(&pr);
+	sl_expr_env_free(&pr.env);
 	if (pr.dlq) {
 		pr.dlq->ops->flush(pr.dlq, 30000, NULL);
 		pr.dlq->ops->poll(pr.dlq, 0);

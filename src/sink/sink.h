@@ -25,6 +25,13 @@ struct sl_offset_mark {
 	int64_t next_offset;
 };
 
+/* Aggregate state that must be durable exactly when the batch's rows and offsets are (the embedded default: one
+ * SQLite transaction). v NULL deletes the key. */
+struct sl_state_put {
+	const void *k, *v;
+	size_t klen, vlen;
+};
+
 struct sl_sink_batch {
 	struct sl_record *recs;
 	size_t n;
@@ -33,6 +40,9 @@ struct sl_sink_batch {
 	const char *group;  /* consumer group whose offsets the marks are */
 	void *opaque;       /* the processor's */
 	void *opaque_sink;  /* the sink's */
+	const struct sl_state_put *state; /* optional: only sinks with state_load take it */
+	size_t nstate;
+	const char *state_ns; /* the namespace of the state (pipeline/output) */
 };
 
 /* A page of a table as readers show it: cells rendered as JSON values (null, numbers, strings). */
@@ -68,6 +78,11 @@ struct sl_sink_ops {
 	/* For sinks that store consumer offsets with the rows (exactly once): the next offset to read. SL_ENOTFOUND
 	 * when none is stored or the sink does not store offsets. */
 	int (*stored_offset)(struct sl_sink *s, const char *group, const char *topic, int32_t partition, int64_t *out);
+	/* Optional: sinks that keep aggregate state with their rows and offsets (SQLite). Calls fn for every entry of
+	 * the namespace; a batch's state puts are then applied in the transaction of its rows and offsets. */
+	int (*state_load)(struct sl_sink *s, const char *ns,
+			  int (*fn)(void *ctx, const void *k, size_t klen, const void *v, size_t vlen), void *ctx,
+			  struct sl_err *err);
 	/* Optional: rows in the table, for the run's summary; negative SL_E* when unknown. Only for a sink where that
 	 * is cheap: NULL where it would mean a scan of a distributed table (Cassandra's count(*) reads every row of
 	 * every node, and a summary must not put that load on a production cluster at every exit). */

@@ -46,6 +46,7 @@ struct sqlite_sink {
 	const struct sl_schema *schema;
 	sqlite3 *db;
 	sqlite3_stmt *upsert, *offset_put, *offset_get;
+	sqlite3_stmt *state_put, *state_del; /* prepared at the first batch with state */
 	struct sl_buf scratch;
 };
 
@@ -100,7 +101,9 @@ static int sq_prepare(struct sl_sink *bs, const struct sl_schema *schema, struct
 	sl_buf_puts(&q, "));"
 			"CREATE TABLE IF NOT EXISTS _sluice_offsets(grp TEXT NOT NULL, topic TEXT NOT NULL,"
 			" partition INTEGER NOT NULL, next_offset INTEGER NOT NULL,"
-			" PRIMARY KEY(grp, topic, partition));");
+			" PRIMARY KEY(grp, topic, partition));"
+			"CREATE TABLE IF NOT EXISTS _sluice_state(ns TEXT NOT NULL, k BLOB NOT NULL, v BLOB NOT NULL,"
+			" PRIMARY KEY(ns, k)) WITHOUT ROWID;");
 	int rc = 0;
 	if (!sl_buf_ok(&q) || sqlite3_exec(s->db, sl_buf_cstr(&q), NULL, NULL, NULL) != SQLITE_OK)
 		rc = db_err(err, s, "creating table");
@@ -211,6 +214,24 @@ static int sq_write(struct sl_sink *bs, struct sl_sink_batch *b, struct sl_err *
 			continue;
 		}
 		rc = db_err(err, s, "writing a row");
+	}
+	if (rc == 0 && b->nstate && !s->state_put &&
+	    (sqlite3_prepare_v2(s->db, "INSERT INTO _sluice_state(ns, k, v) VALUES(?,?,?) ON CONFLICT(ns, k) DO UPDATE "
+				"SET v=excluded.v", -1, &s->state_put, NULL) != SQLITE_OK ||
+	     sqlite3_prepare_v2(s->db, "DELETE FROM _sluice_state WHERE ns=? AND k=?", -1, &s->state_del, NULL) !=
+		     SQLITE_OK))
+		rc = db_err(err, s, "preparing state");
+	/* Aggregate state, in the same transaction as the rows and the offsets: a replay never counts twice. */
+	for (size_t i = 0; rc == 0 && i < b->nstate; i++) {
+		const struct sl_state_put *sp = &b->state[i];
+		sqlite3_stmt *st = sp->v ? s->state_put : s->state_del;
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, b->state_ns ? b->state_ns : "", -1, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 2, sp->k, (int)sp->klen, SQLITE_STATIC);
+		if (sp->v)
+			sqlite3_bind_blob(st, 3, sp->v, (int)sp->vlen, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			rc = db_err(err, s, "storing aggregate state");
 	}
 	for (size_t i = 0; rc == 0 && i < b->nmarks; i++) {
 		sqlite3_reset(s->offset_put);
@@ -403,9 +424,33 @@ static int sq_describe(struct sl_sink *bs, struct sl_sink_column **cols, size_t 
 	return rc;
 }
 
+static int sq_state_load(struct sl_sink *bs, const char *ns,
+			 int (*fn)(void *ctx, const void *k, size_t klen, const void *v, size_t vlen), void *ctx,
+			 struct sl_err *err)
+{
+	struct sqlite_sink *s = (struct sqlite_sink *)bs;
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(s->db, "SELECT k, v FROM _sluice_state WHERE ns=?", -1, &st, NULL) != SQLITE_OK)
+		return db_err(err, s, "reading aggregate state");
+	sqlite3_bind_text(st, 1, ns, -1, SQLITE_STATIC);
+	int rc = 0, step;
+	while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW)
+		rc = fn(ctx, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0), sqlite3_column_blob(st, 1),
+			(size_t)sqlite3_column_bytes(st, 1));
+	if (rc == 0 && step != SQLITE_DONE)
+		rc = db_err(err, s, "reading aggregate state");
+	else if (rc)
+		sl_err_set(err, rc, "sqlite sink %s: aggregate state of %s does not read back (written by another "
+			   "version?)", s->path, ns);
+	sqlite3_finalize(st);
+	return rc;
+}
+
 static void sq_destroy(struct sl_sink *bs)
 {
 	struct sqlite_sink *s = (struct sqlite_sink *)bs;
+	sqlite3_finalize(s->state_put);
+	sqlite3_finalize(s->state_del);
 	sqlite3_finalize(s->upsert);
 	sqlite3_finalize(s->offset_put);
 	sqlite3_finalize(s->offset_get);
@@ -421,6 +466,7 @@ static const struct sl_sink_ops sqlite_ops = {
 	.write = sq_write,
 	.poll = sq_poll,
 	.stored_offset = sq_stored_offset,
+	.state_load = sq_state_load,
 	.count = sq_count,
 	.rows = sq_rows,
 	.browse = sq_browse,
