@@ -455,40 +455,65 @@ void sl_reg_parsed_free(struct sl_reg_parsed *p)
 	free(p);
 }
 
-/* Collects the texts of references depth-first (a reference's own references first), as Confluent resolves them. */
-static int collect_refs(struct sl_registry *r, const struct sl_rj *refs, int depth, const char ***texts, size_t *n,
-			struct sl_err *err)
+/* A reference's array (null: none) and its nesting, checked the same way for every schema type. */
+static int refs_shape(const struct sl_rj *refs, int depth, struct sl_err *err)
 {
-	if (!refs || refs->t == SL_RJ_NULL)
-		return 0;
 	if (refs->t != SL_RJ_ARR)
 		return sl_err_set(err, SL_EINVAL, "references must be an array of {name, subject, version}");
 	if (depth > 32)
 		return sl_err_set(err, SL_EINVAL, "references nest deeper than 32 levels");
+	return 0;
+}
+
+/* The stored version and schema reference i names ({name, subject, version}; version -1: the latest). With live_only
+ * (JSON, Protobuf: Confluent's 42201) a soft-deleted version is not found, and the message says the schema is
+ * invalid. */
+static int ref_target(struct sl_registry *r, const struct sl_rj *ref, size_t i, bool live_only, const char **name,
+		      const char **subject, struct sl_reg_version **vout, struct sl_reg_schema **sout, struct sl_err *err)
+{
+	const struct sl_rj *ver = sl_jtree_get(ref, "version");
+	struct sl_reg_version *v = NULL;
+	int want;
+	*name = sl_jtree_getstr(ref, "name");
+	*subject = sl_jtree_getstr(ref, "subject");
+	if (!*name || !*subject || !ver || !ver->is_int || !sl_jtree_int(ver, &want))
+		return sl_err_set(err, SL_EINVAL, "reference %zu needs a string name, a string subject and an integer version",
+				  i);
+	if (want == -1) {
+		struct sl_reg_version **vs;
+		size_t nv = sl_reg_subject_versions(r, *subject, false, &vs);
+		if (nv)
+			v = vs[nv - 1];
+		free(vs);
+	} else {
+		v = sl_reg_find_version(r, *subject, want);
+		if (live_only && v && v->deleted)
+			v = NULL;
+	}
+	if (!v || !(*sout = sl_reg_schema_by_id(r, v->id)))
+		return sl_err_set(err, SL_EINVAL, "%sreference '%s': subject '%s' version %s not found",
+				  live_only ? "Invalid schema: " : "", *name, *subject, ver->s);
+	*vout = v;
+	return 0;
+}
+
+/* Collects the texts of references depth-first (a reference's own references first), as Confluent resolves them. */
+static int collect_refs(struct sl_registry *r, const struct sl_rj *refs, int depth, const char ***texts, size_t *n,
+			struct sl_err *err)
+{
+	int rc;
+	if (!refs || refs->t == SL_RJ_NULL)
+		return 0;
+	if ((rc = refs_shape(refs, depth, err)))
+		return rc;
 	for (size_t i = 0; i < refs->n; i++) {
-		const struct sl_rj *ref = refs->v[i];
-		const char *name = sl_jtree_getstr(ref, "name"), *subject = sl_jtree_getstr(ref, "subject");
-		const struct sl_rj *ver = sl_jtree_get(ref, "version");
-		struct sl_reg_version *v = NULL;
+		const char *name, *subject;
+		struct sl_reg_version *v;
 		struct sl_reg_schema *s;
-		int want;
-		if (!name || !subject || !ver || !ver->is_int || !sl_jtree_int(ver, &want))
-			return sl_err_set(err, SL_EINVAL,
-					  "reference %zu needs a string name, a string subject and an integer version", i);
-		if (want == -1) {
-			struct sl_reg_version **vs;
-			size_t nv = sl_reg_subject_versions(r, subject, false, &vs);
-			if (nv)
-				v = vs[nv - 1];
-			free(vs);
-		} else
-			v = sl_reg_find_version(r, subject, want);
-		if (!v || !(s = sl_reg_schema_by_id(r, v->id)))
-			return sl_err_set(err, SL_EINVAL, "reference '%s': subject '%s' version %s not found", name,
-					  subject, ver->s);
+		if ((rc = ref_target(r, refs->v[i], i, false, &name, &subject, &v, &s, err)))
+			return rc;
 		if (s->refs) {
 			struct sl_rj *sub;
-			int rc;
 			if ((rc = sl_jtree_parse(s->refs, strlen(s->refs), &sub, err)))
 				return rc;
 			rc = collect_refs(r, sub, depth + 1, texts, n, err);
@@ -532,36 +557,17 @@ static void typed_refs_free(struct typed_refs *t)
 static int collect_typed(struct sl_registry *r, const char *type, const struct sl_rj *refs, int depth,
 			 struct typed_refs *t, struct sl_err *err)
 {
+	int rc;
 	if (!refs || refs->t == SL_RJ_NULL)
 		return 0;
-	if (refs->t != SL_RJ_ARR)
-		return sl_err_set(err, SL_EINVAL, "references must be an array of {name, subject, version}");
-	if (depth > 32)
-		return sl_err_set(err, SL_EINVAL, "references nest deeper than 32 levels");
+	if ((rc = refs_shape(refs, depth, err)))
+		return rc;
 	for (size_t i = 0; i < refs->n; i++) {
-		const struct sl_rj *ref = refs->v[i];
-		const char *name = sl_jtree_getstr(ref, "name"), *subject = sl_jtree_getstr(ref, "subject");
-		const struct sl_rj *ver = sl_jtree_get(ref, "version");
-		struct sl_reg_version *v = NULL;
+		const char *name, *subject;
+		struct sl_reg_version *v;
 		struct sl_reg_schema *s;
-		int want, rc;
-		if (!name || !subject || !ver || !ver->is_int || !sl_jtree_int(ver, &want))
-			return sl_err_set(err, SL_EINVAL,
-					  "reference %zu needs a string name, a string subject and an integer version", i);
-		if (want == -1) {
-			struct sl_reg_version **vs;
-			size_t nv = sl_reg_subject_versions(r, subject, false, &vs);
-			if (nv)
-				v = vs[nv - 1];
-			free(vs);
-		} else {
-			v = sl_reg_find_version(r, subject, want);
-			if (v && v->deleted)
-				v = NULL;
-		}
-		if (!v || !(s = sl_reg_schema_by_id(r, v->id)))
-			return sl_err_set(err, SL_EINVAL, "Invalid schema: reference '%s': subject '%s' version %s not found",
-					  name, subject, ver->s);
+		if ((rc = ref_target(r, refs->v[i], i, true, &name, &subject, &v, &s, err)))
+			return rc;
 		if (strcmp(s->type, type))
 			return sl_err_set(err, SL_EINVAL, "Invalid schema: reference '%s': subject '%s' version %d is %s, not %s",
 					  name, subject, v->version, s->type, type);

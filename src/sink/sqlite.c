@@ -474,8 +474,8 @@ static const struct sl_sink_ops sqlite_ops = {
 	.destroy = sq_destroy,
 };
 
-int sl_sink_sqlite_new(const char *data_dir, const struct sl_sink_conf *conf, struct sl_sink **out,
-		       struct sl_err *err)
+/* The sink object for conf's table in data_dir/<keyspace>.db, not opened yet. */
+static int sq_alloc(const char *data_dir, const struct sl_sink_conf *conf, struct sqlite_sink **out, struct sl_err *err)
 {
 	for (const char *p = conf->keyspace; *p; p++)
 		if (*p == '/' || *p == '\\')
@@ -495,9 +495,20 @@ int sl_sink_sqlite_new(const char *data_dir, const struct sl_sink_conf *conf, st
 		return sl_err_set(err, SL_ENOMEM, "out of memory");
 	}
 	snprintf(s->path, n, "%s/%s.db", data_dir, conf->keyspace);
+	*out = s;
+	return 0;
+}
+
+int sl_sink_sqlite_new(const char *data_dir, const struct sl_sink_conf *conf, struct sl_sink **out,
+		       struct sl_err *err)
+{
+	struct sqlite_sink *s;
+	int rc = sq_alloc(data_dir, conf, &s, err);
+	if (rc)
+		return rc;
 	if (sqlite3_open_v2(s->path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
 	    SQLITE_OK) {
-		int rc = db_err(err, s, "opening");
+		rc = db_err(err, s, "opening");
 		sq_destroy(&s->base);
 		return rc;
 	}
@@ -516,27 +527,17 @@ int sl_sink_sqlite_new(const char *data_dir, const struct sl_sink_conf *conf, st
 int sl_sink_sqlite_reader(const char *data_dir, const struct sl_sink_conf *conf, struct sl_sink **out,
 			  struct sl_err *err)
 {
-	struct sqlite_sink *s = calloc(1, sizeof *s);
-	if (!s)
-		return sl_err_set(err, SL_ENOMEM, "out of memory");
-	s->base.ops = &sqlite_ops;
-	s->conf = conf;
-	sl_buf_init(&s->scratch);
-	size_t n = strlen(data_dir) + strlen(conf->keyspace) + 8;
-	s->path = malloc(n);
-	s->table = strdup(conf->table);
-	if (!s->path || !s->table) {
-		sq_destroy(&s->base);
-		return sl_err_set(err, SL_ENOMEM, "out of memory");
-	}
-	snprintf(s->path, n, "%s/%s.db", data_dir, conf->keyspace);
+	struct sqlite_sink *s;
+	int rc = sq_alloc(data_dir, conf, &s, err);
+	if (rc)
+		return rc;
 	if (access(s->path, R_OK) != 0) {
-		int rc = sl_err_set(err, SL_ENOTFOUND, "sqlite sink %s: not there yet", s->path);
+		rc = sl_err_set(err, SL_ENOTFOUND, "sqlite sink %s: not there yet", s->path);
 		sq_destroy(&s->base);
 		return rc;
 	}
 	if (sqlite3_open_v2(s->path, &s->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-		int rc = db_err(err, s, "opening");
+		rc = db_err(err, s, "opening");
 		sq_destroy(&s->base);
 		return rc;
 	}
