@@ -85,16 +85,24 @@ def test_kill9_ten_times_during_an_aggregation_on_kafka(tmp_path):
             return 0
     rnd = random.Random(5)
     kills, progress = 0, []
+    last = 0
     for i in range(10):
         p = subprocess.Popen([SLUICE, "process", "users", "-c", str(cfg)], stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
-        # The killed member holds its partitions until its session times out (10 s): then this one gets them.
-        time.sleep(rnd.uniform(1.0, 3.0) + (10.5 if i else 0))
+        # The killed member holds its partitions until its session times out (10 s): then this one gets them. It is
+        # killed soon after the table shows that it aggregates (however fast this machine runs it), so that every
+        # kill lands while the aggregation goes on.
+        deadline = time.time() + 90
+        while total() <= last and p.poll() is None:
+            assert time.time() < deadline, f"run {i + 1}: no progress in 90 s beyond {last} records"
+            time.sleep(0.05)
+        time.sleep(rnd.uniform(0.0, 0.2))
         if p.poll() is None:
             p.send_signal(signal.SIGKILL)
             kills += 1
         p.wait(timeout=30)
-        progress.append(total())
+        last = total()
+        progress.append(last)
     assert kills == 10
     mid = [x for x in progress if 0 < x < n]
     assert len(set(mid)) >= 3, progress  # kills landed at three points at least while the aggregation went on
