@@ -126,6 +126,8 @@ size_t sl_reg_subject_versions(struct sl_registry *r, const char *subject, bool 
 			       struct sl_reg_version ***out);
 bool sl_reg_id_in_use(struct sl_registry *r, int id, bool with_deleted);
 const char *sl_reg_kv_get(const struct sl_reg_kv *arr, size_t n, const char *subject);
+/* The keys a subject's settings are looked up under, most specific first (see registry.c). */
+size_t sl_reg_scope(const char *subject, const char *keys[3], char *ctx, size_t ctxlen);
 const char *sl_reg_level(struct sl_registry *r, const char *subject);
 const char *sl_reg_mode(struct sl_registry *r, const char *subject);
 bool sl_reg_valid_level(const char *s);
@@ -142,6 +144,16 @@ void sl_reg_parsed_free(struct sl_reg_parsed *p);
 /* Checks p against prev (ascending versions) under level; 0 compatible, 1 not (msgs filled), <0 error. */
 int sl_reg_check(struct sl_registry *r, const char *level, const struct sl_reg_parsed *p,
 		 struct sl_reg_version **prev, size_t nprev, struct sl_buf *msgs, struct sl_err *err);
+/* Keeps of v (ascending) only the versions whose metadata property named by the compatibilityGroup in force for
+ * subject equals md's (absent on both sides counts as equal: Confluent's rule); all of them when no group is set.
+ * Returns the count kept. */
+size_t sl_reg_group_filter(struct sl_registry *r, const char *subject, const char *md, struct sl_reg_version **v,
+			   size_t n);
+/* The contract a registration of version under subject gets (config default, the request's or prev's, config
+ * override); malloc'd canonical JSON or NULL each. */
+void sl_reg_merge_contract(struct sl_registry *r, const char *subject, const struct sl_rj *metadata,
+			   const struct sl_rj *ruleset, const struct sl_reg_schema *prev, int version, bool asked_version,
+			   char **md_out, char **rs_out);
 /* Registers under the registry's lock. Returns the HTTP status (200 ok); on error sets *code and msg. */
 int sl_reg_register(struct sl_registry *r, const char *subject, const char *type, const char *text, size_t len,
 		    const struct sl_rj *refs, const struct sl_rj *metadata, const struct sl_rj *ruleset, int want_id,

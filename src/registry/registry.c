@@ -120,19 +120,57 @@ const char *sl_reg_kv_get(const struct sl_reg_kv *arr, size_t n, const char *sub
 	return NULL;
 }
 
+/* Where a subject's settings come from, most specific first, as Confluent's lookup cache falls back: the subject's
+ * own; then its context's (":.ctx:") for a named context, else the top-level (NULL) one for the default context;
+ * then the ":.__GLOBAL:" context's. A subject in a named context does not fall back to the top-level setting (Confluent
+ * does not either). ctx holds the context key. Returns the number of keys; keys[i] may be NULL (top level). */
+size_t sl_reg_scope(const char *subject, const char *keys[3], char *ctx, size_t ctxlen)
+{
+	static const char global_ctx[] = ":.__GLOBAL:";
+	const char *end;
+	size_t n = 0;
+	if (subject && !strncmp(subject, ":.:", 3) && !subject[3])
+		subject = NULL; /* ":.:" names the default context: the top level */
+	if (!subject) {
+		keys[n++] = NULL;
+		keys[n++] = global_ctx;
+		return n;
+	}
+	keys[n++] = subject;
+	if (!strncmp(subject, ":.", 2) && (end = strchr(subject + 2, ':')) && end > subject + 2 &&
+	    (size_t)(end - subject) + 1 < ctxlen) {
+		size_t cl = (size_t)(end - subject) + 1;
+		memcpy(ctx, subject, cl);
+		ctx[cl] = 0;
+		if (strcmp(ctx, subject) && strcmp(ctx, global_ctx))
+			keys[n++] = ctx;
+	} else
+		keys[n++] = NULL;
+	if (strcmp(subject, global_ctx))
+		keys[n++] = global_ctx;
+	return n;
+}
+
+static const char *scoped(const struct sl_reg_kv *arr, size_t narr, const char *subject)
+{
+	const char *keys[3], *v;
+	char ctx[256];
+	size_t n = sl_reg_scope(subject, keys, ctx, sizeof ctx);
+	for (size_t i = 0; i < n; i++)
+		if ((v = sl_reg_kv_get(arr, narr, keys[i])))
+			return v;
+	return NULL;
+}
+
 const char *sl_reg_level(struct sl_registry *r, const char *subject)
 {
-	const char *v = subject ? sl_reg_kv_get(r->compat, r->ncompat, subject) : NULL;
-	if (!v)
-		v = sl_reg_kv_get(r->compat, r->ncompat, NULL);
+	const char *v = scoped(r->compat, r->ncompat, subject);
 	return v ? v : "BACKWARD";
 }
 
 const char *sl_reg_mode(struct sl_registry *r, const char *subject)
 {
-	const char *v = subject ? sl_reg_kv_get(r->mode, r->nmode, subject) : NULL;
-	if (!v)
-		v = sl_reg_kv_get(r->mode, r->nmode, NULL);
+	const char *v = scoped(r->mode, r->nmode, subject);
 	return v ? v : "READWRITE";
 }
 
@@ -256,9 +294,12 @@ static char *contract_keys(const struct sl_rj *v)
 const struct sl_rj *sl_reg_config_key(struct sl_registry *r, const char *subject, const char *key, struct sl_rj **hold)
 {
 	struct sl_err err;
+	const char *keys[3];
+	char ctx[256];
+	size_t n = sl_reg_scope(subject, keys, ctx, sizeof ctx);
 	*hold = NULL;
-	for (int pass = subject ? 0 : 1; pass < 2; pass++) {
-		const char *x = sl_reg_kv_get(r->cfgx, r->ncfgx, pass ? NULL : subject);
+	for (size_t pass = 0; pass < n; pass++) {
+		const char *x = sl_reg_kv_get(r->cfgx, r->ncfgx, keys[pass]);
 		const struct sl_rj *m;
 		if (!x || sl_jtree_parse(x, strlen(x), hold, &err))
 			continue;
@@ -746,12 +787,51 @@ int sl_reg_check(struct sl_registry *r, const char *level, const struct sl_reg_p
 	return bad;
 }
 
+/* The value of metadata property `group` in md (a metadata JSON text, may be NULL), malloc'd, or NULL when absent. */
+static char *group_value(const char *group, const char *md)
+{
+	struct sl_rj *j = NULL;
+	struct sl_err err;
+	const struct sl_rj *p, *v;
+	char *out = NULL;
+	if (!md || sl_jtree_parse(md, strlen(md), &j, &err))
+		return NULL;
+	if ((p = sl_jtree_get(j, "properties")) && p->t == SL_RJ_OBJ && (v = sl_jtree_get(p, group)) &&
+	    v->t == SL_RJ_STR)
+		out = strdup(v->s);
+	sl_jtree_free(j);
+	return out;
+}
+
+size_t sl_reg_group_filter(struct sl_registry *r, const char *subject, const char *md, struct sl_reg_version **v,
+			   size_t n)
+{
+	struct sl_rj *hold;
+	const struct sl_rj *g = sl_reg_config_key(r, subject, "compatibilityGroup", &hold);
+	size_t k = 0;
+	if (!g || g->t != SL_RJ_STR) {
+		sl_jtree_free(hold);
+		return n;
+	}
+	char *want = group_value(g->s, md);
+	for (size_t i = 0; i < n; i++) {
+		struct sl_reg_schema *s = sl_reg_schema_by_id(r, v[i]->id);
+		char *have = s ? group_value(g->s, s->metadata) : NULL;
+		if (s && streq_null(want, have))
+			v[k++] = v[i];
+		free(have);
+	}
+	free(want);
+	sl_jtree_free(hold);
+	return k;
+}
+
 /* ---- registration ---- */
 
 /* The schema's contract as Confluent sets it at registration: config default, then the request's own (else the
  * previous live version's), then config override; confluent:version tracks the version when one was asked for or is
  * already there. */
-static void merge_contract(struct sl_registry *r, const char *subject, const struct sl_rj *metadata,
+void sl_reg_merge_contract(struct sl_registry *r, const char *subject, const struct sl_rj *metadata,
 			   const struct sl_rj *ruleset, const struct sl_reg_schema *prev, int version, bool asked_version,
 			   char **md_out, char **rs_out)
 {
@@ -835,7 +915,7 @@ int sl_reg_register(struct sl_registry *r, const char *subject, const char *type
 		if (s && !vs[i]->deleted && (metadata || ruleset)) {
 			free(cmd);
 			free(crs);
-			merge_contract(r, subject, metadata, ruleset, prev, vs[i]->version, want_version > 0, &cmd, &crs);
+			sl_reg_merge_contract(r, subject, metadata, ruleset, prev, vs[i]->version, want_version > 0, &cmd, &crs);
 			same_contract = streq_null(s->metadata, cmd) && streq_null(s->ruleset, crs);
 		}
 		if (s && !vs[i]->deleted && !strcmp(s->type, p->type) && !strcmp(s->text, p->canon) &&
@@ -852,10 +932,14 @@ int sl_reg_register(struct sl_registry *r, const char *subject, const char *type
 			version = vs[i]->version;
 	free(vs);
 	vs = NULL;
+	version = want_version > 0 ? want_version : version + 1;
+	/* merged before the check: the compatibility group is read off the new schema's contract as registered */
+	sl_reg_merge_contract(r, subject, metadata, ruleset, prev, version, want_version > 0, &md, &rs);
 	if (strcmp(mode, "IMPORT")) {
 		struct sl_buf msgs;
 		sl_buf_init(&msgs);
 		nv = sl_reg_subject_versions(r, subject, false, &vs);
+		nv = sl_reg_group_filter(r, subject, md, vs, nv);
 		rc = sl_reg_check(r, sl_reg_level(r, subject), p, vs, nv, &msgs, &err);
 		if (rc < 0) {
 			*code = 50001;
@@ -876,8 +960,6 @@ int sl_reg_register(struct sl_registry *r, const char *subject, const char *type
 		if (status != 200)
 			goto done;
 	}
-	version = want_version > 0 ? want_version : version + 1;
-	merge_contract(r, subject, metadata, ruleset, prev, version, want_version > 0, &md, &rs);
 	/* One id per distinct schema (text, references and contract) across subjects. */
 	for (size_t i = 0; i < r->nschemas && id < 0; i++) {
 		struct sl_reg_schema *s = &r->schemas[i];

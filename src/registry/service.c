@@ -955,6 +955,20 @@ check:
 		goto out;
 	}
 	const char *level = sl_reg_level(q->r, subject);
+	{
+		/* compatibilityGroup: only versions in the new schema's group (its contract merged as registration
+		 * would merge it) are compared */
+		char *md = NULL, *rs = NULL;
+		struct sl_reg_schema *prev = n ? sl_reg_schema_by_id(q->r, vs[n - 1]->id) : NULL;
+		sl_reg_merge_contract(q->r, subject, sl_jtree_get(j, "metadata"), sl_jtree_get(j, "ruleSet"), prev,
+				      0, false, &md, &rs);
+		if (one && !sl_reg_group_filter(q->r, subject, md, &one, 1))
+			one = NULL, n = 0;
+		else if (!one)
+			n = sl_reg_group_filter(q->r, subject, md, vs, n);
+		free(md);
+		free(rs);
+	}
 	if (one) {
 		/* Against one chosen version, the level's direction applies without its transitivity. */
 		char lv[32];
@@ -1036,6 +1050,18 @@ static char *merged_extras(const char *stored, const struct sl_rj *req)
 	return out;
 }
 
+/* The contract keys of the first config in subject's scope (sl_reg_scope) that has any. */
+static const char *scoped_extras(struct sl_registry *r, const char *subject)
+{
+	const char *keys[3], *v;
+	char ctx[256];
+	size_t n = sl_reg_scope(subject, keys, ctx, sizeof ctx);
+	for (size_t i = 1; i < n; i++)
+		if ((v = sl_reg_kv_get(r->cfgx, r->ncfgx, keys[i])))
+			return v;
+	return NULL;
+}
+
 static void config(struct req *q, const char *subject)
 {
 	struct sl_registry *r = q->r;
@@ -1049,9 +1075,9 @@ static void config(struct req *q, const char *subject)
 		}
 		ok(q);
 		sl_buf_puts(q->out, "{\"compatibilityLevel\":");
-		json_str(q->out, cur ? cur : sl_reg_level(r, NULL));
-		put_extras(q->out, subject && !curx && qbool(q, "defaultToGlobal") ? sl_reg_kv_get(r->cfgx, r->ncfgx, NULL)
-										    : curx);
+		/* defaultToGlobal: the setting in force, through the subject's context (sl_reg_scope) */
+		json_str(q->out, cur ? cur : sl_reg_level(r, subject));
+		put_extras(q->out, subject && !curx && qbool(q, "defaultToGlobal") ? scoped_extras(r, subject) : curx);
 		sl_buf_putc(q->out, '}');
 	} else if (!strcmp(q->method, "PUT")) {
 		struct sl_rj *j;
@@ -1189,7 +1215,7 @@ static void mode(struct req *q, const char *subject)
 		}
 		ok(q);
 		sl_buf_puts(q->out, "{\"mode\":");
-		json_str(q->out, cur ? cur : sl_reg_mode(r, NULL));
+		json_str(q->out, cur ? cur : sl_reg_mode(r, subject));
 		sl_buf_putc(q->out, '}');
 	} else if (!strcmp(q->method, "PUT")) {
 		struct sl_rj *j;
@@ -1460,7 +1486,7 @@ static void route(struct req *q)
 	}
 	if (is(q, 0, "config") && n <= 2 && (n == 1 || *s[1])) {
 		if ((n == 1 || subject_ok(q, 1)) && allow(q, "GET|PUT|DELETE"))
-			config(q, n == 2 ? s[1] : NULL);
+			config(q, n == 2 && strcmp(s[1], ":.:") ? s[1] : NULL); /* ":.:" = top level */
 		return;
 	}
 	if (is(q, 0, "v1") && is(q, 1, "metadata") && n == 3 && (is(q, 2, "id") || is(q, 2, "version"))) {
@@ -1486,7 +1512,7 @@ static void route(struct req *q)
 	}
 	if (is(q, 0, "mode") && n <= 2 && (n == 1 || *s[1])) {
 		if ((n == 1 || subject_ok(q, 1)) && allow(q, "GET|PUT|DELETE"))
-			mode(q, n == 2 ? s[1] : NULL);
+			mode(q, n == 2 && strcmp(s[1], ":.:") ? s[1] : NULL); /* ":.:" = top level */
 		return;
 	}
 	http_err(q, 404);
