@@ -32,12 +32,50 @@ static bool streq_null(const char *a, const char *b)
 
 /* ---- state ---- */
 
-struct sl_reg_schema *sl_reg_schema_by_id(struct sl_registry *r, int id)
+/* Contexts have their own id spaces, as in Confluent: a schema belongs to the context of the subject whose record
+ * brought it (":.ctx:subject" -> ".ctx"; an unqualified subject, or ":.:subject", -> the default "."), and ids are
+ * counted, matched and looked up within one context. The `_schemas` records name the qualified subject, so the fold
+ * (and so a restart, a follower, or a store written before contexts had their own ids) rebuilds the same ids. */
+const char *sl_reg_ctx_name(const char *where, size_t *len)
+{
+	const char *end;
+	if (where && where[0] == ':' && where[1] == '.' && (end = strchr(where + 1, ':'))) {
+		*len = (size_t)(end - where) - 1;
+		return where + 1;
+	}
+	*len = 1;
+	return ".";
+}
+
+static bool in_ctx(const char *ctx, const char *where)
+{
+	size_t len;
+	const char *c = sl_reg_ctx_name(where, &len);
+	return strlen(ctx) == len && !memcmp(ctx, c, len);
+}
+
+bool sl_reg_same_ctx(const char *a, const char *b)
+{
+	size_t la, lb;
+	const char *ca = sl_reg_ctx_name(a, &la), *cb = sl_reg_ctx_name(b, &lb);
+	return la == lb && !memcmp(ca, cb, la);
+}
+
+struct sl_reg_schema *sl_reg_schema_by_id(struct sl_registry *r, const char *where, int id)
 {
 	for (size_t i = 0; i < r->nschemas; i++)
-		if (r->schemas[i].id == id)
+		if (r->schemas[i].id == id && in_ctx(r->schemas[i].ctx, where))
 			return &r->schemas[i];
 	return NULL;
+}
+
+int sl_reg_max_id(struct sl_registry *r, const char *where)
+{
+	int m = 0;
+	for (size_t i = 0; i < r->nschemas; i++)
+		if (r->schemas[i].id > m && in_ctx(r->schemas[i].ctx, where))
+			m = r->schemas[i].id;
+	return m;
 }
 
 struct sl_reg_version *sl_reg_find_version(struct sl_registry *r, const char *subject, int version)
@@ -74,11 +112,20 @@ size_t sl_reg_subject_versions(struct sl_registry *r, const char *subject, bool 
 	return n;
 }
 
-/* Whether any live (or any, with_deleted) version uses id. */
-bool sl_reg_id_in_use(struct sl_registry *r, int id, bool with_deleted)
+/* Whether any live (or any, with_deleted) version of where's context uses id. */
+bool sl_reg_id_in_use(struct sl_registry *r, const char *where, int id, bool with_deleted)
 {
 	for (size_t i = 0; i < r->nvers; i++)
-		if (r->vers[i].id == id && (with_deleted || !r->vers[i].deleted))
+		if (r->vers[i].id == id && (with_deleted || !r->vers[i].deleted) &&
+		    sl_reg_same_ctx(r->vers[i].subject, where))
+			return true;
+	return false;
+}
+
+bool sl_reg_schema_in_use(struct sl_registry *r, const struct sl_reg_schema *s, bool with_deleted)
+{
+	for (size_t i = 0; i < r->nvers; i++)
+		if (r->vers[i].id == s->id && (with_deleted || !r->vers[i].deleted) && in_ctx(s->ctx, r->vers[i].subject))
 			return true;
 	return false;
 }
@@ -174,13 +221,15 @@ const char *sl_reg_mode(struct sl_registry *r, const char *subject)
 	return v ? v : "READWRITE";
 }
 
-static void put_schema(struct sl_registry *r, int id, const char *type, const char *text, const char *refs,
+static void put_schema(struct sl_registry *r, const char *subject, int id, const char *type, const char *text, const char *refs,
 		       const char *metadata, const char *ruleset)
 {
-	struct sl_reg_schema *s = sl_reg_schema_by_id(r, id);
+	struct sl_reg_schema *s = sl_reg_schema_by_id(r, subject, id);
+	size_t cl;
+	const char *cn = sl_reg_ctx_name(subject, &cl);
 	if (s) {
 		/* An id whose every version was permanently deleted is free again (Confluent's IMPORT reuses it). */
-		if (sl_reg_id_in_use(r, id, true) || (!strcmp(s->type, type) && !strcmp(s->text, text) &&
+		if (sl_reg_id_in_use(r, subject, id, true) || (!strcmp(s->type, type) && !strcmp(s->text, text) &&
 						     streq_null(s->refs, refs) && streq_null(s->metadata, metadata) &&
 						     streq_null(s->ruleset, ruleset)))
 			return;
@@ -214,15 +263,16 @@ static void put_schema(struct sl_registry *r, int id, const char *type, const ch
 		r->schemas = a;
 		r->capschemas = nc;
 	}
-	s = &r->schemas[r->nschemas++];
+	s = &r->schemas[r->nschemas];
+	if (!(s->ctx = strndup(cn, cl)))
+		return;
+	r->nschemas++;
 	s->id = id;
 	s->type = xstrdup(type);
 	s->text = xstrdup(text);
 	s->refs = xstrdup(refs);
 	s->metadata = xstrdup(metadata);
 	s->ruleset = xstrdup(ruleset);
-	if (id > r->max_id)
-		r->max_id = id;
 }
 
 static void put_version(struct sl_registry *r, const char *subject, int version, int id, bool deleted)
@@ -345,7 +395,7 @@ void sl_reg_apply(struct sl_registry *r, const char *key, size_t keylen, const c
 			sl_buf_free(&b);
 		}
 		char *md = render_obj(sl_jtree_get(v, "metadata")), *rs = render_obj(sl_jtree_get(v, "ruleSet"));
-		put_schema(r, sid, type ? type : "AVRO", text, refstr, md, rs);
+		put_schema(r, subject, sid, type ? type : "AVRO", text, refstr, md, rs);
 		free(md);
 		free(rs);
 		free(refstr);
@@ -378,7 +428,7 @@ out:
 int sl_reg_write_schema(struct sl_registry *r, const char *subject, int version, int id, bool deleted,
 			struct sl_err *err)
 {
-	struct sl_reg_schema *s = sl_reg_schema_by_id(r, id);
+	struct sl_reg_schema *s = sl_reg_schema_by_id(r, subject, id);
 	struct sl_buf k, v;
 	int rc;
 	sl_buf_init(&k);
@@ -531,7 +581,7 @@ static int ref_target(struct sl_registry *r, const struct sl_rj *ref, size_t i, 
 		if (live_only && v && v->deleted)
 			v = NULL;
 	}
-	if (!v || !(*sout = sl_reg_schema_by_id(r, v->id)))
+	if (!v || !(*sout = sl_reg_schema_by_id(r, v->subject, v->id)))
 		return sl_err_set(err, SL_EINVAL, "%sreference '%s': subject '%s' version %s not found",
 				  live_only ? "Invalid schema: " : "", *name, *subject, ver->s);
 	*vout = v;
@@ -761,7 +811,7 @@ int sl_reg_check(struct sl_registry *r, const char *level, const struct sl_reg_p
 		return 0;
 	/* Newest first, as Confluent reports. */
 	for (size_t i = nprev; i-- > 0;) {
-		struct sl_reg_schema *s = sl_reg_schema_by_id(r, prev[i]->id);
+		struct sl_reg_schema *s = sl_reg_schema_by_id(r, prev[i]->subject, prev[i]->id);
 		struct sl_reg_parsed *old;
 		int rc;
 		if (!s)
@@ -815,7 +865,7 @@ size_t sl_reg_group_filter(struct sl_registry *r, const char *subject, const cha
 	}
 	char *want = group_value(g->s, md);
 	for (size_t i = 0; i < n; i++) {
-		struct sl_reg_schema *s = sl_reg_schema_by_id(r, v[i]->id);
+		struct sl_reg_schema *s = sl_reg_schema_by_id(r, v[i]->subject, v[i]->id);
 		char *have = s ? group_value(g->s, s->metadata) : NULL;
 		if (s && streq_null(want, have))
 			v[k++] = v[i];
@@ -906,11 +956,11 @@ int sl_reg_register(struct sl_registry *r, const char *subject, const char *type
 	nall = sl_reg_subject_versions(r, subject, true, &vs);
 	for (size_t i = nall; i-- > 0;)
 		if (!vs[i]->deleted) {
-			prev = sl_reg_schema_by_id(r, vs[i]->id);
+			prev = sl_reg_schema_by_id(r, vs[i]->subject, vs[i]->id);
 			break;
 		}
 	for (size_t i = nall; i-- > 0;) {
-		struct sl_reg_schema *s = sl_reg_schema_by_id(r, vs[i]->id);
+		struct sl_reg_schema *s = sl_reg_schema_by_id(r, vs[i]->subject, vs[i]->id);
 		bool same_contract = true;
 		if (s && !vs[i]->deleted && (metadata || ruleset)) {
 			free(cmd);
@@ -960,16 +1010,16 @@ int sl_reg_register(struct sl_registry *r, const char *subject, const char *type
 		if (status != 200)
 			goto done;
 	}
-	/* One id per distinct schema (text, references and contract) across subjects. */
+	/* One id per distinct schema (text, references and contract) across the subjects of one context. */
 	for (size_t i = 0; i < r->nschemas && id < 0; i++) {
 		struct sl_reg_schema *s = &r->schemas[i];
-		if (!strcmp(s->type, p->type) && !strcmp(s->text, p->canon) && streq_null(s->refs, p->refs) &&
+		if (in_ctx(s->ctx, subject) && !strcmp(s->type, p->type) && !strcmp(s->text, p->canon) && streq_null(s->refs, p->refs) &&
 		    streq_null(s->metadata, md) && streq_null(s->ruleset, rs))
 			id = s->id;
 	}
 	if (want_id > 0) {
-		struct sl_reg_schema *s = sl_reg_schema_by_id(r, want_id);
-		if (s && sl_reg_id_in_use(r, want_id, true) &&
+		struct sl_reg_schema *s = sl_reg_schema_by_id(r, subject, want_id);
+		if (s && sl_reg_id_in_use(r, subject, want_id, true) &&
 		    (strcmp(s->text, p->canon) || strcmp(s->type, p->type) || !streq_null(s->refs, p->refs) ||
 		     !streq_null(s->metadata, md) || !streq_null(s->ruleset, rs))) {
 			*code = 42205;
@@ -980,8 +1030,8 @@ int sl_reg_register(struct sl_registry *r, const char *subject, const char *type
 		id = want_id;
 	}
 	if (id < 0)
-		id = r->max_id + 1;
-	put_schema(r, id, p->type, p->canon, p->refs, md, rs);
+		id = sl_reg_max_id(r, subject) + 1;
+	put_schema(r, subject, id, p->type, p->canon, p->refs, md, rs);
 	if ((rc = sl_reg_write_schema(r, subject, version, id, false, &err))) {
 		*code = 50001;
 		sl_buf_printf(msg, "Error while registering in the store: %s", err.msg);
@@ -1091,6 +1141,7 @@ void sl_registry_close(struct sl_registry *r)
 	if (r->store)
 		r->store->close(r->store);
 	for (size_t i = 0; i < r->nschemas; i++) {
+		free(r->schemas[i].ctx);
 		free(r->schemas[i].type);
 		free(r->schemas[i].text);
 		free(r->schemas[i].refs);
@@ -1194,8 +1245,9 @@ int sl_registry_schema_by_id(struct sl_registry *r, int id, char **schema, char 
 	pthread_mutex_lock(&r->mu);
 	if (r->store->sync)
 		r->store->sync(r->store, r, err);
-	s = sl_reg_schema_by_id(r, id);
-	if (!s || !sl_reg_id_in_use(r, id, true))
+	/* the wire format's ids are the default context's (a pipeline's subjects are unqualified) */
+	s = sl_reg_schema_by_id(r, NULL, id);
+	if (!s || !sl_reg_id_in_use(r, NULL, id, true))
 		rc = sl_err_set(err, SL_ENOTFOUND, "schema id %d is not in the registry", id);
 	else {
 		*schema = strdup(s->text);

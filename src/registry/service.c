@@ -374,30 +374,61 @@ static size_t sorted_versions(struct sl_registry *r, bool deleted, const char *p
 	return n;
 }
 
+/* The version an id lookup answers through, as Confluent's getSchemaKeyUsingContexts: the id is looked up in the
+ * context ?subject= names (none: the default context). A context alone (":.ctx:") or no subject takes any version of
+ * the id in it; a subject of a named context must hold the id itself; an unqualified subject that does not is tried
+ * in every context (":.ctx:subject"), then any version of the id in the default context answers. Soft-deleted
+ * versions count (the id is still served). NULL when none. */
+static struct sl_reg_version *version_for_id(struct sl_registry *r, int id, const char *subject)
+{
+	size_t cl;
+	const char *cn = sl_reg_ctx_name(subject, &cl), *bare = subject;
+	bool named = subject && !(cl == 1 && *cn == '.');
+	struct sl_reg_version *any = NULL;
+	if (subject && subject[0] == ':' && subject[1] == '.')
+		bare = cn + cl + 1; /* the subject after its context */
+	if (subject && !strncmp(subject, ":.:", 3))
+		subject = bare; /* the default context named: the stored subjects are unqualified */
+	for (size_t i = 0; i < r->nvers; i++) {
+		struct sl_reg_version *v = &r->vers[i];
+		if (v->id != id || !sl_reg_same_ctx(v->subject, subject))
+			continue;
+		if (!bare || !*bare || !strcmp(v->subject, subject))
+			return v;
+		if (!any)
+			any = v;
+	}
+	if (named)
+		return NULL;
+	for (size_t i = 0; i < r->nvers; i++) {
+		struct sl_reg_version *v = &r->vers[i];
+		size_t vl;
+		const char *vc = sl_reg_ctx_name(v->subject, &vl);
+		if (v->id == id && v->subject[0] == ':' && !strcmp(vc + vl + 1, bare))
+			return v;
+	}
+	return any;
+}
+
 static void get_schema_by_id(struct req *q, const char *idstr, const char *what)
 {
 	struct sl_registry *r = q->r;
 	long long id;
 	struct sl_reg_schema *s;
+	struct sl_reg_version *at;
 	const char *subject = qget(q, "subject");
 	bool deleted = qbool(q, "deleted");
 	if (!parse_int(idstr, INT_MIN, INT_MAX, &id)) {
 		http_err(q, 404);
 		return;
 	}
-	s = sl_reg_schema_by_id(r, (int)id);
-	if (!s || !sl_reg_id_in_use(r, (int)id, true)) {
+	if (subject && !*subject)
+		subject = NULL;
+	at = version_for_id(r, (int)id, subject);
+	s = at ? sl_reg_schema_by_id(r, at->subject, (int)id) : NULL;
+	if (!s) {
 		reply_err(q, 404, 40403, "Schema %lld not found", id);
 		return;
-	}
-	if (subject && *subject && !what) {
-		bool found = false;
-		for (size_t i = 0; i < r->nvers && !found; i++)
-			found = r->vers[i].id == (int)id && !strcmp(r->vers[i].subject, subject);
-		if (!found) {
-			reply_err(q, 404, 40403, "Schema %lld not found", id);
-			return;
-		}
 	}
 	ok(q);
 	if (!what) {
@@ -415,7 +446,7 @@ static void get_schema_by_id(struct req *q, const char *idstr, const char *what)
 		if (s->ruleset)
 			sl_buf_printf(q->out, ",\"ruleSet\":%s", s->ruleset);
 		if (qbool(q, "fetchMaxId"))
-			sl_buf_printf(q->out, ",\"maxId\":%d", r->max_id);
+			sl_buf_printf(q->out, ",\"maxId\":%d", sl_reg_max_id(r, at->subject));
 		sl_buf_putc(q->out, '}');
 	} else if (!strcmp(what, "schema")) {
 		sl_buf_puts(q->out, s->text);
@@ -427,7 +458,8 @@ static void get_schema_by_id(struct req *q, const char *idstr, const char *what)
 		struct page pg = paging(q);
 		sl_buf_putc(q->out, '[');
 		for (size_t i = 0; i < n; i++) {
-			if (v[i]->id != (int)id || (subject && *subject && strcmp(v[i]->subject, subject)))
+			/* the subject-versions of the id in the context the lookup found it in */
+			if (v[i]->id != (int)id || !sl_reg_same_ctx(v[i]->subject, at->subject))
 				continue;
 			if (subjects && last && !strcmp(v[i]->subject, last))
 				continue;
@@ -466,7 +498,7 @@ static void get_schemas(struct req *q)
 	ok(q);
 	sl_buf_putc(q->out, '[');
 	for (size_t i = 0; i < n; i++) {
-		struct sl_reg_schema *s = sl_reg_schema_by_id(q->r, v[i]->id);
+		struct sl_reg_schema *s = sl_reg_schema_by_id(q->r, v[i]->subject, v[i]->id);
 		if (latest && i + 1 < n && !strcmp(v[i + 1]->subject, v[i]->subject))
 			continue;
 		if (!s || (long long)seen++ < offset)
@@ -567,7 +599,7 @@ static void get_version(struct req *q, const char *subject, const char *vstr, co
 	}
 	if (!(v = resolve(q, subject, version, qbool(q, "deleted"))))
 		return;
-	s = sl_reg_schema_by_id(q->r, v->id);
+	s = sl_reg_schema_by_id(q->r, v->subject, v->id);
 	if (!s) {
 		reply_err(q, 404, 40403, "Schema %d not found", v->id);
 		return;
@@ -592,7 +624,7 @@ static void get_version(struct req *q, const char *subject, const char *vstr, co
 			struct sl_rj *refs;
 			struct sl_err err;
 			bool hit = false;
-			if (!o->refs || !sl_reg_id_in_use(q->r, o->id, false) || sl_jtree_parse(o->refs, strlen(o->refs), &refs, &err))
+			if (!o->refs || !sl_reg_schema_in_use(q->r, o, false) || sl_jtree_parse(o->refs, strlen(o->refs), &refs, &err))
 				continue;
 			for (size_t j = 0; j < refs->n && !hit; j++) {
 				const char *rs = sl_jtree_getstr(refs->v[j], "subject");
@@ -631,7 +663,7 @@ static bool referenced(struct sl_registry *r, const char *subject, int version)
 		struct sl_rj *refs;
 		struct sl_err err;
 		bool hit = false;
-		if (!o->refs || !sl_reg_id_in_use(r, o->id, false) || sl_jtree_parse(o->refs, strlen(o->refs), &refs, &err))
+		if (!o->refs || !sl_reg_schema_in_use(r, o, false) || sl_jtree_parse(o->refs, strlen(o->refs), &refs, &err))
 			continue;
 		for (size_t j = 0; j < refs->n && !hit; j++) {
 			const char *rs = sl_jtree_getstr(refs->v[j], "subject");
@@ -838,7 +870,7 @@ static void register_schema(struct req *q, const char *subject)
 	else {
 		/* Confluent's RegisterSchemaResponse as newer servers fill it: the id first (all older clients read), then
 		 * the version, type, references, contract and canonical text of what was registered */
-		const struct sl_reg_schema *rs = sl_reg_schema_by_id(q->r, id);
+		const struct sl_reg_schema *rs = sl_reg_schema_by_id(q->r, subject, id);
 		ok(q);
 		sl_buf_printf(q->out, "{\"id\":%d", id);
 		if (rs) {
@@ -895,7 +927,7 @@ static void lookup_schema(struct req *q, const char *subject)
 	}
 	reply_err(q, 404, 40403, "Schema not found");
 	for (size_t i = n; i-- > 0;) {
-		struct sl_reg_schema *s = sl_reg_schema_by_id(q->r, vs[i]->id);
+		struct sl_reg_schema *s = sl_reg_schema_by_id(q->r, vs[i]->subject, vs[i]->id);
 		if (s && !strcmp(s->type, p->type) && !strcmp(s->text, p->canon) &&
 		    ((!s->refs && !p->refs) || (s->refs && p->refs && !strcmp(s->refs, p->refs)))) {
 			sl_buf_reset(q->out);
@@ -959,7 +991,7 @@ check:
 		/* compatibilityGroup: only versions in the new schema's group (its contract merged as registration
 		 * would merge it) are compared */
 		char *md = NULL, *rs = NULL;
-		struct sl_reg_schema *prev = n ? sl_reg_schema_by_id(q->r, vs[n - 1]->id) : NULL;
+		struct sl_reg_schema *prev = n ? sl_reg_schema_by_id(q->r, vs[n - 1]->subject, vs[n - 1]->id) : NULL;
 		sl_reg_merge_contract(q->r, subject, sl_jtree_get(j, "metadata"), sl_jtree_get(j, "ruleSet"), prev,
 				      0, false, &md, &rs);
 		if (one && !sl_reg_group_filter(q->r, subject, md, &one, 1))

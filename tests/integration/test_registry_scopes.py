@@ -12,7 +12,7 @@ from confluent_kafka.schema_registry import Metadata, MetadataProperties, Schema
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 import pytest
 
-from test_registry_api import raw, rec, registry  # noqa: F401  (the module's registry fixture)
+from test_registry_api import Registry, raw, rec, registry  # noqa: F401  (the module's registry fixture)
 
 
 def ctx():
@@ -181,3 +181,110 @@ def test_compatibility_group_from_a_context_config_with_confluents_client(regist
                                          metadata=Metadata(None, MetadataProperties({"major": "1"}), None)))
     assert e.value.http_status_code == 409
     assert json.loads(get(registry, f"/subjects/{s}/versions").text) == [1, 2]
+
+
+# ---- contexts have their own id spaces ----
+
+@pytest.fixture
+def fresh(tmp_path):
+    """A registry of its own (ids counted from 1 in every context), on a data directory a test may restart it on."""
+    r = Registry(str(tmp_path))
+    r.start()
+    yield r
+    r.stop()
+
+
+def sid(r):
+    assert r.status_code == 200, r.text
+    return r.json()["id"]
+
+
+X = rec({"name": "x", "type": "string"}, name="X")
+Y = rec({"name": "y", "type": "string"}, name="Y")
+Z = rec({"name": "z", "type": "string"}, name="Z")
+
+
+def schema_of(r):
+    assert r.status_code == 200, r.text
+    return json.loads(r.json()["schema"])["name"]
+
+
+def test_each_context_counts_its_own_ids(fresh):
+    assert sid(register(fresh, "d1", X)) == 1
+    assert sid(register(fresh, "d2", Y)) == 2
+    # a new context starts at 1: the same number as the default context's X, another schema
+    assert sid(register(fresh, ":.c:t", Y)) == 1
+    assert sid(register(fresh, ":.c:u", Z)) == 2
+    # X again, in the context: a new id of the context, not the default context's 1
+    assert sid(register(fresh, ":.c:v", X)) == 3
+    # the same schema twice in one context keeps one id
+    assert sid(register(fresh, ":.c:w", Z)) == 2
+    assert sid(register(fresh, ":.other:t", Z)) == 1
+    # the default context goes on from its own highest id
+    assert sid(register(fresh, "d3", Z)) == 3
+
+
+def lookups(fresh):
+    # by id alone: the default context
+    assert schema_of(get(fresh, "/schemas/ids/1")) == "X"
+    # a context alone, or a subject of it
+    assert schema_of(get(fresh, "/schemas/ids/1?subject=:.c:")) == "Y"
+    assert schema_of(get(fresh, "/schemas/ids/1?subject=:.c:t")) == "Y"
+    assert schema_of(get(fresh, "/schemas/ids/1?subject=:.other:t")) == "Z"
+    # a subject of a named context that does not hold the id: not found
+    r = get(fresh, "/schemas/ids/1?subject=:.c:u")
+    assert r.status_code == 404 and r.json()["error_code"] == 40403
+    assert get(fresh, "/schemas/ids/9?subject=:.c:").status_code == 404
+    # an unqualified subject holding the id in the default context, then tried in each context
+    assert schema_of(get(fresh, "/schemas/ids/1?subject=d1")) == "X"
+    assert schema_of(get(fresh, "/schemas/ids/2?subject=u")) == "Z"
+    # ... and when no context has it, the default context's schema of that id
+    assert schema_of(get(fresh, "/schemas/ids/2?subject=nowhere")) == "Y"
+    # subjects and versions of an id, within the context the lookup names
+    assert get(fresh, "/schemas/ids/2/subjects").json() == ["d2"]
+    assert get(fresh, "/schemas/ids/2/subjects?subject=:.c:").json() == [":.c:u", ":.c:w"]
+    assert get(fresh, "/schemas/ids/2/versions?subject=:.c:u").json() == [
+        {"subject": ":.c:u", "version": 1}, {"subject": ":.c:w", "version": 1}]
+    assert get(fresh, "/schemas/ids/1/schema?subject=:.c:").json()["name"] == "Y"
+    # maxId is the context's
+    assert get(fresh, "/schemas/ids/1?subject=:.c:&fetchMaxId=true").json()["maxId"] == 3
+    assert get(fresh, "/schemas/ids/1?fetchMaxId=true").json()["maxId"] == 2
+    assert get(fresh, "/schemas/ids/1?subject=:.other:&fetchMaxId=true").json()["maxId"] == 1
+
+
+def test_lookups_by_id_name_the_context_and_survive_a_restart(fresh):
+    for s, t in (("d1", X), ("d2", Y), (":.c:t", Y), (":.c:u", Z), (":.c:v", X), (":.c:w", Z), (":.other:t", Z)):
+        register(fresh, s, t)
+    lookups(fresh)
+    # the store holds the qualified subjects: a restart rebuilds the same ids
+    fresh.stop()
+    fresh.start()
+    lookups(fresh)
+    assert sid(register(fresh, ":.c:n", rec({"name": "n", "type": "int"}, name="N"))) == 4
+    assert sid(register(fresh, "dn", rec({"name": "n", "type": "int"}, name="N"))) == 3
+
+
+def test_confluents_client_reads_an_id_of_a_context(fresh):
+    client = SchemaRegistryClient({"url": fresh.url})
+    assert client.register_schema("d1", Schema(X, "AVRO")) == 1
+    assert client.register_schema(":.c:t", Schema(Y, "AVRO")) == 1
+    assert json.loads(client.get_schema(1, subject_name=":.c:t").schema_str)["name"] == "Y"
+    assert json.loads(client.get_schema(1).schema_str)["name"] == "X"
+
+
+def test_import_mode_takes_ids_per_context(fresh):
+    assert sid(register(fresh, "d1", X)) == 1
+    put(fresh, "/mode/:.imp:", {"mode": "IMPORT"})
+    # id 1 of the default context is X; in .imp it is free for another schema
+    assert sid(register(fresh, ":.imp:s", Y, id=1)) == 1
+    assert sid(register(fresh, ":.imp:s2", Z, id=7)) == 7
+    # within .imp, an id in use by a different schema is refused
+    r = register(fresh, ":.imp:s3", X, id=1)
+    assert r.status_code == 422 and r.json()["error_code"] == 42205
+    assert schema_of(get(fresh, "/schemas/ids/1?subject=:.imp:")) == "Y"
+    assert schema_of(get(fresh, "/schemas/ids/1")) == "X"
+    # the default context is not in IMPORT mode
+    assert register(fresh, "d2", Y, id=5).json()["error_code"] == 42205
+    put(fresh, "/mode/:.imp:", {"mode": "READWRITE"})
+    # back to READWRITE, the context's next id follows its own highest
+    assert sid(register(fresh, ":.imp:s4", rec({"name": "q", "type": "int"}, name="Q"))) == 8
