@@ -400,6 +400,8 @@ static struct sl_reg_version *version_for_id(struct sl_registry *r, int id, cons
 	}
 	if (named)
 		return NULL;
+	if (!bare || !*bare)
+		return any;
 	for (size_t i = 0; i < r->nvers; i++) {
 		struct sl_reg_version *v = &r->vers[i];
 		size_t vl;

@@ -235,6 +235,9 @@ def lookups(fresh):
     r = get(fresh, "/schemas/ids/1?subject=:.c:u")
     assert r.status_code == 404 and r.json()["error_code"] == 40403
     assert get(fresh, "/schemas/ids/9?subject=:.c:").status_code == 404
+    # an id only a named context has is not the default context's
+    assert get(fresh, "/schemas/ids/3").status_code == 404
+    assert get(fresh, "/schemas/ids/3/subjects").status_code == 404
     # an unqualified subject holding the id in the default context, then tried in each context
     assert schema_of(get(fresh, "/schemas/ids/1?subject=d1")) == "X"
     assert schema_of(get(fresh, "/schemas/ids/2?subject=u")) == "Z"
