@@ -291,3 +291,32 @@ def test_import_mode_takes_ids_per_context(fresh):
     put(fresh, "/mode/:.imp:", {"mode": "READWRITE"})
     # back to READWRITE, the context's next id follows its own highest
     assert sid(register(fresh, ":.imp:s4", rec({"name": "q", "type": "int"}, name="Q"))) == 8
+
+
+def test_a_store_written_with_one_id_space_keeps_its_ids(tmp_path):
+    """A registry.db written before contexts had their own ids (one id space: X=1 in the default context, Y=2 in
+    .c, X=1 again under .c) is read without rewriting: every version keeps its id, now counted in its context."""
+    import sqlite3
+    db = sqlite3.connect(str(tmp_path / "registry.db"))
+    db.execute("CREATE TABLE schemas_log (key TEXT PRIMARY KEY, value TEXT NOT NULL, seq INTEGER NOT NULL)")
+    for seq, (subject, num, schema) in enumerate((("d1", 1, X), (":.c:t", 2, Y), (":.c:x", 1, X)), 1):
+        k = {"keytype": "SCHEMA", "subject": subject, "version": 1, "magic": 1}
+        v = {"subject": subject, "version": 1, "id": num, "schema": schema, "deleted": False}
+        db.execute("INSERT INTO schemas_log VALUES (?, ?, ?)", (json.dumps(k), json.dumps(v), seq))
+    db.commit()
+    db.close()
+    r = Registry(str(tmp_path))
+    r.start()
+    try:
+        assert get(r, "/subjects/d1/versions/1").json()["id"] == 1
+        assert get(r, "/subjects/:.c:t/versions/1").json()["id"] == 2
+        assert get(r, "/subjects/:.c:x/versions/1").json()["id"] == 1
+        assert schema_of(get(r, "/schemas/ids/2?subject=:.c:")) == "Y"
+        assert schema_of(get(r, "/schemas/ids/1?subject=:.c:x")) == "X"
+        # an unqualified subject still finds its schema in the context that holds it
+        assert schema_of(get(r, "/schemas/ids/2?subject=t")) == "Y"
+        # new ids follow each context's highest
+        assert sid(register(r, ":.c:n", Z)) == 3
+        assert sid(register(r, "dn", Z)) == 2
+    finally:
+        r.stop()
