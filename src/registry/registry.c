@@ -1,8 +1,8 @@
 /* The registry's state and its operations: the fold of `_schemas` records into subjects, versions, schemas by id,
  * compatibility levels and modes; schema parsing per type (validation, canonical text, references); compatibility
  * levels; registration; and the public C API. Confluent's semantics are the contract (notes/schema-registry.md):
- * one id per distinct (type, canonical text, references) across subjects, next version = highest version still
- * stored + 1, soft-deleted versions hidden but still served by id. The REST mapping is in service.c. */
+ * one id per distinct (type, canonical text, references) across the subjects of a context, next version = highest
+ * version still stored + 1, soft-deleted versions hidden but still served by id. The REST mapping is in service.c. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <limits.h>

@@ -1388,7 +1388,7 @@ static int cmp_str(const void *a, const void *b)
 
 /* GET /contexts: the default context "." and every context named by a qualified subject (":.ctx:subject"), soft-
  * deleted ones included (Confluent keeps a context once created), sorted, filtered by ?contextPrefix=, paged by
- * offset/limit. sluice keeps one id space across contexts (Confluent keeps one per context): see docs/registry.md. */
+ * offset/limit. Each context has its own ids (registry.c). */
 static void get_contexts(struct req *q)
 {
 	struct sl_registry *r = q->r;
