@@ -1275,9 +1275,18 @@ static void mode(struct req *q, const char *subject)
 		}
 		if (!strcmp(val, "IMPORT") && !qbool(q, "force")) {
 			struct sl_reg_version **vs;
-			size_t n = subject ? sl_reg_subject_versions(r, subject, true, &vs) : r->nvers;
-			if (subject)
-				free(vs);
+			size_t cl, n;
+			const char *cn = sl_reg_ctx_name(subject, &cl);
+			if (subject && subject[0] == ':' && !cn[cl + 1]) {
+				/* a context (":.ctx:"): Confluent refuses while any live subject of it exists */
+				n = 0;
+				for (size_t i = 0; i < r->nvers; i++)
+					n += !r->vers[i].deleted && sl_reg_same_ctx(r->vers[i].subject, subject);
+			} else {
+				n = subject ? sl_reg_subject_versions(r, subject, true, &vs) : r->nvers;
+				if (subject)
+					free(vs);
+			}
 			if (n) {
 				reply_err(q, 422, 42205, "Cannot import since found existing subjects");
 				return;

@@ -320,3 +320,13 @@ def test_a_store_written_with_one_id_space_keeps_its_ids(tmp_path):
         assert sid(register(r, "dn", Z)) == 2
     finally:
         r.stop()
+
+
+def test_import_mode_on_a_context_with_subjects_needs_force(fresh):
+    assert sid(register(fresh, ":.full:s", X)) == 1
+    r = raw(fresh, "PUT", "/mode/:.full:", {"mode": "IMPORT"})
+    assert r.status_code == 422 and r.json()["error_code"] == 42205
+    # another context, still empty, may be put in IMPORT mode
+    assert put(fresh, "/mode/:.empty:", {"mode": "IMPORT"})["mode"] == "IMPORT"
+    assert put(fresh, "/mode/:.full:?force=true", {"mode": "IMPORT"})["mode"] == "IMPORT"
+    assert sid(register(fresh, ":.full:t", Y, id=5)) == 5
