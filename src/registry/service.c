@@ -385,7 +385,7 @@ static struct sl_reg_version *version_for_id(struct sl_registry *r, int id, cons
 	const char *cn = sl_reg_ctx_name(subject, &cl), *bare = subject;
 	bool named = subject && !(cl == 1 && *cn == '.');
 	struct sl_reg_version *any = NULL;
-	if (subject && subject[0] == ':' && subject[1] == '.')
+	if (subject && cn == subject + 1)
 		bare = cn + cl + 1; /* the subject after its context */
 	if (subject && !strncmp(subject, ":.:", 3))
 		subject = bare; /* the default context named: the stored subjects are unqualified */
@@ -406,7 +406,7 @@ static struct sl_reg_version *version_for_id(struct sl_registry *r, int id, cons
 		struct sl_reg_version *v = &r->vers[i];
 		size_t vl;
 		const char *vc = sl_reg_ctx_name(v->subject, &vl);
-		if (v->id == id && v->subject[0] == ':' && !strcmp(vc + vl + 1, bare))
+		if (v->id == id && vc == v->subject + 1 && !strcmp(vc + vl + 1, bare))
 			return v;
 	}
 	return any;
@@ -1277,7 +1277,7 @@ static void mode(struct req *q, const char *subject)
 			struct sl_reg_version **vs;
 			size_t cl, n;
 			const char *cn = sl_reg_ctx_name(subject, &cl);
-			if (subject && subject[0] == ':' && !cn[cl + 1]) {
+			if (subject && cn == subject + 1 && !cn[cl + 1]) {
 				/* a context (":.ctx:"): Confluent refuses while any live subject of it exists */
 				n = 0;
 				for (size_t i = 0; i < r->nvers; i++)

@@ -187,6 +187,10 @@ static void test_context_ids_and_scopes(void **state)
 	expect("GET", "/schemas/ids/1?subject=:.u2:a", NULL, 200, "\"schema\":\"\\\"double\\\"\"");
 	expect("GET", "/schemas/ids/1?subject=:.u1:b", NULL, 404, "40403");
 	expect("GET", "/schemas/ids/2/subjects?subject=:.u1:", NULL, 200, "=[\":.u1:b\"]");
+	/* a context prefix without its closing ':' is an unqualified subject of the default context */
+	expect("GET", "/schemas/ids/77?subject=:.u1", NULL, 404, "40403");
+	expect("PUT", "/mode/:.u9?force=true", "{\"mode\":\"READWRITE\"}", 200, "READWRITE");
+	expect("DELETE", "/mode/:.u9", NULL, 200, "READWRITE");
 	/* the context's level reaches its subjects, not the default context's */
 	expect("PUT", "/config/:.u1:", "{\"compatibility\":\"NONE\"}", 200, "NONE");
 	expect("GET", "/config/:.u1:x?defaultToGlobal=true", NULL, 200, "\"compatibilityLevel\":\"NONE\"");
