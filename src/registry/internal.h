@@ -69,6 +69,7 @@ void sl_reg_apply(struct sl_registry *r, const char *key, size_t keylen, const c
 
 struct sl_reg_schema {
 	int id;
+	char *ctx;   /* its context's name: "." (default) or ".ctx"; ids are unique within a context */
 	char *type;  /* "AVRO", "JSON", "PROTOBUF" */
 	char *text;  /* canonical text */
 	char *refs;  /* canonical JSON array of references, or NULL */
@@ -99,7 +100,6 @@ struct sl_registry {
 	size_t ncompat, capcompat, nmode, capmode;
 	struct sl_reg_kv *cfgx; /* a CONFIG record's contract keys (defaultMetadata...) as one JSON object */
 	size_t ncfgx, capcfgx;
-	int max_id;
 	void *httpd;        /* struct sl_http_server (api.c) */
 	char *forward_url;  /* kafka store: the leader's REST URL when this node is a follower, else NULL */
 	bool leader;        /* may write (sqlite: always) */
@@ -120,12 +120,21 @@ struct sl_reg_parsed {
 	char *refs;                   /* canonical references array or NULL */
 };
 
-struct sl_reg_schema *sl_reg_schema_by_id(struct sl_registry *r, int id);
+/* where: a subject (qualified or not) or a context (":.ctx:"), NULL for the default context; only its context's
+ * schemas and versions count. */
+const char *sl_reg_ctx_name(const char *where, size_t *len);
+bool sl_reg_same_ctx(const char *a, const char *b);
+struct sl_reg_schema *sl_reg_schema_by_id(struct sl_registry *r, const char *where, int id);
+int sl_reg_max_id(struct sl_registry *r, const char *where);
 struct sl_reg_version *sl_reg_find_version(struct sl_registry *r, const char *subject, int version);
 size_t sl_reg_subject_versions(struct sl_registry *r, const char *subject, bool with_deleted,
 			       struct sl_reg_version ***out);
-bool sl_reg_id_in_use(struct sl_registry *r, int id, bool with_deleted);
+bool sl_reg_id_in_use(struct sl_registry *r, const char *where, int id, bool with_deleted);
+/* Whether a version of s's context uses s (live only unless with_deleted). */
+bool sl_reg_schema_in_use(struct sl_registry *r, const struct sl_reg_schema *s, bool with_deleted);
 const char *sl_reg_kv_get(const struct sl_reg_kv *arr, size_t n, const char *subject);
+/* The keys a subject's settings are looked up under, most specific first (see registry.c). */
+size_t sl_reg_scope(const char *subject, const char *keys[3], char *ctx, size_t ctxlen);
 const char *sl_reg_level(struct sl_registry *r, const char *subject);
 const char *sl_reg_mode(struct sl_registry *r, const char *subject);
 bool sl_reg_valid_level(const char *s);
@@ -142,6 +151,16 @@ void sl_reg_parsed_free(struct sl_reg_parsed *p);
 /* Checks p against prev (ascending versions) under level; 0 compatible, 1 not (msgs filled), <0 error. */
 int sl_reg_check(struct sl_registry *r, const char *level, const struct sl_reg_parsed *p,
 		 struct sl_reg_version **prev, size_t nprev, struct sl_buf *msgs, struct sl_err *err);
+/* Keeps of v (ascending) only the versions whose metadata property named by the compatibilityGroup in force for
+ * subject equals md's (absent on both sides counts as equal: Confluent's rule); all of them when no group is set.
+ * Returns the count kept. */
+size_t sl_reg_group_filter(struct sl_registry *r, const char *subject, const char *md, struct sl_reg_version **v,
+			   size_t n);
+/* The contract a registration of version under subject gets (config default, the request's or prev's, config
+ * override); malloc'd canonical JSON or NULL each. */
+void sl_reg_merge_contract(struct sl_registry *r, const char *subject, const struct sl_rj *metadata,
+			   const struct sl_rj *ruleset, const struct sl_reg_schema *prev, int version, bool asked_version,
+			   char **md_out, char **rs_out);
 /* Registers under the registry's lock. Returns the HTTP status (200 ok); on error sets *code and msg. */
 int sl_reg_register(struct sl_registry *r, const char *subject, const char *type, const char *text, size_t len,
 		    const struct sl_rj *refs, const struct sl_rj *metadata, const struct sl_rj *ruleset, int want_id,

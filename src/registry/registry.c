@@ -1,8 +1,8 @@
 /* The registry's state and its operations: the fold of `_schemas` records into subjects, versions, schemas by id,
  * compatibility levels and modes; schema parsing per type (validation, canonical text, references); compatibility
  * levels; registration; and the public C API. Confluent's semantics are the contract (notes/schema-registry.md):
- * one id per distinct (type, canonical text, references) across subjects, next version = highest version still
- * stored + 1, soft-deleted versions hidden but still served by id. The REST mapping is in service.c. */
+ * one id per distinct (type, canonical text, references) across the subjects of a context, next version = highest
+ * version still stored + 1, soft-deleted versions hidden but still served by id. The REST mapping is in service.c. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <limits.h>
@@ -32,12 +32,50 @@ static bool streq_null(const char *a, const char *b)
 
 /* ---- state ---- */
 
-struct sl_reg_schema *sl_reg_schema_by_id(struct sl_registry *r, int id)
+/* Contexts have their own id spaces, as in Confluent: a schema belongs to the context of the subject whose record
+ * brought it (":.ctx:subject" -> ".ctx"; an unqualified subject, or ":.:subject", -> the default "."), and ids are
+ * counted, matched and looked up within one context. The `_schemas` records name the qualified subject, so the fold
+ * (and so a restart, a follower, or a store written before contexts had their own ids) rebuilds the same ids. */
+const char *sl_reg_ctx_name(const char *where, size_t *len)
+{
+	const char *end;
+	if (where && where[0] == ':' && where[1] == '.' && (end = strchr(where + 1, ':'))) {
+		*len = (size_t)(end - where) - 1;
+		return where + 1;
+	}
+	*len = 1;
+	return ".";
+}
+
+static bool in_ctx(const char *ctx, const char *where)
+{
+	size_t len;
+	const char *c = sl_reg_ctx_name(where, &len);
+	return strlen(ctx) == len && !memcmp(ctx, c, len);
+}
+
+bool sl_reg_same_ctx(const char *a, const char *b)
+{
+	size_t la, lb;
+	const char *ca = sl_reg_ctx_name(a, &la), *cb = sl_reg_ctx_name(b, &lb);
+	return la == lb && !memcmp(ca, cb, la);
+}
+
+struct sl_reg_schema *sl_reg_schema_by_id(struct sl_registry *r, const char *where, int id)
 {
 	for (size_t i = 0; i < r->nschemas; i++)
-		if (r->schemas[i].id == id)
+		if (r->schemas[i].id == id && in_ctx(r->schemas[i].ctx, where))
 			return &r->schemas[i];
 	return NULL;
+}
+
+int sl_reg_max_id(struct sl_registry *r, const char *where)
+{
+	int m = 0;
+	for (size_t i = 0; i < r->nschemas; i++)
+		if (r->schemas[i].id > m && in_ctx(r->schemas[i].ctx, where))
+			m = r->schemas[i].id;
+	return m;
 }
 
 struct sl_reg_version *sl_reg_find_version(struct sl_registry *r, const char *subject, int version)
@@ -74,11 +112,20 @@ size_t sl_reg_subject_versions(struct sl_registry *r, const char *subject, bool 
 	return n;
 }
 
-/* Whether any live (or any, with_deleted) version uses id. */
-bool sl_reg_id_in_use(struct sl_registry *r, int id, bool with_deleted)
+/* Whether any live (or any, with_deleted) version of where's context uses id. */
+bool sl_reg_id_in_use(struct sl_registry *r, const char *where, int id, bool with_deleted)
 {
 	for (size_t i = 0; i < r->nvers; i++)
-		if (r->vers[i].id == id && (with_deleted || !r->vers[i].deleted))
+		if (r->vers[i].id == id && (with_deleted || !r->vers[i].deleted) &&
+		    sl_reg_same_ctx(r->vers[i].subject, where))
+			return true;
+	return false;
+}
+
+bool sl_reg_schema_in_use(struct sl_registry *r, const struct sl_reg_schema *s, bool with_deleted)
+{
+	for (size_t i = 0; i < r->nvers; i++)
+		if (r->vers[i].id == s->id && (with_deleted || !r->vers[i].deleted) && in_ctx(s->ctx, r->vers[i].subject))
 			return true;
 	return false;
 }
@@ -120,29 +167,69 @@ const char *sl_reg_kv_get(const struct sl_reg_kv *arr, size_t n, const char *sub
 	return NULL;
 }
 
+/* Where a subject's settings come from, most specific first, as Confluent's lookup cache falls back: the subject's
+ * own; then its context's (":.ctx:") for a named context, else the top-level (NULL) one for the default context;
+ * then the ":.__GLOBAL:" context's. A subject in a named context does not fall back to the top-level setting (Confluent
+ * does not either). ctx holds the context key. Returns the number of keys; keys[i] may be NULL (top level). */
+size_t sl_reg_scope(const char *subject, const char *keys[3], char *ctx, size_t ctxlen)
+{
+	static const char global_ctx[] = ":.__GLOBAL:";
+	const char *end;
+	size_t n = 0;
+	if (subject && !strncmp(subject, ":.:", 3) && !subject[3])
+		subject = NULL; /* ":.:" names the default context: the top level */
+	if (!subject) {
+		keys[n++] = NULL;
+		keys[n++] = global_ctx;
+		return n;
+	}
+	keys[n++] = subject;
+	if (!strncmp(subject, ":.", 2) && (end = strchr(subject + 2, ':')) && end > subject + 2 &&
+	    (size_t)(end - subject) + 1 < ctxlen) {
+		size_t cl = (size_t)(end - subject) + 1;
+		memcpy(ctx, subject, cl);
+		ctx[cl] = 0;
+		if (strcmp(ctx, subject) && strcmp(ctx, global_ctx))
+			keys[n++] = ctx;
+	} else
+		keys[n++] = NULL;
+	if (strcmp(subject, global_ctx))
+		keys[n++] = global_ctx;
+	return n;
+}
+
+static const char *scoped(const struct sl_reg_kv *arr, size_t narr, const char *subject)
+{
+	const char *keys[3], *v;
+	char ctx[256];
+	size_t n = sl_reg_scope(subject, keys, ctx, sizeof ctx);
+	for (size_t i = 0; i < n; i++)
+		if ((v = sl_reg_kv_get(arr, narr, keys[i])))
+			return v;
+	return NULL;
+}
+
 const char *sl_reg_level(struct sl_registry *r, const char *subject)
 {
-	const char *v = subject ? sl_reg_kv_get(r->compat, r->ncompat, subject) : NULL;
-	if (!v)
-		v = sl_reg_kv_get(r->compat, r->ncompat, NULL);
+	const char *v = scoped(r->compat, r->ncompat, subject);
 	return v ? v : "BACKWARD";
 }
 
 const char *sl_reg_mode(struct sl_registry *r, const char *subject)
 {
-	const char *v = subject ? sl_reg_kv_get(r->mode, r->nmode, subject) : NULL;
-	if (!v)
-		v = sl_reg_kv_get(r->mode, r->nmode, NULL);
+	const char *v = scoped(r->mode, r->nmode, subject);
 	return v ? v : "READWRITE";
 }
 
-static void put_schema(struct sl_registry *r, int id, const char *type, const char *text, const char *refs,
+static void put_schema(struct sl_registry *r, const char *subject, int id, const char *type, const char *text, const char *refs,
 		       const char *metadata, const char *ruleset)
 {
-	struct sl_reg_schema *s = sl_reg_schema_by_id(r, id);
+	struct sl_reg_schema *s = sl_reg_schema_by_id(r, subject, id);
+	size_t cl;
+	const char *cn = sl_reg_ctx_name(subject, &cl);
 	if (s) {
 		/* An id whose every version was permanently deleted is free again (Confluent's IMPORT reuses it). */
-		if (sl_reg_id_in_use(r, id, true) || (!strcmp(s->type, type) && !strcmp(s->text, text) &&
+		if (sl_reg_id_in_use(r, subject, id, true) || (!strcmp(s->type, type) && !strcmp(s->text, text) &&
 						     streq_null(s->refs, refs) && streq_null(s->metadata, metadata) &&
 						     streq_null(s->ruleset, ruleset)))
 			return;
@@ -176,15 +263,16 @@ static void put_schema(struct sl_registry *r, int id, const char *type, const ch
 		r->schemas = a;
 		r->capschemas = nc;
 	}
-	s = &r->schemas[r->nschemas++];
+	s = &r->schemas[r->nschemas];
+	if (!(s->ctx = strndup(cn, cl)))
+		return;
+	r->nschemas++;
 	s->id = id;
 	s->type = xstrdup(type);
 	s->text = xstrdup(text);
 	s->refs = xstrdup(refs);
 	s->metadata = xstrdup(metadata);
 	s->ruleset = xstrdup(ruleset);
-	if (id > r->max_id)
-		r->max_id = id;
 }
 
 static void put_version(struct sl_registry *r, const char *subject, int version, int id, bool deleted)
@@ -256,9 +344,12 @@ static char *contract_keys(const struct sl_rj *v)
 const struct sl_rj *sl_reg_config_key(struct sl_registry *r, const char *subject, const char *key, struct sl_rj **hold)
 {
 	struct sl_err err;
+	const char *keys[3];
+	char ctx[256];
+	size_t n = sl_reg_scope(subject, keys, ctx, sizeof ctx);
 	*hold = NULL;
-	for (int pass = subject ? 0 : 1; pass < 2; pass++) {
-		const char *x = sl_reg_kv_get(r->cfgx, r->ncfgx, pass ? NULL : subject);
+	for (size_t pass = 0; pass < n; pass++) {
+		const char *x = sl_reg_kv_get(r->cfgx, r->ncfgx, keys[pass]);
 		const struct sl_rj *m;
 		if (!x || sl_jtree_parse(x, strlen(x), hold, &err))
 			continue;
@@ -304,7 +395,7 @@ void sl_reg_apply(struct sl_registry *r, const char *key, size_t keylen, const c
 			sl_buf_free(&b);
 		}
 		char *md = render_obj(sl_jtree_get(v, "metadata")), *rs = render_obj(sl_jtree_get(v, "ruleSet"));
-		put_schema(r, sid, type ? type : "AVRO", text, refstr, md, rs);
+		put_schema(r, subject, sid, type ? type : "AVRO", text, refstr, md, rs);
 		free(md);
 		free(rs);
 		free(refstr);
@@ -337,7 +428,7 @@ out:
 int sl_reg_write_schema(struct sl_registry *r, const char *subject, int version, int id, bool deleted,
 			struct sl_err *err)
 {
-	struct sl_reg_schema *s = sl_reg_schema_by_id(r, id);
+	struct sl_reg_schema *s = sl_reg_schema_by_id(r, subject, id);
 	struct sl_buf k, v;
 	int rc;
 	sl_buf_init(&k);
@@ -490,7 +581,7 @@ static int ref_target(struct sl_registry *r, const struct sl_rj *ref, size_t i, 
 		if (live_only && v && v->deleted)
 			v = NULL;
 	}
-	if (!v || !(*sout = sl_reg_schema_by_id(r, v->id)))
+	if (!v || !(*sout = sl_reg_schema_by_id(r, v->subject, v->id)))
 		return sl_err_set(err, SL_EINVAL, "%sreference '%s': subject '%s' version %s not found",
 				  live_only ? "Invalid schema: " : "", *name, *subject, ver->s);
 	*vout = v;
@@ -720,7 +811,7 @@ int sl_reg_check(struct sl_registry *r, const char *level, const struct sl_reg_p
 		return 0;
 	/* Newest first, as Confluent reports. */
 	for (size_t i = nprev; i-- > 0;) {
-		struct sl_reg_schema *s = sl_reg_schema_by_id(r, prev[i]->id);
+		struct sl_reg_schema *s = sl_reg_schema_by_id(r, prev[i]->subject, prev[i]->id);
 		struct sl_reg_parsed *old;
 		int rc;
 		if (!s)
@@ -746,12 +837,51 @@ int sl_reg_check(struct sl_registry *r, const char *level, const struct sl_reg_p
 	return bad;
 }
 
+/* The value of metadata property `group` in md (a metadata JSON text, may be NULL), malloc'd, or NULL when absent. */
+static char *group_value(const char *group, const char *md)
+{
+	struct sl_rj *j = NULL;
+	struct sl_err err;
+	const struct sl_rj *p, *v;
+	char *out = NULL;
+	if (!md || sl_jtree_parse(md, strlen(md), &j, &err))
+		return NULL;
+	if ((p = sl_jtree_get(j, "properties")) && p->t == SL_RJ_OBJ && (v = sl_jtree_get(p, group)) &&
+	    v->t == SL_RJ_STR)
+		out = strdup(v->s);
+	sl_jtree_free(j);
+	return out;
+}
+
+size_t sl_reg_group_filter(struct sl_registry *r, const char *subject, const char *md, struct sl_reg_version **v,
+			   size_t n)
+{
+	struct sl_rj *hold;
+	const struct sl_rj *g = sl_reg_config_key(r, subject, "compatibilityGroup", &hold);
+	size_t k = 0;
+	if (!g || g->t != SL_RJ_STR) {
+		sl_jtree_free(hold);
+		return n;
+	}
+	char *want = group_value(g->s, md);
+	for (size_t i = 0; i < n; i++) {
+		struct sl_reg_schema *s = sl_reg_schema_by_id(r, v[i]->subject, v[i]->id);
+		char *have = s ? group_value(g->s, s->metadata) : NULL;
+		if (s && streq_null(want, have))
+			v[k++] = v[i];
+		free(have);
+	}
+	free(want);
+	sl_jtree_free(hold);
+	return k;
+}
+
 /* ---- registration ---- */
 
 /* The schema's contract as Confluent sets it at registration: config default, then the request's own (else the
  * previous live version's), then config override; confluent:version tracks the version when one was asked for or is
  * already there. */
-static void merge_contract(struct sl_registry *r, const char *subject, const struct sl_rj *metadata,
+void sl_reg_merge_contract(struct sl_registry *r, const char *subject, const struct sl_rj *metadata,
 			   const struct sl_rj *ruleset, const struct sl_reg_schema *prev, int version, bool asked_version,
 			   char **md_out, char **rs_out)
 {
@@ -826,16 +956,16 @@ int sl_reg_register(struct sl_registry *r, const char *subject, const char *type
 	nall = sl_reg_subject_versions(r, subject, true, &vs);
 	for (size_t i = nall; i-- > 0;)
 		if (!vs[i]->deleted) {
-			prev = sl_reg_schema_by_id(r, vs[i]->id);
+			prev = sl_reg_schema_by_id(r, vs[i]->subject, vs[i]->id);
 			break;
 		}
 	for (size_t i = nall; i-- > 0;) {
-		struct sl_reg_schema *s = sl_reg_schema_by_id(r, vs[i]->id);
+		struct sl_reg_schema *s = sl_reg_schema_by_id(r, vs[i]->subject, vs[i]->id);
 		bool same_contract = true;
 		if (s && !vs[i]->deleted && (metadata || ruleset)) {
 			free(cmd);
 			free(crs);
-			merge_contract(r, subject, metadata, ruleset, prev, vs[i]->version, want_version > 0, &cmd, &crs);
+			sl_reg_merge_contract(r, subject, metadata, ruleset, prev, vs[i]->version, want_version > 0, &cmd, &crs);
 			same_contract = streq_null(s->metadata, cmd) && streq_null(s->ruleset, crs);
 		}
 		if (s && !vs[i]->deleted && !strcmp(s->type, p->type) && !strcmp(s->text, p->canon) &&
@@ -852,10 +982,14 @@ int sl_reg_register(struct sl_registry *r, const char *subject, const char *type
 			version = vs[i]->version;
 	free(vs);
 	vs = NULL;
+	version = want_version > 0 ? want_version : version + 1;
+	/* merged before the check: the compatibility group is read off the new schema's contract as registered */
+	sl_reg_merge_contract(r, subject, metadata, ruleset, prev, version, want_version > 0, &md, &rs);
 	if (strcmp(mode, "IMPORT")) {
 		struct sl_buf msgs;
 		sl_buf_init(&msgs);
 		nv = sl_reg_subject_versions(r, subject, false, &vs);
+		nv = sl_reg_group_filter(r, subject, md, vs, nv);
 		rc = sl_reg_check(r, sl_reg_level(r, subject), p, vs, nv, &msgs, &err);
 		if (rc < 0) {
 			*code = 50001;
@@ -876,18 +1010,16 @@ int sl_reg_register(struct sl_registry *r, const char *subject, const char *type
 		if (status != 200)
 			goto done;
 	}
-	version = want_version > 0 ? want_version : version + 1;
-	merge_contract(r, subject, metadata, ruleset, prev, version, want_version > 0, &md, &rs);
-	/* One id per distinct schema (text, references and contract) across subjects. */
+	/* One id per distinct schema (text, references and contract) across the subjects of one context. */
 	for (size_t i = 0; i < r->nschemas && id < 0; i++) {
 		struct sl_reg_schema *s = &r->schemas[i];
-		if (!strcmp(s->type, p->type) && !strcmp(s->text, p->canon) && streq_null(s->refs, p->refs) &&
+		if (in_ctx(s->ctx, subject) && !strcmp(s->type, p->type) && !strcmp(s->text, p->canon) && streq_null(s->refs, p->refs) &&
 		    streq_null(s->metadata, md) && streq_null(s->ruleset, rs))
 			id = s->id;
 	}
 	if (want_id > 0) {
-		struct sl_reg_schema *s = sl_reg_schema_by_id(r, want_id);
-		if (s && sl_reg_id_in_use(r, want_id, true) &&
+		struct sl_reg_schema *s = sl_reg_schema_by_id(r, subject, want_id);
+		if (s && sl_reg_id_in_use(r, subject, want_id, true) &&
 		    (strcmp(s->text, p->canon) || strcmp(s->type, p->type) || !streq_null(s->refs, p->refs) ||
 		     !streq_null(s->metadata, md) || !streq_null(s->ruleset, rs))) {
 			*code = 42205;
@@ -898,8 +1030,8 @@ int sl_reg_register(struct sl_registry *r, const char *subject, const char *type
 		id = want_id;
 	}
 	if (id < 0)
-		id = r->max_id + 1;
-	put_schema(r, id, p->type, p->canon, p->refs, md, rs);
+		id = sl_reg_max_id(r, subject) + 1;
+	put_schema(r, subject, id, p->type, p->canon, p->refs, md, rs);
 	if ((rc = sl_reg_write_schema(r, subject, version, id, false, &err))) {
 		*code = 50001;
 		sl_buf_printf(msg, "Error while registering in the store: %s", err.msg);
@@ -1009,6 +1141,7 @@ void sl_registry_close(struct sl_registry *r)
 	if (r->store)
 		r->store->close(r->store);
 	for (size_t i = 0; i < r->nschemas; i++) {
+		free(r->schemas[i].ctx);
 		free(r->schemas[i].type);
 		free(r->schemas[i].text);
 		free(r->schemas[i].refs);
@@ -1112,8 +1245,9 @@ int sl_registry_schema_by_id(struct sl_registry *r, int id, char **schema, char 
 	pthread_mutex_lock(&r->mu);
 	if (r->store->sync)
 		r->store->sync(r->store, r, err);
-	s = sl_reg_schema_by_id(r, id);
-	if (!s || !sl_reg_id_in_use(r, id, true))
+	/* the wire format's ids are the default context's (a pipeline's subjects are unqualified) */
+	s = sl_reg_schema_by_id(r, NULL, id);
+	if (!s || !sl_reg_id_in_use(r, NULL, id, true))
 		rc = sl_err_set(err, SL_ENOTFOUND, "schema id %d is not in the registry", id);
 	else {
 		*schema = strdup(s->text);

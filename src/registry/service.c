@@ -374,30 +374,63 @@ static size_t sorted_versions(struct sl_registry *r, bool deleted, const char *p
 	return n;
 }
 
+/* The version an id lookup answers through, as Confluent's getSchemaKeyUsingContexts: the id is looked up in the
+ * context ?subject= names (none: the default context). A context alone (":.ctx:") or no subject takes any version of
+ * the id in it; a subject of a named context must hold the id itself; an unqualified subject that does not is tried
+ * in every context (":.ctx:subject"), then any version of the id in the default context answers. Soft-deleted
+ * versions count (the id is still served). NULL when none. */
+static struct sl_reg_version *version_for_id(struct sl_registry *r, int id, const char *subject)
+{
+	size_t cl;
+	const char *cn = sl_reg_ctx_name(subject, &cl), *bare = subject;
+	bool named = subject && !(cl == 1 && *cn == '.');
+	struct sl_reg_version *any = NULL;
+	if (subject && cn == subject + 1)
+		bare = cn + cl + 1; /* the subject after its context */
+	if (subject && !strncmp(subject, ":.:", 3))
+		subject = bare; /* the default context named: the stored subjects are unqualified */
+	for (size_t i = 0; i < r->nvers; i++) {
+		struct sl_reg_version *v = &r->vers[i];
+		if (v->id != id || !sl_reg_same_ctx(v->subject, subject))
+			continue;
+		if (!bare || !*bare || !strcmp(v->subject, subject))
+			return v;
+		if (!any)
+			any = v;
+	}
+	if (named)
+		return NULL;
+	if (!bare || !*bare)
+		return any;
+	for (size_t i = 0; i < r->nvers; i++) {
+		struct sl_reg_version *v = &r->vers[i];
+		size_t vl;
+		const char *vc = sl_reg_ctx_name(v->subject, &vl);
+		if (v->id == id && vc == v->subject + 1 && !strcmp(vc + vl + 1, bare))
+			return v;
+	}
+	return any;
+}
+
 static void get_schema_by_id(struct req *q, const char *idstr, const char *what)
 {
 	struct sl_registry *r = q->r;
 	long long id;
 	struct sl_reg_schema *s;
+	struct sl_reg_version *at;
 	const char *subject = qget(q, "subject");
 	bool deleted = qbool(q, "deleted");
 	if (!parse_int(idstr, INT_MIN, INT_MAX, &id)) {
 		http_err(q, 404);
 		return;
 	}
-	s = sl_reg_schema_by_id(r, (int)id);
-	if (!s || !sl_reg_id_in_use(r, (int)id, true)) {
+	if (subject && !*subject)
+		subject = NULL;
+	at = version_for_id(r, (int)id, subject);
+	s = at ? sl_reg_schema_by_id(r, at->subject, (int)id) : NULL;
+	if (!s) {
 		reply_err(q, 404, 40403, "Schema %lld not found", id);
 		return;
-	}
-	if (subject && *subject && !what) {
-		bool found = false;
-		for (size_t i = 0; i < r->nvers && !found; i++)
-			found = r->vers[i].id == (int)id && !strcmp(r->vers[i].subject, subject);
-		if (!found) {
-			reply_err(q, 404, 40403, "Schema %lld not found", id);
-			return;
-		}
 	}
 	ok(q);
 	if (!what) {
@@ -415,7 +448,7 @@ static void get_schema_by_id(struct req *q, const char *idstr, const char *what)
 		if (s->ruleset)
 			sl_buf_printf(q->out, ",\"ruleSet\":%s", s->ruleset);
 		if (qbool(q, "fetchMaxId"))
-			sl_buf_printf(q->out, ",\"maxId\":%d", r->max_id);
+			sl_buf_printf(q->out, ",\"maxId\":%d", sl_reg_max_id(r, at->subject));
 		sl_buf_putc(q->out, '}');
 	} else if (!strcmp(what, "schema")) {
 		sl_buf_puts(q->out, s->text);
@@ -427,7 +460,8 @@ static void get_schema_by_id(struct req *q, const char *idstr, const char *what)
 		struct page pg = paging(q);
 		sl_buf_putc(q->out, '[');
 		for (size_t i = 0; i < n; i++) {
-			if (v[i]->id != (int)id || (subject && *subject && strcmp(v[i]->subject, subject)))
+			/* the subject-versions of the id in the context the lookup found it in */
+			if (v[i]->id != (int)id || !sl_reg_same_ctx(v[i]->subject, at->subject))
 				continue;
 			if (subjects && last && !strcmp(v[i]->subject, last))
 				continue;
@@ -466,7 +500,7 @@ static void get_schemas(struct req *q)
 	ok(q);
 	sl_buf_putc(q->out, '[');
 	for (size_t i = 0; i < n; i++) {
-		struct sl_reg_schema *s = sl_reg_schema_by_id(q->r, v[i]->id);
+		struct sl_reg_schema *s = sl_reg_schema_by_id(q->r, v[i]->subject, v[i]->id);
 		if (latest && i + 1 < n && !strcmp(v[i + 1]->subject, v[i]->subject))
 			continue;
 		if (!s || (long long)seen++ < offset)
@@ -567,7 +601,7 @@ static void get_version(struct req *q, const char *subject, const char *vstr, co
 	}
 	if (!(v = resolve(q, subject, version, qbool(q, "deleted"))))
 		return;
-	s = sl_reg_schema_by_id(q->r, v->id);
+	s = sl_reg_schema_by_id(q->r, v->subject, v->id);
 	if (!s) {
 		reply_err(q, 404, 40403, "Schema %d not found", v->id);
 		return;
@@ -592,7 +626,7 @@ static void get_version(struct req *q, const char *subject, const char *vstr, co
 			struct sl_rj *refs;
 			struct sl_err err;
 			bool hit = false;
-			if (!o->refs || !sl_reg_id_in_use(q->r, o->id, false) || sl_jtree_parse(o->refs, strlen(o->refs), &refs, &err))
+			if (!o->refs || !sl_reg_schema_in_use(q->r, o, false) || sl_jtree_parse(o->refs, strlen(o->refs), &refs, &err))
 				continue;
 			for (size_t j = 0; j < refs->n && !hit; j++) {
 				const char *rs = sl_jtree_getstr(refs->v[j], "subject");
@@ -631,7 +665,7 @@ static bool referenced(struct sl_registry *r, const char *subject, int version)
 		struct sl_rj *refs;
 		struct sl_err err;
 		bool hit = false;
-		if (!o->refs || !sl_reg_id_in_use(r, o->id, false) || sl_jtree_parse(o->refs, strlen(o->refs), &refs, &err))
+		if (!o->refs || !sl_reg_schema_in_use(r, o, false) || sl_jtree_parse(o->refs, strlen(o->refs), &refs, &err))
 			continue;
 		for (size_t j = 0; j < refs->n && !hit; j++) {
 			const char *rs = sl_jtree_getstr(refs->v[j], "subject");
@@ -838,7 +872,7 @@ static void register_schema(struct req *q, const char *subject)
 	else {
 		/* Confluent's RegisterSchemaResponse as newer servers fill it: the id first (all older clients read), then
 		 * the version, type, references, contract and canonical text of what was registered */
-		const struct sl_reg_schema *rs = sl_reg_schema_by_id(q->r, id);
+		const struct sl_reg_schema *rs = sl_reg_schema_by_id(q->r, subject, id);
 		ok(q);
 		sl_buf_printf(q->out, "{\"id\":%d", id);
 		if (rs) {
@@ -895,7 +929,7 @@ static void lookup_schema(struct req *q, const char *subject)
 	}
 	reply_err(q, 404, 40403, "Schema not found");
 	for (size_t i = n; i-- > 0;) {
-		struct sl_reg_schema *s = sl_reg_schema_by_id(q->r, vs[i]->id);
+		struct sl_reg_schema *s = sl_reg_schema_by_id(q->r, vs[i]->subject, vs[i]->id);
 		if (s && !strcmp(s->type, p->type) && !strcmp(s->text, p->canon) &&
 		    ((!s->refs && !p->refs) || (s->refs && p->refs && !strcmp(s->refs, p->refs)))) {
 			sl_buf_reset(q->out);
@@ -955,6 +989,20 @@ check:
 		goto out;
 	}
 	const char *level = sl_reg_level(q->r, subject);
+	{
+		/* compatibilityGroup: only versions in the new schema's group (its contract merged as registration
+		 * would merge it) are compared */
+		char *md = NULL, *rs = NULL;
+		struct sl_reg_schema *prev = n ? sl_reg_schema_by_id(q->r, vs[n - 1]->subject, vs[n - 1]->id) : NULL;
+		sl_reg_merge_contract(q->r, subject, sl_jtree_get(j, "metadata"), sl_jtree_get(j, "ruleSet"), prev,
+				      0, false, &md, &rs);
+		if (one && !sl_reg_group_filter(q->r, subject, md, &one, 1))
+			one = NULL, n = 0;
+		else if (!one)
+			n = sl_reg_group_filter(q->r, subject, md, vs, n);
+		free(md);
+		free(rs);
+	}
 	if (one) {
 		/* Against one chosen version, the level's direction applies without its transitivity. */
 		char lv[32];
@@ -1036,6 +1084,18 @@ static char *merged_extras(const char *stored, const struct sl_rj *req)
 	return out;
 }
 
+/* The contract keys of the first config in subject's scope (sl_reg_scope) that has any. */
+static const char *scoped_extras(struct sl_registry *r, const char *subject)
+{
+	const char *keys[3], *v;
+	char ctx[256];
+	size_t n = sl_reg_scope(subject, keys, ctx, sizeof ctx);
+	for (size_t i = 1; i < n; i++)
+		if ((v = sl_reg_kv_get(r->cfgx, r->ncfgx, keys[i])))
+			return v;
+	return NULL;
+}
+
 static void config(struct req *q, const char *subject)
 {
 	struct sl_registry *r = q->r;
@@ -1049,9 +1109,9 @@ static void config(struct req *q, const char *subject)
 		}
 		ok(q);
 		sl_buf_puts(q->out, "{\"compatibilityLevel\":");
-		json_str(q->out, cur ? cur : sl_reg_level(r, NULL));
-		put_extras(q->out, subject && !curx && qbool(q, "defaultToGlobal") ? sl_reg_kv_get(r->cfgx, r->ncfgx, NULL)
-										    : curx);
+		/* defaultToGlobal: the setting in force, through the subject's context (sl_reg_scope) */
+		json_str(q->out, cur ? cur : sl_reg_level(r, subject));
+		put_extras(q->out, subject && !curx && qbool(q, "defaultToGlobal") ? scoped_extras(r, subject) : curx);
 		sl_buf_putc(q->out, '}');
 	} else if (!strcmp(q->method, "PUT")) {
 		struct sl_rj *j;
@@ -1189,7 +1249,7 @@ static void mode(struct req *q, const char *subject)
 		}
 		ok(q);
 		sl_buf_puts(q->out, "{\"mode\":");
-		json_str(q->out, cur ? cur : sl_reg_mode(r, NULL));
+		json_str(q->out, cur ? cur : sl_reg_mode(r, subject));
 		sl_buf_putc(q->out, '}');
 	} else if (!strcmp(q->method, "PUT")) {
 		struct sl_rj *j;
@@ -1215,9 +1275,18 @@ static void mode(struct req *q, const char *subject)
 		}
 		if (!strcmp(val, "IMPORT") && !qbool(q, "force")) {
 			struct sl_reg_version **vs;
-			size_t n = subject ? sl_reg_subject_versions(r, subject, true, &vs) : r->nvers;
-			if (subject)
-				free(vs);
+			size_t cl, n;
+			const char *cn = sl_reg_ctx_name(subject, &cl);
+			if (subject && cn == subject + 1 && !cn[cl + 1]) {
+				/* a context (":.ctx:"): Confluent refuses while any live subject of it exists */
+				n = 0;
+				for (size_t i = 0; i < r->nvers; i++)
+					n += !r->vers[i].deleted && sl_reg_same_ctx(r->vers[i].subject, subject);
+			} else {
+				n = subject ? sl_reg_subject_versions(r, subject, true, &vs) : r->nvers;
+				if (subject)
+					free(vs);
+			}
 			if (n) {
 				reply_err(q, 422, 42205, "Cannot import since found existing subjects");
 				return;
@@ -1328,7 +1397,7 @@ static int cmp_str(const void *a, const void *b)
 
 /* GET /contexts: the default context "." and every context named by a qualified subject (":.ctx:subject"), soft-
  * deleted ones included (Confluent keeps a context once created), sorted, filtered by ?contextPrefix=, paged by
- * offset/limit. sluice keeps one id space across contexts (Confluent keeps one per context): see docs/registry.md. */
+ * offset/limit. Each context has its own ids (registry.c). */
 static void get_contexts(struct req *q)
 {
 	struct sl_registry *r = q->r;
@@ -1460,7 +1529,7 @@ static void route(struct req *q)
 	}
 	if (is(q, 0, "config") && n <= 2 && (n == 1 || *s[1])) {
 		if ((n == 1 || subject_ok(q, 1)) && allow(q, "GET|PUT|DELETE"))
-			config(q, n == 2 ? s[1] : NULL);
+			config(q, n == 2 && strcmp(s[1], ":.:") ? s[1] : NULL); /* ":.:" = top level */
 		return;
 	}
 	if (is(q, 0, "v1") && is(q, 1, "metadata") && n == 3 && (is(q, 2, "id") || is(q, 2, "version"))) {
@@ -1486,7 +1555,7 @@ static void route(struct req *q)
 	}
 	if (is(q, 0, "mode") && n <= 2 && (n == 1 || *s[1])) {
 		if ((n == 1 || subject_ok(q, 1)) && allow(q, "GET|PUT|DELETE"))
-			mode(q, n == 2 ? s[1] : NULL);
+			mode(q, n == 2 && strcmp(s[1], ":.:") ? s[1] : NULL); /* ":.:" = top level */
 		return;
 	}
 	http_err(q, 404);

@@ -177,3 +177,45 @@ def test_reads_confluent_written_records(env):
     assert requests.get(n.url + "/config", timeout=20).json() == {"compatibilityLevel": "FULL"}
     # New ids continue after the highest seen.
     assert n.register("new-value", rec("New", ("z", "boolean"))) == 10
+
+
+def test_contexts_keep_their_ids_through_the_topic(env):
+    """Confluent's records of two contexts with the same id number: the context travels in the qualified subject, so
+    a node replaying the topic, and a second node following the first, count ids per context as Confluent does."""
+    tmp, topic, group, nodes = env
+    admin = AdminClient({"bootstrap.servers": BROKERS})
+    admin.create_topics([NewTopic(topic, 1, 1, config={"cleanup.policy": "compact"})])[topic].result(30)
+    p = Producer({"bootstrap.servers": BROKERS})
+    sd = json.dumps(rec("Dflt", ("x", "string")), separators=(",", ":"))
+    sc = json.dumps(rec("Ctx", ("y", "int")), separators=(",", ":"))
+    for subject, sid, schema in (("d-value", 1, sd), (":.ctx:c-value", 1, sc), (":.ctx:e-value", 2, sd)):
+        k = {"keytype": "SCHEMA", "subject": subject, "version": 1, "magic": 1}
+        v = {"subject": subject, "version": 1, "id": sid, "schema": schema, "deleted": False}
+        p.produce(topic, key=json.dumps(k, separators=(",", ":")), value=json.dumps(v, separators=(",", ":")),
+                  partition=0)
+    p.flush(30)
+    a = Node(tmp, topic, group, "a")
+    nodes.append(a)
+
+    def check(n):
+        assert n.get_schema(1) == (200, {"schema": sd})
+        r = requests.get(f"{n.url}/schemas/ids/1?subject=:.ctx:", timeout=20)
+        assert r.status_code == 200 and r.json()["schema"] == sc
+        r = requests.get(f"{n.url}/schemas/ids/2?subject=:.ctx:e-value", timeout=20)
+        assert r.status_code == 200 and r.json()["schema"] == sd
+
+    check(a)
+    assert a.get_schema(2)[0] == 404  # id 2 is .ctx's only
+    # new ids continue per context: 3 in .ctx, 2 in the default context
+    assert a.register(":.ctx:n-value", rec("N", ("n", "long"))) == 3
+    assert a.register("n-value", rec("N", ("n", "long"))) == 2
+    b = Node(tmp, topic, group, "b")
+    nodes.append(b)
+    deadline = time.time() + 30
+    while requests.get(f"{b.url}/schemas/ids/3?subject=:.ctx:", timeout=20).status_code != 200:
+        assert time.time() < deadline, "the second node did not catch up within 30 s"
+        time.sleep(0.2)
+    check(b)
+    assert b.get_schema(2)[0] == 200
+    # a registration through either node in the context takes the context's next id
+    assert b.register(":.ctx:m-value", rec("M", ("m", "boolean"))) == 4

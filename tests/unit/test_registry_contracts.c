@@ -175,6 +175,38 @@ static void test_contexts(void **state)
 	expect("GET", "/contexts", NULL, 200, "=[\".\",\".prod\"]");
 }
 
+/* Ids per context, context-wide config, compatibilityGroup (Confluent's rules; tests/integration/
+ * test_registry_scopes.py covers the rest over HTTP). */
+static void test_context_ids_and_scopes(void **state)
+{
+	(void)state;
+	expect("POST", "/subjects/:.u1:a/versions", "{\"schema\":\"\\\"long\\\"\"}", 200, "{\"id\":1,");
+	expect("POST", "/subjects/:.u1:b/versions", "{\"schema\":\"\\\"double\\\"\"}", 200, "{\"id\":2,");
+	expect("POST", "/subjects/:.u2:a/versions", "{\"schema\":\"\\\"double\\\"\"}", 200, "{\"id\":1,");
+	expect("GET", "/schemas/ids/2?subject=:.u1:", NULL, 200, "\"schema\":\"\\\"double\\\"\"");
+	expect("GET", "/schemas/ids/1?subject=:.u2:a", NULL, 200, "\"schema\":\"\\\"double\\\"\"");
+	expect("GET", "/schemas/ids/1?subject=:.u1:b", NULL, 404, "40403");
+	expect("GET", "/schemas/ids/2/subjects?subject=:.u1:", NULL, 200, "=[\":.u1:b\"]");
+	/* a context prefix without its closing ':' is an unqualified subject of the default context */
+	expect("GET", "/schemas/ids/77?subject=:.u1", NULL, 404, "40403");
+	expect("PUT", "/mode/:.u9?force=true", "{\"mode\":\"READWRITE\"}", 200, "READWRITE");
+	expect("DELETE", "/mode/:.u9", NULL, 200, "READWRITE");
+	/* the context's level reaches its subjects, not the default context's */
+	expect("PUT", "/config/:.u1:", "{\"compatibility\":\"NONE\"}", 200, "NONE");
+	expect("GET", "/config/:.u1:x?defaultToGlobal=true", NULL, 200, "\"compatibilityLevel\":\"NONE\"");
+	expect("GET", "/config/:.u2:x?defaultToGlobal=true", NULL, 200, "\"compatibilityLevel\":\"BACKWARD\"");
+	expect("POST", "/subjects/:.u1:a/versions", "{\"schema\":\"\\\"string\\\"\"}", 200, "{\"id\":3,");
+	expect("POST", "/subjects/:.u2:a/versions", "{\"schema\":\"\\\"string\\\"\"}", 409, "409");
+	/* compatibilityGroup: only versions whose property g matches are compared */
+	expect("PUT", "/config/grp", "{\"compatibilityGroup\":\"g\"}", 200, "compatibilityGroup");
+	expect("POST", "/subjects/grp/versions",
+	       "{\"schema\":\"\\\"string\\\"\",\"metadata\":{\"properties\":{\"g\":\"1\"}}}", 200, "\"id\"");
+	expect("POST", "/subjects/grp/versions",
+	       "{\"schema\":\"\\\"int\\\"\",\"metadata\":{\"properties\":{\"g\":\"2\"}}}", 200, "\"id\"");
+	expect("POST", "/subjects/grp/versions",
+	       "{\"schema\":\"\\\"int\\\"\",\"metadata\":{\"properties\":{\"g\":\"1\"}}}", 409, "409");
+}
+
 static void test_aliases(void **state)
 {
 	(void)state;
@@ -237,6 +269,7 @@ int main(void)
 		cmocka_unit_test(test_confluent_version),
 		cmocka_unit_test(test_contexts),
 		cmocka_unit_test(test_aliases),
+		cmocka_unit_test(test_context_ids_and_scopes),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
