@@ -691,8 +691,16 @@ static void api_rows(struct sl_console *c, const char *query, struct sl_con_resp
 			return;
 		}
 	}
+	/* key=VALUE: the rows of one partition (the table's partition key equal to VALUE, read as its type). */
+	char key[1024];
+	int kg = sl_con_query_get(query, "key", key, sizeof key);
+	if (kg < 0) {
+		jerror(rs, 400, "bad query: key=PARTITION_KEY_VALUE (up to 1023 bytes)");
+		return;
+	}
 	struct sl_err err = {0};
-	if (sl_con_rows(c, p, output, ntoken ? token : NULL, (size_t)ntoken, page, size, &rs->body, &err)) {
+	if (sl_con_rows(c, p, output, ntoken ? token : NULL, (size_t)ntoken, page, size, kg == 1 && key[0] ? key : NULL,
+			&rs->body, &err)) {
 		sl_con_scrub_paths(c, err.msg, sizeof err.msg);
 		jerror(rs, err.code == SL_ENOTFOUND ? 404 : err.code == SL_EINVAL ? 400 : 503, err.msg);
 	}

@@ -214,9 +214,11 @@ struct sl_con_browse_opts {
 int sl_con_browse(struct sl_console *c, const struct sl_con_browse_opts *o, struct sl_buf *out, struct sl_err *err);
 /* A page of a pipeline's sink table (JSON object into out): SQLite newest first, Cassandra in token order. token
  * (decoded, ntoken bytes) continues from the previous page's next_token; NULL for the first page. page (an offset
- * of page*size rows) applies to SQLite without a token. SL_EINVAL: the token is not one this table gave. */
+ * of page*size rows) applies to SQLite without a token. SL_EINVAL: the token is not one this table gave. key (not
+ * NULL): the rows of the partition whose partition key is that value instead (one page). The answer carries the
+ * columns' types ("schema") and when it was read ("snapshot_ms"). */
 int sl_con_rows(struct sl_console *c, struct sl_pipeline *p, size_t output, const unsigned char *token, size_t ntoken,
-		int64_t page, int64_t size, struct sl_buf *out, struct sl_err *err);
+		int64_t page, int64_t size, const char *key, struct sl_buf *out, struct sl_err *err);
 /* A page token as the API shows it (lowercase hex) back into bytes; the length, or -1. */
 #define SL_CON_TOKEN_MAX 2048
 int sl_con_page_token_decode(const char *hex, unsigned char *out, size_t outsz);
