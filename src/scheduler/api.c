@@ -23,6 +23,16 @@ static int problem(struct sl_buf *out, int status, const char *title, const char
 	return status;
 }
 
+static void time_or_null(struct sl_buf *out, int64_t t, char *ts, size_t tsz)
+{
+	if (t < 0) {
+		sl_buf_puts(out, "null");
+		return;
+	}
+	sl_sched_format_time(t, ts, tsz);
+	sl_buf_json_str(out, ts, strlen(ts));
+}
+
 static void dag_json(struct sl_sched *s, const struct sl_dag *d, struct sl_buf *out)
 {
 	sl_buf_puts(out, "{\"dag_id\":");
@@ -50,7 +60,34 @@ static void dag_json(struct sl_sched *s, const struct sl_dag *d, struct sl_buf *
 			sl_buf_putc(out, ',');
 		sl_buf_json_str(out, d->tasks[i].id, strlen(d->tasks[i].id));
 	}
-	sl_buf_puts(out, "],\"tags\":[]}");
+	sl_buf_puts(out, "],\"tags\":[]");
+	/* Airflow's next_dagrun fields, and the latest run (Airflow's UI shows it beside each DAG; its API has no field
+	 * for it, so a list of DAGs would otherwise cost a request per DAG). */
+	struct sl_sched_dag_summary sm;
+	char ts[40];
+	if (sl_sched_dag_summary(s, d->id, &sm) == 0) {
+		sl_buf_puts(out, ",\"next_dagrun\":");
+		time_or_null(out, sm.next_logical, ts, sizeof ts);
+		sl_buf_puts(out, ",\"next_dagrun_create_after\":");
+		time_or_null(out, sm.next_create_after, ts, sizeof ts);
+		sl_buf_puts(out, ",\"last_dagrun\":");
+		if (sm.last_run_id[0]) {
+			sl_buf_puts(out, "{\"dag_run_id\":");
+			sl_buf_json_str(out, sm.last_run_id, strlen(sm.last_run_id));
+			sl_buf_puts(out, ",\"state\":");
+			sl_buf_json_str(out, sm.last_state, strlen(sm.last_state));
+			sl_buf_puts(out, ",\"logical_date\":");
+			time_or_null(out, sm.last_logical, ts, sizeof ts);
+			sl_buf_puts(out, ",\"start_date\":");
+			time_or_null(out, sm.last_start, ts, sizeof ts);
+			sl_buf_puts(out, ",\"end_date\":");
+			time_or_null(out, sm.last_end, ts, sizeof ts);
+			sl_buf_putc(out, '}');
+		} else {
+			sl_buf_puts(out, "null");
+		}
+	}
+	sl_buf_putc(out, '}');
 }
 
 static const char *kind_name(enum sl_task_kind k)

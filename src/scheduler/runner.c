@@ -690,6 +690,37 @@ int sl_sched_backfill(struct sl_sched *s, const char *dag_id, int64_t start, int
 	return n;
 }
 
+int sl_sched_dag_summary(struct sl_sched *s, const char *dag_id, struct sl_sched_dag_summary *out)
+{
+	memset(out, 0, sizeof *out);
+	out->next_logical = out->next_create_after = -1;
+	struct sl_err err = {0};
+	struct sl_dag *d = sl_sched_dag(s, dag_id, &err);
+	if (!d)
+		return SL_ENOTFOUND;
+	lock(s);
+	sqlite3_stmt *st = prep(s, "SELECT run_id, state, logical_date, coalesce(start_date, -1), coalesce(end_date, -1)"
+				   " FROM dag_run WHERE dag_id = ? ORDER BY logical_date DESC LIMIT 1");
+	sqlite3_bind_text(st, 1, dag_id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		snprintf(out->last_run_id, sizeof out->last_run_id, "%s", (const char *)sqlite3_column_text(st, 0));
+		snprintf(out->last_state, sizeof out->last_state, "%s", (const char *)sqlite3_column_text(st, 1));
+		out->last_logical = sqlite3_column_int64(st, 2);
+		out->last_start = sqlite3_column_int64(st, 3);
+		out->last_end = sqlite3_column_int64(st, 4);
+	}
+	sqlite3_finalize(st);
+	/* Airflow's next_dagrun: the next run the schedule creates covers the interval that ends at the next fire
+	 * time after now (its logical date is that interval's start), and is created then. */
+	int64_t end, start;
+	if (d->has_schedule && !sl_cron_next(&d->cron, d->tz, d->start_date, now_s(s), &end)) {
+		out->next_create_after = end;
+		out->next_logical = !sl_cron_prev(&d->cron, d->tz, d->start_date, end, &start) ? start : end;
+	}
+	unlock(s);
+	return 0;
+}
+
 /* ---- operator actions on a run (the console's DAGs page, Airflow's API) ---- */
 
 /* The first running task of a run, or "" (a run with a task running is not changed under it). */

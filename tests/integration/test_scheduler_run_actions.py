@@ -154,6 +154,18 @@ def test_clear_mark_backfill(tmp_path):
         assert call(base, "POST", "/dags/daily/backfills", dict(rng, dry_run=True))[1]["total_entries"] == 0
         assert call(base, "POST", "/dags/daily/backfills", {"from_date": "2024-01-05", "to_date": "2024-01-01"})[0] == 400
         assert call(base, "POST", "/dags/slow/backfills", rng)[0] == 400  # no schedule
+
+        # The DAG list's last and next run: the newest run by logical date; the next scheduled interval of @daily
+        # (created at the next midnight UTC, its logical date the midnight before); none without a schedule.
+        dags = {d["dag_id"]: d for d in call(base, "GET", "/dags")[1]["dags"]}
+        assert dags["daily"]["last_dagrun"]["dag_run_id"].startswith("backfill__2024-01-05")
+        assert dags["daily"]["last_dagrun"]["logical_date"][:10] == "2024-01-05"
+        after = time.strptime(dags["daily"]["next_dagrun_create_after"][:19], "%Y-%m-%dT%H:%M:%S")
+        nxt = time.strptime(dags["daily"]["next_dagrun"][:19], "%Y-%m-%dT%H:%M:%S")
+        assert after.tm_hour == after.tm_min == 0 and 0 < time.mktime(after) - time.mktime(time.gmtime()) <= 86400
+        assert time.mktime(after) - time.mktime(nxt) == 86400
+        assert dags["slow"]["next_dagrun"] is None and dags["slow"]["last_dagrun"]["dag_run_id"] == "s1"
+        assert dags["slow"]["last_dagrun"]["state"] == "running" and dags["slow"]["last_dagrun"]["end_date"] is None
     finally:
         sched.terminate()
         sched.wait(timeout=30)
