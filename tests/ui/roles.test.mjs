@@ -154,6 +154,58 @@ test('dags: trigger with a conf from the page, the grid turns green, the graph, 
   await page.close();
 });
 
+// Register and evolve from the page: a new subject's first version, an incompatible change that cannot be registered
+// (the button waits for a passing check), a compatible one registered as v2, then v2 soft-deleted; each audited.
+test('schemas: register a checked schema, evolve it, soft-delete a version, audited', async () => {
+  const {page, errors} = await open('schemas');
+  const dialogs = [];
+  page.on('dialog', (d) => { dialogs.push(d.message()); d.accept(); });
+  await page.locator('#subjects tr[data-subject="users-value"]').waitFor();
+  await page.locator('#c-register:not(.hidden)').waitFor();
+  const pretty = (f) => JSON.stringify(JSON.parse(avro(f)), null, 2);
+  await page.fill('#c-subject', 'orders-value');
+  await page.fill('#c-schema', pretty(V1));
+  assert.equal(await page.locator('#c-register').isDisabled(), true);
+  await page.click('#c-test');
+  await page.locator('#c-verdict[data-compatible="new"]').waitFor();
+  await page.click('#c-register');
+  const row = page.locator('#subjects tr[data-subject="orders-value"]');
+  await until('orders-value v1', async () => (await row.count()) === 1 && (await row.locator('.chip').allTextContents()).join() === 'v1');
+  assert.equal(dialogs[0], 'Register this schema under orders-value?');
+  // An incompatible change: shown with its reason, and it cannot be registered.
+  await page.fill('#c-subject', 'orders-value');
+  await page.fill('#c-schema', pretty([...V1, {name: 'age', type: 'int'}]));
+  await page.click('#c-test');
+  await page.locator('#c-verdict[data-compatible="false"]').waitFor();
+  assert.equal(await page.locator('#c-register').isDisabled(), true);
+  // A compatible one: registered as v2. Editing the text after the check asks for a new check.
+  await page.fill('#c-schema', pretty(V2));
+  await page.click('#c-test');
+  await page.locator('#c-verdict[data-compatible="true"]').waitFor();
+  assert.equal(await page.locator('#c-register').isDisabled(), false);
+  await page.fill('#c-schema', pretty(V2) + ' ');
+  assert.equal(await page.locator('#c-register').isDisabled(), true);
+  await page.fill('#c-schema', pretty(V2));
+  await page.click('#c-test');
+  await page.locator('#c-verdict[data-compatible="true"]').waitFor();
+  await page.click('#c-register');
+  await until('orders-value v2', async () => (await row.locator('.chip').allTextContents()).join() === 'v1,v2');
+  assert.match(await page.locator('#c-reg-msg').textContent(), /^registered: orders-value v2, schema id \d+$/);
+  // Soft delete of v2: gone from the list, still there with ?deleted=true.
+  await row.click();
+  await until('v2 picked', async () => (await page.locator('#s-delete').textContent()) === 'Delete v2');
+  await page.click('#s-delete');
+  await until('v2 deleted', async () => (await row.locator('.chip').allTextContents()).join() === 'v1');
+  assert.match(dialogs[2], /^Delete version 2 of orders-value\? \(soft/);
+  assert.deepEqual((await call('GET', '/api/schemas/subjects/orders-value/versions')).body, [1]);
+  assert.deepEqual((await call('GET', '/api/schemas/subjects/orders-value/versions?deleted=true')).body, [1, 2]);
+  const acts = (await call('GET', '/api/audit?limit=100')).body.entries.map((e) => e.action + ' ' + e.target + ' ' + e.status);
+  assert.equal(acts.filter((a) => /^POST .*subjects\/orders-value\/versions 200$/.test(a)).length, 2, acts.join('; '));
+  assert.ok(acts.some((a) => /^DELETE .*subjects\/orders-value\/versions\/2 200$/.test(a)), acts.join('; '));
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
 // Airflow's grid, closer: last and next run beside each DAG, dates over the grid's columns and durations in its
 // cells, the Gantt chart of a run; the operator clears a failed run's tasks (they run again), marks a run success,
 // backfills a date range; every confirmation says how many; each action is on the Audit page.
