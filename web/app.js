@@ -53,7 +53,8 @@ async function api(path) {
   let body = null;
   try { body = await r.json(); } catch (e) { body = null; }
   const conn = $('#conn');
-  if (r.status === 401) { conn.textContent = 'unauthorized'; conn.className = 'conn bad'; }
+  // Credentials gone (a logout, a changed token): to the login page.
+  if (r.status === 401) { conn.textContent = 'unauthorized'; conn.className = 'conn bad'; location.href = '/login'; }
   else { conn.textContent = 'live'; conn.className = 'conn ok'; }
   return {status: r.status, ok: r.ok, body};
 }

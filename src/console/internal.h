@@ -262,10 +262,14 @@ int sl_con_actions(struct sl_console *c, const struct sl_con_req *rq, const char
 		   struct sl_con_resp *rs);
 
 /* api.c */
+/* The cookie the login page sets: hex of the Authorization value it was given (HttpOnly, SameSite=Strict). */
+#define SL_CON_AUTH_COOKIE "sluice_auth"
+
 struct sl_con_req {
 	const char *method, *target;
 	const char *authorization, *accept_encoding, *if_none_match;
 	const char *origin, *host; /* a browser's Origin and the Host it asked for: cross-origin writes are refused */
+	const char *accept;        /* a browser (text/html) gets an HTML 404 */
 	const char *body;
 	size_t len;
 	bool body_too_big;
@@ -282,6 +286,7 @@ struct sl_con_resp {
 	const char *cache_control;
 	bool www_authenticate;
 	bool head;
+	char set_cookie[1200];               /* a Set-Cookie header (the login page's), or "" */
 };
 /* Answers one request (no I/O but the console's own state). Never fails: errors become 4xx/5xx responses. */
 void sl_con_dispatch(struct sl_console *c, const struct sl_con_req *rq, struct sl_con_resp *rs);
