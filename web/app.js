@@ -213,9 +213,57 @@ pages.kafka = {
   init(main) {
     this.main = main;
     this.browser = h('div', {class: 'card', id: 'browser'});
-    main.append(h('h1', {}, 'Kafka'), h('div', {id: 'kafka-body'}), this.browser);
+    this.cfgCard = h('div', {class: 'card', id: 'topic-config'});
+    main.append(h('h1', {}, 'Kafka'), h('div', {id: 'kafka-body'}), this.browser, this.cfgCard);
     this.buildBrowser();
-    role().then((r) => { if (r === 'operator') main.append(this.buildActions()); });
+    this.operator = false;
+    this.buildConfig();
+    role().then((r) => { this.operator = r === 'operator'; if (this.operator) main.append(this.buildActions()); });
+  },
+  /* A topic's configuration (every entry, defaults marked) and, for operators, changing an entry, returning it to
+   * its default, and adding partitions; each change audited. The embedded log applies retention.ms alone. */
+  buildConfig() {
+    const t = h('input', {id: 'k-c-topic', placeholder: 'topic'}), out = h('div', {id: 'k-c-out', class: 'scroll'}), msg = h('div', {id: 'k-c-msg', class: 'muted'});
+    const parts = h('input', {id: 'k-c-parts', type: 'number', min: 1}), add = h('button', {class: 'secondary', id: 'k-c-add'}, 'Add partitions');
+    const addRow = h('div', {class: 'row hidden'}, h('label', {}, 'partitions (the new total)', parts), add);
+    const say = (text, bad) => { msg.textContent = text; msg.className = bad ? 'err' : 'muted'; };
+    const load = async () => {
+      const topic = t.value.trim();
+      if (!topic) return;
+      const r = await api('/api/kafka/topics/config?topic=' + encodeURIComponent(topic));
+      if (!r.ok) { out.replaceChildren(); say(errText(r), true); return; }
+      const k = await api('/api/kafka'), info = k.ok ? k.body.topics.find((x) => x.name === topic) : null;
+      const n = info ? info.partitions.length : null;
+      this.cfgTopic = topic; this.cfgParts = n;
+      addRow.classList.toggle('hidden', !this.operator);
+      parts.value = n ? n + 1 : 1;
+      out.dataset.topic = topic;
+      out.replaceChildren(h('div', {class: 'muted'}, topic + ': ' + (n === null ? '?' : n) + ' partitions · ' + r.body.backend + (r.body.backend === 'embedded' ? ' (applies retention.ms alone)' : '')),
+        h('table', {id: 'k-configs'}, h('tr', {}, h('th', {}, 'name'), h('th', {}, 'value'), h('th', {}, ''), h('th', {})),
+          r.body.configs.map((c) => {
+            const v = h('input', {value: c.value === null ? '' : c.value, size: 24, 'data-config': c.name, disabled: !this.operator || c.read_only || c.sensitive});
+            const set = async (value) => {
+              const x = await send('POST', '/api/kafka/topics/config', {topic, name: c.name, value});
+              say(x.ok ? c.name + (value === null ? ' back to its default' : ' = ' + value) : errText(x), !x.ok);
+              if (x.ok) await load();
+            };
+            return h('tr', {'data-config': c.name}, h('td', {class: 'mono'}, c.name), h('td', {}, v),
+              h('td', {class: 'muted small', 'data-field': 'default'}, c.sensitive ? 'sensitive' : c.read_only ? 'read-only' : c.default ? 'default' : 'set'),
+              h('td', {class: 'nowrap'}, this.operator && !c.read_only && !c.sensitive ? [
+                h('button', {class: 'secondary small', 'data-action': 'set', onclick: () => set(v.value)}, 'Set'), ' ',
+                c.default ? null : h('button', {class: 'secondary small', 'data-action': 'default', onclick: () => set(null)}, 'Default')] : null));
+          })));
+    };
+    add.addEventListener('click', async () => {
+      const total = Number(parts.value);
+      if (!confirm('Raise ' + this.cfgTopic + ' from ' + this.cfgParts + ' to ' + total + ' partitions? Keys hash over the new count from then on; partitions cannot be removed.')) return;
+      const r = await send('POST', '/api/kafka/topics/partitions', {topic: this.cfgTopic, partitions: total});
+      say(r.ok ? this.cfgTopic + ': ' + r.body.partitions_before + ' → ' + r.body.partitions + ' partitions' : errText(r), !r.ok);
+      if (r.ok) await load();
+    });
+    t.addEventListener('keydown', (e) => { if (e.key === 'Enter') load(); });
+    this.cfgCard.append(h('h2', {}, 'Topic configuration'),
+      h('div', {class: 'row'}, h('label', {}, 'topic', t), h('button', {class: 'secondary', id: 'k-c-show', onclick: load}, 'Show')), addRow, msg, out);
   },
   /* The operator's actions (audited): create a topic, produce a test message. Viewers do not get the card. */
   buildActions() {

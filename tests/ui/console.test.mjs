@@ -140,6 +140,39 @@ test('data: a snapshot until refreshed, column types, key filter, CSV, no overfl
   await page.close();
 });
 
+// A topic's configuration on the Kafka page (the embedded log: retention.ms), set and returned to its default, and
+// partitions added after a confirmation; the changes reach the log (read back through the API) and the audit.
+test('kafka: topic configuration and partitions', async () => {
+  const made = await fetch(base + '/api/kafka/topics', {method: 'POST', headers: {'Content-Type': 'application/json'},
+    body: JSON.stringify({topic: 'ui_cfg', partitions: 1})});
+  assert.equal(made.status, 201);
+  const {page, errors} = await open('kafka');
+  const dialogs = [];
+  page.on('dialog', (d) => { dialogs.push(d.message()); d.accept(); });
+  await page.fill('#k-c-topic', 'ui_cfg');
+  await page.click('#k-c-show');
+  const row = page.locator('#k-configs tr[data-config="retention.ms"]');
+  await row.waitFor();
+  assert.equal(await row.locator('[data-field="default"]').textContent(), 'default');
+  await row.locator('input').fill('86400000');
+  await row.locator('button[data-action="set"]').click();
+  await until('retention set', async () => (await row.locator('[data-field="default"]').textContent()) === 'set');
+  const cfg = async () => (await getJSON('/api/kafka/topics/config?topic=ui_cfg')).configs[0];
+  assert.equal((await cfg()).value, '86400000');
+  await row.locator('button[data-action="default"]').click();
+  await until('back to the default', async () => (await row.locator('[data-field="default"]').textContent()) === 'default');
+  assert.equal((await cfg()).default, true);
+  await page.fill('#k-c-parts', '3');
+  await page.click('#k-c-add');
+  await until('3 partitions', async () => /1 → 3 partitions/.test(await page.locator('#k-c-msg').textContent()));
+  assert.match(dialogs[0], /^Raise ui_cfg from 1 to 3 partitions\?/);
+  await until('the topic table', async () => (await page.locator('#topics tr[data-topic="ui_cfg"] td.num').first().textContent()) === '3');
+  const audit = (await getJSON('/api/audit?limit=50')).entries.map((e) => e.action + ' ' + e.target);
+  assert.ok(audit.includes('topic.partitions ui_cfg') && audit.includes('topic.config ui_cfg'), audit.join('; '));
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
 test('kafka: topics, groups, message browser with a search filter', async () => {
   const {page, errors} = await open('kafka');
   await page.locator('#topics tr[data-topic="users_created"]').waitFor();
