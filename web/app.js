@@ -53,7 +53,8 @@ async function api(path) {
   let body = null;
   try { body = await r.json(); } catch (e) { body = null; }
   const conn = $('#conn');
-  if (r.status === 401) { conn.textContent = 'unauthorized'; conn.className = 'conn bad'; }
+  // Credentials gone (a logout, a changed token): to the login page.
+  if (r.status === 401) { conn.textContent = 'unauthorized'; conn.className = 'conn bad'; location.href = '/login'; }
   else { conn.textContent = 'live'; conn.className = 'conn ok'; }
   return {status: r.status, ok: r.ok, body};
 }
@@ -212,9 +213,57 @@ pages.kafka = {
   init(main) {
     this.main = main;
     this.browser = h('div', {class: 'card', id: 'browser'});
-    main.append(h('h1', {}, 'Kafka'), h('div', {id: 'kafka-body'}), this.browser);
+    this.cfgCard = h('div', {class: 'card', id: 'topic-config'});
+    main.append(h('h1', {}, 'Kafka'), h('div', {id: 'kafka-body'}), this.browser, this.cfgCard);
     this.buildBrowser();
-    role().then((r) => { if (r === 'operator') main.append(this.buildActions()); });
+    this.operator = false;
+    this.buildConfig();
+    role().then((r) => { this.operator = r === 'operator'; if (this.operator) main.append(this.buildActions()); });
+  },
+  /* A topic's configuration (every entry, defaults marked) and, for operators, changing an entry, returning it to
+   * its default, and adding partitions; each change audited. The embedded log applies retention.ms alone. */
+  buildConfig() {
+    const t = h('input', {id: 'k-c-topic', placeholder: 'topic'}), out = h('div', {id: 'k-c-out', class: 'scroll'}), msg = h('div', {id: 'k-c-msg', class: 'muted'});
+    const parts = h('input', {id: 'k-c-parts', type: 'number', min: 1}), add = h('button', {class: 'secondary', id: 'k-c-add'}, 'Add partitions');
+    const addRow = h('div', {class: 'row hidden'}, h('label', {}, 'partitions (the new total)', parts), add);
+    const say = (text, bad) => { msg.textContent = text; msg.className = bad ? 'err' : 'muted'; };
+    const load = async () => {
+      const topic = t.value.trim();
+      if (!topic) return;
+      const r = await api('/api/kafka/topics/config?topic=' + encodeURIComponent(topic));
+      if (!r.ok) { out.replaceChildren(); say(errText(r), true); return; }
+      const k = await api('/api/kafka'), info = k.ok ? k.body.topics.find((x) => x.name === topic) : null;
+      const n = info ? info.partitions.length : null;
+      this.cfgTopic = topic; this.cfgParts = n;
+      addRow.classList.toggle('hidden', !this.operator);
+      parts.value = n ? n + 1 : 1;
+      out.dataset.topic = topic;
+      out.replaceChildren(h('div', {class: 'muted'}, topic + ': ' + (n === null ? '?' : n) + ' partitions · ' + r.body.backend + (r.body.backend === 'embedded' ? ' (applies retention.ms alone)' : '')),
+        h('table', {id: 'k-configs'}, h('tr', {}, h('th', {}, 'name'), h('th', {}, 'value'), h('th', {}, ''), h('th', {})),
+          r.body.configs.map((c) => {
+            const v = h('input', {value: c.value === null ? '' : c.value, size: 24, 'data-config': c.name, disabled: !this.operator || c.read_only || c.sensitive});
+            const set = async (value) => {
+              const x = await send('POST', '/api/kafka/topics/config', {topic, name: c.name, value});
+              say(x.ok ? c.name + (value === null ? ' back to its default' : ' = ' + value) : errText(x), !x.ok);
+              if (x.ok) await load();
+            };
+            return h('tr', {'data-config': c.name}, h('td', {class: 'mono'}, c.name), h('td', {}, v),
+              h('td', {class: 'muted small', 'data-field': 'default'}, c.sensitive ? 'sensitive' : c.read_only ? 'read-only' : c.default ? 'default' : 'set'),
+              h('td', {class: 'nowrap'}, this.operator && !c.read_only && !c.sensitive ? [
+                h('button', {class: 'secondary small', 'data-action': 'set', onclick: () => set(v.value)}, 'Set'), ' ',
+                c.default ? null : h('button', {class: 'secondary small', 'data-action': 'default', onclick: () => set(null)}, 'Default')] : null));
+          })));
+    };
+    add.addEventListener('click', async () => {
+      const total = Number(parts.value);
+      if (!confirm('Raise ' + this.cfgTopic + ' from ' + this.cfgParts + ' to ' + total + ' partitions? Keys hash over the new count from then on; partitions cannot be removed.')) return;
+      const r = await send('POST', '/api/kafka/topics/partitions', {topic: this.cfgTopic, partitions: total});
+      say(r.ok ? this.cfgTopic + ': ' + r.body.partitions_before + ' → ' + r.body.partitions + ' partitions' : errText(r), !r.ok);
+      if (r.ok) await load();
+    });
+    t.addEventListener('keydown', (e) => { if (e.key === 'Enter') load(); });
+    this.cfgCard.append(h('h2', {}, 'Topic configuration'),
+      h('div', {class: 'row'}, h('label', {}, 'topic', t), h('button', {class: 'secondary', id: 'k-c-show', onclick: load}, 'Show')), addRow, msg, out);
   },
   /* The operator's actions (audited): create a topic, produce a test message. Viewers do not get the card. */
   buildActions() {
@@ -365,16 +414,28 @@ function pretty(v) {
 }
 
 /* The data page pages with the API's tokens: next_token continues after the page shown; the tokens of the pages
- * before are kept here so "newer" can go back. */
+ * before are kept here so "newer" can go back. What is shown is a snapshot: nothing reloads it until the user
+ * refreshes, pages, filters or picks another table (rows do not move while they are read). A filter on the partition
+ * key shows that partition's rows; CSV exports what is shown. */
 pages.data = {
   init(main) {
-    this.main = main; this.tokens = [null]; this.size = 20; this.pipeline = null;
-    this.sel = h('select', {id: 'd-pipeline', onchange: () => { this.pick(); this.tokens = [null]; this.load(); }});
+    this.main = main; this.tokens = [null]; this.size = 20; this.pipeline = null; this.key = ''; this.shown = false; this.shownRows = null;
+    this.sel = h('select', {id: 'd-pipeline', onchange: () => { this.pick(); this.reset(); }});
     this.prev = h('button', {class: 'secondary', id: 'd-prev', onclick: () => { if (this.tokens.length > 1) { this.tokens.pop(); this.load(); } }}, '← back');
     this.next = h('button', {class: 'secondary', id: 'd-next', onclick: () => { if (this.nextToken) { this.tokens.push(this.nextToken); this.load(); } }}, 'next →');
+    this.refresh = h('button', {class: 'secondary', id: 'd-refresh', onclick: () => this.reset()}, '↻ refresh');
+    this.keyIn = h('input', {id: 'd-key', size: 38, placeholder: 'partition key value'});
+    this.keyIn.addEventListener('keydown', (e) => { if (e.key === 'Enter') this.filter(); });
+    this.keyLabel = h('span', {}, 'filter on the partition key');
+    const apply = h('button', {class: 'secondary', id: 'd-filter', onclick: () => this.filter()}, 'filter');
+    const clear = h('button', {class: 'secondary', id: 'd-clear', onclick: () => { this.keyIn.value = ''; this.filter(); }}, 'clear');
+    this.csv = h('button', {class: 'secondary', id: 'd-csv', onclick: () => this.exportCSV()}, 'export CSV');
     this.info = h('span', {class: 'muted', id: 'd-info'});
-    this.out = h('div', {id: 'd-out'});
-    main.append(h('h1', {}, 'Data'), h('div', {class: 'card'}, h('div', {class: 'row'}, h('label', {}, 'table', this.sel), this.prev, this.next, this.info), this.out));
+    this.snap = h('span', {class: 'muted small', id: 'd-snap'});
+    this.out = h('div', {id: 'd-out', class: 'scroll'});
+    main.append(h('h1', {}, 'Data'), h('div', {class: 'card', id: 'd-card'},
+      h('div', {class: 'row'}, h('label', {}, 'table', this.sel), h('label', {}, this.keyLabel, this.keyIn), apply, clear),
+      h('div', {class: 'row'}, this.prev, this.next, this.refresh, this.csv, this.info, this.snap), this.out));
   },
   async tick() {
     const r = await api('/api/data');
@@ -382,43 +443,66 @@ pages.data = {
     this.tables = r.body.tables;
     if (this.sel.options.length !== r.body.tables.length) {
       // One entry per output: the pipeline's own table (main) and each of its outputs: (docs/processing.md).
-      this.sel.replaceChildren(...r.body.tables.map((t) => h('option', {value: this.key(t)}, t.keyspace + '.' + t.table + '  (' + t.pipeline +
+      this.sel.replaceChildren(...r.body.tables.map((t) => h('option', {value: this.optKey(t)}, t.keyspace + '.' + t.table + '  (' + t.pipeline +
         (t.output && t.output !== 'main' ? ' → ' + t.output : '') + ', ' + t.sink + ')')));
       this.pick();
     }
     this.table = r.body.tables.find((x) => x.pipeline === this.pipeline && (x.output || 'main') === this.output);
-    if (this.tokens.length === 1) await this.load();
+    // The first answer draws the first page; after that only the user reloads it (the snapshot stays put).
+    if (!this.shown) await this.load();
   },
   // An option's value: the pipeline's name for its own table, pipeline/output for one of its outputs.
-  key(t) { return t.output && t.output !== 'main' ? t.pipeline + '/' + t.output : t.pipeline; },
+  optKey(t) { return t.output && t.output !== 'main' ? t.pipeline + '/' + t.output : t.pipeline; },
   pick() {
-    const t = this.tables && this.tables.find((x) => this.key(x) === this.sel.value);
+    const t = this.tables && this.tables.find((x) => this.optKey(x) === this.sel.value);
     if (t) { this.pipeline = t.pipeline; this.output = t.output || 'main'; }
   },
+  reset() { this.tokens = [null]; this.load(); },
+  filter() { this.key = this.keyIn.value.trim(); this.reset(); },
   async load() {
     if (!this.pipeline) return;
     // Only the latest request may draw: a slower answer for the table or page shown before must not overwrite it.
     const seq = this.seq = (this.seq || 0) + 1;
     const tok = this.tokens[this.tokens.length - 1];
     const r = await api('/api/data/rows?pipeline=' + encodeURIComponent(this.pipeline) + '&output=' + encodeURIComponent(this.output || 'main') +
-      '&size=' + this.size + (tok ? '&token=' + tok : ''));
+      '&size=' + this.size + (tok ? '&token=' + tok : '') + (this.key ? '&key=' + encodeURIComponent(this.key) : ''));
     if (seq !== this.seq) return;
-    if (!r.ok) { this.out.replaceChildren(h('div', {class: 'notice'}, (r.body && r.body.error) || ('HTTP ' + r.status))); return; }
+    this.shown = true;
+    if (!r.ok) { this.shownRows = null; this.out.replaceChildren(h('div', {class: 'notice', id: 'd-error'}, (r.body && r.body.error) || ('HTTP ' + r.status))); return; }
     const d = r.body, t = this.table;
     this.nextToken = d.next_token;
+    this.shownRows = d;
     const ag = t && t.aggregate;
-    this.info.textContent = (t && t.rows !== null ? t.rows + ' rows · ' : '') + 'page ' + this.tokens.length +
-      (d.order === 'token' ? ' (Cassandra token order)' : ' (newest first)') +
+    this.keyLabel.textContent = d.partition_key ? 'filter on ' + d.partition_key + ' (partition key)' : 'filter on the partition key';
+    this.info.textContent = (d.key !== null ? 'partition ' + d.partition_key + ' = ' + d.key + ': ' + d.rows.length + ' rows' :
+      (t && t.rows !== null ? t.rows + ' rows · ' : '') + 'page ' + this.tokens.length +
+      (d.order === 'token' ? ' (Cassandra token order)' : ' (newest first)')) +
       (ag ? ' · aggregate (' + (ag.final ? 'final rows' : 'updated rows') + ')' +
         (ag.watermark_seconds !== null ? ': watermark ' + (ag.watermark_seconds ? new Date(ag.watermark_seconds * 1000).toISOString() : 'none') +
           ', ' + ag.open_windows + ' open windows, ' + ag.late_records + ' late records' : '') : '');
+    this.snap.textContent = 'snapshot of ' + stamp(d.snapshot_ms) + ' — ↻ refresh for newer rows';
     this.info.dataset.page = this.tokens.length;
     this.info.dataset.pipeline = this.pipeline; // which table is drawn (tests wait on it, not on the row count)
+    this.info.dataset.key = d.key || '';
+    this.snap.dataset.snapshot = d.snapshot_ms;
     this.prev.disabled = this.tokens.length === 1; this.next.disabled = !d.next_token;
-    this.out.replaceChildren(h('table', {id: 'rows'}, h('tr', {}, d.columns.map((c) => h('th', {}, c))),
-      d.rows.map((row) => h('tr', {}, row.map((v) => h('td', {class: 'mono'}, v === null ? '' : typeof v === 'object' ? JSON.stringify(v) : v))))));
+    const types = Object.fromEntries((d.schema || []).map((c) => [c.name, c]));
+    this.out.replaceChildren(h('table', {id: 'rows'}, h('tr', {}, d.columns.map((c) => {
+      const ty = types[c];
+      return h('th', {'data-column': c, class: 'nowrap'}, c, ty ? h('span', {class: 'ctype', 'data-type': ty.type}, ty.type.toLowerCase() + (ty.partition ? ' · partition key' : ty.key ? ' · key' : '')) : null);
+    })),
+    d.rows.map((row) => h('tr', {}, row.map((v) => h('td', {class: 'mono nowrap'}, cellText(v)))))));
+  },
+  // What is shown, as CSV (RFC 4180: fields with a comma, quote or newline quoted, quotes doubled).
+  exportCSV() {
+    const d = this.shownRows;
+    if (!d) return;
+    const q = (v) => { const s = cellText(v); return /[",\r\n]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s; };
+    const lines = [d.columns.map(q).join(',')].concat(d.rows.map((r) => r.map(q).join(',')));
+    download(d.table + (d.key !== null ? '-' + d.partition_key + '-' + d.key : '-page' + this.tokens.length) + '.csv', 'text/csv', lines.join('\r\n') + '\r\n');
   },
 };
+function cellText(v) { return v === null || v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v); }
 
 /* Dead letters: why each record failed (stage, reason), where it came from, filtered by reason; replay one, a
  * selection, or all that match, after a confirmation that says how many (a dry run counts them first). */

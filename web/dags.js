@@ -1,7 +1,9 @@
-/* The DAGs view (#/dags): the scheduler's DAGs with Pause/Unpause; for the selected DAG a grid of runs × tasks
- * coloured by state (newest run on the right, as Airflow's grid), a Trigger button with a JSON conf box, the graph of
- * the selected run (tasks and their dependencies, nodes coloured by state), and the selected task's tries with
- * their logs (followed while the try runs). All of it through the scheduler's Airflow-shaped API under /api/dags/. */
+/* The DAGs view (#/dags): the scheduler's DAGs with their last and next run and Pause/Unpause; for the selected DAG a
+ * grid of runs × tasks coloured by state (newest run on the right, as Airflow's grid, each column headed by the run's
+ * date and each cell giving its duration), a Trigger button with a JSON conf box, the operator's actions on the
+ * selected run (clear, mark success or failed) and a backfill of a date range, the graph and the Gantt chart of the
+ * selected run, and the selected task's tries with their logs (followed while the try runs). All of it through the
+ * scheduler's Airflow-shaped API under /api/dags/ (the console audits every write). */
 'use strict';
 
 const STATES = ['queued', 'running', 'success', 'failed', 'up_for_retry', 'skipped', 'upstream_failed', 'none'];
@@ -11,6 +13,14 @@ const enc = (s) => encodeURIComponent(s);
 const stateOf = (ti) => (ti && ti.state) || 'none';
 const hhmmss = (iso) => iso ? new Date(iso).toLocaleTimeString() : '—';
 const took = (a, b) => a && b ? ((new Date(b) - new Date(a)) / 1000).toFixed(0) + ' s' : '';
+/* A duration as a grid cell shows it: 7s, 3m, 2h (a running one up to now). */
+const spanOf = (a, b) => {
+  if (!a) return '';
+  const s = Math.max(0, ((b ? new Date(b) : new Date()) - new Date(a)) / 1000);
+  return s < 60 ? s.toFixed(0) + 's' : s < 3600 ? (s / 60).toFixed(0) + 'm' : (s / 3600).toFixed(1) + 'h';
+};
+/* A date as the grid's column heads show it: 12-07 13:05 (local time). */
+const shortDate = (iso) => { if (!iso) return ''; const t = stamp(Date.parse(iso)); return t.slice(5, 16); };
 
 pages.dags = {
   init(main) {
@@ -31,12 +41,27 @@ pages.dags = {
     this.graphTitle = h('h2', {}, 'Graph');
     this.ti = h('div', {id: 'dag-ti'});
     this.log = h('pre', {id: 'dag-log', class: 'log'});
+    this.gantt = h('div', {id: 'dag-gantt', class: 'scroll-x'});
+    this.ganttTitle = h('h2', {}, 'Gantt');
+    // The operator's actions on the selected run and the backfill (viewers do not get them).
+    this.runActs = h('div', {class: 'row hidden', id: 'run-actions'},
+      h('span', {class: 'muted', id: 'run-sel'}),
+      h('button', {class: 'secondary', id: 'run-clear-failed', onclick: () => this.clear(true)}, 'Clear failed'),
+      h('button', {class: 'secondary', id: 'run-clear-all', onclick: () => this.clear(false)}, 'Clear all'),
+      h('button', {class: 'secondary', id: 'run-mark-success', onclick: () => this.mark('success')}, 'Mark success'),
+      h('button', {class: 'secondary', id: 'run-mark-failed', onclick: () => this.mark('failed')}, 'Mark failed'));
+    this.bfFrom = h('input', {type: 'date', id: 'bf-from'});
+    this.bfTo = h('input', {type: 'date', id: 'bf-to'});
+    this.bf = h('div', {class: 'row hidden', id: 'backfill'}, h('label', {}, 'backfill from', this.bfFrom), h('label', {}, 'to', this.bfTo),
+      h('button', {class: 'secondary', id: 'bf-go', onclick: () => this.backfill()}, 'Backfill'));
+    role().then((r) => { this.operator = r === 'operator'; this.runActs.classList.toggle('hidden', !this.operator); this.sigs.title = ''; });
     this.main.replaceChildren(h('h1', {}, 'DAGs'),
-      h('div', {class: 'card'}, this.list),
+      h('div', {class: 'card scroll'}, this.list),
       h('div', {class: 'card', id: 'dag-detail'}, this.title,
         h('div', {class: 'trigger'}, h('label', {}, 'run conf (JSON object, the tasks see it as $SLUICE_CONF)', this.conf),
-          h('div', {class: 'row'}, this.trigger, this.msg)),
-        h('h3', {}, 'Runs × tasks'), this.grid, this.legend()),
+          h('div', {class: 'row'}, this.trigger, this.msg)), this.bf,
+        h('h3', {}, 'Runs × tasks'), this.grid, this.legend(), this.runActs),
+      h('div', {class: 'card'}, this.ganttTitle, this.gantt),
       h('div', {class: 'grid2'}, h('div', {class: 'card'}, this.graphTitle, this.graph),
         h('div', {class: 'card'}, h('h2', {}, 'Task instance'), this.ti, this.log)));
   },
@@ -85,23 +110,30 @@ pages.dags = {
     const run = runs.find((x) => x.dag_run_id === this.run);
     const tis = run ? tiOf(run.dag_run_id) : [];
     if (this.changed('graph', [this.run, run && run.state, tis.map((t) => [t.task_id, t.state]), this.task, tasks])) this.renderGraph(tasks, run, tis);
+    if (this.changed('gantt', [this.run, run && run.state, tis.map((t) => [t.task_id, t.state, t.try_number, t.start_date, t.end_date]), this.task])) this.renderGantt(tasks, run, tis);
+    fill($('#run-sel'), run ? h('span', {}, 'run ', h('b', {class: 'mono'}, run.dag_run_id), ' ', badge(run.state)) : 'no run selected');
     const ti = tis.find((t) => t.task_id === this.task);
     if (this.changed('ti', [this.run, this.task, ti, this.try])) this.renderTi(d, run, ti);
     await this.loadLog(d, run, ti);
   },
   renderList() {
     fill(this.list, h('table', {id: 'dags'},
-      h('tr', {}, h('th', {}, 'DAG'), h('th', {}, 'schedule'), h('th', {}, 'state'), h('th', {}, 'tasks'), h('th', {})),
+      h('tr', {}, h('th', {}, 'DAG'), h('th', {}, 'schedule'), h('th', {}, 'state'), h('th', {}, 'last run'), h('th', {}, 'next run'), h('th', {}, 'tasks'), h('th', {})),
       this.dags.map((d) => h('tr', {'data-dag': d.dag_id, class: 'click' + (d.dag_id === this.dag ? ' selected' : ''),
         onclick: () => this.select(d.dag_id)},
       h('td', {class: 'mono'}, h('b', {}, d.dag_id), d.description ? h('div', {class: 'muted'}, d.description) : null),
       h('td', {class: 'mono'}, d.schedule_interval ? d.schedule_interval.value : h('span', {class: 'muted'}, 'manual only')),
       h('td', {'data-field': 'paused'}, h('span', {class: 'badge ' + (d.is_paused ? 'b-paused' : 'b-active')}, d.is_paused ? 'paused' : 'active')),
+      h('td', {'data-field': 'last-run', class: 'nowrap'}, d.last_dagrun ? [badge(d.last_dagrun.state), ' ', h('span', {class: 'mono small', title: d.last_dagrun.dag_run_id},
+        stamp(Date.parse(d.last_dagrun.logical_date)).slice(0, 16))] : h('span', {class: 'muted'}, 'never')),
+      h('td', {'data-field': 'next-run', class: 'nowrap mono small', title: d.next_dagrun ? 'covers the interval from ' + d.next_dagrun : ''},
+        d.next_dagrun_create_after ? stamp(Date.parse(d.next_dagrun_create_after)).slice(0, 16) : h('span', {class: 'muted'}, 'manual only')),
       h('td', {class: 'muted'}, (d.tasks || []).length),
       h('td', {}, h('button', {class: 'secondary pause', 'data-dag': d.dag_id,
         onclick: (e) => { e.stopPropagation(); this.setPaused(d.dag_id, !d.is_paused); }}, d.is_paused ? 'Unpause' : 'Pause'))))));
   },
   renderTitle(d) {
+    this.bf.classList.toggle('hidden', !this.operator || !d.schedule_interval);
     fill(this.title, h('span', {class: 'mono'}, d.dag_id),
       h('span', {class: 'badge ' + (d.is_paused ? 'b-paused' : 'b-active'), id: 'dag-state'}, d.is_paused ? 'paused' : 'active'),
       h('button', {class: 'secondary', id: 'dag-pause', onclick: () => this.setPaused(d.dag_id, !d.is_paused)}, d.is_paused ? 'Unpause' : 'Pause'),
@@ -111,16 +143,20 @@ pages.dags = {
     if (!runs.length) { fill(this.grid, h('div', {class: 'notice', id: 'no-runs'}, 'No runs yet: press Trigger.')); return; }
     const pick = (run, task) => { this.run = run; if (task) this.task = task; this.try = null; this.tick(); };
     fill(this.grid, h('table', {class: 'dag-grid', id: 'dag-grid'},
+      h('tr', {class: 'dates'}, h('th', {}, 'logical date'), runs.map((x) => h('td', {class: 'date mono', 'data-run': x.dag_run_id}, shortDate(x.logical_date)))),
       h('tr', {}, h('th', {}, 'run'), runs.map((x) => h('td', {class: 'cell run s-' + x.state + (x.dag_run_id === this.run ? ' sel' : ''),
-        'data-run': x.dag_run_id, 'data-state': x.state, title: x.dag_run_id + '\n' + x.state + '\n' + (x.conf && Object.keys(x.conf).length ? 'conf ' + JSON.stringify(x.conf) : ''),
-        onclick: () => pick(x.dag_run_id)}))),
+        'data-run': x.dag_run_id, 'data-state': x.state, title: x.dag_run_id + '\n' + x.state + '\nlogical date ' + stamp(Date.parse(x.logical_date)) +
+          '\nstarted ' + (x.start_date ? stamp(Date.parse(x.start_date)) : '—') + '\nended ' + (x.end_date ? stamp(Date.parse(x.end_date)) : '—') +
+          (x.conf && Object.keys(x.conf).length ? '\nconf ' + JSON.stringify(x.conf) : ''),
+        onclick: () => pick(x.dag_run_id)}, spanOf(x.start_date, x.end_date)))),
       tasks.map((t) => h('tr', {'data-task': t.task_id}, h('th', {class: 'mono task'}, t.task_id),
         runs.map((x) => {
           const ti = tiOf(x.dag_run_id).find((y) => y.task_id === t.task_id), st = stateOf(ti);
           return h('td', {class: 'cell s-' + st + (x.dag_run_id === this.run && t.task_id === this.task ? ' sel' : ''),
             'data-run': x.dag_run_id, 'data-task': t.task_id, 'data-state': st,
-            title: t.task_id + ' · ' + x.dag_run_id + '\n' + st + (ti && ti.try_number ? ' (try ' + ti.try_number + ')' : ''),
-            onclick: () => pick(x.dag_run_id, t.task_id)});
+            title: t.task_id + ' · ' + x.dag_run_id + '\n' + st + (ti && ti.try_number ? ' (try ' + ti.try_number + ')' : '') +
+              (ti && ti.start_date ? '\nstarted ' + stamp(Date.parse(ti.start_date)) + (ti.end_date ? '\nended ' + stamp(Date.parse(ti.end_date)) : '') : ''),
+            onclick: () => pick(x.dag_run_id, t.task_id)}, ti && ti.start_date ? spanOf(ti.start_date, ti.end_date) : '');
         })))));
   },
   renderGraph(tasks, run, tis) {
@@ -170,6 +206,70 @@ pages.dags = {
     });
     fill(this.graph, el);
   },
+  /* The selected run's tasks on a time axis: each bar from its latest try's start to its end (or now while it runs),
+   * labelled with the try and the duration. The scheduler keeps the latest try's times only: earlier tries of a
+   * task are counted on its bar, not drawn. */
+  renderGantt(tasks, run, tis) {
+    fill(this.ganttTitle, 'Gantt', run ? h('span', {class: 'muted mono small'}, run.dag_run_id) : null);
+    const started = tis.filter((t) => t.start_date);
+    if (!run || !started.length) { fill(this.gantt, h('div', {class: 'muted', id: 'gantt-empty'}, run ? 'No task of this run has started.' : 'No run selected.')); return; }
+    const now = Date.now(), t0 = Math.min(...started.map((t) => Date.parse(t.start_date)));
+    const t1 = Math.max(t0 + 1000, ...started.map((t) => (t.end_date ? Date.parse(t.end_date) : now)));
+    const L = 190, W = 620, RH = 22, P = 6, x = (ms) => L + (ms - t0) / (t1 - t0) * W;
+    const rows = tasks.map((t, i) => {
+      const ti = tis.find((z) => z.task_id === t.task_id), y = P + i * RH, st = stateOf(ti);
+      const kids = [svg('text', {x: 0, y: y + 15, class: 'n-id'}, t.task_id.length > 24 ? t.task_id.slice(0, 23) + '…' : t.task_id)];
+      if (ti && ti.start_date) {
+        const a = Date.parse(ti.start_date), b = ti.end_date ? Date.parse(ti.end_date) : now;
+        kids.push(svg('rect', {class: 'g-bar s-' + st, x: x(a), y: y + 3, width: Math.max(2, x(b) - x(a)), height: RH - 6, rx: 3},
+          svg('title', {}, t.task_id + ' try ' + ti.try_number + ' · ' + st + '\n' + stamp(a) + ' → ' + (ti.end_date ? stamp(b) : 'running'))));
+        kids.push(svg('text', {x: Math.min(x(b) + 6, L + W + 4), y: y + 15, class: 'n-sub'}, 'try ' + ti.try_number + ' · ' + spanOf(ti.start_date, ti.end_date)));
+      }
+      return svg('g', {class: 'g-row', 'data-task': t.task_id, 'data-state': st}, kids);
+    });
+    const height = P * 2 + tasks.length * RH + 16;
+    const axis = [0, 0.5, 1].map((f) => svg('text', {x: L + f * W, y: height - 2, class: 'n-sub', 'text-anchor': f === 0 ? 'start' : f === 1 ? 'end' : 'middle'},
+      stamp(t0 + f * (t1 - t0)).slice(11, 19)));
+    fill(this.gantt, svg('svg', {id: 'gantt-svg', width: L + W + 90, height, viewBox: '0 0 ' + (L + W + 90) + ' ' + height}, rows, axis));
+  },
+  async clear(onlyFailed) {
+    const run = this.run, dag = this.dag;
+    if (!run) return;
+    const path = '/api/dags/' + enc(dag) + '/clearTaskInstances';
+    const dry = await send('POST', path, {dag_run_id: run, dry_run: true, only_failed: onlyFailed});
+    if (!dry.ok) { this.say(errText(dry), true); return; }
+    const n = dry.body.total_entries;
+    if (!n) { this.say('nothing to clear in ' + run + (onlyFailed ? ' (no failed task)' : ''), false); return; }
+    if (!confirm('Clear ' + n + ' task instance' + (n === 1 ? '' : 's') + ' of run ' + run + ' (' + dry.body.task_instances.map((t) => t.task_id).join(', ') + ')? They run again.')) return;
+    const r = await send('POST', path, {dag_run_id: run, dry_run: false, only_failed: onlyFailed});
+    this.say(r.ok ? 'cleared ' + r.body.total_entries + ' task instances of ' + run : errText(r), !r.ok);
+    this.forget(run);
+    await this.tick();
+  },
+  async mark(state) {
+    const run = this.run;
+    if (!run || !confirm('Mark run ' + run + ' ' + state + '?')) return;
+    const r = await send('PATCH', '/api/dags/' + enc(this.dag) + '/dagRuns/' + enc(run), {state});
+    this.say(r.ok ? run + ' marked ' + state : errText(r), !r.ok);
+    this.forget(run);
+    await this.tick();
+  },
+  async backfill() {
+    if (!this.bfFrom.value || !this.bfTo.value) { this.say('backfill: pick both dates', true); return; }
+    const body = {from_date: this.bfFrom.value + 'T00:00:00Z', to_date: this.bfTo.value + 'T00:00:00Z'};
+    const path = '/api/dags/' + enc(this.dag) + '/backfills';
+    const dry = await send('POST', path, Object.assign({dry_run: true}, body));
+    if (!dry.ok) { this.say(errText(dry), true); return; }
+    const n = dry.body.total_entries;
+    if (!n) { this.say('backfill: every interval from ' + this.bfFrom.value + ' to ' + this.bfTo.value + ' has a run already', false); return; }
+    if (!confirm('Create ' + n + ' backfill run' + (n === 1 ? '' : 's') + ' of ' + this.dag + ', one per interval from ' + this.bfFrom.value + ' to ' + this.bfTo.value + '?')) return;
+    const r = await send('POST', path, body);
+    this.say(r.ok ? 'backfill: ' + r.body.total_entries + ' runs created' : errText(r), !r.ok);
+    await this.tick();
+  },
+  say(text, bad) { this.msg.textContent = text; this.msg.className = bad ? 'err' : 'muted'; },
+  // A run changed by an action: its task instances are fetched again even if it had finished.
+  forget(run) { this.tis.delete(this.dag + '\u0000' + run); this.sigs.grid = this.sigs.gantt = this.sigs.ti = ''; },
   renderTi(d, run, ti) {
     if (!run || !ti) { fill(this.ti, h('div', {class: 'muted'}, run ? 'Pick a task in the grid or the graph.' : 'No run selected.')); this.log.textContent = ''; return; }
     const tries = ti.try_number || 0;

@@ -1,6 +1,8 @@
 /* The Schemas view (#/schemas): the registry's subjects with their versions and compatibility levels (global and per
- * subject, which can be set here), a side-by-side diff of two versions of a subject, and a compatibility test box
- * (a pasted schema against the subject's latest version, with the registry's verbose reasons). Polls one page of
+ * subject, which can be set here), a side-by-side diff of two versions of a subject, a compatibility test box (a
+ * pasted schema against the subject's latest version, with the registry's verbose reasons) from which an operator
+ * registers the schema once the check passed (a new subject, or a new version of one), and a soft delete of a
+ * version for operators. Polls one page of
  * /api/console/schemas (?offset=&limit=, PAGE subjects at a time, with the total for the pager); everything else is
  * the registry's own REST API under /api/schemas/. */
 'use strict';
@@ -78,7 +80,7 @@ pages.schemas = {
     this.next = h('button', {class: 'secondary', id: 's-next', onclick: () => this.page(PAGE)}, 'next ›');
     this.pSubject = h('select', {id: 's-subject', onchange: () => { this.subject = this.pSubject.value; this.left = this.right = null; this.renderSubjects(); this.renderPickers(); this.renderDiff(); }});
     this.pLeft = h('select', {id: 's-left', onchange: () => { this.left = Number(this.pLeft.value); this.renderDiff(); }});
-    this.pRight = h('select', {id: 's-right', onchange: () => { this.right = Number(this.pRight.value); this.renderDiff(); }});
+    this.pRight = h('select', {id: 's-right', onchange: () => { this.right = Number(this.pRight.value); this.delBtn.textContent = 'Delete v' + this.right; this.renderDiff(); }});
     this.level = h('select', {id: 's-level', onchange: () => this.setLevel(this.level.value)},
       h('option', {value: ''}, 'global (default)'), LEVELS.map((l) => h('option', {value: l}, l)));
     this.levelMsg = h('span', {class: 'muted', id: 's-level-msg'});
@@ -86,6 +88,17 @@ pages.schemas = {
     this.cSchema = h('textarea', {id: 'c-schema', rows: 10, spellcheck: 'false', placeholder: '{"type": "record", "name": "...", "fields": [...]}'});
     this.cResult = h('div', {id: 'c-result'});
     this.cLoad = h('button', {class: 'secondary', id: 'c-load', onclick: () => this.loadLatest()}, 'Start from the latest version');
+    this.cSubject = h('input', {id: 'c-subject', size: 40, placeholder: 'subject (default: the one selected above)'});
+    this.cRegister = h('button', {id: 'c-register', class: 'hidden', disabled: true, onclick: () => this.register()}, 'Register as a new version');
+    this.cRegMsg = h('span', {id: 'c-reg-msg', class: 'muted'});
+    this.delBtn = h('button', {class: 'secondary hidden', id: 's-delete', onclick: () => this.deleteVersion()}, 'Delete version');
+    this.delMsg = h('span', {class: 'muted', id: 's-delete-msg'});
+    // Registering and deleting are the operator's (a viewer's write would get 403 anyway).
+    role().then((r) => { this.operator = r === 'operator'; this.cRegister.classList.toggle('hidden', !this.operator); this.delBtn.classList.toggle('hidden', !this.operator); });
+    // A changed text or subject has not been checked: register waits for a new test.
+    const untest = () => { this.tested = null; this.cRegister.disabled = true; };
+    this.cSchema.addEventListener('input', untest);
+    this.cSubject.addEventListener('input', untest);
     const body = $('#schemas-body', this.main) || h('div', {id: 'schemas-body'});
     if (!body.parentNode) this.main.replaceChildren(h('h1', {}, 'Schemas'), body);
     body.replaceChildren(
@@ -93,12 +106,14 @@ pages.schemas = {
         h('div', {class: 'row'}, this.prev, this.pageInfo, this.next)),
       h('div', {class: 'card'}, h('h2', {}, 'Versions side by side'),
         h('div', {class: 'row'}, h('label', {}, 'subject', this.pSubject), h('label', {}, 'version', this.pLeft),
-          h('label', {}, 'against version', this.pRight), h('label', {}, 'subject compatibility', this.level), this.levelMsg),
+          h('label', {}, 'against version', this.pRight), h('label', {}, 'subject compatibility', this.level), this.levelMsg,
+          this.delBtn, this.delMsg),
         this.diff),
-      h('div', {class: 'card'}, h('h2', {}, 'Compatibility test'),
-        h('div', {class: 'muted'}, 'Paste a schema: it is tested against the latest version of the subject above under the subject\'s compatibility level (nothing is registered).'),
+      h('div', {class: 'card'}, h('h2', {}, 'Register or evolve a schema'),
+        h('div', {class: 'muted'}, 'Paste a schema: it is tested against the latest version of the subject under the subject\'s compatibility level (nothing is registered). Once the test passed, an operator can register it.'),
+        h('div', {class: 'row'}, h('label', {}, 'subject', this.cSubject)),
         this.cSchema,
-        h('div', {class: 'row'}, h('button', {id: 'c-test', onclick: () => this.test()}, 'Test compatibility'), this.cLoad),
+        h('div', {class: 'row'}, h('button', {id: 'c-test', onclick: () => this.test()}, 'Test compatibility'), this.cLoad, this.cRegister, this.cRegMsg),
         this.cResult));
   },
   async page(delta) {
@@ -130,6 +145,8 @@ pages.schemas = {
     if (!vs.includes(this.left)) this.left = vs.length > 1 ? vs[vs.length - 2] : this.right;
     this.pLeft.replaceChildren(...vs.map((v) => h('option', {value: v, selected: v === this.left}, 'v' + v)));
     this.pRight.replaceChildren(...vs.map((v) => h('option', {value: v, selected: v === this.right}, 'v' + v)));
+    this.delBtn.textContent = this.right !== null ? 'Delete v' + this.right : 'Delete version';
+    this.delBtn.disabled = this.right === null;
     this.level.value = x && x.compatibility ? x.compatibility : '';
     this.level.disabled = !x;
   },
@@ -162,6 +179,33 @@ pages.schemas = {
     this.levelMsg.className = r.ok ? 'muted' : 'err';
     this.sig = ''; // redraw on the next tick
   },
+  // Registers what the last test passed (the same text and subject), after a confirmation.
+  async register() {
+    const t = this.tested;
+    if (!t || t.text !== this.cSchema.value.trim() || t.s !== (this.cSubject.value.trim() || this.subject)) { this.cRegister.disabled = true; return; }
+    if (!confirm('Register this schema under ' + t.s + '?')) return;
+    const body = {schema: t.text};
+    if (t.schemaType) body.schemaType = t.schemaType;
+    const r = await send('POST', '/api/schemas/subjects/' + subj(t.s) + '/versions', body);
+    if (!r.ok) { this.cRegMsg.textContent = errText(r); this.cRegMsg.className = 'err'; return; }
+    const v = await api('/api/schemas/subjects/' + subj(t.s) + '/versions/latest');
+    this.cRegMsg.textContent = 'registered: ' + t.s + (v.ok ? ' v' + v.body.version : '') + ', schema id ' + r.body.id;
+    this.cRegMsg.className = 'muted';
+    this.cRegMsg.dataset.id = r.body.id;
+    this.tested = null; this.cRegister.disabled = true;
+    this.subject = t.s; this.left = this.right = null; this.sig = '';
+    await this.tick();
+  },
+  // A soft delete (Confluent's DELETE /subjects/{s}/versions/{v}): the version leaves the list, its id still reads.
+  async deleteVersion() {
+    const s = this.subject, v = this.right;
+    if (!s || v === null || !confirm('Delete version ' + v + ' of ' + s + '? (soft: readers of its schema id still get it)')) return;
+    const r = await send('DELETE', '/api/schemas/subjects/' + subj(s) + '/versions/' + v);
+    this.delMsg.textContent = r.ok ? 'deleted ' + s + ' v' + v : errText(r);
+    this.delMsg.className = r.ok ? 'muted' : 'err';
+    this.left = this.right = null; this.sig = '';
+    await this.tick();
+  },
   async loadLatest() {
     const x = this.data && this.data.subjects.find((s) => s.subject === this.subject);
     if (!x || !x.versions.length) return;
@@ -169,19 +213,39 @@ pages.schemas = {
     if (v) this.cSchema.value = schemaText(v);
   },
   async test() {
-    const s = this.subject, text = this.cSchema.value.trim();
+    const s = this.cSubject.value.trim() || this.subject, text = this.cSchema.value.trim();
+    this.tested = null; this.cRegister.disabled = true;
     if (!s) { fill(this.cResult, h('div', {class: 'err'}, 'No subject to test against.')); return; }
     if (!text) { fill(this.cResult, h('div', {class: 'err'}, 'Paste a schema first.')); return; }
     const x = this.data.subjects.find((y) => y.subject === s);
     try { JSON.parse(text); } catch (e) { fill(this.cResult, h('div', {class: 'err', id: 'c-invalid'}, 'Not JSON: ' + e.message)); return; }
+    // Whether the subject exists, without a 404 (the browser would log it as an error): the subjects with its prefix.
+    const pre = await api('/api/schemas/subjects?subjectPrefix=' + subj(s));
+    const exists = pre.ok && Array.isArray(pre.body) && pre.body.includes(s);
+    const known = exists ? await api('/api/schemas/subjects/' + subj(s) + '/versions') : {ok: false, body: null};
+    if (pre.ok && !exists) {
+      // A new subject: nothing to be compatible with; its first version is registered as it is.
+      this.tested = {s, text, schemaType: undefined};
+      this.cRegister.disabled = false;
+      this.cRegister.textContent = 'Register as ' + s + ' v1';
+      fill(this.cResult, h('div', {id: 'c-verdict', 'data-compatible': 'new'}, h('span', {class: 'badge b-success'}, 'new subject'),
+        ' ', h('b', {}, s), ' has no version yet: nothing to check against.'));
+      return;
+    }
     // The pasted schema is read as the same type as the subject's latest version (AVRO unless it says otherwise).
-    const latest = x && x.versions.length ? await this.version(s, x.versions[x.versions.length - 1]) : null;
+    const vs = known.ok && Array.isArray(known.body) ? known.body : x ? x.versions : [];
+    const latest = vs.length ? await this.version(s, vs[vs.length - 1]) : null;
     const body = {schema: text};
     if (latest && latest.schemaType) body.schemaType = latest.schemaType;
     fill(this.cResult, h('div', {class: 'muted'}, 'testing…'));
     const r = await send('POST', '/api/schemas/compatibility/subjects/' + subj(s) + '/versions/latest?verbose=true', body);
     if (!r.ok) { fill(this.cResult, h('div', {class: 'err', id: 'c-error'}, errText(r))); return; }
     const level = (x && x.compatibility) || this.data.compatibility;
+    if (r.body.is_compatible) {
+      this.tested = {s, text, schemaType: body.schemaType};
+      this.cRegister.disabled = false;
+      this.cRegister.textContent = 'Register as a new version of ' + s;
+    }
     const reasons = (r.body.messages || []).filter((m) => !m.startsWith('{oldSchemaVersion'));
     const against = (r.body.messages || []).find((m) => m.startsWith('{oldSchemaVersion'));
     fill(this.cResult, h('div', {id: 'c-verdict', 'data-compatible': String(r.body.is_compatible)},

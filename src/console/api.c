@@ -691,12 +691,22 @@ static void api_rows(struct sl_console *c, const char *query, struct sl_con_resp
 			return;
 		}
 	}
+	/* key=VALUE: the rows of one partition (the table's partition key equal to VALUE, read as its type). */
+	char key[1024];
+	int kg = sl_con_query_get(query, "key", key, sizeof key);
+	if (kg < 0) {
+		jerror(rs, 400, "bad query: key=PARTITION_KEY_VALUE (up to 1023 bytes)");
+		return;
+	}
 	struct sl_err err = {0};
-	if (sl_con_rows(c, p, output, ntoken ? token : NULL, (size_t)ntoken, page, size, &rs->body, &err)) {
+	if (sl_con_rows(c, p, output, ntoken ? token : NULL, (size_t)ntoken, page, size, kg == 1 && key[0] ? key : NULL,
+			&rs->body, &err)) {
 		sl_con_scrub_paths(c, err.msg, sizeof err.msg);
 		jerror(rs, err.code == SL_ENOTFOUND ? 404 : err.code == SL_EINVAL ? 400 : 503, err.msg);
 	}
 }
+
+static void serve_asset(const struct sl_con_req *rq, struct sl_con_resp *rs, const char *path);
 
 void sl_con_dispatch(struct sl_console *c, const struct sl_con_req *rq, struct sl_con_resp *rs)
 {
@@ -724,6 +734,14 @@ void sl_con_dispatch(struct sl_console *c, const struct sl_con_req *rq, struct s
 	 * /ready answer anyone (load balancers, probes), with nothing but the verdict. */
 	bool anon = !sl_http_auth_ok(&c->sec, rq->authorization);
 	const char *m0 = rq->method ? rq->method : "";
+	bool get0 = !strcmp(m0, "GET") || !strcmp(m0, "HEAD");
+	/* The login page and its assets answer anyone: a browser without credentials gets there to give them. */
+	static const char *const login_assets[] = {"/login", "/login.js", "/login.css"};
+	for (size_t i = 0; anon && get0 && i < sizeof login_assets / sizeof *login_assets; i++)
+		if (!strcmp(path, login_assets[i])) {
+			serve_asset(rq, rs, !strcmp(path, "/login") ? "/login.html" : path);
+			return;
+		}
 	if (anon && (!strcmp(m0, "GET") || !strcmp(m0, "HEAD")) && (!strcmp(path, "/health") || !strcmp(path, "/ready"))) {
 		rs->head = !strcmp(m0, "HEAD");
 		struct sl_con_resp full = {0};
@@ -762,6 +780,34 @@ void sl_con_dispatch(struct sl_console *c, const struct sl_con_req *rq, struct s
 	 * browsers and pass. */
 	if (!get && rq->origin && !sl_con_same_origin(rq->origin, rq->host)) {
 		jerror(rs, 403, "cross-origin request refused");
+		return;
+	}
+
+	/* The login page's check: the credential it sends in the Authorization header becomes an HttpOnly cookie
+	 * (hex of that header value), so the browser's later requests carry it. A GET, so that a viewer (read-only
+	 * credentials, refused any write) can log in too; a page elsewhere cannot send an Authorization header. */
+	if (get && !strcmp(path, "/api/login")) {
+		struct sl_buf hx;
+		sl_buf_init(&hx);
+		for (const unsigned char *p = (const unsigned char *)(rq->authorization ? rq->authorization : ""); *p; p++)
+			sl_buf_printf(&hx, "%02x", *p);
+		if (!rq->authorization || hx.len + 100 >= sizeof rs->set_cookie) {
+			jerror(rs, 400, rq->authorization ? "credential too long for a cookie"
+							  : "send the credential in the Authorization header");
+		} else {
+			snprintf(rs->set_cookie, sizeof rs->set_cookie,
+				 SL_CON_AUTH_COOKIE "=%s; Path=/; HttpOnly; SameSite=Strict", sl_buf_cstr(&hx));
+			enum sl_http_role r = sl_http_auth_role(&c->sec, rq->authorization);
+			sl_buf_printf(&rs->body, "{\"logged_in\":true,\"role\":\"%s\"}",
+				      r == SL_HTTP_ROLE_READ ? "viewer" : "operator");
+		}
+		sl_buf_free(&hx);
+		return;
+	}
+	if (get && !strcmp(path, "/api/logout")) {
+		snprintf(rs->set_cookie, sizeof rs->set_cookie,
+			 SL_CON_AUTH_COOKIE "=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+		sl_buf_puts(&rs->body, "{\"logged_in\":false}");
 		return;
 	}
 
@@ -847,11 +893,42 @@ void sl_con_dispatch(struct sl_console *c, const struct sl_con_req *rq, struct s
 			jerror(rs, 500, "out of memory");
 		return;
 	}
+	serve_asset(rq, rs, !strcmp(path, "/login") ? "/login.html" : path);
+}
+
+/* An embedded asset with its ETag (304 when the client has it) and gzip form; a path that is none is a 404, as a
+ * page for a browser (it asked for text/html), else as JSON. */
+static void serve_asset(const struct sl_con_req *rq, struct sl_con_resp *rs, const char *path)
+{
 	const char *etag;
 	const unsigned char *gz;
 	size_t gzlen;
 	const struct sl_con_asset *a = sl_con_asset_find(path, &etag, &gz, &gzlen);
 	if (!a) {
+		if (rq->accept && strstr(rq->accept, "text/html")) {
+			rs->status = 404;
+			rs->ctype = "text/html; charset=utf-8";
+			sl_buf_reset(&rs->body);
+			sl_buf_puts(&rs->body, "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+					       "<title>Not found · sluice console</title><link rel=\"stylesheet\" href=\"/style.css\">"
+					       "</head><body><main><h1>No such page</h1><div class=\"notice\" id=\"not-found\">"
+					       "There is no page <code>");
+			for (const char *p = path; *p; p++) {
+				if (*p == '<')
+					sl_buf_puts(&rs->body, "&lt;");
+				else if (*p == '>')
+					sl_buf_puts(&rs->body, "&gt;");
+				else if (*p == '&')
+					sl_buf_puts(&rs->body, "&amp;");
+				else if (*p == '"')
+					sl_buf_puts(&rs->body, "&quot;");
+				else
+					sl_buf_putc(&rs->body, *p);
+			}
+			sl_buf_puts(&rs->body, "</code> here. <a href=\"/#/overview\">Go to the console.</a></div></main>"
+					       "</body></html>\n");
+			return;
+		}
 		jerror(rs, 404, "not found");
 		return;
 	}

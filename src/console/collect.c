@@ -820,7 +820,7 @@ static void rows_head(struct sl_buf *out, const struct sl_pipeline *p, size_t ou
 }
 
 int sl_con_rows(struct sl_console *c, struct sl_pipeline *p, size_t output, const unsigned char *token, size_t ntoken,
-		int64_t page, int64_t size, struct sl_buf *out, struct sl_err *err)
+		int64_t page, int64_t size, const char *key, struct sl_buf *out, struct sl_err *err)
 {
 	size_t i = 0;
 	while (i < c->npipes && c->pipes[i].p != p)
@@ -840,7 +840,17 @@ int sl_con_rows(struct sl_console *c, struct sl_pipeline *p, size_t output, cons
 	struct sl_sink *sk = output ? own : sink_reader(c, i, err);
 	int rc = !sk ? (err->code ? err->code : SL_EIO)
 	     : !sk->ops->browse ? sl_err_set(err, SL_ENOTFOUND, "pipeline %s: its sink has no rows to show", p->name)
-				: sk->ops->browse(sk, token, ntoken, page, size, &pg, err);
+	     : !key		? sk->ops->browse(sk, token, ntoken, page, size, &pg, err)
+	     : !sk->ops->find	? sl_err_set(err, SL_EINVAL, "pipeline %s: its sink cannot filter by key", p->name)
+				: sk->ops->find(sk, key, size, &pg, err);
+	/* The columns' types for the page's headings; a table that cannot say gives none (the rows still show). */
+	struct sl_sink_column *cols = NULL;
+	size_t ncols = 0;
+	struct sl_err derr = {0};
+	if (!rc && (!sk->ops->describe || sk->ops->describe(sk, &cols, &ncols, &derr))) {
+		cols = NULL;
+		ncols = 0;
+	}
 	if (own) {
 		own->ops->destroy(own);
 		sk = NULL;
@@ -862,6 +872,29 @@ int sl_con_rows(struct sl_console *c, struct sl_pipeline *p, size_t output, cons
 				      (long long)size, pg.more ? "true" : "false");
 		else
 			sl_buf_printf(out, ",\"size\":%lld", (long long)size);
+		sl_buf_puts(out, ",\"schema\":[");
+		const char *pk = NULL;
+		for (size_t k = 0; k < ncols; k++) {
+			sl_buf_puts(out, k ? ",{\"name\":" : "{\"name\":");
+			sl_buf_json_str(out, cols[k].name, strlen(cols[k].name));
+			sl_buf_puts(out, ",\"type\":");
+			sl_buf_json_str(out, cols[k].type, strlen(cols[k].type));
+			sl_buf_printf(out, ",\"key\":%s,\"partition\":%s}", cols[k].key ? "true" : "false",
+				      cols[k].partition ? "true" : "false");
+			if (cols[k].partition && !pk)
+				pk = cols[k].name;
+		}
+		sl_buf_puts(out, "],\"partition_key\":");
+		if (pk)
+			sl_buf_json_str(out, pk, strlen(pk));
+		else
+			sl_buf_puts(out, "null");
+		sl_buf_puts(out, ",\"key\":");
+		if (key)
+			sl_buf_json_str(out, key, strlen(key));
+		else
+			sl_buf_puts(out, "null");
+		sl_buf_printf(out, ",\"snapshot_ms\":%lld", (long long)sl_con_now_ms());
 		sl_buf_printf(out, ",\"order\":\"%s\",\"next_token\":", pg.order);
 		if (pg.next_token_len)
 			page_token(out, pg.next_token, pg.next_token_len);
@@ -869,6 +902,7 @@ int sl_con_rows(struct sl_console *c, struct sl_pipeline *p, size_t output, cons
 			sl_buf_puts(out, "null");
 		sl_buf_puts(out, "}");
 	}
+	free(cols);
 	sl_sink_page_free(&pg);
 	return rc;
 }

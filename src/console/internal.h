@@ -214,9 +214,11 @@ struct sl_con_browse_opts {
 int sl_con_browse(struct sl_console *c, const struct sl_con_browse_opts *o, struct sl_buf *out, struct sl_err *err);
 /* A page of a pipeline's sink table (JSON object into out): SQLite newest first, Cassandra in token order. token
  * (decoded, ntoken bytes) continues from the previous page's next_token; NULL for the first page. page (an offset
- * of page*size rows) applies to SQLite without a token. SL_EINVAL: the token is not one this table gave. */
+ * of page*size rows) applies to SQLite without a token. SL_EINVAL: the token is not one this table gave. key (not
+ * NULL): the rows of the partition whose partition key is that value instead (one page). The answer carries the
+ * columns' types ("schema") and when it was read ("snapshot_ms"). */
 int sl_con_rows(struct sl_console *c, struct sl_pipeline *p, size_t output, const unsigned char *token, size_t ntoken,
-		int64_t page, int64_t size, struct sl_buf *out, struct sl_err *err);
+		int64_t page, int64_t size, const char *key, struct sl_buf *out, struct sl_err *err);
 /* A page token as the API shows it (lowercase hex) back into bytes; the length, or -1. */
 #define SL_CON_TOKEN_MAX 2048
 int sl_con_page_token_decode(const char *hex, unsigned char *out, size_t outsz);
@@ -260,10 +262,14 @@ int sl_con_actions(struct sl_console *c, const struct sl_con_req *rq, const char
 		   struct sl_con_resp *rs);
 
 /* api.c */
+/* The cookie the login page sets: hex of the Authorization value it was given (HttpOnly, SameSite=Strict). */
+#define SL_CON_AUTH_COOKIE "sluice_auth"
+
 struct sl_con_req {
 	const char *method, *target;
 	const char *authorization, *accept_encoding, *if_none_match;
 	const char *origin, *host; /* a browser's Origin and the Host it asked for: cross-origin writes are refused */
+	const char *accept;        /* a browser (text/html) gets an HTML 404 */
 	const char *body;
 	size_t len;
 	bool body_too_big;
@@ -280,6 +286,7 @@ struct sl_con_resp {
 	const char *cache_control;
 	bool www_authenticate;
 	bool head;
+	char set_cookie[1200];               /* a Set-Cookie header (the login page's), or "" */
 };
 /* Answers one request (no I/O but the console's own state). Never fails: errors become 4xx/5xx responses. */
 void sl_con_dispatch(struct sl_console *c, const struct sl_con_req *rq, struct sl_con_resp *rs);

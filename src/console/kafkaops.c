@@ -1,5 +1,5 @@
-/* The operator's actions on the log, beside the Kafka page: create a topic, produce a test message, and reset a
- * consumer group's offsets (with a dry run). They go through topic/ like everything else that touches the log (the
+/* The operator's actions on the log, beside the Kafka page: create a topic, add partitions to one, view and change
+ * its configuration, produce a test message, and reset a consumer group's offsets (with a dry run). They go through topic/ like everything else that touches the log (the
  * same code on Kafka and on the embedded default), on a store opened for the action and closed after it (the
  * collector's is a read-only inspector). Each is behind the operator role and audited (audit.c) with what it did or
  * why it did not. */
@@ -345,14 +345,139 @@ static void reset_group(struct sl_console *c, struct sl_json_val root, struct sl
 	sl_topic_store_close(ts_);
 }
 
+/* POST /api/kafka/topics/partitions {"topic", "partitions": the new total}: never fewer (Kafka cannot take them away). */
+static void add_partitions(struct sl_console *c, struct sl_json_val root, struct sl_con_resp *rs, char *detail,
+			   size_t dsz, char *target, size_t tsz)
+{
+	char topic[256];
+	int64_t total;
+	struct sl_err err = {0};
+	if (!get_str(root, "topic", topic, sizeof topic, NULL) || !topic[0] ||
+	    !get_int(root, "partitions", 0, 1, 10000, &total) || total < 1) {
+		kerror(rs, 400, "give topic (a string) and partitions (the new total, 1..10000)");
+		snprintf(detail, dsz, "bad request");
+		return;
+	}
+	snprintf(target, tsz, "%s", topic);
+	struct sl_topic_store *ts = NULL;
+	int before = 0, after = 0;
+	int rc = open_store(c, &ts, &err);
+	if (!rc)
+		rc = ts->ops->partitions(ts, topic, &before, &err);
+	if (!rc)
+		rc = ts->ops->add_partitions(ts, topic, (int)total, &err);
+	if (!rc)
+		rc = ts->ops->partitions(ts, topic, &after, &err);
+	sl_topic_store_close(ts);
+	if (rc) {
+		sl_con_scrub_paths(c, err.msg, sizeof err.msg);
+		kerror(rs, status_of(rc), err.msg);
+		snprintf(detail, dsz, "%s", err.msg);
+		return;
+	}
+	sl_buf_puts(&rs->body, "{\"topic\":");
+	sl_buf_json_str(&rs->body, topic, strlen(topic));
+	sl_buf_printf(&rs->body, ",\"partitions_before\":%d,\"partitions\":%d}", before, after);
+	snprintf(detail, dsz, "partitions %d -> %d", before, after);
+}
+
+/* POST /api/kafka/topics/config {"topic", "name", "value"} (value null: back to the default). */
+static void set_config(struct sl_console *c, struct sl_json_val root, struct sl_con_resp *rs, char *detail,
+		       size_t dsz, char *target, size_t tsz)
+{
+	char topic[256], name[128], value[256];
+	bool has_value = false;
+	struct sl_err err = {0};
+	if (!get_str(root, "topic", topic, sizeof topic, NULL) || !topic[0] ||
+	    !get_str(root, "name", name, sizeof name, NULL) || !name[0] ||
+	    !get_str(root, "value", value, sizeof value, &has_value)) {
+		kerror(rs, 400, "give topic, name (a configuration entry) and value (a string, or null for the default)");
+		snprintf(detail, dsz, "bad request");
+		return;
+	}
+	snprintf(target, tsz, "%s", topic);
+	struct sl_topic_store *ts = NULL;
+	int rc = open_store(c, &ts, &err);
+	if (!rc)
+		rc = ts->ops->set_config(ts, topic, name, has_value ? value : NULL, &err);
+	sl_topic_store_close(ts);
+	if (rc) {
+		sl_con_scrub_paths(c, err.msg, sizeof err.msg);
+		kerror(rs, status_of(rc), err.msg);
+		snprintf(detail, dsz, "%s=%s: %s", name, has_value ? value : "(default)", err.msg);
+		return;
+	}
+	sl_buf_puts(&rs->body, "{\"topic\":");
+	sl_buf_json_str(&rs->body, topic, strlen(topic));
+	sl_buf_puts(&rs->body, ",\"name\":");
+	sl_buf_json_str(&rs->body, name, strlen(name));
+	sl_buf_puts(&rs->body, ",\"value\":");
+	if (has_value)
+		sl_buf_json_str(&rs->body, value, strlen(value));
+	else
+		sl_buf_puts(&rs->body, "null");
+	sl_buf_puts(&rs->body, "}");
+	snprintf(detail, dsz, "%s=%s", name, has_value ? value : "(default)");
+}
+
+/* GET /api/kafka/topics/config?topic=NAME: every entry with its value, whether it is the default, read-only or
+ * sensitive (a sensitive value is never shown). Any role may read. */
+static void get_configs(struct sl_console *c, const struct sl_con_req *rq, struct sl_con_resp *rs)
+{
+	const char *q = rq->target ? strchr(rq->target, '?') : NULL;
+	char topic[256];
+	if (!q || sl_con_query_get(q + 1, "topic", topic, sizeof topic) != 1 || !topic[0]) {
+		kerror(rs, 400, "bad query: topic=NAME");
+		return;
+	}
+	struct sl_topic_store *ts = NULL;
+	struct sl_topic_config *cf = NULL;
+	size_t n = 0;
+	struct sl_err err = {0};
+	int rc = sl_topic_store_open(c->conf->kafka, c->conf->data_dir, SL_TOPIC_INSPECT, &ts, &err);
+	if (!rc)
+		rc = ts->ops->configs(ts, topic, &cf, &n, &err);
+	sl_topic_store_close(ts);
+	if (rc) {
+		sl_con_scrub_paths(c, err.msg, sizeof err.msg);
+		kerror(rs, status_of(rc), err.msg);
+		free(cf);
+		return;
+	}
+	sl_buf_puts(&rs->body, "{\"topic\":");
+	sl_buf_json_str(&rs->body, topic, strlen(topic));
+	sl_buf_printf(&rs->body, ",\"backend\":\"%s\",\"configs\":[", c->conf->kafka ? "kafka" : "embedded");
+	for (size_t i = 0; i < n; i++) {
+		sl_buf_puts(&rs->body, i ? ",{\"name\":" : "{\"name\":");
+		sl_buf_json_str(&rs->body, cf[i].name, strlen(cf[i].name));
+		sl_buf_puts(&rs->body, ",\"value\":");
+		if (cf[i].is_null || cf[i].sensitive)
+			sl_buf_puts(&rs->body, "null");
+		else
+			sl_buf_json_str(&rs->body, cf[i].value, strlen(cf[i].value));
+		sl_buf_printf(&rs->body, ",\"default\":%s,\"read_only\":%s,\"sensitive\":%s}",
+			      cf[i].is_default ? "true" : "false", cf[i].read_only ? "true" : "false",
+			      cf[i].sensitive ? "true" : "false");
+	}
+	sl_buf_puts(&rs->body, "]}");
+	free(cf);
+}
+
 int sl_con_kafka_actions(struct sl_console *c, const struct sl_con_req *rq, const char *path, struct sl_con_resp *rs)
 {
 	const char *action = !strcmp(path, "/api/kafka/topics")	       ? "topic.create"
 			     : !strcmp(path, "/api/kafka/produce")      ? "topic.produce"
 			     : !strcmp(path, "/api/kafka/groups/reset") ? "group.reset"
+			     : !strcmp(path, "/api/kafka/topics/partitions") ? "topic.partitions"
+			     : !strcmp(path, "/api/kafka/topics/config")     ? "topic.config"
 									: NULL;
 	if (!action)
 		return 0;
+	const char *m = rq->method ? rq->method : "";
+	if (!strcmp(action, "topic.config") && (!strcmp(m, "GET") || !strcmp(m, "HEAD"))) {
+		get_configs(c, rq, rs);
+		return 1;
+	}
 	if (strcmp(rq->method ? rq->method : "", "POST")) {
 		kerror(rs, 405, "method not allowed: POST a JSON body");
 		return 1;
@@ -373,6 +498,10 @@ int sl_con_kafka_actions(struct sl_console *c, const struct sl_con_req *rq, cons
 		snprintf(detail, sizeof detail, "the body is not a JSON object");
 	} else if (!strcmp(action, "topic.create"))
 		create_topic(c, root, rs, detail, sizeof detail, target, sizeof target);
+	else if (!strcmp(action, "topic.partitions"))
+		add_partitions(c, root, rs, detail, sizeof detail, target, sizeof target);
+	else if (!strcmp(action, "topic.config"))
+		set_config(c, root, rs, detail, sizeof detail, target, sizeof target);
 	else if (!strcmp(action, "group.reset")) {
 		bool dry = false;
 		reset_group(c, root, rs, detail, sizeof detail, target, sizeof target, &dry);

@@ -154,10 +154,17 @@ static void refused(void *ctx, int status)
 static void handle(void *ctx, const struct sl_http_req *hr, struct sl_http_resp *out)
 {
 	struct sl_console *c = ctx;
+	/* A browser logged in through /login carries its credential in a cookie (the HTTP layer checked it). */
+	char fromcookie[1024];
+	const char *authz = sl_http_req_header(hr, "Authorization");
+	if (!authz && sl_http_cookie_auth(sl_http_req_header(hr, "Cookie"), SL_CON_AUTH_COOKIE, fromcookie,
+					  sizeof fromcookie))
+		authz = fromcookie;
 	struct sl_con_req rq = {
 		.method = hr->method,
 		.target = hr->target,
-		.authorization = sl_http_req_header(hr, "Authorization"),
+		.authorization = authz,
+		.accept = sl_http_req_header(hr, "Accept"),
 		.accept_encoding = sl_http_req_header(hr, "Accept-Encoding"),
 		.if_none_match = sl_http_req_header(hr, "If-None-Match"),
 		.origin = sl_http_req_header(hr, "Origin"),
@@ -190,13 +197,16 @@ static void handle(void *ctx, const struct sl_http_req *hr, struct sl_http_resp 
 		sl_http_resp_header(out, "Cache-Control", "%s", rs.cache_control);
 	if (rs.etag[0])
 		sl_http_resp_header(out, "ETag", "%s", rs.etag);
+	if (rs.set_cookie[0])
+		sl_http_resp_header(out, "Set-Cookie", "%s", rs.set_cookie);
 	if (rs.www_authenticate)
 		sl_http_resp_header(out, "WWW-Authenticate", "%s",
 				    c->sec.user && c->sec.password ? "Basic realm=\"sluice\", charset=\"UTF-8\""
 								  : "Bearer realm=\"sluice\"");
 }
 
-static const char *const open_paths[] = {"/health", "/ready", NULL};
+/* /health and /ready for probes; the login page and what it needs, so a browser can get to it. */
+static const char *const open_paths[] = {"/health", "/ready", "/login", "/login.js", "/login.css", NULL};
 
 int sl_console_start(struct sl_conf *conf, const struct sl_console_start_opts *o, struct sl_console **out,
 		     struct sl_err *err)
@@ -220,6 +230,8 @@ int sl_console_start(struct sl_conf *conf, const struct sl_console_start_opts *o
 		.auth = &c->sec,
 		.realm = "sluice",
 		.open_paths = open_paths,
+		.auth_cookie = SL_CON_AUTH_COOKIE,
+		.login_path = "/login",
 		.handler = handle,
 		.ctx = c,
 		.on_refused = refused,

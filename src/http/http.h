@@ -76,6 +76,9 @@ struct sl_http_policy {
 	size_t nhosts;
 	bool octet_stream;                 /* writes may also be application/octet-stream (registry clients) */
 	const char *const *open_paths;     /* paths answered without credentials (/health), NULL-terminated */
+	/* A cookie whose value (hex) is an Authorization header value, taken when the request has none (the
+	 * console's login page sets it for a browser); NULL: no cookie counts. */
+	const char *auth_cookie;
 };
 
 struct sl_http_verdict {
@@ -91,6 +94,9 @@ bool sl_http_is_write(const char *method);
 bool sl_http_ctype_json(const char *ctype);
 /* Whether a Host header value (host[:port]) names an IP literal or one of hosts. */
 bool sl_http_host_allowed(const char *host, const char *const *hosts, size_t nhosts);
+/* The Authorization value a request carries in cookie `name` (hex of the header value, as the console's login page
+ * sets it) into out; false when the Cookie header has no such cookie or it does not decode. */
+bool sl_http_cookie_auth(const char *cookie_header, const char *name, char *out, size_t outsz);
 /* Checks one request head against the policy (path is the decoded path). */
 void sl_http_policy_check(const struct sl_http_policy *p, const struct sl_http_head *h, const char *path,
 			  struct sl_http_verdict *v);
@@ -185,6 +191,10 @@ struct sl_http_server_opts {
 	void (*error_body)(struct sl_http_resp *rs, int status, const char *message);
 	bool octet_stream;                 /* see struct sl_http_policy */
 	const char *const *open_paths;
+	const char *auth_cookie;           /* see struct sl_http_policy */
+	/* Where a browser without credentials is sent: a refused GET that accepts text/html gets a page pointing
+	 * there (the console's /login) instead of JSON. NULL: none. */
+	const char *login_path;
 	sl_http_handler handler;
 	void *ctx;
 	/* Called (from the I/O thread) for every request the policy refused, before its answer. Optional. */

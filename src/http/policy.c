@@ -104,6 +104,40 @@ static bool same_origin(const char *origin, const char *host)
 	return !strcasecmp(origin + 7, host);
 }
 
+static int hexval(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+bool sl_http_cookie_auth(const char *cookie_header, const char *name, char *out, size_t outsz)
+{
+	size_t nl = strlen(name);
+	for (const char *p = cookie_header; p && *p;) {
+		while (*p == ' ' || *p == ';')
+			p++;
+		const char *end = p + strcspn(p, ";");
+		if ((size_t)(end - p) > nl && !strncmp(p, name, nl) && p[nl] == '=') {
+			const char *hx = p + nl + 1;
+			size_t n = (size_t)(end - hx), k = 0;
+			if (n % 2 || n / 2 >= outsz || n == 0)
+				return false;
+			for (size_t i = 0; i < n; i += 2) {
+				int hi = hexval(hx[i]), lo = hexval(hx[i + 1]);
+				if (hi < 0 || lo < 0)
+					return false;
+				unsigned char ch = (unsigned char)(hi << 4 | lo);
+				if (ch < 0x20 || ch == 0x7f) /* a header value: no control bytes */
+					return false;
+				out[k++] = (char)ch;
+			}
+			out[k] = 0;
+			return true;
+		}
+		p = end;
+	}
+	return false;
+}
+
 void sl_http_policy_check(const struct sl_http_policy *p, const struct sl_http_head *h, const char *path,
 			  struct sl_http_verdict *v)
 {
@@ -131,7 +165,12 @@ void sl_http_policy_check(const struct sl_http_policy *p, const struct sl_http_h
 	for (size_t i = 0; p->open_paths && p->open_paths[i]; i++)
 		if (!strcmp(path, p->open_paths[i]))
 			open = true;
-	v->role = p->auth ? sl_http_auth_role(p->auth, sl_http_head_get(h, "Authorization")) : SL_HTTP_ROLE_WRITE;
+	const char *authz = sl_http_head_get(h, "Authorization");
+	char fromcookie[1024];
+	if (!authz && p->auth_cookie &&
+	    sl_http_cookie_auth(sl_http_head_get(h, "Cookie"), p->auth_cookie, fromcookie, sizeof fromcookie))
+		authz = fromcookie;
+	v->role = p->auth ? sl_http_auth_role(p->auth, authz) : SL_HTTP_ROLE_WRITE;
 	if (v->role == SL_HTTP_ROLE_NONE && !(open && !write)) {
 		v->status = 401;
 		v->message = "Unauthorized";

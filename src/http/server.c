@@ -294,10 +294,21 @@ static void refuse(struct sl_http_server *s, struct conn *c, int status, const c
 {
 	struct sl_http_resp rs = {.status = status, .ctype = s->o.error_ctype ? s->o.error_ctype : "application/json"};
 	sl_buf_init(&rs.body);
-	if (s->o.error_body)
+	const char *accept = sl_http_head_get(&c->head, "Accept");
+	if (status == 401 && s->o.login_path && c->head.method && !strcmp(c->head.method, "GET") && accept &&
+	    strstr(accept, "text/html")) {
+		/* A browser opening a page without credentials: a page that leads to the login form, not JSON. */
+		rs.ctype = "text/html; charset=utf-8";
+		sl_buf_printf(&rs.body,
+			      "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+			      "<meta http-equiv=\"refresh\" content=\"0; url=%s\"><title>Log in</title></head><body>"
+			      "<p>This console needs credentials. <a href=\"%s\">Log in</a>.</p></body></html>\n",
+			      s->o.login_path, s->o.login_path);
+	} else if (s->o.error_body) {
 		s->o.error_body(&rs, status, msg);
-	else
+	} else {
 		sl_http_error(&rs, status, msg);
+	}
 	sl_http_resp_header(&rs, "Cache-Control", "no-store");
 	if (status == 401 && s->o.auth) {
 		bool basic = s->o.auth->password || s->o.auth->read_password;
@@ -911,6 +922,7 @@ int sl_http_start(const struct sl_http_server_opts *o, struct sl_http_server **o
 		.nhosts = s->nhosts,
 		.octet_stream = o->octet_stream,
 		.open_paths = o->open_paths,
+		.auth_cookie = o->auth_cookie,
 	};
 
 	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai = NULL;

@@ -23,6 +23,16 @@ static int problem(struct sl_buf *out, int status, const char *title, const char
 	return status;
 }
 
+static void time_or_null(struct sl_buf *out, int64_t t, char *ts, size_t tsz)
+{
+	if (t < 0) {
+		sl_buf_puts(out, "null");
+		return;
+	}
+	sl_sched_format_time(t, ts, tsz);
+	sl_buf_json_str(out, ts, strlen(ts));
+}
+
 static void dag_json(struct sl_sched *s, const struct sl_dag *d, struct sl_buf *out)
 {
 	sl_buf_puts(out, "{\"dag_id\":");
@@ -50,7 +60,34 @@ static void dag_json(struct sl_sched *s, const struct sl_dag *d, struct sl_buf *
 			sl_buf_putc(out, ',');
 		sl_buf_json_str(out, d->tasks[i].id, strlen(d->tasks[i].id));
 	}
-	sl_buf_puts(out, "],\"tags\":[]}");
+	sl_buf_puts(out, "],\"tags\":[]");
+	/* Airflow's next_dagrun fields, and the latest run (Airflow's UI shows it beside each DAG; its API has no field
+	 * for it, so a list of DAGs would otherwise cost a request per DAG). */
+	struct sl_sched_dag_summary sm;
+	char ts[40];
+	if (sl_sched_dag_summary(s, d->id, &sm) == 0) {
+		sl_buf_puts(out, ",\"next_dagrun\":");
+		time_or_null(out, sm.next_logical, ts, sizeof ts);
+		sl_buf_puts(out, ",\"next_dagrun_create_after\":");
+		time_or_null(out, sm.next_create_after, ts, sizeof ts);
+		sl_buf_puts(out, ",\"last_dagrun\":");
+		if (sm.last_run_id[0]) {
+			sl_buf_puts(out, "{\"dag_run_id\":");
+			sl_buf_json_str(out, sm.last_run_id, strlen(sm.last_run_id));
+			sl_buf_puts(out, ",\"state\":");
+			sl_buf_json_str(out, sm.last_state, strlen(sm.last_state));
+			sl_buf_puts(out, ",\"logical_date\":");
+			time_or_null(out, sm.last_logical, ts, sizeof ts);
+			sl_buf_puts(out, ",\"start_date\":");
+			time_or_null(out, sm.last_start, ts, sizeof ts);
+			sl_buf_puts(out, ",\"end_date\":");
+			time_or_null(out, sm.last_end, ts, sizeof ts);
+			sl_buf_putc(out, '}');
+		} else {
+			sl_buf_puts(out, "null");
+		}
+	}
+	sl_buf_putc(out, '}');
 }
 
 static const char *kind_name(enum sl_task_kind k)
@@ -133,6 +170,95 @@ static int query_int(const char *query, const char *key, int def)
 	return def;
 }
 
+/* A boolean member of the body, def when absent; -1 when it is there but not a boolean. */
+static int body_bool(const struct sl_json_val *root, const char *key, bool def)
+{
+	struct sl_json_val v;
+	bool b = def;
+	if (!root || !sl_json_get(*root, key, strlen(key), &v))
+		return def;
+	return sl_json_bool(v, &b) ? -1 : b;
+}
+
+/* POST /dags/{id}/clearTaskInstances, Airflow's body: {"dag_run_id", "dry_run" (default true, as Airflow's),
+ * "only_failed" (default true)}. One run at a time (Airflow's start_date/end_date ranges are not taken). */
+static void clear_route(struct sl_sched *s, struct sl_dag *d, const char *method, const struct sl_json_val *root,
+			struct sl_buf *out, int *status)
+{
+	struct sl_err err = {0};
+	struct sl_json_val v;
+	const char *p;
+	size_t pl;
+	char run[200];
+	int dry = body_bool(root, "dry_run", true), only = body_bool(root, "only_failed", true);
+	if (strcmp(method, "POST")) {
+		*status = problem(out, 405, "Method Not Allowed", method);
+		return;
+	}
+	if (!root || !sl_json_get(*root, "dag_run_id", 10, &v) || sl_json_str(v, &p, &pl) || pl >= sizeof run ||
+	    dry < 0 || only < 0 || sl_ident_check(SL_IDENT_RUN, p, pl, &err)) {
+		*status = problem(out, 400, "Bad Request",
+				  err.msg[0] ? err.msg
+					     : "clearTaskInstances wants {\"dag_run_id\": RUN, \"dry_run\": bool, "
+					       "\"only_failed\": bool}");
+		return;
+	}
+	snprintf(run, sizeof run, "%.*s", (int)pl, p);
+	int rc = sl_sched_clear(s, d->id, run, only, dry, out, &err);
+	if (rc)
+		*status = problem(out, rc == SL_EAGAIN ? 409 : rc == SL_ENOTFOUND ? 404 : 500,
+				  rc == SL_EAGAIN ? "Conflict" : rc == SL_ENOTFOUND ? "DAGRun not found" : "Error", err.msg);
+}
+
+/* POST /dags/{id}/backfills {"from_date", "to_date", "dry_run"}: a run for each scheduled interval in the range that
+ * has none yet (the shape of Airflow 3's POST /backfills, under the DAG). Answers how many. */
+static void backfill_route(struct sl_sched *s, struct sl_dag *d, const char *method, const struct sl_json_val *root,
+			   struct sl_buf *out, int *status)
+{
+	struct sl_err err = {0};
+	int64_t t[2];
+	static const char *const keys[2] = {"from_date", "to_date"};
+	int dry = body_bool(root, "dry_run", false);
+	if (strcmp(method, "POST")) {
+		*status = problem(out, 405, "Method Not Allowed", method);
+		return;
+	}
+	for (int i = 0; i < 2; i++) {
+		struct sl_json_val v;
+		const char *p;
+		size_t pl;
+		char tmp[64];
+		if (!root || !sl_json_get(*root, keys[i], strlen(keys[i]), &v) || sl_json_str(v, &p, &pl) ||
+		    pl >= sizeof tmp || (snprintf(tmp, sizeof tmp, "%.*s", (int)pl, p), sl_sched_parse_time(tmp, d->tz, &t[i]))) {
+			*status = problem(out, 400, "Bad Request",
+					  "backfills wants {\"from_date\": ISO 8601, \"to_date\": ISO 8601, \"dry_run\": bool}");
+			return;
+		}
+	}
+	if (dry < 0 || t[1] < t[0]) {
+		*status = problem(out, 400, "Bad Request", dry < 0 ? "dry_run must be a boolean" : "to_date is before from_date");
+		return;
+	}
+	int n = sl_sched_backfill_count(s, d->id, t[0], t[1], &err);
+	if (n >= 0 && n > 1000) {
+		*status = problem(out, 400, "Bad Request", "more than 1000 runs in that range: backfill it in parts");
+		return;
+	}
+	if (n >= 0 && !dry)
+		n = sl_sched_backfill(s, d->id, t[0], t[1], &err);
+	if (n < 0) {
+		*status = problem(out, n == SL_EINVAL ? 400 : 500, "Bad Request", err.msg);
+		return;
+	}
+	char a[40], b[40];
+	sl_sched_format_time(t[0], a, sizeof a);
+	sl_sched_format_time(t[1], b, sizeof b);
+	sl_buf_puts(out, "{\"dag_id\":");
+	sl_buf_json_str(out, d->id, strlen(d->id));
+	sl_buf_printf(out, ",\"from_date\":\"%s\",\"to_date\":\"%s\",\"dry_run\":%s,\"total_entries\":%d}", a, b,
+		      dry ? "true" : "false", n);
+}
+
 int sl_sched_api_handle(struct sl_sched *s, const char *method, const char *path, const char *query, const char *body,
 			size_t len, struct sl_buf *out, int *status)
 {
@@ -206,6 +332,14 @@ int sl_sched_api_handle(struct sl_sched *s, const char *method, const char *path
 			tasks_json(d, out);
 		goto done;
 	}
+	if (n == 3 && !strcmp(seg[2], "clearTaskInstances")) {
+		clear_route(s, d, method, jp ? &root : NULL, out, status);
+		goto done;
+	}
+	if (n == 3 && !strcmp(seg[2], "backfills")) {
+		backfill_route(s, d, method, jp ? &root : NULL, out, status);
+		goto done;
+	}
 	if (strcmp(seg[2], "dagRuns")) {
 		*status = problem(out, 404, "Not Found", path);
 		goto done;
@@ -272,7 +406,30 @@ int sl_sched_api_handle(struct sl_sched *s, const char *method, const char *path
 		*status = problem(out, 404, "DAGRun not found", run_id);
 		goto done;
 	}
+	if (n == 4 && !strcmp(method, "PATCH")) {
+		/* Airflow's "mark success" / "mark failed": {"state": "success" | "failed"}; answers the run. */
+		struct sl_json_val v;
+		const char *p;
+		size_t pl;
+		char want[16];
+		if (!jp || !sl_json_get(root, "state", 5, &v) || sl_json_str(v, &p, &pl) || pl >= sizeof want) {
+			*status = problem(out, 400, "Bad Request", "PATCH wants {\"state\": \"success\" | \"failed\"}");
+			goto done;
+		}
+		snprintf(want, sizeof want, "%.*s", (int)pl, p);
+		int src = sl_sched_set_run_state(s, d->id, run_id, want, &err);
+		if (src)
+			*status = problem(out, src == SL_EAGAIN ? 409 : src == SL_EINVAL ? 400 : src == SL_ENOTFOUND ? 404 : 500,
+					  src == SL_EAGAIN ? "Conflict" : "Bad Request", err.msg);
+		else if (sl_sched_run_json(s, d->id, run_id, out, &err))
+			*status = problem(out, 500, "Internal Server Error", err.msg);
+		goto done;
+	}
 	if (n == 4) {
+		if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
+			*status = problem(out, 405, "Method Not Allowed", method);
+			goto done;
+		}
 		if (sl_sched_run_json(s, d->id, run_id, out, &err))
 			*status = problem(out, 404, "DAGRun not found", run_id);
 		goto done;

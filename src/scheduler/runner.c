@@ -690,6 +690,210 @@ int sl_sched_backfill(struct sl_sched *s, const char *dag_id, int64_t start, int
 	return n;
 }
 
+int sl_sched_dag_summary(struct sl_sched *s, const char *dag_id, struct sl_sched_dag_summary *out)
+{
+	memset(out, 0, sizeof *out);
+	out->next_logical = out->next_create_after = -1;
+	struct sl_err err = {0};
+	struct sl_dag *d = sl_sched_dag(s, dag_id, &err);
+	if (!d)
+		return SL_ENOTFOUND;
+	lock(s);
+	sqlite3_stmt *st = prep(s, "SELECT run_id, state, logical_date, coalesce(start_date, -1), coalesce(end_date, -1)"
+				   " FROM dag_run WHERE dag_id = ? ORDER BY logical_date DESC LIMIT 1");
+	sqlite3_bind_text(st, 1, dag_id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		snprintf(out->last_run_id, sizeof out->last_run_id, "%s", (const char *)sqlite3_column_text(st, 0));
+		snprintf(out->last_state, sizeof out->last_state, "%s", (const char *)sqlite3_column_text(st, 1));
+		out->last_logical = sqlite3_column_int64(st, 2);
+		out->last_start = sqlite3_column_int64(st, 3);
+		out->last_end = sqlite3_column_int64(st, 4);
+	}
+	sqlite3_finalize(st);
+	/* Airflow's next_dagrun: the next run the schedule creates covers the interval that ends at the next fire
+	 * time after now (its logical date is that interval's start), and is created then. */
+	int64_t end, start;
+	if (d->has_schedule && !sl_cron_next(&d->cron, d->tz, d->start_date, now_s(s), &end)) {
+		out->next_create_after = end;
+		out->next_logical = !sl_cron_prev(&d->cron, d->tz, d->start_date, end, &start) ? start : end;
+	}
+	unlock(s);
+	return 0;
+}
+
+/* ---- operator actions on a run (the console's DAGs page, Airflow's API) ---- */
+
+/* The first running task of a run, or "" (a run with a task running is not changed under it). */
+static void running_task(struct sl_sched *s, const char *dag_id, const char *run_id, char *out, size_t sz)
+{
+	sqlite3_stmt *st = prep(s, "SELECT task_id FROM task_instance WHERE dag_id = ? AND run_id = ? AND state = ?"
+				   " ORDER BY task_id LIMIT 1");
+	sqlite3_bind_text(st, 1, dag_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, run_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 3, SL_TI_RUNNING);
+	out[0] = 0;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		snprintf(out, sz, "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+}
+
+int sl_sched_clear(struct sl_sched *s, const char *dag_id, const char *run_id, bool only_failed, bool dry_run,
+		   struct sl_buf *out, struct sl_err *err)
+{
+	struct sl_dag *d = sl_sched_dag(s, dag_id, err);
+	if (!d)
+		return SL_ENOTFOUND;
+	lock(s);
+	char st_name[32], busy[200];
+	if (sl_sched_run_state(s, dag_id, run_id, st_name, sizeof st_name)) {
+		unlock(s);
+		return sl_err_set(err, SL_ENOTFOUND, "clear %s: no run %s", dag_id, run_id);
+	}
+	running_task(s, dag_id, run_id, busy, sizeof busy);
+	if (busy[0]) {
+		unlock(s);
+		return sl_err_set(err, SL_EAGAIN, "clear %s run %s: task %s is running; clear it once it has ended",
+				  dag_id, run_id, busy);
+	}
+	/* Failed ones and those that never ran because of them (upstream_failed), or every task. */
+	sqlite3_stmt *st = prep(s, "SELECT task_id FROM task_instance WHERE dag_id = ?1 AND run_id = ?2"
+				   " AND (?3 = 0 OR state IN (?4, ?5)) ORDER BY task_id");
+	sqlite3_bind_text(st, 1, dag_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, run_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 3, only_failed);
+	sqlite3_bind_int(st, 4, SL_TI_FAILED);
+	sqlite3_bind_int(st, 5, SL_TI_UPSTREAM_FAILED);
+	int n = 0, rc = 0;
+	sl_buf_puts(out, "{\"task_instances\":[");
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *tid = (const char *)sqlite3_column_text(st, 0);
+		sl_buf_puts(out, n++ ? ",{\"dag_id\":" : "{\"dag_id\":");
+		sl_buf_json_str(out, dag_id, strlen(dag_id));
+		sl_buf_puts(out, ",\"dag_run_id\":");
+		sl_buf_json_str(out, run_id, strlen(run_id));
+		sl_buf_puts(out, ",\"task_id\":");
+		sl_buf_json_str(out, tid, strlen(tid));
+		sl_buf_putc(out, '}');
+	}
+	sqlite3_finalize(st);
+	sl_buf_printf(out, "],\"total_entries\":%d,\"dry_run\":%s}", n, dry_run ? "true" : "false");
+	if (!dry_run && n) {
+		rc = dbexec(s, "BEGIN IMMEDIATE", err);
+		/* Not yet scheduled again, with retries again (max_tries past the tries made), the try numbers going on. */
+		for (size_t k = 0; !rc && k < d->ntasks; k++) {
+			st = prep(s, "UPDATE task_instance SET state = 0, next_try_at = NULL, pid = NULL, exit_code = NULL,"
+				     " start_date = NULL, end_date = NULL, max_tries = try_number + ?4"
+				     " WHERE dag_id = ?1 AND run_id = ?2 AND task_id = ?3 AND (?5 = 0 OR state IN (?6, ?7))");
+			sqlite3_bind_text(st, 1, dag_id, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 2, run_id, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 3, d->tasks[k].id, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 4, d->tasks[k].retries + 1);
+			sqlite3_bind_int(st, 5, only_failed);
+			sqlite3_bind_int(st, 6, SL_TI_FAILED);
+			sqlite3_bind_int(st, 7, SL_TI_UPSTREAM_FAILED);
+			if (sqlite3_step(st) != SQLITE_DONE)
+				rc = sl_err_set(err, SL_EIO, "clear %s run %s: %s", dag_id, run_id, sqlite3_errmsg(s->db));
+			sqlite3_finalize(st);
+		}
+		if (!rc) {
+			/* The run is queued again (reset_dag_runs): the scheduler starts it and runs the cleared tasks. */
+			st = prep(s, "UPDATE dag_run SET state = 'queued', end_date = NULL WHERE dag_id = ? AND run_id = ?");
+			sqlite3_bind_text(st, 1, dag_id, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 2, run_id, -1, SQLITE_STATIC);
+			if (sqlite3_step(st) != SQLITE_DONE)
+				rc = sl_err_set(err, SL_EIO, "clear %s run %s: %s", dag_id, run_id, sqlite3_errmsg(s->db));
+			sqlite3_finalize(st);
+		}
+		if (rc)
+			dbexec(s, "ROLLBACK", NULL);
+		else
+			rc = dbexec(s, "COMMIT", err);
+		if (!rc && !s->o.quiet)
+			sl_info("scheduler", "cleared %d task(s) of dag=%s run_id=%s", n, dag_id, run_id);
+	}
+	unlock(s);
+	return rc;
+}
+
+int sl_sched_set_run_state(struct sl_sched *s, const char *dag_id, const char *run_id, const char *state,
+			   struct sl_err *err)
+{
+	struct sl_dag *d = sl_sched_dag(s, dag_id, err);
+	if (!d)
+		return SL_ENOTFOUND;
+	bool success = !strcmp(state, "success");
+	if (!success && strcmp(state, "failed"))
+		return sl_err_set(err, SL_EINVAL, "%s run %s: state must be success or failed, not '%.32s'", dag_id,
+				  run_id, state);
+	lock(s);
+	char st_name[32], busy[200];
+	if (sl_sched_run_state(s, dag_id, run_id, st_name, sizeof st_name)) {
+		unlock(s);
+		return sl_err_set(err, SL_ENOTFOUND, "%s: no run %s", dag_id, run_id);
+	}
+	running_task(s, dag_id, run_id, busy, sizeof busy);
+	if (busy[0]) {
+		unlock(s);
+		return sl_err_set(err, SL_EAGAIN, "mark %s run %s %s: task %s is running; wait for it to end", dag_id,
+				  run_id, state, busy);
+	}
+	int rc = dbexec(s, "BEGIN IMMEDIATE", err);
+	/* Success: every task that did not succeed is marked success (Airflow's set_dag_run_state_to_success); failed:
+	 * the tasks that have not finished are marked failed, the finished ones keep their state. */
+	sqlite3_stmt *st = prep(s, success ? "UPDATE task_instance SET state = ?3, next_try_at = NULL,"
+					     " end_date = coalesce(end_date, ?4) WHERE dag_id = ?1 AND run_id = ?2"
+					     " AND state <> ?3"
+					   : "UPDATE task_instance SET state = ?3, next_try_at = NULL,"
+					     " end_date = coalesce(end_date, ?4) WHERE dag_id = ?1 AND run_id = ?2"
+					     " AND state NOT IN (3, 4, 6, 7)");
+	sqlite3_bind_text(st, 1, dag_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, run_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 3, success ? SL_TI_SUCCESS : SL_TI_FAILED);
+	sqlite3_bind_int64(st, 4, now_s(s));
+	if (!rc && sqlite3_step(st) != SQLITE_DONE)
+		rc = sl_err_set(err, SL_EIO, "%s run %s: %s", dag_id, run_id, sqlite3_errmsg(s->db));
+	sqlite3_finalize(st);
+	st = prep(s, "UPDATE dag_run SET state = ?3, start_date = coalesce(start_date, ?4), end_date = ?4"
+		     " WHERE dag_id = ?1 AND run_id = ?2");
+	sqlite3_bind_text(st, 1, dag_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, run_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, state, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, now_s(s));
+	if (!rc && sqlite3_step(st) != SQLITE_DONE)
+		rc = sl_err_set(err, SL_EIO, "%s run %s: %s", dag_id, run_id, sqlite3_errmsg(s->db));
+	sqlite3_finalize(st);
+	if (rc)
+		dbexec(s, "ROLLBACK", NULL);
+	else
+		rc = dbexec(s, "COMMIT", err);
+	if (!rc && !s->o.quiet)
+		sl_info("scheduler", "run dag=%s run_id=%s marked %s", dag_id, run_id, state);
+	unlock(s);
+	return rc;
+}
+
+int sl_sched_backfill_count(struct sl_sched *s, const char *dag_id, int64_t start, int64_t end, struct sl_err *err)
+{
+	struct sl_dag *d = sl_sched_dag(s, dag_id, err);
+	if (!d)
+		return SL_ENOTFOUND;
+	if (!d->has_schedule)
+		return sl_err_set(err, SL_EINVAL, "backfill %s: the DAG has no schedule to backfill", dag_id);
+	lock(s);
+	int n = 0;
+	int64_t l;
+	for (int64_t t = start - 1; n < 100000 && !sl_cron_next(&d->cron, d->tz, d->start_date, t, &l) && l <= end;
+	     t = l) {
+		char lds[24];
+		snprintf(lds, sizeof lds, "%lld", (long long)l);
+		if (!scalar(s, "SELECT count(*) FROM dag_run WHERE dag_id = ? AND logical_date = CAST(? AS INTEGER)",
+			    dag_id, lds, 0))
+			n++;
+	}
+	unlock(s);
+	return n;
+}
+
 /* ---- task processes ---- */
 
 /* Task logs live at data_dir/logs/dag_id=D/run_id=R/task_id=T/attempt=N.log. The ids are checked by the identifier
@@ -919,6 +1123,19 @@ static void set_ti(struct sl_sched *s, const char *dag, const char *run, const c
 	sqlite3_finalize(st);
 }
 
+/* A try is retried while its number is below max_tries: retries + 1 at first, and try_number + retries + 1 after a
+ * clear (Airflow's), so a cleared task gets its retries again while its try numbers (and logs) go on. */
+static int max_tries_of(struct sl_sched *s, const char *dag, const char *run, const char *task, int def)
+{
+	sqlite3_stmt *st = prep(s, "SELECT max_tries FROM task_instance WHERE dag_id = ? AND run_id = ? AND task_id = ?");
+	sqlite3_bind_text(st, 1, dag, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, run, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, task, -1, SQLITE_STATIC);
+	int v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : def;
+	sqlite3_finalize(st);
+	return v;
+}
+
 static int reap(struct sl_sched *s)
 {
 	int changes = 0;
@@ -953,7 +1170,7 @@ static int reap(struct sl_sched *s)
 			state = SL_TI_SUCCESS;
 		} else if (code == 99 && !c->timed_out) {
 			state = SL_TI_SKIPPED;
-		} else if (c->try_number <= t->retries) {
+		} else if (c->try_number < max_tries_of(s, d->id, c->run_id, t->id, t->retries + 1)) {
 			int64_t logical = 0;
 			sqlite3_stmt *st = prep(s, "SELECT logical_date FROM dag_run WHERE dag_id = ? AND run_id = ?");
 			sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);

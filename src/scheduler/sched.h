@@ -131,6 +131,27 @@ int sl_sched_trigger(struct sl_sched *s, const char *dag_id, const char *conf_js
 		     const char *run_id_in, char *run_id_out, size_t outsz, struct sl_err *err);
 /* Creates backfill runs for every scheduled logical date in [start, end] that has no run yet; returns their count. */
 int sl_sched_backfill(struct sl_sched *s, const char *dag_id, int64_t start, int64_t end, struct sl_err *err);
+/* What a DAG list shows beside each DAG: its latest run (last_run_id "" when none; times -1 when not set) and the next
+ * scheduled run (Airflow's next_dagrun and next_dagrun_create_after; -1 without a schedule). */
+struct sl_sched_dag_summary {
+	char last_run_id[160];
+	char last_state[16];
+	int64_t last_logical, last_start, last_end;
+	int64_t next_logical, next_create_after;
+};
+int sl_sched_dag_summary(struct sl_sched *s, const char *dag_id, struct sl_sched_dag_summary *out);
+/* The number of runs sl_sched_backfill would create for [start, end] (a dry run); at most 100000. */
+int sl_sched_backfill_count(struct sl_sched *s, const char *dag_id, int64_t start, int64_t end, struct sl_err *err);
+/* Airflow's clearTaskInstances for one run: the failed and upstream_failed task instances (every one unless
+ * only_failed) are set back to not scheduled with their retries again (their try numbers and logs go on), and the run
+ * is queued again, so the scheduler runs them anew. out gets {"task_instances":[{dag_id,dag_run_id,task_id}],
+ * "total_entries"}; dry_run changes nothing. SL_EAGAIN while a task of the run is running, SL_ENOTFOUND: no run. */
+int sl_sched_clear(struct sl_sched *s, const char *dag_id, const char *run_id, bool only_failed, bool dry_run,
+		   struct sl_buf *out, struct sl_err *err);
+/* Marks a run success (every task not successful becomes success) or failed (tasks not finished become failed), as
+ * Airflow's PATCH dagRuns/{run} {"state"}. SL_EAGAIN while a task is running; SL_EINVAL for another state. */
+int sl_sched_set_run_state(struct sl_sched *s, const char *dag_id, const char *run_id, const char *state,
+			   struct sl_err *err);
 int sl_sched_set_paused(struct sl_sched *s, const char *dag_id, bool paused, struct sl_err *err);
 int sl_sched_is_paused(struct sl_sched *s, const char *dag_id);
 /* Restricts ticks to the runs of dag_id whose run id starts with run_prefix (dag test, backfill). */

@@ -653,8 +653,10 @@ static int cs_describe(struct sl_sink *bs, struct sl_sink_column **cols, size_t 
 			snprintf(c->name, sizeof c->name, "%.*s", (int)tl, t);
 		if (!sl_cql_value_text(sl_cql_iter_value(&it, 1), &t, &tl))
 			snprintf(c->type, sizeof c->type, "%.*s", (int)tl, t);
-		if (!sl_cql_value_text(sl_cql_iter_value(&it, 2), &t, &tl))
+		if (!sl_cql_value_text(sl_cql_iter_value(&it, 2), &t, &tl)) {
 			c->key = tl != 7 || memcmp(t, "regular", 7);
+			c->partition = tl == 13 && !memcmp(t, "partition_key", 13);
+		}
 	}
 	sl_cql_iter_free(&it);
 	sl_cql_result_free(r);
@@ -679,6 +681,36 @@ static bool more_rows(struct sl_cql_session *session, struct sl_cql_statement *s
 		sl_cql_future_release(f);
 	}
 	return more;
+}
+
+/* The columns and rows of a result as a page shows them (cells as JSON values, null for what does not render). */
+static void page_rows(const struct sl_cql_result *r, struct sl_sink_page *out)
+{
+	int nc = sl_cql_result_column_count(r);
+	out->order = "token";
+	for (int i = 0; i < nc; i++) {
+		const char *cn = sl_cql_result_column(r, i)->name;
+		if (i)
+			sl_buf_putc(&out->columns, ',');
+		sl_buf_json_str(&out->columns, cn, strlen(cn));
+	}
+	struct sl_cql_iter it;
+	sl_cql_iter_init(&it, r);
+	while (sl_cql_iter_next(&it)) {
+		sl_buf_puts(&out->rows, out->nrows++ ? ",[" : "[");
+		for (int i = 0; i < nc; i++) {
+			if (i)
+				sl_buf_putc(&out->rows, ',');
+			const struct sl_cql_value *v = sl_cql_iter_value(&it, i);
+			size_t mark = out->rows.len;
+			if (sl_cql_value_is_null(v) || sl_cql_value_format(&out->rows, v, true) < 0) {
+				out->rows.len = mark;
+				sl_buf_puts(&out->rows, "null");
+			}
+		}
+		sl_buf_putc(&out->rows, ']');
+	}
+	sl_cql_iter_free(&it);
 }
 
 /* Cassandra has no "newest first" over a whole table: pages come in the table's token order, each continuing from
@@ -711,31 +743,7 @@ static int cs_browse(struct sl_sink *bs, const unsigned char *token, size_t ntok
 				"cassandra %s.%s: %s", s->conf->keyspace, s->conf->table, sl_cql_future_error(f)->msg);
 	} else {
 		const struct sl_cql_result *r = sl_cql_future_result(f);
-		int nc = sl_cql_result_column_count(r);
-		out->order = "token";
-		for (int i = 0; i < nc; i++) {
-			const char *cn = sl_cql_result_column(r, i)->name;
-			if (i)
-				sl_buf_putc(&out->columns, ',');
-			sl_buf_json_str(&out->columns, cn, strlen(cn));
-		}
-		struct sl_cql_iter it;
-		sl_cql_iter_init(&it, r);
-		while (sl_cql_iter_next(&it)) {
-			sl_buf_puts(&out->rows, out->nrows++ ? ",[" : "[");
-			for (int i = 0; i < nc; i++) {
-				if (i)
-					sl_buf_putc(&out->rows, ',');
-				const struct sl_cql_value *v = sl_cql_iter_value(&it, i);
-				size_t mark = out->rows.len;
-				if (sl_cql_value_is_null(v) || sl_cql_value_format(&out->rows, v, true) < 0) {
-					out->rows.len = mark;
-					sl_buf_puts(&out->rows, "null");
-				}
-			}
-			sl_buf_putc(&out->rows, ']');
-		}
-		sl_cql_iter_free(&it);
+		page_rows(r, out);
 		const uint8_t *ps;
 		size_t pn;
 		if (sl_cql_result_paging_state(r, &ps, &pn) == 0 && pn <= sizeof out->next_token &&
@@ -744,6 +752,87 @@ static int cs_browse(struct sl_sink *bs, const unsigned char *token, size_t ntok
 			out->next_token_len = pn;
 			out->more = true;
 		}
+	}
+	sl_cql_future_release(f);
+	sl_cql_statement_free(st);
+	return rc;
+}
+
+/* A value typed in a filter box as a CQL literal of the column's type: numbers, booleans and uuids as they are once
+ * they are checked to be only that (nothing else can reach the statement), everything else quoted with '' doubled. */
+static int typed_literal(struct sl_buf *q, const char *type, const char *value, struct sl_err *err)
+{
+	static const char *const bare[] = {"int", "bigint", "smallint", "tinyint", "varint", "counter", "float",
+					   "double", "decimal", "boolean", "uuid", "timeuuid"};
+	for (size_t i = 0; i < sizeof bare / sizeof *bare; i++) {
+		if (strcmp(type, bare[i]))
+			continue;
+		const char *ok = !strcmp(type, "boolean") ? "truefalsTRUEFALS"
+			       : strstr(type, "uuid")     ? "0123456789abcdefABCDEF-"
+			       : !strcmp(type, "float") || !strcmp(type, "double") || !strcmp(type, "decimal")
+				   ? "0123456789+-.eE"
+				   : "0123456789+-";
+		if (!*value || value[strspn(value, ok)])
+			return sl_err_set(err, SL_EINVAL, "'%.64s' is not a %s", value, type);
+		sl_buf_puts(q, value);
+		return 0;
+	}
+	if (strchr(type, '<') || !strcmp(type, "blob"))
+		return sl_err_set(err, SL_EINVAL, "a partition key of type %s cannot be filtered here", type);
+	cql_literal(q, value);
+	return 0;
+}
+
+/* One partition: SELECT * WHERE key = literal, a single read on the replicas that own it (never a scan). */
+static int cs_find(struct sl_sink *bs, const char *value, int64_t size, struct sl_sink_page *out, struct sl_err *err)
+{
+	struct cass_sink *s = (struct cass_sink *)bs;
+	struct sl_sink_column *cols = NULL;
+	size_t n = 0, nkey = 0, k = 0;
+	int rc = cs_describe(bs, &cols, &n, err);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < n; i++)
+		if (cols[i].partition) {
+			nkey++;
+			k = i;
+		}
+	struct sl_buf q;
+	sl_buf_init(&q);
+	if (nkey != 1) {
+		rc = sl_err_set(err, SL_EINVAL, "cassandra %s.%s: the partition key has %zu columns; the filter takes one",
+				s->conf->keyspace, s->conf->table, nkey);
+	} else {
+		sl_buf_puts(&q, "SELECT * FROM ");
+		sl_buf_puts(&q, s->fq);
+		sl_buf_puts(&q, " WHERE ");
+		sl_sink_ident(&q, cols[k].name);
+		sl_buf_puts(&q, " = ");
+		rc = typed_literal(&q, cols[k].type, value, err);
+		if (!rc)
+			sl_buf_printf(&q, " LIMIT %lld", (long long)size);
+	}
+	free(cols);
+	if (rc) {
+		sl_buf_free(&q);
+		return rc;
+	}
+	struct sl_cql_statement *st = sl_buf_ok(&q) ? sl_cql_statement_new(sl_buf_cstr(&q), 0) : NULL;
+	sl_buf_free(&q);
+	if (!st)
+		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	sl_cql_statement_set_page_size(st, (int32_t)size);
+	sl_cql_statement_set_timeout(st, 10000);
+	struct sl_cql_future *f = sl_cql_session_execute(s->session, st);
+	if (!f) {
+		rc = sl_err_set(err, SL_ENOMEM, "out of memory");
+	} else if (sl_cql_future_wait(f) < 0) {
+		/* A literal the server refuses (a timestamp it cannot read) is the client's mistake. */
+		int32_t code = sl_cql_future_server_code(f);
+		rc = sl_err_set(err, code == SL_CQL_ERR_INVALID || code == SL_CQL_ERR_SYNTAX ? SL_EINVAL : SL_EIO,
+				"cassandra %s.%s: %s", s->conf->keyspace, s->conf->table, sl_cql_future_error(f)->msg);
+	} else {
+		page_rows(sl_cql_future_result(f), out);
 	}
 	sl_cql_future_release(f);
 	sl_cql_statement_free(st);
@@ -792,6 +881,7 @@ static const struct sl_sink_ops cassandra_ops = {
 	.rows = cs_rows,
 	.browse = cs_browse,
 	.describe = cs_describe,
+	.find = cs_find,
 	.destroy = cs_destroy,
 };
 

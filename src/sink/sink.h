@@ -62,6 +62,7 @@ struct sl_sink_column {
 	char name[128];
 	char type[64];
 	bool key;
+	bool partition; /* part of the partition key (SQLite: the first primary key column) */
 };
 
 struct sl_sink;
@@ -101,6 +102,10 @@ struct sl_sink_ops {
 		      struct sl_sink_page *out, struct sl_err *err);
 	/* Optional: the table's columns and their types as the store names them. */
 	int (*describe)(struct sl_sink *s, struct sl_sink_column **cols, size_t *n, struct sl_err *err);
+	/* Optional: the rows of one partition, the one whose partition key (a single column) is value, given as text and
+	 * read as the column's type; at most size, newest first where the store knows the order. SL_EINVAL when value
+	 * is not of that type or the partition key has several columns, so a reader can say why. */
+	int (*find)(struct sl_sink *s, const char *value, int64_t size, struct sl_sink_page *out, struct sl_err *err);
 	void (*destroy)(struct sl_sink *s);
 };
 

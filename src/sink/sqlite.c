@@ -322,6 +322,42 @@ static void cell(struct sl_buf *out, sqlite3_stmt *st, int i)
 	}
 }
 
+/* Runs a "SELECT rowid, * ..." whose ?1/?2 are bound by the caller and fills the page: the columns, then the rows up
+ * to size (a row past it says a next page exists, its token the last rowid shown). */
+static int page_rows(struct sqlite_sink *s, sqlite3_stmt *st, int64_t size, struct sl_sink_page *out, struct sl_err *err)
+{
+	int nc = sqlite3_column_count(st);
+	for (int i = 1; i < nc; i++) {
+		const char *cn = sqlite3_column_name(st, i);
+		if (i > 1)
+			sl_buf_putc(&out->columns, ',');
+		sl_buf_json_str(&out->columns, cn, strlen(cn));
+	}
+	int64_t last = 0;
+	int step;
+	out->order = "newest";
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (out->nrows == size) {
+			out->more = true;
+			break;
+		}
+		last = sqlite3_column_int64(st, 0);
+		sl_buf_puts(&out->rows, out->nrows++ ? ",[" : "[");
+		for (int i = 1; i < nc; i++) {
+			if (i > 1)
+				sl_buf_putc(&out->rows, ',');
+			cell(&out->rows, st, i);
+		}
+		sl_buf_putc(&out->rows, ']');
+	}
+	if (step != SQLITE_ROW && step != SQLITE_DONE)
+		return db_err(err, s, "reading rows");
+	if (out->more)
+		out->next_token_len = (size_t)snprintf((char *)out->next_token, sizeof out->next_token, "%lld",
+						       (long long)last);
+	return 0;
+}
+
 /* Newest first by rowid. The token is the last rowid shown, so a page continues below it however many rows arrived
  * meanwhile (page=N, an offset, is kept for scripts). */
 static int sq_browse(struct sl_sink *bs, const unsigned char *token, size_t ntoken, int64_t page, int64_t size,
@@ -351,35 +387,41 @@ static int sq_browse(struct sl_sink *bs, const unsigned char *token, size_t ntok
 		sqlite3_bind_int64(st, 1, below);
 		sqlite3_bind_int64(st, 2, size + 1);
 		sqlite3_bind_int64(st, 3, token ? 0 : page * size);
-		int nc = sqlite3_column_count(st);
-		for (int i = 1; i < nc; i++) {
-			const char *cn = sqlite3_column_name(st, i);
-			if (i > 1)
-				sl_buf_putc(&out->columns, ',');
-			sl_buf_json_str(&out->columns, cn, strlen(cn));
-		}
-		int64_t last = 0;
-		int step;
-		out->order = "newest";
-		while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-			if (out->nrows == size) {
-				out->more = true;
-				break;
-			}
-			last = sqlite3_column_int64(st, 0);
-			sl_buf_puts(&out->rows, out->nrows++ ? ",[" : "[");
-			for (int i = 1; i < nc; i++) {
-				if (i > 1)
-					sl_buf_putc(&out->rows, ',');
-				cell(&out->rows, st, i);
-			}
-			sl_buf_putc(&out->rows, ']');
-		}
-		if (step != SQLITE_ROW && step != SQLITE_DONE)
-			rc = db_err(err, s, "reading rows");
-		if (out->more)
-			out->next_token_len = (size_t)snprintf((char *)out->next_token, sizeof out->next_token, "%lld",
-							       (long long)last);
+		rc = page_rows(s, st, size, out, err);
+	}
+	sqlite3_free(sql);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* The partition key here is the first primary key column (the one the Cassandra table would partition on). The
+ * value is bound as text: against a column of INTEGER, REAL or NUMERIC affinity SQLite compares it as a number. */
+static int sq_find(struct sl_sink *bs, const char *value, int64_t size, struct sl_sink_page *out, struct sl_err *err)
+{
+	struct sqlite_sink *s = (struct sqlite_sink *)bs;
+	sqlite3_stmt *st = NULL;
+	char col[256] = "";
+	if (sqlite3_prepare_v2(s->db, "SELECT name FROM pragma_table_info(?1) WHERE pk = 1", -1, &st, NULL) != SQLITE_OK)
+		return db_err(err, s, "describing");
+	sqlite3_bind_text(st, 1, s->table, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		snprintf(col, sizeof col, "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	st = NULL;
+	if (!col[0])
+		return sl_err_set(err, SL_ENOTFOUND, "sqlite sink %s: table %s has no primary key to filter on", s->path,
+				  s->table);
+	char *sql = sqlite3_mprintf("SELECT rowid, * FROM \"%w\" WHERE \"%w\" = ?1 ORDER BY rowid DESC LIMIT ?2", s->table,
+				    col);
+	int rc = 0;
+	if (!sql || sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		rc = db_err(err, s, "reading rows");
+	} else {
+		sqlite3_bind_text(st, 1, value, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(st, 2, size + 1);
+		rc = page_rows(s, st, size, out, err);
+		/* A partition's rows are one page: no token continues it. */
+		out->next_token_len = 0;
 	}
 	sqlite3_free(sql);
 	sqlite3_finalize(st);
@@ -412,6 +454,7 @@ static int sq_describe(struct sl_sink *bs, struct sl_sink_column **cols, size_t 
 		snprintf(c->name, sizeof c->name, "%s", (const char *)sqlite3_column_text(st, 0));
 		snprintf(c->type, sizeof c->type, "%s", (const char *)sqlite3_column_text(st, 1));
 		c->key = sqlite3_column_int(st, 2) > 0;
+		c->partition = sqlite3_column_int(st, 2) == 1;
 	}
 	sqlite3_finalize(st);
 	if (!rc && *n == 0)
@@ -471,6 +514,7 @@ static const struct sl_sink_ops sqlite_ops = {
 	.rows = sq_rows,
 	.browse = sq_browse,
 	.describe = sq_describe,
+	.find = sq_find,
 	.destroy = sq_destroy,
 };
 

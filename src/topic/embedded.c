@@ -38,7 +38,31 @@ static const char *SCHEMA_SQL =
 	"  PRIMARY KEY(topic, partition, offset)) WITHOUT ROWID;"
 	"CREATE TABLE IF NOT EXISTS group_offsets(grp TEXT NOT NULL, topic TEXT NOT NULL, partition INTEGER NOT NULL,"
 	"  next_offset INTEGER NOT NULL, updated_ms INTEGER NOT NULL, PRIMARY KEY(grp, topic, partition));"
-	"CREATE TABLE IF NOT EXISTS cursors(name TEXT PRIMARY KEY, value TEXT NOT NULL, updated_ms INTEGER NOT NULL);";
+	"CREATE TABLE IF NOT EXISTS cursors(name TEXT PRIMARY KEY, value TEXT NOT NULL, updated_ms INTEGER NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS topic_configs(topic TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,"
+	"  PRIMARY KEY(topic, name));";
+
+/* Retention: messages older than a topic's retention.ms go, but never the newest of a partition (the watermarks and
+ * the next offset are read from the messages kept, as Kafka keeps its active segment). topic NULL: every topic. */
+static const char *RETENTION_SQL =
+	"DELETE FROM messages WHERE (topic, partition, offset) IN ("
+	" SELECT m.topic, m.partition, m.offset FROM messages m JOIN topic_configs c"
+	"  ON c.topic = m.topic AND c.name = 'retention.ms' AND CAST(c.value AS INTEGER) >= 0"
+	" WHERE (?1 IS NULL OR m.topic = ?1) AND m.ts_ms < ?2 - CAST(c.value AS INTEGER)"
+	"  AND m.offset < (SELECT MAX(offset) FROM messages x WHERE x.topic = m.topic AND x.partition = m.partition))";
+
+static int apply_retention(sqlite3 *db, const char *topic, int64_t now)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(db, RETENTION_SQL, -1, &st, NULL) != SQLITE_OK)
+		return -1; /* a log from before topic_configs: nothing to apply */
+	if (topic)
+		sqlite3_bind_text(st, 1, topic, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, now);
+	int rc = sqlite3_step(st) == SQLITE_DONE ? sqlite3_changes(db) : -1;
+	sqlite3_finalize(st);
+	return rc;
+}
 
 static int64_t now_ms(void)
 {
@@ -299,6 +323,7 @@ struct emb_producer {
 	 * its messages pending and is tried again, like a Kafka producer riding out a broker outage: the source waits
 	 * (SL_EFULL once PRODUCER_HOLD is reached) instead of failing its pages, and goes on once space returns. */
 	double stalled_since, next_try, last_warn;
+	double last_retention;
 };
 
 /* Pending messages a stalled producer holds before produce() answers SL_EFULL (backpressure, bounded memory). */
@@ -414,6 +439,11 @@ static int producer_write(struct emb_producer *p)
 		}
 		p->next_try = now + 0.5;
 		return rc;
+	}
+	if (rc == 0 && mono_s() - p->last_retention >= 60) {
+		/* Retention (retention.ms set through the console) as the log grows, once a minute at most. */
+		p->last_retention = mono_s();
+		apply_retention(p->db, NULL, now_ms());
 	}
 	if (rc)
 		sl_warn("topic", "%s", err.msg);
@@ -1175,12 +1205,109 @@ static int es_commit_group(struct sl_topic_store *bs, const char *group, const c
 	return rc;
 }
 
+static int es_add_partitions(struct sl_topic_store *bs, const char *topic, int total, struct sl_err *err)
+{
+	struct sl_embedded_log *log = ELOG(bs);
+	int now_n = 0;
+	int rc = sl_embedded_partitions(log, topic, &now_n, err);
+	if (rc)
+		return rc;
+	if (total <= now_n || total > 10000)
+		return sl_err_set(err, SL_EINVAL, "topic '%s' has %d partitions: the new count must be more (up to 10000), "
+				  "got %d", topic, now_n, total);
+	pthread_mutex_lock(&log->lock);
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(log->db, "UPDATE topics SET partitions = ? WHERE name = ?", -1, &st, NULL) != SQLITE_OK) {
+		rc = db_err(err, log->db, "adding partitions", log->path);
+	} else {
+		sqlite3_bind_int(st, 1, total);
+		sqlite3_bind_text(st, 2, topic, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			rc = db_err(err, log->db, "adding partitions", log->path);
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&log->lock);
+	return rc;
+}
+
+/* The one configuration the embedded log applies: retention.ms (-1, its default, keeps every message). */
+static int es_configs(struct sl_topic_store *bs, const char *topic, struct sl_topic_config **out, size_t *n,
+		      struct sl_err *err)
+{
+	struct sl_embedded_log *log = ELOG(bs);
+	int parts;
+	int rc = sl_embedded_partitions(log, topic, &parts, err);
+	if (rc)
+		return rc;
+	*out = calloc(1, sizeof **out);
+	if (!*out)
+		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	*n = 1;
+	struct sl_topic_config *c = &(*out)[0];
+	snprintf(c->name, sizeof c->name, "retention.ms");
+	snprintf(c->value, sizeof c->value, "-1");
+	c->is_default = true;
+	pthread_mutex_lock(&log->lock);
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(log->db, "SELECT value FROM topic_configs WHERE topic = ? AND name = 'retention.ms'", -1,
+			       &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, topic, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			snprintf(c->value, sizeof c->value, "%s", (const char *)sqlite3_column_text(st, 0));
+			c->is_default = false;
+		}
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&log->lock);
+	return 0;
+}
+
+static int es_set_config(struct sl_topic_store *bs, const char *topic, const char *name, const char *value,
+			 struct sl_err *err)
+{
+	struct sl_embedded_log *log = ELOG(bs);
+	int parts;
+	int rc = sl_embedded_partitions(log, topic, &parts, err);
+	if (rc)
+		return rc;
+	if (strcmp(name, "retention.ms"))
+		return sl_err_set(err, SL_EINVAL, "the embedded log applies retention.ms alone, not '%.100s' (a Kafka "
+				  "cluster takes every topic configuration)", name);
+	char *end = NULL;
+	long long v = value ? strtoll(value, &end, 10) : -1;
+	if (value && (!*value || *end || v < -1))
+		return sl_err_set(err, SL_EINVAL, "retention.ms must be -1 (keep every message) or milliseconds, got "
+				  "'%.60s'", value);
+	pthread_mutex_lock(&log->lock);
+	sqlite3_stmt *st = NULL;
+	const char *sql = value ? "INSERT INTO topic_configs(topic, name, value) VALUES(?1, ?2, ?3)"
+				  " ON CONFLICT(topic, name) DO UPDATE SET value = excluded.value"
+				: "DELETE FROM topic_configs WHERE topic = ?1 AND name = ?2";
+	if (sqlite3_prepare_v2(log->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		rc = db_err(err, log->db, "setting retention.ms", log->path);
+	} else {
+		char num[24];
+		snprintf(num, sizeof num, "%lld", v);
+		sqlite3_bind_text(st, 1, topic, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, num, -1, SQLITE_TRANSIENT);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			rc = db_err(err, log->db, "setting retention.ms", log->path);
+	}
+	sqlite3_finalize(st);
+	if (!rc)
+		apply_retention(log->db, topic, now_ms()); /* at once, then as the producers write */
+	pthread_mutex_unlock(&log->lock);
+	return rc;
+}
+
 static const struct sl_topic_store_ops embedded_store_ops = {
 	.ensure_topic = es_ensure_topic, .partitions = es_partitions, .watermarks = es_watermarks,
 	.producer = es_producer,	 .consumer = es_consumer,     .group_lag = es_group_lag,
 	.committed = es_committed,	 .describe = es_describe,     .browse = es_browse,
 	.timestamp_at = es_timestamp_at, .close = es_close, .group_members = es_group_members,
-	.commit_group = es_commit_group,
+	.commit_group = es_commit_group, .add_partitions = es_add_partitions, .configs = es_configs,
+	.set_config = es_set_config,
 };
 
 int sl_embedded_store_open(struct sl_embedded_log *log, bool own, struct sl_topic_store **out, struct sl_err *err)

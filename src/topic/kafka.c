@@ -1637,11 +1637,161 @@ static int ks_commit_group(struct sl_topic_store *bs, const char *group, const c
 	return rc;
 }
 
+/* The answer of a topic-level admin request: the first topic result's error, if any. */
+static int topic_result_err(const rd_kafka_topic_result_t **tr, size_t n, const char *what, struct sl_err *err)
+{
+	if (n && rd_kafka_topic_result_error(tr[0]))
+		return sl_err_set(err, rd_kafka_topic_result_error(tr[0]) == RD_KAFKA_RESP_ERR_INVALID_PARTITIONS ||
+					       rd_kafka_topic_result_error(tr[0]) == RD_KAFKA_RESP_ERR_INVALID_REQUEST
+				       ? SL_EINVAL
+				       : map_err(rd_kafka_topic_result_error(tr[0])),
+				  "kafka: %s: %s", what, rd_kafka_topic_result_error_string(tr[0]));
+	return 0;
+}
+
+static int ks_add_partitions(struct sl_topic_store *bs, const char *topic, int total, struct sl_err *err)
+{
+	struct kstore *s = (struct kstore *)bs;
+	int now_n = 0;
+	int rc = ks_partitions(bs, topic, &now_n, err);
+	if (rc)
+		return rc;
+	if (total <= now_n)
+		return sl_err_set(err, SL_EINVAL, "topic '%s' has %d partitions: the new count must be more, got %d", topic,
+				  now_n, total);
+	char es[256], what[400];
+	snprintf(what, sizeof what, "add partitions to %s (%d to %d)", topic, now_n, total);
+	rd_kafka_NewPartitions_t *np = rd_kafka_NewPartitions_new(topic, (size_t)total, es, sizeof es);
+	if (!np)
+		return sl_err_set(err, SL_EINVAL, "kafka: %s: %s", what, es);
+	rd_kafka_queue_t *q = rd_kafka_queue_new(s->meta);
+	rd_kafka_AdminOptions_t *ao = rd_kafka_AdminOptions_new(s->meta, RD_KAFKA_ADMIN_OP_CREATEPARTITIONS);
+	rd_kafka_AdminOptions_set_request_timeout(ao, 10000, es, sizeof es);
+	rd_kafka_CreatePartitions(s->meta, &np, 1, ao, q);
+	rd_kafka_event_t *ev = admin_wait(s, q, what, err);
+	rc = ev ? 0 : err->code;
+	if (ev) {
+		size_t n = 0;
+		const rd_kafka_topic_result_t **tr =
+			rd_kafka_CreatePartitions_result_topics(rd_kafka_event_CreatePartitions_result(ev), &n);
+		rc = topic_result_err(tr, n, what, err);
+		rd_kafka_event_destroy(ev);
+	}
+	rd_kafka_AdminOptions_destroy(ao);
+	rd_kafka_NewPartitions_destroy(np);
+	rd_kafka_queue_destroy(q);
+	return rc;
+}
+
+static int ks_configs(struct sl_topic_store *bs, const char *topic, struct sl_topic_config **out, size_t *n,
+		      struct sl_err *err)
+{
+	struct kstore *s = (struct kstore *)bs;
+	*out = NULL;
+	*n = 0;
+	int rc = ks_meta(s, err);
+	if (rc)
+		return rc;
+	char es[256], what[400];
+	snprintf(what, sizeof what, "describe the configuration of %s", topic);
+	rd_kafka_ConfigResource_t *cr = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
+	rd_kafka_queue_t *q = rd_kafka_queue_new(s->meta);
+	rd_kafka_AdminOptions_t *ao = rd_kafka_AdminOptions_new(s->meta, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
+	rd_kafka_AdminOptions_set_request_timeout(ao, 10000, es, sizeof es);
+	rd_kafka_DescribeConfigs(s->meta, &cr, 1, ao, q);
+	rd_kafka_event_t *ev = admin_wait(s, q, what, err);
+	rc = ev ? 0 : err->code;
+	if (ev) {
+		size_t nr = 0;
+		const rd_kafka_ConfigResource_t **rs =
+			rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(ev), &nr);
+		if (!nr) {
+			rc = sl_err_set(err, SL_EPROTO, "kafka: %s: no answer for the topic", what);
+		} else if (rd_kafka_ConfigResource_error(rs[0])) {
+			rd_kafka_resp_err_t e = rd_kafka_ConfigResource_error(rs[0]);
+			rc = sl_err_set(err, e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ? SL_ENOTFOUND : map_err(e),
+					"kafka: %s: %s", what, rd_kafka_ConfigResource_error_string(rs[0]));
+		} else {
+			size_t ne = 0;
+			const rd_kafka_ConfigEntry_t **ce = rd_kafka_ConfigResource_configs(rs[0], &ne);
+			*out = calloc(ne ? ne : 1, sizeof **out);
+			if (!*out) {
+				rc = sl_err_set(err, SL_ENOMEM, "out of memory");
+			} else {
+				for (size_t i = 0; i < ne; i++) {
+					struct sl_topic_config *c = &(*out)[i];
+					const char *v = rd_kafka_ConfigEntry_value(ce[i]);
+					snprintf(c->name, sizeof c->name, "%s", rd_kafka_ConfigEntry_name(ce[i]));
+					snprintf(c->value, sizeof c->value, "%s", v ? v : "");
+					c->is_null = !v;
+					c->is_default = rd_kafka_ConfigEntry_is_default(ce[i]);
+					c->read_only = rd_kafka_ConfigEntry_is_read_only(ce[i]);
+					c->sensitive = rd_kafka_ConfigEntry_is_sensitive(ce[i]);
+				}
+				*n = ne;
+			}
+		}
+		rd_kafka_event_destroy(ev);
+	}
+	rd_kafka_AdminOptions_destroy(ao);
+	rd_kafka_ConfigResource_destroy(cr);
+	rd_kafka_queue_destroy(q);
+	return rc;
+}
+
+/* IncrementalAlterConfigs: the one entry changes, the others stay (AlterConfigs would reset them). */
+static int ks_set_config(struct sl_topic_store *bs, const char *topic, const char *name, const char *value,
+			 struct sl_err *err)
+{
+	struct kstore *s = (struct kstore *)bs;
+	int rc = ks_meta(s, err);
+	if (rc)
+		return rc;
+	char es[256], what[600];
+	snprintf(what, sizeof what, "set %s of %s", name, topic);
+	rd_kafka_ConfigResource_t *cr = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
+	rd_kafka_error_t *e = rd_kafka_ConfigResource_add_incremental_config(
+		cr, name, value ? RD_KAFKA_ALTER_CONFIG_OP_TYPE_SET : RD_KAFKA_ALTER_CONFIG_OP_TYPE_DELETE, value);
+	if (e) {
+		rc = sl_err_set(err, SL_EINVAL, "kafka: %s: %s", what, rd_kafka_error_string(e));
+		rd_kafka_error_destroy(e);
+		rd_kafka_ConfigResource_destroy(cr);
+		return rc;
+	}
+	rd_kafka_queue_t *q = rd_kafka_queue_new(s->meta);
+	rd_kafka_AdminOptions_t *ao = rd_kafka_AdminOptions_new(s->meta, RD_KAFKA_ADMIN_OP_INCREMENTALALTERCONFIGS);
+	rd_kafka_AdminOptions_set_request_timeout(ao, 10000, es, sizeof es);
+	rd_kafka_IncrementalAlterConfigs(s->meta, &cr, 1, ao, q);
+	rd_kafka_event_t *ev = admin_wait(s, q, what, err);
+	rc = ev ? 0 : err->code;
+	if (ev) {
+		size_t nr = 0;
+		const rd_kafka_ConfigResource_t **rs = rd_kafka_IncrementalAlterConfigs_result_resources(
+			rd_kafka_event_IncrementalAlterConfigs_result(ev), &nr);
+		if (nr && rd_kafka_ConfigResource_error(rs[0])) {
+			rd_kafka_resp_err_t re = rd_kafka_ConfigResource_error(rs[0]);
+			rc = sl_err_set(err,
+					re == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ? SL_ENOTFOUND
+					: re == RD_KAFKA_RESP_ERR_INVALID_CONFIG || re == RD_KAFKA_RESP_ERR_INVALID_REQUEST ||
+							re == RD_KAFKA_RESP_ERR_POLICY_VIOLATION
+						? SL_EINVAL
+						: map_err(re),
+					"kafka: %s: %s", what, rd_kafka_ConfigResource_error_string(rs[0]));
+		}
+		rd_kafka_event_destroy(ev);
+	}
+	rd_kafka_AdminOptions_destroy(ao);
+	rd_kafka_ConfigResource_destroy(cr);
+	rd_kafka_queue_destroy(q);
+	return rc;
+}
+
 static const struct sl_topic_store_ops kafka_store_ops = {
 	.ensure_topic = ks_ensure_topic, .partitions = ks_partitions, .watermarks = ks_watermarks,
 	.producer = ks_producer,	 .consumer = ks_consumer,     .group_lag = ks_group_lag,
 	.committed = ks_committed,	 .describe = ks_describe,     .browse = ks_browse,
 	.close = ks_close,		 .group_members = ks_group_members, .commit_group = ks_commit_group,
+	.add_partitions = ks_add_partitions, .configs = ks_configs, .set_config = ks_set_config,
 };
 
 int sl_kafka_store_open(const struct sl_cfg_node *kafka, struct sl_topic_store **out, struct sl_err *err)

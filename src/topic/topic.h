@@ -240,6 +240,13 @@ struct sl_topic_broker {
 /* Called per message by browse; false stops. The message lives only during the call. */
 typedef bool (*sl_topic_browse_fn)(void *ctx, const struct sl_msg *m);
 
+/* A topic configuration entry as the operator sees it (Kafka's DescribeConfigs). */
+struct sl_topic_config {
+	char name[128];
+	char value[256];     /* "" with is_null */
+	bool is_null, is_default, read_only, sensitive;
+};
+
 struct sl_topic_store;
 struct sl_topic_store_ops {
 	/* Creates topic when absent (an existing one is kept as it is). replication <= 0: the broker's default. */
@@ -282,6 +289,16 @@ struct sl_topic_store_ops {
 	/* Sets group's committed offsets on topic: each parts[i].partition to parts[i].committed. */
 	int (*commit_group)(struct sl_topic_store *s, const char *group, const char *topic,
 			    const struct sl_topic_part *parts, int n, struct sl_err *err);
+	/* Raises topic's partition count to total (never lowers it: SL_EINVAL). Keys hash over the new count from
+	 * then on, as on Kafka. SL_ENOTFOUND for an unknown topic. */
+	int (*add_partitions)(struct sl_topic_store *s, const char *topic, int total, struct sl_err *err);
+	/* topic's configuration (*out malloc'd, *n entries; the caller frees *out). */
+	int (*configs)(struct sl_topic_store *s, const char *topic, struct sl_topic_config **out, size_t *n,
+		       struct sl_err *err);
+	/* Sets one configuration entry (value NULL: back to its default). A name or value the backend does not take
+	 * is SL_EINVAL with the reason (the embedded log takes retention.ms alone). */
+	int (*set_config)(struct sl_topic_store *s, const char *topic, const char *name, const char *value,
+			  struct sl_err *err);
 };
 
 struct sl_topic_store {

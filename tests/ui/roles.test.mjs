@@ -52,6 +52,16 @@ dags:
     tasks:
       stream_data_from_api: { kind: ingest, pipeline: users, count: 40 }
       wait_for_processor: { kind: process, pipeline: users, depends_on: [stream_data_from_api] }
+  flaky:
+    tasks:
+      check: { kind: shell, command: "sleep 1; test -f ${tmp}/fixed" }
+      after: { kind: shell, command: "true", depends_on: [check] }
+  daily:
+    schedule: "@daily"
+    start_date: 2024-01-01
+    paused: true
+    tasks:
+      ok: { kind: shell, command: "true" }
 `);
   base = await consoleURL(run('up', ['up', '-c', cfg]), 'console: ');
   // Two versions of a subject, through the registry's REST API (plugged into the console's port).
@@ -140,6 +150,132 @@ test('dags: trigger with a conf from the page, the grid turns green, the graph, 
   await page.fill('#dag-conf', '[1, 2]');
   await page.click('#dag-trigger');
   await until('the conf error', async () => /JSON object/.test(await page.locator('#dag-msg.err').textContent()));
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+// Register and evolve from the page: a new subject's first version, an incompatible change that cannot be registered
+// (the button waits for a passing check), a compatible one registered as v2, then v2 soft-deleted; each audited.
+test('schemas: register a checked schema, evolve it, soft-delete a version, audited', async () => {
+  const {page, errors} = await open('schemas');
+  const dialogs = [];
+  page.on('dialog', (d) => { dialogs.push(d.message()); d.accept(); });
+  await page.locator('#subjects tr[data-subject="users-value"]').waitFor();
+  await page.locator('#c-register:not(.hidden)').waitFor();
+  const pretty = (f) => JSON.stringify(JSON.parse(avro(f)), null, 2);
+  await page.fill('#c-subject', 'orders-value');
+  await page.fill('#c-schema', pretty(V1));
+  assert.equal(await page.locator('#c-register').isDisabled(), true);
+  await page.click('#c-test');
+  await page.locator('#c-verdict[data-compatible="new"]').waitFor();
+  await page.click('#c-register');
+  const row = page.locator('#subjects tr[data-subject="orders-value"]');
+  await until('orders-value v1', async () => (await row.count()) === 1 && (await row.locator('.chip').allTextContents()).join() === 'v1');
+  assert.equal(dialogs[0], 'Register this schema under orders-value?');
+  // An incompatible change: shown with its reason, and it cannot be registered.
+  await page.fill('#c-subject', 'orders-value');
+  await page.fill('#c-schema', pretty([...V1, {name: 'age', type: 'int'}]));
+  await page.click('#c-test');
+  await page.locator('#c-verdict[data-compatible="false"]').waitFor();
+  assert.equal(await page.locator('#c-register').isDisabled(), true);
+  // A compatible one: registered as v2. Editing the text after the check asks for a new check.
+  await page.fill('#c-schema', pretty(V2));
+  await page.click('#c-test');
+  await page.locator('#c-verdict[data-compatible="true"]').waitFor();
+  assert.equal(await page.locator('#c-register').isDisabled(), false);
+  await page.fill('#c-schema', pretty(V2) + ' ');
+  assert.equal(await page.locator('#c-register').isDisabled(), true);
+  await page.fill('#c-schema', pretty(V2));
+  await page.click('#c-test');
+  await page.locator('#c-verdict[data-compatible="true"]').waitFor();
+  await page.click('#c-register');
+  await until('orders-value v2', async () => (await row.locator('.chip').allTextContents()).join() === 'v1,v2');
+  assert.match(await page.locator('#c-reg-msg').textContent(), /^registered: orders-value v2, schema id \d+$/);
+  // Soft delete of v2: gone from the list, still there with ?deleted=true.
+  await row.click();
+  await until('v2 picked', async () => (await page.locator('#s-delete').textContent()) === 'Delete v2');
+  await page.click('#s-delete');
+  await until('v2 deleted', async () => (await row.locator('.chip').allTextContents()).join() === 'v1');
+  assert.match(dialogs[2], /^Delete version 2 of orders-value\? \(soft/);
+  assert.deepEqual((await call('GET', '/api/schemas/subjects/orders-value/versions')).body, [1]);
+  assert.deepEqual((await call('GET', '/api/schemas/subjects/orders-value/versions?deleted=true')).body, [1, 2]);
+  const acts = (await call('GET', '/api/audit?limit=100')).body.entries.map((e) => e.action + ' ' + e.target + ' ' + e.status);
+  assert.equal(acts.filter((a) => /^POST .*subjects\/orders-value\/versions 200$/.test(a)).length, 2, acts.join('; '));
+  assert.ok(acts.some((a) => /^DELETE .*subjects\/orders-value\/versions\/2 200$/.test(a)), acts.join('; '));
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+// Airflow's grid, closer: last and next run beside each DAG, dates over the grid's columns and durations in its
+// cells, the Gantt chart of a run; the operator clears a failed run's tasks (they run again), marks a run success,
+// backfills a date range; every confirmation says how many; each action is on the Audit page.
+test('dags: last and next run, dates and durations, Gantt, clear, mark success, backfill, audited', async () => {
+  const {page, errors} = await open('dags');
+  const dialogs = [];
+  page.on('dialog', (d) => { dialogs.push(d.message()); d.accept(); });
+  await page.locator('#dags tr[data-dag="flaky"]').click();
+  await until('flaky selected', async () => (await page.locator('#dag-title').textContent()).includes('flaky'));
+  await page.locator('#run-actions:not(.hidden)').waitFor(); // an operator (no credentials: the listener's own)
+  await page.click('#dag-trigger');
+  await until('the trigger', async () => !!(await page.locator('#dag-msg').getAttribute('data-run')));
+  const run = await page.locator('#dag-msg').getAttribute('data-run');
+  const runCell = page.locator('#dag-grid td.cell.run[data-run="' + run + '"]');
+  await until('the run to fail', async () => (await runCell.getAttribute('data-state')) === 'failed', 60000);
+  // The list: the last run and its state; the next run of a scheduled DAG; none for a manual one.
+  await until('the last run in the list', async () => /failed/.test(await page.locator('#dags tr[data-dag="flaky"] [data-field="last-run"]').textContent()));
+  assert.match(await page.locator('#dags tr[data-dag="daily"] [data-field="next-run"]').textContent(), /^\d{4}-\d\d-\d\d 00:00$|^\d{4}-\d\d-\d\d \d\d:\d\d$/);
+  assert.equal(await page.locator('#dags tr[data-dag="flaky"] [data-field="next-run"]').textContent(), 'manual only');
+  // Dates over the columns, durations in the cells (the check task sleeps a second).
+  assert.match(await page.locator('#dag-grid td.date[data-run="' + run + '"]').textContent(), /^\d\d-\d\d \d\d:\d\d$/);
+  assert.match(await page.locator('#dag-grid td.cell[data-run="' + run + '"][data-task="check"]').textContent(), /^[1-9]\d*s$/);
+  assert.match(await runCell.textContent(), /^\d+s$/);
+  // The Gantt chart of the run: a bar for the task that ran, none for the one that never did.
+  await until('the Gantt bars', async () => (await page.locator('#gantt-svg g.g-row[data-task="check"] rect.g-bar.s-failed').count()) === 1);
+  assert.equal(await page.locator('#gantt-svg g.g-row[data-task="after"] rect').count(), 0);
+  assert.match(await page.locator('#gantt-svg g.g-row[data-task="check"]').textContent(), /try 1 · \d+s/);
+  await page.screenshot({path: path.join(IMG, 'console-dags-gantt.png'), fullPage: true});
+
+  // Clear the failed tasks once the cause is fixed: both run again, the run turns green, try 2 of check.
+  fs.writeFileSync(path.join(tmp, 'fixed'), '');
+  await page.click('#run-clear-failed');
+  await until('the run to succeed after the clear', async () => (await runCell.getAttribute('data-state')) === 'success', 60000);
+  assert.match(dialogs[0], /^Clear 2 task instances of run .* \(after, check\)\? They run again\.$/);
+  let tis = (await call('GET', '/api/dags/flaky/dagRuns/' + encodeURIComponent(run) + '/taskInstances')).body.task_instances;
+  assert.deepEqual(tis.map((t) => [t.task_id, t.state, t.try_number]).sort(), [['after', 'success', 1], ['check', 'success', 2]]);
+
+  // Mark a failed run success.
+  fs.rmSync(path.join(tmp, 'fixed'));
+  await sleep(1100); // run ids are to the second
+  await page.click('#dag-trigger');
+  await until('a second run', async () => (await page.locator('#dag-msg').getAttribute('data-run')) !== run);
+  const run2 = await page.locator('#dag-msg').getAttribute('data-run');
+  const cell2 = page.locator('#dag-grid td.cell.run[data-run="' + run2 + '"]');
+  await until('the second run to fail', async () => (await cell2.getAttribute('data-state')) === 'failed', 60000);
+  await cell2.click();
+  await page.click('#run-mark-success');
+  await until('marked success', async () => (await cell2.getAttribute('data-state')) === 'success');
+  assert.equal(dialogs[1], 'Mark run ' + run2 + ' success?');
+  tis = (await call('GET', '/api/dags/flaky/dagRuns/' + encodeURIComponent(run2) + '/taskInstances')).body.task_instances;
+  assert.deepEqual(tis.map((t) => t.state), ['success', 'success']);
+
+  // Backfill three days of the daily DAG.
+  await page.locator('#dags tr[data-dag="daily"]').click();
+  await page.locator('#backfill:not(.hidden)').waitFor();
+  await page.fill('#bf-from', '2024-01-01');
+  await page.fill('#bf-to', '2024-01-03');
+  await page.click('#bf-go');
+  await until('three backfill runs', async () => (await page.locator('#dag-grid td.cell.run').count()) === 3);
+  assert.equal(dialogs[2], 'Create 3 backfill runs of daily, one per interval from 2024-01-01 to 2024-01-03?');
+  assert.deepEqual(await page.locator('#dag-grid td.date').allTextContents(), ['01-01 00:00', '01-02 00:00', '01-03 00:00'].map((d) => {
+    const t = new Date(Date.UTC(2024, 0, Number(d.slice(3, 5)))); // shown in local time
+    return String(t.getMonth() + 1).padStart(2, '0') + '-' + String(t.getDate()).padStart(2, '0') + ' ' + String(t.getHours()).padStart(2, '0') + ':' + String(t.getMinutes()).padStart(2, '0');
+  }));
+
+  // Each action is audited.
+  const audit = (await call('GET', '/api/audit?limit=100')).body.entries;
+  const acts = audit.map((e) => e.action + ' ' + e.target);
+  for (const want of [/POST .*\/dags\/flaky\/clearTaskInstances/, /PATCH .*\/dags\/flaky\/dagRuns\//, /POST .*\/dags\/daily\/backfills/])
+    assert.ok(acts.some((a) => want.test(a)), want + ' not in the audit: ' + acts.join('; '));
   assert.deepEqual(errors, []);
   await page.close();
 });

@@ -166,9 +166,11 @@ test('data: the rows the run wrote, paged out of Cassandra', {skip}, async () =>
   await until('the batch table', async () => (await page.locator('#d-info').getAttribute('data-pipeline')) === 'batch' &&
     /Cassandra token order/.test(await page.locator('#d-info').textContent()) &&
     (await page.locator('#rows tr').count()) === 21);
-  const cols = await page.locator('#rows th').allTextContents();
+  const cols = await page.locator('#rows th').evaluateAll((ths) => ths.map((t) => t.dataset.column));
   const idCol = cols.indexOf('id');
   assert.ok(idCol >= 0 && cols.includes('email'), 'columns ' + cols);
+  // CQL's types under the headings, the partition key marked.
+  assert.equal(await page.locator('#rows th[data-column="id"] .ctype').textContent(), 'uuid · partition key');
   const ids = async () => (await page.locator(`#rows tr td:nth-child(${idCol + 1})`).allTextContents());
   const first = await ids();
   await page.click('#d-next');
@@ -179,6 +181,13 @@ test('data: the rows the run wrote, paged out of Cassandra', {skip}, async () =>
   await page.click('#d-prev');
   await until('page 1 again', async () => (await page.locator('#d-info').getAttribute('data-page')) === '1');
   assert.deepEqual(await ids(), first);
+  // The partition-key filter reads one partition of the Cassandra table.
+  await page.fill('#d-key', first[5]);
+  await page.click('#d-filter');
+  await until('the partition', async () => (await page.locator('#d-info').getAttribute('data-key')) === first[5]);
+  assert.deepEqual(await ids(), [first[5]]);
+  await page.click('#d-clear');
+  await until('unfiltered', async () => (await page.locator('#d-info').getAttribute('data-key')) === '');
   await page.selectOption('#d-pipeline', 'users');
   await until('the streaming table', async () => (await page.locator('#d-info').getAttribute('data-pipeline')) === 'users' &&
     (await page.locator('#rows tr').count()) === 21 && !(await page.locator('#d-next').isDisabled()));

@@ -303,6 +303,39 @@ static size_t count(const char *hay, const char *needle)
 	return n;
 }
 
+/* The console's login cookie: hex of an Authorization value stands for the header when the request has none; a
+ * cookie of another name, odd or non-hex digits, or control bytes is none; a header present wins. */
+static void test_auth_cookie(void **state)
+{
+	(void)state;
+	char out[128];
+	assert_true(sl_http_cookie_auth("a=1; sluice_auth=4265617265722072770a; b=2", "sluice_auth", out, sizeof out) ==
+		    false); /* "Bearer rw\n": a control byte */
+	assert_true(sl_http_cookie_auth("a=1; sluice_auth=42656172657220727; b=2", "sluice_auth", out, sizeof out) == false);
+	assert_true(sl_http_cookie_auth("a=1; sluice_auth=4265617265722072zz", "sluice_auth", out, sizeof out) == false);
+	assert_true(sl_http_cookie_auth("xsluice_auth=42", "sluice_auth", out, sizeof out) == false);
+	assert_true(sl_http_cookie_auth(NULL, "sluice_auth", out, sizeof out) == false);
+	assert_true(sl_http_cookie_auth("a=1;sluice_auth=426561726572207277", "sluice_auth", out, sizeof out));
+	assert_string_equal(out, "Bearer rw");
+	assert_true(sl_http_cookie_auth("sluice_auth=426561726572207277", "sluice_auth", out, 9) == false); /* too long */
+
+	struct sl_http_auth a = {.token = "rw", .read_token = "ro"};
+	struct sl_http_policy p = {.auth = &a, .auth_cookie = "sluice_auth"};
+	struct sl_http_policy nocookie = {.auth = &a};
+	enum sl_http_role r;
+	const char *rw = "Host: 127.0.0.1\r\nCookie: sluice_auth=426561726572207277\r\n";
+	assert_int_equal(verdict(&p, "GET", "/api/x", rw, &r), 0);
+	assert_int_equal(r, SL_HTTP_ROLE_WRITE);
+	assert_int_equal(verdict(&nocookie, "GET", "/api/x", rw, NULL), 401);
+	assert_int_equal(verdict(&p, "GET", "/api/x", "Host: 127.0.0.1\r\nCookie: sluice_auth=426561726572207278\r\n", NULL),
+			 401);
+	assert_int_equal(verdict(&p, "GET", "/api/x", "Host: 127.0.0.1\r\nCookie: sluice_auth=426561726572207277\r\n"
+							"Authorization: Bearer wrong\r\n", NULL),
+			 401);
+	assert_int_equal(verdict(&p, "GET", "/api/x", "Host: 127.0.0.1\r\nCookie: sluice_auth=426561726572207266f\r\n", NULL),
+			 401);
+}
+
 static void test_server(void **state)
 {
 	(void)state;
@@ -400,7 +433,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_head),   cmocka_unit_test(test_chunked), cmocka_unit_test(test_target),
-		cmocka_unit_test(test_ctype_and_host), cmocka_unit_test(test_policy), cmocka_unit_test(test_server),
+		cmocka_unit_test(test_ctype_and_host), cmocka_unit_test(test_policy),
+		cmocka_unit_test(test_auth_cookie), cmocka_unit_test(test_server),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
