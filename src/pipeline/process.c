@@ -307,8 +307,20 @@ static int aggregate_slot(struct proc *pr, struct slot *s, size_t o, size_t nrec
 	sl_gauge_set(ag->watermark, as.watermark_ms == INT64_MIN ? 0 : as.watermark_ms / 1000);
 	sl_gauge_set(ag->open, as.open_windows);
 	sl_gauge_set(ag->late, (int64_t)as.late);
+	/* The offsets stored with the state never go below what the state already holds: a batch replayed under
+	 * them (a group reset, another output's lower offset) added nothing, and storing its lower marks would make
+	 * the next restart add those records a second time. */
+	struct sl_offset_mark *marks = s->nmarks ? sl_arena_alloc(&s->arena, s->nmarks * sizeof *marks) : NULL;
+	if (s->nmarks && !marks)
+		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	for (size_t k = 0; k < s->nmarks; k++) {
+		marks[k] = s->marks[k];
+		int32_t pt = marks[k].partition;
+		if (pt >= 0 && pt < ag->nparts && marks[k].next_offset < ag->from[pt])
+			marks[k].next_offset = ag->from[pt];
+	}
 	ob->mor = NULL;
-	ob->b = (struct sl_sink_batch){.recs = rows, .n = nrows, .marks = s->marks, .nmarks = s->nmarks,
+	ob->b = (struct sl_sink_batch){.recs = rows, .n = nrows, .marks = marks, .nmarks = s->nmarks,
 				       .group = out->offsets_group, .opaque = ob, .state = puts, .nstate = nputs,
 				       .state_ns = out->offsets_group};
 	ob->done = false;
@@ -696,10 +708,26 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 	snprintf(st->where, sizeof st->where, "%s", sinks[0]->where);
 	/* Sinks that keep offsets with their rows are the truth about what is written: start at the lowest of them
 	 * (an output that has none yet, added to a running pipeline, starts from the beginning; its upserts make the
-	 * others' second look harmless). */
+	 * others' second look harmless). The group's committed offset wins when it is lower: a reset of the group
+	 * (the console's, kafka-consumer-groups) is an operator's instruction to read again, and a crash between a
+	 * sink's commit and the group's leaves it one batch lower, which replays that batch harmlessly. The start is
+	 * then committed to the group, so that its lag (what a drain waits on) counts what this processor will read. */
 	if (log->consumer_owns_all) {
 		int parts = 0;
 		log->ops->partitions(log, p->topic, &parts, NULL);
+		struct sl_topic_part *gp = parts > 0 ? calloc((size_t)parts, sizeof *gp) : NULL;
+		if (parts > 0 && !gp) {
+			rc = sl_err_set(err, SL_ENOMEM, "out of memory");
+			goto out;
+		}
+		for (int i = 0; i < parts; i++) {
+			gp[i].partition = i;
+			gp[i].committed = -1;
+		}
+		if (parts > 0 && (rc = log->ops->committed(log, p->group, p->topic, gp, parts, err))) {
+			free(gp);
+			goto out;
+		}
 		for (int i = 0; i < parts; i++) {
 			int64_t lowest = INT64_MAX;
 			size_t have = 0;
@@ -713,9 +741,17 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 				} else
 					lowest = 0;
 			}
-			if (have > 0)
-				cons->ops->seek(cons, p->topic, i, lowest, NULL);
+			if (have == 0)
+				continue; /* nothing stored: the group's offset, as any consumer */
+			if (gp[i].committed >= 0 && gp[i].committed < lowest)
+				lowest = gp[i].committed;
+			cons->ops->seek(cons, p->topic, i, lowest, NULL);
+			if (lowest != gp[i].committed && (rc = cons->ops->commit(cons, p->topic, i, lowest, err))) {
+				free(gp);
+				goto out;
+			}
 		}
+		free(gp);
 	}
 	if ((rc = aggregates_open(&pr, log, sinks, err)))
 		goto out;
