@@ -113,3 +113,79 @@ def test_kill9_ten_times_during_an_aggregation_on_kafka(tmp_path):
            for r in s.execute(f"SELECT country, gender, users, ages, oldest FROM {KS}.{table}")}
     assert got == dict(want)
     print(f"kill -9 x{kills} on Kafka: records aggregated after each kill: {progress}")
+
+
+def reset_group(group, topic, to=0):
+    """kafka-consumer-groups --reset-offsets --to-offset: the group's committed offsets, set by a client that is
+    not a member (the console's reset action does the same through the admin API)."""
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": "127.0.0.1:9092", "group.id": group, "enable.auto.commit": False})
+    parts = c.list_topics(topic, timeout=10).topics[topic].partitions
+    c.commit(offsets=[TopicPartition(topic, p, to) for p in parts], asynchronous=False)
+    c.close()
+
+
+def test_group_reset_is_honoured_on_kafka(tmp_path):
+    """After a reset of the group to the start, the processor reads the topic again: rows deleted from the
+    per-record table come back, the aggregate (whose checkpoint holds every record already) counts none twice, also
+    when the replay is killed half way, and --drain ends."""
+    from cassandra.cluster import Cluster
+    tag = f"{os.getpid()}_{int(time.time())}"
+    topic, table, n, group = f"h19_rst_{tag}", f"rst_{tag}", 20000, f"h19-rst-{tag}"
+    cfg = tmp_path / "k.yaml"
+    cfg.write_text(CONFIG.format(data_dir=tmp_path / "var", topic=topic, group=group, ks=KS, table=table, n=n).replace(
+        f"sink: {{ type: discard, keyspace: {KS}, table: users }}",
+        f"sink: {{ keyspace: {KS}, table: {table}_users, primary_key: [id] }}").replace(
+        "in_flight: 4", "in_flight: 1"))  # one batch of 10 at a time: a replay slow enough to be killed in
+    subprocess.run([SLUICE, "ingest", "users", "-c", str(cfg)], check=True, capture_output=True, timeout=300)
+
+    def drain():
+        out = subprocess.run([SLUICE, "process", "users", "-c", str(cfg), "--drain"], capture_output=True, text=True,
+                             timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+    drain()
+    s = Cluster(["127.0.0.1"]).connect()
+    recs = topic_records(topic)
+    assert len(recs) == n
+    want = collections.defaultdict(lambda: [0, 0, 0])
+    for r in recs:
+        k = (r["address"].split(", ")[-1], r["gender"])
+        want[k][0] += 1
+        want[k][1] += r["age"]
+        want[k][2] = max(want[k][2], r["age"])
+
+    def check():
+        got = {(r.country, r.gender): [r.users, r.ages, r.oldest]
+               for r in s.execute(f"SELECT country, gender, users, ages, oldest FROM {KS}.{table}")}
+        assert got == dict(want)
+        ids = [r.id for r in s.execute(f"SELECT id FROM {KS}.{table}_users")]
+        assert len(ids) == n
+        return ids
+    ids = check()
+    for i in ids[::3]:
+        s.execute(f"DELETE FROM {KS}.{table}_users WHERE id = %s", (i,))
+    assert len(list(s.execute(f"SELECT id FROM {KS}.{table}_users"))) == n - len(ids[::3])
+
+    reset_group(group, topic, 0)
+    drain()
+    check()
+
+    # A replay killed half way (its checkpoint is written while it goes), then drained: still none twice.
+    reset_group(group, topic, 0)
+    p = subprocess.Popen([SLUICE, "process", "users", "-c", str(cfg)], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": "127.0.0.1:9092", "group.id": group, "enable.auto.commit": False})
+    deadline, mid = time.time() + 60, 0
+    while time.time() < deadline and mid < n // 10:
+        mid = sum(max(t.offset, 0) for t in c.committed([TopicPartition(topic, i) for i in range(3)], timeout=10))
+    c.close()
+    p.send_signal(signal.SIGKILL)
+    p.wait(timeout=30)
+    time.sleep(10.5)  # the killed member's session times out, so the next one gets the partitions at once
+    drain()
+    check()
+    assert n // 10 <= mid < n, mid  # the kill landed during the replay
+    print(f"replay killed with the group at {mid} of {n}")
+    s.execute(f"DROP TABLE IF EXISTS {KS}.{table}")
+    s.execute(f"DROP TABLE IF EXISTS {KS}.{table}_users")
