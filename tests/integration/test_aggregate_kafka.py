@@ -187,6 +187,15 @@ def test_group_reset_is_honoured_on_kafka(tmp_path):
     check()
     assert n // 10 <= mid < n, mid  # the kill landed during the replay
     print(f"replay killed with the group at {mid} of {n}")
+
+    # A processor whose data_dir holds no state for what the group committed (another host, say) is refused:
+    # it would overwrite the rows with counts of the new records alone.
+    other = tmp_path / "other.yaml"
+    other.write_text(cfg.read_text().replace(str(tmp_path / "var"), str(tmp_path / "elsewhere")))
+    out = subprocess.run([SLUICE, "process", "users", "-c", str(other), "--drain"], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode != 0 and "aggregated by another processor (another data_dir)" in out.stderr, out.stderr
+    check()
     s.execute(f"DROP TABLE IF EXISTS {KS}.{table}")
     s.execute(f"DROP TABLE IF EXISTS {KS}.{table}_users")
 
