@@ -433,6 +433,12 @@ def test_console_shows_every_output_and_the_aggregates(tmp_path):
         assert sum(int(r[ui]) for r in page["rows"]) == 300
         main = get("/api/data/rows?pipeline=users&size=5")
         assert main["output"] == "main" and len(main["rows"]) == 5
+        # Each table's row count, the extra outputs' too (SQLite counts exactly), once the console has looked.
+        deadline = time.time() + 30
+        while time.time() < deadline and any(t["rows"] is None for t in tables):
+            time.sleep(0.5)
+            tables = get("/api/data")["tables"]
+        assert [t["rows"] for t in tables] == [300, len(page["rows"])], tables
         try:
             get("/api/data/rows?pipeline=users&output=nope")
             raise AssertionError("an unknown output must be a 404")
