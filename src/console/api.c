@@ -371,7 +371,7 @@ static void api_kafka(struct sl_console *c, struct sl_buf *b)
 /* An output of outputs: as a table of the data page; an aggregate's watermark, open windows and late records when
  * its processor runs in this process (sluice up), from the gauges it keeps (null otherwise). */
 static void api_output(struct sl_buf *b, const struct sl_pipeline *p, const struct sl_output *o,
-		       const struct sl_cfg_node *cassandra)
+		       const struct sl_cfg_node *cassandra, int64_t rows)
 {
 	sl_buf_puts(b, ",{\"pipeline\":");
 	jstr(b, p->name);
@@ -383,7 +383,12 @@ static void api_output(struct sl_buf *b, const struct sl_pipeline *p, const stru
 	jstr(b, o->conf->table);
 	sl_buf_puts(b, ",\"sink\":");
 	jstr(b, sl_sink_kind(cassandra, o->conf));
-	sl_buf_puts(b, ",\"rows\":null,\"error\":null,\"aggregate\":");
+	sl_buf_puts(b, ",\"rows\":");
+	if (rows >= 0)
+		sl_buf_printf(b, "%" PRId64, rows);
+	else
+		sl_buf_puts(b, "null");
+	sl_buf_puts(b, ",\"error\":null,\"aggregate\":");
 	if (!o->agg) {
 		sl_buf_puts(b, "null}");
 		return;
@@ -428,7 +433,7 @@ static void api_data(struct sl_console *c, struct sl_buf *b)
 		jstr(b, cp->sink_error[0] ? cp->sink_error : NULL);
 		sl_buf_puts(b, ",\"output\":\"main\"}");
 		for (size_t o = 1; o < cp->p->nout; o++)
-			api_output(b, cp->p, &cp->p->out[o], c->conf->cassandra);
+			api_output(b, cp->p, &cp->p->out[o], c->conf->cassandra, cp->out_rows ? cp->out_rows[o] : -1);
 	}
 	sl_buf_puts(b, "]}");
 }

@@ -134,6 +134,7 @@ struct pipe_sample {
 	int nparts;
 	struct sl_con_part parts[256];
 	int64_t dlq_high, table_rows, lag_seconds;
+	int64_t *out_rows; /* per output, as table_rows (NULL: out of memory) */
 	bool log_ok, sink_ok;
 	char log_error[256], sink_error[256];
 };
@@ -250,6 +251,9 @@ static void apply(struct sl_console *c, struct sl_con_pipe *cp, struct pipe_samp
 	}
 	cp->dlq_high = s->dlq_high;
 	cp->table_rows = s->table_rows;
+	free(cp->out_rows);
+	cp->out_rows = s->out_rows;
+	s->out_rows = NULL;
 	cp->lag_seconds = s->lag_seconds >= 0 ? (double)s->lag_seconds / 1000.0 : -1;
 	cp->log_ok = s->log_ok;
 	cp->sink_ok = s->sink_ok;
@@ -354,6 +358,27 @@ void sl_con_collect(struct sl_console *c)
 		}
 		pthread_mutex_unlock(&c->cql_lock);
 	}
+	/* The other outputs' tables (outputs:), counted the same way: only where that is exact and cheap. Their
+	 * readers are opened for the count, as the data page opens them for a page. */
+	for (size_t i = 0; i < c->npipes; i++) {
+		const struct sl_pipeline *p = c->pipes[i].p;
+		if (p->nout < 2 || !(s[i].out_rows = calloc(p->nout, sizeof *s[i].out_rows)))
+			continue;
+		s[i].out_rows[0] = s[i].table_rows;
+		for (size_t o = 1; o < p->nout; o++) {
+			struct sl_err e = {0};
+			struct sl_sink *sk = NULL;
+			bool exact = false;
+			s[i].out_rows[o] = -1;
+			if (!sl_sink_counts_exactly(c->conf->cassandra, p->out[o].conf) ||
+			    sl_sink_open_reader(c->conf->cassandra, c->conf->data_dir, p->name, p->out[o].conf, &sk, &e))
+				continue;
+			if (!sk->ops->rows || sk->ops->rows(sk, &s[i].out_rows[o], &exact, &e) ||
+			    !exact)
+				s[i].out_rows[o] = -1;
+			sk->ops->destroy(sk);
+		}
+	}
 
 	pthread_mutex_lock(&c->lock);
 	for (size_t i = 0; i < c->npipes; i++)
@@ -370,6 +395,8 @@ void sl_con_collect(struct sl_console *c)
 		c->log_error[0] = 0;
 	c->last_poll_ms = now;
 	pthread_mutex_unlock(&c->lock);
+	for (size_t i = 0; i < c->npipes; i++)
+		free(s[i].out_rows);
 	free(s);
 	sl_con_alerts_eval(c, now);
 	sl_con_store_save(c, now);

@@ -88,6 +88,7 @@ struct sl_con_pipe {
 	int nparts;
 	struct sl_con_part *parts;
 	int64_t high_sum, committed_sum, lag, dlq_high, table_rows;
+	int64_t *out_rows;                   /* per output (outputs:; [0] is table_rows): rows, -1 unknown; or NULL */
 	enum sl_burrow_status status;
 	bool log_ok, sink_ok;
 	char log_error[256], sink_error[256];

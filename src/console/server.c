@@ -114,6 +114,7 @@ void sl_con_destroy(struct sl_console *c)
 	for (size_t i = 0; c->pipes && i < c->npipes; i++) {
 		free(c->pipes[i].parts);
 		free(c->pipes[i].ring);
+		free(c->pipes[i].out_rows);
 	}
 	free(c->pipes);
 	sl_con_rules_free(c);

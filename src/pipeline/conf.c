@@ -172,9 +172,6 @@ static int load_processing(struct sl_pipeline *p, const char *section, const str
 			return SL_ECONFIG;
 	if (ms->key >= 0 && sl_schema_set_key(&p->full, ms->fields[ms->key].name, err))
 		return SL_ECONFIG;
-	if (p->compute && !strcmp(p->format, "avro"))
-		return sl_err_set(err, SL_ECONFIG, "%s: %s.compute: computed columns are not supported with format avro yet "
-				  "(the Avro reader schema is the mapping's)", sl_cfg_where(p->compute, w, sizeof w), section);
 	if (p->compute) {
 		if (p->compute->kind != SL_CFG_MAP)
 			return sl_err_set(err, SL_ECONFIG, "%s: %s.compute must be a map of column: expression",

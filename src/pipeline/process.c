@@ -77,6 +77,10 @@ struct proc {
 	struct sl_expr_env env;     /* computed columns and filters */
 	uint64_t filtered;
 	struct agg_out *aggs;       /* per output: its aggregate state (NULL for a plain output) */
+	/* On Kafka, an aggregate output's state is local to this processor (its data_dir): it is right only while
+	 * this processor holds every partition of the topic. The output's name, or NULL when there is none. */
+	const char *single_owner;
+	int assigned; /* partitions of the topic the group gave this processor now (Kafka's rebalance hooks) */
 };
 
 /* An aggregate output at run time: its state, the offsets its state was committed with (records before them are
@@ -307,8 +311,20 @@ static int aggregate_slot(struct proc *pr, struct slot *s, size_t o, size_t nrec
 	sl_gauge_set(ag->watermark, as.watermark_ms == INT64_MIN ? 0 : as.watermark_ms / 1000);
 	sl_gauge_set(ag->open, as.open_windows);
 	sl_gauge_set(ag->late, (int64_t)as.late);
+	/* The offsets stored with the state never go below what the state already holds: a batch replayed under
+	 * them (a group reset, another output's lower offset) added nothing, and storing its lower marks would make
+	 * the next restart add those records a second time. */
+	struct sl_offset_mark *marks = s->nmarks ? sl_arena_alloc(&s->arena, s->nmarks * sizeof *marks) : NULL;
+	if (s->nmarks && !marks)
+		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	for (size_t k = 0; k < s->nmarks; k++) {
+		marks[k] = s->marks[k];
+		int32_t pt = marks[k].partition;
+		if (pt >= 0 && pt < ag->nparts && marks[k].next_offset < ag->from[pt])
+			marks[k].next_offset = ag->from[pt];
+	}
 	ob->mor = NULL;
-	ob->b = (struct sl_sink_batch){.recs = rows, .n = nrows, .marks = s->marks, .nmarks = s->nmarks,
+	ob->b = (struct sl_sink_batch){.recs = rows, .n = nrows, .marks = marks, .nmarks = s->nmarks,
 				       .group = out->offsets_group, .opaque = ob, .state = puts, .nstate = nputs,
 				       .state_ns = out->offsets_group};
 	ob->done = false;
@@ -600,6 +616,112 @@ static int aggregates_open(struct proc *pr, struct sl_topic_store *log, struct s
 	return 0;
 }
 
+static void on_assign(void *ctx, const char *topic, int32_t partition)
+{
+	struct proc *pr = ctx;
+	(void)topic, (void)partition;
+	pr->assigned++;
+}
+
+static void on_revoke(void *ctx, const char *topic, int32_t partition)
+{
+	struct proc *pr = ctx;
+	(void)topic, (void)partition;
+	pr->assigned--;
+}
+
+/* Several processors for one aggregate on Kafka are refused rather than left to write partial rows: each would
+ * count only its partitions' records into its own state and overwrite the others' rows with them. Before this
+ * processor joins the group, the group must be empty (a member killed without leaving is waited for: its session
+ * ends within session.timeout.ms, 10 s). A processor that joins at the same moment anyway is caught by
+ * check_assignment. */
+static int single_owner_join(struct proc *pr, struct sl_topic_store *log, const struct sl_run_opts *o,
+			     struct sl_err *err)
+{
+	const struct sl_pipeline *p = pr->p;
+	if (log->consumer_owns_all || !log->ops->group_members)
+		return 0;
+	for (size_t oi = 0; oi < p->nout && !pr->single_owner; oi++)
+		if (p->out[oi].agg)
+			pr->single_owner = p->out[oi].name;
+	if (!pr->single_owner)
+		return 0;
+	int members = 0, rc = 0;
+	for (double t0 = sl_mono_s(); !(o->stop && *o->stop);) {
+		if ((rc = log->ops->group_members(log, p->group, &members, err)))
+			return sl_err_prefix(err, "pipeline %s: ", p->name);
+		if (members == 0) {
+			/* Two processors started together (a supervisor restarting both) would both see the group
+			 * empty and both join; a random pause and a second look make that rare. */
+			usleep((useconds_t)(200000 + (sl_now_ms() * 7919 + getpid()) % 1800000));
+			if ((rc = log->ops->group_members(log, p->group, &members, err)))
+				return sl_err_prefix(err, "pipeline %s: ", p->name);
+			if (members == 0)
+				break;
+		}
+		if (sl_mono_s() - t0 > 15)
+			break;
+		usleep(500000);
+	}
+	if (members > 0)
+		return sl_err_set(err, SL_ECONFIG,
+				  "pipeline %s: output %s aggregates with its state in this processor's data_dir, and "
+				  "group %s already has %d member%s: run one processor for this pipeline (several "
+				  "processors for an aggregate on Kafka are not supported, docs/processing.md)",
+				  p->name, pr->single_owner, p->group, members, members == 1 ? "" : "s");
+	return 0;
+}
+
+/* Records polled while this processor holds only part of the topic: another processor is in the group (it joined
+ * at the same moment, or from a setup that skipped the check above). Stop before they reach the state. */
+static int check_assignment(const struct proc *pr, struct sl_err *err)
+{
+	int parts = pr->aggs && pr->single_owner ? 0 : -1;
+	for (size_t oi = 0; parts == 0 && oi < pr->p->nout; oi++)
+		if (pr->aggs[oi].g)
+			parts = pr->aggs[oi].nparts;
+	if (parts <= 0 || pr->assigned >= parts)
+		return 0;
+	return sl_err_set(err, SL_ECONFIG,
+			  "pipeline %s: output %s aggregates with its state in this processor's data_dir, but the group "
+			  "%s gave this processor %d of the %d partitions of %s: another processor joined it. Run one "
+			  "processor for this pipeline (docs/processing.md)",
+			  pr->p->name, pr->single_owner, pr->p->group, pr->assigned, parts, pr->p->topic);
+}
+
+/* A state that does not hold what the group committed: the group's records up to its offsets were aggregated
+ * elsewhere (another data_dir, a processor on another host) or skipped by a reset forward. Going on would write
+ * rows that miss them. */
+static int check_state_covers_group(const struct proc *pr, struct sl_topic_store *log, struct sl_err *err)
+{
+	const struct sl_pipeline *p = pr->p;
+	for (size_t oi = 0; pr->single_owner && oi < p->nout; oi++) {
+		const struct agg_out *ag = &pr->aggs[oi];
+		if (!ag->g || ag->nparts <= 0)
+			continue;
+		struct sl_topic_part *gp = calloc((size_t)ag->nparts, sizeof *gp);
+		if (!gp)
+			return sl_err_set(err, SL_ENOMEM, "out of memory");
+		for (int i = 0; i < ag->nparts; i++)
+			gp[i].partition = i;
+		int rc = log->ops->committed(log, p->group, p->topic, gp, ag->nparts, err);
+		for (int i = 0; !rc && i < ag->nparts; i++)
+			if (gp[i].committed > ag->from[i])
+				rc = sl_err_set(err, SL_ECONFIG,
+						"pipeline %s: output %s: group %s has committed partition %d of %s up to "
+						"offset %" PRId64 ", but the state in this processor's data_dir holds it "
+						"only up to %" PRId64 ": those records were aggregated by another processor "
+						"(another data_dir) or skipped by a reset. Run the pipeline's processor "
+						"where its state is, or reset the group to the earliest offsets and drop "
+						"the output's table and state to recompute it (docs/processing.md)",
+						p->name, p->out[oi].name, p->group, i, p->topic, gp[i].committed, ag->from[i]);
+		free(gp);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
 /* A caught-up processor (nothing to read, lag 0) with an aggregate whose windows the clock (arrival time) or the
  * newest event of any partition closed: an empty batch emits them. */
 static bool aggregates_due(const struct proc *pr, bool caught_up)
@@ -660,10 +782,16 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 		goto out;
 	if ((rc = log->ops->ensure_topic(log, p->topic, (int)p->partitions, (int)p->replication, err)) ||
 	    (rc = log->ops->ensure_topic(log, p->dlq_topic, 1, (int)p->replication, err)) ||
+	    (rc = single_owner_join(&pr, log, o, err)) ||
 	    (rc = log->ops->consumer(log, p->group, p->topic, &cons, err)) ||
 	    (rc = sl_json_parser_new(&jp, (size_t)p->max_record_bytes * 2, SL_JSON_DEFAULT_MAX_DEPTH, err)))
 		goto out;
 	cons->skip_headers = true; /* records are decoded from their value; a dead letter gets headers of its own */
+	if (pr.single_owner) {
+		cons->on_assign = on_assign;
+		cons->on_revoke = on_revoke;
+		cons->ctx = &pr;
+	}
 	/* A database that is not up yet (a restart, a deploy in the wrong order) is waited for, with backoff; a
 	 * configuration or authentication error is not going to pass and ends the run. */
 	for (size_t oi = 0; oi < nout; oi++) {
@@ -696,10 +824,26 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 	snprintf(st->where, sizeof st->where, "%s", sinks[0]->where);
 	/* Sinks that keep offsets with their rows are the truth about what is written: start at the lowest of them
 	 * (an output that has none yet, added to a running pipeline, starts from the beginning; its upserts make the
-	 * others' second look harmless). */
+	 * others' second look harmless). The group's committed offset wins when it is lower: a reset of the group
+	 * (the console's, kafka-consumer-groups) is an operator's instruction to read again, and a crash between a
+	 * sink's commit and the group's leaves it one batch lower, which replays that batch harmlessly. The start is
+	 * then committed to the group, so that its lag (what a drain waits on) counts what this processor will read. */
 	if (log->consumer_owns_all) {
 		int parts = 0;
 		log->ops->partitions(log, p->topic, &parts, NULL);
+		struct sl_topic_part *gp = parts > 0 ? calloc((size_t)parts, sizeof *gp) : NULL;
+		if (parts > 0 && !gp) {
+			rc = sl_err_set(err, SL_ENOMEM, "out of memory");
+			goto out;
+		}
+		for (int i = 0; i < parts; i++) {
+			gp[i].partition = i;
+			gp[i].committed = -1;
+		}
+		if (parts > 0 && (rc = log->ops->committed(log, p->group, p->topic, gp, parts, err))) {
+			free(gp);
+			goto out;
+		}
 		for (int i = 0; i < parts; i++) {
 			int64_t lowest = INT64_MAX;
 			size_t have = 0;
@@ -713,11 +857,19 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 				} else
 					lowest = 0;
 			}
-			if (have > 0)
-				cons->ops->seek(cons, p->topic, i, lowest, NULL);
+			if (have == 0)
+				continue; /* nothing stored: the group's offset, as any consumer */
+			if (gp[i].committed >= 0 && gp[i].committed < lowest)
+				lowest = gp[i].committed;
+			cons->ops->seek(cons, p->topic, i, lowest, NULL);
+			if (lowest != gp[i].committed && (rc = cons->ops->commit(cons, p->topic, i, lowest, err))) {
+				free(gp);
+				goto out;
+			}
 		}
+		free(gp);
 	}
-	if ((rc = aggregates_open(&pr, log, sinks, err)))
+	if ((rc = aggregates_open(&pr, log, sinks, err)) || (rc = check_state_covers_group(&pr, log, err)))
 		goto out;
 	bool stopping = false;
 	for (;;) {
@@ -748,6 +900,8 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 				}
 				in_off = 0;
 				in_n = (size_t)n;
+				if (n > 0 && (rc = check_assignment(&pr, err)))
+					goto out;
 			}
 			if (n > 0) {
 				struct slot *s = &slots[(head + used) % nslots];

@@ -336,6 +336,70 @@ def test_kill9_ten_times_during_an_aggregation(tmp_path):
     print(f"kill -9 x{kills}: records aggregated after each kill: {progress}")
 
 
+def reset_group(data_dir, topic, to=0):
+    """What the console's reset action (es commit_group) does to the embedded log: the group's committed offsets."""
+    with sqlite3.connect(os.path.join(data_dir, "log.db")) as c:
+        n = c.execute("UPDATE group_offsets SET next_offset=? WHERE topic=?", (to, topic)).rowcount
+    assert n == 3, n
+
+
+def group_offsets(data_dir, topic):
+    return sorted(rows(os.path.join(data_dir, "log.db"),
+                       f"SELECT partition, next_offset FROM group_offsets WHERE topic='{topic}'"))
+
+
+def test_group_reset_is_honoured_over_the_sinks_offsets(tmp_path):
+    """After a reset of the group to the start, the processor reads the topic again although its SQLite sinks keep
+    offsets of their own: rows deleted from the per-record table come back, the aggregate counts no record twice
+    (also when the replay is killed half way), and --drain ends (the lag it waits on is the processor's own)."""
+    data_dir = str(tmp_path / "var")
+    n = 3000
+    cfg = tmp_path / "k.yaml"
+    cfg.write_text(KILL.format(data_dir=data_dir, n=n))
+    run(["ingest", "users", "-c", str(cfg)], str(tmp_path))
+    run(["process", "users", "-c", str(cfg), "--drain"], str(tmp_path), timeout=120)
+    db = os.path.join(data_dir, "k.db")
+    ends = group_offsets(data_dir, "users_k")
+    assert sum(o for _, o in ends) == n
+
+    def check_aggregate():
+        want = collections.defaultdict(lambda: [0, 0, 0])
+        for r in topic_records(data_dir, "users_k"):
+            k = (r["address"].split(", ")[-1], r["gender"])
+            want[k][0] += 1
+            want[k][1] += r["age"]
+            want[k][2] = max(want[k][2], r["age"])
+        got = {(c, g): [u, a, o] for c, g, u, a, o in
+               rows(db, "SELECT country, gender, users, ages, oldest FROM per_country")}
+        assert got == dict(want)
+    check_aggregate()
+    with sqlite3.connect(db) as c:
+        c.execute("DELETE FROM users WHERE rowid % 3 = 0")
+    assert rows(db, "SELECT count(*) FROM users")[0][0] == n - n // 3
+
+    # A rewind: every row comes back, the aggregate is unchanged, the group is at the end again.
+    reset_group(data_dir, "users_k", 0)
+    run(["process", "users", "-c", str(cfg), "--drain"], str(tmp_path), timeout=120)
+    assert rows(db, "SELECT count(*) FROM users")[0][0] == n
+    check_aggregate()
+    assert group_offsets(data_dir, "users_k") == ends
+
+    # A rewind whose replay is killed half way, then drained: still no record counted twice.
+    reset_group(data_dir, "users_k", 0)
+    p = subprocess.Popen([SLUICE, "process", "users", "-c", str(cfg)], cwd=str(tmp_path),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 30
+    while time.time() < deadline and sum(o for _, o in group_offsets(data_dir, "users_k")) < n // 3:
+        time.sleep(0.02)
+    p.send_signal(signal.SIGKILL)
+    p.wait(timeout=30)
+    mid = sum(o for _, o in group_offsets(data_dir, "users_k"))
+    run(["process", "users", "-c", str(cfg), "--drain"], str(tmp_path), timeout=120)
+    check_aggregate()
+    assert group_offsets(data_dir, "users_k") == ends
+    print(f"replay killed with the group at {mid} of {n}")
+
+
 def test_console_shows_every_output_and_the_aggregates(tmp_path):
     """The console's data page lists each output's table (main and outputs:) and pages through any of them
     (/api/data/rows?output=NAME); an aggregate output says so (its watermark and windows come from the processor's
@@ -369,6 +433,12 @@ def test_console_shows_every_output_and_the_aggregates(tmp_path):
         assert sum(int(r[ui]) for r in page["rows"]) == 300
         main = get("/api/data/rows?pipeline=users&size=5")
         assert main["output"] == "main" and len(main["rows"]) == 5
+        # Each table's row count, the extra outputs' too (SQLite counts exactly), once the console has looked.
+        deadline = time.time() + 30
+        while time.time() < deadline and any(t["rows"] is None for t in tables):
+            time.sleep(0.5)
+            tables = get("/api/data")["tables"]
+        assert [t["rows"] for t in tables] == [300, len(page["rows"])], tables
         try:
             get("/api/data/rows?pipeline=users&output=nope")
             raise AssertionError("an unknown output must be a 404")

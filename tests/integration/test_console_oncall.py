@@ -526,8 +526,8 @@ def test_group_offset_reset_dry_run_refused_under_members_audited(tmp_path, back
                 proc.terminate()
                 proc.wait(timeout=60)
         else:
-            # What the log holds now (a sink that keeps its own offsets with its rows still starts from those: the
-            # processor does not re-read after a reset, see the report of branch h22).
+            # What the log holds now (the processor honours it although its sink keeps offsets of its own: see
+            # docs/processing.md, "A reset of the group").
             db = sqlite3.connect(f"file:{tmp_path}/data/log.db?mode=ro", uri=True)
             got = db.execute("SELECT partition, next_offset FROM group_offsets WHERE grp=? AND topic=?",
                              (group, topic)).fetchall()
