@@ -339,7 +339,14 @@ int sl_sched_open(struct sl_sched **out, struct sl_conf *c, const struct sl_sche
 	if (o->owner) {
 		snprintf(path, sizeof path, "%s/scheduler.lock", s->data_dir);
 		s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-		if (s->lock_fd < 0 || flock(s->lock_fd, LOCK_EX | LOCK_NB)) {
+		/* A task forked by a scheduler that just died holds the lock until it execs (the descriptor is
+		 * close-on-exec): a restart within those milliseconds waits a little before calling it another scheduler. */
+		bool locked = s->lock_fd >= 0 && flock(s->lock_fd, LOCK_EX | LOCK_NB) == 0;
+		for (int i = 0; s->lock_fd >= 0 && !locked && i < 40; i++) {
+			usleep(50000);
+			locked = flock(s->lock_fd, LOCK_EX | LOCK_NB) == 0;
+		}
+		if (!locked) {
 			char pidbuf[32] = "?";
 			if (s->lock_fd >= 0) {
 				ssize_t r = pread(s->lock_fd, pidbuf, sizeof pidbuf - 1, 0);

@@ -297,7 +297,7 @@ static void test_json_schema_new_drafts(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof new_draft_cases / sizeof *new_draft_cases; i++) {
 		const struct js_case *c = &new_draft_cases[i];
-		struct sl_rj *o, *u;
+		struct sl_rj *o = NULL, *u = NULL;
 		struct sl_err err;
 		struct sl_buf msgs;
 		if (sl_jtree_parse(c->orig, strlen(c->orig), &o, &err) || sl_jtree_parse(c->upd, strlen(c->upd), &u, &err))
