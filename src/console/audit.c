@@ -23,35 +23,15 @@ static pthread_mutex_t g_audit_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static sqlite3 *audit_db(struct sl_console *c)
 {
-	if (c->audit)
+	if (c->audit || c->audit_failed)
 		return c->audit;
-	if (c->audit_failed)
-		return NULL;
-	const char *dir = c->conf && c->conf->data_dir ? c->conf->data_dir : ".";
-	char path[4200];
-	snprintf(path, sizeof path, "%s/console.db", dir);
-	if (mkdir(dir, 0755) && errno != EEXIST) {
-		sl_warn(COMP, "audit log: cannot create %s: %s", dir, strerror(errno));
-		c->audit_failed = true;
-		return NULL;
-	}
-	sqlite3 *db = NULL;
-	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL) !=
-		    SQLITE_OK ||
-	    sqlite3_busy_timeout(db, 5000) != SQLITE_OK ||
-	    sqlite3_exec(db,
+	c->audit = sl_con_db_open(c, "audit log",
 			 "PRAGMA journal_mode=WAL;"
 			 "CREATE TABLE IF NOT EXISTS audit(id INTEGER PRIMARY KEY AUTOINCREMENT, ts_ms INTEGER NOT NULL,"
 			 " who TEXT NOT NULL, role TEXT NOT NULL, action TEXT NOT NULL, target TEXT, detail TEXT,"
-			 " status INTEGER NOT NULL);",
-			 NULL, NULL, NULL) != SQLITE_OK) {
-		sl_warn(COMP, "audit log: cannot open %s: %s", path, db ? sqlite3_errmsg(db) : "out of memory");
-		sqlite3_close(db);
-		c->audit_failed = true;
-		return NULL;
-	}
-	c->audit = db;
-	return db;
+			 " status INTEGER NOT NULL);");
+	c->audit_failed = !c->audit;
+	return c->audit;
 }
 
 void sl_con_audit_close(struct sl_console *c)

@@ -322,6 +322,9 @@ void sl_con_store_save(struct sl_console *c, int64_t now);
 int sl_con_store_range(struct sl_console *c, const char *pipeline, int64_t from_ms, int64_t to_ms,
 		       int64_t max_points, struct sl_buf *out);
 void sl_con_store_close(struct sl_console *c);
+/* data_dir/console.db (history, alert state, audit log), opened with schema run once; NULL with a warning naming
+ * what is lost (what) when it cannot be. Returns a sqlite3 *. */
+void *sl_con_db_open(struct sl_console *c, const char *what, const char *schema);
 /* procstat.c: the process_* families (CPU, memory, file descriptors, start time) from /proc/self. */
 void sl_con_process_metrics(struct sl_buf *out);
 double sl_con_error_rate(const struct sl_console *c, const struct sl_con_pipe *cp, int64_t now, int64_t window);

@@ -18,27 +18,33 @@
 
 #define COMP "console"
 
-/* The collector thread writes, request threads read (history ranges): one connection each way is simplest, and
- * SQLite's FULLMUTEX serialises them. */
-static sqlite3 *store_db(struct sl_console *c)
+void *sl_con_db_open(struct sl_console *c, const char *what, const char *schema)
 {
-	if (c->store)
-		return c->store;
-	if (c->store_failed)
-		return NULL;
 	const char *dir = c->conf && c->conf->data_dir ? c->conf->data_dir : ".";
 	char path[4200];
 	snprintf(path, sizeof path, "%s/console.db", dir);
 	if (mkdir(dir, 0755) && errno != EEXIST) {
-		sl_warn(COMP, "history: cannot create %s: %s (history and alert state are not kept)", dir, strerror(errno));
-		c->store_failed = true;
+		sl_warn(COMP, "%s: cannot create %s: %s", what, dir, strerror(errno));
 		return NULL;
 	}
 	sqlite3 *db = NULL;
 	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL) !=
 		    SQLITE_OK ||
-	    sqlite3_busy_timeout(db, 5000) != SQLITE_OK ||
-	    sqlite3_exec(db,
+	    sqlite3_busy_timeout(db, 5000) != SQLITE_OK || sqlite3_exec(db, schema, NULL, NULL, NULL) != SQLITE_OK) {
+		sl_warn(COMP, "%s: cannot open %s: %s", what, path, db ? sqlite3_errmsg(db) : "out of memory");
+		sqlite3_close(db);
+		return NULL;
+	}
+	return db;
+}
+
+/* The collector thread writes, request threads read (history ranges): one connection each way is simplest, and
+ * SQLite's FULLMUTEX serialises them. */
+static sqlite3 *store_db(struct sl_console *c)
+{
+	if (c->store || c->store_failed)
+		return c->store;
+	c->store = sl_con_db_open(c, "history and alert state (not kept)",
 			 "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
 			 "CREATE TABLE IF NOT EXISTS samples(pipeline TEXT NOT NULL, t_ms INTEGER NOT NULL,"
 			 " in_rate REAL, out_rate REAL, lag INTEGER, errors INTEGER, dlq INTEGER, table_rows INTEGER,"
@@ -48,16 +54,9 @@ static sqlite3 *store_db(struct sl_console *c)
 			 "CREATE TABLE IF NOT EXISTS alert_state(alert TEXT NOT NULL, pipeline TEXT NOT NULL,"
 			 " firing INTEGER NOT NULL, pending_since INTEGER, firing_since INTEGER, resolved_at INTEGER,"
 			 " value REAL, silenced_until INTEGER, silenced_by TEXT, silence_comment TEXT,"
-			 " PRIMARY KEY(alert, pipeline)) WITHOUT ROWID;",
-			 NULL, NULL, NULL) != SQLITE_OK) {
-		sl_warn(COMP, "history: cannot open %s: %s (history and alert state are not kept)", path,
-			db ? sqlite3_errmsg(db) : "out of memory");
-		sqlite3_close(db);
-		c->store_failed = true;
-		return NULL;
-	}
-	c->store = db;
-	return db;
+			 " PRIMARY KEY(alert, pipeline)) WITHOUT ROWID;");
+	c->store_failed = !c->store;
+	return c->store;
 }
 
 void sl_con_store_close(struct sl_console *c)
