@@ -1546,6 +1546,17 @@ static void ks_close(struct sl_topic_store *bs)
 }
 
 /* One admin request on the inspector's client: waits up to 15 s for its result event (NULL with *err set). */
+/* Options and a result queue for one admin request on the metadata handle: the broker is given 10 s, admin_wait
+ * waits 15 for the answer. */
+static rd_kafka_AdminOptions_t *admin_begin(struct kstore *s, rd_kafka_admin_op_t op, rd_kafka_queue_t **q)
+{
+	char es[256];
+	*q = rd_kafka_queue_new(s->meta);
+	rd_kafka_AdminOptions_t *ao = rd_kafka_AdminOptions_new(s->meta, op);
+	rd_kafka_AdminOptions_set_request_timeout(ao, 10000, es, sizeof es);
+	return ao;
+}
+
 static rd_kafka_event_t *admin_wait(struct kstore *s, rd_kafka_queue_t *q, const char *what, struct sl_err *err)
 {
 	rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 15000);
@@ -1568,11 +1579,10 @@ static int ks_group_members(struct sl_topic_store *bs, const char *group, int *m
 	int rc = ks_meta(s, err);
 	if (rc)
 		return rc;
-	char es[256], what[300];
+	char what[300];
 	snprintf(what, sizeof what, "describe group %s", group);
-	rd_kafka_queue_t *q = rd_kafka_queue_new(s->meta);
-	rd_kafka_AdminOptions_t *ao = rd_kafka_AdminOptions_new(s->meta, RD_KAFKA_ADMIN_OP_DESCRIBECONSUMERGROUPS);
-	rd_kafka_AdminOptions_set_request_timeout(ao, 10000, es, sizeof es);
+	rd_kafka_queue_t *q;
+	rd_kafka_AdminOptions_t *ao = admin_begin(s, RD_KAFKA_ADMIN_OP_DESCRIBECONSUMERGROUPS, &q);
 	const char *groups[1] = {group};
 	rd_kafka_DescribeConsumerGroups(s->meta, groups, 1, ao, q);
 	rd_kafka_event_t *ev = admin_wait(s, q, what, err);
@@ -1603,15 +1613,14 @@ static int ks_commit_group(struct sl_topic_store *bs, const char *group, const c
 	int rc = ks_meta(s, err);
 	if (rc || n <= 0)
 		return rc;
-	char es[256], what[600];
+	char what[600];
 	snprintf(what, sizeof what, "set the offsets of group %s on %s", group, topic);
 	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
 	for (int i = 0; i < n; i++)
 		rd_kafka_topic_partition_list_add(l, topic, parts[i].partition)->offset = parts[i].committed;
 	rd_kafka_AlterConsumerGroupOffsets_t *a = rd_kafka_AlterConsumerGroupOffsets_new(group, l);
-	rd_kafka_queue_t *q = rd_kafka_queue_new(s->meta);
-	rd_kafka_AdminOptions_t *ao = rd_kafka_AdminOptions_new(s->meta, RD_KAFKA_ADMIN_OP_ALTERCONSUMERGROUPOFFSETS);
-	rd_kafka_AdminOptions_set_request_timeout(ao, 10000, es, sizeof es);
+	rd_kafka_queue_t *q;
+	rd_kafka_AdminOptions_t *ao = admin_begin(s, RD_KAFKA_ADMIN_OP_ALTERCONSUMERGROUPOFFSETS, &q);
 	rd_kafka_AlterConsumerGroupOffsets(s->meta, &a, 1, ao, q);
 	rd_kafka_event_t *ev = admin_wait(s, q, what, err);
 	rc = ev ? 0 : err->code;
@@ -1664,9 +1673,8 @@ static int ks_add_partitions(struct sl_topic_store *bs, const char *topic, int t
 	rd_kafka_NewPartitions_t *np = rd_kafka_NewPartitions_new(topic, (size_t)total, es, sizeof es);
 	if (!np)
 		return sl_err_set(err, SL_EINVAL, "kafka: %s: %s", what, es);
-	rd_kafka_queue_t *q = rd_kafka_queue_new(s->meta);
-	rd_kafka_AdminOptions_t *ao = rd_kafka_AdminOptions_new(s->meta, RD_KAFKA_ADMIN_OP_CREATEPARTITIONS);
-	rd_kafka_AdminOptions_set_request_timeout(ao, 10000, es, sizeof es);
+	rd_kafka_queue_t *q;
+	rd_kafka_AdminOptions_t *ao = admin_begin(s, RD_KAFKA_ADMIN_OP_CREATEPARTITIONS, &q);
 	rd_kafka_CreatePartitions(s->meta, &np, 1, ao, q);
 	rd_kafka_event_t *ev = admin_wait(s, q, what, err);
 	rc = ev ? 0 : err->code;
@@ -1692,12 +1700,11 @@ static int ks_configs(struct sl_topic_store *bs, const char *topic, struct sl_to
 	int rc = ks_meta(s, err);
 	if (rc)
 		return rc;
-	char es[256], what[400];
+	char what[400];
 	snprintf(what, sizeof what, "describe the configuration of %s", topic);
 	rd_kafka_ConfigResource_t *cr = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
-	rd_kafka_queue_t *q = rd_kafka_queue_new(s->meta);
-	rd_kafka_AdminOptions_t *ao = rd_kafka_AdminOptions_new(s->meta, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
-	rd_kafka_AdminOptions_set_request_timeout(ao, 10000, es, sizeof es);
+	rd_kafka_queue_t *q;
+	rd_kafka_AdminOptions_t *ao = admin_begin(s, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS, &q);
 	rd_kafka_DescribeConfigs(s->meta, &cr, 1, ao, q);
 	rd_kafka_event_t *ev = admin_wait(s, q, what, err);
 	rc = ev ? 0 : err->code;
@@ -1747,7 +1754,7 @@ static int ks_set_config(struct sl_topic_store *bs, const char *topic, const cha
 	int rc = ks_meta(s, err);
 	if (rc)
 		return rc;
-	char es[256], what[600];
+	char what[600];
 	snprintf(what, sizeof what, "set %s of %s", name, topic);
 	rd_kafka_ConfigResource_t *cr = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
 	rd_kafka_error_t *e = rd_kafka_ConfigResource_add_incremental_config(
@@ -1758,9 +1765,8 @@ static int ks_set_config(struct sl_topic_store *bs, const char *topic, const cha
 		rd_kafka_ConfigResource_destroy(cr);
 		return rc;
 	}
-	rd_kafka_queue_t *q = rd_kafka_queue_new(s->meta);
-	rd_kafka_AdminOptions_t *ao = rd_kafka_AdminOptions_new(s->meta, RD_KAFKA_ADMIN_OP_INCREMENTALALTERCONFIGS);
-	rd_kafka_AdminOptions_set_request_timeout(ao, 10000, es, sizeof es);
+	rd_kafka_queue_t *q;
+	rd_kafka_AdminOptions_t *ao = admin_begin(s, RD_KAFKA_ADMIN_OP_INCREMENTALALTERCONFIGS, &q);
 	rd_kafka_IncrementalAlterConfigs(s->meta, &cr, 1, ao, q);
 	rd_kafka_event_t *ev = admin_wait(s, q, what, err);
 	rc = ev ? 0 : err->code;
