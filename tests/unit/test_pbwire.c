@@ -17,20 +17,11 @@
 #include "core/log.h"
 #include "registry/registry.h"
 
+#include "codec_fixture.h"
+
 static struct sl_schema mk_schema(void)
 {
-	struct sl_schema s;
-	sl_schema_init(&s);
-	assert_int_equal(sl_schema_add(&s, "id", SL_T_UUID, true, NULL), 0);
-	assert_int_equal(sl_schema_add(&s, "first-name", SL_T_TEXT, false, NULL), 0);
-	assert_int_equal(sl_schema_add(&s, "n", SL_T_INT, false, NULL), 0);
-	assert_int_equal(sl_schema_add(&s, "big", SL_T_BIGINT, false, NULL), 0);
-	assert_int_equal(sl_schema_add(&s, "x", SL_T_DOUBLE, false, NULL), 0);
-	assert_int_equal(sl_schema_add(&s, "ok", SL_T_BOOLEAN, false, NULL), 0);
-	assert_int_equal(sl_schema_add(&s, "at", SL_T_TIMESTAMP, false, NULL), 0);
-	assert_int_equal(sl_schema_add(&s, "day", SL_T_DATE, true, NULL), 0);
-	assert_int_equal(sl_schema_set_key(&s, "id", NULL), 0);
-	return s;
+	return codec_test_schema("first-name");
 }
 
 static void test_schema_for(void **state)

@@ -13,6 +13,7 @@
 
 #include "core/log.h"
 #include "registry/registry.h"
+#include "registry_fixture.h"
 
 #define R1 "{\"type\":\"record\",\"name\":\"U\",\"fields\":[{\"name\":\"a\",\"type\":\"int\"}]}"
 #define R2 "{\"type\":\"record\",\"name\":\"U\",\"fields\":[{\"name\":\"a\",\"type\":\"int\"},{\"name\":\"b\",\"type\":\"int\"}]}"
@@ -64,44 +65,30 @@ static void test_c_api(void **state)
 	sl_registry_close(r);
 }
 
-static void expect(struct sl_registry *r, const char *method, const char *target, const char *body, int status,
-		   const char *needle)
-{
-	struct sl_buf out;
-	int st;
-	sl_buf_init(&out);
-	sl_registry_handle(r, method, target, body, body ? strlen(body) : 0, &st, &out);
-	if (st != status || !strstr(sl_buf_cstr(&out), needle))
-		fail_msg("%s %s: got %d %s, want %d with %s", method, target, st, sl_buf_cstr(&out), status, needle);
-	sl_buf_free(&out);
-}
-
 static void test_rest_in_process(void **state)
 {
 	struct sl_registry *r = open_reg();
 	(void)state;
-	expect(r, "POST", "/subjects/a%2Fb/versions", "{\"schema\":\"\\\"string\\\"\"}", 200, "{\"id\":");
-	expect(r, "GET", "/subjects", NULL, 200, "\"a/b\"");
-	expect(r, "GET", "/subjects/a%2Fb/versions/latest", NULL, 200, "\"schema\":\"\\\"string\\\"\"");
-	expect(r, "GET", "/subjects/a%2Fb/versions/x", NULL, 422, "42202");
-	expect(r, "GET", "/subjects/%FF%FE/versions", NULL, 404, "\xEF\xBF\xBD"); /* invalid UTF-8 -> U+FFFD */
-	expect(r, "DELETE", "/subjects/a%2Fb", NULL, 200, "[1]");
-	expect(r, "DELETE", "/subjects/a%2Fb", NULL, 404, "40404");
-	expect(r, "DELETE", "/subjects/a%2Fb?permanent=true", NULL, 200, "[1]");
-	expect(r, "PUT", "/config", "{\"compatibility\":\"full_transitive\"}", 200, "FULL_TRANSITIVE");
-	expect(r, "PUT", "/config", "[1,2]", 422, "42203");
-	expect(r, "PUT", "/mode/x", "{\"mode\":\"READONLY\"}", 200, "READONLY");
-	expect(r, "POST", "/subjects/x/versions", "{\"schema\":\"\\\"int\\\"\"}", 422, "42205");
-	expect(r, "PATCH", "/config", NULL, 405, "405");
+	reg_expect(r, "POST", "/subjects/a%2Fb/versions", "{\"schema\":\"\\\"string\\\"\"}", 200, "{\"id\":");
+	reg_expect(r, "GET", "/subjects", NULL, 200, "\"a/b\"");
+	reg_expect(r, "GET", "/subjects/a%2Fb/versions/latest", NULL, 200, "\"schema\":\"\\\"string\\\"\"");
+	reg_expect(r, "GET", "/subjects/a%2Fb/versions/x", NULL, 422, "42202");
+	reg_expect(r, "GET", "/subjects/%FF%FE/versions", NULL, 404, "\xEF\xBF\xBD"); /* invalid UTF-8 -> U+FFFD */
+	reg_expect(r, "DELETE", "/subjects/a%2Fb", NULL, 200, "[1]");
+	reg_expect(r, "DELETE", "/subjects/a%2Fb", NULL, 404, "40404");
+	reg_expect(r, "DELETE", "/subjects/a%2Fb?permanent=true", NULL, 200, "[1]");
+	reg_expect(r, "PUT", "/config", "{\"compatibility\":\"full_transitive\"}", 200, "FULL_TRANSITIVE");
+	reg_expect(r, "PUT", "/config", "[1,2]", 422, "42203");
+	reg_expect(r, "PUT", "/mode/x", "{\"mode\":\"READONLY\"}", 200, "READONLY");
+	reg_expect(r, "POST", "/subjects/x/versions", "{\"schema\":\"\\\"int\\\"\"}", 422, "42205");
+	reg_expect(r, "PATCH", "/config", NULL, 405, "405");
 	sl_registry_close(r);
 }
 
 static int teardown(void **state)
 {
-	char cmd[256];
 	(void)state;
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return reg_teardown(dir, NULL);
 }
 
 int main(void)

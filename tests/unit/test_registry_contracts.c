@@ -16,25 +16,14 @@
 
 #include "core/log.h"
 #include "registry/registry.h"
+#include "registry_fixture.h"
 
 static char dir[] = "/tmp/sl-registry-contracts-XXXXXX";
 static struct sl_registry *reg;
 
-/* Answers the request; the body must equal want exactly when want starts with '=', else contain it. Returns the
- * body (static, valid until the next call). */
 static const char *expect(const char *method, const char *target, const char *body, int status, const char *want)
 {
-	static char last[8192];
-	struct sl_buf out;
-	int st;
-	sl_buf_init(&out);
-	sl_registry_handle(reg, method, target, body, body ? strlen(body) : 0, &st, &out);
-	bool match = *want == '=' ? !strcmp(sl_buf_cstr(&out), want + 1) : strstr(sl_buf_cstr(&out), want) != NULL;
-	if (st != status || !match)
-		fail_msg("%s %s: got %d %s, want %d with %s", method, target, st, sl_buf_cstr(&out), status, want);
-	snprintf(last, sizeof last, "%s", sl_buf_cstr(&out));
-	sl_buf_free(&out);
-	return last;
+	return reg_expect(reg, method, target, body, status, want);
 }
 
 /* An Avro record with one field per name given (all strings, each with a default so versions stay compatible). */
@@ -241,23 +230,14 @@ static void test_aliases(void **state)
 
 static int setup(void **state)
 {
-	struct sl_registry_conf conf = {0};
-	struct sl_err err;
 	(void)state;
-	sl_log_set_level(SL_LOG_ERROR);
-	if (!mkdtemp(dir))
-		return -1;
-	conf.data_dir = dir;
-	return sl_registry_open(&reg, &conf, &err) ? -1 : 0;
+	return reg_setup(dir, &reg);
 }
 
 static int teardown(void **state)
 {
-	char cmd[128];
 	(void)state;
-	sl_registry_close(reg);
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return reg_teardown(dir, reg);
 }
 
 int main(void)

@@ -14,6 +14,7 @@
 
 #include "core/log.h"
 #include "registry/internal.h"
+#include "registry_fixture.h"
 
 #define P3 "syntax = \"proto3\";\n"
 #define P2 "syntax = \"proto2\";\n"
@@ -223,18 +224,6 @@ static void test_parse(void **state)
 /* Through the REST mapping: PROTOBUF registration, references to other subjects, lookup, compatibility, types. */
 static char dir[] = "/tmp/sl-registry-pb-XXXXXX";
 
-static void expect(struct sl_registry *r, const char *method, const char *target, const char *body, int status,
-		   const char *needle)
-{
-	struct sl_buf out;
-	int st;
-	sl_buf_init(&out);
-	sl_registry_handle(r, method, target, body, body ? strlen(body) : 0, &st, &out);
-	if (st != status || !strstr(sl_buf_cstr(&out), needle))
-		fail_msg("%s %s: got %d %s, want %d with %s", method, target, st, sl_buf_cstr(&out), status, needle);
-	sl_buf_free(&out);
-}
-
 static void test_rest(void **state)
 {
 	struct sl_registry_conf conf = {0};
@@ -244,60 +233,57 @@ static void test_rest(void **state)
 	conf.data_dir = dir;
 	if (sl_registry_open(&r, &conf, &err))
 		fail_msg("open: %s", err.msg);
-	expect(r, "GET", "/schemas/types", NULL, 200, "\"PROTOBUF\"");
-	expect(r, "POST", "/subjects/dep/versions",
+	reg_expect(r, "GET", "/schemas/types", NULL, 200, "\"PROTOBUF\"");
+	reg_expect(r, "POST", "/subjects/dep/versions",
 	       "{\"schemaType\":\"PROTOBUF\",\"schema\":\"syntax = \\\"proto3\\\"; package lib; message D { int32 x = 1; }\"}",
 	       200, "{\"id\":1,");
-	expect(r, "POST", "/subjects/app-value/versions",
+	reg_expect(r, "POST", "/subjects/app-value/versions",
 	       "{\"schemaType\":\"PROTOBUF\",\"schema\":\"syntax = \\\"proto3\\\"; import \\\"dep.proto\\\"; message M { lib.D d = 1; }\","
 	       "\"references\":[{\"name\":\"dep.proto\",\"subject\":\"dep\",\"version\":1}]}",
 	       200, "{\"id\":2,");
 	/* The same schema differently laid out is the same id. */
-	expect(r, "POST", "/subjects/app-value/versions",
+	reg_expect(r, "POST", "/subjects/app-value/versions",
 	       "{\"schemaType\":\"PROTOBUF\",\"schema\":\"syntax = \\\"proto3\\\";\\nimport \\\"dep.proto\\\";\\n\\nmessage M {\\n  .lib.D d = 1;\\n}\\n\","
 	       "\"references\":[{\"name\":\"dep.proto\",\"subject\":\"dep\",\"version\":1}]}",
 	       200, "{\"id\":2,");
-	expect(r, "GET", "/schemas/ids/2", NULL, 200, "\"schemaType\":\"PROTOBUF\"");
-	expect(r, "GET", "/subjects/app-value/versions/1", NULL, 200, "\"references\":[{\"name\":\"dep.proto\"");
+	reg_expect(r, "GET", "/schemas/ids/2", NULL, 200, "\"schemaType\":\"PROTOBUF\"");
+	reg_expect(r, "GET", "/subjects/app-value/versions/1", NULL, 200, "\"references\":[{\"name\":\"dep.proto\"");
 	/* Missing reference, missing import, wrong type of reference: 42201. */
-	expect(r, "POST", "/subjects/x/versions",
+	reg_expect(r, "POST", "/subjects/x/versions",
 	       "{\"schemaType\":\"PROTOBUF\",\"schema\":\"syntax = \\\"proto3\\\"; import \\\"dep.proto\\\"; message M { lib.D d = 1; }\","
 	       "\"references\":[{\"name\":\"dep.proto\",\"subject\":\"nosuch\",\"version\":1}]}",
 	       422, "42201");
-	expect(r, "POST", "/subjects/x/versions",
+	reg_expect(r, "POST", "/subjects/x/versions",
 	       "{\"schemaType\":\"PROTOBUF\",\"schema\":\"syntax = \\\"proto3\\\"; import \\\"dep.proto\\\"; message M { lib.D d = 1; }\"}",
 	       422, "42201");
 	/* BACKWARD: a field retyped is refused with Confluent's difference name; a field added is fine. */
-	expect(r, "POST", "/compatibility/subjects/dep/versions/latest?verbose=true",
+	reg_expect(r, "POST", "/compatibility/subjects/dep/versions/latest?verbose=true",
 	       "{\"schemaType\":\"PROTOBUF\",\"schema\":\"syntax = \\\"proto3\\\"; package lib; message D { string x = 1; }\"}",
 	       200, "FIELD_SCALAR_KIND_CHANGED");
-	expect(r, "POST", "/subjects/dep/versions",
+	reg_expect(r, "POST", "/subjects/dep/versions",
 	       "{\"schemaType\":\"PROTOBUF\",\"schema\":\"syntax = \\\"proto3\\\"; package lib; message D { string x = 1; }\"}",
 	       409, "FIELD_SCALAR_KIND_CHANGED");
-	expect(r, "POST", "/subjects/dep/versions",
+	reg_expect(r, "POST", "/subjects/dep/versions",
 	       "{\"schemaType\":\"PROTOBUF\",\"schema\":\"syntax = \\\"proto3\\\"; package lib; message D { int32 x = 1; bool y = 2; }\"}",
 	       200, "{\"id\":3,");
-	expect(r, "POST", "/subjects/dep",
+	reg_expect(r, "POST", "/subjects/dep",
 	       "{\"schemaType\":\"PROTOBUF\",\"schema\":\"syntax = \\\"proto3\\\";\\npackage lib;\\nmessage D { int32 x = 1; }\"}",
 	       200, "\"version\":1");
-	expect(r, "GET", "/subjects/app-value/versions/1/referencedby", NULL, 200, "[]");
-	expect(r, "GET", "/subjects/dep/versions/1/referencedby", NULL, 200, "[2]");
+	reg_expect(r, "GET", "/subjects/app-value/versions/1/referencedby", NULL, 200, "[]");
+	reg_expect(r, "GET", "/subjects/dep/versions/1/referencedby", NULL, 200, "[2]");
 	sl_registry_close(r);
 }
 
 static int setup(void **state)
 {
 	(void)state;
-	sl_log_set_level(SL_LOG_ERROR);
-	return mkdtemp(dir) ? 0 : -1;
+	return reg_setup(dir, NULL);
 }
 
 static int teardown(void **state)
 {
-	char cmd[128];
 	(void)state;
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return reg_teardown(dir, NULL);
 }
 
 int main(void)
