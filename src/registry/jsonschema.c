@@ -794,6 +794,24 @@ static struct js *obj_partial(const struct js *s, const char *key)
 }
 
 /* unevaluatedProperties/Items: absent, false and true are content models of their own; two schemas are diffed */
+/* additionalProperties / additionalItems: allowed or not (ADDED when the update allows what the original did not),
+ * else a schema where there was none (NARROWED) or none where there was one (EXTENDED), else the two compared. */
+static void compare_additional(struct ctx *c, const char *attr, bool o_permits, bool u_permits, const struct js *o,
+			       const struct js *u, const char *added, const char *removed, const char *narrowed,
+			       const char *extended)
+{
+	size_t l = push(c, "%s", attr);
+	if (o_permits != u_permits)
+		add_diff(c, u_permits ? added : removed);
+	else if (!o && u)
+		add_diff(c, narrowed);
+	else if (!u && o)
+		add_diff(c, extended);
+	else
+		compare(c, o, u);
+	pop(c, l);
+}
+
 static void compare_uneval(struct ctx *c, const char *attr, const struct js *o, const struct js *u, const char *added,
 			   const char *removed, const char *narrowed, const char *extended)
 {
@@ -957,16 +975,9 @@ static void compare_object(struct ctx *c, const struct js *o, const struct js *u
 	}
 	pop(c, l);
 	/* additionalProperties */
-	l = push(c, "additionalProperties");
-	if (o->permits_add != u->permits_add)
-		add_diff(c, u->permits_add ? "ADDITIONAL_PROPERTIES_ADDED" : "ADDITIONAL_PROPERTIES_REMOVED");
-	else if (!o->add && u->add)
-		add_diff(c, "ADDITIONAL_PROPERTIES_NARROWED");
-	else if (!u->add && o->add)
-		add_diff(c, "ADDITIONAL_PROPERTIES_EXTENDED");
-	else
-		compare(c, o->add, u->add);
-	pop(c, l);
+	compare_additional(c, "additionalProperties", o->permits_add, u->permits_add, o->add, u->add,
+			   "ADDITIONAL_PROPERTIES_ADDED", "ADDITIONAL_PROPERTIES_REMOVED", "ADDITIONAL_PROPERTIES_NARROWED",
+			   "ADDITIONAL_PROPERTIES_EXTENDED");
 	compare_uneval(c, "unevaluatedProperties", o->uneval_props, u->uneval_props, "UNEVALUATED_PROPERTIES_ADDED",
 		       "UNEVALUATED_PROPERTIES_REMOVED", "UNEVALUATED_PROPERTIES_NARROWED", "UNEVALUATED_PROPERTIES_EXTENDED");
 	cmp_limit(c, "maxProperties", o->max_props, u->max_props, "MAX_PROPERTIES_ADDED", "MAX_PROPERTIES_REMOVED",
@@ -1031,16 +1042,9 @@ static void compare_array(struct ctx *c, const struct js *o, const struct js *u)
 			add_diff(c, "ITEM_ADDED_TO_CLOSED_CONTENT_MODEL");
 		pop(c, l);
 	}
-	l = push(c, "additionalItems");
-	if (o->permits_add_items != u->permits_add_items)
-		add_diff(c, o->permits_add_items ? "ADDITIONAL_ITEMS_REMOVED" : "ADDITIONAL_ITEMS_ADDED");
-	else if (!o->add_items && u->add_items)
-		add_diff(c, "ADDITIONAL_ITEMS_NARROWED");
-	else if (!u->add_items && o->add_items)
-		add_diff(c, "ADDITIONAL_ITEMS_EXTENDED");
-	else
-		compare(c, o->add_items, u->add_items);
-	pop(c, l);
+	compare_additional(c, "additionalItems", o->permits_add_items, u->permits_add_items, o->add_items, u->add_items,
+			   "ADDITIONAL_ITEMS_ADDED", "ADDITIONAL_ITEMS_REMOVED", "ADDITIONAL_ITEMS_NARROWED",
+			   "ADDITIONAL_ITEMS_EXTENDED");
 	compare_uneval(c, "unevaluatedItems", o->uneval_items, u->uneval_items, "UNEVALUATED_ITEMS_ADDED",
 		       "UNEVALUATED_ITEMS_REMOVED", "UNEVALUATED_ITEMS_NARROWED", "UNEVALUATED_ITEMS_EXTENDED");
 	cmp_limit(c, "maxItems", o->max_items, u->max_items, "MAX_ITEMS_ADDED", "MAX_ITEMS_REMOVED", "MAX_ITEMS_INCREASED",
