@@ -403,7 +403,14 @@ int sl_cfg_as_double(const struct sl_cfg_node *n, const char *key, double *out, 
 	return 0;
 }
 
-int sl_parse_duration_ms(const char *s, int64_t *out)
+struct unit {
+	const char *u;
+	double m;
+};
+
+/* A non-negative number followed (after optional spaces) by one of units, scaled; round: to the nearest integer,
+ * else truncated. -1 for anything else, or a value too large to hold. */
+static int parse_scaled(const char *s, const struct unit *units, size_t n, bool round, int64_t *out)
 {
 	char *end;
 	errno = 0;
@@ -412,51 +419,34 @@ int sl_parse_duration_ms(const char *s, int64_t *out)
 		return -1;
 	while (*end == ' ')
 		end++;
-	double mult;
-	if (!*end || !strcmp(end, "s") || !strcmp(end, "sec"))
-		mult = 1000;
-	else if (!strcmp(end, "ms"))
-		mult = 1;
-	else if (!strcmp(end, "us"))
-		mult = 0.001;
-	else if (!strcmp(end, "m") || !strcmp(end, "min"))
-		mult = 60000;
-	else if (!strcmp(end, "h"))
-		mult = 3600000;
-	else if (!strcmp(end, "d"))
-		mult = 86400000;
-	else
-		return -1;
-	double ms = v * mult;
-	if (ms > (double)INT64_MAX / 2)
-		return -1;
-	*out = (int64_t)(ms + 0.5);
-	return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(end, units[i].u)) {
+			double x = v * units[i].m;
+			if (x > (double)INT64_MAX / 2)
+				return -1;
+			*out = (int64_t)(round ? x + 0.5 : x);
+			return 0;
+		}
+	return -1;
+}
+
+int sl_parse_duration_ms(const char *s, int64_t *out)
+{
+	static const struct unit units[] = {
+		{"", 1000}, {"s", 1000}, {"sec", 1000}, {"ms", 1}, {"us", 0.001}, {"m", 60000}, {"min", 60000},
+		{"h", 3600000}, {"d", 86400000},
+	};
+	return parse_scaled(s, units, sizeof units / sizeof *units, true, out);
 }
 
 int sl_parse_size(const char *s, int64_t *out)
 {
-	char *end;
-	errno = 0;
-	double v = strtod(s, &end);
-	if (errno || end == s || v < 0 || !isfinite(v))
-		return -1;
-	while (*end == ' ')
-		end++;
-	static const struct { const char *u; double m; } units[] = {
+	static const struct unit units[] = {
 		{"", 1}, {"B", 1}, {"k", 1e3}, {"kB", 1e3}, {"KB", 1e3}, {"KiB", 1024.0}, {"M", 1e6}, {"MB", 1e6},
 		{"MiB", 1048576.0}, {"G", 1e9}, {"GB", 1e9}, {"GiB", 1073741824.0}, {"Ki", 1024.0}, {"Mi", 1048576.0},
 		{"Gi", 1073741824.0},
 	};
-	for (size_t i = 0; i < sizeof units / sizeof *units; i++)
-		if (!strcmp(end, units[i].u)) {
-			double b = v * units[i].m;
-			if (b > (double)INT64_MAX / 2)
-				return -1;
-			*out = (int64_t)b;
-			return 0;
-		}
-	return -1;
+	return parse_scaled(s, units, sizeof units / sizeof *units, false, out);
 }
 
 int sl_cfg_as_duration_ms(const struct sl_cfg_node *n, const char *key, int64_t *out, struct sl_err *err)
