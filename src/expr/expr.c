@@ -644,32 +644,40 @@ static int binary(struct parser *ps, enum op op, int a, int b, const char *at)
 	return add_node(ps, (struct node){.op = op, .t = t, .a = a, .b = b});
 }
 
-static int parse_mul(struct parser *ps)
+struct binop {
+	const char *s;
+	enum op op;
+};
+
+/* One left-associative level of binary operators: operands parsed by sub, joined by any of ops (n of them). */
+static int parse_level(struct parser *ps, int (*sub)(struct parser *), const struct binop *ops, size_t n)
 {
-	int a = parse_unary(ps), rc;
-	while (a >= 0 && (is_op(ps, "*") || is_op(ps, "/") || is_op(ps, "%"))) {
-		enum op op = *ps->ts == '*' ? OP_MUL : *ps->ts == '/' ? OP_DIV : OP_MOD;
+	int a = sub(ps), rc;
+	while (a >= 0) {
+		size_t k = 0;
+		while (k < n && !is_op(ps, ops[k].s))
+			k++;
+		if (k == n)
+			break;
 		const char *at = ps->ts;
 		int b;
-		if ((rc = next(ps)) || (b = parse_unary(ps)) < 0)
+		if ((rc = next(ps)) || (b = sub(ps)) < 0)
 			return rc ? rc : b;
-		a = binary(ps, op, a, b, at);
+		a = binary(ps, ops[k].op, a, b, at);
 	}
 	return a;
 }
 
+static int parse_mul(struct parser *ps)
+{
+	static const struct binop ops[] = {{"*", OP_MUL}, {"/", OP_DIV}, {"%", OP_MOD}};
+	return parse_level(ps, parse_unary, ops, 3);
+}
+
 static int parse_add(struct parser *ps)
 {
-	int a = parse_mul(ps), rc;
-	while (a >= 0 && (is_op(ps, "+") || is_op(ps, "-") || is_op(ps, "||"))) {
-		enum op op = *ps->ts == '+' ? OP_ADD : *ps->ts == '-' ? OP_SUB : OP_CONCAT2;
-		const char *at = ps->ts;
-		int b;
-		if ((rc = next(ps)) || (b = parse_mul(ps)) < 0)
-			return rc ? rc : b;
-		a = binary(ps, op, a, b, at);
-	}
-	return a;
+	static const struct binop ops[] = {{"+", OP_ADD}, {"-", OP_SUB}, {"||", OP_CONCAT2}};
+	return parse_level(ps, parse_mul, ops, 3);
 }
 
 static int parse_cmp(struct parser *ps)
