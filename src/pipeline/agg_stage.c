@@ -43,7 +43,7 @@ struct sl_agg_stage {
 	struct sl_conf *c;
 	struct sl_pipeline *p;
 	const struct sl_output *out;
-	struct sl_agg_names n;
+	struct sl_agg_stage_names n;
 	pthread_t th;
 	atomic_int stop, upstream_done, ended;
 	int rc;
@@ -88,7 +88,7 @@ static uint64_t instance(const struct sl_conf *c)
 	return fnv(dir, fnv(host, 14695981039346656037ULL));
 }
 
-void sl_agg_names(const struct sl_conf *c, const struct sl_pipeline *p, size_t oi, struct sl_agg_names *n)
+void sl_agg_stage_names(const struct sl_conf *c, const struct sl_pipeline *p, size_t oi, struct sl_agg_stage_names *n)
 {
 	const char *o = p->out[oi].name;
 	snprintf(n->repartition, sizeof n->repartition, "%s.%s.%s.repartition", p->topic, p->name, o);
@@ -97,7 +97,7 @@ void sl_agg_names(const struct sl_conf *c, const struct sl_pipeline *p, size_t o
 	snprintf(n->txn_id, sizeof n->txn_id, "sluice-%s.%s-%016" PRIx64, p->group, o, instance(c));
 }
 
-void sl_agg_stage1_txn_id(const struct sl_conf *c, const struct sl_pipeline *p, char *out, size_t outsz)
+void sl_agg_stage_source_txn_id(const struct sl_conf *c, const struct sl_pipeline *p, char *out, size_t outsz)
 {
 	snprintf(out, outsz, "sluice-%s-%016" PRIx64, p->group, instance(c));
 }
@@ -581,7 +581,7 @@ int sl_agg_stage_start(struct sl_conf *c, struct sl_pipeline *p, size_t oi, stru
 	s->c = c;
 	s->p = p;
 	s->out = &p->out[oi];
-	sl_agg_names(c, p, oi, &s->n);
+	sl_agg_stage_names(c, p, oi, &s->n);
 	sl_expr_env_init(&s->env);
 	sl_arena_init(&s->arena, 1 << 20);
 	struct sl_metrics *r = sl_metrics_global();

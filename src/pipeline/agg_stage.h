@@ -17,12 +17,12 @@
 /* The topics and groups of output oi: <topic>.<pipeline>.<output>.repartition / .changelog, group <group>.<output>,
  * and this processor's transactional ids (stable across its restarts: they hash data_dir and the host name, so a
  * restarted processor fences its predecessor and aborts the transaction it left open). */
-struct sl_agg_names {
+struct sl_agg_stage_names {
 	char repartition[512], changelog[512], group[512], txn_id[600];
 };
-void sl_agg_names(const struct sl_conf *c, const struct sl_pipeline *p, size_t oi, struct sl_agg_names *n);
+void sl_agg_stage_names(const struct sl_conf *c, const struct sl_pipeline *p, size_t oi, struct sl_agg_stage_names *n);
 /* The first stage's transactional id. */
-void sl_agg_stage1_txn_id(const struct sl_conf *c, const struct sl_pipeline *p, char *out, size_t outsz);
+void sl_agg_stage_source_txn_id(const struct sl_conf *c, const struct sl_pipeline *p, char *out, size_t outsz);
 
 struct sl_agg_stage;
 /* Starts output oi's second stage (a thread). nparts: the repartition topic's partitions (already created). */

@@ -98,7 +98,11 @@ struct proc {
 	struct sl_producer *txp;
 	struct sl_consumer *cons;
 	struct sl_agg_stage **stages;  /* per output; NULL for the others */
-	struct sl_agg_names *names;    /* per output */
+	struct sl_agg_stage_names *names;    /* per output */
+	bool in_txn;                   /* a transaction is open (repartition_add) */
+	double txn_started;
+	struct sl_topic_part *offs;    /* its source offsets */
+	int noffs, offs_cap;
 };
 
 /* An aggregate output at run time: its state, the offsets its state was committed with (records before them are
@@ -398,19 +402,34 @@ static int repartition_slot(struct proc *pr, struct slot *s, size_t o, size_t nr
 	return 0;
 }
 
-/* Commits a slot on Kafka with aggregate_state: changelog: in one transaction, its records for each aggregate
- * output's repartition topic (keyed by group key, the source's value and timestamp, the source coordinates in the
- * headers) and the source offsets, with the consumer's group metadata. A crash before the commit leaves an aborted
- * transaction: the records are read again and produced again, never twice visible. SL_EAGAIN: aborted (a
+/* Commits slots on Kafka with aggregate_state: changelog: in one transaction, the records of each aggregate output
+ * for its repartition topic (keyed by group key, the source's value and timestamp, the source coordinates in the
+ * headers) and the source offsets, with the consumer's group metadata. Every slot done at the head of the ring goes
+ * into one transaction (repartition_add each, then repartition_commit). A crash before the commit leaves an
+ * aborted transaction: the records are read again and produced again, never twice visible. SL_EAGAIN: aborted (a
  * rebalance fenced the generation); the run restarts from the committed offsets. */
-static int repartition_commit(struct proc *pr, struct slot *s, struct sl_err *err)
+static int repartition_abort(struct proc *pr, int rc, struct sl_err *err)
+{
+	struct sl_err aerr = {0};
+	sl_warn("process", "pipeline %s: transaction failed, aborting it: %s", pr->p->name, err->msg);
+	if (pr->in_txn && pr->txp->ops->abort(pr->txp, &aerr))
+		sl_warn("process", "pipeline %s: abort: %s", pr->p->name, aerr.msg);
+	pr->in_txn = false;
+	pr->noffs = 0;
+	return rc == SL_EIO ? rc : SL_EAGAIN;
+}
+
+static int repartition_add(struct proc *pr, const struct slot *s, struct sl_err *err)
 {
 	const struct sl_pipeline *p = pr->p;
 	struct sl_producer *t = pr->txp;
-	struct sl_topic_part *offs = s->nmarks ? calloc(s->nmarks, sizeof *offs) : NULL;
-	if (s->nmarks && !offs)
-		return sl_err_set(err, SL_ENOMEM, "out of memory");
-	int rc = t->ops->begin(t, err);
+	int rc = 0;
+	if (!pr->in_txn) {
+		if ((rc = t->ops->begin(t, err)))
+			return repartition_abort(pr, rc, err);
+		pr->in_txn = true;
+		pr->txn_started = sl_mono_s();
+	}
 	for (size_t o = 0; !rc && o < p->nout; o++) {
 		const struct obatch *ob = &s->ob[o];
 		if (!p->out[o].agg)
@@ -430,20 +449,42 @@ static int repartition_commit(struct proc *pr, struct slot *s, struct sl_err *er
 				t->ops->poll(t, 100);
 		}
 	}
-	for (size_t i = 0; i < s->nmarks; i++)
-		offs[i] = (struct sl_topic_part){.partition = s->marks[i].partition, .committed = s->marks[i].next_offset};
-	if (!rc)
-		rc = t->ops->send_offsets(t, pr->cons, p->topic, offs, (int)s->nmarks, err);
+	if (rc)
+		return repartition_abort(pr, rc, err);
+	/* The offsets: the highest mark of each partition over the slots of this transaction. */
+	for (size_t i = 0; i < s->nmarks; i++) {
+		int k = 0;
+		while (k < pr->noffs && pr->offs[k].partition != s->marks[i].partition)
+			k++;
+		if (k == pr->noffs) {
+			if (pr->noffs == pr->offs_cap) {
+				int cap = pr->offs_cap ? pr->offs_cap * 2 : 16;
+				struct sl_topic_part *no = realloc(pr->offs, (size_t)cap * sizeof *no);
+				if (!no)
+					return repartition_abort(pr, sl_err_set(err, SL_ENOMEM, "out of memory"), err);
+				pr->offs = no;
+				pr->offs_cap = cap;
+			}
+			pr->offs[pr->noffs++] = (struct sl_topic_part){.partition = s->marks[i].partition, .committed = -1};
+		}
+		if (s->marks[i].next_offset > pr->offs[k].committed)
+			pr->offs[k].committed = s->marks[i].next_offset;
+	}
+	return 0;
+}
+
+static int repartition_commit(struct proc *pr, struct sl_err *err)
+{
+	if (!pr->in_txn)
+		return 0;
+	struct sl_producer *t = pr->txp;
+	int rc = t->ops->send_offsets(t, pr->cons, pr->p->topic, pr->offs, pr->noffs, err);
 	if (!rc)
 		rc = t->ops->commit(t, err);
-	free(offs);
-	if (rc) {
-		struct sl_err aerr = {0};
-		sl_warn("process", "pipeline %s: transaction failed, aborting it: %s", p->name, err->msg);
-		if (t->ops->abort(t, &aerr))
-			sl_warn("process", "pipeline %s: abort: %s", p->name, aerr.msg);
-		return rc == SL_EIO ? rc : SL_EAGAIN;
-	}
+	if (rc)
+		return repartition_abort(pr, rc, err);
+	pr->in_txn = false;
+	pr->noffs = 0;
 	return 0;
 }
 
@@ -872,12 +913,12 @@ static int shared_open(struct proc *pr, struct sl_topic_store *log, struct sl_er
 	for (size_t oi = 0; oi < p->nout; oi++) {
 		if (!p->out[oi].agg)
 			continue;
-		sl_agg_names(pr->c, p, oi, &pr->names[oi]);
+		sl_agg_stage_names(pr->c, p, oi, &pr->names[oi]);
 		if ((rc = log->ops->ensure_topic(log, pr->names[oi].repartition, parts, (int)p->replication, err)))
 			return sl_err_prefix(err, "output %s: ", p->out[oi].name);
 	}
 	char id[600];
-	sl_agg_stage1_txn_id(pr->c, p, id, sizeof id);
+	sl_agg_stage_source_txn_id(pr->c, p, id, sizeof id);
 	return log->ops->txn_producer(log, id, NULL, NULL, &pr->txp, err);
 }
 
@@ -1098,6 +1139,9 @@ static int process_once(struct sl_conf *c, struct sl_pipeline *p, const struct s
 				used++;
 				submit_slot(&pr, sinks, s);
 			} else if (used == 0) {
+				/* Nothing to read: the open transaction commits now. */
+				if (pr.txp && pr.in_txn && (rc = repartition_commit(&pr, err)))
+					goto out;
 				if (sl_mono_s() - last_lag >= (input_since_lag ? 0.1 : 1.0)) {
 					/* The group-wide lag costs a round trip to the broker: at most once a second while idle,
 					 * but soon after the input stops (a drain ends there, not up to a second later). */
@@ -1233,7 +1277,7 @@ static int process_once(struct sl_conf *c, struct sl_pipeline *p, const struct s
 						"delivered; offsets not committed", p->name, pr.dlq_failed);
 				goto out;
 			}
-			if (pr.txp && s->nmarks && (rc = repartition_commit(&pr, s, err)))
+			if (pr.txp && s->nmarks && (rc = repartition_add(&pr, s, err)))
 				goto out;
 			for (size_t i = 0; !pr.txp && i < s->nmarks; i++) {
 				struct sl_err cerr = {0};
@@ -1252,6 +1296,11 @@ static int process_once(struct sl_conf *c, struct sl_pipeline *p, const struct s
 			used--;
 			last_commit = sl_mono_s();
 		}
+		/* One transaction for up to 100 ms of batches (each costs the broker a few round trips), and at once
+		 * when the input pauses or the run stops. */
+		if (pr.txp && pr.in_txn && (stopping || !got_input || sl_mono_s() - pr.txn_started >= 0.1) &&
+		    (rc = repartition_commit(&pr, err)))
+			goto out;
 		if (o->progress && sl_mono_s() - last_progress >= 1) {
 			last_progress = last_lag = sl_mono_s();
 			st->lag = sl_pipeline_lag(log, p->group, p->topic);
@@ -1259,6 +1308,8 @@ static int process_once(struct sl_conf *c, struct sl_pipeline *p, const struct s
 		}
 	}
 out:
+	if (rc == 0 && pr.in_txn)
+		rc = repartition_commit(&pr, err);
 	/* The aggregate stages: after a drain they read to the end of what was committed to them; otherwise they stop
 	 * after the batch in hand. A stage's error is the run's. */
 	for (size_t oi = 0; pr.stages && oi < nout; oi++) {
@@ -1272,8 +1323,14 @@ out:
 	}
 	free(pr.stages);
 	free(pr.names);
-	if (pr.txp)
+	free(pr.offs);
+	if (pr.txp) {
+		if (pr.in_txn) { /* an error with a transaction open: nothing of it becomes visible */
+			struct sl_err aerr = {0};
+			pr.txp->ops->abort(pr.txp, &aerr);
+		}
 		pr.txp->ops->destroy(pr.txp);
+	}
 	/* Writes still in flight finish before the sink goes (its destroy waits for them). */
 	if (cons && be_open)
 		st->lag = sl_pipeline_lag(log, p->group, p->topic);
