@@ -37,7 +37,16 @@ struct part_state {
 	struct sl_aggregate *g;
 	int64_t next;  /* offset after the last record of this batch; -1 when the batch had none */
 	bool touched;
+	/* Per source partition, the offset after the last source record this state counted. The first stage produces
+	 * each source partition's records in offset order (one owner at a time, each starting where the last one
+	 * committed), so a record at or below it is a replay of the source (a reset of the group): counting it again
+	 * would count it twice. Stored in the changelog beside the state (key 0x02 + partition). */
+	int64_t *src_next;
+	int nsrc;
+	bool src_dirty;
 };
+
+#define SRC_TAG 2
 
 struct sl_agg_stage {
 	struct sl_conf *c;
@@ -180,6 +189,49 @@ static int restore_add(void *ctx, const void *k, size_t klen, const void *v, siz
 	return sl_changelog_add(ctx, k, klen, v, vlen);
 }
 
+static int src_grow(struct part_state *ps, int32_t sp)
+{
+	if (sp < ps->nsrc)
+		return 0;
+	int n = sp + 1;
+	int64_t *a = realloc(ps->src_next, (size_t)n * sizeof *a);
+	if (!a)
+		return SL_ENOMEM;
+	for (int i = ps->nsrc; i < n; i++)
+		a[i] = 0;
+	ps->src_next = a;
+	ps->nsrc = n;
+	return 0;
+}
+
+/* A changelog entry into a partition's state: the source offsets (SRC_TAG), or the aggregate's own. */
+static int restore_entry(void *ctx, const void *k, size_t klen, const void *v, size_t vlen)
+{
+	struct part_state *ps = ctx;
+	const unsigned char *kb = k;
+	if (klen >= 1 && kb[0] == SRC_TAG) {
+		int32_t sp;
+		if (klen != 5 || vlen != 8)
+			return SL_EINVAL;
+		memcpy(&sp, kb + 1, 4);
+		if (sp < 0 || sp > 1 << 20 || src_grow(ps, sp))
+			return SL_EINVAL;
+		memcpy(&ps->src_next[sp], v, 8);
+		return 0;
+	}
+	return sl_aggregate_restore(ps->g, k, klen, v, vlen);
+}
+
+static void part_drop(struct part_state *ps)
+{
+	sl_aggregate_free(ps->g);
+	ps->g = NULL;
+	free(ps->src_next);
+	ps->src_next = NULL;
+	ps->nsrc = 0;
+	ps->src_dirty = false;
+}
+
 /* A partition given to this processor: its state from the changelog, before any of its records is polled. */
 static void on_assign(void *ctx, const char *topic, int32_t partition)
 {
@@ -188,13 +240,12 @@ static void on_assign(void *ctx, const char *topic, int32_t partition)
 	if (s->restore_rc || partition < 0 || partition >= s->nparts)
 		return;
 	struct part_state *ps = &s->parts[partition];
-	sl_aggregate_free(ps->g);
-	ps->g = NULL;
+	part_drop(ps);
 	struct sl_changelog cl = {0};
 	int rc = sl_aggregate_new(s->out->agg, &s->out->schema, 1, &ps->g, &s->restore_err);
 	if (!rc)
 		rc = s->ts->ops->read_partition(s->ts, s->n.changelog, partition, 60000, restore_add, &cl, &s->restore_err);
-	if (!rc && (rc = sl_changelog_apply(&cl, sl_aggregate_restore, ps->g)))
+	if (!rc && (rc = sl_changelog_apply(&cl, restore_entry, ps)))
 		sl_err_set(&s->restore_err, rc, "%s [%" PRId32 "]: a state entry not understood", s->n.changelog,
 			   partition);
 	size_t entries = cl.n;
@@ -218,8 +269,7 @@ static void on_revoke(void *ctx, const char *topic, int32_t partition)
 	(void)topic;
 	if (partition < 0 || partition >= s->nparts)
 		return;
-	sl_aggregate_free(s->parts[partition].g);
-	s->parts[partition].g = NULL;
+	part_drop(&s->parts[partition]);
 	sl_info(COMP, "pipeline %s: output %s: partition %" PRId32 " revoked", s->p->name, s->out->name, partition);
 }
 
@@ -356,7 +406,7 @@ static int end_batch(struct sl_agg_stage *s, int64_t now_ms, struct sl_err *err)
 				s->p->name, s->dlq_failed);
 	bool any = false;
 	for (int i = 0; !rc && i < s->nparts; i++)
-		any = any || nputs[i] || s->parts[i].next >= 0;
+		any = any || nputs[i] || s->parts[i].next >= 0 || s->parts[i].src_dirty;
 	if (!rc && any) {
 		struct sl_producer *t = s->txp;
 		struct sl_topic_part *offs = calloc((size_t)s->nparts, sizeof *offs);
@@ -370,8 +420,17 @@ static int end_batch(struct sl_agg_stage *s, int64_t now_ms, struct sl_err *err)
 				while ((rc = t->ops->produce(t, &m, NULL, 1000, err)) == SL_EFULL)
 					t->ops->poll(t, 100);
 			}
-			if (s->parts[i].next >= 0)
-				offs[noffs++] = (struct sl_topic_part){.partition = i, .committed = s->parts[i].next};
+			const struct part_state *ps = &s->parts[i];
+			for (int32_t sp = 0; !rc && ps->src_dirty && sp < ps->nsrc; sp++) {
+				unsigned char k[5] = {SRC_TAG};
+				memcpy(k + 1, &sp, 4);
+				struct sl_msg m = {.topic = s->n.changelog, .partition = i, .key = k, .key_len = 5,
+						   .value = &ps->src_next[sp], .value_len = 8};
+				while ((rc = t->ops->produce(t, &m, NULL, 1000, err)) == SL_EFULL)
+					t->ops->poll(t, 100);
+			}
+			if (ps->next >= 0)
+				offs[noffs++] = (struct sl_topic_part){.partition = i, .committed = ps->next};
 		}
 		if (!rc)
 			rc = t->ops->send_offsets(t, s->cons, s->n.repartition, offs, noffs, err);
@@ -391,6 +450,7 @@ static int end_batch(struct sl_agg_stage *s, int64_t now_ms, struct sl_err *err)
 	for (int i = 0; i < s->nparts; i++) {
 		s->parts[i].touched = false;
 		s->parts[i].next = -1;
+		s->parts[i].src_dirty = false;
 	}
 	free(puts);
 	free(nputs);
@@ -415,10 +475,8 @@ static void leave(struct sl_agg_stage *s)
 	if (s->txp)
 		s->txp->ops->destroy(s->txp);
 	s->txp = NULL;
-	for (int i = 0; s->parts && i < s->nparts; i++) {
-		sl_aggregate_free(s->parts[i].g);
-		s->parts[i].g = NULL;
-	}
+	for (int i = 0; s->parts && i < s->nparts; i++)
+		part_drop(&s->parts[i]);
 }
 
 static int join(struct sl_agg_stage *s, struct sl_err *err)
@@ -515,6 +573,21 @@ static int run(struct sl_agg_stage *s, struct sl_err *err)
 				ps->touched = true;
 				if (m->offset + 1 > ps->next)
 					ps->next = m->offset + 1;
+				char pbuf[32], obuf[32];
+				const char *sps = header(m, "sluice.source.partition", pbuf, sizeof pbuf);
+				const char *sos = header(m, "sluice.source.offset", obuf, sizeof obuf);
+				if (sps && sos) {
+					int32_t sp = (int32_t)atoi(sps);
+					int64_t so = strtoll(sos, NULL, 10);
+					if (sp < 0 || sp > 1 << 20 || src_grow(ps, sp)) {
+						rc = sl_err_set(err, SL_ENOMEM, "out of memory");
+						break;
+					}
+					if (so < ps->src_next[sp])
+						continue; /* counted already: the source was read again (a reset) */
+					ps->src_next[sp] = so + 1;
+					ps->src_dirty = true;
+				}
 				struct sl_record r;
 				int d = decode(s, m, &r, err);
 				if (d < 0) {
