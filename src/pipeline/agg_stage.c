@@ -64,6 +64,8 @@ struct sl_agg_stage {
 	struct sl_sink *sink;
 	struct part_state *parts; /* by partition number; g NULL when not assigned */
 	int nparts;
+	int assigned; /* partitions the group gives this stage now */
+	int assign_events;
 	int restore_rc;
 	struct sl_err restore_err;
 	struct sl_expr_env env;
@@ -255,6 +257,8 @@ static void on_assign(void *ctx, const char *topic, int32_t partition)
 		sl_err_prefix(&s->restore_err, "pipeline %s: output %s: restore: ", s->p->name, s->out->name);
 		return;
 	}
+	s->assigned++;
+	s->assign_events++;
 	struct sl_aggregate_stats st;
 	sl_aggregate_stats(ps->g, &st);
 	sl_info(COMP, "pipeline %s: output %s: partition %" PRId32 " assigned; state restored from %zu changelog "
@@ -269,6 +273,8 @@ static void on_revoke(void *ctx, const char *topic, int32_t partition)
 	(void)topic;
 	if (partition < 0 || partition >= s->nparts)
 		return;
+	if (s->parts[partition].g)
+		s->assigned--;
 	part_drop(&s->parts[partition]);
 	sl_info(COMP, "pipeline %s: output %s: partition %" PRId32 " revoked", s->p->name, s->out->name, partition);
 }
@@ -477,6 +483,7 @@ static void leave(struct sl_agg_stage *s)
 	s->txp = NULL;
 	for (int i = 0; s->parts && i < s->nparts; i++)
 		part_drop(&s->parts[i]);
+	s->assigned = 0;
 }
 
 static int join(struct sl_agg_stage *s, struct sl_err *err)
@@ -546,6 +553,7 @@ static int run(struct sl_agg_stage *s, struct sl_err *err)
 	if (!in)
 		return sl_err_set(err, SL_ENOMEM, "out of memory");
 	double idle_since = sl_mono_s();
+	int seen_events = 0;
 	while (!atomic_load(&s->stop)) {
 		int n = s->cons->ops->poll(s->cons, in, MAX_BATCH, 200, err);
 		if (s->restore_rc) {
@@ -557,11 +565,19 @@ static int run(struct sl_agg_stage *s, struct sl_err *err)
 			rc = n;
 			break;
 		}
+		if (s->assign_events != seen_events) { /* a partition just came: its records are still to be fetched */
+			seen_events = s->assign_events;
+			idle_since = sl_mono_s();
+		}
 		if (n == 0) {
 			if (any_due(s)) {
 				rc = end_batch(s, sl_now_ms(), err);
-			} else if (atomic_load(&s->upstream_done) && sl_mono_s() - idle_since > 3.0) {
-				break; /* a drain: nothing more has come for 3 s since the first stage stopped */
+			} else if (atomic_load(&s->upstream_done) && s->assigned == s->nparts &&
+				   sl_mono_s() - idle_since > 3.0) {
+				/* A drain: this stage holds every partition (a member killed without leaving holds its
+				 * own until its session ends), and nothing more has come for 3 s since the first stage
+				 * stopped, which committed everything it read. */
+				break;
 			}
 		} else {
 			idle_since = sl_mono_s();
