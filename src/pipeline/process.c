@@ -408,6 +408,8 @@ static int repartition_slot(struct proc *pr, struct slot *s, size_t o, size_t nr
  * into one transaction (repartition_add each, then repartition_commit). A crash before the commit leaves an
  * aborted transaction: the records are read again and produced again, never twice visible. SL_EAGAIN: aborted (a
  * rebalance fenced the generation); the run restarts from the committed offsets. */
+#define TXN_ABORTED "repartition transaction aborted: "
+
 static int repartition_abort(struct proc *pr, int rc, struct sl_err *err)
 {
 	struct sl_err aerr = {0};
@@ -416,7 +418,9 @@ static int repartition_abort(struct proc *pr, int rc, struct sl_err *err)
 		sl_warn("process", "pipeline %s: abort: %s", pr->p->name, aerr.msg);
 	pr->in_txn = false;
 	pr->noffs = 0;
-	return rc == SL_EIO ? rc : SL_EAGAIN;
+	sl_err_prefix(err, "%s", TXN_ABORTED);
+	err->code = rc == SL_EIO ? rc : SL_EAGAIN;
+	return err->code;
 }
 
 static int repartition_add(struct proc *pr, const struct slot *s, struct sl_err *err)
@@ -932,7 +936,7 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 	 * consumer past records whose offsets were not committed: run again from the committed offsets. */
 	for (int tries = 0;; tries++) {
 		int rc = process_once(c, p, o, st, err);
-		if (rc != SL_EAGAIN || (o->stop && *o->stop) || tries >= 100)
+		if (rc != SL_EAGAIN || !strstr(err->msg, TXN_ABORTED) || (o->stop && *o->stop) || tries >= 100)
 			return rc;
 		sl_warn("process", "pipeline %s: %s; rejoining from the committed offsets", p->name, err->msg);
 	}
