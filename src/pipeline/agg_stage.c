@@ -473,6 +473,38 @@ static bool any_due(struct sl_agg_stage *s)
 	return false;
 }
 
+/* After an aborted transaction (a rebalance moved the group's generation under it), without leaving the group: the
+ * states of the partitions held come back from the changelog and the consumer goes back to the committed offsets,
+ * so the batch is done again onto the committed state. */
+static int recover(struct sl_agg_stage *s, struct sl_err *err)
+{
+	struct sl_topic_part *gp = calloc((size_t)s->nparts, sizeof *gp);
+	if (!gp)
+		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	for (int i = 0; i < s->nparts; i++)
+		gp[i] = (struct sl_topic_part){.partition = i, .committed = -1};
+	int rc = s->ts->ops->committed(s->ts, s->n.group, s->n.repartition, gp, s->nparts, err);
+	for (int i = 0; !rc && i < s->nparts; i++) {
+		if (!s->parts[i].g)
+			continue;
+		s->assigned--;
+		on_assign(s, s->n.repartition, i); /* drops the state and restores it */
+		if (s->restore_rc) {
+			*err = s->restore_err;
+			rc = s->restore_rc;
+			break;
+		}
+		int64_t at = gp[i].committed, low = 0, high = 0;
+		if (at < 0 && !(rc = s->ts->ops->watermarks(s->ts, s->n.repartition, i, &low, &high, err)))
+			at = low;
+		struct sl_err serr = {0};
+		if (!rc && s->cons->ops->seek(s->cons, s->n.repartition, i, at, &serr))
+			sl_warn(COMP, "pipeline %s: output %s: %s", s->p->name, s->out->name, serr.msg);
+	}
+	free(gp);
+	return rc;
+}
+
 static void leave(struct sl_agg_stage *s)
 {
 	if (s->cons)
@@ -635,12 +667,10 @@ static int run(struct sl_agg_stage *s, struct sl_err *err)
 				rc = end_batch(s, INT64_MIN, err);
 		}
 		if (rc == SL_EAGAIN) {
-			/* Aborted: the states hold what was not committed. Rejoin: the states come back from the
-			 * changelog, the records from the committed offsets. */
-			sl_warn(COMP, "pipeline %s: output %s: rejoining group %s after an aborted transaction", p->name,
-				s->out->name, s->n.group);
-			leave(s);
-			rc = join(s, err);
+			/* Aborted: the states hold what was not committed. */
+			sl_warn(COMP, "pipeline %s: output %s: restoring the state and going back to the committed offsets "
+				"of group %s after an aborted transaction", p->name, s->out->name, s->n.group);
+			rc = recover(s, err);
 		}
 		if (rc)
 			break;

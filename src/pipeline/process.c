@@ -100,6 +100,7 @@ struct proc {
 	struct sl_agg_stage **stages;  /* per output; NULL for the others */
 	struct sl_agg_stage_names *names;    /* per output */
 	bool in_txn;                   /* a transaction is open (repartition_add) */
+	bool rewind;                   /* one was aborted: finish the ring, then back to the committed offsets */
 	double txn_started;
 	struct sl_topic_part *offs;    /* its source offsets */
 	int noffs, offs_cap;
@@ -929,6 +930,45 @@ static int shared_open(struct proc *pr, struct sl_topic_store *log, struct sl_er
 static int process_once(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run_opts *o,
 			struct sl_process_stats *st, struct sl_err *err);
 
+/* A transaction step's result: an aborted transaction (a rebalance moved the group's generation) starts a rewind
+ * instead of ending the run; anything else is returned. */
+static int txn_result(struct proc *pr, int rc, struct sl_err *err)
+{
+	if (rc == SL_EAGAIN && strstr(err->msg, TXN_ABORTED)) {
+		sl_warn("process", "pipeline %s: %s; going back to the committed offsets", pr->p->name, err->msg);
+		pr->rewind = true;
+		return 0;
+	}
+	return rc;
+}
+
+/* After an aborted transaction, once the ring is empty (its batches' per-record rows written, their repartition
+ * records dropped): every partition back to the group's committed offset, so the records of the aborted
+ * transaction and everything after them are read and produced again, in order. */
+static int rewind_source(struct proc *pr, struct sl_topic_store *log, struct sl_consumer *cons, struct sl_err *err)
+{
+	const struct sl_pipeline *p = pr->p;
+	int parts = 0, rc = log->ops->partitions(log, p->topic, &parts, err);
+	struct sl_topic_part *gp = rc || parts <= 0 ? NULL : calloc((size_t)parts, sizeof *gp);
+	if (!rc && parts > 0 && !gp)
+		rc = sl_err_set(err, SL_ENOMEM, "out of memory");
+	for (int i = 0; gp && i < parts; i++)
+		gp[i] = (struct sl_topic_part){.partition = i, .committed = -1};
+	if (!rc && gp)
+		rc = log->ops->committed(log, p->group, p->topic, gp, parts, err);
+	for (int i = 0; !rc && gp && i < parts; i++) {
+		int64_t at = gp[i].committed, low = 0, high = 0;
+		if (at < 0 && (rc = log->ops->watermarks(log, p->topic, i, &low, &high, err)))
+			break;
+		struct sl_err serr = {0};
+		if (cons->ops->seek(cons, p->topic, i, at < 0 ? low : at, &serr)) /* not assigned here: nothing to do */
+			sl_debug("process", "pipeline %s: %s", p->name, serr.msg);
+	}
+	free(gp);
+	pr->rewind = false;
+	return rc;
+}
+
 int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run_opts *o,
 		   struct sl_process_stats *st, struct sl_err *err)
 {
@@ -1106,9 +1146,15 @@ static int process_once(struct sl_conf *c, struct sl_pipeline *p, const struct s
 				set_paused(&pr, cons, p->name, false, &paused);
 		}
 
-		/* 1. Read the next batch while there is room in the ring. */
+		if (pr.rewind && used == 0) {
+			if ((rc = rewind_source(&pr, log, cons, err)))
+				goto out;
+			in_off = in_n = 0; /* read past the committed offsets: read again */
+		}
+
+		/* 1. Read the next batch while there is room in the ring (none while a rewind waits for it). */
 		bool got_input = false;
-		if (!stopping && used < nslots) {
+		if (!stopping && used < nslots && !pr.rewind) {
 			/* What the last poll returned beyond max_bytes waits here; the consumer is polled again only
 			 * once it is all in slots (its messages are valid until the next poll). */
 			int n = (int)(in_n - in_off);
@@ -1144,7 +1190,7 @@ static int process_once(struct sl_conf *c, struct sl_pipeline *p, const struct s
 				submit_slot(&pr, sinks, s);
 			} else if (used == 0) {
 				/* Nothing to read: the open transaction commits now. */
-				if (pr.txp && pr.in_txn && (rc = repartition_commit(&pr, err)))
+				if (pr.txp && pr.in_txn && (rc = txn_result(&pr, repartition_commit(&pr, err), err)))
 					goto out;
 				if (sl_mono_s() - last_lag >= (input_since_lag ? 0.1 : 1.0)) {
 					/* The group-wide lag costs a round trip to the broker: at most once a second while idle,
@@ -1281,7 +1327,7 @@ static int process_once(struct sl_conf *c, struct sl_pipeline *p, const struct s
 						"delivered; offsets not committed", p->name, pr.dlq_failed);
 				goto out;
 			}
-			if (pr.txp && s->nmarks && (rc = repartition_add(&pr, s, err)))
+			if (pr.txp && s->nmarks && !pr.rewind && (rc = txn_result(&pr, repartition_add(&pr, s, err), err)))
 				goto out;
 			for (size_t i = 0; !pr.txp && i < s->nmarks; i++) {
 				struct sl_err cerr = {0};
@@ -1303,7 +1349,7 @@ static int process_once(struct sl_conf *c, struct sl_pipeline *p, const struct s
 		/* One transaction for up to 100 ms of batches (each costs the broker a few round trips), and at once
 		 * when the input pauses or the run stops. */
 		if (pr.txp && pr.in_txn && (stopping || !got_input || sl_mono_s() - pr.txn_started >= 0.1) &&
-		    (rc = repartition_commit(&pr, err)))
+		    (rc = txn_result(&pr, repartition_commit(&pr, err), err)))
 			goto out;
 		if (o->progress && sl_mono_s() - last_progress >= 1) {
 			last_progress = last_lag = sl_mono_s();

@@ -612,7 +612,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_p
 			 void *opaque)
 {
 	struct kcons *c = ((struct sl_kafka_watch *)opaque)->owner;
-	bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+	/* NULL once the member has left the group (a close during a rebalance): the partitions go as in eager. */
+	const char *proto = rd_kafka_rebalance_protocol(rk);
+	bool coop = proto && strcmp(proto, "COOPERATIVE") == 0;
 	if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
 		rd_kafka_error_t *ke = NULL;
 		rd_kafka_resp_err_t re = 0;
