@@ -780,6 +780,29 @@ int sl_aggregate_add(struct sl_aggregate *g, const struct sl_record *r, int32_t 
 	return 0;
 }
 
+int sl_aggregate_group_key(const struct sl_aggregate_conf *c, const struct sl_record *r, struct sl_expr_env *env,
+			   struct sl_arena *a, const void **key, size_t *klen, struct sl_err *err)
+{
+	struct sl_buf b;
+	sl_buf_init(&b);
+	int rc = 0;
+	for (size_t i = 0; i < c->ngroup && !rc; i++) {
+		struct sl_value v;
+		if ((rc = sl_expr_eval(c->gexpr[i], r, env, a, &v, err)))
+			rc = sl_err_prefix(err, "group_by %s: ", c->gname[i]);
+		else
+			ser_value(&b, sl_expr_type(c->gexpr[i]), &v);
+	}
+	if (!rc && !sl_buf_ok(&b))
+		rc = sl_err_set(err, SL_ENOMEM, "out of memory");
+	/* No group_by: one group, one (empty) key; a byte so the key is not null. */
+	if (!rc && !(*key = sl_arena_memdup(a, b.len ? b.data : "", b.len ? b.len : 1)))
+		rc = sl_err_set(err, SL_ENOMEM, "out of memory");
+	*klen = b.len ? b.len : 1;
+	sl_buf_free(&b);
+	return rc;
+}
+
 static int ser_acc(struct sl_aggregate *g, const struct entry *e, struct sl_buf *b)
 {
 	sl_buf_reset(b);

@@ -69,6 +69,11 @@ int sl_aggregate_flush(struct sl_aggregate *g, int64_t now_ms, struct sl_arena *
  * partition, or for arrival time the clock, passed one), so an idle processor emits. */
 bool sl_aggregate_due(const struct sl_aggregate *g, int64_t now_ms);
 
+/* The bytes of a record's group values (as in the state's keys, without the window): the key a repartition topic
+ * is keyed by, so that every record of a group lands on one partition and so in one processor's state. In a. */
+int sl_aggregate_group_key(const struct sl_aggregate_conf *c, const struct sl_record *r, struct sl_expr_env *env,
+			   struct sl_arena *a, const void **key, size_t *klen, struct sl_err *err);
+
 struct sl_aggregate_stats {
 	int64_t watermark_ms; /* INT64_MIN before any record */
 	int64_t open_windows; /* state entries (groups x windows) */

@@ -92,6 +92,12 @@ static const struct sl_opt pipeline_opts[] = {
 	 "skipped (and their offsets committed)"},
 	{"compute", SL_OPT_NODE, NULL, offsetof(struct sl_pipeline, compute),
 	 "computed columns, column: expression, in order (each may use the ones before it); outputs: can write them"},
+	{"aggregate_state", SL_OPT_ENUM, "changelog", offsetof(struct sl_pipeline, aggregate_state),
+	 "on Kafka, where aggregate outputs keep their state: changelog (records repartitioned by group key, state "
+	 "per partition in a compacted changelog topic, committed in Kafka transactions: several processors share "
+	 "the work) or checkpoint (a SQLite checkpoint in data_dir: one processor, the others refused); see "
+	 "docs/processing.md. The embedded default keeps it with the rows in either case",
+	 .choices = "changelog|checkpoint"},
 	{"outputs", SL_OPT_NODE, NULL, offsetof(struct sl_pipeline, outputs),
 	 "further tables from the same stream: name: { where, columns, sink }; an offset is committed once every "
 	 "output has its records"},

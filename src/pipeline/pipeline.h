@@ -64,6 +64,7 @@ struct sl_pipeline {
 	char *where_src;
 	const struct sl_cfg_node *compute; /* column -> expression, in order */
 	const struct sl_cfg_node *outputs; /* name -> { where, columns, sink } */
+	char *aggregate_state;             /* Kafka: changelog (repartition + changelog topics) | checkpoint (local) */
 	struct sl_expr *where;
 	struct sl_expr **computed;         /* one per computed column, filling full's columns after the mapping's */
 	size_t ncomputed;

@@ -20,11 +20,20 @@
 #include "core/arena.h"
 #include "core/assert.h"
 #include "core/log.h"
+#include "pipeline/agg_stage.h"
 #include "pipeline/aggregate.h"
 #include "pipeline/runtime.h"
 #include "registry/registry.h"
 
 struct slot;
+
+/* A record an aggregate output takes, bound for its repartition topic (aggregate_state: changelog): the message it
+ * came from and its group key's bytes (in the slot's arena). */
+struct rp_rec {
+	size_t msg;
+	const void *key;
+	size_t klen;
+};
 
 /* One output's part of a micro-batch: the records it takes (the slot's own arrays when it neither filters nor
  * projects, so a pipeline with one plain output copies nothing), and where its write stands. */
@@ -43,6 +52,8 @@ struct obatch {
 	bool retry_when_up; /* failed while the sink could not reach its store: retried as soon as it can */
 	bool pending;       /* an ordered output's part, waiting for the slot before it (submit_ordered) */
 	uint64_t rejected;
+	struct rp_rec *rp;  /* an aggregate output on Kafka: its records for the repartition topic */
+	size_t nrp;
 };
 
 /* One micro-batch: its own copies of the messages (a consumer's messages live only until its next poll), the
@@ -81,6 +92,18 @@ struct proc {
 	 * this processor holds every partition of the topic. The output's name, or NULL when there is none. */
 	const char *single_owner;
 	int assigned; /* partitions of the topic the group gave this processor now (Kafka's rebalance hooks) */
+	/* aggregate_state: changelog on Kafka: aggregate outputs repartition their records through a transactional
+	 * producer (the source offsets go in the same transaction), and a stage per output aggregates them. */
+	bool shared;
+	struct sl_producer *txp;
+	struct sl_consumer *cons;
+	struct sl_agg_stage **stages;  /* per output; NULL for the others */
+	struct sl_agg_stage_names *names;    /* per output */
+	bool in_txn;                   /* a transaction is open (repartition_add) */
+	bool rewind;                   /* one was aborted: finish the ring, then back to the committed offsets */
+	double txn_started;
+	struct sl_topic_part *offs;    /* its source offsets */
+	int noffs, offs_cap;
 };
 
 /* An aggregate output at run time: its state, the offsets its state was committed with (records before them are
@@ -336,6 +359,140 @@ static int aggregate_slot(struct proc *pr, struct slot *s, size_t o, size_t nrec
 	return 0;
 }
 
+/* An aggregate output on Kafka (aggregate_state: changelog): the records its filter keeps, with their group keys,
+ * are produced to its repartition topic when the slot commits (repartition_commit); nothing is written to its
+ * table here. A record whose filter or group key fails goes to the dead-letter topic. */
+static int repartition_slot(struct proc *pr, struct slot *s, size_t o, size_t nrec, struct obatch *ob,
+			    struct sl_err *err)
+{
+	const struct sl_output *out = &pr->p->out[o];
+	ob->rp = nrec ? sl_arena_alloc(&s->arena, nrec * sizeof *ob->rp) : NULL;
+	ob->nrp = 0;
+	if (nrec && !ob->rp)
+		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	for (size_t i = 0; i < nrec; i++) {
+		struct sl_err derr = {0};
+		const char *stage = "where";
+		int t = 1;
+		if (out->where && (t = sl_expr_test(out->where, &s->recs[i], &pr->env, &s->arena, &derr)) == 0)
+			continue;
+		struct rp_rec *rr = &ob->rp[ob->nrp];
+		if (t == 1) {
+			stage = "aggregate";
+			if (sl_aggregate_group_key(out->agg, &s->recs[i], &pr->env, &s->arena, &rr->key, &rr->klen, &derr))
+				t = -1;
+		}
+		if (t < 0) {
+			char why[SL_ERR_MSG_MAX];
+			snprintf(why, sizeof why, "output %s: %s", out->name, derr.msg);
+			int rc = to_dlq(pr, &s->msgs[s->msg_of_rec[i]], stage, why, err);
+			if (rc)
+				return rc;
+			continue;
+		}
+		rr->msg = s->msg_of_rec[i];
+		ob->nrp++;
+	}
+	ob->mor = NULL;
+	ob->b = (struct sl_sink_batch){.marks = s->marks, .nmarks = s->nmarks, .group = out->offsets_group,
+				       .opaque = ob};
+	ob->done = true; /* nothing to write here: the commit produces the records */
+	ob->err = 0;
+	ob->rejected = 0;
+	ob->pending = false;
+	return 0;
+}
+
+/* Commits slots on Kafka with aggregate_state: changelog: in one transaction, the records of each aggregate output
+ * for its repartition topic (keyed by group key, the source's value and timestamp, the source coordinates in the
+ * headers) and the source offsets, with the consumer's group metadata. Every slot done at the head of the ring goes
+ * into one transaction (repartition_add each, then repartition_commit). A crash before the commit leaves an
+ * aborted transaction: the records are read again and produced again, never twice visible. SL_EAGAIN: aborted (a
+ * rebalance fenced the generation); the run restarts from the committed offsets. */
+#define TXN_ABORTED "repartition transaction aborted: "
+
+static int repartition_abort(struct proc *pr, int rc, struct sl_err *err)
+{
+	struct sl_err aerr = {0};
+	sl_warn("process", "pipeline %s: transaction failed, aborting it: %s", pr->p->name, err->msg);
+	if (pr->in_txn && pr->txp->ops->abort(pr->txp, &aerr))
+		sl_warn("process", "pipeline %s: abort: %s", pr->p->name, aerr.msg);
+	pr->in_txn = false;
+	pr->noffs = 0;
+	sl_err_prefix(err, "%s", TXN_ABORTED);
+	err->code = rc == SL_EIO ? rc : SL_EAGAIN;
+	return err->code;
+}
+
+static int repartition_add(struct proc *pr, const struct slot *s, struct sl_err *err)
+{
+	const struct sl_pipeline *p = pr->p;
+	struct sl_producer *t = pr->txp;
+	int rc = 0;
+	if (!pr->in_txn) {
+		if ((rc = t->ops->begin(t, err)))
+			return repartition_abort(pr, rc, err);
+		pr->in_txn = true;
+		pr->txn_started = sl_mono_s();
+	}
+	for (size_t o = 0; !rc && o < p->nout; o++) {
+		const struct obatch *ob = &s->ob[o];
+		if (!p->out[o].agg)
+			continue;
+		for (size_t i = 0; !rc && i < ob->nrp; i++) {
+			const struct sl_msg *src = &s->msgs[ob->rp[i].msg];
+			char pb[16], obuf[24];
+			snprintf(pb, sizeof pb, "%" PRId32, src->partition);
+			snprintf(obuf, sizeof obuf, "%" PRId64, src->offset);
+			struct sl_header h[3] = {{"sluice.source.topic", src->topic, strlen(src->topic)},
+						 {"sluice.source.partition", pb, strlen(pb)},
+						 {"sluice.source.offset", obuf, strlen(obuf)}};
+			struct sl_msg m = {.topic = pr->names[o].repartition, .partition = -1, .key = ob->rp[i].key,
+					   .key_len = ob->rp[i].klen, .value = src->value, .value_len = src->value_len,
+					   .timestamp_ms = src->timestamp_ms, .headers = h, .n_headers = 3};
+			while ((rc = t->ops->produce(t, &m, NULL, 1000, err)) == SL_EFULL)
+				t->ops->poll(t, 100);
+		}
+	}
+	if (rc)
+		return repartition_abort(pr, rc, err);
+	/* The offsets: the highest mark of each partition over the slots of this transaction. */
+	for (size_t i = 0; i < s->nmarks; i++) {
+		int k = 0;
+		while (k < pr->noffs && pr->offs[k].partition != s->marks[i].partition)
+			k++;
+		if (k == pr->noffs) {
+			if (pr->noffs == pr->offs_cap) {
+				int cap = pr->offs_cap ? pr->offs_cap * 2 : 16;
+				struct sl_topic_part *no = realloc(pr->offs, (size_t)cap * sizeof *no);
+				if (!no)
+					return repartition_abort(pr, sl_err_set(err, SL_ENOMEM, "out of memory"), err);
+				pr->offs = no;
+				pr->offs_cap = cap;
+			}
+			pr->offs[pr->noffs++] = (struct sl_topic_part){.partition = s->marks[i].partition, .committed = -1};
+		}
+		if (s->marks[i].next_offset > pr->offs[k].committed)
+			pr->offs[k].committed = s->marks[i].next_offset;
+	}
+	return 0;
+}
+
+static int repartition_commit(struct proc *pr, struct sl_err *err)
+{
+	if (!pr->in_txn)
+		return 0;
+	struct sl_producer *t = pr->txp;
+	int rc = t->ops->send_offsets(t, pr->cons, pr->p->topic, pr->offs, pr->noffs, err);
+	if (!rc)
+		rc = t->ops->commit(t, err);
+	if (rc)
+		return repartition_abort(pr, rc, err);
+	pr->in_txn = false;
+	pr->noffs = 0;
+	return 0;
+}
+
 /* Each output's part of the slot: all of it, or what its filter keeps, projected onto its columns. */
 static int split_outputs(struct proc *pr, struct slot *s, size_t nrec, struct sl_err *err)
 {
@@ -346,6 +503,12 @@ static int split_outputs(struct proc *pr, struct slot *s, size_t nrec, struct sl
 		struct sl_record *recs = s->recs;
 		const size_t *mor = s->msg_of_rec;
 		size_t n = nrec;
+		if (out->agg && pr->shared) {
+			int rc = repartition_slot(pr, s, o, nrec, ob, err);
+			if (rc)
+				return rc;
+			continue;
+		}
 		if (out->agg) {
 			int rc = aggregate_slot(pr, s, o, nrec, ob, err);
 			if (rc)
@@ -507,6 +670,8 @@ static bool ordered_output(const struct proc *pr, size_t oi)
 static void submit_slot(struct proc *pr, struct sl_sink **sinks, struct slot *s)
 {
 	for (size_t i = 0; i < s->nob; i++) {
+		if (pr->shared && pr->p->out[i].agg)
+			continue; /* done already: its records go out with the commit */
 		if (ordered_output(pr, i))
 			s->ob[i].pending = true;
 		else
@@ -567,7 +732,7 @@ static int aggregates_open(struct proc *pr, struct sl_topic_store *log, struct s
 	for (size_t oi = 0; oi < p->nout; oi++) {
 		const struct sl_output *o = &p->out[oi];
 		struct agg_out *ag = &pr->aggs[oi];
-		if (!o->agg)
+		if (!o->agg || pr->shared)
 			continue;
 		struct sl_sink *store = sinks[oi];
 		int rc;
@@ -639,7 +804,7 @@ static int single_owner_join(struct proc *pr, struct sl_topic_store *log, const 
 			     struct sl_err *err)
 {
 	const struct sl_pipeline *p = pr->p;
-	if (log->consumer_owns_all || !log->ops->group_members)
+	if (log->consumer_owns_all || !log->ops->group_members || pr->shared)
 		return 0;
 	for (size_t oi = 0; oi < p->nout && !pr->single_owner; oi++)
 		if (p->out[oi].agg)
@@ -734,8 +899,91 @@ static bool aggregates_due(const struct proc *pr, bool caught_up)
 	return false;
 }
 
+/* aggregate_state: changelog on Kafka: decides whether this run repartitions its aggregate outputs, creates their
+ * repartition topics (the source's partition count) and the transactional producer. */
+static int shared_open(struct proc *pr, struct sl_topic_store *log, struct sl_err *err)
+{
+	const struct sl_pipeline *p = pr->p;
+	bool any = false;
+	for (size_t oi = 0; oi < p->nout; oi++)
+		any = any || p->out[oi].agg;
+	if (!any || log->consumer_owns_all || !log->ops->txn_producer || strcmp(p->aggregate_state, "changelog"))
+		return 0;
+	pr->shared = true;
+	int parts = 0, rc = log->ops->partitions(log, p->topic, &parts, err);
+	if (rc)
+		return rc;
+	if (!(pr->names = calloc(p->nout, sizeof *pr->names)) || !(pr->stages = calloc(p->nout, sizeof *pr->stages)))
+		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	for (size_t oi = 0; oi < p->nout; oi++) {
+		if (!p->out[oi].agg)
+			continue;
+		sl_agg_stage_names(pr->c, p, oi, &pr->names[oi]);
+		if ((rc = log->ops->ensure_topic(log, pr->names[oi].repartition, parts, (int)p->replication, err)))
+			return sl_err_prefix(err, "output %s: ", p->out[oi].name);
+	}
+	char id[600];
+	sl_agg_stage_source_txn_id(pr->c, p, id, sizeof id);
+	return log->ops->txn_producer(log, id, NULL, NULL, &pr->txp, err);
+}
+
+static int process_once(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run_opts *o,
+			struct sl_process_stats *st, struct sl_err *err);
+
+/* A transaction step's result: an aborted transaction (a rebalance moved the group's generation) starts a rewind
+ * instead of ending the run; anything else is returned. */
+static int txn_result(struct proc *pr, int rc, struct sl_err *err)
+{
+	if (rc == SL_EAGAIN && strstr(err->msg, TXN_ABORTED)) {
+		sl_warn("process", "pipeline %s: %s; going back to the committed offsets", pr->p->name, err->msg);
+		pr->rewind = true;
+		return 0;
+	}
+	return rc;
+}
+
+/* After an aborted transaction, once the ring is empty (its batches' per-record rows written, their repartition
+ * records dropped): every partition back to the group's committed offset, so the records of the aborted
+ * transaction and everything after them are read and produced again, in order. */
+static int rewind_source(struct proc *pr, struct sl_topic_store *log, struct sl_consumer *cons, struct sl_err *err)
+{
+	const struct sl_pipeline *p = pr->p;
+	int parts = 0, rc = log->ops->partitions(log, p->topic, &parts, err);
+	struct sl_topic_part *gp = rc || parts <= 0 ? NULL : calloc((size_t)parts, sizeof *gp);
+	if (!rc && parts > 0 && !gp)
+		rc = sl_err_set(err, SL_ENOMEM, "out of memory");
+	for (int i = 0; gp && i < parts; i++)
+		gp[i] = (struct sl_topic_part){.partition = i, .committed = -1};
+	if (!rc && gp)
+		rc = log->ops->committed(log, p->group, p->topic, gp, parts, err);
+	for (int i = 0; !rc && gp && i < parts; i++) {
+		int64_t at = gp[i].committed, low = 0, high = 0;
+		if (at < 0 && (rc = log->ops->watermarks(log, p->topic, i, &low, &high, err)))
+			break;
+		struct sl_err serr = {0};
+		if (cons->ops->seek(cons, p->topic, i, at < 0 ? low : at, &serr)) /* not assigned here: nothing to do */
+			sl_debug("process", "pipeline %s: %s", p->name, serr.msg);
+	}
+	free(gp);
+	pr->rewind = false;
+	return rc;
+}
+
 int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run_opts *o,
 		   struct sl_process_stats *st, struct sl_err *err)
+{
+	/* An aborted transaction (aggregate_state: changelog; a rebalance fenced the group generation) leaves the
+	 * consumer past records whose offsets were not committed: run again from the committed offsets. */
+	for (int tries = 0;; tries++) {
+		int rc = process_once(c, p, o, st, err);
+		if (rc != SL_EAGAIN || !strstr(err->msg, TXN_ABORTED) || (o->stop && *o->stop) || tries >= 100)
+			return rc;
+		sl_warn("process", "pipeline %s: %s; rejoining from the committed offsets", p->name, err->msg);
+	}
+}
+
+static int process_once(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run_opts *o,
+			struct sl_process_stats *st, struct sl_err *err)
 {
 	memset(st, 0, sizeof *st);
 	st->table_rows = -1;
@@ -756,7 +1004,7 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 	size_t head = 0, used = 0; /* the ring: slots[head .. head+used) are in flight, oldest first */
 	double t0 = sl_mono_s(), last_progress = t0, last_lag = 0, first_record = 0, last_commit = 0;
 	int rc = 0;
-	bool be_open = false, paused = false, input_since_lag = false;
+	bool be_open = false, paused = false, input_since_lag = false, drained = false;
 	double full_since = 0;
 	if (!slots || !in || !sinks) {
 		rc = sl_err_set(err, SL_ENOMEM, "out of memory");
@@ -782,8 +1030,10 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 		goto out;
 	if ((rc = log->ops->ensure_topic(log, p->topic, (int)p->partitions, (int)p->replication, err)) ||
 	    (rc = log->ops->ensure_topic(log, p->dlq_topic, 1, (int)p->replication, err)) ||
+	    (rc = shared_open(&pr, log, err)) ||
 	    (rc = single_owner_join(&pr, log, o, err)) ||
-	    (rc = log->ops->consumer(log, p->group, p->topic, &cons, err)) ||
+	    (rc = pr.shared ? log->ops->consumer_ex(log, p->group, p->topic, SL_CONSUME_COMMITTED, &cons, err)
+			    : log->ops->consumer(log, p->group, p->topic, &cons, err)) ||
 	    (rc = sl_json_parser_new(&jp, (size_t)p->max_record_bytes * 2, SL_JSON_DEFAULT_MAX_DEPTH, err)))
 		goto out;
 	cons->skip_headers = true; /* records are decoded from their value; a dead letter gets headers of its own */
@@ -822,6 +1072,10 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 		sinks[oi] = sink;
 	}
 	snprintf(st->where, sizeof st->where, "%s", sinks[0]->where);
+	pr.cons = cons;
+	for (size_t oi = 0; pr.shared && oi < nout; oi++)
+		if (p->out[oi].agg && (rc = sl_agg_stage_start(c, p, oi, &pr.stages[oi], err)))
+			goto out;
 	/* Sinks that keep offsets with their rows are the truth about what is written: start at the lowest of them
 	 * (an output that has none yet, added to a running pipeline, starts from the beginning; its upserts make the
 	 * others' second look harmless). The group's committed offset wins when it is lower: a reset of the group
@@ -873,6 +1127,12 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 		goto out;
 	bool stopping = false;
 	for (;;) {
+		for (size_t oi = 0; pr.stages && oi < nout; oi++)
+			if (pr.stages[oi] && sl_agg_stage_ended(pr.stages[oi])) {
+				rc = sl_err_set(err, SL_EIO, "pipeline %s: output %s: the aggregate stage stopped", p->name,
+						p->out[oi].name);
+				goto out; /* its error is the run's (out:) */
+			}
 		if (!stopping && ((o->stop && *o->stop) || (o->for_ms && (sl_mono_s() - t0) * 1000 >= (double)o->for_ms)))
 			stopping = true; /* read no more; finish and commit what is in flight */
 		if (stopping && used == 0)
@@ -886,9 +1146,15 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 				set_paused(&pr, cons, p->name, false, &paused);
 		}
 
-		/* 1. Read the next batch while there is room in the ring. */
+		if (pr.rewind && used == 0) {
+			if ((rc = rewind_source(&pr, log, cons, err)))
+				goto out;
+			in_off = in_n = 0; /* read past the committed offsets: read again */
+		}
+
+		/* 1. Read the next batch while there is room in the ring (none while a rewind waits for it). */
 		bool got_input = false;
-		if (!stopping && used < nslots) {
+		if (!stopping && used < nslots && !pr.rewind) {
 			/* What the last poll returned beyond max_bytes waits here; the consumer is polled again only
 			 * once it is all in slots (its messages are valid until the next poll). */
 			int n = (int)(in_n - in_off);
@@ -923,6 +1189,9 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 				used++;
 				submit_slot(&pr, sinks, s);
 			} else if (used == 0) {
+				/* Nothing to read: the open transaction commits now. */
+				if (pr.txp && pr.in_txn && (rc = txn_result(&pr, repartition_commit(&pr, err), err)))
+					goto out;
 				if (sl_mono_s() - last_lag >= (input_since_lag ? 0.1 : 1.0)) {
 					/* The group-wide lag costs a round trip to the broker: at most once a second while idle,
 					 * but soon after the input stops (a drain ends there, not up to a second later). */
@@ -932,8 +1201,10 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 					sl_gauge_set(pr.m.lag, st->lag);
 					/* Drained: windows the newest record closed are emitted first (the next turn). */
 					if (o->until_drained && (!o->upstream_done || *o->upstream_done) && st->lag == 0 &&
-					    !aggregates_due(&pr, true))
+					    !aggregates_due(&pr, true)) {
+						drained = true;
 						break;
+					}
 				}
 				if (o->progress && sl_mono_s() - last_progress >= 1) {
 					last_progress = sl_mono_s();
@@ -1056,7 +1327,9 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 						"delivered; offsets not committed", p->name, pr.dlq_failed);
 				goto out;
 			}
-			for (size_t i = 0; i < s->nmarks; i++) {
+			if (pr.txp && s->nmarks && !pr.rewind && (rc = txn_result(&pr, repartition_add(&pr, s, err), err)))
+				goto out;
+			for (size_t i = 0; !pr.txp && i < s->nmarks; i++) {
 				struct sl_err cerr = {0};
 				SL_ASSERT(s->marks[i].next_offset > 0); /* one past a record the batch held */
 				/* A commit can fail when a rebalance just gave the partition to another member: the rows
@@ -1073,6 +1346,11 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 			used--;
 			last_commit = sl_mono_s();
 		}
+		/* One transaction for up to 100 ms of batches (each costs the broker a few round trips), and at once
+		 * when the input pauses or the run stops. */
+		if (pr.txp && pr.in_txn && (stopping || !got_input || sl_mono_s() - pr.txn_started >= 0.1) &&
+		    (rc = txn_result(&pr, repartition_commit(&pr, err), err)))
+			goto out;
 		if (o->progress && sl_mono_s() - last_progress >= 1) {
 			last_progress = last_lag = sl_mono_s();
 			st->lag = sl_pipeline_lag(log, p->group, p->topic);
@@ -1080,6 +1358,29 @@ int sl_process_run(struct sl_conf *c, struct sl_pipeline *p, const struct sl_run
 		}
 	}
 out:
+	if (rc == 0 && pr.in_txn)
+		rc = repartition_commit(&pr, err);
+	/* The aggregate stages: after a drain they read to the end of what was committed to them; otherwise they stop
+	 * after the batch in hand. A stage's error is the run's. */
+	for (size_t oi = 0; pr.stages && oi < nout; oi++) {
+		struct sl_err serr = {0};
+		if (pr.stages[oi] && sl_agg_stage_stop(pr.stages[oi], drained && rc == 0, o->stop, &serr) &&
+		    (rc == 0 || (rc == SL_EIO && strstr(err->msg, "aggregate stage stopped")))) {
+			*err = serr;
+			rc = serr.code ? serr.code : SL_EIO;
+			sl_err_prefix(err, "output %s: ", p->out[oi].name);
+		}
+	}
+	free(pr.stages);
+	free(pr.names);
+	free(pr.offs);
+	if (pr.txp) {
+		if (pr.in_txn) { /* an error with a transaction open: nothing of it becomes visible */
+			struct sl_err aerr = {0};
+			pr.txp->ops->abort(pr.txp, &aerr);
+		}
+		pr.txp->ops->destroy(pr.txp);
+	}
 	/* Writes still in flight finish before the sink goes (its destroy waits for them). */
 	if (cons && be_open)
 		st->lag = sl_pipeline_lag(log, p->group, p->topic);

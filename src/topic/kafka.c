@@ -534,6 +534,8 @@ int sl_kafka_producer(const struct sl_kafka_conf *kc, sl_delivery_fn fn, void *c
 
 /* ---- consumer ---- */
 
+struct kcons;
+
 struct kcons {
 	struct sl_consumer base;
 	struct sl_kafka_watch w;
@@ -610,7 +612,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_p
 			 void *opaque)
 {
 	struct kcons *c = ((struct sl_kafka_watch *)opaque)->owner;
-	bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+	/* NULL once the member has left the group (a close during a rebalance): the partitions go as in eager. */
+	const char *proto = rd_kafka_rebalance_protocol(rk);
+	bool coop = proto && strcmp(proto, "COOPERATIVE") == 0;
 	if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
 		rd_kafka_error_t *ke = NULL;
 		rd_kafka_resp_err_t re = 0;
@@ -880,8 +884,17 @@ static const struct sl_consumer_ops kafka_consumer_ops = {
 	.destroy = kc_destroy,
 };
 
+static int kafka_consumer(const struct sl_kafka_conf *kc, const char *group, const char *topic, unsigned flags,
+			  struct sl_consumer **out, struct sl_err *err);
+
 int sl_kafka_consumer(const struct sl_kafka_conf *kc, const char *group, const char *topic,
 		      struct sl_consumer **out, struct sl_err *err)
+{
+	return kafka_consumer(kc, group, topic, 0, out, err);
+}
+
+static int kafka_consumer(const struct sl_kafka_conf *kc, const char *group, const char *topic, unsigned flags,
+			  struct sl_consumer **out, struct sl_err *err)
 {
 	if (!group || !*group || !topic || !*topic)
 		return sl_err_set(err, SL_EINVAL, "kafka: a consumer needs a group and a topic");
@@ -893,6 +906,10 @@ int sl_kafka_consumer(const struct sl_kafka_conf *kc, const char *group, const c
 	rd_kafka_conf_t *conf = NULL;
 	int rc = build_conf(kc, SL_KAFKA_CONSUMER, &conf, err);
 	if (!rc && (rc = set(conf, "group.id", group, err)) != 0)
+		rd_kafka_conf_destroy(conf);
+	/* read_committed also makes librdkafka ask for stable offsets (KIP-447): a partition's committed offset is
+	 * not handed over while a transaction that commits it is still open. */
+	if (!rc && (flags & SL_CONSUME_COMMITTED) && (rc = set(conf, "isolation.level", "read_committed", err)) != 0)
 		rd_kafka_conf_destroy(conf);
 	if (rc) {
 		free(c->topic);
@@ -922,6 +939,113 @@ int sl_kafka_consumer(const struct sl_kafka_conf *kc, const char *group, const c
 		return rc;
 	}
 	*out = &c->base;
+	return 0;
+}
+
+/* ---- transactions (exactly-once stages) ---- */
+
+/* A transactional call's error: SL_EAGAIN when the transaction can be aborted and the work done again (a rebalance
+ * fenced the group generation, a coordinator moved), SL_EIO when the producer is fenced for good or broken. */
+static int txn_error(rd_kafka_error_t *e, const char *what, struct sl_err *err)
+{
+	int code = rd_kafka_error_is_fatal(e) ? SL_EIO : SL_EAGAIN;
+	sl_err_set(err, code, "kafka: %s: %s%s", what, rd_kafka_error_string(e),
+		   rd_kafka_error_is_fatal(e) ? " (fatal)" : rd_kafka_error_txn_requires_abort(e) ? " (abort)" : "");
+	rd_kafka_error_destroy(e);
+	return code;
+}
+
+static int kp_begin(struct sl_producer *bp, struct sl_err *err)
+{
+	rd_kafka_error_t *e = rd_kafka_begin_transaction(((struct kprod *)bp)->rk);
+	return e ? txn_error(e, "begin transaction", err) : 0;
+}
+
+static int kp_send_offsets(struct sl_producer *bp, struct sl_consumer *cons, const char *topic,
+			   const struct sl_topic_part *parts, int n, struct sl_err *err)
+{
+	struct kprod *p = (struct kprod *)bp;
+	struct kcons *c = (struct kcons *)cons;
+	if (n <= 0)
+		return 0;
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
+	for (int i = 0; i < n; i++)
+		rd_kafka_topic_partition_list_add(l, topic, parts[i].partition)->offset = parts[i].committed;
+	rd_kafka_consumer_group_metadata_t *md = rd_kafka_consumer_group_metadata(c->rk);
+	rd_kafka_error_t *e = md ? rd_kafka_send_offsets_to_transaction(p->rk, l, md, 30000) : NULL;
+	rd_kafka_topic_partition_list_destroy(l);
+	if (!md)
+		return sl_err_set(err, SL_EINVAL, "kafka: send offsets of %s: the consumer has no group", topic);
+	rd_kafka_consumer_group_metadata_destroy(md);
+	return e ? txn_error(e, "send offsets to the transaction", err) : 0;
+}
+
+static int kp_commit(struct sl_producer *bp, struct sl_err *err)
+{
+	rd_kafka_error_t *e = rd_kafka_commit_transaction(((struct kprod *)bp)->rk, 60000);
+	return e ? txn_error(e, "commit transaction", err) : 0;
+}
+
+static int kp_abort(struct sl_producer *bp, struct sl_err *err)
+{
+	rd_kafka_error_t *e = rd_kafka_abort_transaction(((struct kprod *)bp)->rk, 30000);
+	return e ? txn_error(e, "abort transaction", err) : 0;
+}
+
+static const struct sl_producer_ops kafka_txn_producer_ops = {
+	.produce = kp_produce,
+	.poll = kp_poll,
+	.flush = kp_flush,
+	.in_flight = kp_in_flight,
+	.destroy = kp_destroy,
+	.begin = kp_begin,
+	.send_offsets = kp_send_offsets,
+	.commit = kp_commit,
+	.abort = kp_abort,
+};
+
+/* The transaction timeout bounds how long a transaction left open by a killed processor that never comes back
+ * holds read_committed readers of its partitions (a restart under the same id aborts it at once). */
+#define TXN_TIMEOUT_MS "10000"
+
+int sl_kafka_txn_producer(const struct sl_kafka_conf *kc, const char *txn_id, sl_delivery_fn fn, void *ctx,
+			  struct sl_producer **out, struct sl_err *err)
+{
+	struct kprod *p = calloc(1, sizeof *p);
+	if (!p)
+		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	rd_kafka_conf_t *c;
+	int rc = build_conf(kc, SL_KAFKA_PRODUCER, &c, err);
+	if (rc) {
+		free(p);
+		return rc;
+	}
+	/* librdkafka refuses a message timeout above the transaction's. */
+	if ((rc = set(c, "transactional.id", txn_id, err)) || (rc = set(c, "transaction.timeout.ms", TXN_TIMEOUT_MS, err)) ||
+	    (rc = set(c, "message.timeout.ms", TXN_TIMEOUT_MS, err))) {
+		rd_kafka_conf_destroy(c);
+		free(p);
+		return rc;
+	}
+	rd_kafka_conf_set_dr_msg_cb(c, dr_cb);
+	watch_init(&p->w, p, kc);
+	rd_kafka_conf_set_opaque(c, &p->w);
+	if ((rc = new_client(RD_KAFKA_PRODUCER, c, &p->rk, err))) {
+		free(p);
+		return rc;
+	}
+	p->base.ops = &kafka_txn_producer_ops;
+	p->base.on_delivery = fn;
+	p->base.ctx = ctx;
+	/* Fences an earlier producer with this id and aborts the transaction it left open. */
+	rd_kafka_error_t *e = rd_kafka_init_transactions(p->rk, 60000);
+	if (e) {
+		rc = txn_error(e, "init transactions", err);
+		sl_err_prefix(err, "transactional.id %s: ", txn_id);
+		kp_destroy(&p->base);
+		return rc;
+	}
+	*out = &p->base;
 	return 0;
 }
 
@@ -1792,12 +1916,108 @@ static int ks_set_config(struct sl_topic_store *bs, const char *topic, const cha
 	return rc;
 }
 
+static int ks_txn_producer(struct sl_topic_store *bs, const char *txn_id, sl_delivery_fn fn, void *ctx,
+			   struct sl_producer **out, struct sl_err *err)
+{
+	return sl_kafka_txn_producer(&((struct kstore *)bs)->kc, txn_id, fn, ctx, out, err);
+}
+
+static int ks_consumer_ex(struct sl_topic_store *bs, const char *group, const char *topic, unsigned flags,
+			  struct sl_consumer **out, struct sl_err *err)
+{
+	return kafka_consumer(&((struct kstore *)bs)->kc, group, topic, flags, out, err);
+}
+
+static int ks_ensure_compacted(struct sl_topic_store *bs, const char *topic, int partitions, int replication,
+			       struct sl_err *err)
+{
+	struct kstore *s = (struct kstore *)bs;
+	int rc = sl_kafka_ensure_topic(&s->kc, topic, partitions, replication, err);
+	if (rc)
+		return rc;
+	/* Set after creation (ensure_topic keeps one topic-creating call): a changelog keeps the newest value of each
+	 * key; setting it again on an existing topic is harmless. */
+	return bs->ops->set_config(bs, topic, "cleanup.policy", "compact", err);
+}
+
+static int ks_read_partition(struct sl_topic_store *bs, const char *topic, int32_t partition, int timeout_ms,
+			     int (*fn)(void *ctx, const void *k, size_t klen, const void *v, size_t vlen), void *ctx,
+			     struct sl_err *err)
+{
+	struct kstore *s = (struct kstore *)bs;
+	int64_t low = 0, high = 0;
+	int rc = ks_watermarks(bs, topic, partition, &low, &high, err);
+	if (rc || high <= low)
+		return rc;
+	rd_kafka_conf_t *c = NULL;
+	struct sl_kafka_watch w;
+	if ((rc = sl_kafka_conf_build(&s->kc, SL_KAFKA_ADMIN, &w, &c, err)))
+		return rc;
+	rd_kafka_t *rk = NULL;
+	if ((rc = set(c, "group.id", "sluice-restore", err)) || (rc = set(c, "enable.auto.commit", "false", err)) ||
+	    (rc = set(c, "isolation.level", "read_committed", err)) ||
+	    (rc = set(c, "enable.partition.eof", "true", err))) {
+		rd_kafka_conf_destroy(c);
+		return rc;
+	}
+	if ((rc = new_client(RD_KAFKA_CONSUMER, c, &rk, err)))
+		return rc;
+	rd_kafka_poll_set_consumer(rk);
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(l, topic, partition)->offset = RD_KAFKA_OFFSET_BEGINNING;
+	rd_kafka_resp_err_t e = rd_kafka_assign(rk, l);
+	rd_kafka_topic_partition_list_destroy(l);
+	if (e)
+		rc = sl_err_set(err, map_err(e), "kafka: read %s [%" PRId32 "]: %s", topic, partition, rd_kafka_err2str(e));
+	/* Done at an end-of-partition at or past the high watermark the call started with: a read_committed reader's
+	 * end is the last stable offset, which stays below a transaction still open, so an end below it means
+	 * waiting for that transaction to commit or abort (its producer's restart, or the transaction timeout). */
+	int64_t deadline = mono_ms() + timeout_ms;
+	while (!rc) {
+		if (mono_ms() > deadline) {
+			rc = sl_err_set(err, SL_ETIMEDOUT, "kafka: read %s [%" PRId32 "] to offset %" PRId64 ": not "
+					"reached in %d ms (a transaction still open?)", topic, partition, high, timeout_ms);
+			break;
+		}
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+		if (!m)
+			continue;
+		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+			bool end = m->offset >= high;
+			rd_kafka_message_destroy(m);
+			if (end)
+				break;
+			continue;
+		}
+		if (m->err) {
+			int code = map_err(m->err);
+			if (code != SL_EIO && code != SL_ETIMEDOUT)
+				rc = sl_err_set(err, code, "kafka: read %s [%" PRId32 "]: %s", topic, partition,
+						rd_kafka_message_errstr(m));
+			rd_kafka_message_destroy(m);
+			continue;
+		}
+		if ((rc = fn(ctx, m->key, m->key_len, m->payload, m->len)))
+			rc = sl_err_set(err, rc, "%s [%" PRId32 "]@%" PRId64 ": entry not understood", topic,
+					partition, m->offset);
+		int64_t next = m->offset + 1;
+		rd_kafka_message_destroy(m);
+		if (!rc && next >= high)
+			break;
+	}
+	rd_kafka_consumer_close(rk);
+	rd_kafka_destroy(rk);
+	return rc;
+}
+
 static const struct sl_topic_store_ops kafka_store_ops = {
 	.ensure_topic = ks_ensure_topic, .partitions = ks_partitions, .watermarks = ks_watermarks,
 	.producer = ks_producer,	 .consumer = ks_consumer,     .group_lag = ks_group_lag,
 	.committed = ks_committed,	 .describe = ks_describe,     .browse = ks_browse,
 	.close = ks_close,		 .group_members = ks_group_members, .commit_group = ks_commit_group,
 	.add_partitions = ks_add_partitions, .configs = ks_configs, .set_config = ks_set_config,
+	.txn_producer = ks_txn_producer, .consumer_ex = ks_consumer_ex, .ensure_compacted = ks_ensure_compacted,
+	.read_partition = ks_read_partition,
 };
 
 int sl_kafka_store_open(const struct sl_cfg_node *kafka, struct sl_topic_store **out, struct sl_err *err)

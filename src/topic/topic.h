@@ -38,6 +38,8 @@ struct sl_msg {
 typedef void (*sl_delivery_fn)(void *ctx, void *msg_opaque, int err, const char *errmsg, int32_t partition,
 			       int64_t offset);
 
+struct sl_topic_part;
+struct sl_consumer;
 struct sl_producer;
 struct sl_producer_ops {
 	/* Enqueues m (copied). Blocks up to timeout_ms while the backend's buffer is full (backpressure);
@@ -51,6 +53,17 @@ struct sl_producer_ops {
 	/* Messages enqueued and not yet reported. */
 	int64_t (*in_flight)(struct sl_producer *p);
 	void (*destroy)(struct sl_producer *p);
+	/* Transactions (a producer from the store's txn_producer; NULL on others). A failed call leaves the open
+	 * transaction to abort(): what it produced and the offsets it sent are then never visible to read_committed
+	 * readers. commit() flushes first. */
+	int (*begin)(struct sl_producer *p, struct sl_err *err);
+	/* Adds a consumer group's offsets (parts[i].committed = next offset of parts[i].partition of topic) to the
+	 * open transaction, with the consumer's group metadata (generation), so a member that lost the partitions
+	 * in a rebalance cannot commit them (KIP-447 fencing). cons: a consumer of the same store. */
+	int (*send_offsets)(struct sl_producer *p, struct sl_consumer *cons, const char *topic,
+			    const struct sl_topic_part *parts, int n, struct sl_err *err);
+	int (*commit)(struct sl_producer *p, struct sl_err *err);
+	int (*abort)(struct sl_producer *p, struct sl_err *err);
 };
 struct sl_producer {
 	const struct sl_producer_ops *ops;
@@ -145,6 +158,10 @@ extern const struct sl_opt sl_kafka_opts[];
  * flush() before destroy(): destroy drops unacknowledged messages without calling fn. */
 int sl_kafka_producer(const struct sl_kafka_conf *kc, sl_delivery_fn fn, void *ctx, struct sl_producer **out,
 		      struct sl_err *err);
+/* Transactional producer (transactional.id txn_id, init_transactions done): the producer ops' begin, send_offsets,
+ * commit and abort. */
+int sl_kafka_txn_producer(const struct sl_kafka_conf *kc, const char *txn_id, sl_delivery_fn fn, void *ctx,
+			  struct sl_producer **out, struct sl_err *err);
 /* Group consumer subscribed to topic: manual commits (sent asynchronously, settled synchronously on revoke and close); cooperative-sticky assignment; reads from the
  * earliest offset when the group has no commit. Set on_assign/on_revoke/ctx on *out before the first poll. */
 int sl_kafka_consumer(const struct sl_kafka_conf *kc, const char *group, const char *topic,
@@ -299,6 +316,27 @@ struct sl_topic_store_ops {
 	 * is SL_EINVAL with the reason (the embedded log takes retention.ms alone). */
 	int (*set_config)(struct sl_topic_store *s, const char *topic, const char *name, const char *value,
 			  struct sl_err *err);
+	/* ---- exactly-once stages (docs/processing.md); NULL where the backend has no transactions (embedded) ---- */
+	/* A transactional producer under txn_id (stable across restarts of one processor, so a restart fences and
+	 * aborts the transaction its predecessor left open). */
+	int (*txn_producer)(struct sl_topic_store *s, const char *txn_id, sl_delivery_fn fn, void *ctx,
+			    struct sl_producer **out, struct sl_err *err);
+	/* A group consumer as consumer(), with flags (SL_CONSUME_*). */
+	int (*consumer_ex)(struct sl_topic_store *s, const char *group, const char *topic, unsigned flags,
+			   struct sl_consumer **out, struct sl_err *err);
+	/* Creates a compacted topic (cleanup.policy=compact) when absent, as ensure_topic. */
+	int (*ensure_compacted)(struct sl_topic_store *s, const char *topic, int partitions, int replication,
+				struct sl_err *err);
+	/* Every committed message of one partition, from its start to the high watermark it has when the call
+	 * starts (waiting, up to timeout_ms, for transactions still open below it to end), in order, to fn (value
+	 * NULL: a tombstone). */
+	int (*read_partition)(struct sl_topic_store *s, const char *topic, int32_t partition, int timeout_ms,
+			      int (*fn)(void *ctx, const void *k, size_t klen, const void *v, size_t vlen), void *ctx,
+			      struct sl_err *err);
+};
+
+enum {
+	SL_CONSUME_COMMITTED = 1, /* isolation.level=read_committed: only committed transactions' messages */
 };
 
 struct sl_topic_store {

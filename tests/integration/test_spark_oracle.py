@@ -34,6 +34,7 @@ pipelines:
     partitions: 3
     key: id
     group: {group}
+    aggregate_state: checkpoint  # one watermark over the topic, as Spark's (the changelog's is per partition)
     mapping:
       id:      id
       country: country
