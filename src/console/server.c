@@ -142,7 +142,7 @@ static void *collector(void *arg)
 
 /* ---- HTTP (src/http) ---- */
 
-static void refused(void *ctx, int status)
+static void refused(void *ctx, int status, const struct sl_http_head *h, const char *path, const char *message)
 {
 	struct sl_console *c = ctx;
 	pthread_mutex_lock(&c->lock);
@@ -150,6 +150,20 @@ static void refused(void *ctx, int status)
 	if (status == 401)
 		c->unauthorized++;
 	pthread_mutex_unlock(&c->lock);
+	/* A write the layer refused with 403 (a viewer's, or one from another origin) never reaches the console's
+	 * handler, yet it is an attempted action: the Audit page shows who tried what. Refusals without credentials
+	 * (401) are only counted: anyone can send those, and nothing names who. One SQLite insert on the I/O thread;
+	 * such refusals need credentials or a browser, so they are rare. */
+	if (status != 403 || !h->method || !sl_http_is_write(h->method))
+		return;
+	char fromcookie[1024];
+	const char *authz = sl_http_head_get(h, "Authorization");
+	if (!authz && sl_http_cookie_auth(sl_http_head_get(h, "Cookie"), SL_CON_AUTH_COOKIE, fromcookie,
+					  sizeof fromcookie))
+		authz = fromcookie;
+	char detail[300];
+	snprintf(detail, sizeof detail, "refused: %s", message ? message : "forbidden");
+	sl_con_audit(c, authz, h->method, path, detail, status);
 }
 
 static void handle(void *ctx, const struct sl_http_req *hr, struct sl_http_resp *out)

@@ -197,8 +197,9 @@ struct sl_http_server_opts {
 	const char *login_path;
 	sl_http_handler handler;
 	void *ctx;
-	/* Called (from the I/O thread) for every request the policy refused, before its answer. Optional. */
-	void (*on_refused)(void *ctx, int status);
+	/* Called (from the I/O thread) for every request the policy refused, before its answer, with the parsed head,
+	 * the decoded path and the refusal's message (the console audits refused writes). Optional. */
+	void (*on_refused)(void *ctx, int status, const struct sl_http_head *h, const char *path, const char *message);
 };
 
 struct sl_http_server;

@@ -399,7 +399,7 @@ static void head_done(struct sl_http_server *s, struct conn *c)
 	}
 	if (c->v.status) {
 		if (s->o.on_refused)
-			s->o.on_refused(s->o.ctx, c->v.status);
+			s->o.on_refused(s->o.ctx, c->v.status, &c->head, c->path, c->v.message);
 		/* Refused before the body is read: the connection cannot be reused (its body is still coming). */
 		refuse(s, c, c->v.status, c->v.message, c->head.chunked || c->head.content_length > 0);
 		return;
