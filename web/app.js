@@ -349,8 +349,9 @@ pages.kafka = {
           m.map((x) => h('tr', {'data-offset': x.offset}, h('td', {class: 'num'}, x.partition), h('td', {class: 'num'}, x.offset),
             h('td', {class: 'mono nowrap', 'data-field': 'time'}, stamp(x.timestamp)), h('td', {class: 'mono'}, x.key || ''),
             h('td', {class: 'mono val', 'data-schema-id': x.value_schema_id, onclick: (e) => e.currentTarget.classList.toggle('open')},
-              x.value_schema_id !== undefined ? h('span', {class: 'chip avro', title: 'Avro, decoded with the registry\'s schema ' + x.value_schema_id}, 'avro #' + x.value_schema_id) : null,
+              x.value_schema_id !== undefined ? h('span', {class: 'chip avro', 'data-format': x.value_format || 'avro', title: (x.value_format || 'avro') + ', decoded with the registry\'s schema ' + x.value_schema_id}, (x.value_format || 'avro') + ' #' + x.value_schema_id) : null,
               x.value_error ? h('span', {class: 'chip bad', title: x.value_error}, 'not decoded') : null,
+              x.value_error ? h('div', {class: 'err', 'data-field': 'value-error'}, 'raw bytes below: ' + x.value_error) : null,
               pretty(x.value)),
             h('td', {class: 'mono hdrs', 'data-field': 'headers'}, (x.headers || []).map(([k, v]) => h('div', {}, h('b', {}, k), ' ', v))))))));
     };

@@ -159,6 +159,7 @@ struct sl_console {
 	pthread_mutex_t avro_lock;           /* guards the two below */
 	void *avro_cache;                    /* struct sl_avro_cache *: writer schemas by id, for JSON */
 	void *pipes_registry;                /* struct sl_registry_client *: the pipelines' own, opened on demand */
+	void *framed;                        /* decode.c: schema types and Protobuf schemas by id */
 
 	pthread_mutex_t lock;                /* guards everything below */
 	struct sl_con_pipe *pipes;
@@ -235,6 +236,15 @@ int sl_con_remote_call(const struct sl_con_remote *r, const char *method, const 
 int sl_con_avro_json(struct sl_console *c, const void *p, size_t n, int32_t *schema_id, struct sl_buf *out,
 		     struct sl_err *err);
 void sl_con_avro_close(struct sl_console *c);
+/* A schema's text and type (AVRO, PROTOBUF, JSON) by id, from where the browser's schemas come from (remote.c); the
+ * caller holds avro_lock. */
+int sl_con_schema_text(struct sl_console *c, int id, char **schema, char **type, struct sl_err *err);
+/* decode.c: a Confluent-framed value (magic 0, schema id) as JSON text appended to out, whatever its schema type:
+ * Avro decoded, Protobuf decoded with its writer schema, JSON Schema's payload checked to be JSON. *format gets
+ * "avro", "protobuf" or "json". An error says why (unknown id, bytes that do not decode); out is then unchanged. */
+int sl_con_framed_json(struct sl_console *c, const void *p, size_t n, int32_t *schema_id, const char **format,
+		       struct sl_buf *out, struct sl_err *err);
+void sl_con_framed_close(struct sl_console *c);
 /* The routes for console.registry.url and console.scheduler.url (plug.c). */
 int sl_con_plug_remotes(struct sl_console *c);
 
