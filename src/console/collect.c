@@ -602,6 +602,17 @@ static bool emit(struct sl_console *c, struct sl_buf *out, int64_t n, const stru
 	return true;
 }
 
+void sl_con_msg_json(struct sl_console *c, const struct sl_msg *m, struct sl_buf *out)
+{
+	struct sl_con_browse_opts o = {0};
+	struct shown sh[2];
+	sl_buf_init(&sh[0].json);
+	sl_buf_init(&sh[1].json);
+	emit(c, out, 0, m, &o, sh);
+	sl_buf_free(&sh[0].json);
+	sl_buf_free(&sh[1].json);
+}
+
 /* The reasons seen among the scanned dead letters, counted (for the DLQ page's reason filter). */
 #define REASONS_MAX 32
 struct reason_count {

@@ -184,6 +184,11 @@ struct sl_console {
 	void *sinks;                         /* struct sl_sink *[npipes]: readers of the pipelines' tables (sink/) */
 	void *httpd;                         /* struct sl_http_server * */
 
+	/* live tails (tail.c): their threads, joined when they end and at stop */
+	pthread_mutex_t tail_lock;
+	struct sl_con_tail *tails;
+	int64_t ntails;
+
 	/* the audit log (audit.c): data_dir/console.db, opened on first use */
 	void *audit;                         /* sqlite3 * */
 	bool audit_failed;
@@ -224,6 +229,20 @@ int sl_con_rows(struct sl_console *c, struct sl_pipeline *p, size_t output, cons
 /* A page token as the API shows it (lowercase hex) back into bytes; the length, or -1. */
 #define SL_CON_TOKEN_MAX 2048
 int sl_con_page_token_decode(const char *hex, unsigned char *out, size_t outsz);
+
+struct sl_msg;
+struct sl_con_resp;
+/* One message as the browser's rows show it (JSON object: coordinates, key and value decoded, headers, a dead
+ * letter's story) appended to out (collect.c). */
+void sl_con_msg_json(struct sl_console *c, const struct sl_msg *m, struct sl_buf *out);
+
+/* tail.c: GET /api/kafka/tail?topic=T[&partition=P]: server-sent events of the topic's new messages, bounded in
+ * number (max_tails, 503 beyond) and time (tail_max_time), ended when the client goes away. */
+struct sl_con_tail;
+void sl_con_api_tail(struct sl_console *c, const char *query, struct sl_con_resp *rs);
+/* Ends every tail and joins its thread (sl_console_stop). */
+void sl_con_tails_stop(struct sl_console *c);
+int64_t sl_con_tails_open(struct sl_console *c);
 
 /* remote.c */
 int sl_con_remotes_init(struct sl_console *c, struct sl_err *err);
@@ -298,6 +317,8 @@ struct sl_con_resp {
 	bool www_authenticate;
 	bool head;
 	char set_cookie[1200];               /* a Set-Cookie header (the login page's), or "" */
+	void (*stream)(void *arg, int fd);   /* a streamed answer (see struct sl_http_resp) */
+	void *stream_arg;
 };
 /* Answers one request (no I/O but the console's own state). Never fails: errors become 4xx/5xx responses. */
 void sl_con_dispatch(struct sl_console *c, const struct sl_con_req *rq, struct sl_con_resp *rs);

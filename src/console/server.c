@@ -52,6 +52,15 @@ const struct sl_opt sl_console_opts[] = {
 	{"scheduler", SL_OPT_SECTION, NULL, offsetof(struct sl_console_conf, scheduler),
 	 "a scheduler's Airflow-shaped API in another process (sluice scheduler --api) for the DAGs page",
 	 .sub = sl_con_scheduler_opts},
+	{"max_tails", SL_OPT_INT, "4", offsetof(struct sl_console_conf, max_tails),
+	 "live tails of the message browser (GET /api/kafka/tail, server-sent events) open at once; one more gets 503",
+	 .min = 0, .max = 64},
+	{"tail_max_time", SL_OPT_DURATION, "10m", offsetof(struct sl_console_conf, tail_max_ms),
+	 "a live tail ends after this (the page offers to resume); it also ends when the client goes away",
+	 .min = 1000, .max = 86400000},
+	{"tail_heartbeat", SL_OPT_DURATION, "5s", offsetof(struct sl_console_conf, tail_heartbeat_ms),
+	 "a live tail sends a comment line this often while no message comes (proxies keep the stream open, and a "
+	 "client that left is noticed)", .min = 100, .max = 60000},
 	{"rules", SL_OPT_NODE, NULL, offsetof(struct sl_console_conf, rules),
 	 "alert rules: a list of {name, metric: lag|error_rate|dlq_growth|group_status, pipeline, above, for, "
 	 "window, severity}; default: lag above 10000 for 2m, group stalled or stopped for 1m, error rate above 5% "
@@ -68,6 +77,7 @@ int sl_con_init(struct sl_console *c, struct sl_conf *conf, const struct sl_cons
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->cql_lock, NULL);
 	pthread_mutex_init(&c->avro_lock, NULL);
+	pthread_mutex_init(&c->tail_lock, NULL);
 	int rc = conf->console ? sl_opt_bind(sl_console_opts, conf->console, "console", &c->cc, err)
 			       : sl_opt_defaults(sl_console_opts, &c->cc, err);
 	if (rc)
@@ -123,6 +133,7 @@ void sl_con_destroy(struct sl_console *c)
 	pthread_mutex_destroy(&c->lock);
 	pthread_mutex_destroy(&c->cql_lock);
 	pthread_mutex_destroy(&c->avro_lock);
+	pthread_mutex_destroy(&c->tail_lock);
 }
 
 /* ---- the collector thread ---- */
@@ -214,6 +225,11 @@ static void handle(void *ctx, const struct sl_http_req *hr, struct sl_http_resp 
 		sl_http_resp_header(out, "ETag", "%s", rs.etag);
 	if (rs.set_cookie[0])
 		sl_http_resp_header(out, "Set-Cookie", "%s", rs.set_cookie);
+	if (rs.stream) {
+		out->stream = rs.stream;
+		out->stream_arg = rs.stream_arg;
+		sl_buf_reset(&out->body);
+	}
 	if (rs.www_authenticate)
 		sl_http_resp_header(out, "WWW-Authenticate", "%s",
 				    c->sec.user && c->sec.password ? "Basic realm=\"sluice\", charset=\"UTF-8\""
@@ -295,6 +311,7 @@ void sl_console_stop(struct sl_console *c)
 	c->stop = 1;
 	if (c->thread_started)
 		pthread_join(c->thread, NULL);
+	sl_con_tails_stop(c); /* they read the collector's log, which sl_con_destroy closes */
 	sl_con_destroy(c);
 	free(c);
 }

@@ -166,6 +166,14 @@ struct sl_http_resp {
 		char value[256];
 	} hdr[SL_HTTP_RESP_MAX_HEADERS];
 	size_t nhdr;
+	/* A streamed answer (server-sent events): when a handler sets stream, the layer sends the status line and the
+	 * headers with no Content-Length and "Connection: close" (the body ends when the connection does), then calls
+	 * stream(stream_arg, fd) with a socket of its own (non-blocking) that the callee owns from then: it writes the
+	 * body, notices the client leaving, and closes fd. It is called exactly once, with fd -1 when the head could not
+	 * be sent or the request was a HEAD, so the handler's resources are always released. It must return soon (start
+	 * a thread): it runs on a worker. body is ignored. */
+	void (*stream)(void *arg, int fd);
+	void *stream_arg;
 };
 /* Adds a response header (name must be a string literal or outlive the response). */
 void sl_http_resp_header(struct sl_http_resp *rs, const char *name, const char *fmt, ...)
