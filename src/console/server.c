@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "console/internal.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "http/http.h"
 
@@ -200,6 +201,7 @@ static void handle(void *ctx, const struct sl_http_req *hr, struct sl_http_resp 
 	};
 	struct sl_con_resp rs = {0};
 	sl_buf_init(&rs.body);
+	double t0 = sl_mono_s();
 	sl_con_dispatch(c, &rq, &rs);
 	out->status = rs.status;
 	out->ctype = rs.status == 304 ? NULL : rs.ctype;
@@ -219,6 +221,9 @@ static void handle(void *ctx, const struct sl_http_req *hr, struct sl_http_resp 
 	}
 	sl_buf_free(&rs.body);
 	sl_http_resp_header(out, "Vary", "Accept-Encoding");
+	/* The console's own time for the answer (gzip included), so a browser's Resource Timing tells the server's part
+	 * of a page load from the network's and its own (docs/console.md, page loads). */
+	sl_http_resp_header(out, "Server-Timing", "console;dur=%.3f", (sl_mono_s() - t0) * 1000.0);
 	if (rs.cache_control)
 		sl_http_resp_header(out, "Cache-Control", "%s", rs.cache_control);
 	if (rs.etag[0])
