@@ -342,15 +342,17 @@ pages.kafka = {
     const render = (r) => {
       const m = r.body.messages;
       shown = m;
+      lastBody = r.body;
       out.replaceChildren(h('div', {class: 'muted', id: 'b-info'}, m.length + ' messages (' + (r.body.order === 'newest' ? 'newest first' : 'oldest first') +
-          ', scanned ' + r.body.scanned + (r.body.next_offset !== null ? ', next offset ' + r.body.next_offset : '') + ')' + (tail.checked ? ' · live tail, every 2 s' : ''),
+          ', scanned ' + r.body.scanned + (r.body.next_offset !== null ? ', next offset ' + r.body.next_offset : '') + ')' + (tail.checked ? ' · ' + tailNote : ''),
           ' ', h('button', {class: 'secondary', id: 'b-download', onclick: () => download(topic.value + '.json', 'application/json', JSON.stringify(shown, null, 1))}, 'Download shown')),
         h('div', {class: 'scroll'}, h('table', {id: 'b-table'}, h('tr', {}, h('th', {class: 'num'}, 'partition'), h('th', {class: 'num'}, 'offset'), h('th', {}, 'time'), h('th', {}, 'key'), h('th', {}, 'value'), h('th', {}, 'headers')),
           m.map((x) => h('tr', {'data-offset': x.offset}, h('td', {class: 'num'}, x.partition), h('td', {class: 'num'}, x.offset),
             h('td', {class: 'mono nowrap', 'data-field': 'time'}, stamp(x.timestamp)), h('td', {class: 'mono'}, x.key || ''),
             h('td', {class: 'mono val', 'data-schema-id': x.value_schema_id, onclick: (e) => e.currentTarget.classList.toggle('open')},
-              x.value_schema_id !== undefined ? h('span', {class: 'chip avro', title: 'Avro, decoded with the registry\'s schema ' + x.value_schema_id}, 'avro #' + x.value_schema_id) : null,
+              x.value_schema_id !== undefined ? h('span', {class: 'chip avro', 'data-format': x.value_format || 'avro', title: (x.value_format || 'avro') + ', decoded with the registry\'s schema ' + x.value_schema_id}, (x.value_format || 'avro') + ' #' + x.value_schema_id) : null,
               x.value_error ? h('span', {class: 'chip bad', title: x.value_error}, 'not decoded') : null,
+              x.value_error ? h('div', {class: 'err', 'data-field': 'value-error'}, 'raw bytes below: ' + x.value_error) : null,
               pretty(x.value)),
             h('td', {class: 'mono hdrs', 'data-field': 'headers'}, (x.headers || []).map(([k, v]) => h('div', {}, h('b', {}, k), ' ', v))))))));
     };
@@ -360,15 +362,35 @@ pages.kafka = {
       if (!r.ok) { out.replaceChildren(h('div', {class: 'err', id: 'b-error'}, (r.body && r.body.error) || ('HTTP ' + r.status))); return; }
       render(r);
     };
-    // The live tail re-reads the newest `limit` messages every 2 s while the page is open (bounded: at most limit
-    // shown, one request in flight).
-    const tailLoop = async () => {
-      if (!tail.checked || !document.body.contains(tail)) return;
-      const r = await api(url());
-      if (r.ok) render(r);
-      setTimeout(tailLoop, 2000);
+    // The live tail: the newest `limit` messages once, then the server pushes each new one (server-sent events,
+    // GET /api/kafka/tail); the newest `limit` rows are kept (at most 500). The server ends a tail after its
+    // tail_max_time ("end"), and refuses one past max_tails (503: EventSource gives up).
+    let es = null, tailNote = '', lastBody = null;
+    const stopTail = (note) => { if (es) { es.close(); es = null; } tailNote = note; };
+    const startTail = async () => {
+      stopTail('live tail: connecting');
+      await go();
+      if (!tail.checked) return;
+      const t = topic.value, p = Number(part.value);
+      es = new EventSource('/api/kafka/tail?topic=' + encodeURIComponent(t) + (p >= 0 ? '&partition=' + p : ''));
+      es.addEventListener('open', () => { tailNote = 'live tail (pushed by the server)'; if (lastBody) render({body: lastBody}); });
+      es.addEventListener('message', (e) => {
+        if (!document.body.contains(tail) || !tail.checked) { stopTail(''); return; }
+        const x = JSON.parse(e.data), text = q.value;
+        if (text && !((x.key || '').includes(text) || (x.value || '').includes(text))) return;
+        const keep = Math.min(500, Math.max(1, Number(limit.value) || 50));
+        const rows = [x, ...shown].slice(0, keep);
+        render({body: Object.assign({}, lastBody || {}, {messages: rows, order: 'newest', scanned: rows.length, next_offset: null})});
+      });
+      es.addEventListener('end', (e) => { stopTail('live tail ended (' + JSON.parse(e.data).reason + '): untick and tick to resume'); if (lastBody) render({body: lastBody}); });
+      es.onerror = () => {
+        if (es && es.readyState === EventSource.CLOSED) {
+          stopTail('live tail refused (too many open, or the topic is gone)');
+          if (lastBody) render({body: lastBody});
+        }
+      };
     };
-    tail.addEventListener('change', () => { if (tail.checked) tailLoop(); });
+    tail.addEventListener('change', () => { if (tail.checked) startTail(); else { stopTail(''); go(); } });
     this.topicSelect = topic;
     this.browser.append(h('h2', {}, 'Message browser'),
       h('div', {class: 'row'}, h('label', {}, 'topic', topic), h('label', {}, 'partition (-1 all)', part),

@@ -49,7 +49,9 @@ pages.dags = {
       h('button', {class: 'secondary', id: 'run-clear-failed', onclick: () => this.clear(true)}, 'Clear failed'),
       h('button', {class: 'secondary', id: 'run-clear-all', onclick: () => this.clear(false)}, 'Clear all'),
       h('button', {class: 'secondary', id: 'run-mark-success', onclick: () => this.mark('success')}, 'Mark success'),
-      h('button', {class: 'secondary', id: 'run-mark-failed', onclick: () => this.mark('failed')}, 'Mark failed'));
+      h('button', {class: 'secondary', id: 'run-mark-failed', onclick: () => this.mark('failed')}, 'Mark failed'),
+      h('button', {class: 'secondary', id: 'runs-clear', onclick: () => this.clearPicked()}, 'Clear selected runs'));
+    this.picked = new Set(); // runs ticked in the grid's header, for clearing several at once
     this.bfFrom = h('input', {type: 'date', id: 'bf-from'});
     this.bfTo = h('input', {type: 'date', id: 'bf-to'});
     this.bf = h('div', {class: 'row hidden', id: 'backfill'}, h('label', {}, 'backfill from', this.bfFrom), h('label', {}, 'to', this.bfTo),
@@ -106,11 +108,21 @@ pages.dags = {
     if (!tasks.some((t) => t.task_id === this.task)) this.task = tasks.length ? tasks[0].task_id : null;
     const tiOf = (runId) => (this.tis.get(d.dag_id + '\u0000' + runId) || {list: []}).list;
     const view = runs.map((x) => [x.dag_run_id, x.state, tiOf(x.dag_run_id).map((t) => [t.task_id, t.state, t.try_number])]);
-    if (this.changed('grid', [view, this.run, this.task, tasks])) this.renderGrid(d, tasks, runs, tiOf);
+    for (const id of [...this.picked]) if (!runs.some((x) => x.dag_run_id === id)) this.picked.delete(id);
+    if (this.changed('grid', [view, this.run, this.task, tasks, [...this.picked], this.operator])) this.renderGrid(d, tasks, runs, tiOf);
     const run = runs.find((x) => x.dag_run_id === this.run);
     const tis = run ? tiOf(run.dag_run_id) : [];
+    // Every try of the selected run's tasks for the Gantt chart (fetched again while the run is not finished).
+    if (run) {
+      const k = 'tries\u0000' + d.dag_id + '\u0000' + run.dag_run_id, have = this.tis.get(k);
+      if (!have || !have.final || have.sig !== JSON.stringify(tis.map((t) => t.try_number))) {
+        const t = await api('/api/dags/' + enc(d.dag_id) + '/dagRuns/' + enc(run.dag_run_id) + '/taskInstances/~/tries');
+        if (t.ok) this.tis.set(k, {final: FINAL.has(run.state), sig: JSON.stringify(tis.map((x) => x.try_number)), list: t.body.task_instances || []});
+      }
+    }
+    const tries = run ? (this.tis.get('tries\u0000' + d.dag_id + '\u0000' + run.dag_run_id) || {list: []}).list : [];
     if (this.changed('graph', [this.run, run && run.state, tis.map((t) => [t.task_id, t.state]), this.task, tasks])) this.renderGraph(tasks, run, tis);
-    if (this.changed('gantt', [this.run, run && run.state, tis.map((t) => [t.task_id, t.state, t.try_number, t.start_date, t.end_date]), this.task])) this.renderGantt(tasks, run, tis);
+    if (this.changed('gantt', [this.run, run && run.state, tis.map((t) => [t.task_id, t.state, t.try_number, t.start_date, t.end_date]), tries, this.task])) this.renderGantt(tasks, run, tis, tries);
     fill($('#run-sel'), run ? h('span', {}, 'run ', h('b', {class: 'mono'}, run.dag_run_id), ' ', badge(run.state)) : 'no run selected');
     const ti = tis.find((t) => t.task_id === this.task);
     if (this.changed('ti', [this.run, this.task, ti, this.try])) this.renderTi(d, run, ti);
@@ -143,7 +155,10 @@ pages.dags = {
     if (!runs.length) { fill(this.grid, h('div', {class: 'notice', id: 'no-runs'}, 'No runs yet: press Trigger.')); return; }
     const pick = (run, task) => { this.run = run; if (task) this.task = task; this.try = null; this.tick(); };
     fill(this.grid, h('table', {class: 'dag-grid', id: 'dag-grid'},
-      h('tr', {class: 'dates'}, h('th', {}, 'logical date'), runs.map((x) => h('td', {class: 'date mono', 'data-run': x.dag_run_id}, shortDate(x.logical_date)))),
+      h('tr', {class: 'dates'}, h('th', {}, 'logical date'), runs.map((x) => h('td', {class: 'date mono', 'data-run': x.dag_run_id},
+        this.operator ? h('input', {type: 'checkbox', class: 'run-pick', 'data-run': x.dag_run_id, title: 'select ' + x.dag_run_id + ' to clear several runs at once',
+          checked: this.picked.has(x.dag_run_id), onclick: (e) => { e.stopPropagation(); if (e.target.checked) this.picked.add(x.dag_run_id); else this.picked.delete(x.dag_run_id); this.sayPicked(); }}) : null,
+        shortDate(x.logical_date)))),
       h('tr', {}, h('th', {}, 'run'), runs.map((x) => h('td', {class: 'cell run s-' + x.state + (x.dag_run_id === this.run ? ' sel' : ''),
         'data-run': x.dag_run_id, 'data-state': x.state, title: x.dag_run_id + '\n' + x.state + '\nlogical date ' + stamp(Date.parse(x.logical_date)) +
           '\nstarted ' + (x.start_date ? stamp(Date.parse(x.start_date)) : '—') + '\nended ' + (x.end_date ? stamp(Date.parse(x.end_date)) : '—') +
@@ -206,26 +221,36 @@ pages.dags = {
     });
     fill(this.graph, el);
   },
-  /* The selected run's tasks on a time axis: each bar from its latest try's start to its end (or now while it runs),
-   * labelled with the try and the duration. The scheduler keeps the latest try's times only: earlier tries of a
-   * task are counted on its bar, not drawn. */
-  renderGantt(tasks, run, tis) {
+  /* The selected run's tasks on a time axis, a row per task and a bar per try (…/taskInstances/~/tries): from the
+   * try's start to its end (or now while it runs), coloured by how that try ended, the try number on it; the last
+   * try's duration after the row. A task whose tries the scheduler did not keep (runs from before it kept them) is
+   * drawn from its task instance, its latest try only. */
+  renderGantt(tasks, run, tis, tries) {
     fill(this.ganttTitle, 'Gantt', run ? h('span', {class: 'muted mono small'}, run.dag_run_id) : null);
-    const started = tis.filter((t) => t.start_date);
-    if (!run || !started.length) { fill(this.gantt, h('div', {class: 'muted', id: 'gantt-empty'}, run ? 'No task of this run has started.' : 'No run selected.')); return; }
-    const now = Date.now(), t0 = Math.min(...started.map((t) => Date.parse(t.start_date)));
-    const t1 = Math.max(t0 + 1000, ...started.map((t) => (t.end_date ? Date.parse(t.end_date) : now)));
+    const barsOf = (t) => {
+      const kept = (tries || []).filter((z) => z.task_id === t.task_id && z.start_date);
+      if (kept.length) return kept.map((z) => ({n: z.try_number, st: z.state || 'none', a: z.start_date, b: z.end_date}));
+      const ti = tis.find((z) => z.task_id === t.task_id);
+      return ti && ti.start_date ? [{n: ti.try_number, st: stateOf(ti), a: ti.start_date, b: ti.end_date}] : [];
+    };
+    const bars = new Map(tasks.map((t) => [t.task_id, barsOf(t)])), all = [...bars.values()].flat();
+    if (!run || !all.length) { fill(this.gantt, h('div', {class: 'muted', id: 'gantt-empty'}, run ? 'No task of this run has started.' : 'No run selected.')); return; }
+    const now = Date.now(), t0 = Math.min(...all.map((z) => Date.parse(z.a)));
+    const t1 = Math.max(t0 + 1000, ...all.map((z) => (z.b ? Date.parse(z.b) : now)));
     const L = 190, W = 620, RH = 22, P = 6, x = (ms) => L + (ms - t0) / (t1 - t0) * W;
     const rows = tasks.map((t, i) => {
-      const ti = tis.find((z) => z.task_id === t.task_id), y = P + i * RH, st = stateOf(ti);
+      const ti = tis.find((z) => z.task_id === t.task_id), y = P + i * RH, st = stateOf(ti), bs = bars.get(t.task_id);
       const kids = [svg('text', {x: 0, y: y + 15, class: 'n-id'}, t.task_id.length > 24 ? t.task_id.slice(0, 23) + '…' : t.task_id)];
-      if (ti && ti.start_date) {
-        const a = Date.parse(ti.start_date), b = ti.end_date ? Date.parse(ti.end_date) : now;
-        kids.push(svg('rect', {class: 'g-bar s-' + st, x: x(a), y: y + 3, width: Math.max(2, x(b) - x(a)), height: RH - 6, rx: 3},
-          svg('title', {}, t.task_id + ' try ' + ti.try_number + ' · ' + st + '\n' + stamp(a) + ' → ' + (ti.end_date ? stamp(b) : 'running'))));
-        kids.push(svg('text', {x: Math.min(x(b) + 6, L + W + 4), y: y + 15, class: 'n-sub'}, 'try ' + ti.try_number + ' · ' + spanOf(ti.start_date, ti.end_date)));
+      for (const z of bs) {
+        const a = Date.parse(z.a), b = z.b ? Date.parse(z.b) : now, w = Math.max(2, x(b) - x(a));
+        kids.push(svg('rect', {class: 'g-bar s-' + z.st, 'data-try': z.n, 'data-state': z.st, x: x(a), y: y + 3, width: w, height: RH - 6, rx: 3},
+          svg('title', {}, t.task_id + ' try ' + z.n + ' · ' + z.st + '\n' + stamp(a) + ' → ' + (z.b ? stamp(b) : 'running') + ' (' + spanOf(z.a, z.b) + ')')));
+        if (w >= 14) kids.push(svg('text', {x: x(a) + 3, y: y + 15, class: 'g-try'}, String(z.n)));
       }
-      return svg('g', {class: 'g-row', 'data-task': t.task_id, 'data-state': st}, kids);
+      const last = bs[bs.length - 1];
+      if (last) kids.push(svg('text', {x: Math.min(x(last.b ? Date.parse(last.b) : now) + 6, L + W + 4), y: y + 15, class: 'n-sub'},
+        (bs.length > 1 ? bs.length + ' tries · ' : '') + 'try ' + last.n + ' · ' + spanOf(last.a, last.b)));
+      return svg('g', {class: 'g-row', 'data-task': t.task_id, 'data-state': st, 'data-tries': bs.length}, kids);
     });
     const height = P * 2 + tasks.length * RH + 16;
     const axis = [0, 0.5, 1].map((f) => svg('text', {x: L + f * W, y: height - 2, class: 'n-sub', 'text-anchor': f === 0 ? 'start' : f === 1 ? 'end' : 'middle'},
@@ -244,6 +269,27 @@ pages.dags = {
     const r = await send('POST', path, {dag_run_id: run, dry_run: false, only_failed: onlyFailed});
     this.say(r.ok ? 'cleared ' + r.body.total_entries + ' task instances of ' + run : errText(r), !r.ok);
     this.forget(run);
+    await this.tick();
+  },
+  sayPicked() {
+    const b = $('#runs-clear');
+    if (b) b.textContent = this.picked.size ? 'Clear selected runs (' + this.picked.size + ')' : 'Clear selected runs';
+  },
+  /* Clears every task of the runs ticked in the grid at once (clearTaskInstances with dag_run_ids): a dry run counts
+   * them, the confirmation says how many task instances of how many runs. */
+  async clearPicked() {
+    const runs = [...this.picked], dag = this.dag;
+    if (!runs.length) { this.say('tick runs in the grid\'s header to clear several at once', false); return; }
+    const path = '/api/dags/' + enc(dag) + '/clearTaskInstances';
+    const dry = await send('POST', path, {dag_run_ids: runs, dry_run: true, only_failed: false});
+    if (!dry.ok) { this.say(errText(dry), true); return; }
+    const n = dry.body.total_entries, m = dry.body.dag_runs;
+    if (!confirm('Clear ' + n + ' task instance' + (n === 1 ? '' : 's') + ' of ' + m + ' run' + (m === 1 ? '' : 's') + ' (' + runs.join(', ') + ')? They run again.')) return;
+    const r = await send('POST', path, {dag_run_ids: runs, dry_run: false, only_failed: false});
+    this.say(r.ok ? 'cleared ' + r.body.total_entries + ' task instances of ' + r.body.dag_runs + ' runs' : errText(r), !r.ok);
+    for (const id of runs) this.forget(id);
+    this.picked.clear();
+    this.sayPicked();
     await this.tick();
   },
   async mark(state) {
@@ -269,7 +315,7 @@ pages.dags = {
   },
   say(text, bad) { this.msg.textContent = text; this.msg.className = bad ? 'err' : 'muted'; },
   // A run changed by an action: its task instances are fetched again even if it had finished.
-  forget(run) { this.tis.delete(this.dag + '\u0000' + run); this.sigs.grid = this.sigs.gantt = this.sigs.ti = ''; },
+  forget(run) { this.tis.delete(this.dag + '\u0000' + run); this.tis.delete('tries\u0000' + this.dag + '\u0000' + run); this.sigs.grid = this.sigs.gantt = this.sigs.ti = ''; },
   renderTi(d, run, ti) {
     if (!run || !ti) { fill(this.ti, h('div', {class: 'muted'}, run ? 'Pick a task in the grid or the graph.' : 'No run selected.')); this.log.textContent = ''; return; }
     const tries = ti.try_number || 0;

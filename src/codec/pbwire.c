@@ -709,3 +709,333 @@ int sl_pbwire_cache_decode(struct sl_pbwire_cache *c, const void *p, size_t n, s
 		sl_err_prefix(err, "schema id %" PRId32 ": ", id);
 	return rc;
 }
+
+/* ---- any message as JSON (the console's message browser) ---- */
+
+#define JSON_MAX_DEPTH 32
+
+static void b64(struct sl_buf *out, const unsigned char *p, size_t n)
+{
+	static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	sl_buf_putc(out, '"');
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
+		char q[4] = {t[v >> 18 & 63], t[v >> 12 & 63], i + 1 < n ? t[v >> 6 & 63] : '=', i + 2 < n ? t[v & 63] : '='};
+		sl_buf_append(out, q, 4);
+	}
+	sl_buf_putc(out, '"');
+}
+
+static void json_double(struct sl_buf *out, double d)
+{
+	if (d != d)
+		sl_buf_puts(out, "\"NaN\"");
+	else if (d > 1.7976931348623157e308)
+		sl_buf_puts(out, "\"Infinity\"");
+	else if (d < -1.7976931348623157e308)
+		sl_buf_puts(out, "\"-Infinity\"");
+	else
+		sl_buf_printf(out, "%.17g", d);
+}
+
+static int msg_json(const struct sl_pb_msg *m, const unsigned char *p, size_t n, int depth, struct sl_buf *out,
+		    struct sl_err *err);
+
+/* One scalar of field f (raw: the varint or fixed bits) as proto3's JSON mapping writes it: 64-bit integers as
+ * strings, enums by name (the number when the schema has no such value), bool, float and double as JSON. */
+static void scalar_json(const struct sl_pb_field *f, uint64_t raw, struct sl_buf *out)
+{
+	switch (f->type) {
+	case PB_DOUBLE: {
+		double d;
+		memcpy(&d, &raw, 8);
+		json_double(out, d);
+		return;
+	}
+	case PB_FLOAT: {
+		float x;
+		uint32_t r32 = (uint32_t)raw;
+		memcpy(&x, &r32, 4);
+		json_double(out, (double)x);
+		return;
+	}
+	case PB_BOOL: sl_buf_puts(out, raw ? "true" : "false"); return;
+	case PB_INT64: case PB_SFIXED64: sl_buf_printf(out, "\"%" PRId64 "\"", (int64_t)raw); return;
+	case PB_UINT64: case PB_FIXED64: sl_buf_printf(out, "\"%" PRIu64 "\"", raw); return;
+	case PB_SINT64: sl_buf_printf(out, "\"%" PRId64 "\"", unzigzag(raw)); return;
+	case PB_SINT32: sl_buf_printf(out, "%" PRId32, (int32_t)unzigzag(raw & 0xffffffffu)); return;
+	case PB_UINT32: case PB_FIXED32: sl_buf_printf(out, "%" PRIu32, (uint32_t)raw); return;
+	case PB_ENUM: {
+		int32_t v = (int32_t)(uint32_t)raw;
+		for (size_t i = 0; f->en && i < f->en->nvals; i++)
+			if (f->en->vnums[i] == v) {
+				sl_buf_json_str(out, f->en->vnames[i], strlen(f->en->vnames[i]));
+				return;
+			}
+		sl_buf_printf(out, "%" PRId32, v);
+		return;
+	}
+	default: sl_buf_printf(out, "%" PRId32, (int32_t)(uint32_t)raw); return;
+	}
+}
+
+/* Reads one scalar of wire type wt into *raw. */
+static int read_raw(struct rd *r, int wt, uint64_t *raw)
+{
+	if (wt == 0)
+		return get_varint(r, raw);
+	size_t w = wt == 1 ? 8 : 4;
+	if ((size_t)(r->end - r->p) < w)
+		return sl_err_set(r->err, SL_EINVAL, "truncated fixed%zu", w * 8);
+	uint64_t x = 0;
+	for (size_t i = 0; i < w; i++)
+		x |= (uint64_t)r->p[i] << (8 * i);
+	r->p += w;
+	*raw = x;
+	return 0;
+}
+
+/* A map entry's key as a JSON object key (proto3: always a string). */
+static int map_key_json(const struct sl_pb_field *kf, const unsigned char *p, size_t n, struct sl_buf *out,
+			struct sl_err *err)
+{
+	if (kf->type == PB_STRING) {
+		sl_buf_json_str(out, (const char *)p, n);
+		return 0;
+	}
+	struct sl_buf tmp;
+	sl_buf_init(&tmp);
+	struct rd r = {.p = p, .end = p + n, .err = err};
+	uint64_t raw = 0;
+	int rc = read_raw(&r, wire_type_of(kf->type), &raw);
+	if (!rc) {
+		scalar_json(kf, raw, &tmp);
+		const char *s = sl_buf_cstr(&tmp);
+		size_t l = strlen(s);
+		if (l >= 2 && s[0] == '"')
+			sl_buf_append(out, s, l);
+		else
+			sl_buf_json_str(out, s, l);
+	}
+	sl_buf_free(&tmp);
+	return rc;
+}
+
+/* One value of field f, of wire type wt, from r into out. */
+static int value_json(const struct sl_pb_field *f, int wt, struct rd *r, int depth, struct sl_buf *out)
+{
+	if (wt == 2) {
+		uint64_t len;
+		if (get_varint(r, &len))
+			return SL_EINVAL;
+		if (len > (uint64_t)(r->end - r->p))
+			return sl_err_set(r->err, SL_EINVAL, "field '%s': length %" PRIu64 " past the end of the message",
+					  f->name, len);
+		const unsigned char *v = r->p;
+		r->p += len;
+		if (f->type == PB_STRING) {
+			sl_buf_json_str(out, (const char *)v, (size_t)len);
+			return 0;
+		}
+		if (f->type == PB_BYTES) {
+			b64(out, v, (size_t)len);
+			return 0;
+		}
+		if (f->type == PB_MESSAGE && f->msg) {
+			if (is_timestamp(f)) {
+				int64_t ms;
+				if (timestamp_ms(v, (size_t)len, f->name, &ms, r->err))
+					return SL_EINVAL;
+				time_t sec = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+				struct tm tm;
+				gmtime_r(&sec, &tm);
+				sl_buf_printf(out, "\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\"", tm.tm_year + 1900, tm.tm_mon + 1,
+					      tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms - (int64_t)sec * 1000));
+				return 0;
+			}
+			return msg_json(f->msg, v, (size_t)len, depth + 1, out, r->err);
+		}
+		return sl_err_set(r->err, SL_EINVAL, "field '%s': a length-delimited value for a scalar field", f->name);
+	}
+	if (wt != wire_type_of(f->type) || f->type == PB_STRING || f->type == PB_BYTES || f->type == PB_MESSAGE)
+		return sl_err_set(r->err, SL_EINVAL, "field '%s': wire type %d does not fit its type", f->name, wt);
+	uint64_t raw;
+	if (read_raw(r, wt, &raw))
+		return SL_EINVAL;
+	scalar_json(f, raw, out);
+	return 0;
+}
+
+/* Every occurrence of field f in the message, as JSON: the last one for a singular field, an array for a repeated
+ * one (packed runs unpacked), an object for a map. *seen: whether the field occurs at all. */
+static int field_json(const struct sl_pb_field *f, const unsigned char *p, size_t n, int depth, struct sl_buf *out,
+		      bool *seen, struct sl_err *err)
+{
+	bool repeated = f->label == SL_PB_LABEL_REPEATED;
+	bool map = repeated && f->msg && f->msg->map_entry && f->msg->nfields == 2;
+	struct rd r = {.p = p, .end = p + n, .err = err};
+	const unsigned char *last = NULL;
+	int lastwt = 0;
+	size_t count = 0;
+	*seen = false;
+	while (r.p < r.end) {
+		uint64_t key;
+		if (get_varint(&r, &key))
+			return SL_EINVAL;
+		int wt = (int)(key & 7);
+		const unsigned char *at = r.p;
+		if ((key >> 3) != (uint64_t)f->number) {
+			if (skip(&r, wt))
+				return SL_EINVAL;
+			continue;
+		}
+		if (!repeated) {
+			last = at;
+			lastwt = wt;
+			if (skip(&r, wt))
+				return SL_EINVAL;
+			*seen = true;
+			continue;
+		}
+		if (!*seen)
+			sl_buf_putc(out, map ? '{' : '[');
+		*seen = true;
+		if (map) {
+			uint64_t len;
+			if (wt != 2 || get_varint(&r, &len) || len > (uint64_t)(r.end - r.p))
+				return sl_err_set(err, SL_EINVAL, "field '%s': a map entry that is not a message", f->name);
+			const unsigned char *e = r.p;
+			r.p += len;
+			const struct sl_pb_field *kf = &f->msg->fields[0], *vf = &f->msg->fields[1];
+			if (kf->number != 1)
+				kf = &f->msg->fields[1], vf = &f->msg->fields[0];
+			/* the entry's key and value, each the last occurrence; absent is the type's default */
+			struct rd er = {.p = e, .end = e + len, .err = err};
+			const unsigned char *kp = NULL, *vp = NULL;
+			size_t kn = 0;
+			int vwt = 0;
+			while (er.p < er.end) {
+				uint64_t k2;
+				if (get_varint(&er, &k2))
+					return SL_EINVAL;
+				int w2 = (int)(k2 & 7);
+				const unsigned char *a2 = er.p;
+				if (skip(&er, w2))
+					return SL_EINVAL;
+				if ((k2 >> 3) == (uint64_t)kf->number) {
+					kp = a2;
+					kn = (size_t)(er.p - a2);
+					if (w2 == 2) { /* past the length prefix */
+						struct rd lr = {.p = a2, .end = er.p, .err = err};
+						uint64_t l2;
+						get_varint(&lr, &l2);
+						kp = lr.p;
+						kn = (size_t)l2;
+					}
+				} else if ((k2 >> 3) == (uint64_t)vf->number) {
+					vp = a2;
+					vwt = w2;
+				}
+			}
+			if (count++)
+				sl_buf_putc(out, ',');
+			if (kp) {
+				if (map_key_json(kf, kp, kn, out, err))
+					return SL_EINVAL;
+			} else
+				sl_buf_puts(out, kf->type == PB_STRING ? "\"\"" : kf->type == PB_BOOL ? "\"false\"" : "\"0\"");
+			sl_buf_putc(out, ':');
+			if (vp) {
+				struct rd vr = {.p = vp, .end = er.end, .err = err};
+				if (value_json(vf, vwt, &vr, depth, out))
+					return SL_EINVAL;
+			} else
+				sl_buf_puts(out, vf->type == PB_STRING || vf->type == PB_BYTES ? "\"\""
+						 : vf->type == PB_MESSAGE ? "{}" : vf->type == PB_BOOL ? "false" : "0");
+			continue;
+		}
+		if (wt == 2 && wire_type_of(f->type) != 2) { /* a packed run of scalars */
+			uint64_t len;
+			if (get_varint(&r, &len) || len > (uint64_t)(r.end - r.p))
+				return sl_err_set(err, SL_EINVAL, "field '%s': packed length past the end", f->name);
+			struct rd pr = {.p = r.p, .end = r.p + len, .err = err};
+			r.p += len;
+			while (pr.p < pr.end) {
+				uint64_t raw;
+				if (read_raw(&pr, wire_type_of(f->type), &raw))
+					return SL_EINVAL;
+				if (count++)
+					sl_buf_putc(out, ',');
+				scalar_json(f, raw, out);
+			}
+			continue;
+		}
+		if (count++)
+			sl_buf_putc(out, ',');
+		if (value_json(f, wt, &r, depth, out))
+			return SL_EINVAL;
+	}
+	if (repeated && *seen)
+		sl_buf_putc(out, map ? '}' : ']');
+	if (!repeated && last) {
+		struct rd lr = {.p = last, .end = p + n, .err = err};
+		return value_json(f, lastwt, &lr, depth, out);
+	}
+	return 0;
+}
+
+static int msg_json(const struct sl_pb_msg *m, const unsigned char *p, size_t n, int depth, struct sl_buf *out,
+		    struct sl_err *err)
+{
+	if (depth > JSON_MAX_DEPTH)
+		return sl_err_set(err, SL_EINVAL, "messages nested deeper than %d", JSON_MAX_DEPTH);
+	/* The whole message must be well formed before anything is written (skip checks every length). */
+	struct rd r = {.p = p, .end = p + n, .err = err};
+	while (r.p < r.end) {
+		uint64_t key;
+		if (get_varint(&r, &key))
+			return SL_EINVAL;
+		if ((key >> 3) == 0)
+			return sl_err_set(err, SL_EINVAL, "field number 0");
+		if (skip(&r, (int)(key & 7)))
+			return SL_EINVAL;
+	}
+	sl_buf_putc(out, '{');
+	size_t k = 0;
+	for (size_t i = 0; i < m->nfields; i++) {
+		size_t mark = out->len;
+		if (k)
+			sl_buf_putc(out, ',');
+		sl_buf_json_str(out, m->fields[i].name, strlen(m->fields[i].name));
+		sl_buf_putc(out, ':');
+		bool seen;
+		if (field_json(&m->fields[i], p, n, depth, out, &seen, err))
+			return SL_EINVAL;
+		if (seen)
+			k++;
+		else
+			out->len = mark; /* absent: left out, as proto3's JSON leaves out default values */
+	}
+	sl_buf_putc(out, '}');
+	return sl_buf_ok(out) ? 0 : sl_err_set(err, SL_ENOMEM, "out of memory");
+}
+
+int sl_pbwire_json(const struct sl_pb_schema *s, const void *p, size_t n, struct sl_buf *out, struct sl_err *err)
+{
+	int32_t id;
+	int idx[SL_PBWIRE_MAX_INDEXES];
+	size_t nidx = 0, hl = 0;
+	int rc = sl_pbwire_header(p, n, &id, idx, &nidx, &hl, err);
+	if (rc)
+		return rc;
+	const struct sl_pb_msg *m = sl_protobuf_by_index(s, idx, nidx);
+	if (!m)
+		return sl_err_set(err, SL_EINVAL, "schema id %" PRId32 ": the message indexes name no message of its schema",
+				  id);
+	size_t mark = out->len;
+	if ((rc = msg_json(m, (const unsigned char *)p + hl, n - hl, 0, out, err))) {
+		out->len = mark;
+		sl_err_prefix(err, "schema id %" PRId32 ", message %s: ", id, m->full);
+	}
+	return rc;
+}

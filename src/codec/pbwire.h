@@ -79,4 +79,12 @@ void sl_pbwire_cache_free(struct sl_pbwire_cache *c);
 int sl_pbwire_cache_decode(struct sl_pbwire_cache *c, const void *p, size_t n, struct sl_record *rec,
 			   struct sl_arena *a, struct sl_err *err);
 
+/* A framed Protobuf value (header included) as JSON, with the writer schema s parsed from its id (codec/protobuf.h):
+ * proto3's JSON mapping with the fields' declared names — 64-bit integers as strings, enums by name, bytes in
+ * base64, google.protobuf.Timestamp as RFC 3339, maps as objects, absent fields left out; unknown fields skipped.
+ * SL_EINVAL (naming the id, the message and the field) when the bytes are not a message of that type; out is left as
+ * it was then. For showing records (the console), not for the hot path. */
+struct sl_pb_schema;
+int sl_pbwire_json(const struct sl_pb_schema *s, const void *p, size_t n, struct sl_buf *out, struct sl_err *err);
+
 #endif

@@ -548,6 +548,8 @@ void sl_con_metrics_text(struct sl_console *c, struct sl_buf *out)
 	family(out, "sluice_console_unauthorized_total", "counter", "HTTP requests refused for lack of credentials");
 	sl_buf_printf(out, "sluice_console_unauthorized_total %" PRIu64 "\n", c->unauthorized);
 	pthread_mutex_unlock(&c->lock);
+	family(out, "sluice_console_live_tails", "gauge", "live tails of the message browser open now");
+	sl_buf_printf(out, "sluice_console_live_tails %" PRId64 "\n", sl_con_tails_open(c));
 }
 
 /* ---- health and readiness ---- */
@@ -856,6 +858,10 @@ void sl_con_dispatch(struct sl_console *c, const struct sl_con_req *rq, struct s
 		return;
 	}
 	if (!strncmp(path, "/api/", 5) || !strcmp(path, "/health") || !strcmp(path, "/ready")) {
+		if (!strcmp(path, "/api/kafka/tail")) {
+			sl_con_api_tail(c, query, rs);
+			return;
+		}
 		if (!strcmp(path, "/api/kafka/messages")) {
 			api_messages(c, query, rs);
 			return;

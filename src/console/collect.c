@@ -419,13 +419,54 @@ void sl_con_collect_close(struct sl_console *c)
 
 /* ---- the message browser and the data page ---- */
 
+static bool utf8_ok(const unsigned char *s, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		unsigned char c = s[i];
+		size_t k;
+		if (c < 0x80)
+			k = 0;
+		else if (c >= 0xc2 && c <= 0xdf)
+			k = 1;
+		else if ((c & 0xf0) == 0xe0)
+			k = 2;
+		else if (c >= 0xf0 && c <= 0xf4)
+			k = 3;
+		else
+			return false;
+		if (k > n - i - 1)
+			return false; /* cut short (a value truncated to 4096 bytes is escaped, not cut mid-character) */
+		for (size_t j = 1; j <= k; j++)
+			if ((s[i + j] & 0xc0) != 0x80)
+				return false;
+		i += k + 1;
+	}
+	return true;
+}
+
+/* Bytes as a JSON string: as they are when they are UTF-8 (text, decoded values), else each byte past ASCII as
+ * \u00XX, so binary (an undecodable framed value, raw Protobuf) still makes valid JSON and every byte shows. */
 static void json_bytes(struct sl_buf *out, const void *p, size_t n)
 {
 	if (!p) {
 		sl_buf_puts(out, "null");
 		return;
 	}
-	sl_buf_json_str(out, p, n > 4096 ? 4096 : n);
+	if (n > 4096)
+		n = 4096;
+	if (utf8_ok(p, n)) {
+		sl_buf_json_str(out, p, n);
+		return;
+	}
+	const unsigned char *b = p;
+	sl_buf_putc(out, '"');
+	for (size_t i = 0; i < n; i++) {
+		if (b[i] >= 0x80 || b[i] < 0x20 || b[i] == '"' || b[i] == '\\')
+			sl_buf_printf(out, "\\u%04x", b[i]);
+		else
+			sl_buf_putc(out, (char)b[i]);
+	}
+	sl_buf_putc(out, '"');
 }
 
 static bool contains(const void *hay, size_t n, const char *needle)
@@ -433,12 +474,13 @@ static bool contains(const void *hay, size_t n, const char *needle)
 	return !needle || !*needle || (hay && memmem(hay, n, needle, strlen(needle)));
 }
 
-/* A key or value as the browser shows it: Confluent-framed Avro (magic 0, a schema id) decoded to JSON through the
- * registry, anything else as it is. */
+/* A key or value as the browser shows it: Confluent-framed (magic 0, a schema id) Avro, Protobuf or JSON Schema
+ * decoded to JSON through the registry (decode.c), anything else as it is. */
 struct shown {
 	const void *p;
 	size_t n;
-	int32_t schema_id;      /* -1: not Avro */
+	int32_t schema_id;      /* -1: not decoded */
+	const char *format;     /* "avro", "protobuf", "json" when decoded */
 	char error[256];        /* why a framed value could not be decoded */
 	struct sl_buf json;
 };
@@ -450,11 +492,12 @@ static void show(struct sl_console *c, const void *p, size_t n, struct shown *s)
 	s->schema_id = -1;
 	s->error[0] = 0;
 	sl_buf_reset(&s->json);
+	s->format = NULL;
 	if (!p || n < SL_AVRO_HEADER || ((const unsigned char *)p)[0] != SL_AVRO_MAGIC)
 		return;
 	struct sl_err err = {0};
 	int32_t id = -1;
-	if (sl_con_avro_json(c, p, n, &id, &s->json, &err) == 0) {
+	if (sl_con_framed_json(c, p, n, &id, &s->format, &s->json, &err) == 0) {
 		s->p = s->json.data;
 		s->n = s->json.len;
 		s->schema_id = id;
@@ -538,7 +581,8 @@ static bool emit(struct sl_console *c, struct sl_buf *out, int64_t n, const stru
 		sl_buf_printf(out, ",\"%s\":", names[i]);
 		json_bytes(out, sh[i].p, sh[i].n);
 		if (sh[i].schema_id >= 0)
-			sl_buf_printf(out, ",\"%s_schema_id\":%" PRId32, names[i], sh[i].schema_id);
+			sl_buf_printf(out, ",\"%s_schema_id\":%" PRId32 ",\"%s_format\":\"%s\"", names[i], sh[i].schema_id,
+				      names[i], sh[i].format ? sh[i].format : "avro");
 		if (sh[i].error[0]) {
 			sl_buf_printf(out, ",\"%s_error\":", names[i]);
 			sl_buf_json_str(out, sh[i].error, strlen(sh[i].error));
@@ -556,6 +600,17 @@ static bool emit(struct sl_console *c, struct sl_buf *out, int64_t n, const stru
 	dlq_json(out, m);
 	sl_buf_puts(out, "}");
 	return true;
+}
+
+void sl_con_msg_json(struct sl_console *c, const struct sl_msg *m, struct sl_buf *out)
+{
+	struct sl_con_browse_opts o = {0};
+	struct shown sh[2];
+	sl_buf_init(&sh[0].json);
+	sl_buf_init(&sh[1].json);
+	emit(c, out, 0, m, &o, sh);
+	sl_buf_free(&sh[0].json);
+	sl_buf_free(&sh[1].json);
 }
 
 /* The reasons seen among the scanned dead letters, counted (for the DLQ page's reason filter). */

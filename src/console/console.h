@@ -55,6 +55,9 @@ struct sl_console_conf {
 	const struct sl_cfg_node *rules; /* sequence of rules; NULL: the defaults */
 	struct sl_con_remote_conf registry;  /* a registry elsewhere: Schemas page, Avro in the message browser */
 	struct sl_con_remote_conf scheduler; /* a scheduler's API elsewhere: DAGs page */
+	int64_t max_tails;       /* live tails (server-sent events) open at once; more get 503 */
+	int64_t tail_max_ms;     /* a live tail ends after this */
+	int64_t tail_heartbeat_ms; /* a comment line this often while no message comes */
 };
 extern const struct sl_opt sl_console_opts[];
 

@@ -159,6 +159,7 @@ struct sl_console {
 	pthread_mutex_t avro_lock;           /* guards the two below */
 	void *avro_cache;                    /* struct sl_avro_cache *: writer schemas by id, for JSON */
 	void *pipes_registry;                /* struct sl_registry_client *: the pipelines' own, opened on demand */
+	void *framed;                        /* decode.c: schema types and Protobuf schemas by id */
 
 	pthread_mutex_t lock;                /* guards everything below */
 	struct sl_con_pipe *pipes;
@@ -182,6 +183,11 @@ struct sl_console {
 	pthread_mutex_t cql_lock;            /* guards sinks (each reader is used by one thread at a time) */
 	void *sinks;                         /* struct sl_sink *[npipes]: readers of the pipelines' tables (sink/) */
 	void *httpd;                         /* struct sl_http_server * */
+
+	/* live tails (tail.c): their threads, joined when they end and at stop */
+	pthread_mutex_t tail_lock;
+	struct sl_con_tail *tails;
+	int64_t ntails;
 
 	/* the audit log (audit.c): data_dir/console.db, opened on first use */
 	void *audit;                         /* sqlite3 * */
@@ -224,6 +230,20 @@ int sl_con_rows(struct sl_console *c, struct sl_pipeline *p, size_t output, cons
 #define SL_CON_TOKEN_MAX 2048
 int sl_con_page_token_decode(const char *hex, unsigned char *out, size_t outsz);
 
+struct sl_msg;
+struct sl_con_resp;
+/* One message as the browser's rows show it (JSON object: coordinates, key and value decoded, headers, a dead
+ * letter's story) appended to out (collect.c). */
+void sl_con_msg_json(struct sl_console *c, const struct sl_msg *m, struct sl_buf *out);
+
+/* tail.c: GET /api/kafka/tail?topic=T[&partition=P]: server-sent events of the topic's new messages, bounded in
+ * number (max_tails, 503 beyond) and time (tail_max_time), ended when the client goes away. */
+struct sl_con_tail;
+void sl_con_api_tail(struct sl_console *c, const char *query, struct sl_con_resp *rs);
+/* Ends every tail and joins its thread (sl_console_stop). */
+void sl_con_tails_stop(struct sl_console *c);
+int64_t sl_con_tails_open(struct sl_console *c);
+
 /* remote.c */
 int sl_con_remotes_init(struct sl_console *c, struct sl_err *err);
 void sl_con_remotes_free(struct sl_console *c);
@@ -235,6 +255,15 @@ int sl_con_remote_call(const struct sl_con_remote *r, const char *method, const 
 int sl_con_avro_json(struct sl_console *c, const void *p, size_t n, int32_t *schema_id, struct sl_buf *out,
 		     struct sl_err *err);
 void sl_con_avro_close(struct sl_console *c);
+/* A schema's text and type (AVRO, PROTOBUF, JSON) by id, from where the browser's schemas come from (remote.c); the
+ * caller holds avro_lock. */
+int sl_con_schema_text(struct sl_console *c, int id, char **schema, char **type, struct sl_err *err);
+/* decode.c: a Confluent-framed value (magic 0, schema id) as JSON text appended to out, whatever its schema type:
+ * Avro decoded, Protobuf decoded with its writer schema, JSON Schema's payload checked to be JSON. *format gets
+ * "avro", "protobuf" or "json". An error says why (unknown id, bytes that do not decode); out is then unchanged. */
+int sl_con_framed_json(struct sl_console *c, const void *p, size_t n, int32_t *schema_id, const char **format,
+		       struct sl_buf *out, struct sl_err *err);
+void sl_con_framed_close(struct sl_console *c);
 /* The routes for console.registry.url and console.scheduler.url (plug.c). */
 int sl_con_plug_remotes(struct sl_console *c);
 
@@ -288,6 +317,8 @@ struct sl_con_resp {
 	bool www_authenticate;
 	bool head;
 	char set_cookie[1200];               /* a Set-Cookie header (the login page's), or "" */
+	void (*stream)(void *arg, int fd);   /* a streamed answer (see struct sl_http_resp) */
+	void *stream_arg;
 };
 /* Answers one request (no I/O but the console's own state). Never fails: errors become 4xx/5xx responses. */
 void sl_con_dispatch(struct sl_console *c, const struct sl_con_req *rq, struct sl_con_resp *rs);

@@ -234,6 +234,11 @@ static int fetch_schema(void *ctx, int id, char **schema, char **type, struct sl
 	return sl_registry_client_fetch(c->pipes_registry, id, schema, type, err);
 }
 
+int sl_con_schema_text(struct sl_console *c, int id, char **schema, char **type, struct sl_err *err)
+{
+	return fetch_schema(c, id, schema, type, err);
+}
+
 int sl_con_avro_json(struct sl_console *c, const void *p, size_t n, int32_t *schema_id, struct sl_buf *out,
 		     struct sl_err *err)
 {
@@ -250,6 +255,7 @@ int sl_con_avro_json(struct sl_console *c, const void *p, size_t n, int32_t *sch
 void sl_con_avro_close(struct sl_console *c)
 {
 	sl_avro_cache_free(c->avro_cache);
+	sl_con_framed_close(c);
 	sl_registry_client_close(c->pipes_registry);
 	c->avro_cache = c->pipes_registry = NULL;
 }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "console/internal.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "http/http.h"
 
@@ -52,6 +53,15 @@ const struct sl_opt sl_console_opts[] = {
 	{"scheduler", SL_OPT_SECTION, NULL, offsetof(struct sl_console_conf, scheduler),
 	 "a scheduler's Airflow-shaped API in another process (sluice scheduler --api) for the DAGs page",
 	 .sub = sl_con_scheduler_opts},
+	{"max_tails", SL_OPT_INT, "4", offsetof(struct sl_console_conf, max_tails),
+	 "live tails of the message browser (GET /api/kafka/tail, server-sent events) open at once; one more gets 503",
+	 .min = 0, .max = 64},
+	{"tail_max_time", SL_OPT_DURATION, "10m", offsetof(struct sl_console_conf, tail_max_ms),
+	 "a live tail ends after this (the page offers to resume); it also ends when the client goes away",
+	 .min = 1000, .max = 86400000},
+	{"tail_heartbeat", SL_OPT_DURATION, "5s", offsetof(struct sl_console_conf, tail_heartbeat_ms),
+	 "a live tail sends a comment line this often while no message comes (proxies keep the stream open, and a "
+	 "client that left is noticed)", .min = 100, .max = 60000},
 	{"rules", SL_OPT_NODE, NULL, offsetof(struct sl_console_conf, rules),
 	 "alert rules: a list of {name, metric: lag|error_rate|dlq_growth|group_status, pipeline, above, for, "
 	 "window, severity}; default: lag above 10000 for 2m, group stalled or stopped for 1m, error rate above 5% "
@@ -68,6 +78,7 @@ int sl_con_init(struct sl_console *c, struct sl_conf *conf, const struct sl_cons
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->cql_lock, NULL);
 	pthread_mutex_init(&c->avro_lock, NULL);
+	pthread_mutex_init(&c->tail_lock, NULL);
 	int rc = conf->console ? sl_opt_bind(sl_console_opts, conf->console, "console", &c->cc, err)
 			       : sl_opt_defaults(sl_console_opts, &c->cc, err);
 	if (rc)
@@ -123,6 +134,7 @@ void sl_con_destroy(struct sl_console *c)
 	pthread_mutex_destroy(&c->lock);
 	pthread_mutex_destroy(&c->cql_lock);
 	pthread_mutex_destroy(&c->avro_lock);
+	pthread_mutex_destroy(&c->tail_lock);
 }
 
 /* ---- the collector thread ---- */
@@ -142,7 +154,7 @@ static void *collector(void *arg)
 
 /* ---- HTTP (src/http) ---- */
 
-static void refused(void *ctx, int status)
+static void refused(void *ctx, int status, const struct sl_http_head *h, const char *path, const char *message)
 {
 	struct sl_console *c = ctx;
 	pthread_mutex_lock(&c->lock);
@@ -150,6 +162,20 @@ static void refused(void *ctx, int status)
 	if (status == 401)
 		c->unauthorized++;
 	pthread_mutex_unlock(&c->lock);
+	/* A write the layer refused with 403 (a viewer's, or one from another origin) never reaches the console's
+	 * handler, yet it is an attempted action: the Audit page shows who tried what. Refusals without credentials
+	 * (401) are only counted: anyone can send those, and nothing names who. One SQLite insert on the I/O thread;
+	 * such refusals need credentials or a browser, so they are rare. */
+	if (status != 403 || !h->method || !sl_http_is_write(h->method))
+		return;
+	char fromcookie[1024];
+	const char *authz = sl_http_head_get(h, "Authorization");
+	if (!authz && sl_http_cookie_auth(sl_http_head_get(h, "Cookie"), SL_CON_AUTH_COOKIE, fromcookie,
+					  sizeof fromcookie))
+		authz = fromcookie;
+	char detail[300];
+	snprintf(detail, sizeof detail, "refused: %s", message ? message : "forbidden");
+	sl_con_audit(c, authz, h->method, path, detail, status);
 }
 
 static void handle(void *ctx, const struct sl_http_req *hr, struct sl_http_resp *out)
@@ -175,6 +201,7 @@ static void handle(void *ctx, const struct sl_http_req *hr, struct sl_http_resp 
 	};
 	struct sl_con_resp rs = {0};
 	sl_buf_init(&rs.body);
+	double t0 = sl_mono_s();
 	sl_con_dispatch(c, &rq, &rs);
 	out->status = rs.status;
 	out->ctype = rs.status == 304 ? NULL : rs.ctype;
@@ -194,12 +221,20 @@ static void handle(void *ctx, const struct sl_http_req *hr, struct sl_http_resp 
 	}
 	sl_buf_free(&rs.body);
 	sl_http_resp_header(out, "Vary", "Accept-Encoding");
+	/* The console's own time for the answer (gzip included), so a browser's Resource Timing tells the server's part
+	 * of a page load from the network's and its own (docs/console.md, page loads). */
+	sl_http_resp_header(out, "Server-Timing", "console;dur=%.3f", (sl_mono_s() - t0) * 1000.0);
 	if (rs.cache_control)
 		sl_http_resp_header(out, "Cache-Control", "%s", rs.cache_control);
 	if (rs.etag[0])
 		sl_http_resp_header(out, "ETag", "%s", rs.etag);
 	if (rs.set_cookie[0])
 		sl_http_resp_header(out, "Set-Cookie", "%s", rs.set_cookie);
+	if (rs.stream) {
+		out->stream = rs.stream;
+		out->stream_arg = rs.stream_arg;
+		sl_buf_reset(&out->body);
+	}
 	if (rs.www_authenticate)
 		sl_http_resp_header(out, "WWW-Authenticate", "%s",
 				    c->sec.user && c->sec.password ? "Basic realm=\"sluice\", charset=\"UTF-8\""
@@ -281,6 +316,7 @@ void sl_console_stop(struct sl_console *c)
 	c->stop = 1;
 	if (c->thread_started)
 		pthread_join(c->thread, NULL);
+	sl_con_tails_stop(c); /* they read the collector's log, which sl_con_destroy closes */
 	sl_con_destroy(c);
 	free(c);
 }

@@ -166,6 +166,14 @@ struct sl_http_resp {
 		char value[256];
 	} hdr[SL_HTTP_RESP_MAX_HEADERS];
 	size_t nhdr;
+	/* A streamed answer (server-sent events): when a handler sets stream, the layer sends the status line and the
+	 * headers with no Content-Length and "Connection: close" (the body ends when the connection does), then calls
+	 * stream(stream_arg, fd) with a socket of its own (non-blocking) that the callee owns from then: it writes the
+	 * body, notices the client leaving, and closes fd. It is called exactly once, with fd -1 when the head could not
+	 * be sent or the request was a HEAD, so the handler's resources are always released. It must return soon (start
+	 * a thread): it runs on a worker. body is ignored. */
+	void (*stream)(void *arg, int fd);
+	void *stream_arg;
 };
 /* Adds a response header (name must be a string literal or outlive the response). */
 void sl_http_resp_header(struct sl_http_resp *rs, const char *name, const char *fmt, ...)
@@ -197,8 +205,9 @@ struct sl_http_server_opts {
 	const char *login_path;
 	sl_http_handler handler;
 	void *ctx;
-	/* Called (from the I/O thread) for every request the policy refused, before its answer. Optional. */
-	void (*on_refused)(void *ctx, int status);
+	/* Called (from the I/O thread) for every request the policy refused, before its answer, with the parsed head,
+	 * the decoded path and the refusal's message (the console audits refused writes). Optional. */
+	void (*on_refused)(void *ctx, int status, const struct sl_http_head *h, const char *path, const char *message);
 };
 
 struct sl_http_server;

@@ -15,6 +15,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -45,6 +46,7 @@ struct conn {
 	bool dead;                /* the peer went away while a worker had it: close when it comes back */
 	bool closed;              /* closed in this turn of the loop: freed at its end (events may still name it) */
 	bool close_after;
+	bool detached;            /* its answer is streamed by a handler's own socket (a dup): close ours, no shutdown */
 	bool in_epoll;
 	int64_t t_idle;           /* when it last became idle (eviction order, idle timeout) */
 	int64_t t_start;          /* first byte of the request in progress; 0 when idle */
@@ -201,10 +203,15 @@ static void serialize(struct sl_http_server *s, struct conn *c, struct sl_http_r
 	const void *data = rs->data ? rs->data : rs->body.data;
 	size_t len = rs->data ? rs->data_len : rs->body.len;
 	bool nobody = rs->status == 204 || rs->status == 304;
+	bool streamed = rs->stream && !head_only;
+	if (streamed) {
+		c->close_after = true; /* the body ends with the connection */
+		len = 0;
+	}
 	sl_buf_printf(&b, "HTTP/1.1 %d %s\r\n", rs->status, sl_http_reason(rs->status));
 	if (rs->ctype && !nobody)
 		sl_buf_printf(&b, "Content-Type: %s\r\n", rs->ctype);
-	if (!nobody)
+	if (!nobody && !streamed)
 		sl_buf_printf(&b, "Content-Length: %zu\r\n", len);
 	sl_buf_printf(&b, "Connection: %s\r\n", c->close_after ? "close" : "keep-alive");
 	sl_buf_puts(&b, "X-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\nReferrer-Policy: no-referrer\r\n");
@@ -399,7 +406,7 @@ static void head_done(struct sl_http_server *s, struct conn *c)
 	}
 	if (c->v.status) {
 		if (s->o.on_refused)
-			s->o.on_refused(s->o.ctx, c->v.status);
+			s->o.on_refused(s->o.ctx, c->v.status, &c->head, c->path, c->v.message);
 		/* Refused before the body is read: the connection cannot be reused (its body is still coming). */
 		refuse(s, c, c->v.status, c->v.message, c->head.chunked || c->head.content_length > 0);
 		return;
@@ -727,8 +734,8 @@ static void take_done(struct sl_http_server *s)
 	while (d) {
 		struct conn *c = d;
 		d = d->qnext;
-		if (c->dead)
-			conn_close(s, c);
+		if (c->dead || c->detached)
+			conn_close(s, c); /* detached: the handler's stream has its own descriptor of the socket */
 		else {
 			start_write(s, c);
 			write_out(s, c);
@@ -788,6 +795,34 @@ static void *io_main(void *arg)
 	return NULL;
 }
 
+/* A streamed answer: the head goes out from here (a few hundred bytes into an empty socket buffer; waited for up to
+ * write_timeout), then the handler's stream gets a descriptor of its own for the socket and the I/O thread closes
+ * the connection's (without a shutdown, which would end the stream too). */
+static void hand_over(struct sl_http_server *s, struct conn *c, struct sl_http_resp *rs, bool head_only)
+{
+	if (head_only || c->st != C_WORK) {
+		rs->stream(rs->stream_arg, -1);
+		return; /* a HEAD gets the head through the normal path */
+	}
+	int64_t deadline = now_ms() + s->conf.write_timeout_ms;
+	while (c->outoff < c->outlen) {
+		ssize_t w = send(c->fd, c->out + c->outoff, c->outlen - c->outoff, MSG_NOSIGNAL);
+		if (w > 0) {
+			c->outoff += (size_t)w;
+			continue;
+		}
+		if (w < 0 && (errno == EAGAIN || errno == EINTR) && now_ms() < deadline) {
+			struct pollfd pf = {.fd = c->fd, .events = POLLOUT};
+			poll(&pf, 1, 100);
+			continue;
+		}
+		break;
+	}
+	int fd = c->outoff == c->outlen ? fcntl(c->fd, F_DUPFD_CLOEXEC, 0) : -1;
+	c->detached = true; /* either way this connection is done: its answer went out, or the client is not taking it */
+	rs->stream(rs->stream_arg, fd);
+}
+
 static void *worker_main(void *arg)
 {
 	struct sl_http_server *s = arg;
@@ -820,9 +855,12 @@ static void *worker_main(void *arg)
 		s->o.handler(s->o.ctx, &rq, &rs);
 		if (!sl_buf_ok(&rs.body))
 			sl_http_error(&rs, 500, "out of memory");
-		serialize(s, c, &rs, !strcmp(c->head.method, "HEAD"));
+		bool head_only = !strcmp(c->head.method, "HEAD");
+		serialize(s, c, &rs, head_only);
 		sl_buf_free(&rs.body);
 		release_body(s, c); /* the body's memory goes back now, not when the client reads the answer */
+		if (rs.stream)
+			hand_over(s, c, &rs, head_only);
 
 		pthread_mutex_lock(&s->mu);
 		c->qnext = s->done;

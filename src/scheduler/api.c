@@ -180,8 +180,69 @@ static int body_bool(const struct sl_json_val *root, const char *key, bool def)
 	return sl_json_bool(v, &b) ? -1 : b;
 }
 
+#define CLEAR_MAX_RUNS 100
+
+/* The task instances of one sl_sched_clear answer ({"task_instances":[...],"total_entries":N,...}) appended to out
+ * (comma-separated after the first); returns N. */
+static int clear_part(const struct sl_buf *one, struct sl_buf *out, int before)
+{
+	const char *b = one->data ? one->data : "", *open = strchr(b, '['), *close = strstr(b, "],\"total_entries\":");
+	if (!open || !close || close <= open + 1)
+		return 0;
+	if (before)
+		sl_buf_putc(out, ',');
+	sl_buf_append(out, open + 1, (size_t)(close - open - 1));
+	return atoi(close + strlen("],\"total_entries\":"));
+}
+
+/* Several runs at once ("dag_run_ids": [...], sluice's addition to Airflow's body): every run is checked first (a
+ * dry run of each: an unknown run is 404, a running task 409, and nothing is cleared), then each is cleared; the
+ * answer lists every task instance with "dag_runs", how many runs. */
+static void clear_many(struct sl_sched *s, struct sl_dag *d, struct sl_json_val runs, bool only, bool dry,
+		       struct sl_buf *out, int *status)
+{
+	char ids[CLEAR_MAX_RUNS][200];
+	size_t n = 0;
+	struct sl_json_val v;
+	const char *p;
+	size_t pl;
+	struct sl_err err = {0};
+	for (size_t i = 0; sl_json_at(runs, i, &v); i++) {
+		if (n == CLEAR_MAX_RUNS || sl_json_str(v, &p, &pl) || pl >= sizeof ids[0] ||
+		    sl_ident_check(SL_IDENT_RUN, p, pl, &err)) {
+			*status = problem(out, 400, "Bad Request",
+					  err.msg[0] ? err.msg : "dag_run_ids wants 1 to 100 run ids (strings)");
+			return;
+		}
+		snprintf(ids[n++], sizeof ids[0], "%.*s", (int)pl, p);
+	}
+	if (!n) {
+		*status = problem(out, 400, "Bad Request", "dag_run_ids wants 1 to 100 run ids (strings)");
+		return;
+	}
+	struct sl_buf one, list;
+	sl_buf_init(&one);
+	sl_buf_init(&list);
+	int total = 0, rc = 0;
+	for (int pass = dry ? 1 : 0; pass < 2 && !rc; pass++) /* pass 0 checks every run, pass 1 answers (and clears) */
+		for (size_t i = 0; i < n && !rc; i++) {
+			sl_buf_reset(&one);
+			if (!(rc = sl_sched_clear(s, d->id, ids[i], only, pass == 0 || dry, &one, &err)) && pass == 1)
+				total += clear_part(&one, &list, list.len > 0);
+		}
+	if (rc)
+		*status = problem(out, rc == SL_EAGAIN ? 409 : rc == SL_ENOTFOUND ? 404 : 500,
+				  rc == SL_EAGAIN ? "Conflict" : rc == SL_ENOTFOUND ? "DAGRun not found" : "Error", err.msg);
+	else
+		sl_buf_printf(out, "{\"task_instances\":[%.*s],\"total_entries\":%d,\"dag_runs\":%zu,\"dry_run\":%s}",
+			      (int)list.len, list.data ? list.data : "", total, n, dry ? "true" : "false");
+	sl_buf_free(&one);
+	sl_buf_free(&list);
+}
+
 /* POST /dags/{id}/clearTaskInstances, Airflow's body: {"dag_run_id", "dry_run" (default true, as Airflow's),
- * "only_failed" (default true)}. One run at a time (Airflow's start_date/end_date ranges are not taken). */
+ * "only_failed" (default true)}, or "dag_run_ids": [...] for several runs at once (Airflow's start_date/end_date
+ * ranges are not taken). */
 static void clear_route(struct sl_sched *s, struct sl_dag *d, const char *method, const struct sl_json_val *root,
 			struct sl_buf *out, int *status)
 {
@@ -195,12 +256,16 @@ static void clear_route(struct sl_sched *s, struct sl_dag *d, const char *method
 		*status = problem(out, 405, "Method Not Allowed", method);
 		return;
 	}
+	if (root && dry >= 0 && only >= 0 && sl_json_get(*root, "dag_run_ids", 11, &v)) {
+		clear_many(s, d, v, only, dry, out, status);
+		return;
+	}
 	if (!root || !sl_json_get(*root, "dag_run_id", 10, &v) || sl_json_str(v, &p, &pl) || pl >= sizeof run ||
 	    dry < 0 || only < 0 || sl_ident_check(SL_IDENT_RUN, p, pl, &err)) {
 		*status = problem(out, 400, "Bad Request",
 				  err.msg[0] ? err.msg
-					     : "clearTaskInstances wants {\"dag_run_id\": RUN, \"dry_run\": bool, "
-					       "\"only_failed\": bool}");
+					     : "clearTaskInstances wants {\"dag_run_id\": RUN (or \"dag_run_ids\": [RUN, ...]), "
+					       "\"dry_run\": bool, \"only_failed\": bool}");
 		return;
 	}
 	snprintf(run, sizeof run, "%.*s", (int)pl, p);
@@ -293,7 +358,8 @@ int sl_sched_api_handle(struct sl_sched *s, const char *method, const char *path
 	 * 400, whatever the route would have done with it. */
 	static const enum sl_ident_kind seg_kind[8] = {[1] = SL_IDENT_DAG, [3] = SL_IDENT_RUN, [5] = SL_IDENT_TASK};
 	for (int i = 1; i < n && i < 6; i += 2)
-		if (sl_ident_check(seg_kind[i], seg[i], strlen(seg[i]), &err))
+		if (!(i == 5 && n == 7 && !strcmp(seg[5], "~") && !strcmp(seg[6], "tries")) && /* Airflow's "every task" */
+		    sl_ident_check(seg_kind[i], seg[i], strlen(seg[i]), &err))
 			return *status = problem(out, 400, "Bad Request", err.msg), 0;
 	struct sl_dag *d = sl_sched_dag(s, seg[1], &err);
 	if (!d)
@@ -440,6 +506,13 @@ int sl_sched_api_handle(struct sl_sched *s, const char *method, const char *path
 	}
 	if (n == 5) {
 		sl_sched_task_instances_json(s, d->id, run_id, out, &err);
+		goto done;
+	}
+	if (n == 7 && !strcmp(seg[6], "tries")) {
+		if (sl_sched_task_tries_json(s, d->id, run_id, seg[5], out, &err)) {
+			sl_buf_reset(out);
+			*status = problem(out, 404, "Not Found", err.msg);
+		}
 		goto done;
 	}
 	if (n == 8 && !strcmp(seg[6], "logs")) {

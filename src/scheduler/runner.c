@@ -103,7 +103,11 @@ static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS task_instance (dag_id TEXT NOT NULL, run_id TEXT NOT NULL, task_id TEXT NOT NULL,"
 	" state INTEGER NOT NULL, try_number INTEGER NOT NULL DEFAULT 0, max_tries INTEGER NOT NULL,"
 	" start_date INTEGER, end_date INTEGER, next_try_at INTEGER, pid INTEGER, exit_code INTEGER,"
-	" PRIMARY KEY (dag_id, run_id, task_id));";
+	" PRIMARY KEY (dag_id, run_id, task_id));"
+	/* Every try of a task instance (task_instance holds the latest only): the Gantt chart draws them all. */
+	"CREATE TABLE IF NOT EXISTS task_try (dag_id TEXT NOT NULL, run_id TEXT NOT NULL, task_id TEXT NOT NULL,"
+	" try_number INTEGER NOT NULL, start_date INTEGER, end_date INTEGER, state TEXT NOT NULL, exit_code INTEGER,"
+	" PRIMARY KEY (dag_id, run_id, task_id, try_number));";
 
 static void lock(struct sl_sched *s) { pthread_mutex_lock(&s->mu); }
 static void unlock(struct sl_sched *s) { pthread_mutex_unlock(&s->mu); }
@@ -1196,6 +1200,19 @@ static int reap(struct sl_sched *s)
 			fclose(lf);
 		}
 		set_ti(s, d->id, c->run_id, t->id, state, next_try, code, true);
+		{
+			sqlite3_stmt *u = prep(s, "UPDATE task_try SET end_date = ?, state = ?, exit_code = ? WHERE dag_id = ?"
+						  " AND run_id = ? AND task_id = ? AND try_number = ?");
+			sqlite3_bind_int64(u, 1, now_s(s));
+			sqlite3_bind_text(u, 2, sl_sched_state_name(state), -1, SQLITE_STATIC);
+			sqlite3_bind_int(u, 3, code);
+			sqlite3_bind_text(u, 4, d->id, -1, SQLITE_STATIC);
+			sqlite3_bind_text(u, 5, c->run_id, -1, SQLITE_STATIC);
+			sqlite3_bind_text(u, 6, t->id, -1, SQLITE_STATIC);
+			sqlite3_bind_int(u, 7, c->try_number);
+			sqlite3_step(u);
+			sqlite3_finalize(u);
+		}
 		count_task(d->id, t->id, sl_sched_state_name(state));
 		if (!s->o.quiet || state == SL_TI_FAILED)
 			sl_log(state == SL_TI_FAILED ? SL_LOG_WARN : SL_LOG_INFO, "scheduler",
@@ -1319,6 +1336,15 @@ static int progress_run(struct sl_sched *s, size_t di, const char *run_id, int64
 					sqlite3_bind_text(u, 4, d->id, -1, SQLITE_STATIC);
 					sqlite3_bind_text(u, 5, run_id, -1, SQLITE_STATIC);
 					sqlite3_bind_text(u, 6, t->id, -1, SQLITE_STATIC);
+					sqlite3_step(u);
+					sqlite3_finalize(u);
+					u = prep(s, "INSERT OR REPLACE INTO task_try (dag_id, run_id, task_id, try_number, start_date,"
+						    " state) VALUES (?, ?, ?, ?, ?, 'running')");
+					sqlite3_bind_text(u, 1, d->id, -1, SQLITE_STATIC);
+					sqlite3_bind_text(u, 2, run_id, -1, SQLITE_STATIC);
+					sqlite3_bind_text(u, 3, t->id, -1, SQLITE_STATIC);
+					sqlite3_bind_int(u, 4, tn);
+					sqlite3_bind_int64(u, 5, now);
 					sqlite3_step(u);
 					sqlite3_finalize(u);
 					states[k] = SL_TI_RUNNING;
@@ -1602,6 +1628,59 @@ int sl_sched_run_json(struct sl_sched *s, const char *dag_id, const char *run_id
 	else
 		rc = sl_err_set(err, SL_ENOTFOUND, "no run '%s' of DAG '%s'", run_id, dag_id);
 	sqlite3_finalize(st);
+	unlock(s);
+	return rc;
+}
+
+int sl_sched_task_tries_json(struct sl_sched *s, const char *dag_id, const char *run_id, const char *task_id,
+			     struct sl_buf *out, struct sl_err *err)
+{
+	lock(s);
+	if (!scalar(s, "SELECT count(*) FROM dag_run WHERE dag_id = ? AND run_id = ?", dag_id, run_id, 0)) {
+		unlock(s);
+		return sl_err_set(err, SL_ENOTFOUND, "no run '%s' of DAG '%s'", run_id, dag_id);
+	}
+	bool all = !strcmp(task_id, "~");
+	sqlite3_stmt *st = prep(s, "SELECT task_id, try_number, state, start_date, end_date, exit_code FROM task_try"
+				   " WHERE dag_id = ?1 AND run_id = ?2 AND (?3 = '~' OR task_id = ?3)"
+				   " ORDER BY task_id, try_number");
+	sqlite3_bind_text(st, 1, dag_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, run_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, task_id, -1, SQLITE_STATIC);
+	sl_buf_puts(out, "{\"task_instances\":[");
+	int n = 0;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *tid = (const char *)sqlite3_column_text(st, 0);
+		const char *state = (const char *)sqlite3_column_text(st, 2);
+		sl_buf_puts(out, n++ ? ",{\"task_id\":" : "{\"task_id\":");
+		sl_buf_json_str(out, tid, strlen(tid));
+		sl_buf_puts(out, ",\"dag_id\":");
+		sl_buf_json_str(out, dag_id, strlen(dag_id));
+		sl_buf_puts(out, ",\"dag_run_id\":");
+		sl_buf_json_str(out, run_id, strlen(run_id));
+		sl_buf_printf(out, ",\"try_number\":%d,\"state\":", sqlite3_column_int(st, 1));
+		sl_buf_json_str(out, state ? state : "", state ? strlen(state) : 0);
+		sl_buf_puts(out, ",\"start_date\":");
+		json_time(out, st, 3);
+		sl_buf_puts(out, ",\"end_date\":");
+		json_time(out, st, 4);
+		if (sqlite3_column_type(st, 5) == SQLITE_NULL)
+			sl_buf_puts(out, ",\"exit_code\":null}");
+		else
+			sl_buf_printf(out, ",\"exit_code\":%d}", sqlite3_column_int(st, 5));
+	}
+	sqlite3_finalize(st);
+	sl_buf_printf(out, "],\"total_entries\":%d}", n);
+	int rc = 0;
+	if (!n && !all) {
+		st = prep(s, "SELECT 1 FROM task_instance WHERE dag_id = ? AND run_id = ? AND task_id = ?");
+		sqlite3_bind_text(st, 1, dag_id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, run_id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, task_id, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_ROW)
+			rc = sl_err_set(err, SL_ENOTFOUND, "no task '%s' in run '%s' of DAG '%s'", task_id, run_id, dag_id);
+		sqlite3_finalize(st);
+	}
 	unlock(s);
 	return rc;
 }

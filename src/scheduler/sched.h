@@ -165,6 +165,12 @@ int sl_sched_runs_json(struct sl_sched *s, const char *dag_id, int limit, struct
 int sl_sched_run_json(struct sl_sched *s, const char *dag_id, const char *run_id, struct sl_buf *out,
 		      struct sl_err *err);
 int sl_sched_run_state(struct sl_sched *s, const char *dag_id, const char *run_id, char *state, size_t sz);
+/* Every try of a run's task (task_id "~": of every task), Airflow's task instance tries list: {"task_instances":
+ * [{"task_id","dag_id","dag_run_id","try_number","state","start_date","end_date","exit_code"}],"total_entries"},
+ * ordered by task and try. Tries from before the scheduler kept them are not listed. SL_ENOTFOUND for an unknown run
+ * or task. */
+int sl_sched_task_tries_json(struct sl_sched *s, const char *dag_id, const char *run_id, const char *task_id,
+			     struct sl_buf *out, struct sl_err *err);
 int sl_sched_task_instances_json(struct sl_sched *s, const char *dag_id, const char *run_id, struct sl_buf *out,
 				 struct sl_err *err);
 /* The path of a try's log file (for the CLI); SL_EINVAL when an id is not valid (core/ident.h). */

@@ -1511,6 +1511,62 @@ static void set_isr(struct sl_topic_part *pt, const rd_kafka_metadata_partition_
 	pt->leader = mp->leader;
 }
 
+static rd_kafka_AdminOptions_t *admin_begin(struct kstore *s, rd_kafka_admin_op_t op, rd_kafka_queue_t **q);
+static rd_kafka_event_t *admin_wait(struct kstore *s, rd_kafka_queue_t *q, const char *what, struct sl_err *err);
+
+/* Every listed partition's earliest (low) or latest (high) offset in one ListOffsets admin request (librdkafka
+ * sends one per leader), instead of a watermark query per partition: with a thousand topics on the cluster that is
+ * the difference between a few round trips and a thousand, each round of the console's collector. A partition the
+ * answer does not cover keeps -1. */
+static void list_offsets(struct kstore *s, struct sl_topic_desc *ts, size_t n, bool latest)
+{
+	int total = 0;
+	for (size_t i = 0; i < n; i++)
+		total += ts[i].nparts;
+	if (!total)
+		return;
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(total);
+	for (size_t i = 0; i < n; i++)
+		for (int p = 0; p < ts[i].nparts; p++)
+			rd_kafka_topic_partition_list_add(l, ts[i].name, ts[i].parts[p].partition)->offset =
+				latest ? RD_KAFKA_OFFSET_SPEC_LATEST : RD_KAFKA_OFFSET_SPEC_EARLIEST;
+	rd_kafka_queue_t *q;
+	rd_kafka_AdminOptions_t *ao = admin_begin(s, RD_KAFKA_ADMIN_OP_LISTOFFSETS, &q);
+	rd_kafka_ListOffsets(s->meta, l, ao, q);
+	struct sl_err err = {0};
+	rd_kafka_event_t *ev = admin_wait(s, q, "list offsets", &err);
+	if (ev) {
+		size_t cnt = 0, hint = 0;
+		const rd_kafka_ListOffsetsResultInfo_t **infos =
+			rd_kafka_ListOffsets_result_infos(rd_kafka_event_ListOffsets_result(ev), &cnt);
+		for (size_t k = 0; k < cnt; k++) {
+			const rd_kafka_topic_partition_t *tp = rd_kafka_ListOffsetsResultInfo_topic_partition(infos[k]);
+			if (!tp || tp->err)
+				continue;
+			/* Answers come mostly in the order asked: look from the last topic matched. */
+			for (size_t j = 0; j < n; j++) {
+				size_t i = (hint + j) % n;
+				if (strcmp(ts[i].name, tp->topic))
+					continue;
+				hint = i;
+				for (int p = 0; p < ts[i].nparts; p++)
+					if (ts[i].parts[p].partition == tp->partition) {
+						if (latest)
+							ts[i].parts[p].high = tp->offset;
+						else
+							ts[i].parts[p].low = tp->offset;
+					}
+				break;
+			}
+		}
+		rd_kafka_event_destroy(ev);
+	} else
+		sl_warn(COMP, "%s", err.msg);
+	rd_kafka_AdminOptions_destroy(ao);
+	rd_kafka_queue_destroy(q);
+	rd_kafka_topic_partition_list_destroy(l);
+}
+
 static int ks_describe(struct sl_topic_store *bs, const char *const *first, size_t nfirst, size_t max,
 		       struct sl_topic_desc **out, size_t *nout, struct sl_topic_broker *brokers, size_t maxb,
 		       size_t *nbrokers, struct sl_err *err)
@@ -1553,11 +1609,7 @@ static int ks_describe(struct sl_topic_store *bs, const char *const *first, size
 				pt->partition = mt->partitions[p].id;
 				pt->committed = -1;
 				set_isr(pt, &mt->partitions[p]);
-				if (rd_kafka_query_watermark_offsets(s->meta, t->name, pt->partition, &pt->low, &pt->high,
-								     3000))
-					pt->low = pt->high = -1;
-				else
-					t->messages += pt->high - pt->low;
+				pt->low = pt->high = -1;
 			}
 			if (!t->parts)
 				t->nparts = 0;
@@ -1565,6 +1617,16 @@ static int ks_describe(struct sl_topic_store *bs, const char *const *first, size
 	rd_kafka_metadata_destroy(md);
 	if (!ts)
 		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	list_offsets(s, ts, n, false);
+	list_offsets(s, ts, n, true);
+	for (size_t i = 0; i < n; i++)
+		for (int p = 0; p < ts[i].nparts; p++) {
+			struct sl_topic_part *pt = &ts[i].parts[p];
+			if (pt->low < 0 || pt->high < 0)
+				pt->low = pt->high = -1;
+			else
+				ts[i].messages += pt->high - pt->low;
+		}
 	*out = ts;
 	*nout = n;
 	return 0;

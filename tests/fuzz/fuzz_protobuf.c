@@ -3,13 +3,15 @@
  * with the message indexes it names; (2) as a bare message body under fixed writer schemas (sluice's own for the
  * mapping, and another writer with enums, a sint/uint/fixed/float mix, a packed repeated field and a nested message
  * chosen by index), and when it decodes under sluice's own schema the record must re-encode and decode back equal;
- * (3) split at the first NUL into a writer schema text and a body, so the fuzzer also picks the schema. Errors are
- * fine; crashes, leaks, unbounded work are not. */
+ * (3) split at the first NUL into a writer schema text and a body, so the fuzzer also picks the schema; (4) as a
+ * framed value shown as JSON by the console's decoder (sl_pbwire_json) under a schema with a map, a recursive
+ * message and the well-known Timestamp. Errors are fine; crashes, leaks, unbounded work are not. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "codec/pbwire.h"
+#include "codec/protobuf.h"
 
 static const char *OTHER = "syntax = \"proto3\";\n"
 			   "package f.v1;\n"
@@ -22,6 +24,13 @@ static const char *OTHER = "syntax = \"proto3\";\n"
 			   "  message C { fixed32 i = 3; bytes t = 2; sint64 b = 1; }\n"
 			   "}\n";
 
+static const char *SHOWN = "syntax = \"proto3\";\n"
+			   "import \"google/protobuf/timestamp.proto\";\n"
+			   "enum E { Z = 0; O = 1; }\n"
+			   "message T { map<string, T> kids = 1; repeated sint64 n = 2; E e = 3; bytes b = 4;\n"
+			   "  google.protobuf.Timestamp at = 5; map<int32, string> m = 6; double d = 7; T next = 8; }\n";
+
+static struct sl_pb_schema *shown;
 static struct sl_schema reader;
 static struct sl_pbwire_reader *self, *other;
 
@@ -40,7 +49,8 @@ static void init(void)
 	sl_buf_init(&b);
 	sl_pbwire_schema_for(&reader, "R", &b, NULL);
 	if (sl_pbwire_reader_new(sl_buf_cstr(&b), &reader, &self, NULL) ||
-	    sl_pbwire_reader_new(OTHER, &reader, &other, NULL))
+	    sl_pbwire_reader_new(OTHER, &reader, &other, NULL) ||
+	    sl_protobuf_parse(SHOWN, strlen(SHOWN), NULL, 0, &shown, NULL))
 		abort();
 	sl_buf_free(&b);
 }
@@ -79,6 +89,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		ready = 1;
 	}
 	sl_arena_init(&a, 4096);
+	struct sl_buf js;
+	sl_buf_init(&js);
+	sl_pbwire_json(shown, data, size, &js, NULL);
+	sl_buf_free(&js);
 	if (sl_pbwire_header(data, size, &id, idx, &nidx, &hl, NULL) == 0) {
 		decode_and_round_trip(other, idx, nidx, data + hl, size - hl, &a);
 		sl_arena_reset(&a);

@@ -203,8 +203,14 @@ def test_oncall_dead_letters_status_replay_audit(tmp_path):
         st, a = jget(con, "/api/audit?limit=100", VIEWER)
         assert st == 200 and a["ok"] is True
         seen = [(e["action"], e["who"], e["role"], e["status"]) for e in a["entries"]]
-        # (the viewer's refused replay never reached the console: the HTTP layer answers 403 before any handler)
-        assert all(s[2] == "operator" for s in seen), seen
+        # The viewer's replay never reached the console's handler (the HTTP layer answers 403 first), yet it is
+        # audited: who tried what, refused.
+        refused = [e for e in a["entries"] if e["role"] == "viewer"]
+        assert len(refused) == 1, seen
+        assert (refused[0]["action"], refused[0]["who"], refused[0]["target"], refused[0]["status"]) == \
+            ("POST", "token (viewer)", "/api/dlq/replay", 403), refused
+        assert refused[0]["detail"].startswith("refused: read-only credentials"), refused
+        assert all(s[2] == "operator" for s in seen if s[1] != "token (viewer)"), seen
         assert ("dlq.replay.dry_run", "token (operator)", "operator", 200) in seen, seen
         assert sum(1 for s in seen if s[0] == "dlq.replay" and s[3] == 200) == 3, seen
         assert ("dlq.replay", "token (operator)", "operator", 400) in seen, seen

@@ -169,3 +169,68 @@ def test_clear_mark_backfill(tmp_path):
     finally:
         sched.terminate()
         sched.wait(timeout=30)
+
+
+def start_scheduler(tmp_path, flag):
+    cfg = tmp_path / "sluice.yaml"
+    cfg.write_text(CONFIG.format(data=tmp_path / "data", flag=flag))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    sched = subprocess.Popen([SLUICE, "scheduler", "-c", str(cfg), "--api", str(port)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    base = "http://127.0.0.1:%d/api/v1" % port
+    end = time.time() + 30
+    while True:
+        assert sched.poll() is None and time.time() < end, "the scheduler did not come up"
+        try:
+            urllib.request.urlopen(base + "/health", timeout=2)
+            return sched, base
+        except OSError:
+            time.sleep(0.2)
+
+
+def test_every_try_kept_and_several_runs_cleared_at_once(tmp_path):
+    """Each try of a task instance is kept with its own start, end, state and exit code (…/taskInstances/{task}/tries,
+    "~" for every task: the Gantt chart draws them all), across retries and clears; clearTaskInstances takes several
+    runs ("dag_run_ids"): a dry run counts the task instances of all of them, an unknown run or a running task refuses
+    the whole request with nothing cleared, and the clear queues every run again."""
+    flag = tmp_path / "fixed"
+    sched, base = start_scheduler(tmp_path, flag)
+    try:
+        for r in ("m1", "m2"):
+            assert call(base, "POST", "/dags/flaky/dagRuns", {"dag_run_id": r})[0] == 200
+        for r in ("m1", "m2"):
+            assert wait_state(base, "flaky", r, ("success", "failed")) == "failed"
+        st, tries = call(base, "GET", "/dags/flaky/dagRuns/m1/taskInstances/check/tries")
+        assert st == 200 and tries["total_entries"] == 2, tries
+        one, two = tries["task_instances"]
+        assert (one["try_number"], one["state"], one["exit_code"]) == (1, "up_for_retry", 1), one
+        assert (two["try_number"], two["state"], two["exit_code"]) == (2, "failed", 1), two
+        assert one["start_date"] <= one["end_date"] <= two["start_date"] <= two["end_date"], tries
+        assert call(base, "GET", "/dags/flaky/dagRuns/m1/taskInstances/nope/tries")[0] == 404
+        assert call(base, "GET", "/dags/flaky/dagRuns/zz/taskInstances/check/tries")[0] == 404
+
+        # Several runs: a dry run counts them all; an unknown run among them refuses the whole request.
+        st, r = call(base, "POST", "/dags/flaky/clearTaskInstances", {"dag_run_ids": ["m1", "m2"]})
+        assert st == 200 and r["dry_run"] is True and r["dag_runs"] == 2 and r["total_entries"] == 4, r
+        assert sorted((x["dag_run_id"], x["task_id"]) for x in r["task_instances"]) == \
+            [("m1", "after"), ("m1", "check"), ("m2", "after"), ("m2", "check")]
+        st, r = call(base, "POST", "/dags/flaky/clearTaskInstances", {"dag_run_ids": ["m1", "nope"], "dry_run": False})
+        assert st == 404, r
+        assert call(base, "GET", "/dags/flaky/dagRuns/m1")[1]["state"] == "failed"
+        assert call(base, "POST", "/dags/flaky/clearTaskInstances", {"dag_run_ids": []})[0] == 400
+        assert call(base, "POST", "/dags/flaky/clearTaskInstances", {"dag_run_ids": "m1"})[0] == 400
+
+        flag.write_text("")
+        st, r = call(base, "POST", "/dags/flaky/clearTaskInstances", {"dag_run_ids": ["m1", "m2"], "dry_run": False})
+        assert st == 200 and r["dag_runs"] == 2 and r["total_entries"] == 4 and r["dry_run"] is False, r
+        for run in ("m1", "m2"):
+            assert wait_state(base, "flaky", run, ("success", "failed")) == "success"
+        st, tries = call(base, "GET", "/dags/flaky/dagRuns/m1/taskInstances/~/tries")
+        got = [(t["task_id"], t["try_number"], t["state"]) for t in tries["task_instances"]]
+        assert got == [("after", 1, "success"), ("check", 1, "up_for_retry"), ("check", 2, "failed"),
+                       ("check", 3, "success")], got
+    finally:
+        sched.terminate()
+        sched.wait(timeout=20)

@@ -207,8 +207,9 @@ test('schemas: register a checked schema, evolve it, soft-delete a version, audi
 });
 
 // Airflow's grid, closer: last and next run beside each DAG, dates over the grid's columns and durations in its
-// cells, the Gantt chart of a run; the operator clears a failed run's tasks (they run again), marks a run success,
-// backfills a date range; every confirmation says how many; each action is on the Audit page.
+// cells, the Gantt chart of a run with every try; the operator clears a failed run's tasks (they run again), marks a
+// run success, clears two runs at once, backfills a date range; every confirmation says how many; each action is
+// on the Audit page.
 test('dags: last and next run, dates and durations, Gantt, clear, mark success, backfill, audited', async () => {
   const {page, errors} = await open('dags');
   const dialogs = [];
@@ -242,6 +243,11 @@ test('dags: last and next run, dates and durations, Gantt, clear, mark success, 
   assert.match(dialogs[0], /^Clear 2 task instances of run .* \(after, check\)\? They run again\.$/);
   let tis = (await call('GET', '/api/dags/flaky/dagRuns/' + encodeURIComponent(run) + '/taskInstances')).body.task_instances;
   assert.deepEqual(tis.map((t) => [t.task_id, t.state, t.try_number]).sort(), [['after', 'success', 1], ['check', 'success', 2]]);
+  // The Gantt chart draws every try: check's failed try 1 and its successful try 2, each with its number.
+  await until('both tries in the Gantt', async () => (await page.locator('#gantt-svg g.g-row[data-task="check"] rect.g-bar').count()) === 2);
+  assert.equal(await page.locator('#gantt-svg g.g-row[data-task="check"] rect.g-bar[data-try="1"]').getAttribute('data-state'), 'failed');
+  assert.equal(await page.locator('#gantt-svg g.g-row[data-task="check"] rect.g-bar[data-try="2"]').getAttribute('data-state'), 'success');
+  assert.match(await page.locator('#gantt-svg g.g-row[data-task="check"]').textContent(), /2 tries · try 2 · \d+s/);
 
   // Mark a failed run success.
   fs.rmSync(path.join(tmp, 'fixed'));
@@ -258,6 +264,20 @@ test('dags: last and next run, dates and durations, Gantt, clear, mark success, 
   tis = (await call('GET', '/api/dags/flaky/dagRuns/' + encodeURIComponent(run2) + '/taskInstances')).body.task_instances;
   assert.deepEqual(tis.map((t) => t.state), ['success', 'success']);
 
+  // Clear several runs at once: both ticked in the grid's header; the confirmation counts task instances and runs.
+  await page.locator('#dag-grid input.run-pick[data-run="' + run + '"]').check();
+  await page.locator('#dag-grid input.run-pick[data-run="' + run2 + '"]').check();
+  assert.equal(await page.locator('#runs-clear').textContent(), 'Clear selected runs (2)');
+  await page.click('#runs-clear');
+  await until('the cleared runs to end', async () => {
+    const a = (await call('GET', '/api/dags/flaky/dagRuns/' + encodeURIComponent(run) + '/taskInstances')).body.task_instances;
+    const b = (await call('GET', '/api/dags/flaky/dagRuns/' + encodeURIComponent(run2) + '/taskInstances')).body.task_instances;
+    const check = (l) => l.find((t) => t.task_id === 'check');
+    return check(a).try_number === 3 && check(b).try_number === 2 && ['failed', 'success'].includes(await cell2.getAttribute('data-state')) &&
+      ['failed', 'success'].includes(await runCell.getAttribute('data-state'));
+  }, 60000);
+  assert.equal(dialogs[2], 'Clear 4 task instances of 2 runs (' + run + ', ' + run2 + ')? They run again.');
+
   // Backfill three days of the daily DAG.
   await page.locator('#dags tr[data-dag="daily"]').click();
   await page.locator('#backfill:not(.hidden)').waitFor();
@@ -265,7 +285,7 @@ test('dags: last and next run, dates and durations, Gantt, clear, mark success, 
   await page.fill('#bf-to', '2024-01-03');
   await page.click('#bf-go');
   await until('three backfill runs', async () => (await page.locator('#dag-grid td.cell.run').count()) === 3);
-  assert.equal(dialogs[2], 'Create 3 backfill runs of daily, one per interval from 2024-01-01 to 2024-01-03?');
+  assert.equal(dialogs[3], 'Create 3 backfill runs of daily, one per interval from 2024-01-01 to 2024-01-03?');
   assert.deepEqual(await page.locator('#dag-grid td.date').allTextContents(), ['01-01 00:00', '01-02 00:00', '01-03 00:00'].map((d) => {
     const t = new Date(Date.UTC(2024, 0, Number(d.slice(3, 5)))); // shown in local time
     return String(t.getMonth() + 1).padStart(2, '0') + '-' + String(t.getDate()).padStart(2, '0') + ' ' + String(t.getHours()).padStart(2, '0') + ':' + String(t.getMinutes()).padStart(2, '0');
