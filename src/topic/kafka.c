@@ -65,6 +65,13 @@ const struct sl_opt sl_kafka_opts[] = {
 	 "and a clean stop commit at once. 0 commits after every batch, which costs the broker more CPU than serving "
 	 "the fetches.",
 	 .min = 0, .max = 60000},
+	{"metadata_refresh", SL_OPT_DURATION, "2s", offsetof(struct sl_kafka_conf, metadata_refresh_ms),
+	 "How often every client refreshes the metadata of its topics. When a broker dies, the controller moves its "
+	 "leaderships after the brokers' broker.session.timeout.ms, without the partitions ever lacking a leader, so "
+	 "clients find the new leaders only at this refresh: a broker loss stalls a partition for about that timeout "
+	 "plus up to this interval. Partitions added to a topic are also found at it. Each refresh is one small "
+	 "request per client.",
+	 .min = 100, .max = 3600000},
 	{"properties", SL_OPT_STRMAP, NULL, offsetof(struct sl_kafka_conf, properties),
 	 "Raw librdkafka properties, applied last (they override everything above); secrets are refused here."},
 	{"security_protocol", SL_OPT_ENUM, "plaintext", offsetof(struct sl_kafka_conf, security_protocol),
@@ -280,10 +287,14 @@ static int build_conf(const struct sl_kafka_conf *kc, enum sl_kafka_role role, r
 		rc = set(c, "client.id", kc && kc->client_id ? kc->client_id : "sluice", err);
 	if (!rc)
 		rc = set(c, "log.connection.close", "false", err);
-	/* Partitions added to a topic while it streams are seen at the next metadata refresh: librdkafka's 5 min
-	 * default leaves them unconsumed (and unproduced to) that long; 10 s costs one small request per broker. */
+	/* A broker's death is seen at once ("broker down" refresh), but then the metadata still names it the leader
+	 * until the controller fences it (broker.session.timeout.ms); the new leader is elected in the same step, so
+	 * the partition never lacks one and librdkafka's fast refresh (for leaderless partitions) never fires. The
+	 * clients find it at their periodic refresh: librdkafka's 5 min default stalled the stream that long, our
+	 * former 10 s made a broker_kill cost 12-20 s. The same refresh finds partitions added to a topic. */
+	snprintf(num, sizeof num, "%" PRId64, kc && kc->metadata_refresh_ms > 0 ? kc->metadata_refresh_ms : 2000);
 	if (!rc)
-		rc = set(c, "topic.metadata.refresh.interval.ms", "10000", err);
+		rc = set(c, "topic.metadata.refresh.interval.ms", num, err);
 	if (!rc && role == SL_KAFKA_PRODUCER) {
 		rc = set(c, "enable.idempotence", "true", err);
 		if (!rc)
