@@ -188,7 +188,8 @@ class Run:
     @staticmethod
     def wt_pause(wts):
         """Longest gap between two consecutive rows' write times: the real longest pause of the row stream. A row
-        written twice (a retried batch) keeps its last write time, which can only shorten a gap it fell into."""
+        written more than once (a batch retried after a timeout that a replica had applied) keeps its last write
+        time, so a gap runs to the write that was acknowledged."""
         return max((b - a for a, b in zip(wts, wts[1:])), default=0.0)
 
     @staticmethod
