@@ -32,6 +32,7 @@
 
 #define NOOP_KEY "{\"keytype\":\"NOOP\",\"magic\":0}"
 #define OP_TIMEOUT_MS 10000
+#define DRAIN_TIMEOUT_MS 500 /* the background drain's patience per query and read (it runs every second) */
 
 struct kafka_store {
 	struct sl_reg_store base;
@@ -126,18 +127,22 @@ static int read_until(struct kafka_store *s, int64_t target, int timeout_ms, str
 	return 0;
 }
 
-/* Catches up to the high watermark: every acknowledged write, by any node, is applied after this. */
-static int ks_sync(struct sl_reg_store *st, struct sl_registry *r, struct sl_err *err)
+/* Catches up to the high watermark within timeout_ms for each of the query and the read. */
+static int sync_within(struct kafka_store *s, int timeout_ms, struct sl_err *err)
 {
-	struct kafka_store *s = (struct kafka_store *)st;
 	int64_t lo = 0, hi = 0;
-	rd_kafka_resp_err_t e;
-	(void)r;
-	e = rd_kafka_query_watermark_offsets(s->reader, s->topic, 0, &lo, &hi, OP_TIMEOUT_MS);
+	rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(s->reader, s->topic, 0, &lo, &hi, timeout_ms);
 	if (e)
 		return sl_err_set(err, SL_EIO, "registry kafka store: high watermark of %s[0]: %s", s->topic,
 				  rd_kafka_err2str(e));
-	return read_until(s, hi, OP_TIMEOUT_MS, err);
+	return read_until(s, hi, timeout_ms, err);
+}
+
+/* Catches up to the high watermark: every acknowledged write, by any node, is applied after this. */
+static int ks_sync(struct sl_reg_store *st, struct sl_registry *r, struct sl_err *err)
+{
+	(void)r;
+	return sync_within((struct kafka_store *)st, OP_TIMEOUT_MS, err);
 }
 
 /* Produces one record to partition 0 and waits for the broker's acknowledgement; *offset gets its offset. */
@@ -194,59 +199,44 @@ static int ks_write(struct sl_reg_store *st, struct sl_registry *r, const char *
 
 /* ---- election ---- */
 
-static int32_t rd_i32(const unsigned char *p)
-{
-	return (int32_t)((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]);
-}
-
-/* Whether a ConsumerProtocol assignment (int16 version, [topic string, [int32 partition]], bytes userdata) holds
- * partition 0 of topic. Every length is checked against the buffer: it comes from the broker. */
-static bool assignment_has_p0(const unsigned char *p, size_t n, const char *topic)
-{
-	size_t off = 2, tl = strlen(topic);
-	if (n < 6)
-		return false;
-	int32_t nt = rd_i32(p + off);
-	off += 4;
-	for (int32_t i = 0; i < nt; i++) {
-		if (off + 2 > n)
-			return false;
-		size_t sl = (size_t)(p[off] << 8 | p[off + 1]);
-		off += 2;
-		if (off + sl + 4 > n)
-			return false;
-		bool match = sl == tl && !memcmp(p + off, topic, tl);
-		off += sl;
-		int32_t np = rd_i32(p + off);
-		off += 4;
-		if (np < 0 || (size_t)np > (n - off) / 4)
-			return false;
-		for (int32_t k = 0; k < np; k++, off += 4)
-			if (match && rd_i32(p + off) == 0)
-				return true;
-	}
-	return false;
-}
-
-/* The leader's URL from the group's description, or NULL. */
+/* The leader's URL from the group's description (asked of the group's coordinator alone), or NULL.
+ *
+ * Not rd_kafka_list_groups: it asks every broker and fails whole when one of them does not answer, so with one
+ * broker down a follower found no leader for as long as that broker stayed down (the long-form registry scenario:
+ * 60 s of 50004 "no registry leads" with the leader alive and leading). */
 static char *find_leader(struct kafka_store *s, rd_kafka_t *rk)
 {
-	const struct rd_kafka_group_list *gl = NULL;
-	char *url = NULL;
-	if (rd_kafka_list_groups(rk, s->group, &gl, 3000) || !gl)
-		return NULL;
-	for (int g = 0; g < gl->group_cnt && !url; g++) {
-		const struct rd_kafka_group_info *gi = &gl->groups[g];
-		if (strcmp(gi->group, s->group) || strcmp(gi->state, "Stable"))
-			continue;
-		for (int m = 0; m < gi->member_cnt && !url; m++) {
-			const struct rd_kafka_group_member_info *mi = &gi->members[m];
-			if (mi->client_id && !strncmp(mi->client_id, "http", 4) &&
-			    assignment_has_p0(mi->member_assignment, (size_t)mi->member_assignment_size, s->topic))
-				url = strdup(mi->client_id);
+	char es[256], *url = NULL;
+	const char *groups[1] = {s->group};
+	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+	rd_kafka_AdminOptions_t *o = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONSUMERGROUPS);
+	rd_kafka_AdminOptions_set_request_timeout(o, 3000, es, sizeof es);
+	rd_kafka_DescribeConsumerGroups(rk, groups, 1, o, q);
+	rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 4000);
+	if (ev && !rd_kafka_event_error(ev)) {
+		size_t n = 0;
+		const rd_kafka_ConsumerGroupDescription_t **gd =
+		    rd_kafka_DescribeConsumerGroups_result_groups(rd_kafka_event_DescribeConsumerGroups_result(ev), &n);
+		for (size_t g = 0; g < n && !url; g++) {
+			if (rd_kafka_ConsumerGroupDescription_error(gd[g]) ||
+			    rd_kafka_ConsumerGroupDescription_state(gd[g]) != RD_KAFKA_CONSUMER_GROUP_STATE_STABLE)
+				continue;
+			size_t mc = rd_kafka_ConsumerGroupDescription_member_count(gd[g]);
+			for (size_t m = 0; m < mc && !url; m++) {
+				const rd_kafka_MemberDescription_t *md = rd_kafka_ConsumerGroupDescription_member(gd[g], m);
+				const char *cid = rd_kafka_MemberDescription_client_id(md);
+				const rd_kafka_MemberAssignment_t *ma = rd_kafka_MemberDescription_assignment(md);
+				const rd_kafka_topic_partition_list_t *tp = ma ? rd_kafka_MemberAssignment_partitions(ma) : NULL;
+				for (int i = 0; cid && !strncmp(cid, "http", 4) && tp && i < tp->cnt && !url; i++)
+					if (tp->elems[i].partition == 0 && !strcmp(tp->elems[i].topic, s->topic))
+						url = strdup(cid);
+			}
 		}
 	}
-	rd_kafka_group_list_destroy(gl);
+	if (ev)
+		rd_kafka_event_destroy(ev);
+	rd_kafka_AdminOptions_destroy(o);
+	rd_kafka_queue_destroy(q);
 	return url;
 }
 
@@ -353,8 +343,12 @@ static void *elect_main(void *arg)
 		if (now - last_drain >= 1000) {
 			struct sl_err err;
 			last_drain = now;
+			/* Only freshness while idle, under the registry's lock: with the partition's leader gone the
+			 * watermark query waits its whole timeout, and at OP_TIMEOUT_MS every registration queued
+			 * behind this lock waited up to 20 s a round (the broker_kill of the registry scenario). A
+			 * short try now and another in a second cost nothing; s->next keeps what was read. */
 			pthread_mutex_lock(&s->r->mu);
-			if (ks_sync(&s->base, s->r, &err))
+			if (sync_within(s, DRAIN_TIMEOUT_MS, &err))
 				sl_debug("registry", "%s", err.msg);
 			pthread_mutex_unlock(&s->r->mu);
 		}

@@ -65,6 +65,13 @@ const struct sl_opt sl_kafka_opts[] = {
 	 "and a clean stop commit at once. 0 commits after every batch, which costs the broker more CPU than serving "
 	 "the fetches.",
 	 .min = 0, .max = 60000},
+	{"metadata_refresh", SL_OPT_DURATION, "2s", offsetof(struct sl_kafka_conf, metadata_refresh_ms),
+	 "How often every client refreshes the metadata of its topics. When a broker dies, the controller moves its "
+	 "leaderships after the brokers' broker.session.timeout.ms, without the partitions ever lacking a leader, so "
+	 "clients find the new leaders only at this refresh: a broker loss stalls a partition for about that timeout "
+	 "plus up to this interval. Partitions added to a topic are also found at it. Each refresh is one small "
+	 "request per client.",
+	 .min = 100, .max = 3600000},
 	{"properties", SL_OPT_STRMAP, NULL, offsetof(struct sl_kafka_conf, properties),
 	 "Raw librdkafka properties, applied last (they override everything above); secrets are refused here."},
 	{"security_protocol", SL_OPT_ENUM, "plaintext", offsetof(struct sl_kafka_conf, security_protocol),
@@ -280,10 +287,20 @@ static int build_conf(const struct sl_kafka_conf *kc, enum sl_kafka_role role, r
 		rc = set(c, "client.id", kc && kc->client_id ? kc->client_id : "sluice", err);
 	if (!rc)
 		rc = set(c, "log.connection.close", "false", err);
-	/* Partitions added to a topic while it streams are seen at the next metadata refresh: librdkafka's 5 min
-	 * default leaves them unconsumed (and unproduced to) that long; 10 s costs one small request per broker. */
+	/* A broker's death is seen at once ("broker down" refresh), but then the metadata still names it the leader
+	 * until the controller fences it (broker.session.timeout.ms); the new leader is elected in the same step, so
+	 * the partition never lacks one and librdkafka's fast refresh (for leaderless partitions) never fires. The
+	 * clients find it at their periodic refresh: librdkafka's 5 min default stalled the stream that long, our
+	 * former 10 s made a broker_kill cost 12-20 s. The same refresh finds partitions added to a topic. */
+	snprintf(num, sizeof num, "%" PRId64, kc && kc->metadata_refresh_ms > 0 ? kc->metadata_refresh_ms : 2000);
 	if (!rc)
-		rc = set(c, "topic.metadata.refresh.interval.ms", "10000", err);
+		rc = set(c, "topic.metadata.refresh.interval.ms", num, err);
+	/* A request queued for a broker that died before it was sent waits there until this timeout, and an
+	 * idempotent producer moves a partition to its new leader only once the old leader's requests are settled:
+	 * at librdkafka's 60 s (30 s with the registry's message.timeout.ms) a produce waited for the dead broker to
+	 * come back instead of going to the new leader. A broker that answers nothing for 10 s is down for us. */
+	if (!rc)
+		rc = set(c, "socket.timeout.ms", "10000", err);
 	if (!rc && role == SL_KAFKA_PRODUCER) {
 		rc = set(c, "enable.idempotence", "true", err);
 		if (!rc)
@@ -801,17 +818,22 @@ static int kc_seek(struct sl_consumer *bc, const char *topic, int32_t partition,
 	return 0;
 }
 
-/* Sum over parts of (high watermark - committed); a partition with no commit counts from its low watermark. */
-static int64_t lag_of(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts, struct sl_err *err)
+/* Sum over parts of (high watermark - committed); a partition with no commit counts from its low watermark. The
+ * whole question gets budget_ms: the committed offsets and each partition's watermarks are one round trip each,
+ * to the group's coordinator and to each partition's leader, and a leader that has just died keeps its requests
+ * queued until their timeout (the metadata names it until the controller fences it). */
+static int64_t lag_of(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts, int budget_ms, struct sl_err *err)
 {
-	rd_kafka_resp_err_t e = rd_kafka_committed(rk, parts, 10000);
+	int64_t deadline = mono_ms() + budget_ms;
+	rd_kafka_resp_err_t e = rd_kafka_committed(rk, parts, budget_ms);
 	if (e)
 		return sl_err_set(err, map_err(e), "kafka: committed offsets: %s", rd_kafka_err2str(e));
 	int64_t lag = 0;
 	for (int i = 0; i < parts->cnt; i++) {
 		rd_kafka_topic_partition_t *tp = &parts->elems[i];
-		int64_t lo, hi;
-		e = rd_kafka_query_watermark_offsets(rk, tp->topic, tp->partition, &lo, &hi, 10000);
+		int64_t lo, hi, left = deadline - mono_ms();
+		e = left > 0 ? rd_kafka_query_watermark_offsets(rk, tp->topic, tp->partition, &lo, &hi, (int)left)
+			     : RD_KAFKA_RESP_ERR__TIMED_OUT;
 		if (e)
 			return sl_err_set(err, map_err(e), "kafka: watermarks of %s [%" PRId32 "]: %s", tp->topic,
 					  tp->partition, rd_kafka_err2str(e));
@@ -834,7 +856,7 @@ static int64_t kc_lag(struct sl_consumer *bc, struct sl_err *err)
 	e = rd_kafka_assignment(c->rk, &parts);
 	if (e)
 		return sl_err_set(err, map_err(e), "kafka: assignment of %s: %s", c->topic, rd_kafka_err2str(e));
-	int64_t lag = lag_of(c->rk, parts, err);
+	int64_t lag = lag_of(c->rk, parts, 10000, err);
 	rd_kafka_topic_partition_list_destroy(parts);
 	return lag;
 }
@@ -1256,7 +1278,7 @@ int sl_kafka_group_lag(const struct sl_kafka_conf *kc, const char *group, const 
 	rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(n);
 	for (int i = 0; i < n; i++)
 		rd_kafka_topic_partition_list_add(parts, topic, i);
-	int64_t lag = lag_of(rk, parts, err);
+	int64_t lag = lag_of(rk, parts, 10000, err);
 	rd_kafka_topic_partition_list_destroy(parts);
 	rd_kafka_destroy(rk); /* never subscribed: nothing to close */
 	if (lag < 0)
@@ -1268,6 +1290,8 @@ int sl_kafka_group_lag(const struct sl_kafka_conf *kc, const char *group, const 
 /* A long-lived client for the group-wide lag: the processor asks once a second while idle, and a new client per
  * question (threads, connections, a metadata round trip) would churn the broker. Not subscribed, so it never joins
  * the group it reads. */
+#define LAGGER_BUDGET_MS 1000
+
 struct sl_kafka_lagger {
 	struct sl_kafka_watch w;
 	rd_kafka_t *rk;
@@ -1312,7 +1336,10 @@ int sl_kafka_lagger_get(struct sl_kafka_lagger *l, int64_t *out, struct sl_err *
 	rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(n);
 	for (int i = 0; i < n; i++)
 		rd_kafka_topic_partition_list_add(parts, l->topic, i);
-	int64_t lag = lag_of(l->rk, parts, err);
+	/* The processor asks on its main loop (once a second while idle, and with each progress line): at 10 s a
+	 * question, a dead partition leader stalled every partition's rows (the cluster broker_kill: 17 s). A late
+	 * answer is only a gauge missed; the next question comes a second later. */
+	int64_t lag = lag_of(l->rk, parts, LAGGER_BUDGET_MS, err);
 	rd_kafka_topic_partition_list_destroy(parts);
 	if (lag < 0)
 		return (int)lag;

@@ -139,6 +139,7 @@ struct sl_kafka_conf {
 	int64_t message_max;         /* bytes; message.max.bytes */
 	int64_t message_timeout_ms;  /* how long a message may wait for its ack (outages included) */
 	int64_t commit_interval_ms;  /* a consumer's offsets go out at most this often (0: with every commit call) */
+	int64_t metadata_refresh_ms; /* topic.metadata.refresh.interval.ms: how soon a moved leader is found */
 	struct sl_strmap properties; /* raw librdkafka properties, applied last */
 	/* Security (docs/security.md). Secrets are never in the file: the password fields name environment
 	 * variables, keys and certificates are files. */
