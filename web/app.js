@@ -465,7 +465,7 @@ pages.kafka = {
     const td = (cls, v, field) => '<td' + (cls ? ' class="' + cls + '"' : '') + (field ? ' data-field="' + field + '"' : '') + '>' + esc(v) + '</td>';
     const badgeHTML = (st) => '<span class="badge b-' + esc(st) + '">' + esc(st) + '</span>';
     const html = (k.ok ? '' : '<div class="card err">' + esc(k.error) + '</div>') +
-      '<div class="card"><h2>Consumer groups</h2>' + k.groups.map((g) => '<div class="group" data-group="' + esc(g.group) + '"><h3>' +
+      '<div class="card lazy"><h2>Consumer groups</h2>' + k.groups.map((g) => '<div class="group" data-group="' + esc(g.group) + '"><h3>' +
         esc(g.group + ' on ' + g.topic + ' ') + badgeHTML(g.status) + '<span class="muted"> lag <b data-field="group-lag">' + esc(g.lag) +
         '</b>' + esc(' · status over the last ' + g.window + ' commits per partition (Burrow rules)') + '</span></h3>' +
         '<table><tr><th class="num">partition</th><th class="num">committed</th><th class="num">high watermark</th><th class="num">lag</th>' +
@@ -476,7 +476,7 @@ pages.kafka = {
       '<div class="card"><h2>' + (kafka ? 'Brokers' : 'Log') + '</h2>' + (kafka
         ? '<table><tr><th>id</th><th>host</th><th>port</th></tr>' + k.brokers.map((b) => '<tr>' + td('', b.id) + td('', b.host) + td('', b.port) + '</tr>').join('') + '</table>'
         : '<div class="muted">The embedded log (SQLite in data_dir) — one node, every partition local.</div>') + '</div>' +
-      '<div class="card"><h2>Topics</h2><table id="topics"><tr><th>topic</th><th class="num">partitions</th><th class="num">messages</th><th>' +
+      '<div class="card lazy"><h2>Topics</h2><table id="topics"><tr><th>topic</th><th class="num">partitions</th><th class="num">messages</th><th>' +
         esc('partition: low … high' + (kafka ? ' (leader, ISR)' : '')) + '</th></tr>' +
         k.topics.map((t) => '<tr data-topic="' + esc(t.name) + '">' + td('mono', t.name) + td('num', t.partitions.length) + td('num', t.messages) +
           td('mono', t.partitions.map((p) => p.partition + ': ' + p.low + '…' + p.high + (p.leader !== undefined ? ' (' + p.leader + ', [' + p.isr + '])' : '')).join('   ')) +
