@@ -1,6 +1,7 @@
 // Page loads at scale on the real Kafka: 500 topics on the broker and a console over 50 pipelines. Each page is
 // loaded seven times in chromium and timed inside the page (Navigation Timing: from navigationStart to the first
-// frame with the data drawn — the 50 pipeline cards on the Overview, 500 topic rows on Kafka, the rows of Alerts),
+// frame with the data drawn — the 50 pipeline cards on the Overview with the charts of those in the viewport (the page
+// draws the others' as they scroll into view), 500 topic rows on Kafka, the rows of Alerts),
 // against a page that asks the server nothing; each API call the page makes is timed by Resource Timing with the
 // console's own part from its Server-Timing header. The figures are printed; the console's part is asserted. The
 // topics are created and deleted through confluent-kafka (tests/requirements.txt) from the project's venv; skipped
