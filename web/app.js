@@ -26,6 +26,8 @@ const fmt = (v, digits) => {
 const secs = (v) => (v === null || v === undefined) ? '—' : v < 1 ? (v * 1000).toFixed(0) + ' ms' : v.toFixed(1) + ' s';
 const ago = (ms) => ms < 0 ? 'never' : ms < 1000 ? 'just now' : ms < 60000 ? (ms / 1000).toFixed(0) + ' s ago' : (ms / 60000).toFixed(1) + ' min ago';
 const badge = (s) => h('span', {class: 'badge b-' + s}, s);
+/* Text for innerHTML (the pages that draw hundreds of rows write them as one string). */
+const esc = (v) => String(v === null || v === undefined ? '' : v).replace(/[&<>"']/g, (c) => ({'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;'})[c]);
 /* A full local timestamp with the date and milliseconds: "2026-12-07 07:14:30.123". */
 const stamp = (ms) => {
   if (ms === null || ms === undefined || ms < 0) return '—';
@@ -85,7 +87,10 @@ function chart(title, series) {
     series.map((s, i) => h('span', {}, h('span', {class: 'sw', 'data-color': COLORS[i]}), s)));
   legend.querySelectorAll('.sw').forEach((e) => { e.style.background = e.dataset.color; });
   const box = h('div', {class: 'chart'}, legend, canvas);
-  box.draw = (points) => draw(canvas, points, series.length);
+  /* w: the canvas's CSS width when the caller already read it (reading it here after another chart's drawing would
+   * force a layout per chart). */
+  box.draw = (points, w) => { draw(canvas, points, series.length, w); canvas.dataset.drawn = points.length; };
+  box.canvas = canvas;
   return box;
 }
 function niceStep(raw) {
@@ -100,9 +105,12 @@ function tickLabel(v, step) {
   return v.toFixed(digits);
 }
 window.niceStep = niceStep; window.tickLabel = tickLabel; /* for the UI tests */
-function draw(canvas, points, nseries) {
+/* toLocaleTimeString builds a formatter per call (slow with 100 charts); one is made once with the same fields. */
+const TIMEFMT = new Intl.DateTimeFormat(undefined, {hour: 'numeric', minute: 'numeric', second: 'numeric'});
+function draw(canvas, points, nseries, cssWidth) {
   const dpr = window.devicePixelRatio || 1;
-  const w = canvas.clientWidth || 400, hgt = canvas.clientHeight || 170;
+  /* The height is the stylesheet's (170px): reading it would force a layout. */
+  const w = cssWidth || canvas.clientWidth || 400, hgt = 170;
   canvas.width = w * dpr; canvas.height = hgt * dpr;
   const g = canvas.getContext('2d');
   g.scale(dpr, dpr);
@@ -125,8 +133,8 @@ function draw(canvas, points, nseries) {
   }
   if (points.length) {
     const d = new Date(t0), e = new Date(t1);
-    g.fillText(d.toLocaleTimeString(), padL, hgt - 4);
-    const s = e.toLocaleTimeString();
+    g.fillText(TIMEFMT.format(d), padL, hgt - 4);
+    const s = TIMEFMT.format(e);
     g.fillText(s, w - padR - g.measureText(s).width, hgt - 4);
   }
   for (let i = 1; i <= nseries; i++) {
@@ -147,6 +155,19 @@ const pages = {};
 pages.overview = {
   init(main) {
     this.main = main; this.cards = {}; this.hist = {}; this.since = 0; this.range = 0; this.rangeAt = 0;
+    /* Cards off screen keep their charts undrawn until they come within 300 px of the viewport. */
+    this.byEl = new Map();
+    if (this.io) this.io.disconnect();
+    this.io = new IntersectionObserver((entries) => {
+      const due = [];
+      for (const e of entries) {
+        const c = this.byEl.get(e.target);
+        if (!c) continue;
+        c.visible = e.isIntersecting;
+        if (c.visible && c.dirty) due.push(c);
+      }
+      this.drawCharts(due);
+    }, {rootMargin: '300px 0px'});
     /* The charts' time range: live is the in-memory history (every sample); longer ranges come from console.db,
      * averaged to 600 points, and are re-read every 10 s. */
     this.picker = h('select', {id: 'o-range', onchange: () => { this.range = Number(this.picker.value); this.rangeAt = 0; this.hist = {}; this.since = 0; this.tick(); }},
@@ -165,6 +186,7 @@ pages.overview = {
   async tick() {
     const [ov, hi] = await Promise.all([api('/api/overview'), this.history()]);
     if (!ov.ok) return;
+    const t0 = performance.now();
     const o = ov.body;
     $('#footer').textContent = 'log: ' + o.log + ' · sink: ' + o.sink + (o.in_process ? ' · in-process metrics' : ' · pipelines run in other processes') +
       (o.log_ok ? '' : ' · ' + o.log_error);
@@ -175,43 +197,73 @@ pages.overview = {
         if (rows.length) this.since = Math.max(this.since, rows[rows.length - 1][0]);
       }
     }
+    /* Drawing 50 cards cheaply: new cards go in with one insert; a card's text is rebuilt only when its data changed,
+     * its charts only when its points changed; charts are drawn only for cards on screen (the first screenful at
+     * once, the others when they scroll into view: the IntersectionObserver below), and the canvases' widths are all
+     * read before any is drawn, so that the page is laid out once and not once per chart. */
+    const fresh = document.createDocumentFragment(), added = [];
     for (const p of o.pipelines) {
       let c = this.cards[p.name];
       if (!c) {
         c = this.cards[p.name] = {
-          el: h('div', {class: 'card pipeline-card', 'data-pipeline': p.name}),
+          el: h('div', {class: 'card pipeline-card', 'data-pipeline': p.name}), top: h('div', {}), bottom: h('div', {}),
           rate: chart('records/s', ['in (topic)', 'out (committed)']),
           lag: chart('consumer lag (records)', ['lag']),
+          key: '', sig: '', pts: [], dirty: false, visible: false,
         };
-        $('#pipelines', this.main).append(c.el);
+        c.el.append(c.top, h('div', {class: 'charts'}, c.rate, c.lag), c.bottom);
+        this.byEl.set(c.el, c);
+        fresh.append(c.el);
+        added.push(c);
       }
-      const errs = p.log_error || p.sink_error;
-      /* One status from everything the console knows (group, error rate, dead letters, alerts, reachability), with
-       * its reasons; the consumer group's own status is one tile among the others. */
-      fill(c.el,
-        h('h2', {}, p.name, h('span', {class: 'badge b-' + p.health, 'data-field': 'health'}, p.health), h('span', {class: 'muted mono'}, p.topic + ' → ' + p.table)),
-        p.health_reasons && p.health_reasons.length ? h('ul', {class: 'reasons', 'data-field': 'health_reasons'},
-          p.health_reasons.map((x) => h('li', {class: 'r-' + x.level}, x.text))) : null,
-        h('div', {class: 'tiles'},
-          tile('in / s', fmt(p.in_rate), 'in_rate'), tile('out / s', fmt(p.out_rate), 'out_rate'),
-          tile('in topic', fmt(p.in_total), 'in_total'), tile('committed', fmt(p.out_total), 'out_total'),
-          tile('consumer group', badge(p.status), 'status'), tile('lag', fmt(p.lag), 'lag'), tile('lag (time)', secs(p.lag_seconds), 'lag_seconds'),
-          tile('table rows', fmt(p.table_rows), 'table_rows'), tile('errors', fmt(p.errors), 'errors'),
-          tile('retries', fmt(p.retries), 'retries'), tile('dead letters', fmt(p.dlq), 'dlq'),
-          tile('e2e p95', secs(p.e2e_p95), 'e2e_p95'), tile('error rate', (p.error_rate * 100).toFixed(2) + '%', 'error_rate')),
-        h('div', {class: 'charts'}, c.rate, c.lag),
-        errs ? h('div', {class: 'err'}, errs) : null);
+      const key = JSON.stringify(p);
+      if (key !== c.key) {
+        c.key = key;
+        const errs = p.log_error || p.sink_error;
+        /* One status from everything the console knows (group, error rate, dead letters, alerts, reachability), with
+         * its reasons; the consumer group's own status is one tile among the others. */
+        fill(c.top,
+          h('h2', {}, p.name, h('span', {class: 'badge b-' + p.health, 'data-field': 'health'}, p.health), h('span', {class: 'muted mono'}, p.topic + ' → ' + p.table)),
+          p.health_reasons && p.health_reasons.length ? h('ul', {class: 'reasons', 'data-field': 'health_reasons'},
+            p.health_reasons.map((x) => h('li', {class: 'r-' + x.level}, x.text))) : null,
+          h('div', {class: 'tiles'},
+            tile('in / s', fmt(p.in_rate), 'in_rate'), tile('out / s', fmt(p.out_rate), 'out_rate'),
+            tile('in topic', fmt(p.in_total), 'in_total'), tile('committed', fmt(p.out_total), 'out_total'),
+            tile('consumer group', badge(p.status), 'status'), tile('lag', fmt(p.lag), 'lag'), tile('lag (time)', secs(p.lag_seconds), 'lag_seconds'),
+            tile('table rows', fmt(p.table_rows), 'table_rows'), tile('errors', fmt(p.errors), 'errors'),
+            tile('retries', fmt(p.retries), 'retries'), tile('dead letters', fmt(p.dlq), 'dlq'),
+            tile('e2e p95', secs(p.e2e_p95), 'e2e_p95'), tile('error rate', (p.error_rate * 100).toFixed(2) + '%', 'error_rate')));
+        fill(c.bottom, errs ? h('div', {class: 'err'}, errs) : null);
+      }
       const pts = this.hist[p.name] || [];
-      c.el.dataset.points = pts.length;
-      c.rate.draw(pts.map((r) => [r[0], r[1], r[2]]));
-      c.lag.draw(pts.map((r) => [r[0], r[3]]));
+      const sig = pts.length + ':' + (pts.length ? pts[0][0] + '-' + pts[pts.length - 1][0] : '');
+      if (sig !== c.sig) { c.sig = sig; c.pts = pts; c.dirty = true; c.el.dataset.points = pts.length; }
     }
+    if (added.length) {
+      $('#pipelines', this.main).append(fresh);
+      /* Which new cards are on screen now (one layout for all of them); the observer reports later changes. */
+      const vh = window.innerHeight;
+      for (const c of added) { const r = c.el.getBoundingClientRect(); c.visible = r.bottom > 0 && r.top < vh; this.io.observe(c.el); }
+    }
+    this.drawCharts(Object.values(this.cards).filter((c) => c.dirty && c.visible));
+    /* The script's part of drawing (the browser's layout and paint come after): tests/ui/scale.test.mjs prints it. */
+    performance.measure('overview:draw', {start: t0, end: performance.now()});
+  },
+  /* Reads every width first, then draws: a canvas's new size between two reads would force a layout each time. */
+  drawCharts(cards) {
+    if (!cards.length) return;
+    const widths = cards.map((c) => [c.rate.canvas.clientWidth, c.lag.canvas.clientWidth]);
+    cards.forEach((c, i) => {
+      c.dirty = false;
+      c.rate.draw(c.pts.map((r) => [r[0], r[1], r[2]]), widths[i][0]);
+      c.lag.draw(c.pts.map((r) => [r[0], r[3]]), widths[i][1]);
+    });
   },
 };
 
 pages.kafka = {
   init(main) {
-    this.main = main;
+    this.main = main; this.drawn = '';
     this.browser = h('div', {class: 'card', id: 'browser'});
     this.cfgCard = h('div', {class: 'card', id: 'topic-config'});
     main.append(h('h1', {}, 'Kafka'), h('div', {id: 'kafka-body'}), this.browser, this.cfgCard);
@@ -402,32 +454,35 @@ pages.kafka = {
   async tick() {
     const r = await api('/api/kafka');
     if (!r.ok) return;
-    const k = r.body, body = $('#kafka-body', this.main);
+    const k = r.body, body = $('#kafka-body', this.main), t0 = performance.now();
+    /* Hundreds of topics: the selector and the tables are written as one HTML string each (one parse, no node-by-node
+     * inserts), and not at all when the answer draws the same as the last one (every poll otherwise). */
     if (this.topicSelect.options.length !== k.topics.length) {
       const cur = this.topicSelect.value;
-      this.topicSelect.replaceChildren(...k.topics.map((t) => h('option', {value: t.name, selected: t.name === cur}, t.name)));
+      this.topicSelect.innerHTML = k.topics.map((t) => '<option value="' + esc(t.name) + '"' + (t.name === cur ? ' selected' : '') + '>' + esc(t.name) + '</option>').join('');
     }
     const kafka = k.backend === 'kafka';
-    fill(body,
-      k.ok ? null : h('div', {class: 'card err'}, k.error),
-      h('div', {class: 'card'}, h('h2', {}, 'Consumer groups'),
-        k.groups.map((g) => h('div', {class: 'group', 'data-group': g.group},
-          h('h3', {}, g.group + ' on ' + g.topic + ' ', badge(g.status), h('span', {class: 'muted'}, ' lag ', h('b', {'data-field': 'group-lag'}, g.lag), ' · status over the last ' + g.window + ' commits per partition (Burrow rules)')),
-          h('table', {}, h('tr', {}, h('th', {class: 'num'}, 'partition'), h('th', {class: 'num'}, 'committed'), h('th', {class: 'num'}, 'high watermark'),
-            h('th', {class: 'num'}, 'lag'), h('th', {}, 'status'), h('th', {}, 'last commit'), h('th', {}, 'commits in window')),
-          g.partitions.map((p) => h('tr', {}, h('td', {class: 'num'}, p.partition), h('td', {class: 'num'}, p.committed < 0 ? '—' : p.committed),
-            h('td', {class: 'num'}, p.high), h('td', {class: 'num', 'data-field': 'lag'}, p.lag), h('td', {}, badge(p.status)),
-            h('td', {}, ago(p.last_commit_ago_ms)), h('td', {class: 'muted'}, p.commits.length))))))),
-      h('div', {class: 'card'}, h('h2', {}, kafka ? 'Brokers' : 'Log'),
-        kafka ? h('table', {}, h('tr', {}, h('th', {}, 'id'), h('th', {}, 'host'), h('th', {}, 'port')),
-          k.brokers.map((b) => h('tr', {}, h('td', {}, b.id), h('td', {}, b.host), h('td', {}, b.port))))
-          : h('div', {class: 'muted'}, 'The embedded log (SQLite in data_dir) — one node, every partition local.')),
-      h('div', {class: 'card'}, h('h2', {}, 'Topics'),
-        h('table', {id: 'topics'}, h('tr', {}, h('th', {}, 'topic'), h('th', {class: 'num'}, 'partitions'), h('th', {class: 'num'}, 'messages'),
-          h('th', {}, 'partition: low … high' + (kafka ? ' (leader, ISR)' : ''))),
-        k.topics.map((t) => h('tr', {'data-topic': t.name}, h('td', {class: 'mono'}, t.name), h('td', {class: 'num'}, t.partitions.length),
-          h('td', {class: 'num'}, t.messages),
-          h('td', {class: 'mono'}, t.partitions.map((p) => p.partition + ': ' + p.low + '…' + p.high + (p.leader !== undefined ? ' (' + p.leader + ', [' + p.isr + '])' : '')).join('   ')))))));
+    const td = (cls, v, field) => '<td' + (cls ? ' class="' + cls + '"' : '') + (field ? ' data-field="' + field + '"' : '') + '>' + esc(v) + '</td>';
+    const badgeHTML = (st) => '<span class="badge b-' + esc(st) + '">' + esc(st) + '</span>';
+    const html = (k.ok ? '' : '<div class="card err">' + esc(k.error) + '</div>') +
+      '<div class="card lazy"><h2>Consumer groups</h2>' + k.groups.map((g) => '<div class="group" data-group="' + esc(g.group) + '"><h3>' +
+        esc(g.group + ' on ' + g.topic + ' ') + badgeHTML(g.status) + '<span class="muted"> lag <b data-field="group-lag">' + esc(g.lag) +
+        '</b>' + esc(' · status over the last ' + g.window + ' commits per partition (Burrow rules)') + '</span></h3>' +
+        '<table><tr><th class="num">partition</th><th class="num">committed</th><th class="num">high watermark</th><th class="num">lag</th>' +
+        '<th>status</th><th>last commit</th><th>commits in window</th></tr>' +
+        g.partitions.map((p) => '<tr>' + td('num', p.partition) + td('num', p.committed < 0 ? '—' : p.committed) + td('num', p.high) +
+          td('num', p.lag, 'lag') + '<td>' + badgeHTML(p.status) + '</td>' + td('', ago(p.last_commit_ago_ms)) + td('muted', p.commits.length) + '</tr>').join('') +
+        '</table></div>').join('') + '</div>' +
+      '<div class="card"><h2>' + (kafka ? 'Brokers' : 'Log') + '</h2>' + (kafka
+        ? '<table><tr><th>id</th><th>host</th><th>port</th></tr>' + k.brokers.map((b) => '<tr>' + td('', b.id) + td('', b.host) + td('', b.port) + '</tr>').join('') + '</table>'
+        : '<div class="muted">The embedded log (SQLite in data_dir) — one node, every partition local.</div>') + '</div>' +
+      '<div class="card lazy"><h2>Topics</h2><table id="topics"><tr><th>topic</th><th class="num">partitions</th><th class="num">messages</th><th>' +
+        esc('partition: low … high' + (kafka ? ' (leader, ISR)' : '')) + '</th></tr>' +
+        k.topics.map((t) => '<tr data-topic="' + esc(t.name) + '">' + td('mono', t.name) + td('num', t.partitions.length) + td('num', t.messages) +
+          td('mono', t.partitions.map((p) => p.partition + ': ' + p.low + '…' + p.high + (p.leader !== undefined ? ' (' + p.leader + ', [' + p.isr + '])' : '')).join('   ')) +
+          '</tr>').join('') + '</table></div>';
+    if (html !== this.drawn) { this.drawn = html; body.innerHTML = html; }
+    performance.measure('kafka:draw', {start: t0, end: performance.now()});
   },
 };
 function pretty(v) {
