@@ -43,6 +43,7 @@ struct src_prog {
 	bool idle;           /* read to its end */
 	int64_t sent_newest; /* what the last committed marker said */
 	bool sent_idle, sent, pending;
+	bool announced; /* an "active" marker is in the open transaction */
 };
 
 /* One output's part of a micro-batch: the records it takes (the slot's own arrays when it neither filters nor
@@ -452,6 +453,48 @@ static int repartition_abort(struct proc *pr, int rc, struct sl_err *err)
 	return err->code;
 }
 
+static int marker(struct proc *pr, size_t o, int32_t sp, int64_t newest, bool idle, struct sl_err *err)
+{
+	struct sl_producer *t = pr->txp;
+	char v[64];
+	size_t vl = sl_agg_stage_progress_format(v, sizeof v, sp, newest, idle);
+	struct sl_header h = {SL_PROGRESS_HEADER, v, vl};
+	int rc = 0;
+	for (int r = 0; !rc && r < pr->nrep[o]; r++) {
+		struct sl_msg m = {.topic = pr->names[o].repartition, .partition = r, .headers = &h, .n_headers = 1};
+		while ((rc = t->ops->produce(t, &m, NULL, 1000, err)) == SL_EFULL)
+			t->ops->poll(t, 100);
+	}
+	return rc;
+}
+
+/* Before a slot's records, in the same transaction: an "active" marker for each owned source partition the second
+ * stage may think idle: every one not announced since this processor got it (a backlog may wait in it, behind the
+ * idle marker of a previous run or owner, while the records of another partition are read first), and one read to
+ * its end before whose records this slot holds. Otherwise the other partitions' records would move the watermark
+ * past records still to come. */
+static int progress_announce(struct proc *pr, const struct slot *s, struct sl_err *err)
+{
+	const struct sl_pipeline *p = pr->p;
+	int rc = 0;
+	for (size_t o = 0; pr->prog && !rc && o < p->nout; o++) {
+		if (!p->out[o].agg || !sl_aggregate_conf_windowed(p->out[o].agg))
+			continue;
+		for (int sp = 0; !rc && sp < pr->nsrc; sp++) {
+			struct src_prog *q = &pr->prog[o * (size_t)pr->nsrc + (size_t)sp];
+			bool in_slot = false;
+			for (size_t i = 0; i < s->nmarks && !in_slot; i++)
+				in_slot = s->marks[i].partition == sp;
+			if (!pr->owned[sp] || q->announced || (q->sent && !(q->sent_idle && in_slot)))
+				continue;
+			rc = marker(pr, o, sp, INT64_MIN, false, err);
+			q->announced = q->pending = true;
+			q->idle = false;
+		}
+	}
+	return rc;
+}
+
 static int repartition_add(struct proc *pr, const struct slot *s, struct sl_err *err)
 {
 	const struct sl_pipeline *p = pr->p;
@@ -463,6 +506,7 @@ static int repartition_add(struct proc *pr, const struct slot *s, struct sl_err 
 		pr->in_txn = true;
 		pr->txn_started = sl_mono_s();
 	}
+	rc = progress_announce(pr, s, err);
 	for (size_t o = 0; !rc && o < p->nout; o++) {
 		const struct obatch *ob = &s->ob[o];
 		if (!p->out[o].agg)
@@ -518,25 +562,18 @@ static int repartition_add(struct proc *pr, const struct slot *s, struct sl_err 
 static int progress_markers(struct proc *pr, struct sl_err *err)
 {
 	const struct sl_pipeline *p = pr->p;
-	struct sl_producer *t = pr->txp;
 	int rc = 0;
 	for (size_t o = 0; pr->prog && !rc && o < p->nout; o++) {
 		if (!p->out[o].agg || !sl_aggregate_conf_windowed(p->out[o].agg))
 			continue;
 		for (int sp = 0; !rc && sp < pr->nsrc; sp++) {
 			struct src_prog *q = &pr->prog[o * (size_t)pr->nsrc + (size_t)sp];
+			/* Nothing new to say (a partition with no record read yet and not idle: its announcement, if it
+			 * needs one, went first), or what was said last. */
 			if (!pr->owned[sp] || (q->newest == INT64_MIN && !q->idle) ||
 			    (q->sent && q->sent_newest == q->newest && q->sent_idle == q->idle))
 				continue;
-			char v[64];
-			size_t vl = sl_agg_stage_progress_format(v, sizeof v, sp, q->newest, q->idle);
-			struct sl_header h = {SL_PROGRESS_HEADER, v, vl};
-			for (int r = 0; !rc && r < pr->nrep[o]; r++) {
-				struct sl_msg m = {.topic = pr->names[o].repartition, .partition = r, .headers = &h,
-						   .n_headers = 1};
-				while ((rc = t->ops->produce(t, &m, NULL, 1000, err)) == SL_EFULL)
-					t->ops->poll(t, 100);
-			}
+			rc = marker(pr, o, sp, q->newest, q->idle, err);
 			q->pending = true;
 		}
 	}
