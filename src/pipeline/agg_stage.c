@@ -1,6 +1,6 @@
 /* The aggregate stage on Kafka (agg_stage.h): one thread per aggregate output, consuming the output's repartition
- * topic. Each assigned partition has its own state (struct sl_aggregate with one input partition, so its watermark
- * is the partition's own), restored from the same partition of the changelog topic when it is assigned, dropped
+ * topic. Each assigned partition has its own state (struct sl_aggregate over the source topic's partitions: its
+ * watermark follows the slowest source partition, from the records and the first stage's progress markers), restored from the same partition of the changelog topic when it is assigned, dropped
  * when it is revoked (everything it holds was committed with the batch that made it). Per batch: the records go
  * into their partition's state; the rows that changed (or closed) are written to the sink and acknowledged; then
  * one Kafka transaction carries the changed state entries (tombstones for windows that closed) and the repartition
