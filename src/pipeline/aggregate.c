@@ -752,8 +752,9 @@ int sl_aggregate_add(struct sl_aggregate *g, const struct sl_record *r, int32_t 
 		return sl_err_set(err, SL_ENOMEM, "out of memory");
 	if (t > g->max_event || g->max_event == INT64_MIN)
 		g->max_event = t > g->max_event ? t : g->max_event;
-	int64_t *pm = &g->pmax[partition >= 0 && partition < g->nparts ? partition : 0];
-	if (t > *pm)
+	/* Sources tracked: a partition out of range (added to the topic since the start) is not another's. */
+	int64_t *pm = partition >= 0 && partition < g->nparts ? &g->pmax[partition] : g->idle ? NULL : &g->pmax[0];
+	if (pm && t > *pm)
 		*pm = t;
 	if (g->idle && partition >= 0 && partition < g->nparts)
 		g->idle[partition] = false; /* a record of an idle source: it is read again (holds the watermark back) */
