@@ -1,6 +1,6 @@
 /* The aggregate stage on Kafka (agg_stage.h): one thread per aggregate output, consuming the output's repartition
- * topic. Each assigned partition has its own state (struct sl_aggregate with one input partition, so its watermark
- * is the partition's own), restored from the same partition of the changelog topic when it is assigned, dropped
+ * topic. Each assigned partition has its own state (struct sl_aggregate over the source topic's partitions: its
+ * watermark follows the slowest source partition, from the records and the first stage's progress markers), restored from the same partition of the changelog topic when it is assigned, dropped
  * when it is revoked (everything it holds was committed with the batch that made it). Per batch: the records go
  * into their partition's state; the rows that changed (or closed) are written to the sink and acknowledged; then
  * one Kafka transaction carries the changed state entries (tombstones for windows that closed) and the repartition
@@ -64,6 +64,7 @@ struct sl_agg_stage {
 	struct sl_sink *sink;
 	struct part_state *parts; /* by partition number; g NULL when not assigned */
 	int nparts;
+	int nsrc; /* the source topic's partitions: each state's watermark follows their progress */
 	int assigned; /* partitions the group gives this stage now */
 	int assign_events;
 	int restore_rc;
@@ -111,6 +112,41 @@ void sl_agg_stage_names(const struct sl_conf *c, const struct sl_pipeline *p, si
 void sl_agg_stage_source_txn_id(const struct sl_conf *c, const struct sl_pipeline *p, char *out, size_t outsz)
 {
 	snprintf(out, outsz, "sluice-%s-%016" PRIx64, p->group, instance(c));
+}
+
+size_t sl_agg_stage_progress_format(char *buf, size_t bufsz, int32_t partition, int64_t newest_ms, bool idle)
+{
+	int n = newest_ms == INT64_MIN ? snprintf(buf, bufsz, "%" PRId32 " - %s", partition, idle ? "idle" : "active")
+				       : snprintf(buf, bufsz, "%" PRId32 " %" PRId64 " %s", partition, newest_ms,
+						  idle ? "idle" : "active");
+	return n < 0 ? 0 : (size_t)n < bufsz ? (size_t)n : bufsz - 1;
+}
+
+int sl_agg_stage_progress_parse(const char *s, int32_t *partition, int64_t *newest_ms, bool *idle)
+{
+	char *end;
+	long p = strtol(s, &end, 10);
+	if (end == s || *end != ' ' || p < 0 || p > 1 << 20)
+		return SL_EINVAL;
+	s = end + 1;
+	if (*s == '-' && s[1] == ' ') {
+		*newest_ms = INT64_MIN;
+		s += 2;
+	} else {
+		long long t = strtoll(s, &end, 10);
+		if (end == s || *end != ' ')
+			return SL_EINVAL;
+		*newest_ms = (int64_t)t;
+		s = end + 1;
+	}
+	if (!strcmp(s, "idle"))
+		*idle = true;
+	else if (!strcmp(s, "active"))
+		*idle = false;
+	else
+		return SL_EINVAL;
+	*partition = (int32_t)p;
+	return 0;
 }
 
 static int fetch_schema(void *ctx, int id, char **schema, char **type, struct sl_err *err)
@@ -244,7 +280,9 @@ static void on_assign(void *ctx, const char *topic, int32_t partition)
 	struct part_state *ps = &s->parts[partition];
 	part_drop(ps);
 	struct sl_changelog cl = {0};
-	int rc = sl_aggregate_new(s->out->agg, &s->out->schema, 1, &ps->g, &s->restore_err);
+	int rc = sl_aggregate_new(s->out->agg, &s->out->schema, s->nsrc, &ps->g, &s->restore_err);
+	if (!rc && sl_aggregate_track_sources(ps->g))
+		rc = sl_err_set(&s->restore_err, SL_ENOMEM, "out of memory");
 	if (!rc)
 		rc = s->ts->ops->read_partition(s->ts, s->n.changelog, partition, 60000, restore_add, &cl, &s->restore_err);
 	if (!rc && (rc = sl_changelog_apply(&cl, restore_entry, ps)))
@@ -542,6 +580,7 @@ static int run(struct sl_agg_stage *s, struct sl_err *err)
 		return sl_err_set(err, SL_ECONFIG, "pipeline %s: output %s: the %s log has no transactions",
 				  p->name, s->out->name, s->ts->backend);
 	if ((rc = s->ts->ops->partitions(s->ts, s->n.repartition, &s->nparts, err)) ||
+	    (rc = s->ts->ops->partitions(s->ts, p->topic, &s->nsrc, err)) ||
 	    (rc = s->ts->ops->ensure_compacted(s->ts, s->n.changelog, s->nparts, (int)p->replication, err)) ||
 	    (rc = s->ts->ops->ensure_topic(s->ts, p->dlq_topic, 1, (int)p->replication, err)))
 		return rc;
@@ -621,7 +660,21 @@ static int run(struct sl_agg_stage *s, struct sl_err *err)
 				ps->touched = true;
 				if (m->offset + 1 > ps->next)
 					ps->next = m->offset + 1;
-				char pbuf[32], obuf[32];
+				char pbuf[32], obuf[32], mbuf[64];
+				if (header(m, SL_PROGRESS_HEADER, mbuf, sizeof mbuf)) {
+					/* A progress marker of the first stage: not a record (never counted nor
+					 * dead-lettered); what it says is state, stored with the next commit. */
+					int32_t msp;
+					int64_t newest;
+					bool idle;
+					if (sl_agg_stage_progress_parse(mbuf, &msp, &newest, &idle))
+						sl_warn(COMP, "pipeline %s: output %s: %s [%" PRId32 "]@%" PRId64 ": a "
+							"progress marker not understood: %s", p->name, s->out->name, m->topic,
+							m->partition, m->offset, mbuf);
+					else
+						sl_aggregate_source_progress(ps->g, msp, newest, idle);
+					continue;
+				}
 				const char *sps = header(m, "sluice.source.partition", pbuf, sizeof pbuf);
 				const char *sos = header(m, "sluice.source.offset", obuf, sizeof obuf);
 				if (sps && sos) {
@@ -650,7 +703,8 @@ static int run(struct sl_agg_stage *s, struct sl_err *err)
 				if (s->out->where &&
 				    (t = sl_expr_test(s->out->where, &r, &s->env, &s->arena, &derr)) < 0)
 					t = -1;
-				if (t == 1 && sl_aggregate_add(ps->g, &r, 0, m->timestamp_ms, &s->env, &s->arena, &late,
+				if (t == 1 && sl_aggregate_add(ps->g, &r, sps ? (int32_t)atoi(sps) : -1, m->timestamp_ms,
+							       &s->env, &s->arena, &late,
 							       &derr))
 					t = -1;
 				if (t < 0 || (late && sl_aggregate_conf_late_dlq(s->out->agg))) {

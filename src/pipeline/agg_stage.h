@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "pipeline/pipeline.h"
 
@@ -23,6 +24,18 @@ struct sl_agg_stage_names {
 void sl_agg_stage_names(const struct sl_conf *c, const struct sl_pipeline *p, size_t oi, struct sl_agg_stage_names *n);
 /* The first stage's transactional id. */
 void sl_agg_stage_source_txn_id(const struct sl_conf *c, const struct sl_pipeline *p, char *out, size_t outsz);
+
+/* Watermark propagation (Flink's, in effect): with each transaction it commits, and when it has read a source
+ * partition to its end, the first stage tells every partition of the repartition topic how far each source partition
+ * it owns has got, with a marker record: no key, no value, and the header SL_PROGRESS_HEADER whose value is
+ * "<source partition> <newest event time in ms, or -> <active|idle>". The second stage's watermark is the slowest
+ * active source partition's (sl_aggregate_track_sources), so a backlog read one source partition after another makes
+ * no record late. */
+#define SL_PROGRESS_HEADER "sluice.progress"
+/* Writes a marker's header value into buf (at least 64 bytes); returns its length. */
+size_t sl_agg_stage_progress_format(char *buf, size_t bufsz, int32_t partition, int64_t newest_ms, bool idle);
+/* Reads one; SL_EINVAL when it is not one. newest_ms: INT64_MIN for "-". */
+int sl_agg_stage_progress_parse(const char *s, int32_t *partition, int64_t *newest_ms, bool *idle);
 
 struct sl_agg_stage;
 /* Starts output oi's second stage (a thread). nparts: the repartition topic's partitions (already created). */

@@ -65,6 +65,11 @@ bool sl_aggregate_conf_late_dlq(const struct sl_aggregate_conf *c)
 	return c->late_dlq;
 }
 
+bool sl_aggregate_conf_windowed(const struct sl_aggregate_conf *c)
+{
+	return c->windowed;
+}
+
 void sl_aggregate_conf_default_key(const struct sl_aggregate_conf *c, struct sl_strlist *pk)
 {
 	size_t n = c->ngroup + (c->windowed ? 1 : 0);
@@ -378,6 +383,10 @@ struct sl_aggregate {
 	 * late); once the processor has caught up, it follows the newest of all (flush with the clock). */
 	int64_t *pmax;
 	int nparts;
+	/* Scale-out (sl_aggregate_track_sources): the input partitions are the source topic's, their newest times come
+	 * from the first stage's progress markers too, and a partition the first stage has read to its end is idle:
+	 * left out of the minimum (Flink's idle sources). NULL otherwise. */
+	bool *idle;
 	uint64_t late, counted;
 	bool meta_dirty;
 	struct sl_buf kb, vb;
@@ -502,6 +511,7 @@ void sl_aggregate_free(struct sl_aggregate *g)
 	free(g->dirty);
 	free(g->gv);
 	free(g->pmax);
+	free(g->idle);
 	sl_buf_free(&g->kb);
 	sl_buf_free(&g->vb);
 	free(g);
@@ -742,9 +752,12 @@ int sl_aggregate_add(struct sl_aggregate *g, const struct sl_record *r, int32_t 
 		return sl_err_set(err, SL_ENOMEM, "out of memory");
 	if (t > g->max_event || g->max_event == INT64_MIN)
 		g->max_event = t > g->max_event ? t : g->max_event;
-	int64_t *pm = &g->pmax[partition >= 0 && partition < g->nparts ? partition : 0];
-	if (t > *pm)
+	/* Sources tracked: a partition out of range (added to the topic since the start) is not another's. */
+	int64_t *pm = partition >= 0 && partition < g->nparts ? &g->pmax[partition] : g->idle ? NULL : &g->pmax[0];
+	if (pm && t > *pm)
 		*pm = t;
+	if (g->idle && partition >= 0 && partition < g->nparts)
+		g->idle[partition] = false; /* a record of an idle source: it is read again (holds the watermark back) */
 	g->meta_dirty = true;
 	if (!c->windowed) {
 		bool fresh;
@@ -803,6 +816,25 @@ int sl_aggregate_group_key(const struct sl_aggregate_conf *c, const struct sl_re
 	return rc;
 }
 
+int sl_aggregate_event_time(const struct sl_aggregate_conf *c, const struct sl_record *r, int64_t arrival_ms,
+			    struct sl_expr_env *env, struct sl_arena *a, int64_t *t, struct sl_err *err)
+{
+	if (!c->windowed)
+		return sl_err_set(err, SL_ENOTFOUND, "the aggregate has no window");
+	if (c->arrival) {
+		*t = arrival_ms;
+		return 0;
+	}
+	struct sl_value tv;
+	int rc = sl_expr_eval(c->time, r, env, a, &tv, err);
+	if (rc)
+		return rc;
+	if (tv.null)
+		return sl_err_set(err, SL_ETYPE, "window.time \"%s\" is null for this record", sl_expr_text(c->time));
+	*t = tv.u.i64;
+	return 0;
+}
+
 static int ser_acc(struct sl_aggregate *g, const struct entry *e, struct sl_buf *b)
 {
 	sl_buf_reset(b);
@@ -830,7 +862,13 @@ int sl_aggregate_restore(void *ctx, const void *k, size_t klen, const void *v, s
 	struct sl_aggregate *g = ctx;
 	const unsigned char *p = v, *end = p + vlen;
 	if (klen == 1 && ((const unsigned char *)k)[0] == 0) {
-		/* meta: watermark, max event time, late, counted, then the newest event time of each partition */
+		/* meta: watermark, max event time, late, counted, then the newest event time of each partition, then
+		 * (sources tracked) a byte per partition, 1 when idle */
+		if (g->idle && vlen == 32 + 9 * (size_t)g->nparts) {
+			for (int i = 0; i < g->nparts; i++)
+				g->idle[i] = p[32 + 8 * (size_t)g->nparts + (size_t)i] != 0;
+			vlen -= (size_t)g->nparts;
+		}
 		if (vlen < 32 || (vlen - 32) % 8)
 			return SL_EINVAL;
 		memcpy(&g->watermark, p, 8);
@@ -993,6 +1031,26 @@ static int64_t watermark_candidate(const struct sl_aggregate *g, int64_t now_ms)
 {
 	const struct sl_aggregate_conf *c = g->c;
 	int64_t newest = INT64_MIN;
+	if (g->idle) {
+		/* Sources tracked: the slowest source partition that is not idle (one that has not reported holds it at
+		 * INT64_MIN); once every one is idle, the newest of all, and for arrival time the clock too. */
+		int64_t slow = INT64_MAX;
+		bool active = false;
+		for (int i = 0; i < g->nparts; i++) {
+			if (!g->idle[i]) {
+				active = true;
+				if (g->pmax[i] < slow)
+					slow = g->pmax[i];
+			}
+			if (g->pmax[i] > newest)
+				newest = g->pmax[i];
+		}
+		int64_t base = active ? slow : newest;
+		int64_t cand = base == INT64_MIN ? INT64_MIN : base - c->lateness_ms;
+		if (c->arrival && !active && now_ms != INT64_MIN && now_ms - c->lateness_ms > cand)
+			cand = now_ms - c->lateness_ms;
+		return cand;
+	}
 	if (now_ms != INT64_MIN)
 		newest = g->max_event;
 	else {
@@ -1005,6 +1063,23 @@ static int64_t watermark_candidate(const struct sl_aggregate *g, int64_t now_ms)
 	if (c->arrival && now_ms != INT64_MIN && now_ms - c->lateness_ms > cand)
 		cand = now_ms - c->lateness_ms;
 	return cand;
+}
+
+int sl_aggregate_track_sources(struct sl_aggregate *g)
+{
+	if (!g->idle && !(g->idle = calloc((size_t)g->nparts, sizeof *g->idle)))
+		return SL_ENOMEM;
+	return 0;
+}
+
+void sl_aggregate_source_progress(struct sl_aggregate *g, int32_t partition, int64_t newest_ms, bool idle)
+{
+	if (!g->idle || partition < 0 || partition >= g->nparts)
+		return;
+	if (newest_ms > g->pmax[partition])
+		g->pmax[partition] = newest_ms;
+	g->idle[partition] = idle;
+	g->meta_dirty = true;
 }
 
 bool sl_aggregate_due(const struct sl_aggregate *g, int64_t now_ms)
@@ -1073,6 +1148,8 @@ int sl_aggregate_flush(struct sl_aggregate *g, int64_t now_ms, struct sl_arena *
 		sl_buf_append(b, &g->late, 8);
 		sl_buf_append(b, &g->counted, 8);
 		sl_buf_append(b, g->pmax, (size_t)g->nparts * 8);
+		for (int i = 0; g->idle && i < g->nparts; i++)
+			sl_buf_putc(b, g->idle[i] ? 1 : 0);
 		rc = sl_buf_ok(b) ? push_put(&o, a, &k0, 1, b->data, b->len) : SL_ENOMEM;
 		g->meta_dirty = false;
 	}

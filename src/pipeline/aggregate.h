@@ -49,11 +49,26 @@ void sl_aggregate_conf_free(struct sl_aggregate_conf *c);
 void sl_aggregate_conf_default_key(const struct sl_aggregate_conf *c, struct sl_strlist *pk);
 bool sl_aggregate_conf_emit_final(const struct sl_aggregate_conf *c);
 bool sl_aggregate_conf_late_dlq(const struct sl_aggregate_conf *c);
+bool sl_aggregate_conf_windowed(const struct sl_aggregate_conf *c);
 
 /* nparts: the input topic's partitions (the watermark follows the slowest of them while records are read). */
 int sl_aggregate_new(const struct sl_aggregate_conf *c, const struct sl_schema *out_schema, int nparts,
 		     struct sl_aggregate **out, struct sl_err *err);
 void sl_aggregate_free(struct sl_aggregate *g);
+/* Scale-out (aggregate_state: changelog): the input partitions are the SOURCE topic's partitions, whose records
+ * reach this state through a repartition topic. The watermark is then the slowest source partition's newest event
+ * time (from its records and from the first stage's progress markers) over the partitions that are not idle, minus
+ * lateness; it does not move until every source partition has reported; once all are idle (read to their end), the
+ * newest of all, and for arrival time the clock too. A record of a partition makes it active again. Call right after
+ * sl_aggregate_new, before any restore (the idle flags are part of the stored state). */
+int sl_aggregate_track_sources(struct sl_aggregate *g);
+/* A progress marker of source partition `partition`: its newest event time (INT64_MIN: none yet), and whether the
+ * first stage has read it to its end. Kept in the state (stored at the next flush). */
+void sl_aggregate_source_progress(struct sl_aggregate *g, int32_t partition, int64_t newest_ms, bool idle);
+/* The event time a record has for c's windows (its expression, or arrival_ms for arrival time); SL_ENOTFOUND when
+ * c has no window, SL_ETYPE when the expression gives null. */
+int sl_aggregate_event_time(const struct sl_aggregate_conf *c, const struct sl_record *r, int64_t arrival_ms,
+			    struct sl_expr_env *env, struct sl_arena *a, int64_t *t, struct sl_err *err);
 /* Restores one state entry (sl_sink state_load's callback). */
 int sl_aggregate_restore(void *g, const void *k, size_t klen, const void *v, size_t vlen);
 

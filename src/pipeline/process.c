@@ -33,6 +33,17 @@ struct rp_rec {
 	size_t msg;
 	const void *key;
 	size_t klen;
+	int64_t t; /* its event time (INT64_MIN: none: no window, or the expression failed; the stage dead-letters it) */
+};
+
+/* What the first stage has told (and will tell) the second of one source partition's progress, per aggregate output
+ * (agg_stage.h, SL_PROGRESS_HEADER). */
+struct src_prog {
+	int64_t newest;      /* the newest event time of the records produced from it (INT64_MIN: none yet) */
+	bool idle;           /* read to its end */
+	int64_t sent_newest; /* what the last committed marker said */
+	bool sent_idle, sent, pending;
+	bool announced; /* an "active" marker is in the open transaction */
 };
 
 /* One output's part of a micro-batch: the records it takes (the slot's own arrays when it neither filters nor
@@ -104,6 +115,12 @@ struct proc {
 	double txn_started;
 	struct sl_topic_part *offs;    /* its source offsets */
 	int noffs, offs_cap;
+	/* Watermark propagation: per windowed aggregate output and source partition (prog[o * nsrc + sp]; NULL when
+	 * no output is windowed), and the source partitions this processor owns now (the rebalance hooks). */
+	struct src_prog *prog;
+	bool *owned;
+	int nsrc;
+	int *nrep; /* per output: its repartition topic's partitions */
 };
 
 /* An aggregate output at run time: its state, the offsets its state was committed with (records before them are
@@ -391,6 +408,14 @@ static int repartition_slot(struct proc *pr, struct slot *s, size_t o, size_t nr
 			continue;
 		}
 		rr->msg = s->msg_of_rec[i];
+		rr->t = INT64_MIN;
+		if (pr->prog && sl_aggregate_conf_windowed(out->agg)) {
+			struct sl_err terr = {0};
+			int64_t et;
+			if (sl_aggregate_event_time(out->agg, &s->recs[i], s->msgs[rr->msg].timestamp_ms, &pr->env,
+						    &s->arena, &et, &terr) == 0)
+				rr->t = et;
+		}
 		ob->nrp++;
 	}
 	ob->mor = NULL;
@@ -419,9 +444,55 @@ static int repartition_abort(struct proc *pr, int rc, struct sl_err *err)
 		sl_warn("process", "pipeline %s: abort: %s", pr->p->name, aerr.msg);
 	pr->in_txn = false;
 	pr->noffs = 0;
+	/* The records read since the last commit are read again: what the markers say starts over from what is
+	 * produced again (never ahead of it). */
+	for (int i = 0; pr->prog && i < (int)pr->p->nout * pr->nsrc; i++)
+		pr->prog[i] = (struct src_prog){.newest = INT64_MIN};
 	sl_err_prefix(err, "%s", TXN_ABORTED);
 	err->code = rc == SL_EIO ? rc : SL_EAGAIN;
 	return err->code;
+}
+
+static int marker(struct proc *pr, size_t o, int32_t sp, int64_t newest, bool idle, struct sl_err *err)
+{
+	struct sl_producer *t = pr->txp;
+	char v[64];
+	size_t vl = sl_agg_stage_progress_format(v, sizeof v, sp, newest, idle);
+	struct sl_header h = {SL_PROGRESS_HEADER, v, vl};
+	int rc = 0;
+	for (int r = 0; !rc && r < pr->nrep[o]; r++) {
+		struct sl_msg m = {.topic = pr->names[o].repartition, .partition = r, .headers = &h, .n_headers = 1};
+		while ((rc = t->ops->produce(t, &m, NULL, 1000, err)) == SL_EFULL)
+			t->ops->poll(t, 100);
+	}
+	return rc;
+}
+
+/* Before a slot's records, in the same transaction: an "active" marker for each owned source partition the second
+ * stage may think idle: every one not announced since this processor got it (a backlog may wait in it, behind the
+ * idle marker of a previous run or owner, while the records of another partition are read first), and one read to
+ * its end before whose records this slot holds. Otherwise the other partitions' records would move the watermark
+ * past records still to come. */
+static int progress_announce(struct proc *pr, const struct slot *s, struct sl_err *err)
+{
+	const struct sl_pipeline *p = pr->p;
+	int rc = 0;
+	for (size_t o = 0; pr->prog && !rc && o < p->nout; o++) {
+		if (!p->out[o].agg || !sl_aggregate_conf_windowed(p->out[o].agg))
+			continue;
+		for (int sp = 0; !rc && sp < pr->nsrc; sp++) {
+			struct src_prog *q = &pr->prog[o * (size_t)pr->nsrc + (size_t)sp];
+			bool in_slot = false;
+			for (size_t i = 0; i < s->nmarks && !in_slot; i++)
+				in_slot = s->marks[i].partition == sp;
+			if (!pr->owned[sp] || q->announced || (q->sent && !(q->sent_idle && in_slot)))
+				continue;
+			rc = marker(pr, o, sp, INT64_MIN, false, err);
+			q->announced = q->pending = true;
+			q->idle = false;
+		}
+	}
+	return rc;
 }
 
 static int repartition_add(struct proc *pr, const struct slot *s, struct sl_err *err)
@@ -435,6 +506,7 @@ static int repartition_add(struct proc *pr, const struct slot *s, struct sl_err 
 		pr->in_txn = true;
 		pr->txn_started = sl_mono_s();
 	}
+	rc = progress_announce(pr, s, err);
 	for (size_t o = 0; !rc && o < p->nout; o++) {
 		const struct obatch *ob = &s->ob[o];
 		if (!p->out[o].agg)
@@ -452,6 +524,12 @@ static int repartition_add(struct proc *pr, const struct slot *s, struct sl_err 
 					   .timestamp_ms = src->timestamp_ms, .headers = h, .n_headers = 3};
 			while ((rc = t->ops->produce(t, &m, NULL, 1000, err)) == SL_EFULL)
 				t->ops->poll(t, 100);
+			struct src_prog *q = pr->prog && src->partition >= 0 && src->partition < pr->nsrc
+						     ? &pr->prog[o * (size_t)pr->nsrc + (size_t)src->partition] : NULL;
+			if (q && ob->rp[i].t != INT64_MIN && ob->rp[i].t > q->newest)
+				q->newest = ob->rp[i].t;
+			if (q)
+				q->idle = false;
 		}
 	}
 	if (rc)
@@ -478,18 +556,117 @@ static int repartition_add(struct proc *pr, const struct slot *s, struct sl_err 
 	return 0;
 }
 
+/* Into the open transaction: a progress marker for each owned source partition whose progress changed since the
+ * last commit, to every partition of the output's repartition topic (after the records it covers: a partition's
+ * records and markers reach the second stage in the order produced). */
+static int progress_markers(struct proc *pr, struct sl_err *err)
+{
+	const struct sl_pipeline *p = pr->p;
+	int rc = 0;
+	for (size_t o = 0; pr->prog && !rc && o < p->nout; o++) {
+		if (!p->out[o].agg || !sl_aggregate_conf_windowed(p->out[o].agg))
+			continue;
+		for (int sp = 0; !rc && sp < pr->nsrc; sp++) {
+			struct src_prog *q = &pr->prog[o * (size_t)pr->nsrc + (size_t)sp];
+			/* Nothing new to say (a partition with no record read yet and not idle: its announcement, if it
+			 * needs one, went first), or what was said last. */
+			if (!pr->owned[sp] || (q->newest == INT64_MIN && !q->idle) ||
+			    (q->sent && q->sent_newest == q->newest && q->sent_idle == q->idle))
+				continue;
+			rc = marker(pr, o, sp, q->newest, q->idle, err);
+			q->pending = true;
+		}
+	}
+	return rc;
+}
+
+/* After a commit: the markers it carried are what the second stage knows. */
+static void progress_sent(struct proc *pr)
+{
+	for (int i = 0; pr->prog && i < (int)pr->p->nout * pr->nsrc; i++) {
+		struct src_prog *q = &pr->prog[i];
+		if (q->pending)
+			*q = (struct src_prog){.newest = q->newest, .idle = q->idle, .sent_newest = q->newest,
+					       .sent_idle = q->idle, .sent = true};
+	}
+}
+
 static int repartition_commit(struct proc *pr, struct sl_err *err)
 {
 	if (!pr->in_txn)
 		return 0;
 	struct sl_producer *t = pr->txp;
-	int rc = t->ops->send_offsets(t, pr->cons, pr->p->topic, pr->offs, pr->noffs, err);
+	int rc = progress_markers(pr, err);
+	if (!rc)
+		rc = t->ops->send_offsets(t, pr->cons, pr->p->topic, pr->offs, pr->noffs, err);
 	if (!rc)
 		rc = t->ops->commit(t, err);
 	if (rc)
 		return repartition_abort(pr, rc, err);
 	pr->in_txn = false;
 	pr->noffs = 0;
+	progress_sent(pr);
+	return 0;
+}
+
+/* While the input is idle (no transaction open): the owned source partitions read to their end (the group's
+ * committed offset at the high watermark; all of them when the group's lag is 0) become idle, and a transaction of
+ * markers says so, with their offsets (so a member that lost them in a rebalance cannot: KIP-447 fencing). */
+static int progress_idle(struct proc *pr, struct sl_topic_store *log, bool all_caught_up, struct sl_err *err)
+{
+	const struct sl_pipeline *p = pr->p;
+	if (!pr->prog || pr->in_txn)
+		return 0;
+	bool need = false;
+	for (size_t o = 0; o < p->nout; o++)
+		for (int sp = 0; p->out[o].agg && sp < pr->nsrc; sp++)
+			need = need || (pr->owned[sp] && !pr->prog[o * (size_t)pr->nsrc + (size_t)sp].idle &&
+					sl_aggregate_conf_windowed(p->out[o].agg));
+	if (!need)
+		return 0;
+	struct sl_topic_part *gp = calloc((size_t)pr->nsrc, sizeof *gp);
+	if (!gp)
+		return sl_err_set(err, SL_ENOMEM, "out of memory");
+	for (int i = 0; i < pr->nsrc; i++)
+		gp[i] = (struct sl_topic_part){.partition = i, .committed = -1};
+	int rc = log->ops->committed(log, p->group, p->topic, gp, pr->nsrc, err), noffs = 0;
+	for (int sp = 0; !rc && sp < pr->nsrc; sp++) {
+		if (!pr->owned[sp])
+			continue;
+		int64_t low = 0, high = 0, at = gp[sp].committed;
+		if (!all_caught_up || at < 0) {
+			if ((rc = log->ops->watermarks(log, p->topic, sp, &low, &high, err)))
+				break;
+			if (at < 0)
+				at = low;
+			if (at < high)
+				continue; /* records still to read */
+		}
+		for (size_t o = 0; o < p->nout; o++)
+			if (p->out[o].agg)
+				pr->prog[o * (size_t)pr->nsrc + (size_t)sp].idle = true;
+		gp[noffs++] = (struct sl_topic_part){.partition = sp, .committed = at};
+	}
+	if (rc || noffs == 0) {
+		free(gp);
+		return rc;
+	}
+	struct sl_producer *t = pr->txp;
+	if ((rc = t->ops->begin(t, err))) {
+		free(gp);
+		return repartition_abort(pr, rc, err);
+	}
+	pr->in_txn = true;
+	rc = progress_markers(pr, err);
+	if (!rc)
+		rc = t->ops->send_offsets(t, pr->cons, p->topic, gp, noffs, err);
+	if (!rc)
+		rc = t->ops->commit(t, err);
+	free(gp);
+	if (rc)
+		return repartition_abort(pr, rc, err);
+	pr->in_txn = false;
+	progress_sent(pr);
 	return 0;
 }
 
@@ -781,18 +958,31 @@ static int aggregates_open(struct proc *pr, struct sl_topic_store *log, struct s
 	return 0;
 }
 
+/* A source partition this processor owns from now on, or no longer: its progress starts over (its markers say only
+ * what this owner produced; the second stage keeps the newest it heard). */
+static void own(struct proc *pr, int32_t partition, bool owned)
+{
+	if (!pr->owned || partition < 0 || partition >= pr->nsrc)
+		return;
+	pr->owned[partition] = owned;
+	for (size_t o = 0; o < pr->p->nout; o++)
+		pr->prog[o * (size_t)pr->nsrc + (size_t)partition] = (struct src_prog){.newest = INT64_MIN};
+}
+
 static void on_assign(void *ctx, const char *topic, int32_t partition)
 {
 	struct proc *pr = ctx;
-	(void)topic, (void)partition;
+	(void)topic;
 	pr->assigned++;
+	own(pr, partition, true);
 }
 
 static void on_revoke(void *ctx, const char *topic, int32_t partition)
 {
 	struct proc *pr = ctx;
-	(void)topic, (void)partition;
+	(void)topic;
 	pr->assigned--;
+	own(pr, partition, false);
 }
 
 /* Several processors for one aggregate on Kafka are refused rather than left to write partial rows: each would
@@ -913,14 +1103,24 @@ static int shared_open(struct proc *pr, struct sl_topic_store *log, struct sl_er
 	int parts = 0, rc = log->ops->partitions(log, p->topic, &parts, err);
 	if (rc)
 		return rc;
-	if (!(pr->names = calloc(p->nout, sizeof *pr->names)) || !(pr->stages = calloc(p->nout, sizeof *pr->stages)))
+	if (!(pr->names = calloc(p->nout, sizeof *pr->names)) || !(pr->stages = calloc(p->nout, sizeof *pr->stages)) ||
+	    !(pr->nrep = calloc(p->nout, sizeof *pr->nrep)))
 		return sl_err_set(err, SL_ENOMEM, "out of memory");
 	for (size_t oi = 0; oi < p->nout; oi++) {
 		if (!p->out[oi].agg)
 			continue;
 		sl_agg_stage_names(pr->c, p, oi, &pr->names[oi]);
-		if ((rc = log->ops->ensure_topic(log, pr->names[oi].repartition, parts, (int)p->replication, err)))
+		if ((rc = log->ops->ensure_topic(log, pr->names[oi].repartition, parts, (int)p->replication, err)) ||
+		    (rc = log->ops->partitions(log, pr->names[oi].repartition, &pr->nrep[oi], err)))
 			return sl_err_prefix(err, "output %s: ", p->out[oi].name);
+		if (sl_aggregate_conf_windowed(p->out[oi].agg) && !pr->prog && parts > 0) {
+			pr->nsrc = parts;
+			if (!(pr->prog = calloc(p->nout * (size_t)parts, sizeof *pr->prog)) ||
+			    !(pr->owned = calloc((size_t)parts, sizeof *pr->owned)))
+				return sl_err_set(err, SL_ENOMEM, "out of memory");
+			for (size_t i = 0; i < p->nout * (size_t)parts; i++)
+				pr->prog[i].newest = INT64_MIN;
+		}
 	}
 	char id[600];
 	sl_agg_stage_source_txn_id(pr->c, p, id, sizeof id);
@@ -1037,7 +1237,7 @@ static int process_once(struct sl_conf *c, struct sl_pipeline *p, const struct s
 	    (rc = sl_json_parser_new(&jp, (size_t)p->max_record_bytes * 2, SL_JSON_DEFAULT_MAX_DEPTH, err)))
 		goto out;
 	cons->skip_headers = true; /* records are decoded from their value; a dead letter gets headers of its own */
-	if (pr.single_owner) {
+	if (pr.single_owner || pr.prog) {
 		cons->on_assign = on_assign;
 		cons->on_revoke = on_revoke;
 		cons->ctx = &pr;
@@ -1199,6 +1399,13 @@ static int process_once(struct sl_conf *c, struct sl_pipeline *p, const struct s
 					last_lag = sl_mono_s();
 					st->lag = sl_pipeline_lag(log, p->group, p->topic);
 					sl_gauge_set(pr.m.lag, st->lag);
+					/* Source partitions read to their end: their markers say idle (before a drain
+					 * ends, so the second stage's last watermark is the newest of all). */
+					if (pr.prog && st->lag >= 0 &&
+					    (rc = txn_result(&pr, progress_idle(&pr, log, st->lag == 0, err), err)))
+						goto out;
+					if (pr.rewind)
+						continue;
 					/* Drained: windows the newest record closed are emitted first (the next turn). */
 					if (o->until_drained && (!o->upstream_done || *o->upstream_done) && st->lag == 0 &&
 					    !aggregates_due(&pr, true)) {
@@ -1373,6 +1580,7 @@ out:
 	}
 	free(pr.stages);
 	free(pr.names);
+	free(pr.nrep);
 	free(pr.offs);
 	if (pr.txp) {
 		if (pr.in_txn) { /* an error with a transaction open: nothing of it becomes visible */
@@ -1401,7 +1609,9 @@ out:
 		pr.dlq->ops->destroy(pr.dlq);
 	}
 	if (cons)
-		cons->ops->destroy(cons);
+		cons->ops->destroy(cons); /* its revoke hooks still see pr.owned */
+	free(pr.prog);
+	free(pr.owned);
 	if (be_open)
 		sl_topic_store_close(log);
 	st->seconds = sl_mono_s() - t0;

@@ -430,3 +430,72 @@ def test_rebalance_while_final_windows_are_open(tmp_path):
     assert got == dict(want), (len(got), len(want), sorted(set(want.items()) ^ set(got.items()))[:10])
     print(f"rebalance: {live.n} records, {len(got)} windows; open windows moved: {opened} (join), {back} (leave)")
     s.execute(f"DROP TABLE IF EXISTS {KS}.{table}")
+
+
+def test_backlog_drained_in_changelog_mode_counts_every_record(tmp_path):
+    """aggregate_state: changelog on a BACKLOG: every event is produced first across 3 partitions, then one drain.
+    The first stage reads the partitions at their own pace, so without watermark propagation a state partition's
+    watermark ran ahead with one source partition and the others' records were late (a third counted). With the
+    progress markers the watermark is the slowest source partition's: the final rows equal a recomputation from
+    the events (whose disorder, 8 s, is within the lateness, 10 s), and nothing is late (the dead-letter topic is
+    empty)."""
+    import datetime
+    from cassandra.cluster import Cluster
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    import test_spark_oracle as oracle
+    tag = f"{os.getpid()}_{int(time.time())}"
+    topic, table = f"h19_backlog_{tag}", f"backlog_{tag}"
+    cfg = tmp_path / "b.yaml"
+    text = oracle.CONFIG.format(data_dir=tmp_path / "var", topic=topic, group=f"h19-backlog-{tag}", ks=KS)
+    text = text.replace(f"sink: {{ keyspace: {KS}, table: events, primary_key: [id] }}",
+                        f"sink: {{ type: discard, keyspace: {KS}, table: events }}")
+    text = text.replace("table: sluice_w", f"table: {table}")
+    assert "aggregate_state: changelog" in text and f"table: {table}" in text and "type: discard" in text
+    cfg.write_text(text)
+    s = Cluster(["127.0.0.1"]).connect()
+    s.execute(f"CREATE KEYSPACE IF NOT EXISTS {KS} WITH replication = "
+              "{'class': 'SimpleStrategy', 'replication_factor': 1}")
+    subprocess.run([SLUICE, "process", "events", "-c", str(cfg), "--for", "3s"], check=True, capture_output=True,
+                   timeout=120)
+    evs = oracle.events(30000, 7, step_ms=40)
+    p = Producer({"bootstrap.servers": "127.0.0.1:9092", "linger.ms": 50})
+    for e in evs:
+        while True:
+            try:
+                p.produce(topic, key=e["id"], value=json.dumps(e))
+                break
+            except BufferError:
+                p.poll(0.1)
+        p.poll(0)
+    assert p.flush(120) == 0
+    out = subprocess.run([SLUICE, "process", "events", "-c", str(cfg), "--drain"], capture_output=True, text=True,
+                         timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+
+    def ms(iso):
+        return int(datetime.datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S.%fZ")
+                   .replace(tzinfo=datetime.timezone.utc).timestamp() * 1000)
+    # The recomputation: hopping 1m/30s windows; the final watermark is the newest event time - 10 s, and a
+    # final row exists for each window whose end it passed.
+    times = [ms(e["ts"]) for e in evs]
+    wm = max(times) - 10_000
+    want = collections.defaultdict(lambda: [0, 0])
+    for e, t in zip(evs, times):
+        start = t // 30_000 * 30_000
+        while start > t - 60_000:
+            if start + 60_000 <= wm:
+                want[(e["country"], start)][0] += 1
+                want[(e["country"], start)][1] += e["v"]
+            start -= 30_000
+    got = {}
+    for r in s.execute(f"SELECT country, window_start, n, total FROM {KS}.{table}"):
+        ws = int(r.window_start.replace(tzinfo=datetime.timezone.utc).timestamp() * 1000)
+        got[(r.country, ws)] = [r.n, r.total]
+    assert len(want) > 100
+    bad = sorted(k for k in set(want) | set(got) if want.get(k) != got.get(k))
+    assert not bad, [(k, want.get(k), got.get(k)) for k in bad[:10]]
+    c = Consumer({"bootstrap.servers": "127.0.0.1:9092", "group.id": f"h19-dlq-{tag}"})
+    lo, hi = c.get_watermark_offsets(TopicPartition(f"{topic}.dlq", 0), timeout=10)
+    c.close()
+    assert hi - lo == 0, f"{hi - lo} dead letters (late records?)"
+    s.execute(f"DROP TABLE IF EXISTS {KS}.{table}")

@@ -15,6 +15,7 @@
 #include "core/err.h"
 #include "core/record.h"
 #include "expr/expr.h"
+#include "pipeline/agg_stage.h"
 #include "pipeline/aggregate.h"
 #include "pipeline/changelog.h"
 
@@ -229,6 +230,97 @@ static void test_aggregate_restored_from_its_changelog(void **state)
 	fixture_free(&f);
 }
 
+static void part_add(struct agg_fixture *f, struct sl_aggregate *g, int32_t part, int64_t t, bool want_late)
+{
+	struct sl_value v[2] = {{.u.s = {"fr", 2}}, {.u.i64 = 1}};
+	struct sl_record r = {.schema = &f->in, .v = v};
+	bool late;
+	struct sl_err err = {0};
+	assert_int_equal(sl_aggregate_add(g, &r, part, t, &f->env, &f->arena, &late, &err), 0);
+	assert_int_equal(late, want_late);
+}
+
+static int64_t wm(const struct sl_aggregate *g)
+{
+	struct sl_aggregate_stats st;
+	sl_aggregate_stats(g, &st);
+	return st.watermark_ms;
+}
+
+/* Sources tracked (the scale-out mode): the watermark is the slowest active source partition's; it does not move
+ * before every one has reported; a backlog read one partition after another makes nothing late; idle partitions
+ * are left out, and once all are, the newest of all closes the windows; the idle flags are state, restored from the
+ * changelog; a record of an idle partition makes it active again. */
+static void test_watermark_follows_the_slowest_source(void **state)
+{
+	(void)state;
+	struct agg_fixture f;
+	fixture(&f);
+	struct sl_err err = {0};
+	struct sl_aggregate *a, *b;
+	assert_int_equal(sl_aggregate_new(f.conf, &f.out, 3, &a, &err), 0);
+	assert_int_equal(sl_aggregate_track_sources(a), 0);
+	struct sl_changelog cl = {0};
+	struct sl_record *rows;
+	/* Source partition 0 read to 100 s first (a backlog): nothing moves, 1 and 2 have not reported. */
+	for (int64_t t = 1000; t <= 100000; t += 1000)
+		part_add(&f, a, 0, t, false);
+	sl_aggregate_source_progress(a, 0, 100000, false);
+	assert_int_equal(flush(&f, a, &cl, &rows), 0);
+	assert_int_equal(wm(a), INT64_MIN);
+	/* Partition 1 reports 30 s, partition 2 nothing yet: still not moved. */
+	sl_aggregate_source_progress(a, 1, 30000, false);
+	assert_int_equal(flush(&f, a, &cl, &rows), 0);
+	assert_int_equal(wm(a), INT64_MIN);
+	/* Partition 2's records from the start: none is late; the watermark is the slowest's (2 at 5 s). */
+	for (int64_t t = 500; t <= 5500; t += 1000)
+		part_add(&f, a, 2, t, false);
+	assert_int_equal(flush(&f, a, &cl, &rows), 0);
+	assert_int_equal(wm(a), 5500);
+	part_add(&f, a, 1, 6000, false); /* behind partition 0 by far, not late */
+	/* Partition 2 read to its end (idle), partition 1 at 30 s: [0, 10s) to [20s, 30s) close. */
+	sl_aggregate_source_progress(a, 2, 5500, true);
+	assert_int_equal(flush(&f, a, &cl, &rows), 3);
+	assert_int_equal(wm(a), 30000);
+	/* Restored from the changelog: same watermark, and partition 2 still idle (left out of the minimum). */
+	assert_int_equal(sl_aggregate_new(f.conf, &f.out, 3, &b, &err), 0);
+	assert_int_equal(sl_aggregate_track_sources(b), 0);
+	assert_int_equal(sl_changelog_apply(&cl, sl_aggregate_restore, b), 0);
+	assert_int_equal(wm(b), 30000);
+	sl_aggregate_source_progress(b, 1, 60000, false);
+	assert_int_equal(flush(&f, b, NULL, &rows), 3); /* [30s, 40s) .. [50s, 60s): the minimum of 0 and 1 is 60 s */
+	assert_int_equal(wm(b), 60000);
+	/* Every partition idle: the newest of all (100 s). */
+	sl_aggregate_source_progress(b, 0, 100000, true);
+	sl_aggregate_source_progress(b, 1, 60000, true);
+	assert_int_equal(flush(&f, b, NULL, &rows), 4); /* [60s, 70s) .. [90s, 100s) */
+	assert_int_equal(wm(b), 100000);
+	part_add(&f, b, 2, 99000, true); /* [90s, 100s) closed: late */
+	part_add(&f, b, 2, 105000, false); /* partition 2 active again: it holds the watermark at 105 s */
+	sl_aggregate_source_progress(b, 0, 200000, false); /* partition 1 (idle, 60 s) is left out */
+	assert_int_equal(flush(&f, b, NULL, &rows), 0);
+	assert_int_equal(wm(b), 105000);
+	/* The marker's header value, both ways. */
+	char buf[64];
+	int32_t p;
+	int64_t t;
+	bool idle;
+	sl_agg_stage_progress_format(buf, sizeof buf, 2, 1765000000123, true);
+	assert_string_equal(buf, "2 1765000000123 idle");
+	assert_int_equal(sl_agg_stage_progress_parse(buf, &p, &t, &idle), 0);
+	assert_true(p == 2 && t == 1765000000123 && idle);
+	sl_agg_stage_progress_format(buf, sizeof buf, 0, INT64_MIN, false);
+	assert_int_equal(sl_agg_stage_progress_parse(buf, &p, &t, &idle), 0);
+	assert_true(p == 0 && t == INT64_MIN && !idle);
+	assert_int_equal(sl_agg_stage_progress_parse("1 12 busy", &p, &t, &idle), SL_EINVAL);
+	assert_int_equal(sl_agg_stage_progress_parse("x 12 idle", &p, &t, &idle), SL_EINVAL);
+	assert_int_equal(sl_agg_stage_progress_parse("1 idle", &p, &t, &idle), SL_EINVAL);
+	sl_changelog_free(&cl);
+	sl_aggregate_free(a);
+	sl_aggregate_free(b);
+	fixture_free(&f);
+}
+
 /* The repartition key: equal group values, equal bytes; other values, other bytes. */
 static void test_group_key(void **state)
 {
@@ -257,6 +349,7 @@ int main(void)
 		cmocka_unit_test(test_keyless_entry_and_callback_error),
 		cmocka_unit_test(test_aggregate_restored_from_its_changelog),
 		cmocka_unit_test(test_group_key),
+		cmocka_unit_test(test_watermark_follows_the_slowest_source),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
