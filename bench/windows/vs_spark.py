@@ -14,7 +14,9 @@ time minus (window end + lateness).
 
 Needs the services (tests/services) and the bench venv (bench/spark/install). Prints JSON; --doc writes the
 <!-- windows-vs-spark --> section of docs/benchmarks.md.
-Run: .cache/bench/venv/bin/python bench/windows/vs_spark.py [--doc]   (SLUICE=build/sluice, N=1000000)
+Run: .cache/bench/venv/bin/python bench/windows/vs_spark.py [--doc]   (SLUICE=build/sluice, N=1000000,
+AGG_STATE=checkpoint|changelog: where sluice keeps the aggregate's state, default checkpoint as in the figures of
+docs/benchmarks.md; changelog is the scale-out mode, docs/processing.md)
 """
 import datetime
 import json
@@ -35,6 +37,7 @@ import test_spark_oracle as oracle  # noqa: E402  (the job's config and event sh
 SLUICE = os.path.abspath(os.path.join(ROOT, os.environ.get("SLUICE", "build/sluice")))
 N = int(os.environ.get("N", "1000000"))
 KS = "winbench"
+AGG_STATE = os.environ.get("AGG_STATE", "checkpoint")
 PY = os.path.join(ROOT, ".cache", "bench", "venv", "bin", "python")
 
 
@@ -111,7 +114,8 @@ def live(session, work, tag):
                     "n bigint, total bigint, lo int, hi int, mean double, PRIMARY KEY (country, window_start))")
     topic = f"bench_windows_live_{tag}"
     cfg = os.path.join(work, "live.yaml")
-    text = oracle.CONFIG.format(data_dir=os.path.join(work, "live"), topic=topic, group=f"bench-l-{tag}", ks=KS)
+    text = oracle.CONFIG.format(data_dir=os.path.join(work, "live"), topic=topic, group=f"bench-l-{tag}", ks=KS).replace(
+        "aggregate_state: changelog", f"aggregate_state: {AGG_STATE}")
     text = text.replace(f"sink: {{ keyspace: {KS}, table: events, primary_key: [id] }}",
                         "sink: { type: discard, keyspace: x, table: events }")
     text = text.replace("window: { size: 1m, slide: 30s, time: ts, lateness: 10s }",
@@ -156,7 +160,8 @@ def main():
     tag = f"{os.getpid()}_{int(time.time())}"
     topic = f"bench_windows_{tag}"
     cfg = os.path.join(work, "w.yaml")
-    text = oracle.CONFIG.format(data_dir=os.path.join(work, "var"), topic=topic, group=f"bench-w-{tag}", ks=KS)
+    text = oracle.CONFIG.format(data_dir=os.path.join(work, "var"), topic=topic, group=f"bench-w-{tag}", ks=KS).replace(
+        "aggregate_state: changelog", f"aggregate_state: {AGG_STATE}")
     # Only the aggregate goes to Cassandra, as in the Spark job: the raw records' table discards.
     text = text.replace(f"sink: {{ keyspace: {KS}, table: events, primary_key: [id] }}",
                         "sink: { type: discard, keyspace: x, table: events }")
@@ -180,7 +185,8 @@ def main():
                 p.poll(0.1)
         p.poll(0)
     assert p.flush(120) == 0
-    res = {"n": N, "produce_s": round(time.time() - t0, 1), "loadavg_at_start": round(os.getloadavg()[0], 1)}
+    res = {"n": N, "aggregate_state": AGG_STATE, "produce_s": round(time.time() - t0, 1),
+           "loadavg_at_start": round(os.getloadavg()[0], 1)}
     res["sluice"], out = measured([SLUICE, "process", "events", "-c", cfg, "--drain"])
     got = table(s, "sluice_w")
     res["rows"] = len(got)
@@ -208,7 +214,7 @@ def write_doc(res):
              f"`.cache/bench/venv/bin/python bench/windows/vs_spark.py --doc`: {res['n']:,} events in one Kafka topic "
              "(3 partitions), hopping windows of 1 minute every 30 s on event time, 10 s watermark, by country, "
              "count/sum/min/max/avg, final rows into Cassandra (the job of tests/integration/test_spark_oracle.py; "
-             f"{res['rows']:,} rows). Release build, Kafka and Cassandra on the same 2 cores, shared with other work (load "
+             f"{res['rows']:,} rows), sluice with `aggregate_state: {res.get('aggregate_state', 'checkpoint')}`. Release build, Kafka and Cassandra on the same 2 cores, shared with other work (load "
              f"average {res.get('loadavg_at_start', '?')} when the runs began); one run each.", "",
              "| contender | wall s | records/s | CPU-s per 1M records | peak RSS (MiB) |", "|---|---|---|---|---|",
              f"| sluice | {sl['wall_s']} | {sl['records_per_s']:,} | {sl['cpu_s_per_1m']} | {sl['peak_rss_mib']} |",
