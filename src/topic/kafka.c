@@ -522,29 +522,18 @@ static const struct sl_producer_ops kafka_producer_ops = {
 	.destroy = kp_destroy,
 };
 
+/* A producer with the delivery callback and the watch; txn_id: a transactional one (its timeouts set, transactions
+ * not yet initialised). */
+static int kprod_new(const struct sl_kafka_conf *kc, const char *txn_id, const struct sl_producer_ops *ops,
+		     sl_delivery_fn fn, void *ctx, struct kprod **out, struct sl_err *err);
+
 int sl_kafka_producer(const struct sl_kafka_conf *kc, sl_delivery_fn fn, void *ctx, struct sl_producer **out,
 		      struct sl_err *err)
 {
-	struct kprod *p = calloc(1, sizeof *p);
-	if (!p)
-		return sl_err_set(err, SL_ENOMEM, "out of memory");
-	rd_kafka_conf_t *c;
-	int rc = build_conf(kc, SL_KAFKA_PRODUCER, &c, err);
-	if (rc) {
-		free(p);
+	struct kprod *p;
+	int rc = kprod_new(kc, NULL, &kafka_producer_ops, fn, ctx, &p, err);
+	if (rc)
 		return rc;
-	}
-	rd_kafka_conf_set_dr_msg_cb(c, dr_cb);
-	watch_init(&p->w, p, kc);
-	rd_kafka_conf_set_opaque(c, &p->w);
-	rc = new_client(RD_KAFKA_PRODUCER, c, &p->rk, err);
-	if (rc) {
-		free(p);
-		return rc;
-	}
-	p->base.ops = &kafka_producer_ops;
-	p->base.on_delivery = fn;
-	p->base.ctx = ctx;
 	*out = &p->base;
 	return 0;
 }
@@ -1030,8 +1019,8 @@ static const struct sl_producer_ops kafka_txn_producer_ops = {
  * holds read_committed readers of its partitions (a restart under the same id aborts it at once). */
 #define TXN_TIMEOUT_MS "10000"
 
-int sl_kafka_txn_producer(const struct sl_kafka_conf *kc, const char *txn_id, sl_delivery_fn fn, void *ctx,
-			  struct sl_producer **out, struct sl_err *err)
+static int kprod_new(const struct sl_kafka_conf *kc, const char *txn_id, const struct sl_producer_ops *ops,
+		     sl_delivery_fn fn, void *ctx, struct kprod **out, struct sl_err *err)
 {
 	struct kprod *p = calloc(1, sizeof *p);
 	if (!p)
@@ -1043,8 +1032,9 @@ int sl_kafka_txn_producer(const struct sl_kafka_conf *kc, const char *txn_id, sl
 		return rc;
 	}
 	/* librdkafka refuses a message timeout above the transaction's. */
-	if ((rc = set(c, "transactional.id", txn_id, err)) || (rc = set(c, "transaction.timeout.ms", TXN_TIMEOUT_MS, err)) ||
-	    (rc = set(c, "message.timeout.ms", TXN_TIMEOUT_MS, err))) {
+	if (txn_id && ((rc = set(c, "transactional.id", txn_id, err)) ||
+		       (rc = set(c, "transaction.timeout.ms", TXN_TIMEOUT_MS, err)) ||
+		       (rc = set(c, "message.timeout.ms", TXN_TIMEOUT_MS, err)))) {
 		rd_kafka_conf_destroy(c);
 		free(p);
 		return rc;
@@ -1056,9 +1046,20 @@ int sl_kafka_txn_producer(const struct sl_kafka_conf *kc, const char *txn_id, sl
 		free(p);
 		return rc;
 	}
-	p->base.ops = &kafka_txn_producer_ops;
+	p->base.ops = ops;
 	p->base.on_delivery = fn;
 	p->base.ctx = ctx;
+	*out = p;
+	return 0;
+}
+
+int sl_kafka_txn_producer(const struct sl_kafka_conf *kc, const char *txn_id, sl_delivery_fn fn, void *ctx,
+			  struct sl_producer **out, struct sl_err *err)
+{
+	struct kprod *p;
+	int rc = kprod_new(kc, txn_id, &kafka_txn_producer_ops, fn, ctx, &p, err);
+	if (rc)
+		return rc;
 	/* Fences an earlier producer with this id and aborts the transaction it left open. */
 	rd_kafka_error_t *e = rd_kafka_init_transactions(p->rk, 60000);
 	if (e) {
