@@ -61,7 +61,7 @@ after(async () => {
   if (!process.env.SL_KEEP) fs.rmSync(tmp, {recursive: true, force: true});
 });
 
-test('page loads with 50 pipelines and 500 topics on the broker: the console answers within its budget', {skip}, async () => {
+test('page loads with 50 pipelines and 500 topics on the broker: the console within its budget, each page drawn under 300 ms', {skip}, async () => {
   assert.equal(admin('create'), 0, 'creating 500 topics');
   let cfg = `data_dir: ${tmp}/data\nkafka: { brokers: 127.0.0.1:9092 }\npipelines:\n`;
   for (let i = 0; i < 50; i++) {
@@ -133,13 +133,14 @@ test('page loads with 50 pipelines and 500 topics on the broker: the console ans
   console.log('# page loads with 50 pipelines and 500 topics (ms from navigationStart to the data drawn): ' + JSON.stringify(figures));
   console.log('# the last load of each page, its API calls (start, total, server ms): ' + JSON.stringify(calls));
   console.log('# the console\'s median time per API answer (ms): ' + JSON.stringify(api) + ' load ' + os.loadavg()[0].toFixed(1));
-  // What is asserted is the console's part (docs/console.md, page loads): each API answer the pages need within
-  // SL_SCALE_SERVER_BUDGET_MS (50 ms, over ten times what it takes), whatever chromium takes on a loaded machine.
-  // SL_SCALE_BUDGET_MS (unset: not checked) also holds each page's median to a budget, for a quiet machine.
+  // Asserted (docs/console.md, page loads): the console's part, each API answer the pages need within
+  // SL_SCALE_SERVER_BUDGET_MS (50 ms, over ten times what it takes); and the issue's target, each page's median
+  // under SL_SCALE_BUDGET_MS (300 ms). On a busy machine the baseline page alone can exceed that: the message gives
+  // the baseline's median and the load, to tell the machine from the page.
   const serverBudget = Number(process.env.SL_SCALE_SERVER_BUDGET_MS || 50);
   for (const [p, ms] of Object.entries(api)) if (p !== '/metrics') assert.ok(ms < serverBudget, `${p}: the console took ${ms} ms`);
-  if (process.env.SL_SCALE_BUDGET_MS) {
-    const budget = Number(process.env.SL_SCALE_BUDGET_MS);
-    for (const [hash, f] of Object.entries(figures)) assert.ok(f.median_ms < budget, `${hash}: median ${f.median_ms} ms (load ${os.loadavg()[0].toFixed(1)})`);
-  }
+  const budget = Number(process.env.SL_SCALE_BUDGET_MS || 300);
+  for (const [hash, f] of Object.entries(figures))
+    assert.ok(f.median_ms < budget, `${hash}: median ${f.median_ms} ms, over ${budget} ms (baseline page ` +
+      `${figures.nope.median_ms} ms, load ${os.loadavg()[0].toFixed(1)})`);
 });
