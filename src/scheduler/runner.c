@@ -748,6 +748,27 @@ static void running_task(struct sl_sched *s, const char *dag_id, const char *run
 	sqlite3_finalize(st);
 }
 
+
+/* Steps a statement that returns no row (unless rc already says a step failed) and finalizes it; what (with its
+ * trailing space, or "") names the action in the error. */
+static int step_done(struct sl_sched *s, sqlite3_stmt *st, int rc, const char *what, const char *dag_id,
+		     const char *run_id, struct sl_err *err)
+{
+	if (!rc && sqlite3_step(st) != SQLITE_DONE)
+		rc = sl_err_set(err, SL_EIO, "%s%s run %s: %s", what, dag_id, run_id, sqlite3_errmsg(s->db));
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* Ends the transaction a run action began: rolled back after a failure, else committed. */
+static int end_tx(struct sl_sched *s, int rc, struct sl_err *err)
+{
+	if (rc) {
+		dbexec(s, "ROLLBACK", NULL);
+		return rc;
+	}
+	return dbexec(s, "COMMIT", err);
+}
 int sl_sched_clear(struct sl_sched *s, const char *dag_id, const char *run_id, bool only_failed, bool dry_run,
 		   struct sl_buf *out, struct sl_err *err)
 {
@@ -802,23 +823,16 @@ int sl_sched_clear(struct sl_sched *s, const char *dag_id, const char *run_id, b
 			sqlite3_bind_int(st, 5, only_failed);
 			sqlite3_bind_int(st, 6, SL_TI_FAILED);
 			sqlite3_bind_int(st, 7, SL_TI_UPSTREAM_FAILED);
-			if (sqlite3_step(st) != SQLITE_DONE)
-				rc = sl_err_set(err, SL_EIO, "clear %s run %s: %s", dag_id, run_id, sqlite3_errmsg(s->db));
-			sqlite3_finalize(st);
+			rc = step_done(s, st, rc, "clear ", dag_id, run_id, err);
 		}
 		if (!rc) {
 			/* The run is queued again (reset_dag_runs): the scheduler starts it and runs the cleared tasks. */
 			st = prep(s, "UPDATE dag_run SET state = 'queued', end_date = NULL WHERE dag_id = ? AND run_id = ?");
 			sqlite3_bind_text(st, 1, dag_id, -1, SQLITE_STATIC);
 			sqlite3_bind_text(st, 2, run_id, -1, SQLITE_STATIC);
-			if (sqlite3_step(st) != SQLITE_DONE)
-				rc = sl_err_set(err, SL_EIO, "clear %s run %s: %s", dag_id, run_id, sqlite3_errmsg(s->db));
-			sqlite3_finalize(st);
+			rc = step_done(s, st, rc, "clear ", dag_id, run_id, err);
 		}
-		if (rc)
-			dbexec(s, "ROLLBACK", NULL);
-		else
-			rc = dbexec(s, "COMMIT", err);
+		rc = end_tx(s, rc, err);
 		if (!rc && !s->o.quiet)
 			sl_info("scheduler", "cleared %d task(s) of dag=%s run_id=%s", n, dag_id, run_id);
 	}
@@ -861,22 +875,15 @@ int sl_sched_set_run_state(struct sl_sched *s, const char *dag_id, const char *r
 	sqlite3_bind_text(st, 2, run_id, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 3, success ? SL_TI_SUCCESS : SL_TI_FAILED);
 	sqlite3_bind_int64(st, 4, now_s(s));
-	if (!rc && sqlite3_step(st) != SQLITE_DONE)
-		rc = sl_err_set(err, SL_EIO, "%s run %s: %s", dag_id, run_id, sqlite3_errmsg(s->db));
-	sqlite3_finalize(st);
+	rc = step_done(s, st, rc, "", dag_id, run_id, err);
 	st = prep(s, "UPDATE dag_run SET state = ?3, start_date = coalesce(start_date, ?4), end_date = ?4"
 		     " WHERE dag_id = ?1 AND run_id = ?2");
 	sqlite3_bind_text(st, 1, dag_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, run_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, state, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 4, now_s(s));
-	if (!rc && sqlite3_step(st) != SQLITE_DONE)
-		rc = sl_err_set(err, SL_EIO, "%s run %s: %s", dag_id, run_id, sqlite3_errmsg(s->db));
-	sqlite3_finalize(st);
-	if (rc)
-		dbexec(s, "ROLLBACK", NULL);
-	else
-		rc = dbexec(s, "COMMIT", err);
+	rc = step_done(s, st, rc, "", dag_id, run_id, err);
+	rc = end_tx(s, rc, err);
 	if (!rc && !s->o.quiet)
 		sl_info("scheduler", "run dag=%s run_id=%s marked %s", dag_id, run_id, state);
 	unlock(s);
