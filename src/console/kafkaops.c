@@ -29,6 +29,17 @@ static int status_of(int code)
 	return code == SL_EINVAL ? 400 : code == SL_ENOTFOUND ? 404 : 503;
 }
 
+/* An action the log refused: the error (paths scrubbed) as the answer, with status, and as the audit's detail
+ * (detail may be NULL). */
+static void log_refused(struct sl_console *c, struct sl_con_resp *rs, int status, struct sl_err *err, char *detail,
+		    size_t dsz)
+{
+	sl_con_scrub_paths(c, err->msg, sizeof err->msg);
+	kerror(rs, status, err->msg);
+	if (detail)
+		snprintf(detail, dsz, "%s", err->msg);
+}
+
 /* A string member into dst (absent or null: ""); false when it is another type or too long. */
 static bool get_str(struct sl_json_val root, const char *key, char *dst, size_t cap, bool *present)
 {
@@ -99,9 +110,7 @@ static void create_topic(struct sl_console *c, struct sl_json_val root, struct s
 		rc = ts->ops->partitions(ts, topic, &np, &err);
 	sl_topic_store_close(ts);
 	if (rc) {
-		sl_con_scrub_paths(c, err.msg, sizeof err.msg);
-		kerror(rs, exists ? 409 : status_of(rc), err.msg);
-		snprintf(detail, dsz, "%s", err.msg);
+		log_refused(c, rs, exists ? 409 : status_of(rc), &err, detail, dsz);
 		return;
 	}
 	rs->status = 201;
@@ -210,9 +219,7 @@ static void produce(struct sl_console *c, struct sl_json_val root, struct sl_con
 		p->ops->destroy(p);
 	sl_topic_store_close(ts);
 	if (rc) {
-		sl_con_scrub_paths(c, err.msg, sizeof err.msg);
-		kerror(rs, status_of(rc), err.msg);
-		snprintf(detail, dsz, "%s", err.msg);
+		log_refused(c, rs, status_of(rc), &err, detail, dsz);
 		return;
 	}
 	sl_buf_puts(&rs->body, "{\"topic\":");
@@ -301,9 +308,7 @@ static void reset_group(struct sl_console *c, struct sl_json_val root, struct sl
 	if (!rc && !dry && !refused)
 		rc = ts_->ops->commit_group(ts_, group, topic, parts, np, &err);
 	if (rc) {
-		sl_con_scrub_paths(c, err.msg, sizeof err.msg);
-		kerror(rs, status_of(rc), err.msg);
-		snprintf(detail, dsz, "%s", err.msg);
+		log_refused(c, rs, status_of(rc), &err, detail, dsz);
 	} else if (refused) {
 		snprintf(detail, dsz, "refused: the group has %d member%s (stop its consumers first)", members,
 			 members == 1 ? "" : "s");
@@ -370,9 +375,7 @@ static void add_partitions(struct sl_console *c, struct sl_json_val root, struct
 		rc = ts->ops->partitions(ts, topic, &after, &err);
 	sl_topic_store_close(ts);
 	if (rc) {
-		sl_con_scrub_paths(c, err.msg, sizeof err.msg);
-		kerror(rs, status_of(rc), err.msg);
-		snprintf(detail, dsz, "%s", err.msg);
+		log_refused(c, rs, status_of(rc), &err, detail, dsz);
 		return;
 	}
 	sl_buf_puts(&rs->body, "{\"topic\":");
@@ -439,8 +442,7 @@ static void get_configs(struct sl_console *c, const struct sl_con_req *rq, struc
 		rc = ts->ops->configs(ts, topic, &cf, &n, &err);
 	sl_topic_store_close(ts);
 	if (rc) {
-		sl_con_scrub_paths(c, err.msg, sizeof err.msg);
-		kerror(rs, status_of(rc), err.msg);
+		log_refused(c, rs, status_of(rc), &err, NULL, 0);
 		free(cf);
 		return;
 	}
