@@ -114,15 +114,7 @@ def test_kill9_ten_times_during_an_aggregation_on_kafka(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     recs = topic_records(topic)
     assert len(recs) == n
-    want = collections.defaultdict(lambda: [0, 0, 0])
-    for r in recs:
-        k = (r["address"].split(", ")[-1], r["gender"])
-        want[k][0] += 1
-        want[k][1] += r["age"]
-        want[k][2] = max(want[k][2], r["age"])
-    got = {(r.country, r.gender): [r.users, r.ages, r.oldest]
-           for r in s.execute(f"SELECT country, gender, users, ages, oldest FROM {KS}.{table}")}
-    assert got == dict(want)
+    assert table_of(s, table) == want_of(recs)
     print(f"kill -9 x{kills} on Kafka: records aggregated after each kill: {progress}")
 
 
@@ -159,17 +151,10 @@ def test_group_reset_is_honoured_on_kafka(tmp_path):
     s = Cluster(["127.0.0.1"]).connect()
     recs = topic_records(topic)
     assert len(recs) == n
-    want = collections.defaultdict(lambda: [0, 0, 0])
-    for r in recs:
-        k = (r["address"].split(", ")[-1], r["gender"])
-        want[k][0] += 1
-        want[k][1] += r["age"]
-        want[k][2] = max(want[k][2], r["age"])
+    want = want_of(recs)
 
     def check():
-        got = {(r.country, r.gender): [r.users, r.ages, r.oldest]
-               for r in s.execute(f"SELECT country, gender, users, ages, oldest FROM {KS}.{table}")}
-        assert got == dict(want)
+        assert table_of(s, table) == want
         ids = [r.id for r in s.execute(f"SELECT id FROM {KS}.{table}_users")]
         assert len(ids) == n
         return ids
