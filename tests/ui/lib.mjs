@@ -6,6 +6,7 @@ import {spawn} from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
+import net from 'node:net';
 import path from 'node:path';
 import {fileURLToPath} from 'node:url';
 import {chromium} from 'playwright-core';
@@ -14,6 +15,14 @@ export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 export const SLUICE = process.env.SLUICE || path.join(root, 'build/sluice');
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+// Whether something listens on 127.0.0.1:port (a shared service the real-stack tests need; they skip without it).
+export const reachable = (port) => new Promise((resolve) => {
+  const s = net.connect(port, '127.0.0.1');
+  s.setTimeout(2000);
+  s.on('connect', () => { s.destroy(); resolve(true); });
+  s.on('error', () => resolve(false));
+  s.on('timeout', () => { s.destroy(); resolve(false); });
+});
 
 export async function until(what, fn, ms = 30000) {
   const end = Date.now() + ms;

@@ -11,19 +11,11 @@ import assert from 'node:assert/strict';
 import {execFileSync, spawnSync} from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import {SLUICE, until, sleep, run, stop, open as openPage, num, launch, consoleURL, stopAll} from './lib.mjs';
+import {SLUICE, until, sleep, run, stop, open as openPage, num, launch, consoleURL, stopAll, reachable} from './lib.mjs';
 
 const COUNT = 600;
-const reachable = (port) => new Promise((resolve) => {
-  const s = net.connect(port, '127.0.0.1');
-  s.setTimeout(2000);
-  s.on('connect', () => { s.destroy(); resolve(true); });
-  s.on('error', () => resolve(false));
-  s.on('timeout', () => { s.destroy(); resolve(false); });
-});
 const services = (await reachable(9092)) && (await reachable(9042));
 const tmps = [];
 let browser;

@@ -12,19 +12,11 @@ import assert from 'node:assert/strict';
 import {spawnSync} from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import {root, until, run, stop, launch, consoleURL} from './lib.mjs';
+import {root, until, run, stop, launch, consoleURL, reachable} from './lib.mjs';
 
 const PY = process.env.SL_PYTHON || path.join(root, '.cache/venv/bin/python');
-const reachable = (port) => new Promise((resolve) => {
-  const s = net.connect(port, '127.0.0.1');
-  s.setTimeout(2000);
-  s.on('connect', () => { s.destroy(); resolve(true); });
-  s.on('error', () => resolve(false));
-  s.on('timeout', () => { s.destroy(); resolve(false); });
-});
 const skip = !(await reachable(9092)) ? 'Kafka is not running on 127.0.0.1:9092'
   : !fs.existsSync(PY) ? 'no Python venv with confluent-kafka at ' + PY : false;
 const tag = crypto.randomBytes(4).toString('hex');

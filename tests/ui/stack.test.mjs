@@ -17,7 +17,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import {root, SLUICE, until, sleep, run, open as openPage, num, webhookReceiver, lagAndAlert, triggerToSuccess,
-  everyPageClean, startConsole, closeAll} from './lib.mjs';
+  everyPageClean, startConsole, closeAll, reachable} from './lib.mjs';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-ui-stack-'));
 // Screenshots go to a temp dir so a test run leaves the tracked docs/img alone; `make screenshots` sets
@@ -28,13 +28,6 @@ const tag = crypto.randomBytes(4).toString('hex');
 const topic = 'ui_users_' + tag, group = 'ui-users-' + tag, ks = 'ui_' + tag, subject = topic + '-value';
 let base, browser, hook;
 
-const reachable = (port) => new Promise((resolve) => {
-  const s = net.connect(port, '127.0.0.1');
-  s.setTimeout(2000);
-  s.on('connect', () => { s.destroy(); resolve(true); });
-  s.on('error', () => resolve(false));
-  s.on('timeout', () => { s.destroy(); resolve(false); });
-});
 const services = (await reachable(9092)) && (await reachable(9042));
 const skip = services ? false : 'Kafka and Cassandra are not running on 127.0.0.1 (tests/services/run up kafka cassandra)';
 const freePort = () => new Promise((resolve) => {

@@ -7,18 +7,10 @@ import {test, after} from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import {until, sleep, run, stop, open as openPage, launch, consoleURL, stopAll} from './lib.mjs';
+import {until, sleep, run, stop, open as openPage, launch, consoleURL, stopAll, reachable} from './lib.mjs';
 
-const reachable = (port) => new Promise((resolve) => {
-  const s = net.connect(port, '127.0.0.1');
-  s.setTimeout(2000);
-  s.on('connect', () => { s.destroy(); resolve(true); });
-  s.on('error', () => resolve(false));
-  s.on('timeout', () => { s.destroy(); resolve(false); });
-});
 const kafka = await reachable(9092);
 const tmps = [];
 let browser;
